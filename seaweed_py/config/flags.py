@@ -1,0 +1,111 @@
+"""Go-style command-line flags, spelled as `weed` spells them.
+
+`weed` uses Go's `flag` package, so users type `-port=9333`, `-port 9333` or `--port 9333`, and a
+boolean flag alone (`-largeDisk`) means true while `-largeDisk=false` turns it off. Every weedpy
+command parses its arguments with a `FlagSet` so all of them accept exactly those spellings.
+Flags and positional arguments may be interleaved (Go stops at the first positional; accepting
+more is harmless and friendlier).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Flag", "FlagSet", "HelpRequested", "UsageError"]
+
+
+class UsageError(Exception):
+    """The command line is wrong; the message says how."""
+
+
+class HelpRequested(Exception):
+    """`-h`/`-help`/`--help` was given; `str(exc)` is the usage text."""
+
+
+_TRUE = {"1", "t", "true", "y", "yes", "on"}
+_FALSE = {"0", "f", "false", "n", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    default: Any
+    help: str
+    kind: type
+
+    def convert(self, text: str) -> Any:
+        if self.kind is bool:
+            low = text.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise UsageError(f"invalid boolean value {text!r} for -{self.name}")
+        try:
+            return self.kind(text)
+        except ValueError:
+            raise UsageError(
+                f"invalid value {text!r} for -{self.name}: want {self.kind.__name__}"
+            ) from None
+
+
+class FlagSet:
+    """The flags of one command, with their defaults and help text."""
+
+    def __init__(self, command: str, summary: str, positional: str = "") -> None:
+        self.command = command
+        self.summary = summary
+        self.positional = positional
+        self._flags: dict[str, Flag] = {}
+
+    def add(self, name: str, default: Any, help: str, kind: type | None = None) -> None:
+        if name in self._flags:
+            raise ValueError(f"flag -{name} defined twice")
+        self._flags[name] = Flag(name, default, help, kind or type(default))
+
+    @property
+    def flags(self) -> dict[str, Flag]:
+        return dict(self._flags)
+
+    def usage(self) -> str:
+        lines = [f"Usage: weedpy {self.command} [flags] {self.positional}".rstrip(), "",
+                 self.summary, "", "Flags:"]
+        for f in sorted(self._flags.values(), key=lambda f: f.name.lower()):
+            kind = "" if f.kind is bool else f" {f.kind.__name__}"
+            default = f" (default {f.default!r})" if f.default not in ("", None, False) else ""
+            lines.append(f"  -{f.name}{kind}\n        {f.help}{default}")
+        return "\n".join(lines)
+
+    def parse(self, argv: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+        """Return (values by flag name, positional arguments)."""
+        values = {name: f.default for name, f in self._flags.items()}
+        positional: list[str] = []
+        args = list(argv)
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            i += 1
+            if arg == "--":
+                positional.extend(args[i:])
+                break
+            if not arg.startswith("-") or arg == "-":
+                positional.append(arg)
+                continue
+            name, eq, text = arg.lstrip("-").partition("=")
+            if name in ("h", "help"):
+                raise HelpRequested(self.usage())
+            flag = self._flags.get(name)
+            if flag is None:
+                raise UsageError(f"flag provided but not defined: -{name}\n\n{self.usage()}")
+            if not eq:
+                if flag.kind is bool:
+                    values[name] = True
+                    continue
+                if i >= len(args):
+                    raise UsageError(f"flag needs an argument: -{name}")
+                text = args[i]
+                i += 1
+            values[name] = flag.convert(text)
+        return values, positional

@@ -1,0 +1,188 @@
+"""One exception tree for weedpy; each class knows its HTTP status.
+
+    WeedError (500)
+    ├── BadRequest (400)
+    │   ├── InvalidFileId
+    │   ├── InvalidTtl
+    │   └── InvalidReplicaPlacement
+    ├── Unauthorized (401)
+    ├── NotFound (404)
+    │   ├── VolumeNotFound
+    │   └── NeedleNotFound          (unknown key, deleted, or wrong cookie on read)
+    ├── NotAcceptable (406)
+    │   └── NoFreeSlots             (placement cannot be satisfied)
+    ├── RequestTimeout (408)
+    ├── Conflict (409)
+    │   └── CookieMismatch          (write or delete with the wrong cookie)
+    ├── PayloadTooLarge (413)
+    ├── UriTooLong (414)
+    ├── RangeNotSatisfiable (416)
+    ├── HeaderFieldsTooLarge (431)
+    ├── ServiceUnavailable (503)
+    │   └── NoWritableVolume        (growth in progress; carries Retry-After)
+    └── StorageError (500)
+        ├── CorruptNeedle           (bytes on disk fail a check; never served)
+        ├── CorruptVolume
+        ├── VolumeReadOnly
+        └── VolumeFull
+
+Only `httpkit` renders these: the body is `{"error": message, **extra}` with `status` and
+`headers`. Keyword context (volume_id=7, offset=81920, ...) goes into the message so an error
+says where it happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "CookieMismatch",
+    "CorruptNeedle",
+    "CorruptVolume",
+    "HeaderFieldsTooLarge",
+    "InvalidFileId",
+    "InvalidReplicaPlacement",
+    "InvalidTtl",
+    "NeedleNotFound",
+    "NoFreeSlots",
+    "NoWritableVolume",
+    "NotAcceptable",
+    "NotFound",
+    "PayloadTooLarge",
+    "RangeNotSatisfiable",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "StorageError",
+    "Unauthorized",
+    "UriTooLong",
+    "VolumeFull",
+    "VolumeNotFound",
+    "VolumeReadOnly",
+    "WeedError",
+]
+
+
+class WeedError(Exception):
+    """Base of every error weedpy raises on purpose."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        **context: object,
+    ) -> None:
+        if context:
+            where = ", ".join(f"{k}={v}" for k, v in context.items())
+            message = f"{message} ({where})"
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        self.headers: dict[str, str] = dict(headers or {})
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    def body(self) -> dict[str, Any]:
+        """The JSON object sent to clients."""
+        return {**self.extra, "error": self.message}
+
+
+class BadRequest(WeedError):
+    status = 400
+
+
+class InvalidFileId(BadRequest):
+    pass
+
+
+class InvalidTtl(BadRequest):
+    pass
+
+
+class InvalidReplicaPlacement(BadRequest):
+    pass
+
+
+class Unauthorized(WeedError):
+    status = 401
+
+
+class NotFound(WeedError):
+    status = 404
+
+
+class VolumeNotFound(NotFound):
+    pass
+
+
+class NeedleNotFound(NotFound):
+    pass
+
+
+class NotAcceptable(WeedError):
+    status = 406
+
+
+class NoFreeSlots(NotAcceptable):
+    pass
+
+
+class RequestTimeout(WeedError):
+    status = 408
+
+
+class Conflict(WeedError):
+    status = 409
+
+
+class CookieMismatch(Conflict):
+    pass
+
+
+class PayloadTooLarge(WeedError):
+    status = 413
+
+
+class UriTooLong(WeedError):
+    status = 414
+
+
+class RangeNotSatisfiable(WeedError):
+    status = 416
+
+
+class HeaderFieldsTooLarge(WeedError):
+    status = 431
+
+
+class ServiceUnavailable(WeedError):
+    status = 503
+
+
+class NoWritableVolume(ServiceUnavailable):
+    pass
+
+
+class StorageError(WeedError):
+    status = 500
+
+
+class CorruptNeedle(StorageError):
+    pass
+
+
+class CorruptVolume(StorageError):
+    pass
+
+
+class VolumeReadOnly(StorageError):
+    pass
+
+
+class VolumeFull(StorageError):
+    pass

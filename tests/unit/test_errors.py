@@ -1,0 +1,21 @@
+from seaweed_py import errors
+
+
+def test_every_error_knows_its_status_and_renders_context() -> None:
+    exc = errors.CorruptNeedle("crc mismatch", volume_id=7, offset=81920)
+    assert exc.status == 500
+    assert exc.body() == {"error": "crc mismatch (volume_id=7, offset=81920)"}
+
+
+def test_extra_fields_and_headers_travel_with_the_error() -> None:
+    exc = errors.VolumeNotFound(
+        "volume id 9 not found", extra={"volumeOrFileId": "9"}, headers={"Retry-After": "1"}
+    )
+    assert exc.status == 404
+    assert exc.body() == {"volumeOrFileId": "9", "error": "volume id 9 not found"}
+    assert exc.headers == {"Retry-After": "1"}
+
+
+def test_all_exported_names_are_weed_errors() -> None:
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.WeedError)
