@@ -19,7 +19,8 @@
     ├── RangeNotSatisfiable (416)
     ├── HeaderFieldsTooLarge (431)
     ├── ServiceUnavailable (503)
-    │   └── NoWritableVolume        (growth in progress; carries Retry-After)
+    │   ├── NoWritableVolume        (growth in progress; carries Retry-After)
+    │   └── ServerUnreachable       (client side: no connection or no answer from a server)
     └── StorageError (500)
         ├── CorruptNeedle           (bytes on disk fail a check; never served)
         ├── CorruptVolume
@@ -54,6 +55,7 @@ __all__ = [
     "PayloadTooLarge",
     "RangeNotSatisfiable",
     "RequestTimeout",
+    "ServerUnreachable",
     "ServiceUnavailable",
     "StorageError",
     "Unauthorized",
@@ -186,3 +188,8 @@ class VolumeReadOnly(StorageError):
 
 class VolumeFull(StorageError):
     pass
+
+
+class ServerUnreachable(ServiceUnavailable):
+    """Raised by clients (SDK, CLI, replication): a server refused the connection, reset it or
+    did not answer in time, so whether it did the work is unknown."""
