@@ -9,6 +9,7 @@
     ├── NotFound (404)
     │   ├── VolumeNotFound
     │   └── NeedleNotFound          (unknown key, deleted, or wrong cookie on read)
+    ├── MethodNotAllowed (405)      (carries Allow)
     ├── NotAcceptable (406)
     │   └── NoFreeSlots             (placement cannot be satisfied)
     ├── RequestTimeout (408)
@@ -17,6 +18,7 @@
     ├── PayloadTooLarge (413)
     ├── UriTooLong (414)
     ├── RangeNotSatisfiable (416)
+    ├── ExpectationFailed (417)     (an `Expect` other than 100-continue)
     ├── HeaderFieldsTooLarge (431)
     ├── ServiceUnavailable (503)
     │   ├── NoWritableVolume        (growth in progress; carries Retry-After)
@@ -43,10 +45,12 @@ __all__ = [
     "CookieMismatch",
     "CorruptNeedle",
     "CorruptVolume",
+    "ExpectationFailed",
     "HeaderFieldsTooLarge",
     "InvalidFileId",
     "InvalidReplicaPlacement",
     "InvalidTtl",
+    "MethodNotAllowed",
     "NeedleNotFound",
     "NoFreeSlots",
     "NoWritableVolume",
@@ -193,3 +197,11 @@ class VolumeFull(StorageError):
 class ServerUnreachable(ServiceUnavailable):
     """Raised by clients (SDK, CLI, replication): a server refused the connection, reset it or
     did not answer in time, so whether it did the work is unknown."""
+
+
+class MethodNotAllowed(WeedError):
+    status = 405
+
+
+class ExpectationFailed(WeedError):
+    status = 417
