@@ -1,0 +1,178 @@
+"""The tree of the cluster: data center → rack → data node, and what a heartbeat reports.
+
+Free slots (spec §5.2) are per disk type: `free = max volumes - volumes held`. A rack's or data
+center's free count is the sum over its children; they are computed on demand because the tree is
+small (tens of nodes) and growth, the only reader, is rare.
+
+Disk types are normalised so that `""` and `"hdd"` are the same type, named `"hdd"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from seaweed_py.formats.replica_placement import ReplicaPlacement
+from seaweed_py.formats.ttl import Ttl
+
+__all__ = [
+    "DEFAULT_DATA_CENTER",
+    "DEFAULT_RACK",
+    "HDD",
+    "DataCenter",
+    "DataNode",
+    "Heartbeat",
+    "Rack",
+    "VolumeReport",
+    "normalize_disk",
+]
+
+DEFAULT_DATA_CENTER = "DefaultDataCenter"
+DEFAULT_RACK = "DefaultRack"
+HDD = "hdd"
+_NO_REPLICATION = ReplicaPlacement()
+
+
+def normalize_disk(disk: str) -> str:
+    """`""` and `"hdd"` are one disk type; other tags (`ssd`, `nvme`, ...) keep their name."""
+    return disk.lower() if disk else HDD
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeReport:
+    """One volume as one volume server last reported it."""
+
+    id: int
+    collection: str = ""
+    size: int = 0
+    file_count: int = 0
+    delete_count: int = 0
+    deleted_byte_count: int = 0
+    read_only: bool = False
+    replica_placement: ReplicaPlacement = _NO_REPLICATION
+    ttl: Ttl = Ttl.EMPTY
+    version: int = 3
+    compact_revision: int = 0
+    modified_at_second: int = 0
+    disk_type: str = HDD
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A volume server's full state (docs/internals.md "Heartbeat")."""
+
+    ip: str
+    port: int
+    public_url: str = ""
+    data_center: str = ""
+    rack: str = ""
+    max_volume_counts: Mapping[str, int] = field(default_factory=dict)
+    max_file_key: int = 0
+    volumes: tuple[VolumeReport, ...] = ()
+    has_no_volumes: bool = False
+
+    @property
+    def node_id(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+
+class DataNode:
+    """One volume server: its address, slots per disk type and the volumes it holds."""
+
+    __slots__ = (
+        "_held",
+        "data_center",
+        "id",
+        "ip",
+        "last_seen",
+        "max_volume_counts",
+        "port",
+        "public_url",
+        "rack",
+        "volumes",
+    )
+
+    def __init__(self, ip: str, port: int, public_url: str, rack: Rack, now: float) -> None:
+        self.id = f"{ip}:{port}"
+        self.ip = ip
+        self.port = port
+        self.public_url = public_url or self.id
+        self.rack = rack
+        self.data_center = rack.data_center
+        self.max_volume_counts: dict[str, int] = {}
+        self.volumes: dict[int, VolumeReport] = {}
+        self._held: dict[str, int] = {}
+        self.last_seen = now
+
+    @property
+    def url(self) -> str:
+        return self.id
+
+    def set_volumes(self, volumes: Mapping[int, VolumeReport]) -> None:
+        self.volumes = dict(volumes)
+        self._recount()
+
+    def add_volume(self, report: VolumeReport) -> None:
+        self.volumes[report.id] = report
+        self._recount()
+
+    def remove_volume(self, vid: int) -> None:
+        if self.volumes.pop(vid, None) is not None:
+            self._recount()
+
+    def _recount(self) -> None:
+        held: dict[str, int] = {}
+        for v in self.volumes.values():
+            held[v.disk_type] = held.get(v.disk_type, 0) + 1
+        self._held = held
+
+    def max_slots(self, disk: str) -> int:
+        return self.max_volume_counts.get(disk, 0)
+
+    def held(self, disk: str) -> int:
+        return self._held.get(disk, 0)
+
+    def free_slots(self, disk: str) -> int:
+        return max(0, self.max_slots(disk) - self.held(disk))
+
+    def total_max(self) -> int:
+        return sum(self.max_volume_counts.values())
+
+    def total_free(self) -> int:
+        return sum(self.free_slots(d) for d in self.max_volume_counts)
+
+    def __repr__(self) -> str:
+        return f"DataNode({self.id} in {self.data_center.id}/{self.rack.id})"
+
+
+class Rack:
+    __slots__ = ("data_center", "id", "nodes")
+
+    def __init__(self, rack_id: str, data_center: DataCenter) -> None:
+        self.id = rack_id
+        self.data_center = data_center
+        self.nodes: dict[str, DataNode] = {}
+
+    def free_slots(self, disk: str) -> int:
+        return sum(n.free_slots(disk) for n in self.nodes.values())
+
+    def __repr__(self) -> str:
+        return f"Rack({self.data_center.id}/{self.id})"
+
+
+class DataCenter:
+    __slots__ = ("id", "racks")
+
+    def __init__(self, dc_id: str) -> None:
+        self.id = dc_id
+        self.racks: dict[str, Rack] = {}
+
+    def free_slots(self, disk: str) -> int:
+        return sum(r.free_slots(disk) for r in self.racks.values())
+
+    def nodes(self) -> Iterator[DataNode]:
+        for rack in self.racks.values():
+            yield from rack.nodes.values()
+
+    def __repr__(self) -> str:
+        return f"DataCenter({self.id})"

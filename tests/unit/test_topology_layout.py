@@ -1,0 +1,227 @@
+"""Heartbeats, dead nodes, writable/crowded/full state and picking a volume (spec §5.5-§5.6, §7.3)."""
+
+from __future__ import annotations
+
+import random
+
+from seaweed_py.formats.ttl import Ttl
+from seaweed_py.topology import GrowthConfig, LayoutKey, VolumeReport
+from seaweed_py.topology.layout import FULL_COOLDOWN_SECONDS
+from tests.unit.test_topology_build import LIMIT, build, heartbeat, node_id, rp
+
+KEY_000 = LayoutKey("", rp("000"), Ttl.EMPTY, "hdd")
+KEY_001 = LayoutKey("", rp("001"), Ttl.EMPTY, "hdd")
+
+
+def v001(vid: int, **kw: object) -> VolumeReport:
+    return VolumeReport(id=vid, replica_placement=rp("001"), **kw)  # type: ignore[arg-type]
+
+
+def test_growth_counts_follow_copy_count_unless_asked() -> None:
+    topo = build({})
+    assert [topo.growth_count(c) for c in (1, 2, 3, 4, 5)] == [7, 6, 3, 1, 1]
+    assert topo.growth_count(2, writable_volume_count=4) == 4
+    assert build({}).growth.count_for(1) == GrowthConfig().copy_1
+
+
+def test_heartbeat_full_state_replaces_the_nodes_volumes() -> None:
+    topo = build({"dc1": {"r1": {"a": {"max": 5, "volumes": [1, 2, 3]}}}})
+    assert topo.layout(KEY_000).writables == [1, 2, 3]
+    topo.apply_heartbeat(heartbeat("dc1", "r1", "a", {"max": 5, "volumes": [2, 4]}), 1.0)
+    assert topo.layout(KEY_000).writables == [2, 4]
+    assert topo.lookup(1) == [] and [n.id for n in topo.lookup(4)] == [node_id("a")]
+    assert topo.max_volume_id == 4
+    assert topo.nodes[node_id("a")].free_slots("hdd") == 3
+
+
+def test_lookup_honours_the_collection() -> None:
+    topo = build(
+        {"dc1": {"r1": {"a": {"max": 5, "volumes": [VolumeReport(id=7, collection="pics")]}}}}
+    )
+    assert len(topo.lookup(7, "pics")) == 1
+    assert topo.lookup(7, "other") == []
+    assert topo.collections() == {"pics"}
+
+
+def test_replicated_volume_is_writable_only_with_all_copies() -> None:
+    topo = build({"dc1": {"r1": {"a": {"max": 5, "volumes": [v001(1)]}}}})
+    layout = topo.layout(KEY_001)
+    assert layout.writables == []
+    topo.apply_heartbeat(heartbeat("dc1", "r1", "b", {"max": 5, "volumes": [v001(1)]}), 0.0)
+    assert layout.writables == [1]
+
+
+def test_dead_node_expires_after_three_missed_pulses() -> None:
+    topo = build(
+        {
+            "dc1": {
+                "r1": {"a": {"max": 5, "volumes": [v001(1)]}, "b": {"max": 5, "volumes": [v001(1)]}}
+            }
+        }
+    )
+    layout = topo.layout(KEY_001)
+    topo.apply_heartbeat(heartbeat("dc1", "r1", "a", {"max": 5, "volumes": [v001(1)]}), 14.0)
+    assert topo.expire_dead(15.0) == []  # b was last seen at 0: exactly three pulses
+    assert topo.expire_dead(15.1) == [node_id("b")]
+    assert [n.id for n in topo.lookup(1)] == [node_id("a")]
+    assert layout.writables == []
+    assert node_id("b") not in topo.nodes
+
+
+def test_graceful_goodbye_drops_the_node_at_once() -> None:
+    topo = build({"dc1": {"r1": {"a": {"max": 5, "volumes": [1]}}}})
+    hb = heartbeat("dc1", "r1", "a", {"max": 5})
+    from dataclasses import replace
+
+    topo.apply_heartbeat(replace(hb, has_no_volumes=True), 1.0)
+    assert topo.nodes == {} and topo.lookup(1) == [] and topo.data_centers == {}
+
+
+def test_relabelled_node_moves_with_its_volumes() -> None:
+    topo = build({"dc1": {"r1": {"a": {"max": 5, "volumes": [1]}}}})
+    topo.apply_heartbeat(heartbeat("dc2", "r9", "a", {"max": 5, "volumes": [1]}), 1.0)
+    assert sorted(topo.data_centers) == ["dc2"]
+    assert topo.lookup(1)[0].rack.id == "r9"
+
+
+def test_oversized_and_read_only_volumes_leave_the_writable_set() -> None:
+    topo = build(
+        {
+            "dc1": {
+                "r1": {
+                    "a": {
+                        "max": 5,
+                        "volumes": [
+                            VolumeReport(id=1, size=LIMIT),
+                            VolumeReport(id=2, read_only=True),
+                            VolumeReport(id=3, size=950),
+                        ],
+                    }
+                }
+            }
+        }
+    )
+    layout = topo.layout(KEY_000)
+    assert layout.writables == [3]
+    assert layout.volumes[3].crowded and layout.crowded_count == 1
+    assert not layout.volumes[2].crowded
+
+
+def test_pick_only_returns_writable_volumes_and_weights_free_space() -> None:
+    topo = build(
+        {
+            "dc1": {
+                "r1": {
+                    "a": {
+                        "max": 9,
+                        "volumes": [
+                            VolumeReport(id=1, size=0),
+                            VolumeReport(id=2, size=990),
+                            VolumeReport(id=3, read_only=True),
+                        ],
+                    }
+                }
+            }
+        }
+    )
+    layout = topo.layout(KEY_000)
+    rng = random.Random(5)
+    picks = [layout.pick_for_write(1, rng, 0.0, data_size=1).id for _ in range(500)]  # type: ignore[union-attr]
+    assert set(picks) <= {1, 2}
+    assert picks.count(1) > 400  # 1000 bytes free against 10
+
+
+def test_pick_samples_among_many_writables() -> None:
+    topo = build({"dc1": {"r1": {"a": {"max": 20, "volumes": list(range(1, 11))}}}})
+    layout = topo.layout(KEY_000)
+    rng = random.Random(1)
+    assert {layout.pick_for_write(1, rng, 0.0, data_size=1).id for _ in range(300)} == set(
+        range(1, 11)
+    )  # type: ignore[union-attr]
+
+
+def test_pick_with_location_constraints() -> None:
+    topo = build(
+        {
+            "dc1": {"r1": {"a": {"max": 5, "volumes": [1]}}},
+            "dc2": {"r2": {"b": {"max": 5, "volumes": [2]}}},
+        }
+    )
+    layout = topo.layout(KEY_000)
+    rng = random.Random(2)
+    for _ in range(20):
+        assert layout.pick_for_write(1, rng, 0.0, data_center="dc2", data_size=1).id == 2  # type: ignore[union-attr]
+        assert layout.pick_for_write(1, rng, 0.0, rack="r1", data_size=1).id == 1  # type: ignore[union-attr]
+        assert layout.pick_for_write(1, rng, 0.0, data_node=node_id("b"), data_size=1).id == 2  # type: ignore[union-attr]
+    assert layout.pick_for_write(1, rng, 0.0, data_center="dc9") is None
+    assert topo.layout(KEY_001).pick_for_write(1, rng, 0.0) is None
+
+
+def test_a_huge_batch_retires_the_volume_until_the_cooldown_passes() -> None:
+    topo = build({"dc1": {"r1": {"a": {"max": 5, "volumes": [1, 2]}}}})
+    layout = topo.layout(KEY_000)
+    rng = random.Random(0)
+    chosen = layout.pick_for_write(10, rng, 0.0, data_size=100)  # 1000 bytes = the limit
+    assert chosen is not None and chosen.id not in layout.writables
+    other = layout.writables[0]
+    for _ in range(50):  # small assigns do not accumulate
+        assert layout.pick_for_write(1, rng, 1.0, data_size=100).id == other  # type: ignore[union-attr]
+    hb = heartbeat("dc1", "r1", "a", {"max": 5, "volumes": [1, 2]})
+    topo.apply_heartbeat(hb, FULL_COOLDOWN_SECONDS - 1)
+    assert chosen.id not in layout.writables
+    topo.apply_heartbeat(hb, FULL_COOLDOWN_SECONDS + 1)
+    assert sorted(layout.writables) == [1, 2]
+
+
+def test_unwritable_volume_returns_when_replicas_agree_again() -> None:
+    topo = build(
+        {
+            "dc1": {
+                "r1": {
+                    "a": {"max": 5, "volumes": [v001(1, file_count=3, size=300)]},
+                    "b": {"max": 5, "volumes": [v001(1, file_count=2, size=200)]},
+                }
+            }
+        }
+    )
+    layout = topo.layout(KEY_001)
+    assert topo.mark_unwritable(1, 10.0)
+    assert not topo.mark_unwritable(99, 10.0)
+    assert layout.writables == [] and layout.pick_for_write(1, random.Random(), 10.0) is None
+    # The replicas still disagree (the failed write is on a but not on b): stays unwritable.
+    topo.apply_heartbeat(
+        heartbeat("dc1", "r1", "a", {"max": 5, "volumes": [v001(1, file_count=3, size=300)]}), 11.0
+    )
+    topo.apply_heartbeat(
+        heartbeat("dc1", "r1", "b", {"max": 5, "volumes": [v001(1, file_count=2, size=200)]}), 11.0
+    )
+    assert layout.writables == []
+    # Repaired: both report the same contents after the mark.
+    topo.apply_heartbeat(
+        heartbeat("dc1", "r1", "b", {"max": 5, "volumes": [v001(1, file_count=3, size=300)]}), 12.0
+    )
+    assert layout.writables == [1]
+
+
+def test_commit_registers_a_grown_volume_as_writable_at_once() -> None:
+    topo = build({"dc1": {"r1": {"a": {"max": 5}, "b": {"max": 5}}}})
+    nodes = topo.find_slots(rp("001"), "", random.Random(1))
+    topo.commit_volume(9, KEY_001, nodes, 0.0)
+    assert topo.layout(KEY_001).writables == [9]
+    assert {n.id for n in topo.lookup(9)} == {node_id("a"), node_id("b")}
+    assert topo.free_slots() == 8 and topo.max_volume_id == 9
+    # The next heartbeats carry it and change nothing.
+    for name in "ab":
+        topo.apply_heartbeat(heartbeat("dc1", "r1", name, {"max": 5, "volumes": [v001(9)]}), 1.0)
+    assert topo.layout(KEY_001).writables == [9]
+
+
+def test_drop_collection_forgets_its_volumes() -> None:
+    topo = build(
+        {"dc1": {"r1": {"a": {"max": 5, "volumes": [VolumeReport(id=1, collection="c"), 2]}}}}
+    )
+    assert [n.id for n in topo.nodes_of_collection("c")] == [node_id("a")]
+    topo.drop_collection("c", 1.0)
+    assert topo.lookup(1) == [] and len(topo.lookup(2)) == 1
+    assert topo.collections() == {""}
+    assert topo.nodes[node_id("a")].free_slots("hdd") == 4
