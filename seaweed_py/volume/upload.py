@@ -10,6 +10,9 @@ Body forms:
   itself (quirk A3, kept: downloads of raw uploads have always carried
   `Content-Disposition: inline; filename="3,01637037d6"` and clients save files by it).
 
+A replica copy (`type=replicate`) stores the part's name and MIME type exactly as sent: the
+sender already resolved them.
+
 Upload options are read from the query string only; multipart text fields named `ts`, `ttl` or
 `cm` are ignored (quirk A11, kept: the reference never read them, so honouring them now would
 change what existing clients store). File names and MIME types of 256 bytes or more are
@@ -300,7 +303,7 @@ def parse_upload(
     if part.content_md5:
         _check_md5(part.content_md5, plain)
     mime = part.content_type
-    if not options.chunk_manifest:
+    if not (options.chunk_manifest or options.replicate):
         mime = _resolve_mime(part.content_type, part.filename, raw=not multipart)
     data = part.data
     if not gzipped and not options.replicate and data:

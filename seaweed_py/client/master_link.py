@@ -1,0 +1,193 @@
+"""The volume server's link to the masters: heartbeats, volume lookups (cached) and reports.
+
+Protocol (docs/internals.md): every pulse the volume server POSTs its **full** state to
+`/internal/heartbeat` of the current master; the answer carries the volume size limit and the
+leader. A failed heartbeat moves on to the next master of `-master`; an answer naming another
+leader moves to it. Because each heartbeat is complete, a restarted master relearns the node
+from the next one. On shutdown one last heartbeat with `hasNoVolumes` makes the master drop the
+node at once.
+
+Lookups (`/dir/lookup?volumeId=`) are cached for `lookup_ttl` seconds (10 minutes, like Go
+clients); callers `forget(vid)` an entry that proved stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from seaweed_py.errors import ServerUnreachable, VolumeNotFound, WeedError
+
+__all__ = ["Location", "MasterLink"]
+
+log = logging.getLogger(__name__)
+
+_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """One server holding a volume, as `/dir/lookup` names it."""
+
+    url: str
+    public_url: str
+
+
+class MasterLink:
+    """Heartbeats to, and lookups at, the masters of one volume server."""
+
+    def __init__(
+        self,
+        masters: Sequence[str],
+        heartbeat: Callable[[], Mapping[str, Any]],
+        *,
+        pulse_seconds: float = 5.0,
+        on_answer: Callable[[Mapping[str, Any]], None] | None = None,
+        lookup_ttl: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not masters:
+            raise ValueError("MasterLink needs at least one master address")
+        self._masters = list(masters)
+        self._index = 0
+        self._leader: str | None = None
+        self._heartbeat = heartbeat
+        self._pulse = pulse_seconds
+        self._on_answer = on_answer
+        self._lookup_ttl = lookup_ttl
+        self._clock = clock
+        self._cache: dict[int, tuple[float, tuple[Location, ...]]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._last_ok = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=_REQUEST_TIMEOUT)
+        self._task = asyncio.create_task(self._run(), name="heartbeat")
+
+    async def stop(self, *, goodbye: bool = True) -> None:
+        """Stop heartbeating; with `goodbye`, first tell the master this node is leaving."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if goodbye and self._session is not None:
+            state = dict(self._heartbeat())
+            state.update(hasNoVolumes=True, volumes=[])
+            await self._send_heartbeat(state)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def heartbeating(self) -> bool:
+        """True while the heartbeat loop runs and the last heartbeat was answered."""
+        return self._task is not None and self._last_ok
+
+    @property
+    def master(self) -> str:
+        """The master heartbeats currently go to."""
+        return self._leader or self._masters[self._index]
+
+    def poke(self) -> None:
+        """Send a heartbeat now (after a volume was created or deleted)."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------ heartbeats
+
+    async def _run(self) -> None:
+        while True:
+            await self._send_heartbeat(dict(self._heartbeat()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._pulse)
+            self._wake.clear()
+
+    async def _send_heartbeat(self, state: Mapping[str, Any]) -> None:
+        master = self.master
+        try:
+            answer = await self._post(master, "/internal/heartbeat", orjson.dumps(state))
+        except WeedError as exc:
+            if self._last_ok:
+                log.warning("heartbeat to master %s failed: %s", master, exc)
+            self._last_ok = False
+            self._leader = None
+            self._index = (self._index + 1) % len(self._masters)
+            return
+        if not self._last_ok:
+            log.info("heartbeating to master %s", master)
+        self._last_ok = True
+        leader = answer.get("leader")
+        if isinstance(leader, str) and leader and leader != master:
+            self._leader = leader
+        if self._on_answer is not None:
+            self._on_answer(answer)
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("MasterLink used before start()")
+        return self._session
+
+    async def _request(
+        self, call: Callable[[], Awaitable[aiohttp.ClientResponse]], master: str, path: str
+    ) -> tuple[int, Any]:
+        try:
+            async with await call() as resp:
+                raw = await resp.read()
+                return resp.status, orjson.loads(raw) if raw else {}
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
+            raise ServerUnreachable(f"master {master}{path}: {exc or type(exc).__name__}") from None
+
+    async def _post(self, master: str, path: str, body: bytes) -> dict[str, Any]:
+        url = f"http://{master}{path}"
+        status, answer = await self._request(
+            lambda: self._http().post(url, data=body,
+                                      headers={"Content-Type": "application/json"}),
+            master, path,
+        )
+        if status != 200 or not isinstance(answer, dict):
+            raise ServerUnreachable(f"master {master}{path} answered {status}: {answer}")
+        return answer
+
+    # ------------------------------------------------------------------ lookups and reports
+
+    def forget(self, volume_id: int) -> None:
+        self._cache.pop(volume_id, None)
+
+    async def lookup(self, volume_id: int) -> tuple[Location, ...]:
+        """Servers holding `volume_id` (cached); `VolumeNotFound` if the master knows none."""
+        cached = self._cache.get(volume_id)
+        now = self._clock()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        master = self.master
+        path = f"/dir/lookup?volumeId={volume_id}"
+        status, answer = await self._request(
+            lambda: self._http().get(f"http://{master}{path}"), master, path
+        )
+        locations = tuple(
+            Location(str(loc.get("url", "")), str(loc.get("publicUrl") or loc.get("url", "")))
+            for loc in (answer.get("locations") or [] if isinstance(answer, dict) else [])
+        )
+        if status != 200 or not locations:
+            raise VolumeNotFound(f"master {master} has no location for volume",
+                                 volume_id=volume_id)
+        self._cache[volume_id] = (now + self._lookup_ttl, locations)
+        return locations
+
+    async def report_unwritable(self, volume_id: int) -> None:
+        """Tell the master to stop assigning `volume_id` (a replica failed a write)."""
+        master = self.master
+        await self._post(master, f"/internal/volume/unwritable?volume={volume_id}", b"")

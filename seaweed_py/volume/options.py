@@ -1,0 +1,141 @@
+"""`weedpy volume` settings: the flags (spelled as `weed volume` spells them) and the typed
+`VolumeOptions` built from them. `weedpy server` reuses both with a `volume.` prefix."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from seaweed_py.config.flags import FlagSet, UsageError
+
+__all__ = ["ReadMode", "VolumeOptions", "add_volume_flags", "detect_ip", "volume_options"]
+
+ReadMode = Literal["local", "proxy", "redirect"]
+_READ_MODES: tuple[ReadMode, ...] = ("local", "proxy", "redirect")
+_INDEX_KINDS = ("memory", "mmap")
+_FSYNC_MODES = ("none", "group", "always")
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class VolumeOptions:
+    """Everything a `VolumeServer` needs to know, already validated."""
+
+    dirs: tuple[str, ...]
+    max_volumes: tuple[int, ...]
+    """Per directory, same length as `dirs`."""
+    masters: tuple[str, ...] = ("localhost:9333",)
+    ip: str = "127.0.0.1"
+    bind_ip: str = ""
+    port: int = 8080
+    public_url: str = ""
+    data_center: str = ""
+    rack: str = ""
+    read_mode: ReadMode = "proxy"
+    file_size_limit: int = 256 * _MIB
+    compaction_mbps: int = 0
+    index_kind: str = "memory"
+    fsync_mode: str = "group"
+    large_disk: bool = False
+    pulse_seconds: float = 5.0
+    pre_stop_seconds: float = 10.0
+    idle_timeout: float = 30.0
+
+    @property
+    def listen_host(self) -> str:
+        return self.bind_ip or self.ip
+
+    def address(self, port: int) -> str:
+        """`ip:port`, how the master and peers name this server."""
+        return f"{self.ip}:{port}"
+
+
+def detect_ip() -> str:
+    """The address other machines most likely reach us on (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
+    """Define the volume server's flags on `fs` (names prefixed by `prefix`, e.g. `volume.`)."""
+    p = prefix
+    fs.add(f"{p}port", 8080, "http listen port")
+    fs.add(f"{p}ip", "", "ip or server name, also used as identifier (default: detected)")
+    fs.add(f"{p}ip.bind", "", "ip address to bind to; empty means the same as -ip")
+    fs.add(f"{p}publicUrl", "", "publicly accessible address")
+    fs.add(f"{p}dir", tempfile.gettempdir(), "directories to store data files: dir[,dir]...")
+    fs.add(f"{p}max", "8", "maximum numbers of volumes, count[,count]... (one per -dir)")
+    fs.add(f"{p}master", "localhost:9333", "comma-separated master servers")
+    fs.add(f"{p}mserver", "", "comma-separated master servers (deprecated, use -master)")
+    fs.add(f"{p}dataCenter", "", "current volume server's data center name")
+    fs.add(f"{p}rack", "", "current volume server's rack name")
+    fs.add(f"{p}readMode", "proxy", "[local|proxy|redirect] how to serve non-local volumes")
+    fs.add(f"{p}fileSizeLimitMB", 256, "limit file size to avoid out of memory")
+    fs.add(f"{p}compactionMBps", 0, "limit background compaction speed in MB/s (0: no limit)")
+    fs.add(f"{p}index", "memory", "[memory|mmap] needle map kind")
+    fs.add(f"{p}fsync", "group", "[none|group|always] when a write is acknowledged")
+    fs.add(f"{p}largeDisk", False, "create volumes with 5-byte offsets (8 TiB volumes)")
+    fs.add(f"{p}pulseSeconds", 5, "number of seconds between heartbeats")
+    fs.add(f"{p}preStopSeconds", 10, "seconds between the last heartbeat and stopping")
+    fs.add(f"{p}idleTimeout", 30, "connection idle seconds")
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _max_counts(text: str, dirs: int) -> tuple[int, ...]:
+    try:
+        counts = [int(part) for part in _split(text)]
+    except ValueError:
+        raise UsageError(f"-max must be count[,count]..., got {text!r}") from None
+    if len(counts) == 1:
+        counts *= dirs
+    if len(counts) != dirs or any(c < 0 for c in counts):
+        raise UsageError(f"-max {text!r} needs one non-negative count per -dir ({dirs})")
+    return tuple(counts)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise UsageError(f"-{name} must be one of {'|'.join(allowed)}, got {value!r}")
+    return value
+
+
+def volume_options(values: Mapping[str, Any], prefix: str = "") -> VolumeOptions:
+    """Validate parsed flag values into `VolumeOptions`; bad values raise `UsageError`."""
+    v = {name[len(prefix) :]: value for name, value in values.items() if name.startswith(prefix)}
+    dirs = tuple(_split(v["dir"]))
+    if not dirs:
+        raise UsageError("-dir needs at least one directory")
+    masters = tuple(_split(v["mserver"] or v["master"]))
+    if not masters:
+        raise UsageError("-master needs at least one master address")
+    read_mode = _choice("readMode", v["readMode"], _READ_MODES)
+    return VolumeOptions(
+        dirs=dirs,
+        max_volumes=_max_counts(v["max"], len(dirs)),
+        masters=masters,
+        ip=v["ip"] or detect_ip(),
+        bind_ip=v["ip.bind"],
+        port=v["port"],
+        public_url=v["publicUrl"],
+        data_center=v["dataCenter"],
+        rack=v["rack"],
+        read_mode=read_mode,  # type: ignore[arg-type]
+        file_size_limit=v["fileSizeLimitMB"] * _MIB,
+        compaction_mbps=v["compactionMBps"],
+        index_kind=_choice("index", v["index"], _INDEX_KINDS),
+        fsync_mode=_choice("fsync", v["fsync"], _FSYNC_MODES),
+        large_disk=v["largeDisk"],
+        pulse_seconds=float(v["pulseSeconds"]),
+        pre_stop_seconds=float(v["preStopSeconds"]),
+        idle_timeout=float(v["idleTimeout"]),
+    )
