@@ -13,11 +13,19 @@ from dataclasses import dataclass
 import crc32c
 
 from tests.parity.client import Reply, multipart, request
-from tests.parity.launcher import Cluster
 
 # vid, then the key with its leading zero bytes dropped (whole bytes), then 8 cookie digits.
 CANONICAL_FID = re.compile(r"^[1-9][0-9]*,(?!00)(?:[0-9a-f]{2})+[0-9a-f]{8}$")
 QUOTED_ETAG = re.compile(r'^"[0-9a-f]{8}"$')
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What a parity test knows of a running cluster: which implementation, and its addresses."""
+
+    impl: str
+    master: str  # host:port
+    volume: str  # host:port
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,7 @@ class Assigned:
     count: int
 
 
-def assign(cluster: Cluster, query: str = "") -> Assigned:
+def assign(cluster: Endpoints, query: str = "") -> Assigned:
     reply = request("GET", f"{cluster.master}/dir/assign{'?' + query if query else ''}")
     assert reply.status == 200, reply.describe()
     body = reply.json()
@@ -103,7 +111,7 @@ def put_raw(
 
 
 def store(
-    cluster: Cluster,
+    cluster: Endpoints,
     data: bytes,
     filename: str | None = "blob.bin",
     *,

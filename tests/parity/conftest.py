@@ -10,19 +10,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.parity.launcher import IMPLEMENTATIONS, Cluster, skip_reason, start_cluster
+from tests.parity.blobs import Endpoints
+from tests.servers import IMPLS, skip_reason, start_cluster
 
 
-@pytest.fixture(scope="session", params=IMPLEMENTATIONS)
+@pytest.fixture(scope="session", params=IMPLS)
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
-    impl: str = request.param
+) -> Iterator[Endpoints]:
+    impl = request.param
     reason = skip_reason(impl)
     if reason is not None:
         pytest.skip(reason)
     running = start_cluster(impl, tmp_path_factory.mktemp(f"parity-{impl}"))
     try:
-        yield running
+        yield Endpoints(impl, running.master_url, running.volume_urls[0])
     finally:
         running.stop()

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.parity.blobs import CANONICAL_FID, assign, key_of, split_fid, store, upload, with_key
+from tests.parity.blobs import (
+    CANONICAL_FID,
+    Endpoints,
+    assign,
+    key_of,
+    split_fid,
+    store,
+    upload,
+    with_key,
+)
 from tests.parity.client import get, request
-from tests.parity.launcher import Cluster
 
 pytestmark = pytest.mark.parity
 
 
-def test_assign_answers_a_canonical_fid_on_the_volume_server(cluster: Cluster) -> None:
+def test_assign_answers_a_canonical_fid_on_the_volume_server(cluster: Endpoints) -> None:
     reply = get(f"{cluster.master}/dir/assign")
     assert reply.status == 200, reply.describe()
     assert reply.media_type() == "application/json"
@@ -24,18 +32,18 @@ def test_assign_answers_a_canonical_fid_on_the_volume_server(cluster: Cluster) -
     assert body["count"] == 1
 
 
-def test_assign_post_works_like_get(cluster: Cluster) -> None:
+def test_assign_post_works_like_get(cluster: Endpoints) -> None:
     reply = request("POST", f"{cluster.master}/dir/assign")
     assert reply.status == 200, reply.describe()
     assert CANONICAL_FID.match(reply.json()["fid"])
 
 
-def test_assigned_fids_never_repeat(cluster: Cluster) -> None:
+def test_assigned_fids_never_repeat(cluster: Endpoints) -> None:
     fids = [assign(cluster).fid for _ in range(5)]
     assert len({key_of(f) for f in fids}) == 5, fids
 
 
-def test_assign_count_reserves_consecutive_keys_addressed_with_suffix(cluster: Cluster) -> None:
+def test_assign_count_reserves_consecutive_keys_addressed_with_suffix(cluster: Endpoints) -> None:
     batch = assign(cluster, "count=3")
     assert batch.count == 3
     bodies = {"": b"first of three", "_1": b"second of three", "_2": b"third of three"}
@@ -51,7 +59,7 @@ def test_assign_count_reserves_consecutive_keys_addressed_with_suffix(cluster: C
     assert key_of(assign(cluster).fid) > key_of(batch.fid) + 2
 
 
-def test_assign_into_a_collection(cluster: Cluster) -> None:
+def test_assign_into_a_collection(cluster: Endpoints) -> None:
     assigned = assign(cluster, "collection=paritycol")
     vid, _ = split_fid(assigned.fid)
     assert upload(cluster.volume, assigned.fid, b"in a collection").status == 201
@@ -68,7 +76,7 @@ def test_assign_into_a_collection(cluster: Cluster) -> None:
     assert int(vid) in collection_vids, layouts
 
 
-def test_assign_with_unsatisfiable_replication_fails_with_json_error(cluster: Cluster) -> None:
+def test_assign_with_unsatisfiable_replication_fails_with_json_error(cluster: Endpoints) -> None:
     # One volume server cannot hold two copies on the same rack ("001"). The reference answers
     # 503 "volume growth in progress" while it still has free slots and 406 once it has none.
     reply = get(f"{cluster.master}/dir/assign?replication=001")
@@ -79,14 +87,14 @@ def test_assign_with_unsatisfiable_replication_fails_with_json_error(cluster: Cl
     assert "fid" not in body
 
 
-def test_assign_with_invalid_replication_is_406(cluster: Cluster) -> None:
+def test_assign_with_invalid_replication_is_406(cluster: Endpoints) -> None:
     reply = get(f"{cluster.master}/dir/assign?replication=xyz")
     assert reply.status == 406, reply.describe()
     assert isinstance(reply.json().get("error"), str)
 
 
 @pytest.mark.parametrize("param", ["volumeId={vid}", "volumeId={fid}", "fileId={fid}"])
-def test_lookup_answers_the_vid_and_its_locations(cluster: Cluster, param: str) -> None:
+def test_lookup_answers_the_vid_and_its_locations(cluster: Endpoints, param: str) -> None:
     fid = assign(cluster).fid
     vid, _ = split_fid(fid)
     reply = get(f"{cluster.master}/dir/lookup?" + param.format(vid=vid, fid=fid))
@@ -101,7 +109,7 @@ def test_lookup_answers_the_vid_and_its_locations(cluster: Cluster, param: str) 
     assert location["dataCenter"] == "DefaultDataCenter"
 
 
-def test_lookup_of_an_unknown_volume_is_404_with_json_error(cluster: Cluster) -> None:
+def test_lookup_of_an_unknown_volume_is_404_with_json_error(cluster: Endpoints) -> None:
     reply = get(f"{cluster.master}/dir/lookup?volumeId=9999")
     assert reply.status == 404, reply.describe()
     assert reply.media_type() == "application/json"
@@ -111,7 +119,7 @@ def test_lookup_of_an_unknown_volume_is_404_with_json_error(cluster: Cluster) ->
     assert "locations" not in body
 
 
-def test_dir_status_describes_the_topology(cluster: Cluster) -> None:
+def test_dir_status_describes_the_topology(cluster: Endpoints) -> None:
     assign(cluster)  # makes sure volumes exist
     reply = get(f"{cluster.master}/dir/status")
     assert reply.status == 200, reply.describe()
@@ -141,7 +149,7 @@ def test_dir_status_describes_the_topology(cluster: Cluster) -> None:
     assert default[0]["writables"], default
 
 
-def test_master_redirects_a_fid_to_its_volume_server(cluster: Cluster) -> None:
+def test_master_redirects_a_fid_to_its_volume_server(cluster: Endpoints) -> None:
     fid = store(cluster, b"redirect me")
     for suffix in ("", "?dl=true", ".txt"):
         reply = get(f"{cluster.master}/{fid}{suffix}")
@@ -152,6 +160,6 @@ def test_master_redirects_a_fid_to_its_volume_server(cluster: Cluster) -> None:
     assert isinstance(missing.json()["error"], str)
 
 
-def test_healthz(cluster: Cluster) -> None:
+def test_healthz(cluster: Endpoints) -> None:
     assert get(f"{cluster.master}/healthz").status == 200
     assert get(f"{cluster.volume}/healthz").status == 200

@@ -14,9 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.parity.blobs import QUOTED_ETAG, assign, etag_of, other_cookie, split_fid, store
+from tests.parity.blobs import (
+    QUOTED_ETAG,
+    Endpoints,
+    assign,
+    etag_of,
+    other_cookie,
+    split_fid,
+    store,
+)
 from tests.parity.client import Reply, get, head, request
-from tests.parity.launcher import Cluster
 
 pytestmark = pytest.mark.parity
 
@@ -41,14 +48,14 @@ class Stored:
 
 
 @pytest.fixture(scope="module")
-def blob(cluster: Cluster) -> Stored:
+def blob(cluster: Endpoints) -> Stored:
     """BODY stored as r.bin with two Seaweed-* pairs."""
     fid = store(cluster, BODY, "r.bin", headers=PAIRS)
     return Stored(fid, f"{cluster.volume}/{fid}")
 
 
 @pytest.fixture(scope="module")
-def text(cluster: Cluster) -> Stored:
+def text(cluster: Endpoints) -> Stored:
     """TEXT stored as t.txt (text/plain), which both implementations compress on upload."""
     fid = store(cluster, TEXT, "t.txt", content_type="text/plain")
     return Stored(fid, f"{cluster.volume}/{fid}")
@@ -65,7 +72,7 @@ def read_forms(address: str, fid: str) -> dict[str, str]:
     }
 
 
-def test_every_url_form_reads_the_blob(cluster: Cluster, blob: Stored) -> None:
+def test_every_url_form_reads_the_blob(cluster: Endpoints, blob: Stored) -> None:
     for form, url in read_forms(cluster.volume, blob.fid).items():
         reply = get(url)
         assert reply.status == 200, (form, reply.describe())
@@ -101,7 +108,7 @@ def test_pairs_come_back_without_the_seaweed_prefix(blob: Stored) -> None:
 
 @pytest.mark.parametrize("url_form", ["comma", "slash_name"])
 def test_head_has_the_headers_of_get_and_no_body(
-    cluster: Cluster, blob: Stored, url_form: str
+    cluster: Endpoints, blob: Stored, url_form: str
 ) -> None:
     url = read_forms(cluster.volume, blob.fid)[url_form]
     got, headed = get(url), head(url)
@@ -240,7 +247,7 @@ def test_compressed_text_is_sent_gzipped_to_clients_that_accept_it(text: Stored)
     assert head(text.url, accept_encoding="gzip").header("Content-Length") == str(len(reply.body))
 
 
-def test_upload_already_gzipped_is_kept_and_reported_at_its_plain_size(cluster: Cluster) -> None:
+def test_upload_already_gzipped_is_kept_and_reported_at_its_plain_size(cluster: Endpoints) -> None:
     plain = b"gzipped by the client " * 20
     packed = gzip.compress(plain)
     fid = assign(cluster).fid
@@ -272,7 +279,7 @@ def test_dl_parameter_chooses_attachment(blob: Stored, query: str, disposition: 
     assert get(f"{blob.url}?{query}").header("Content-Disposition") == disposition
 
 
-def test_disposition_quotes_and_encodes_names(cluster: Cluster, blob: Stored) -> None:
+def test_disposition_quotes_and_encodes_names(cluster: Endpoints, blob: Stored) -> None:
     vid, key_cookie = split_fid(blob.fid)
     spaced = get(f"{cluster.volume}/{vid}/{key_cookie}/my%20file.txt?dl=true")
     assert spaced.header("Content-Disposition") == 'attachment; filename="my file.txt"'
@@ -280,7 +287,7 @@ def test_disposition_quotes_and_encodes_names(cluster: Cluster, blob: Stored) ->
     assert accented.header("Content-Disposition") == "inline; filename*=utf-8''n%C3%A4me.txt"
 
 
-def test_wrong_cookie_reads_404(cluster: Cluster, blob: Stored) -> None:
+def test_wrong_cookie_reads_404(cluster: Endpoints, blob: Stored) -> None:
     forged = f"{cluster.volume}/{other_cookie(blob.fid)}"
     for reply in (get(forged), head(forged)):
         assert reply.status == 404, reply.describe()
@@ -289,7 +296,7 @@ def test_wrong_cookie_reads_404(cluster: Cluster, blob: Stored) -> None:
             assert reply.body == b""
 
 
-def test_unknown_key_and_unknown_volume_read_404(cluster: Cluster, blob: Stored) -> None:
+def test_unknown_key_and_unknown_volume_read_404(cluster: Endpoints, blob: Stored) -> None:
     _, key_cookie = split_fid(blob.fid)
     assert get(f"{cluster.volume}/9999,{key_cookie}").status == 404
     assert get(f"{cluster.volume}/{split_fid(blob.fid)[0]},ff{key_cookie}").status == 404
@@ -306,13 +313,13 @@ def test_unknown_key_and_unknown_volume_read_404(cluster: Cluster, blob: Stored)
         "/1,ffffffffffffffff00000000_1",  # the delta overflows the key
     ],
 )
-def test_malformed_fid_reads_400(cluster: Cluster, path: str) -> None:
+def test_malformed_fid_reads_400(cluster: Endpoints, path: str) -> None:
     reply = get(f"{cluster.volume}{path}")
     assert reply.status == 400, reply.describe()
 
 
 @pytest.mark.parametrize("method", ["PATCH", "TRACE"])
-def test_unsupported_method_is_400(cluster: Cluster, blob: Stored, method: str) -> None:
+def test_unsupported_method_is_400(cluster: Endpoints, blob: Stored, method: str) -> None:
     reply = request(method, blob.url)
     assert reply.status == 400, reply.describe()
     assert method in reply.json()["error"]
@@ -337,7 +344,7 @@ def test_requests_with_origin_get_cors_headers(blob: Stored) -> None:
     assert get(blob.url).header("Access-Control-Allow-Origin") is None
 
 
-def test_status_lists_disks_and_volumes(cluster: Cluster, blob: Stored) -> None:
+def test_status_lists_disks_and_volumes(cluster: Endpoints, blob: Stored) -> None:
     reply = get(f"{cluster.volume}/status")
     assert reply.status == 200, reply.describe()
     assert reply.media_type() == "application/json"
@@ -360,7 +367,7 @@ def test_status_lists_disks_and_volumes(cluster: Cluster, blob: Stored) -> None:
         assert isinstance(stored_in[field], int), field
 
 
-def test_status_pretty_is_indented_json(cluster: Cluster) -> None:
+def test_status_pretty_is_indented_json(cluster: Endpoints) -> None:
     reply = get(f"{cluster.volume}/status?pretty=y")
     assert reply.status == 200
     assert reply.body.count(b"\n") > 5

@@ -13,6 +13,7 @@ import pytest
 
 from tests.parity.blobs import (
     QUOTED_ETAG,
+    Endpoints,
     assign,
     etag_of,
     key_of,
@@ -23,12 +24,11 @@ from tests.parity.blobs import (
     with_key,
 )
 from tests.parity.client import get, multipart, request
-from tests.parity.launcher import Cluster
 
 pytestmark = pytest.mark.parity
 
 
-def test_multipart_upload_answers_201_with_name_size_and_etag(cluster: Cluster) -> None:
+def test_multipart_upload_answers_201_with_name_size_and_etag(cluster: Endpoints) -> None:
     data = os.urandom(3000)
     fid = assign(cluster).fid
     reply = upload(cluster.volume, fid, data, "blob.bin")
@@ -40,7 +40,7 @@ def test_multipart_upload_answers_201_with_name_size_and_etag(cluster: Cluster) 
     assert get(f"{cluster.volume}/{fid}").body == data
 
 
-def test_multipart_upload_reports_the_declared_mime(cluster: Cluster) -> None:
+def test_multipart_upload_reports_the_declared_mime(cluster: Endpoints) -> None:
     fid = assign(cluster).fid
     data = b"\x89PNG\r\n\x1a\nnot really an image"
     reply = upload(cluster.volume, fid, data, "pic.png", content_type="image/png")
@@ -55,7 +55,7 @@ def test_multipart_upload_reports_the_declared_mime(cluster: Cluster) -> None:
     assert read.header("Content-Type") == "image/png"
 
 
-def test_multipart_field_name_does_not_matter(cluster: Cluster) -> None:
+def test_multipart_field_name_does_not_matter(cluster: Endpoints) -> None:
     fid = assign(cluster).fid
     body, form_type = multipart(b"any field name", "f.bin", field="upload")
     reply = request(
@@ -65,7 +65,7 @@ def test_multipart_field_name_does_not_matter(cluster: Cluster) -> None:
     assert get(f"{cluster.volume}/{fid}").body == b"any field name"
 
 
-def test_identical_reupload_answers_204_and_keeps_the_blob(cluster: Cluster) -> None:
+def test_identical_reupload_answers_204_and_keeps_the_blob(cluster: Endpoints) -> None:
     data = b"written twice, stored once"
     fid = store(cluster, data, "twice.bin")
     again = upload(cluster.volume, fid, data, "twice.bin")
@@ -75,14 +75,14 @@ def test_identical_reupload_answers_204_and_keeps_the_blob(cluster: Cluster) -> 
     assert get(f"{cluster.volume}/{fid}").body == data
 
 
-def test_changed_reupload_overwrites(cluster: Cluster) -> None:
+def test_changed_reupload_overwrites(cluster: Endpoints) -> None:
     fid = store(cluster, b"version one", "v.bin")
     reply = upload(cluster.volume, fid, b"version two", "v.bin")
     assert reply.status == 201, reply.describe()
     assert get(f"{cluster.volume}/{fid}").body == b"version two"
 
 
-def test_raw_post_without_file_name_is_named_after_the_fid(cluster: Cluster) -> None:
+def test_raw_post_without_file_name_is_named_after_the_fid(cluster: Endpoints) -> None:
     # Quirk A3 (docs/compat.md): with no Content-Disposition the stored name is the fid.
     fid = assign(cluster).fid
     reply = put_raw(cluster.volume, fid, b'{"a":1}', "application/json", method="POST")
@@ -99,7 +99,7 @@ def test_raw_post_without_file_name_is_named_after_the_fid(cluster: Cluster) -> 
     assert read.header("Content-Disposition") == f'inline; filename="{fid}"'
 
 
-def test_raw_put_takes_name_from_content_disposition(cluster: Cluster) -> None:
+def test_raw_put_takes_name_from_content_disposition(cluster: Endpoints) -> None:
     fid = assign(cluster).fid
     data = b"raw body with a name"
     headers = {"Content-Disposition": 'attachment; filename="pic.png"'}
@@ -117,14 +117,14 @@ def test_raw_put_takes_name_from_content_disposition(cluster: Cluster) -> None:
     assert read.header("Content-Disposition") == "inline; filename=pic.png"
 
 
-def test_upload_with_ts_sets_last_modified(cluster: Cluster) -> None:
+def test_upload_with_ts_sets_last_modified(cluster: Endpoints) -> None:
     fid = assign(cluster).fid
     assert upload(cluster.volume, fid, b"dated", "d.bin", query="ts=1700000000").status == 201
     read = get(f"{cluster.volume}/{fid}")
     assert read.header("Last-Modified") == "Tue, 14 Nov 2023 22:13:20 GMT"
 
 
-def test_large_upload_reads_back_byte_exact(cluster: Cluster) -> None:
+def test_large_upload_reads_back_byte_exact(cluster: Endpoints) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)
     fid = store(cluster, data, "large.bin")
     read = get(f"{cluster.volume}/{fid}")
@@ -143,7 +143,7 @@ def test_large_upload_reads_back_byte_exact(cluster: Cluster) -> None:
         ("multipart/form-data", "boundary"),
     ],
 )
-def test_malformed_upload_is_400(cluster: Cluster, content_type: str, needle: str) -> None:
+def test_malformed_upload_is_400(cluster: Endpoints, content_type: str, needle: str) -> None:
     fid = assign(cluster).fid
     reply = put_raw(cluster.volume, fid, b"x", content_type, method="POST")
     assert reply.status == 400, reply.describe()
@@ -152,7 +152,7 @@ def test_malformed_upload_is_400(cluster: Cluster, content_type: str, needle: st
     assert get(f"{cluster.volume}/{fid}").status == 404
 
 
-def test_content_md5_mismatch_is_400(cluster: Cluster) -> None:
+def test_content_md5_mismatch_is_400(cluster: Endpoints) -> None:
     fid = assign(cluster).fid
     headers = {"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="}
     reply = put_raw(cluster.volume, fid, b"x", "application/octet-stream", headers=headers)
@@ -161,7 +161,7 @@ def test_content_md5_mismatch_is_400(cluster: Cluster) -> None:
     assert get(f"{cluster.volume}/{fid}").status == 404
 
 
-def test_write_with_wrong_cookie_is_rejected_and_changes_nothing(cluster: Cluster) -> None:
+def test_write_with_wrong_cookie_is_rejected_and_changes_nothing(cluster: Endpoints) -> None:
     fid = store(cluster, b"the original", "orig.bin")
     forged = other_cookie(fid)
     for reply in (
@@ -178,7 +178,7 @@ def test_write_with_wrong_cookie_is_rejected_and_changes_nothing(cluster: Cluste
     assert get(f"{cluster.volume}/{forged}").status == 404
 
 
-def test_delete_answers_202_with_size_then_reads_404(cluster: Cluster) -> None:
+def test_delete_answers_202_with_size_then_reads_404(cluster: Endpoints) -> None:
     data = os.urandom(100)
     fid = store(cluster, data, "d.bin", content_type="application/x-parity")
     reply = request("DELETE", f"{cluster.volume}/{fid}")
@@ -193,7 +193,7 @@ def test_delete_answers_202_with_size_then_reads_404(cluster: Cluster) -> None:
     assert again.json() == {"size": 0}
 
 
-def test_delete_of_a_key_never_written_is_404(cluster: Cluster) -> None:
+def test_delete_of_a_key_never_written_is_404(cluster: Endpoints) -> None:
     fid = store(cluster, b"neighbour")
     never = with_key(fid, key_of(fid) + 1_000_000)
     reply = request("DELETE", f"{cluster.volume}/{never}")
@@ -201,7 +201,7 @@ def test_delete_of_a_key_never_written_is_404(cluster: Cluster) -> None:
     assert reply.json() == {"size": 0}
 
 
-def test_delete_with_wrong_cookie_is_400_and_keeps_the_blob(cluster: Cluster) -> None:
+def test_delete_with_wrong_cookie_is_400_and_keeps_the_blob(cluster: Endpoints) -> None:
     fid = store(cluster, b"keep me")
     reply = request("DELETE", f"{cluster.volume}/{other_cookie(fid)}")
     assert reply.status == 400, reply.describe()
@@ -210,13 +210,13 @@ def test_delete_with_wrong_cookie_is_400_and_keeps_the_blob(cluster: Cluster) ->
 
 
 @pytest.mark.parametrize("path", ["/1,bad", "/1,ffffffffffffffff00000000_1"])
-def test_delete_of_a_malformed_fid_is_400(cluster: Cluster, path: str) -> None:
+def test_delete_of_a_malformed_fid_is_400(cluster: Endpoints, path: str) -> None:
     reply = request("DELETE", f"{cluster.volume}{path}")
     assert reply.status == 400, reply.describe()
     assert isinstance(reply.json()["error"], str)
 
 
-def test_etag_header_is_the_quoted_crc(cluster: Cluster) -> None:
+def test_etag_header_is_the_quoted_crc(cluster: Endpoints) -> None:
     fid = assign(cluster).fid
     reply = upload(cluster.volume, fid, b"hello", "h.bin")
     assert reply.header("ETag") == '"9a71bb4c"'  # the spec's worked example
