@@ -118,12 +118,15 @@ class _Proc:
     def stop(self, grace: float = STOP_GRACE) -> None:
         if self.popen.poll() is not None:
             return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(grace)
+        if grace > 0:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        self.popen.kill()
+        self.popen.wait(STOP_GRACE)
 
 
 @dataclass
