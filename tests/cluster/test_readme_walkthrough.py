@@ -1,0 +1,108 @@
+"""The SeaweedFS README's curl walkthrough, typed as a user would, with the real `curl`.
+
+Assign a fid at the master, upload a photo with `curl -F`, look the volume up, read it through
+the five URL forms the README lists, delete it. The commands are written exactly as the README
+shows them, with the test's ports in place of 9333 and 8080. Run against weedpy (the point) and
+against the reference `weed` (which proves the walkthrough itself is right).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import Impl, skip_reason, start_cluster
+
+CURL = shutil.which("curl")
+# A user's shell has no proxy for loopback; make sure the environment's proxy is not used.
+_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+def curl(command: str) -> str:
+    """Run one README line (`curl ...`) and return what it prints."""
+    args = command.split()
+    assert CURL is not None and args[0] == "curl"
+    done = subprocess.run(
+        [CURL, "-sS", *args[1:]], capture_output=True, env=_ENV, timeout=30, check=True
+    )
+    return done.stdout.decode()
+
+
+def curl_bytes(url: str) -> tuple[int, bytes]:
+    """`curl -o <file> <url>`: the status and the bytes a user would find in the file."""
+    assert CURL is not None
+    done = subprocess.run(
+        [CURL, "-sS", "-o", "-", "-w", "\n%{http_code}", url],
+        capture_output=True,
+        env=_ENV,
+        timeout=30,
+        check=True,
+    )
+    body, _, status = done.stdout.rpartition(b"\n")
+    return int(status), body
+
+
+def photo(path: Path) -> bytes:
+    """A small real JPEG, as `myphoto.jpg` would be."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(buffer, format="JPEG")
+    path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("impl", ["weedpy", "weed"])
+def test_readme_curl_walkthrough(impl: Impl, tmp_path: Path) -> None:
+    if CURL is None:
+        pytest.skip("the curl binary is not installed")
+    reason = skip_reason(impl)
+    if reason is not None:
+        pytest.skip(reason)
+    pytest.importorskip("PIL")
+    myphoto = tmp_path / "myphoto.jpg"
+    data = photo(myphoto)
+    cluster = start_cluster(impl, tmp_path)
+    try:
+        master = cluster.master_url.replace("127.0.0.1", "localhost")
+        walk_through(master, myphoto, data)
+    finally:
+        cluster.stop()
+
+
+def walk_through(master: str, myphoto: Path, data: bytes) -> None:
+    # Write: assign a fid, then POST the file to the volume server the master named.
+    assigned: dict[str, Any] = json.loads(curl(f"curl http://{master}/dir/assign"))
+    assert {"fid", "url", "publicUrl", "count"} <= set(assigned), assigned
+    fid, url = assigned["fid"], assigned["url"]
+    uploaded = json.loads(curl(f"curl -F file=@{myphoto} http://{url}/{fid}"))
+    assert uploaded["name"] == "myphoto.jpg"
+    assert uploaded["size"] == len(data)
+    assert isinstance(uploaded["eTag"], str) and len(uploaded["eTag"]) == 8
+
+    # Read: look the volume up, then fetch from the publicUrl in any of the README's forms.
+    vid, key_cookie = fid.split(",")
+    found = json.loads(curl(f"curl http://{master}/dir/lookup?volumeId={vid}"))
+    assert found["volumeOrFileId"] == vid
+    public = found["locations"][0]["publicUrl"]
+    for url_form in (
+        f"http://{public}/{vid}/{key_cookie}/my_preferred_name.jpg",
+        f"http://{public}/{vid}/{key_cookie}.jpg",
+        f"http://{public}/{vid},{key_cookie}.jpg",
+        f"http://{public}/{vid}/{key_cookie}",
+        f"http://{public}/{vid},{key_cookie}",
+    ):
+        status, body = curl_bytes(url_form)
+        assert status == 200, url_form
+        assert body == data, url_form
+
+    # Delete, after which the blob is gone.
+    curl(f"curl -X DELETE http://{url}/{fid}")
+    assert curl_bytes(f"http://{public}/{vid},{key_cookie}")[0] == 404
