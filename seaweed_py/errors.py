@@ -23,6 +23,7 @@
     ├── ServiceUnavailable (503)
     │   ├── NoWritableVolume        (growth in progress; carries Retry-After)
     │   └── ServerUnreachable       (client side: no connection or no answer from a server)
+    ├── ReplicationFailed (500)     (a replica did not store a write or delete)
     └── StorageError (500)
         ├── CorruptNeedle           (bytes on disk fail a check; never served)
         ├── CorruptVolume
@@ -58,6 +59,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RangeNotSatisfiable",
+    "ReplicationFailed",
     "RequestTimeout",
     "ServerUnreachable",
     "ServiceUnavailable",
@@ -205,3 +207,9 @@ class MethodNotAllowed(WeedError):
 
 class ExpectationFailed(WeedError):
     status = 417
+
+
+class ReplicationFailed(WeedError):
+    """A replicated write or delete did not reach every replica of the volume."""
+
+    status = 500
