@@ -16,7 +16,9 @@ from seaweed_py.config.flags import HelpRequested, UsageError
 __all__ = ["COMMANDS", "main"]
 
 # command -> (module under seaweed_py.cli, one-line summary)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "master": ("master_cmd", "start a master server (topology, volume growth, file id assignment)"),
+}
 
 
 def _usage() -> str:

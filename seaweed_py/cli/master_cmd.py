@@ -1,0 +1,32 @@
+"""`weedpy master`: run a master server until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from seaweed_py.config.flags import FlagSet
+from seaweed_py.httpkit.run import run_servers
+from seaweed_py.master import MasterServer, add_master_flags, master_options
+
+__all__ = ["flag_set", "run"]
+
+
+def flag_set() -> FlagSet:
+    fs = FlagSet(
+        "master",
+        "start a master server: volume => location mapping and file id assignment.\n"
+        "Example: weedpy master -port=9333 -mdir=/data/master",
+    )
+    add_master_flags(fs)
+    return fs
+
+
+def run(argv: Sequence[str]) -> int:
+    values, _ = flag_set().parse(argv)
+    options = master_options(values)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    server = MasterServer(options)
+    return run_servers(server.start, server.stop)

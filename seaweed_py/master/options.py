@@ -1,0 +1,153 @@
+"""`weedpy master` settings: the flags as `weed master` spells them, parsed into `MasterOptions`.
+
+`weedpy server` reuses the same flags with a `master.` prefix (`-master.port`), so both the flag
+declarations and their conversion take a prefix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.formats.replica_placement import ReplicaPlacement
+
+__all__ = [
+    "MAX_VOLUME_SIZE_LIMIT_MB",
+    "MasterOptions",
+    "add_master_flags",
+    "detect_ip",
+    "master_options",
+]
+
+MAX_VOLUME_SIZE_LIMIT_MB = 30 * 1024
+"""Volumes use 4-byte offsets (32 GiB addressable); the limit leaves room below that ceiling."""
+
+
+def detect_ip() -> str:
+    """This host's address as its name resolves (no packet is sent), else loopback."""
+    try:
+        ip = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+    return ip
+
+
+@dataclass(frozen=True)
+class MasterOptions:
+    ip: str = "127.0.0.1"
+    bind_ip: str = ""
+    port: int = 9333
+    mdir: str = field(default_factory=tempfile.gettempdir)
+    peers: str = ""
+    default_replication: str = ""
+    volume_size_limit_mb: int = MAX_VOLUME_SIZE_LIMIT_MB
+    volume_preallocate: bool = False
+    garbage_threshold: float = 0.3
+    pulse_seconds: float = 5.0
+    white_list: tuple[str, ...] = ()
+    file_size_limit_mb: int = 256
+    assign_wait_seconds: float = 10.0
+    """How long an assign that found nothing writable waits for growth (the reference: 10 s)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.volume_size_limit_mb <= MAX_VOLUME_SIZE_LIMIT_MB:
+            raise UsageError(
+                f"-volumeSizeLimitMB={self.volume_size_limit_mb}: must be 1..{MAX_VOLUME_SIZE_LIMIT_MB}"
+            )
+        if self.pulse_seconds <= 0:
+            raise UsageError(f"-pulseSeconds={self.pulse_seconds}: must be positive")
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"-port={self.port}: not a TCP port")
+        ReplicaPlacement.parse(self.default_replication)  # refuse a bad default at start
+        peers = [p for p in self.peers.split(",") if p and p != "none"]
+        if any(p not in (self.address, f"localhost:{self.port}") for p in peers):
+            raise UsageError(
+                f"-peers={self.peers}: only a single master is supported (use -peers=none)"
+            )
+        for entry in self.white_list:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise UsageError(f"-whiteList: {entry!r} is not an IP address or CIDR") from None
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+    @property
+    def listen_ip(self) -> str:
+        return self.bind_ip or self.ip
+
+    @property
+    def volume_size_limit(self) -> int:
+        return self.volume_size_limit_mb * 1024 * 1024
+
+
+def add_master_flags(fs: FlagSet, prefix: str = "") -> None:
+    """Declare the master's flags on `fs` (each name prefixed, e.g. `master.`)."""
+    p = prefix
+    if not p:
+        fs.add(
+            "ip", "", "master <ip>|<server> address, also used as identifier (default: this host)"
+        )
+        fs.add("ip.bind", "", "ip address to bind to; empty means the same as -ip")
+    fs.add(f"{p}port", 9333, "http listen port")
+    fs.add(f"{p}port.grpc", 0, "accepted for compatibility; weedpy speaks no gRPC")
+    fs.add(
+        f"{p}mdir" if not p else f"{p}dir",
+        "",
+        "data directory to store meta data (default: the OS temp dir)",
+    )
+    fs.add(
+        f"{p}peers", "", "master nodes; weedpy runs a single master: '', 'none' or its own address"
+    )
+    fs.add(f"{p}defaultReplication", "", "default replication type if not specified")
+    fs.add(
+        f"{p}volumeSizeLimitMB",
+        MAX_VOLUME_SIZE_LIMIT_MB,
+        f"master stops directing writes to oversized volumes (at most {MAX_VOLUME_SIZE_LIMIT_MB})",
+    )
+    fs.add(f"{p}volumePreallocate", False, "preallocate disk space for volumes")
+    fs.add(f"{p}garbageThreshold", 0.3, "threshold to vacuum and reclaim spaces")
+    fs.add(
+        f"{p}pulseSeconds",
+        5.0,
+        "heartbeat period told to volume servers; a server silent for 3 pulses is dropped",
+    )
+    fs.add(f"{p}fileSizeLimitMB", 256, "limit the file size accepted by /submit")
+    if not p:
+        fs.add(
+            "whiteList",
+            "",
+            "comma separated IP addresses or CIDRs allowed to use the API; empty: all",
+        )
+    fs.add(
+        f"{p}telemetry", False, "accepted for compatibility and ignored: weedpy never phones home"
+    )
+    fs.add(f"{p}telemetry.url", "", "accepted for compatibility and ignored")
+
+
+def master_options(values: dict[str, Any], prefix: str = "") -> MasterOptions:
+    """Build `MasterOptions` from parsed flag values (see `add_master_flags`)."""
+    p = prefix
+    ip = values.get("ip") or detect_ip()
+    mdir = values[f"{p}mdir" if not p else f"{p}dir"] or tempfile.gettempdir()
+    white = values.get("whiteList", "")
+    return MasterOptions(
+        ip=ip,
+        bind_ip=values.get("ip.bind", ""),
+        port=values[f"{p}port"],
+        mdir=mdir,
+        peers=values[f"{p}peers"],
+        default_replication=values[f"{p}defaultReplication"],
+        volume_size_limit_mb=values[f"{p}volumeSizeLimitMB"],
+        volume_preallocate=values[f"{p}volumePreallocate"],
+        garbage_threshold=values[f"{p}garbageThreshold"],
+        pulse_seconds=values[f"{p}pulseSeconds"],
+        white_list=tuple(w.strip() for w in white.split(",") if w.strip()),
+        file_size_limit_mb=values[f"{p}fileSizeLimitMB"],
+    )

@@ -1,0 +1,568 @@
+"""The master daemon: HTTP endpoints (spec §2) over the pure topology, on httpkit.
+
+Handlers parse their parameters into typed values, ask the topology, and render the reference's
+JSON. The hot paths (`/dir/assign` with a writable volume, `/dir/lookup`) are plain functions:
+no coroutine, parameters parsed once per distinct query string, one orjson call per answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import random
+import re
+import time
+from array import array
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from seaweed_py import __version__
+from seaweed_py.client.volume_admin import VolumeAdmin
+from seaweed_py.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NoFreeSlots,
+    NotAcceptable,
+    NoWritableVolume,
+    RequestTimeout,
+    Unauthorized,
+    VolumeNotFound,
+    WeedError,
+)
+from seaweed_py.formats.fid import format_key_cookie, parse_volume_id
+from seaweed_py.httpkit.limits import Limits
+from seaweed_py.httpkit.request import Request
+from seaweed_py.httpkit.response import JSON_HEADERS, Response, json_response
+from seaweed_py.httpkit.router import Router
+from seaweed_py.httpkit.server import HttpServer
+from seaweed_py.master.growth import VolumeGrower
+from seaweed_py.master.meta import MetaStore
+from seaweed_py.master.metrics import MasterStats, master_registry
+from seaweed_py.master.options import MasterOptions
+from seaweed_py.master.params import (
+    AssignOption,
+    parse_assign,
+    parse_count,
+    parse_heartbeat,
+    parse_lookup_vid,
+)
+from seaweed_py.master.views import cluster_status, dir_status, status_page, vol_status
+from seaweed_py.topology import LayoutVolume, Sequencer, Topology, VolumeLayout
+
+__all__ = ["MasterServer"]
+
+log = logging.getLogger(__name__)
+
+_ASSIGN_CACHE_SIZE = 1024
+_COOKIE_BATCH = 1024
+_HTML_HEADERS = {"Content-Type": "text/html; charset=utf-8"}
+_NOT_FOUND_TEXT = b"404 page not found\n"
+_FILENAME_RE = re.compile(rb'filename="((?:[^"\\]|\\.)*)"')
+
+_Assign = tuple[AssignOption, VolumeLayout, bool]
+
+
+class MasterServer:
+    """One master: `await start()`, then serve until `await stop()`. Several may run in one
+    process (tests, `weedpy server`); nothing is global."""
+
+    def __init__(self, options: MasterOptions, *, rng: random.Random | None = None) -> None:
+        self.options = options
+        self.version = f"30GB {__version__} weedpy"
+        self._rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
+        self._clock: Callable[[], float] = time.monotonic
+        self._meta = MetaStore(options.mdir)
+        self.topology = Topology(options.volume_size_limit, options.pulse_seconds)
+        self._sequencer = Sequencer(0, self._meta.save_file_key, self._clock)
+        self.stats = MasterStats()
+        self._registry = master_registry(self.stats, self.topology, self._sequencer)
+        self._assign_cache: dict[str, _Assign] = {}
+        self._cookies = array("I")
+        self._cookie_at = 0
+        self._preallocate = options.volume_size_limit if options.volume_preallocate else 0
+        self._white = [ipaddress.ip_network(w, strict=False) for w in options.white_list]
+        self._white_seen: dict[str, bool] = {}
+        self._http: HttpServer | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._grower: VolumeGrower | None = None
+        self._expiry: asyncio.Task[None] | None = None
+        self._heartbeat_answer = b""
+
+    # ------------------------------------------------------------ lifetime
+
+    @property
+    def port(self) -> int:
+        if self._http is None:
+            raise RuntimeError("master not started")
+        return self._http.port
+
+    @property
+    def address(self) -> str:
+        """`ip:port` as volume servers and clients should reach this master."""
+        return f"{self.options.ip}:{self.port}"
+
+    async def start(self) -> None:
+        meta = self._meta.load()
+        self.topology.max_volume_id = meta.max_volume_id
+        self._sequencer = Sequencer(meta.max_file_key, self._meta.save_file_key, self._clock)
+        self._registry = master_registry(self.stats, self.topology, self._sequencer)
+        self._session = aiohttp.ClientSession()
+        self._grower = VolumeGrower(
+            self.topology, VolumeAdmin(self._session), self._meta, self._rng, self._clock
+        )
+        limits = Limits(max_body=self.options.file_size_limit_mb << 20)
+        self._http = HttpServer(self._router(), limits, server_header="")
+        try:
+            await self._http.start(self.options.listen_ip, self.options.port)
+        except BaseException:
+            await self._session.close()
+            raise
+        self._heartbeat_answer = self._render_heartbeat_answer()
+        self._expiry = asyncio.get_running_loop().create_task(self._expire_loop())
+        log.info("master %s listening on %s:%d", self.address, self.options.listen_ip, self.port)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            await asyncio.gather(self._expiry, return_exceptions=True)
+            self._expiry = None
+        if self._http is not None:
+            await self._http.stop(grace)
+        if self._grower is not None:
+            await self._grower.cancel_all()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _expire_loop(self) -> None:
+        period = self.options.pulse_seconds
+        while True:
+            await asyncio.sleep(period)
+            dead = self.topology.expire_dead(self._clock())
+            if dead:
+                self.stats.expired_nodes += len(dead)
+                log.warning("volume servers missed %d pulses, dropped: %s", 3, ", ".join(dead))
+
+    def _router(self) -> Router:
+        r = Router()
+        any_method = None
+        for path, handler in (
+            ("/dir/assign", self._handle_assign),
+            ("/dir/lookup", self._handle_lookup),
+            ("/dir/status", self._handle_dir_status),
+            ("/vol/grow", self._handle_vol_grow),
+            ("/vol/status", self._handle_vol_status),
+            ("/col/delete", self._handle_col_delete),
+        ):
+            r.add(path, handler, any_method, max_body=1 << 20)
+        r.add("/submit", self._handle_submit, any_method)
+        for path in ("/healthz", "/readyz"):
+            r.add(path, _ok, ["GET"])
+        r.add("/cluster/status", self._handle_cluster_status, ["GET"])
+        r.add("/metrics", self._handle_metrics, ["GET"])
+        r.add("/", self._handle_page, ["GET"])
+        r.add("/ui/index.html", self._handle_page, ["GET"])
+        r.add("/internal/heartbeat", self._handle_heartbeat, ["POST"], max_body=64 << 20)
+        r.add("/internal/volume/unwritable", self._handle_unwritable, ["POST"], max_body=1 << 20)
+        r.fallback(self._handle_redirect)
+        return r
+
+    # ------------------------------------------------------------ guard and helpers
+
+    def _guard(self, req: Request) -> None:
+        """The whitelist (spec §10.3): refuse API calls from other addresses with 401."""
+        if not self._white:
+            return
+        allowed = self._white_seen.get(req.remote)
+        if allowed is None:
+            try:
+                ip = ipaddress.ip_address(req.remote)
+                allowed = any(ip in net for net in self._white)
+            except ValueError:
+                allowed = False
+            if len(self._white_seen) < 4096:
+                self._white_seen[req.remote] = allowed
+        if not allowed:
+            raise Unauthorized(f"{req.remote} is not in the white list")
+
+    def _cookie(self) -> int:
+        # Cookies guard fids against guessing, so they come from the OS CSPRNG, in batches.
+        at = self._cookie_at
+        if at >= len(self._cookies):
+            self._cookies = array("I", os.urandom(4 * _COOKIE_BATCH))
+            at = 0
+        self._cookie_at = at + 1
+        return self._cookies[at]
+
+    # ------------------------------------------------------------ /dir/assign
+
+    def _parse_assign(self, req: Request) -> _Assign:
+        cacheable = not req.body
+        if cacheable:
+            hit = self._assign_cache.get(req.query_string)
+            if hit is not None:
+                return hit
+        form = req.form()
+        opt = parse_assign(form, self.options.default_replication, self._preallocate)
+        entry = (opt, self.topology.layout(opt.key), bool(form.get("pretty")))
+        if cacheable and len(self._assign_cache) < _ASSIGN_CACHE_SIZE:
+            self._assign_cache[req.query_string] = entry
+        return entry
+
+    def _handle_assign(self, req: Request) -> Response | Awaitable[Response]:
+        self._guard(req)
+        try:
+            opt, layout, pretty = self._parse_assign(req)
+        except WeedError:
+            self.stats.assign_errors += 1
+            raise
+        vol = layout.pick_for_write(
+            opt.count,
+            self._rng,
+            self._clock(),
+            opt.data_center,
+            opt.rack,
+            opt.data_node,
+            opt.data_size,
+        )
+        if vol is None:
+            return self._assign_waiting(opt, layout, pretty)
+        return self._assigned(vol, opt.count, pretty)
+
+    def _assigned(self, vol: LayoutVolume, count: int, pretty: bool) -> Response:
+        key = self._sequencer.next_keys(count)
+        node = vol.locations[0]
+        self.stats.assigns += 1
+        self.stats.assigned_keys += count
+        answer = {
+            "fid": f"{vol.id},{format_key_cookie(key, self._cookie())}",
+            "url": node.url,
+            "publicUrl": node.public_url,
+            "count": count,
+        }
+        if pretty:
+            return json_response(answer, pretty=True)
+        return Response(200, None, _dumps(answer), raw_headers=JSON_HEADERS)
+
+    async def _assign_waiting(
+        self, opt: AssignOption, layout: VolumeLayout, pretty: bool
+    ) -> Response:
+        try:
+            vol = await self._wait_for_writable(opt, layout)
+        except WeedError:
+            self.stats.assign_errors += 1
+            raise
+        return self._assigned(vol, opt.count, pretty)
+
+    async def _wait_for_writable(self, opt: AssignOption, layout: VolumeLayout) -> LayoutVolume:
+        """Nothing is writable: grow (or learn that another request is growing) and re-pick
+        until a volume appears, growth ends, or `assign_wait_seconds` pass (spec §2.3)."""
+        assert self._grower is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.assign_wait_seconds
+        growth: asyncio.Task[int] | None = None
+        while True:
+            vol = layout.pick_for_write(
+                opt.count,
+                self._rng,
+                self._clock(),
+                opt.data_center,
+                opt.rack,
+                opt.data_node,
+                opt.data_size,
+            )
+            if vol is not None:
+                return vol
+            if growth is None:
+                if self._grower.pending(opt.key) is not None:
+                    raise _growth_in_progress(opt)
+                self._check_growable(opt)
+                copies = opt.key.replica_placement.copy_count
+                growth = self._grower.start(
+                    opt, self.topology.growth_count(copies, opt.writable_volume_count)
+                )
+            elif growth.done():
+                error = None if growth.cancelled() else growth.exception()
+                if isinstance(error, NoFreeSlots):
+                    raise _no_free_volumes(opt, error)
+                raise _growth_in_progress(opt)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise RequestTimeout("request timeout")
+            await asyncio.wait([growth], timeout=min(0.2, remaining))
+
+    def _check_growable(self, opt: AssignOption) -> None:
+        key = opt.key
+        try:
+            self.topology.find_slots(
+                key.replica_placement, key.disk, self._rng, opt.data_center, opt.rack, opt.data_node
+            )
+        except NoFreeSlots as exc:
+            raise _no_free_volumes(opt, exc) from None
+
+    # ------------------------------------------------------------ /dir/lookup and redirects
+
+    def _handle_lookup(self, req: Request) -> Response:
+        self._guard(req)
+        self.stats.lookups += 1
+        form = req.form()
+        text = form.get("fileId") or form.get("volumeId", "")
+        vid_text, vid = parse_lookup_vid(text)
+        pretty = bool(form.get("pretty"))
+        if vid is None:
+            self.stats.lookup_misses += 1
+            body: dict[str, Any] = {"volumeOrFileId": vid_text} if vid_text else {}
+            body["error"] = f"unknown volume id {vid_text}"
+            return json_response(body, 404, pretty=pretty)
+        nodes = self.topology.lookup(vid, form.get("collection", ""))
+        if not nodes:
+            self.stats.lookup_misses += 1
+            return json_response(
+                {"volumeOrFileId": vid_text, "error": f"volume id {vid} not found"},
+                404,
+                pretty=pretty,
+            )
+        locations = [
+            {"url": n.url, "publicUrl": n.public_url, "dataCenter": n.data_center.id} for n in nodes
+        ]
+        answer = {"volumeOrFileId": vid_text, "locations": locations}
+        if pretty:
+            return json_response(answer, pretty=True)
+        return Response(200, None, _dumps(answer), raw_headers=JSON_HEADERS)
+
+    def _handle_redirect(self, req: Request) -> Response:
+        """`/<fid>` → 308 to a random replica, so a POST stays a POST (spec §2.12)."""
+        segment = req.path[1:]
+        if not segment or "/" in segment:
+            return Response(404, {"Content-Type": "text/plain; charset=utf-8"}, _NOT_FOUND_TEXT)
+        vid_text, vid = parse_lookup_vid(segment)
+        nodes = (
+            self.topology.lookup(vid, req.query.get("collection", "")) if vid is not None else []
+        )
+        if not nodes:
+            what = f"volume id {vid_text} not found"
+            raise VolumeNotFound(f"{what}: {what}")
+        node = nodes[0] if len(nodes) == 1 else self._rng.choice(nodes)
+        query = f"?{req.query_string}" if req.query_string else ""
+        return Response(308, {"Location": f"http://{node.public_url}{req.path}{query}"})
+
+    # ------------------------------------------------------------ status pages
+
+    def _pretty(self, req: Request) -> bool:
+        return bool(req.query.get("pretty"))
+
+    def _handle_dir_status(self, req: Request) -> Response:
+        self._guard(req)
+        status = dir_status(self.topology, self._meta.current.topology_id, self.version)
+        return json_response(status, pretty=self._pretty(req))
+
+    def _handle_vol_status(self, req: Request) -> Response:
+        self._guard(req)
+        return json_response(vol_status(self.topology, self.version), pretty=self._pretty(req))
+
+    def _handle_cluster_status(self, req: Request) -> Response:
+        status = cluster_status(self.address, self._max_volume_id())
+        return json_response(status, pretty=self._pretty(req))
+
+    def _handle_page(self, req: Request) -> Response:
+        page = status_page(self.topology, self.address, self.version)
+        return Response(200, _HTML_HEADERS, page.encode())
+
+    def _handle_metrics(self, req: Request) -> Response:
+        return Response(200, {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest(self._registry))
+
+    def _max_volume_id(self) -> int:
+        return max(self.topology.max_volume_id, self._meta.current.max_volume_id)
+
+    # ------------------------------------------------------------ /vol/grow, /col/delete
+
+    async def _handle_vol_grow(self, req: Request) -> Response:
+        self._guard(req)
+        assert self._grower is not None
+        form = req.form()
+        count = parse_count(form.get("count", ""))
+        if count is None:
+            raise NotAcceptable(f"can not parse parameter count {form.get('count', '')}")
+        opt = parse_assign(form, self.options.default_replication, self._preallocate)
+        copies = opt.key.replica_placement.copy_count
+        if opt.data_center and opt.data_center not in self.topology.data_centers:
+            raise NotAcceptable(f"data center {opt.data_center} not found in topology")
+        free = self.topology.free_slots(opt.key.disk)
+        if free < count * copies:
+            raise NotAcceptable(f"only {free} volumes left, not enough for {count * copies}")
+        created = await self._grower.grow(opt, count) if count else 0
+        self.stats.grown_volumes += created
+        # Quirk A6, kept: the count is of replica locations, not logical volumes.
+        return json_response({"count": created * copies}, pretty=bool(form.get("pretty")))
+
+    async def _handle_col_delete(self, req: Request) -> Response:
+        self._guard(req)
+        assert self._session is not None
+        form = req.form()
+        if "collection" not in form:
+            raise BadRequest("collection is required")
+        name = form["collection"]
+        if name not in self.topology.collections():
+            raise BadRequest(f"collection {name} does not exist")
+        admin = VolumeAdmin(self._session)
+        for node in self.topology.nodes_of_collection(name):
+            try:
+                await admin.delete_collection(node.url, name)
+            except WeedError as exc:
+                raise WeedError(f"delete collection {name} on {node.url}: {exc.message}") from exc
+        self.topology.drop_collection(name, self._clock())
+        self._assign_cache.clear()
+        return Response(204)
+
+    # ------------------------------------------------------------ /submit
+
+    async def _handle_submit(self, req: Request) -> Response:
+        self._guard(req)
+        if req.method != "POST":
+            raise MethodNotAllowed("Only submit via POST!", headers={"Allow": "POST"})
+        assert self._session is not None
+        query = req.query
+        count_text = query.get("count", "")
+        if count_text and parse_count(count_text) is None:
+            raise BadRequest(f"invalid count {count_text!r}")
+        opt = parse_assign(query, self.options.default_replication, self._preallocate)
+        body = await req.read()
+        content_type = req.headers.get("content-type", "application/octet-stream")
+        layout = self.topology.layout(opt.key)
+        try:
+            vol = layout.pick_for_write(
+                opt.count,
+                self._rng,
+                self._clock(),
+                opt.data_center,
+                opt.rack,
+                opt.data_node,
+                opt.data_size,
+            ) or await self._wait_for_writable(opt, layout)
+        except WeedError as exc:
+            raise WeedError(f"assign: {exc.message}") from exc
+        key = self._sequencer.next_keys(opt.count)
+        fid = f"{vol.id},{format_key_cookie(key, self._cookie())}"
+        node = vol.locations[0]
+        upload = await self._upload(node.url, fid, body, content_type, query)
+        return json_response(
+            {
+                "eTag": upload.get("eTag", ""),
+                "fid": fid,
+                "fileName": _file_name(body, content_type, req.path),
+                "fileUrl": f"{node.public_url}/{fid}",
+                "size": upload.get("size", len(body)),
+            },
+            201,
+        )
+
+    async def _upload(
+        self, server: str, fid: str, body: bytes, content_type: str, query: dict[str, str]
+    ) -> dict[str, Any]:
+        assert self._session is not None
+        params = {k: query[k] for k in ("ts", "ttl") if query.get(k)}
+        try:
+            async with self._session.post(
+                f"http://{server}/{fid}",
+                data=body,
+                params=params,
+                headers={"Content-Type": content_type},
+                timeout=aiohttp.ClientTimeout(total=60),
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise WeedError(f"upload to {server}/{fid} failed: {exc!r}") from exc
+        answer = _loads_object(raw)
+        if status >= 300:
+            raise WeedError(f"upload to {server}/{fid}: {answer.get('error') or status}")
+        return answer
+
+    # ------------------------------------------------------------ volume server protocol
+
+    def _render_heartbeat_answer(self) -> bytes:
+        pulse = self.options.pulse_seconds
+        return _dumps(
+            {
+                "volumeSizeLimit": self.options.volume_size_limit,
+                "leader": self.address,
+                "preallocate": self.options.volume_preallocate,
+                # an int, as docs/internals.md says, unless a test runs sub-second pulses
+                "pulseSeconds": int(pulse) if pulse == int(pulse) else pulse,
+            }
+        )
+
+    def _handle_heartbeat(self, req: Request) -> Response | Awaitable[Response]:
+        if req.stream is not None:
+            return self._heartbeat_streamed(req)
+        return self._apply_heartbeat(req.body)
+
+    async def _heartbeat_streamed(self, req: Request) -> Response:
+        return self._apply_heartbeat(await req.read())
+
+    def _apply_heartbeat(self, body: bytes) -> Response:
+        hb = parse_heartbeat(body)
+        self.stats.heartbeats += 1
+        self._sequencer.set_max(hb.max_file_key)
+        self.topology.apply_heartbeat(hb, self._clock())
+        if self.topology.max_volume_id > self._meta.current.max_volume_id:
+            self._meta.save_volume_id(self.topology.max_volume_id)
+        return Response(200, None, self._heartbeat_answer, raw_headers=JSON_HEADERS)
+
+    def _handle_unwritable(self, req: Request) -> Response:
+        vid = parse_volume_id(req.form().get("volume", ""))
+        if not self.topology.mark_unwritable(vid, self._clock()):
+            raise VolumeNotFound(f"volume id {vid} not found")
+        log.warning("volume %d marked unwritable after a failed replicated write", vid)
+        return json_response({})
+
+
+def _ok(req: Request) -> Response:
+    return Response(200)
+
+
+_dumps = orjson.dumps
+
+
+def _loads_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _file_name(body: bytes, content_type: str, path: str) -> str:
+    """The uploaded file's name: the multipart part's filename, else the path's last segment."""
+    if content_type.lower().startswith("multipart/"):
+        m = _FILENAME_RE.search(body, 0, 8192)
+        if m:
+            return m.group(1).decode("utf-8", "replace").replace('\\"', '"')
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _growth_in_progress(opt: AssignOption) -> NoWritableVolume:
+    return NoWritableVolume(
+        f"no writable volumes for {opt.describe()}, volume growth in progress",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _no_free_volumes(opt: AssignOption, cause: WeedError) -> NotAcceptable:
+    key = opt.key
+    where = (
+        f" in DataCenter:{opt.data_center} Rack:{opt.rack} DataNode:{opt.data_node}"
+        if opt.constrained
+        else ""
+    )
+    return NotAcceptable(
+        f"failed to find writable volumes for collection:{key.collection} "
+        f"replication:{key.replica_placement} ttl:{key.ttl} error: No writable volumes{where} "
+        f"and no free volumes left for {opt.describe()} ({cause.message})"
+    )
