@@ -4,7 +4,8 @@
     ├── BadRequest (400)
     │   ├── InvalidFileId
     │   ├── InvalidTtl
-    │   └── InvalidReplicaPlacement
+    │   ├── InvalidReplicaPlacement
+    │   └── InvalidChunkManifest    (manifest JSON that does not parse or names bad chunks)
     ├── Unauthorized (401)
     ├── NotFound (404)
     │   ├── VolumeNotFound
@@ -48,6 +49,7 @@ __all__ = [
     "CorruptVolume",
     "ExpectationFailed",
     "HeaderFieldsTooLarge",
+    "InvalidChunkManifest",
     "InvalidFileId",
     "InvalidReplicaPlacement",
     "InvalidTtl",
@@ -213,3 +215,7 @@ class ReplicationFailed(WeedError):
     """A replicated write or delete did not reach every replica of the volume."""
 
     status = 500
+
+
+class InvalidChunkManifest(BadRequest):
+    pass
