@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.servers import Impl, skip_reason, start_cluster
+from tests.parity.targets import skip_unless_runnable
+from tests.servers import Impl, start_cluster
 
 CURL = shutil.which("curl")
 # A user's shell has no proxy for loopback; make sure the environment's proxy is not used.
@@ -63,9 +64,7 @@ def photo(path: Path) -> bytes:
 def test_readme_curl_walkthrough(impl: Impl, tmp_path: Path) -> None:
     if CURL is None:
         pytest.skip("the curl binary is not installed")
-    reason = skip_reason(impl)
-    if reason is not None:
-        pytest.skip(reason)
+    skip_unless_runnable(impl)
     pytest.importorskip("PIL")
     myphoto = tmp_path / "myphoto.jpg"
     data = photo(myphoto)

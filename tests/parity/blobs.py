@@ -13,19 +13,11 @@ from dataclasses import dataclass
 import crc32c
 
 from tests.parity.client import Reply, multipart, request
+from tests.parity.targets import Endpoints
 
 # vid, then the key with its leading zero bytes dropped (whole bytes), then 8 cookie digits.
 CANONICAL_FID = re.compile(r"^[1-9][0-9]*,(?!00)(?:[0-9a-f]{2})+[0-9a-f]{8}$")
 QUOTED_ETAG = re.compile(r'^"[0-9a-f]{8}"$')
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """What a parity test knows of a running cluster: which implementation, and its addresses."""
-
-    impl: str
-    master: str  # host:port
-    volume: str  # host:port
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ import pytest
 
 from tests.parity.blobs import (
     CANONICAL_FID,
-    Endpoints,
     assign,
     key_of,
     split_fid,
@@ -15,6 +14,7 @@ from tests.parity.blobs import (
     with_key,
 )
 from tests.parity.client import get, request
+from tests.parity.targets import Endpoints
 
 pytestmark = pytest.mark.parity
 

@@ -16,7 +16,6 @@ import pytest
 
 from tests.parity.blobs import (
     QUOTED_ETAG,
-    Endpoints,
     assign,
     etag_of,
     other_cookie,
@@ -24,6 +23,7 @@ from tests.parity.blobs import (
     store,
 )
 from tests.parity.client import Reply, get, head, request
+from tests.parity.targets import Endpoints
 
 pytestmark = pytest.mark.parity
 

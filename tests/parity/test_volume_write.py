@@ -13,7 +13,6 @@ import pytest
 
 from tests.parity.blobs import (
     QUOTED_ETAG,
-    Endpoints,
     assign,
     etag_of,
     key_of,
@@ -24,6 +23,7 @@ from tests.parity.blobs import (
     with_key,
 )
 from tests.parity.client import get, multipart, request
+from tests.parity.targets import Endpoints
 
 pytestmark = pytest.mark.parity
 
