@@ -9,12 +9,17 @@ SeaweedFS binary (`weed`) and against weedpy (STYLE.md #10):
     finally:
         cluster.stop()
 
-or, in pytest, parametrise over `IMPLS` with the `impl` fixture below:
+or, in pytest, use the fixtures below, which are parametrised over `IMPLS`; bind them as module
+attributes so pytest finds them:
 
-    from tests.servers import cluster_factory, impl  # noqa: F401  (fixtures)
+    from tests import servers
+
+    impl = servers.impl
+    cluster_factory = servers.cluster_factory     # a fresh cluster per test, any shape
+    shared_cluster = servers.shared_cluster       # one default cluster per module
 
     def test_x(cluster_factory):
-        cluster = cluster_factory(volumes=1)
+        cluster = cluster_factory(volumes=2, replication="001")
 
 The weedpy variant is skipped (with the reason) while `weedpy master`/`weedpy volume` are not yet
 registered commands, and the weed variant when the reference binary is missing.
@@ -50,6 +55,7 @@ __all__ = [
     "cluster_factory",
     "free_port",
     "impl",
+    "shared_cluster",
     "skip_reason",
     "start_cluster",
 ]
@@ -332,6 +338,20 @@ def impl(request: pytest.FixtureRequest) -> Impl:
     if reason:
         pytest.skip(reason)
     return name
+
+
+@pytest.fixture(scope="module", params=IMPLS)
+def shared_cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """One default cluster (a master, one volume server) per implementation, shared by the
+    tests of a module: for tests that only need somewhere to read and write."""
+    name: Impl = request.param
+    reason = skip_reason(name)
+    if reason:
+        pytest.skip(reason)
+    with start_cluster(name, tmp_path_factory.mktemp(f"shared-{name}")) as running:
+        yield running
 
 
 @pytest.fixture

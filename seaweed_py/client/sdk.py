@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import email.message
 import io
 import json
 import os
@@ -96,8 +98,9 @@ UploadSource = bytes | bytearray | memoryview | os.PathLike[str] | ReadableBinar
 binary stream opened for reading (read from its current position to EOF; its length is known up
 front only when it is seekable)."""
 
-Progress = Callable[[int], None]
-"""Called with the number of bytes just transferred (on the client's event loop thread)."""
+Progress = Callable[[int, int | None], None]
+"""Called as `progress(bytes_just_transferred, total_or_None)` on the client's event loop thread
+(`seaweed_py.client.progress.ProgressBar.update` fits)."""
 
 _READ_PIECE = 256 * 1024
 _STATUS_ERRORS: Final[dict[int, type[WeedError]]] = {
@@ -258,12 +261,14 @@ class _Sink:
         self._write = write
         self._progress = progress
         self.written = 0
+        self.total: int | None = None
+        self.headers: Mapping[str, str] = {}
 
     async def write(self, piece: bytes) -> None:
         await self._write(piece)
         self.written += len(piece)
         if self._progress is not None:
-            self._progress(len(piece))
+            self._progress(len(piece), self.total)
 
 
 def _http(address: str) -> str:
@@ -494,9 +499,10 @@ class AsyncClient:
         """
         options = _AssignOptions(collection, replication, ttl, data_center, rack, disk)
         assignment = await self._assign(1, options)
-        return await self._write(assignment.fid, source, self._assigned_url(assignment),
-                                 options, name, mime, pairs, ts, chunk_size, progress,
-                                 assignment.auth)
+        result = await self._write(assignment.fid, source, self._assigned_url(assignment),
+                                   options, name, mime, pairs, ts, chunk_size, progress,
+                                   assignment.auth)
+        return dataclasses.replace(result, url=f"{assignment.public_url}/{result.fid}")
 
     async def write(
         self,
@@ -561,7 +567,7 @@ class AsyncClient:
             if not second:
                 result = await self._post(fid, url, first, meta)
                 if progress is not None:
-                    progress(len(first))
+                    progress(len(first), len(first))
                 return result
             return await self._write_chunked(fid, url, src, [first, second], limit, meta,
                                              options, progress)
@@ -575,7 +581,7 @@ class AsyncClient:
             data = await src.read(src.size)
             result = await self._post(fid, url, data, meta)
             if progress is not None:
-                progress(len(data))
+                progress(len(data), len(data))
             return result
         return await self._post(fid, url, src, meta, progress)
 
@@ -604,7 +610,7 @@ class AsyncClient:
                 await self._post(assignment.fid, self._assigned_url(assignment), data, chunk)
                 done.append(ChunkInfo(assignment.fid, offset, len(data)))
                 if progress is not None:
-                    progress(len(data))
+                    progress(len(data), src.size)
             finally:
                 slots.release()
 
@@ -732,6 +738,29 @@ class AsyncClient:
         await self._read(fid, sink)
         return sink.written
 
+    async def save(
+        self, fid: str, directory: os.PathLike[str] | str = ".", *, name: str | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Download into `directory` like `weed download`: the file is named `name`, else the
+        name the server sends (`Content-Disposition`), else the fid. Written to a temporary
+        file first and renamed when complete; returns the final path."""
+        folder = Path(directory)
+        partial = folder / f".{fid.replace(',', '_')}.{secrets.token_hex(4)}.part"
+        try:
+            with partial.open("wb") as out:
+
+                async def write(piece: bytes) -> None:
+                    await asyncio.to_thread(out.write, piece)
+
+                sink = _Sink(write, progress)
+                await self._read(fid, sink)
+            final = folder / (name or _served_name(sink.headers) or fid)
+            partial.replace(final)
+        finally:
+            partial.unlink(missing_ok=True)
+        return final
+
     async def _read(self, fid: str, sink: _Sink) -> None:
         """GET the fid from its replicas in turn until one delivers every byte.
 
@@ -778,6 +807,8 @@ class AsyncClient:
                 skip = resume if resp.status == 200 else 0
                 expected = resp.content_length
                 total = (expected + resume - skip) if expected is not None else None
+                sink.total = total
+                sink.headers = resp.headers
                 async for piece in resp.content.iter_chunked(_READ_PIECE):
                     if skip:
                         cut = min(skip, len(piece))
@@ -833,8 +864,19 @@ async def _stream_body(
             break
         yield piece
         if progress is not None:
-            progress(len(piece))
+            progress(len(piece), src.size)
     yield tail
+
+
+def _served_name(headers: Mapping[str, str]) -> str:
+    """The file name in a Content-Disposition header, reduced to a safe base name."""
+    disposition = headers.get("Content-Disposition", "")
+    if not disposition:
+        return ""
+    message = email.message.Message()
+    message["Content-Disposition"] = disposition
+    name = os.path.basename((message.get_filename() or "").replace("\\", "/"))
+    return "" if name in ("", ".", "..") else name
 
 
 def _retry_after(value: str | None) -> float:
@@ -912,6 +954,13 @@ class Client:
     ) -> int:
         """See `AsyncClient.download_to`."""
         return self._run(self._client.download_to(fid, destination, progress=progress))
+
+    def save(
+        self, fid: str, directory: os.PathLike[str] | str = ".", *, name: str | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
+        """See `AsyncClient.save`."""
+        return self._run(self._client.save(fid, directory, name=name, progress=progress))
 
     def delete(self, fid: str) -> int:
         """See `AsyncClient.delete`."""

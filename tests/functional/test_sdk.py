@@ -6,7 +6,7 @@ import asyncio
 import io
 import os
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -22,25 +22,18 @@ from seaweed_py.errors import (
     VolumeNotFound,
 )
 from tests import servers
-from tests.servers import IMPLS, Cluster, Impl, VolumeSpec, start_cluster
+from tests.servers import Cluster, VolumeSpec
 
 impl = servers.impl
 cluster_factory = servers.cluster_factory
+shared_cluster = servers.shared_cluster
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module", params=IMPLS)
-def cluster(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
-    """One single-volume-server cluster per implementation, shared by this module's tests."""
-    name: Impl = request.param
-    reason = servers.skip_reason(name)
-    if reason:
-        pytest.skip(reason)
-    with start_cluster(name, tmp_path_factory.mktemp(f"sdk-{name}")) as running:
-        yield running
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    return shared_cluster
 
 
 @pytest.fixture
@@ -84,15 +77,32 @@ async def test_file_path_and_stream_round_trip(client: AsyncClient, tmp_path: Pa
     assert [p.name for p in target.parent.iterdir()] == ["copy.bin"]
 
 
+async def test_save_names_the_file_like_the_server_does(
+    client: AsyncClient, tmp_path: Path
+) -> None:
+    named = await client.upload(b"report", name="report.pdf")
+    assert await client.save(named.fid, tmp_path) == tmp_path / "report.pdf"
+    assert (tmp_path / "report.pdf").read_bytes() == b"report"
+    chosen = await client.save(named.fid, tmp_path, name="mine.pdf")
+    assert chosen.read_bytes() == b"report"
+    with pytest.raises(NeedleNotFound):
+        await client.save(named.fid[:-1] + ("0" if named.fid[-1] != "0" else "1"), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.pdf", "report.pdf"]
+
+
 async def test_large_file_is_chunked_with_a_manifest_and_reads_whole(
     client: AsyncClient, cluster: Cluster
 ) -> None:
     data = os.urandom(3 * MiB + 12345)
-    seen: list[int] = []
-    result = await client.upload(data, name="big.iso", progress=seen.append)
+    sent: list[tuple[int, int | None]] = []
+    result = await client.upload(data, name="big.iso", progress=lambda n, t: sent.append((n, t)))
     assert (result.size, result.chunks) == (len(data), 4)
-    assert sum(seen) == len(data)
-    assert await client.download(result.fid) == data
+    assert sum(n for n, _ in sent) == len(data)
+    assert {t for _, t in sent} == {len(data)}
+    received: list[tuple[int, int | None]] = []
+    assert await client.download(result.fid, progress=lambda n, t: received.append((n, t))) == data
+    assert sum(n for n, _ in received) == len(data)
+    assert {t for _, t in received} == {len(data)}
     location = (await client.lookup(result.fid))[0]
     status, _, raw = await raw_get(f"http://{location.url}/{result.fid}", cm="false")
     assert status == 200
