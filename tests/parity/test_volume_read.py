@@ -7,6 +7,7 @@ names the docs/compat.md row for the rest.
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -19,6 +20,7 @@ from tests.parity.blobs import (
     assign,
     etag_of,
     other_cookie,
+    put_raw,
     split_fid,
     store,
 )
@@ -372,3 +374,33 @@ def test_status_pretty_is_indented_json(cluster: Endpoints) -> None:
     assert reply.status == 200
     assert reply.body.count(b"\n") > 5
     assert set(reply.json()) >= {"Version", "DiskStatuses", "Volumes"}
+
+
+def test_chunk_manifest_is_expanded_on_read_and_deleted_with_its_chunks(
+    cluster: Endpoints,
+) -> None:
+    chunk_data = b"chunk-manifest-expanded-content"
+    chunk = store(cluster, chunk_data, "chunk.bin")
+    manifest = json.dumps(
+        {
+            "name": "manifest.bin",
+            "mime": "application/octet-stream",
+            "size": len(chunk_data),
+            "chunks": [{"fid": chunk, "offset": 0, "size": len(chunk_data)}],
+        }
+    ).encode()
+    fid = assign(cluster).fid
+    reply = put_raw(cluster.volume, fid, manifest, "application/json", query="cm=true")
+    assert reply.status == 201, reply.describe()
+    expanded = get(f"{cluster.volume}/{fid}")
+    assert expanded.status == 200, expanded.describe()
+    assert expanded.body == chunk_data
+    assert expanded.header("X-File-Store") == "chunked"
+    raw = get(f"{cluster.volume}/{fid}?cm=false")
+    assert raw.body == manifest
+    assert raw.header("X-File-Store") is None
+    deleted = request("DELETE", f"{cluster.volume}/{fid}")
+    assert deleted.status == 202, deleted.describe()
+    assert deleted.json() == {"size": len(chunk_data)}  # the manifest's size
+    assert get(f"{cluster.volume}/{fid}").status == 404
+    assert get(f"{cluster.volume}/{chunk}").status == 404
