@@ -78,7 +78,8 @@ class ChunkManifest:
         if not isinstance(obj, dict):
             raise InvalidChunkManifest("chunk manifest is not a JSON object")
         fields = _fold(obj)
-        raw_chunks = fields.get("chunks") or []
+        raw_chunks = fields.get("chunks")
+        raw_chunks = [] if raw_chunks is None else raw_chunks
         if not isinstance(raw_chunks, list):
             raise InvalidChunkManifest("chunk manifest 'chunks' is not a list")
         chunks = sorted((_chunk(c, i) for i, c in enumerate(raw_chunks)), key=_by_offset)

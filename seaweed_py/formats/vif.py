@@ -106,7 +106,8 @@ class VolumeInfo:
         if not isinstance(obj, dict):
             raise CorruptVolume("volume info is not a JSON object")
         try:
-            files = obj.get("files") or []
+            files = obj.get("files")
+            files = [] if files is None else files
             if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
                 raise TypeError("files must be a list of objects")
             ec = _field(obj, "ecShardConfig", "ec_shard_config")
