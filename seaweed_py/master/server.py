@@ -83,6 +83,7 @@ class MasterServer:
         self.stats = MasterStats()
         self._registry = master_registry(self.stats, self.topology, self._sequencer)
         self._assign_cache: dict[str, _Assign] = {}
+        self._assign_tails: dict[str, tuple[str, bytes]] = {}
         self._cookies = array("I")
         self._cookie_at = 0
         self._preallocate = options.volume_size_limit if options.volume_preallocate else 0
@@ -238,17 +239,27 @@ class MasterServer:
     def _assigned(self, vol: LayoutVolume, count: int, pretty: bool) -> Response:
         key = self._sequencer.next_keys(count)
         node = vol.locations[0]
-        self.stats.assigns += 1
-        self.stats.assigned_keys += count
-        answer = {
-            "fid": f"{vol.id},{format_key_cookie(key, self._cookie())}",
-            "url": node.url,
-            "publicUrl": node.public_url,
-            "count": count,
-        }
+        stats = self.stats
+        stats.assigns += 1
+        stats.assigned_keys += count
+        key_cookie = "%x%08x" % (key, self._cookie())  # noqa: UP031 (fastest formatting here)
+        if len(key_cookie) & 1:  # the key's hex keeps whole bytes
+            key_cookie = "0" + key_cookie
         if pretty:
+            answer = {
+                "fid": f"{vol.id},{key_cookie}",
+                "url": node.url,
+                "publicUrl": node.public_url,
+                "count": count,
+            }
             return json_response(answer, pretty=True)
-        return Response(200, None, _dumps(answer), raw_headers=JSON_HEADERS)
+        tail = self._assign_tails.get(node.id)
+        if tail is None or tail[0] != node.public_url:
+            # `","url":...,"count":` for this node, JSON-escaped once
+            url_part = _dumps({"url": node.url, "publicUrl": node.public_url})[1:-1]
+            tail = self._assign_tails[node.id] = (node.public_url, b'",' + url_part + b',"count":')
+        body = b'{"fid":"%d,%s%s%d}' % (vol.id, key_cookie.encode(), tail[1], count)
+        return Response(200, None, body, raw_headers=JSON_HEADERS)
 
     async def _assign_waiting(
         self, opt: AssignOption, layout: VolumeLayout, pretty: bool

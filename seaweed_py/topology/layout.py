@@ -92,6 +92,7 @@ class VolumeLayout:
         self.volume_size_limit = volume_size_limit
         self.crowded_ratio = crowded_ratio
         self.estimate_bytes = estimate_bytes
+        self._crowded_line = crowded_ratio * volume_size_limit
         self.volumes: dict[int, LayoutVolume] = {}
         self.writables: list[int] = []
         self._writable_set: set[int] = set()
@@ -212,18 +213,26 @@ class VolumeLayout:
         n = len(writables)
         if n == 0:
             return None
-        volumes = self.volumes
         if data_center or rack or data_node:
             sample = self._matching_sample(rng, data_center, rack, data_node)
             if not sample:
                 return None
-        elif n <= _SAMPLE:
-            sample = [volumes[vid] for vid in writables]
+            chosen = self._weighted(sample, rng)
+        elif n > _SAMPLE:
+            # The common case, unrolled: three uniform draws, one capacity-weighted choice.
+            rnd, volumes, limit = rng.random, self.volumes, self.volume_size_limit
+            a = volumes[writables[int(rnd() * n)]]
+            b = volumes[writables[int(rnd() * n)]]
+            c = volumes[writables[int(rnd() * n)]]
+            wa = max(1, limit - a.size)
+            wb = max(1, limit - b.size)
+            r = rnd() * (wa + wb + max(1, limit - c.size))
+            chosen = a if r < wa else b if r < wa + wb else c
         else:
-            rnd = rng.random
-            sample = [volumes[writables[int(rnd() * n)]] for _ in range(_SAMPLE)]
-        chosen = self._weighted(sample, rng)
-        self._account(chosen, count * (data_size or self.estimate_bytes), now)
+            chosen = self._weighted([self.volumes[vid] for vid in writables], rng)
+        pending = count * (data_size or self.estimate_bytes)
+        if chosen.size + pending > self._crowded_line:
+            self._account(chosen, pending, now)
         return chosen
 
     def _matching_sample(
