@@ -1,0 +1,189 @@
+"""A fake volume server for master tests, speaking the master ↔ volume protocol of
+docs/internals.md: it answers the admin endpoints, accepts uploads, and sends heartbeats when
+told to (so tests decide when the master hears from it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from seaweed_py.master import MasterOptions, MasterServer
+
+
+class FakeVolumeServer:
+    def __init__(
+        self,
+        master: str,
+        *,
+        data_center: str = "",
+        rack: str = "",
+        max_volumes: int = 8,
+    ) -> None:
+        self.master = master
+        self.data_center = data_center
+        self.rack = rack
+        self.max_volumes = max_volumes
+        self.volumes: dict[int, dict[str, Any]] = {}
+        self.calls: list[tuple[str, dict[str, str]]] = []
+        self.uploads: dict[str, bytes] = {}
+        self.allocate_delay = 0.0
+        self.fail_allocate = False
+        self.max_file_key = 0
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/admin/volume/allocate", self._allocate)
+        app.router.add_post("/admin/volume/delete", self._delete)
+        app.router.add_post("/admin/collection/delete", self._delete_collection)
+        app.router.add_post("/{fid}", self._upload)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def state(self, goodbye: bool = False) -> dict[str, Any]:
+        return {
+            "ip": "127.0.0.1",
+            "port": self.port,
+            "publicUrl": self.url,
+            "dataCenter": self.data_center,
+            "rack": self.rack,
+            "maxVolumeCount": self.max_volumes,
+            "maxFileKey": self.max_file_key,
+            "hasNoVolumes": goodbye,
+            "volumes": [] if goodbye else list(self.volumes.values()),
+        }
+
+    async def heartbeat(self, goodbye: bool = False) -> dict[str, Any]:
+        assert self._session is not None
+        async with self._session.post(
+            f"http://{self.master}/internal/heartbeat", json=self.state(goodbye)
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            answer: dict[str, Any] = await resp.json()
+            return answer
+
+    async def _allocate(self, request: web.Request) -> web.Response:
+        q = dict(request.query)
+        self.calls.append(("allocate", q))
+        if self.allocate_delay:
+            await asyncio.sleep(self.allocate_delay)
+        if self.fail_allocate:
+            return web.json_response({"error": "disk on fire"}, status=500)
+        vid = int(q["volume"])
+        if vid in self.volumes:
+            return web.json_response({"error": f"volume {vid} exists"}, status=409)
+        if len(self.volumes) >= self.max_volumes:
+            return web.json_response({"error": "no free slot"}, status=406)
+        self.volumes[vid] = {
+            "id": vid,
+            "collection": q.get("collection", ""),
+            "size": 8,
+            "fileCount": 0,
+            "deleteCount": 0,
+            "deletedByteCount": 0,
+            "readOnly": False,
+            "replicaPlacement": q.get("replication", "") or "000",
+            "ttl": q.get("ttl", ""),
+            "version": 3,
+            "compactRevision": 0,
+            "modifiedAtSecond": 0,
+            "diskType": q.get("disk", ""),
+        }
+        return web.json_response({})
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        q = dict(request.query)
+        self.calls.append(("delete", q))
+        if self.volumes.pop(int(q["volume"]), None) is None:
+            return web.json_response({"error": "not found"}, status=404)
+        return web.json_response({})
+
+    async def _delete_collection(self, request: web.Request) -> web.Response:
+        q = dict(request.query)
+        self.calls.append(("delete_collection", q))
+        for vid in [v for v, info in self.volumes.items() if info["collection"] == q["collection"]]:
+            del self.volumes[vid]
+        return web.json_response({})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        fid = request.match_info["fid"]
+        body = await request.read()
+        self.uploads[fid] = body
+        self.calls.append(
+            ("upload", {"fid": fid, "content-type": request.content_type, **request.query})
+        )
+        etag = hashlib.md5(body).hexdigest()[:8]
+        return web.json_response({"name": "", "size": len(body), "eTag": etag}, status=201)
+
+
+VolumeFactory = Callable[..., "asyncio.Future[FakeVolumeServer]"]
+
+
+@pytest.fixture
+async def master(tmp_path: Any) -> AsyncIterator[MasterServer]:
+    server = MasterServer(
+        MasterOptions(ip="127.0.0.1", port=0, mdir=str(tmp_path / "mdir"), assign_wait_seconds=3.0)
+    )
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def volumes(master: MasterServer) -> AsyncIterator[Callable[..., Any]]:
+    started: list[FakeVolumeServer] = []
+
+    async def make(**kw: Any) -> FakeVolumeServer:
+        fake = FakeVolumeServer(master.address, **kw)
+        await fake.start()
+        started.append(fake)
+        await fake.heartbeat()
+        return fake
+
+    yield make
+    for fake in started:
+        await fake.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_a_heartbeat_registers_the_volume_server(
+    master: MasterServer, volumes: Callable[..., Any]
+) -> None:
+    fake = await volumes(data_center="dc1", rack="r1", max_volumes=3)
+    answer = await fake.heartbeat()
+    assert answer == {
+        "volumeSizeLimit": 30720 * 1024 * 1024,
+        "leader": master.address,
+        "preallocate": False,
+        "pulseSeconds": 5,
+    }
+    node = master.topology.nodes[fake.url]
+    assert (node.data_center.id, node.rack.id, node.free_slots("hdd")) == ("dc1", "r1", 3)
