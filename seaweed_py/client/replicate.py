@@ -94,9 +94,14 @@ class Replicator:
         )
         return {url: err for url, err in zip(urls, results, strict=True) if err}
 
-    async def delete(self, urls: Sequence[str], path: str) -> dict[str, str]:
-        """Delete `path` on every URL; returns {url: error} for the ones that failed."""
-        target = f"{quote(path, safe='/,._-')}?type=replicate"
+    async def delete(
+        self, urls: Sequence[str], path: str, *, as_replica: bool = True
+    ) -> dict[str, str]:
+        """Delete `path` on every URL; returns {url: error} for the ones that failed.
+
+        `as_replica=False` sends a plain client delete, which the receiver itself replicates.
+        """
+        target = quote(path, safe="/,._-") + ("?type=replicate" if as_replica else "")
         results = await asyncio.gather(
             *(self._send("DELETE", f"http://{url}{target}", b"", {}, _DELETE_OK) for url in urls)
         )

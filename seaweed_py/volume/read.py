@@ -1,0 +1,329 @@
+"""GET and HEAD of blobs (spec §3.3, §3.9, §13.2, §15.2).
+
+`BlobReader.get` is the hot path: a plain function (no coroutine) that parses the URL, reads
+the needle through storage (one index lookup, one pread) and answers with pre-built header
+bytes. Only the rarer cases return an awaitable: image transforms (run off the loop), chunk
+manifests (chunks fetched from their volumes), large needles (streamed with chunked preads off
+the loop) and volumes this server does not hold (proxy or redirect, per `-readMode`).
+
+Read failures answer with the reference's statuses — 400 for a malformed id, 404 for an unknown,
+deleted, expired or wrong-cookie needle, 500 for a corrupt one (its bytes are never served) —
+and a JSON error body where the reference sends none (docs/compat.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+from seaweed_py.client.master_link import MasterLink
+from seaweed_py.errors import CorruptNeedle, NotFound, WeedError
+from seaweed_py.formats.chunk_manifest import ChunkManifest, load_chunk_manifest
+from seaweed_py.formats.fid import FileId
+from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle
+from seaweed_py.httpkit.request import Request
+from seaweed_py.httpkit.response import JSON_HEADERS, Response
+from seaweed_py.volume.conditional import is_not_modified
+from seaweed_py.volume.images import ImageOps, transform_image
+from seaweed_py.volume.mime import detect_content_type
+from seaweed_py.volume.ranges import ByteRange, multipart_byteranges, plan_ranges
+from seaweed_py.volume.render import (
+    content_disposition,
+    content_type_for,
+    last_modified_line,
+    override_headers,
+    pair_lines,
+    parse_bool,
+)
+from seaweed_py.volume.stats import Stats
+from seaweed_py.volume.store_view import StoreView
+from seaweed_py.volume.upload import gunzip
+from seaweed_py.volume.urls import BlobPath, parse_blob_path
+
+__all__ = ["BlobReader", "not_found"]
+
+log = logging.getLogger(__name__)
+
+_SERVER_ERROR = Response(500, raw_headers=JSON_HEADERS, body=b'{"error":"internal error"}')
+_GZIP_MAGIC = b"\x1f\x8b"
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
+                         "server", "date", "te", "trailer", "upgrade", "proxy-connection"})
+_CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=3)
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """What a read decided to send for a needle held in memory."""
+
+    head: bytes
+    data: bytes
+    content_type: str
+
+
+class BlobReader:
+    """Answers blob reads for one volume server."""
+
+    def __init__(
+        self,
+        store: StoreView,
+        link: MasterLink | None,
+        *,
+        self_url: Callable[[], str],
+        read_mode: str,
+        stats: Stats,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._link = link
+        self._self_url = self_url
+        self._read_mode = read_mode
+        self._stats = stats
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=_CHUNK_TIMEOUT, auto_decompress=False)
+        return self._session
+
+    # ------------------------------------------------------------------ entry point
+
+    def get(self, req: Request) -> Response | Awaitable[Response]:
+        self._stats.reads += 1
+        path = parse_blob_path(req.path)
+        volume = self._store.get(path.volume_id)
+        if volume is None:
+            return self._not_local(req, path)
+        try:
+            needle = volume.read(path.key, path.cookie)
+        except NotFound:
+            return not_found(req.path)
+        except CorruptNeedle as exc:
+            log.error("read %s: %s", req.path, exc)
+            return _SERVER_ERROR
+        if needle.ttl and needle.append_at_ns and self._expired(needle):
+            return not_found(req.path)
+        return self.serve(req, path, needle)
+
+    def _expired(self, needle: Needle) -> bool:
+        return self._clock() >= needle.append_at_ns / 1e9 + needle.ttl.seconds
+
+    # ------------------------------------------------------------------ one needle
+
+    def serve(self, req: Request, path: BlobPath, needle: Needle) -> Response | Awaitable[Response]:
+        query = req.query if req.query_string else _EMPTY_QUERY
+        flags = needle.flags
+        if flags & FLAG_CHUNK_MANIFEST and query.get("cm") != "false":
+            return self._serve_manifest(req, path, needle, query)
+        headers = req.headers
+        etag = f'"{needle.checksum:08x}"'
+        head = b"Accept-Ranges: bytes\r\nEtag: " + etag.encode() + b"\r\n"
+        if needle.last_modified:
+            head += last_modified_line(needle.last_modified)
+        if ("if-modified-since" in headers or "if-none-match" in headers) and is_not_modified(
+            headers.get("if-modified-since"), headers.get("if-none-match"),
+            needle.last_modified, etag,
+        ):
+            return Response(304, raw_headers=head)
+        if needle.pairs:
+            head += pair_lines(needle.pairs)
+        filename = path.filename or needle.name.decode("utf-8", "replace")
+        content_type = content_type_for(needle.mime.decode("utf-8", "replace"), filename)
+        data = needle.data
+        ops = ImageOps.from_query(query, path.ext or _ext(filename)) if query else None
+        if flags & FLAG_GZIP:
+            if ops is None and "gzip" in headers.get("accept-encoding", "") and data[:2] == _GZIP_MAGIC:
+                head += b"Content-Encoding: gzip\r\n"
+            else:
+                data = gunzip(data)
+        if filename and "response-content-disposition" not in query:
+            head += _header("Content-Disposition",
+                            content_disposition(filename, parse_bool(query.get("dl", ""))))
+        if query:
+            for name, value in override_headers(query).items():
+                if name == "Content-Type":
+                    content_type = value
+                else:
+                    head += _header(name, value)
+        if ops is not None:
+            return self._serve_image(req, _Served(head, data, content_type), ops)
+        return _respond(req, _Served(head, data, content_type))
+
+    async def _serve_image(self, req: Request, served: _Served, ops: ImageOps) -> Response:
+        data = await asyncio.to_thread(transform_image, served.data, ops)
+        return _respond(req, _Served(served.head, data, served.content_type))
+
+    # ------------------------------------------------------------------ chunk manifests
+
+    async def _serve_manifest(
+        self, req: Request, path: BlobPath, needle: Needle, query: Mapping[str, str]
+    ) -> Response:
+        try:
+            manifest = load_chunk_manifest(needle.data, bool(needle.flags & FLAG_GZIP))
+        except WeedError as exc:
+            log.error("read %s: bad chunk manifest: %s", req.path, exc)
+            return _SERVER_ERROR
+        size = manifest.size or sum(c.size for c in manifest.chunks)
+        filename = path.filename or manifest.name
+        head = (b"Accept-Ranges: bytes\r\nX-File-Store: chunked\r\nEtag: "
+                + f'"{needle.checksum:08x}"'.encode() + b"\r\n")
+        if needle.last_modified:
+            head += last_modified_line(needle.last_modified)
+        content_type = content_type_for(manifest.mime, filename)
+        if content_type:
+            head += _header("Content-Type", content_type)
+        if filename:
+            head += _header("Content-Disposition",
+                            content_disposition(filename, parse_bool(query.get("dl", ""))))
+        ranges = plan_ranges(req.headers.get("range"), size)
+        start, length, status = 0, size, 200
+        if ranges is not None and len(ranges) == 1:
+            start, length, status = ranges[0].start, ranges[0].length, 206
+            head += _header("Content-Range", ranges[0].content_range(size))
+        elif ranges == ():
+            length = 0
+        if req.method == "HEAD" or length == 0:
+            return Response(status, raw_headers=head, content_length=length)
+        return Response(status, raw_headers=head, body=self._chunks(manifest, start, length),
+                        content_length=length)
+
+    async def _chunks(self, manifest: ChunkManifest, start: int, length: int) -> AsyncIterator[bytes]:
+        end = start + length
+        for chunk in manifest.chunks:
+            lo, hi = max(start, chunk.offset), min(end, chunk.offset + chunk.size)
+            if lo >= hi:
+                continue
+            data = await self.fetch_chunk(chunk.fid, lo - chunk.offset, hi - lo)
+            yield data
+
+    async def fetch_chunk(self, fid: FileId, offset: int, length: int) -> bytes:
+        """`length` bytes at `offset` of the blob `fid`, local or from its volume server."""
+        volume = self._store.get(fid.volume_id)
+        if volume is not None:
+            needle = volume.read(fid.key, fid.cookie)
+            data = gunzip(needle.data) if needle.flags & FLAG_GZIP else needle.data
+            return data[offset : offset + length]
+        if self._link is None:
+            raise NotFound(f"chunk {fid} is on no known server")
+        locations = await self._link.lookup(fid.volume_id)
+        url = f"http://{random.choice(locations).url}/{fid}"
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+        async with self._http().get(url, headers=headers) as resp:
+            body = await resp.read()
+            if resp.status not in (200, 206):
+                raise NotFound(f"chunk {fid} answered {resp.status}")
+            if resp.headers.get("Content-Encoding") == "gzip":
+                body = gunzip(body)
+            return body if resp.status == 206 else body[offset : offset + length]
+
+    # ------------------------------------------------------------------ volumes held elsewhere
+
+    def _not_local(self, req: Request, path: BlobPath) -> Response | Awaitable[Response]:
+        if self._read_mode == "local" or self._link is None or req.query.get("proxied") == "true":
+            return not_found(req.path)
+        return self._elsewhere(req, path)
+
+    async def _elsewhere(self, req: Request, path: BlobPath) -> Response:
+        assert self._link is not None
+        try:
+            locations = await self._link.lookup(path.volume_id)
+        except WeedError:
+            return not_found(req.path)
+        me = self._self_url()
+        others = [loc for loc in locations if loc.url != me]
+        if not others:
+            return not_found(req.path)
+        target = random.choice(others)
+        query = f"{req.query_string}&proxied=true" if req.query_string else "proxied=true"
+        url = f"http://{target.url}{req.path}?{query}"
+        if self._read_mode == "redirect":
+            return Response(301, {"Location": url})
+        return await self._proxy(req, url)
+
+    async def _proxy(self, req: Request, url: str) -> Response:
+        headers = {k: v for k, v in req.headers.items() if k not in _HOP_BY_HOP and k != "host"}
+        try:
+            async with self._http().request(req.method, url, headers=headers) as resp:
+                body = await resp.read()
+                relayed = {k: v for k, v in resp.headers.items() if k.lower() not in _HOP_BY_HOP}
+                if req.method == "HEAD":
+                    length = int(resp.headers.get("Content-Length", "0") or 0)
+                    return Response(resp.status, relayed, content_length=length)
+                return Response(resp.status, relayed, body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("proxy read %s failed: %s", url, exc)
+            return not_found(req.path)
+
+
+_EMPTY_QUERY: Mapping[str, str] = {}
+
+
+def not_found(url_path: str) -> Response:
+    body = orjson.dumps({"error": f"{url_path} not found"})
+    return Response(404, raw_headers=JSON_HEADERS, body=body)
+
+
+def _ext(filename: str) -> str:
+    dot = filename.rfind(".")
+    return filename[dot:] if dot >= 0 and "/" not in filename[dot:] else ""
+
+
+def _header(name: str, value: str) -> bytes:
+    if "\r" in value or "\n" in value:
+        return b""
+    return f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
+
+
+def _respond(req: Request, served: _Served) -> Response:
+    """200, 206, multipart 206 or the A7 empty 200 for in-memory data."""
+    data = served.data
+    size = len(data)
+    head = served.head
+    content_type = served.content_type
+    range_header = req.headers.get("range")
+    if range_header:
+        ranges = plan_ranges(range_header, size)
+        if ranges is not None:
+            return _ranged(req, served, ranges)
+    if not content_type and req.method == "GET" and data:
+        content_type = detect_content_type(data)
+    if content_type:
+        head += _header("Content-Type", content_type)
+    if req.method == "HEAD":
+        return Response(200, raw_headers=head, content_length=size)
+    return Response(200, raw_headers=head, body=data)
+
+
+def _ranged(req: Request, served: _Served, ranges: tuple[ByteRange, ...]) -> Response:
+    data, head, content_type = served.data, served.head, served.content_type
+    size = len(data)
+    if not ranges:
+        return Response(200, raw_headers=head, content_length=0)
+    if len(ranges) == 1:
+        r = ranges[0]
+        head += _header("Content-Range", r.content_range(size))
+        if content_type:
+            head += _header("Content-Type", content_type)
+        if req.method == "HEAD":
+            return Response(206, raw_headers=head, content_length=r.length)
+        return Response(206, raw_headers=head, body=data[r.start : r.start + r.length])
+    body, multipart_type = multipart_byteranges(
+        ranges, size, content_type, lambda s, n: data[s : s + n], secrets.token_hex(15)
+    )
+    head += _header("Content-Type", multipart_type)
+    if req.method == "HEAD":
+        return Response(206, raw_headers=head, content_length=len(body))
+    return Response(206, raw_headers=head, body=body)

@@ -1,0 +1,289 @@
+"""POST/PUT and DELETE of blobs, with replication (spec §3.5, §3.6, §6).
+
+A write is parsed into an `Upload`, stored locally, acknowledged by storage according to
+`-fsync` (the `durable` future is awaited, never blocking the loop), then forwarded to every
+other replica of the volume in parallel. The client hears success only when every replica
+stored it. When one did not, the write is undone where it landed — the local copy and the
+copies of the replicas that succeeded are tombstoned — the master is told to stop assigning the
+volume, and the client gets a 500. (The reference leaves the diverged copies in place, quirk
+A20; a write the client was told failed should not be readable afterwards.)
+
+Deletes tombstone locally first, then on the replicas; a replica failure is reported to the
+client and the master, and the local tombstone stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import orjson
+
+from seaweed_py.client.master_link import MasterLink
+from seaweed_py.client.replicate import ReplicaCopy, Replicator
+from seaweed_py.errors import (
+    BadRequest,
+    CookieMismatch,
+    NotFound,
+    PayloadTooLarge,
+    ReplicationFailed,
+    VolumeNotFound,
+    WeedError,
+)
+from seaweed_py.formats.chunk_manifest import load_chunk_manifest
+from seaweed_py.formats.fid import FileId
+from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle
+from seaweed_py.httpkit.request import Request
+from seaweed_py.httpkit.response import Response, json_response
+from seaweed_py.types import Cookie, NeedleId
+from seaweed_py.volume.stats import Stats
+from seaweed_py.volume.store_view import StoreView, VolumeView
+from seaweed_py.volume.upload import Upload, UploadOptions, parse_upload
+from seaweed_py.volume.urls import BlobPath, parse_blob_path, parse_write_path
+
+__all__ = ["BlobWriter"]
+
+log = logging.getLogger(__name__)
+
+_NOT_FOUND_SIZE = b'{"size":0}'
+
+
+class BlobWriter:
+    """Answers uploads and deletes for one volume server."""
+
+    def __init__(
+        self,
+        store: StoreView,
+        link: MasterLink | None,
+        replicator: Replicator,
+        *,
+        self_url: Callable[[], str],
+        file_size_limit: int,
+        stats: Stats,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._link = link
+        self._replicator = replicator
+        self._self_url = self_url
+        self._limit = file_size_limit
+        self._stats = stats
+        self._clock = clock
+
+    # ------------------------------------------------------------------ writes
+
+    async def write(self, req: Request) -> Response:
+        self._stats.writes += 1
+        path = parse_write_path(req.path)
+        options = UploadOptions.from_query(req.query, int(self._clock()))
+        body = await req.read()
+        upload = parse_upload(req.method, req.path, req.headers, body, options)
+        if upload.original_size > self._limit:
+            raise PayloadTooLarge(f"file over the limited {self._limit} bytes",
+                                  volume_id=path.volume_id)
+        volume = self._store.get(path.volume_id)
+        if volume is None:
+            return await self._forward_only(path, req.path, upload)
+        needle = _needle(path, upload, volume)
+        remote = () if options.replicate else await self._replica_urls(path.volume_id, volume)
+        result = volume.write(needle)
+        await asyncio.wrap_future(result.durable)
+        if remote:
+            copy = _copy(req.path, needle, upload)
+            failures = await self._replicator.write(remote, copy)
+            if failures:
+                await self._undo_write(volume, needle, req.path, remote, failures,
+                                       appended=not result.unchanged)
+        self._stats.bytes_written += len(needle.data)
+        return _write_response(upload, needle, unchanged=result.unchanged)
+
+    async def _forward_only(self, path: BlobPath, url_path: str, upload: Upload) -> Response:
+        """The volume is not here: store it on every holder (quirk A28, kept), unless this is
+        itself a replica copy, which must not be acknowledged unstored (quirk A17, fixed)."""
+        if upload.options.replicate or self._link is None:
+            raise VolumeNotFound("volume is not on this server", volume_id=path.volume_id)
+        locations = await self._link.lookup(path.volume_id)
+        needle = Needle.build(path.cookie, path.key, upload.data, gzipped=upload.gzipped)
+        failures = await self._replicator.write(
+            [loc.url for loc in locations], _copy(url_path, needle, upload)
+        )
+        if failures:
+            self._link.forget(path.volume_id)
+            raise ReplicationFailed(_failure_text(failures), volume_id=path.volume_id)
+        return _write_response(upload, needle, unchanged=False)
+
+    async def _replica_urls(self, volume_id: int, volume: VolumeView) -> Sequence[str]:
+        """The other servers holding `volume_id`; none for single-copy volumes."""
+        copies = volume.replica_placement.copy_count
+        if copies <= 1 or self._link is None:
+            return ()
+        locations = await self._link.lookup(volume_id)
+        if len(locations) < copies:
+            self._link.forget(volume_id)
+            raise ReplicationFailed(
+                f"replicating operations [{len(locations)}] is less than volume "
+                f"replication copy count [{copies}]",
+                volume_id=volume_id,
+            )
+        me = self._self_url()
+        return [loc.url for loc in locations if loc.url != me]
+
+    async def _undo_write(
+        self,
+        volume: VolumeView,
+        needle: Needle,
+        url_path: str,
+        remote: Sequence[str],
+        failures: Mapping[str, str],
+        *,
+        appended: bool,
+    ) -> None:
+        """Tombstone the copies a failed replicated write left behind, then raise."""
+        self._stats.replica_failures += 1
+        self._stats.write_errors += 1
+        vid = parse_write_path(url_path).volume_id
+        if appended:
+            try:
+                volume.delete(needle.key, needle.cookie)
+            except WeedError as exc:
+                log.error("rollback of %s on volume %d failed: %s", url_path, vid, exc)
+            stored = [url for url in remote if url not in failures]
+            if stored:
+                leftovers = await self._replicator.delete(stored, url_path)
+                for url, err in leftovers.items():
+                    log.error("rollback of %s on replica %s failed: %s", url_path, url, err)
+        await self._tell_master(vid)
+        raise ReplicationFailed(_failure_text(failures), volume_id=vid)
+
+    async def _tell_master(self, volume_id: int) -> None:
+        if self._link is None:
+            return
+        self._link.forget(volume_id)
+        try:
+            await self._link.report_unwritable(volume_id)
+        except WeedError as exc:
+            log.warning("could not mark volume %d unwritable at the master: %s", volume_id, exc)
+
+    # ------------------------------------------------------------------ deletes
+
+    async def delete(self, req: Request) -> Response:
+        self._stats.deletes += 1
+        path = parse_blob_path(req.path)
+        volume = self._store.get(path.volume_id)
+        if volume is None:
+            return _size_response(404, None)
+        try:
+            needle: Needle | None = volume.read(path.key, path.cookie)
+        except NotFound:
+            needle = None
+        if needle is not None and needle.flags & FLAG_CHUNK_MANIFEST:
+            await self._delete_chunks(needle)
+        try:
+            result = volume.delete(path.key, path.cookie)
+        except CookieMismatch:
+            raise BadRequest("File Random Cookie does not match.", volume_id=path.volume_id,
+                             key=f"{path.key:x}") from None
+        except NotFound:
+            return _size_response(404, None)
+        await asyncio.wrap_future(result.durable)
+        if req.query.get("type") != "replicate":
+            remote = await self._replica_urls(path.volume_id, volume)
+            if remote:
+                failures = await self._replicator.delete(remote, req.path)
+                if failures:
+                    self._stats.replica_failures += 1
+                    await self._tell_master(path.volume_id)
+                    raise ReplicationFailed("Deletion Failed: " + _failure_text(failures),
+                                            volume_id=path.volume_id)
+        return _size_response(202, result.size)
+
+    async def _delete_chunks(self, manifest_needle: Needle) -> None:
+        """Delete every chunk of a manifest before the manifest itself (spec §13.3)."""
+        try:
+            manifest = load_chunk_manifest(manifest_needle.data,
+                                           bool(manifest_needle.flags & FLAG_GZIP))
+            for chunk in manifest.chunks:
+                await self._delete_one(chunk.fid)
+        except WeedError as exc:
+            raise WeedError(f"Delete chunks error: {exc.message}") from None
+
+    async def _delete_one(self, fid: FileId) -> None:
+        volume = self._store.get(fid.volume_id)
+        if volume is not None:
+            with contextlib.suppress(NotFound):
+                volume.delete(fid.key, fid.cookie)
+            return
+        if self._link is None:
+            raise VolumeNotFound("chunk volume is not on this server", volume_id=fid.volume_id)
+        locations = await self._link.lookup(fid.volume_id)
+        failures = await self._replicator.delete([locations[0].url], f"/{fid}",
+                                                 as_replica=False)
+        if failures:
+            raise ReplicationFailed(_failure_text(failures), volume_id=fid.volume_id)
+
+
+def _needle(path: BlobPath, upload: Upload, volume: VolumeView) -> Needle:
+    options = upload.options
+    ttl = options.ttl or volume.ttl
+    return Needle.build(
+        Cookie(path.cookie),
+        NeedleId(path.key),
+        upload.data,
+        name=upload.name.encode(),
+        mime=upload.mime.encode(),
+        last_modified=options.last_modified,
+        ttl=ttl if ttl else None,
+        pairs=upload.pairs or None,
+        gzipped=upload.gzipped,
+        chunk_manifest=options.chunk_manifest,
+    )
+
+
+def _copy(url_path: str, needle: Needle, upload: Upload) -> ReplicaCopy:
+    pairs = orjson.loads(upload.pairs) if upload.pairs else {}
+    return ReplicaCopy(
+        path=url_path,
+        data=needle.data,
+        name=upload.name,
+        mime=upload.mime,
+        gzipped=upload.gzipped,
+        last_modified=upload.options.last_modified,
+        ttl=str(needle.ttl),
+        chunk_manifest=upload.options.chunk_manifest,
+        pairs=pairs,
+        content_md5=upload.content_md5,
+    )
+
+
+def _failure_text(failures: Mapping[str, str]) -> str:
+    return "; ".join(f"[{url}]: {err}" for url, err in failures.items())
+
+
+def _write_response(upload: Upload, needle: Needle, *, unchanged: bool) -> Response:
+    etag = f"{needle.checksum:08x}"
+    headers = {"ETag": f'"{etag}"', "Content-MD5": upload.content_md5}
+    if unchanged:
+        return Response(204, headers)
+    result: dict[str, object] = {}
+    if upload.name:
+        result["name"] = upload.name
+    if upload.original_size:
+        result["size"] = upload.original_size
+    result["eTag"] = etag
+    if upload.mime:
+        result["mime"] = upload.mime
+    if upload.content_md5:
+        result["contentMd5"] = upload.content_md5
+    return json_response(result, 201, headers)
+
+
+def _size_response(status: int, size: int | None) -> Response:
+    if size is None:
+        return Response(status, raw_headers=_JSON_HEAD, body=_NOT_FOUND_SIZE)
+    return Response(status, raw_headers=_JSON_HEAD, body=b'{"size":%d}' % size)
+
+
+_JSON_HEAD = b"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
