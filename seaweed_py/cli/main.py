@@ -18,6 +18,7 @@ __all__ = ["COMMANDS", "main"]
 # command -> (module under seaweed_py.cli, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "master": ("master_cmd", "start a master server (topology, volume growth, file id assignment)"),
+    "benchmark": ("benchmark", "load a cluster with writes then random reads; report like weed"),
     "download": ("download", "download blobs by file id (chunked files come back whole)"),
     "upload": ("upload", "upload files (chunked above -maxMB) and print their file ids"),
 }
