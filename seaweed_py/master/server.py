@@ -52,7 +52,13 @@ from seaweed_py.master.params import (
     parse_heartbeat,
     parse_lookup_vid,
 )
-from seaweed_py.master.views import cluster_status, dir_status, status_page, vol_status
+from seaweed_py.master.views import (
+    cluster_status,
+    collection_info,
+    dir_status,
+    status_page,
+    vol_status,
+)
 from seaweed_py.topology import LayoutVolume, Sequencer, Topology, VolumeLayout
 
 __all__ = ["MasterServer"]
@@ -160,6 +166,7 @@ class MasterServer:
             ("/vol/grow", self._handle_vol_grow),
             ("/vol/status", self._handle_vol_status),
             ("/col/delete", self._handle_col_delete),
+            ("/collection/info", self._handle_collection_info),
         ):
             r.add(path, handler, any_method, max_body=1 << 20)
         r.add("/submit", self._handle_submit, any_method)
@@ -376,6 +383,17 @@ class MasterServer:
     def _handle_vol_status(self, req: Request) -> Response:
         self._guard(req)
         return json_response(vol_status(self.topology, self.version), pretty=self._pretty(req))
+
+    def _handle_collection_info(self, req: Request) -> Response:
+        self._guard(req)
+        form = req.form()
+        name = form.get("collection", "")
+        if not name:
+            raise BadRequest("collection is required")
+        if name not in self.topology.collections():
+            raise BadRequest(f"collection {name} does not exist")
+        info = collection_info(self.topology, name, self.version, form.get("detail") == "true")
+        return json_response(info, pretty=bool(form.get("pretty")))
 
     def _handle_cluster_status(self, req: Request) -> Response:
         status = cluster_status(self.address, self._max_volume_id())

@@ -449,3 +449,33 @@ async def test_restart_continues_above_every_issued_key(
             await m.stop()
     assert keys[1].key > keys[0].key
     assert keys[1].volume_id > keys[0].volume_id  # volume ids are never reused either
+
+
+async def test_collection_info(
+    master: MasterServer, volumes: Volumes, http: aiohttp.ClientSession
+) -> None:
+    fake = await volumes()
+    await get(http, master, "/vol/grow?count=2&collection=pics")
+    await get(http, master, "/vol/grow?count=1&collection=pics&replication=000&ttl=1d")
+    for info in fake.volumes.values():
+        info["size"], info["fileCount"] = 100, 3
+    await fake.heartbeat()
+    limit = master.options.volume_size_limit
+    assert await get(http, master, "/collection/info?collection=pics") == (
+        200,
+        {
+            "Collection": "pics",
+            "FileCount": 9,
+            "TotalSize": 3 * limit,
+            "UsedSize": 300,
+            "Version": master.version,
+            "VolumeCount": 3,
+        },
+    )
+    status, detail = await get(http, master, "/collection/info?collection=pics&detail=true")
+    assert status == 200 and [d["FileCount"] for d in detail] == [6, 3]
+    assert await get(http, master, "/collection/info") == (400, {"error": "collection is required"})
+    assert await get(http, master, "/collection/info?collection=x") == (
+        400,
+        {"error": "collection x does not exist"},
+    )
