@@ -37,6 +37,9 @@ _U64_MAX = 0xFFFFFFFFFFFFFFFF
 # key (1-16 hex) + cookie (8 hex), optional `_<decimal delta>`; the slow path below explains
 # why anything else fails.
 _KEY_COOKIE_RE = re.compile(r"([0-9a-fA-F]{1,16})([0-9a-fA-F]{8})(?:_([0-9]+))?")
+# The common case in one match: vid, key, cookie, optional delta. Anything else (long vids with
+# leading zeros, errors) takes the step-by-step path.
+_FILE_ID_RE = re.compile(r"([0-9]{1,10}),([0-9a-fA-F]{1,16})([0-9a-fA-F]{8})(?:_([0-9]{1,19}))?")
 _HEX_RE = re.compile(r"[0-9a-fA-F]*")
 _DECIMAL_RE = re.compile(r"[0-9]+")
 
@@ -61,6 +64,14 @@ class FileId:
 
     def __str__(self) -> str:
         return f"{self.volume_id},{format_key_cookie(self.key, self.cookie)}"
+
+
+# parse_file_id has checked every range, so it fills the slots directly instead of going
+# through the frozen __init__ and __post_init__ (a fid is parsed on every request).
+_new_object = object.__new__
+_set_volume_id = FileId.__dict__["volume_id"].__set__
+_set_key = FileId.__dict__["key"].__set__
+_set_cookie = FileId.__dict__["cookie"].__set__
 
 
 def format_key_cookie(key: int, cookie: int) -> str:
@@ -103,6 +114,26 @@ def parse_key_cookie(text: str) -> tuple[NeedleId, Cookie]:
 
 def parse_file_id(text: str) -> FileId:
     """Parse `<vid>,<key hex><cookie hex>[_N]`."""
+    m = _FILE_ID_RE.fullmatch(text)
+    if m is None:
+        return _parse_file_id_slowly(text)
+    vid_text, key_text, cookie_text, delta = m.groups()
+    vid = int(vid_text)
+    if vid > _U32_MAX:
+        raise InvalidFileId(f"volume id {vid_text!r} out of range")
+    key = int(key_text, 16)
+    if delta is not None:
+        key += int(delta)
+        if key > _U64_MAX:
+            raise InvalidFileId(f"needle key delta overflows: {text!r}")
+    fid: FileId = _new_object(FileId)
+    _set_volume_id(fid, vid)
+    _set_key(fid, key)
+    _set_cookie(fid, int(cookie_text, 16))
+    return fid
+
+
+def _parse_file_id_slowly(text: str) -> FileId:
     comma = text.find(",")
     if comma <= 0:
         raise InvalidFileId(f"invalid fid {text!r}: expected <volume id>,<key><cookie>")

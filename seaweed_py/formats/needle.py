@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from typing import Any, Final, final
 
 from crc32c import crc32c as _crc32c
 
 from seaweed_py.errors import BadRequest, CorruptNeedle, CorruptVolume, PayloadTooLarge
-from seaweed_py.formats.crc import BytesLike, crc32c, legacy_checksum
+from seaweed_py.formats.crc import BytesLike, legacy_checksum
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.types import NEEDLE_PADDING, Cookie, NeedleId
 
@@ -141,6 +141,7 @@ _META_FLAGS = FLAG_HAS_NAME | FLAG_HAS_MIME | FLAG_HAS_LAST_MODIFIED | FLAG_HAS_
 _UPLOAD_FLAGS = FLAG_HAS_NAME | FLAG_HAS_MIME | FLAG_HAS_LAST_MODIFIED
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Needle:
     """One stored blob with its metadata.
@@ -192,7 +193,7 @@ class Needle:
             flags |= FLAG_HAS_TTL
         if pairs is not None:
             flags |= FLAG_HAS_PAIRS
-        return cls(
+        return _make_needle(
             cookie,
             key,
             data,
@@ -202,7 +203,7 @@ class Needle:
             last_modified or 0,
             ttl if ttl is not None else _EMPTY_TTL,
             pairs or b"",
-            crc32c(data),
+            _crc32c(data),
             append_at_ns,
         )
 

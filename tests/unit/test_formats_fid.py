@@ -131,3 +131,12 @@ def test_format_then_parse_round_trips(vid: int, key: int, cookie: int) -> None:
 @given(st.integers(1, 2**63), st.integers(0, 2**32 - 1), st.integers(0, 2**63 - 1))
 def test_batch_suffix_adds_to_the_key(key: int, cookie: int, delta: int) -> None:
     assert parse_key_cookie(f"{format_key_cookie(key, cookie)}_{delta}") == (key + delta, cookie)
+
+
+def test_the_fast_and_the_step_by_step_paths_agree() -> None:
+    assert parse_file_id("00000000000003,01637037d6") == fid(3, 1, 0x637037D6)
+    assert parse_file_id("3,01637037d6_00000000000000000001") == fid(3, 2, 0x637037D6)
+    with pytest.raises(InvalidFileId, match="overflows"):
+        parse_file_id("3,01637037d6_18446744073709551615")
+    with pytest.raises(InvalidFileId, match="out of range"):
+        parse_file_id("9999999999,01637037d6")
