@@ -8,6 +8,7 @@ no coroutine, parameters parsed once per distinct query string, one orjson call 
 from __future__ import annotations
 
 import asyncio
+import html
 import ipaddress
 import logging
 import os
@@ -368,7 +369,12 @@ class MasterServer:
             raise VolumeNotFound(f"{what}: {what}")
         node = nodes[0] if len(nodes) == 1 else self._rng.choice(nodes)
         query = f"?{req.query_string}" if req.query_string else ""
-        return Response(308, {"Location": f"http://{node.public_url}{req.path}{query}"})
+        location = f"http://{node.public_url}{req.path}{query}"
+        if req.method not in ("GET", "HEAD"):
+            return Response(308, {"Location": location})
+        # Go's http.Redirect adds a tiny HTML body for GET and HEAD
+        body = f'<a href="{html.escape(location)}">Permanent Redirect</a>.\n\n'.encode()
+        return Response(308, {"Location": location, **_HTML_HEADERS}, body)
 
     # ------------------------------------------------------------ status pages
 
