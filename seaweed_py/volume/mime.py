@@ -43,13 +43,10 @@ _GLOB_SPECIAL = frozenset("?*[")
 
 def extension(name: str) -> str:
     """Go `filepath.Ext`: from the last dot of the last path element, `""` if none."""
-    for i in range(len(name) - 1, -1, -1):
-        c = name[i]
-        if c == ".":
-            return name[i:]
-        if c == "/":
-            break
-    return ""
+    dot = name.rfind(".")
+    if dot < 0 or "/" in name[dot:]:
+        return ""
+    return name[dot:]
 
 
 def type_by_extension(ext: str) -> str:

@@ -31,7 +31,7 @@ import base64
 import hashlib
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -107,15 +107,25 @@ def canonical_header_name(name: str) -> str:
 
 
 def _params(value: str) -> dict[str, str]:
-    """`form-data; name="f"; filename="a b.txt"` → {name: f, filename: a b.txt}."""
+    """`attachment; name="f"; filename="a b.txt"` → {name: f, filename: a b.txt}."""
     out: dict[str, str] = {}
     for m in _PARAM_RE.finditer(value):
         key, quoted, bare = m.group(1).lower(), m.group(2), m.group(3)
-        out.setdefault(key, quoted.replace('\\"', '"') if quoted is not None else bare)
+        out.setdefault(key, quoted.replace('\\"', '"') if quoted is not None else bare.strip())
     return out
 
 
 _PARAM_RE = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))')
+_FILENAME_RE = re.compile(r';\s*filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))', re.IGNORECASE)
+_BOUNDARY_RE = re.compile(r';\s*boundary\s*=\s*(?:"([^"]*)"|([^;\s]*))', re.IGNORECASE)
+
+
+def _filename(disposition: str) -> str:
+    m = _FILENAME_RE.search(disposition)
+    if m is None:
+        return ""
+    quoted = m.group(1)
+    return quoted.replace('\\"', '"') if quoted is not None else m.group(2).strip()
 
 
 def _base_name(name: str) -> str:
@@ -132,37 +142,38 @@ def _split_headers(block: bytes) -> dict[str, str]:
     return headers
 
 
-def _multipart_parts(body: bytes, boundary: str) -> list[tuple[dict[str, str], bytes]]:
+def _iter_parts(body: bytes, boundary: str) -> Iterator[tuple[dict[str, str], bytes]]:
+    """(headers, data) of each part, parsed only as far as the caller reads."""
     delimiter = b"--" + boundary.encode("latin-1")
-    start = body.find(delimiter)
-    if start < 0:
+    part_end = b"\r\n" + delimiter
+    pos = body.find(delimiter)
+    if pos < 0:
         raise BadRequest("multipart body has no boundary delimiter")
-    parts: list[tuple[dict[str, str], bytes]] = []
-    pos = start + len(delimiter)
+    pos += len(delimiter)
     while not body.startswith(b"--", pos):
         head_start = body.find(b"\r\n", pos) + 2
         head_end = body.find(b"\r\n\r\n", head_start - 2)
-        end = body.find(b"\r\n" + delimiter, max(head_end, head_start))
-        if head_start < 2 or head_end < 0 or end < 0:
+        end = body.find(part_end, head_end + 2) if head_end >= 0 else -1
+        if head_start < 2 or end < 0:
             raise BadRequest("truncated multipart body")
-        headers = _split_headers(body[head_start:head_end])
-        parts.append((headers, body[head_end + 4 : end]))
-        pos = end + 2 + len(delimiter)
-    return parts
+        yield _split_headers(body[head_start:head_end]), body[head_end + 4 : end]
+        pos = end + len(part_end)
 
 
 def _multipart_body(body: bytes, content_type: str) -> _Body:
-    boundary = _params(content_type).get("boundary", "")
+    m = _BOUNDARY_RE.search(content_type)
+    boundary = (m.group(1) if m.group(1) is not None else m.group(2)) if m else ""
     if not boundary:
         raise BadRequest("no multipart boundary param in Content-Type")
-    parts = _multipart_parts(body, boundary)
-    if not parts:
+    parts = _iter_parts(body, boundary)
+    first = next(parts, None)
+    if first is None:
         raise BadRequest("multipart body has no parts")
-    headers, data = parts[0]
-    filename = _params(headers.get("content-disposition", "")).get("filename", "")
+    headers, data = first
+    filename = _filename(headers.get("content-disposition", ""))
     if not filename:
-        for later_headers, later_data in parts[1:]:
-            later_name = _params(later_headers.get("content-disposition", "")).get("filename")
+        for later_headers, later_data in parts:
+            later_name = _filename(later_headers.get("content-disposition", ""))
             if later_name:
                 headers, data, filename = later_headers, later_data, later_name
                 break
@@ -235,7 +246,10 @@ def is_compressible(ext: str, mime: str) -> tuple[bool, bool]:
 
 
 def _gzip(data: bytes) -> bytes:
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    # A window no larger than the data compresses the same and spares zlib most of the
+    # set-up of its 32 KiB window, which dominates the cost for small blobs.
+    window_bits = min(15, max(9, len(data).bit_length()))
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + window_bits)
     return compressor.compress(data) + compressor.flush()
 
 

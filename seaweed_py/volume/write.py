@@ -90,7 +90,8 @@ class BlobWriter:
         needle = _needle(path, upload, volume)
         remote = () if options.replicate else await self._replica_urls(path.volume_id, volume)
         result = volume.write(needle)
-        await asyncio.wrap_future(result.durable)
+        if not result.durable.done():
+            await asyncio.wrap_future(result.durable)
         if remote:
             copy = _copy(req.path, needle, upload)
             failures = await self._replicator.write(remote, copy)
@@ -188,7 +189,8 @@ class BlobWriter:
                              key=f"{path.key:x}") from None
         except NotFound:
             return _size_response(404, None)
-        await asyncio.wrap_future(result.durable)
+        if not result.durable.done():
+            await asyncio.wrap_future(result.durable)
         if req.query.get("type") != "replicate":
             remote = await self._replica_urls(path.volume_id, volume)
             if remote:
