@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.errors import InvalidReplicaPlacement
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 
 __all__ = [
@@ -62,7 +63,10 @@ class MasterOptions:
             raise UsageError(f"-pulseSeconds={self.pulse_seconds}: must be positive")
         if not 0 <= self.port <= 65535:
             raise UsageError(f"-port={self.port}: not a TCP port")
-        ReplicaPlacement.parse(self.default_replication)  # refuse a bad default at start
+        try:  # refuse a bad default at start, not at the first assign
+            ReplicaPlacement.parse(self.default_replication)
+        except InvalidReplicaPlacement as exc:
+            raise UsageError(f"-defaultReplication: {exc.message}") from None
         peers = [p for p in self.peers.split(",") if p and p != "none"]
         if any(p not in (self.address, f"localhost:{self.port}") for p in peers):
             raise UsageError(
@@ -112,7 +116,11 @@ def add_master_flags(fs: FlagSet, prefix: str = "") -> None:
         f"master stops directing writes to oversized volumes (at most {MAX_VOLUME_SIZE_LIMIT_MB})",
     )
     fs.add(f"{p}volumePreallocate", False, "preallocate disk space for volumes")
-    fs.add(f"{p}garbageThreshold", 0.3, "threshold to vacuum and reclaim spaces")
+    fs.add(
+        f"{p}garbageThreshold",
+        0.3,
+        "accepted for compatibility; this master does not schedule vacuum",
+    )
     fs.add(
         f"{p}pulseSeconds",
         5.0,
