@@ -90,6 +90,8 @@ def encode_entry(key: int, byte_offset: int, size: int, layout: IdxLayout = IDX4
     """One entry; `byte_offset` must be 8-aligned and addressable by `layout`."""
     if byte_offset % NEEDLE_PADDING or not 0 <= byte_offset < layout.max_dat_size:
         raise ValueError(f"offset {byte_offset} not encodable in a {layout.entry_size}-byte entry")
+    if not 0 <= key < 1 << 64 or not -(1 << 31) <= size < 1 << 31:
+        raise ValueError(f"index entry out of range: key={key}, size={size}")
     units = byte_offset // NEEDLE_PADDING
     if layout is IDX4:
         return IDX4_ENTRY.pack(key, units, size)

@@ -464,6 +464,8 @@ def _check_data_size(data_size: int) -> None:
 
 def decode_header(b: BytesLike, offset: int = 0) -> tuple[int, int, int]:
     """(cookie, key, Size) from the 16 bytes at `offset`."""
+    if offset < 0 or len(b) - offset < NEEDLE_HEADER_SIZE:
+        raise CorruptNeedle("needle header truncated", offset=offset)
     cookie, key, size = _unpack_header(b, offset)
     return cookie, key, size
 

@@ -87,3 +87,11 @@ def test_partial_last_entry_is_detected_or_ignored_on_request() -> None:
 def test_empty_index_decodes_to_empty_columns() -> None:
     keys, offsets, sizes = decode_entries(b"", IDX5)
     assert len(keys) == len(offsets) == len(sizes) == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "size"), [(-1, 0), (1 << 64, 0), (1, 1 << 31), (1, -(1 << 31) - 1)]
+)
+def test_out_of_range_keys_and_sizes_are_rejected(key: int, size: int) -> None:
+    with pytest.raises(ValueError):
+        encode_entry(key, 8, size)

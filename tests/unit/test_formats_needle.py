@@ -336,3 +336,31 @@ def test_arbitrary_bytes_decode_or_raise_corrupt_needle(blob: bytes, version: in
 def test_flag_constants_match_the_reference() -> None:
     assert (FLAG_GZIP, FLAG_HAS_NAME, FLAG_HAS_MIME, FLAG_HAS_LAST_MODIFIED) == (1, 2, 4, 8)
     assert (FLAG_HAS_TTL, FLAG_HAS_PAIRS, FLAG_CHUNK_MANIFEST) == (0x10, 0x20, 0x80)
+
+
+@given(needles())
+def test_decoding_without_data_agrees_with_the_whole_record(n: Needle) -> None:
+    record = encode_needle(n)
+    data_end = NEEDLE_HEAD_SIZE + len(n.data)
+    meta, data_size = decode_needle_meta(record[:NEEDLE_HEAD_SIZE], record[data_end:])
+    assert data_size == len(n.data)
+    assert meta == Needle(
+        n.cookie,
+        n.key,
+        b"",
+        n.flags,
+        n.name,
+        n.mime,
+        n.last_modified,
+        n.ttl,
+        n.pairs,
+        n.checksum,
+        n.append_at_ns,
+    )
+
+
+def test_short_header_is_corrupt() -> None:
+    with pytest.raises(CorruptNeedle, match="header truncated"):
+        decode_header(SPEC_EXAMPLE[:15])
+    with pytest.raises(CorruptNeedle, match="header truncated"):
+        decode_header(SPEC_EXAMPLE, 60)
