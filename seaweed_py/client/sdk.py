@@ -928,21 +928,75 @@ class Client:
     def cache(self) -> LocationCache:
         return self._client.cache
 
-    def assign(self, count: int = 1, **options: str) -> Assignment:
+    def assign(
+        self,
+        count: int = 1,
+        *,
+        collection: str = "",
+        replication: str = "",
+        ttl: str = "",
+        data_center: str = "",
+        rack: str = "",
+        disk: str = "",
+    ) -> Assignment:
         """See `AsyncClient.assign`."""
-        return self._run(self._client.assign(count, **options))
+        return self._run(self._client.assign(
+            count, collection=collection, replication=replication, ttl=ttl,
+            data_center=data_center, rack=rack, disk=disk,
+        ))
 
     def lookup(self, volume_id: int | str, *, refresh: bool = False) -> list[Location]:
         """See `AsyncClient.lookup`."""
         return self._run(self._client.lookup(volume_id, refresh=refresh))
 
-    def upload(self, source: UploadSource, **options: Any) -> UploadResult:
+    def upload(
+        self,
+        source: UploadSource,
+        *,
+        name: str | None = None,
+        mime: str = "",
+        pairs: Mapping[str, str] | None = None,
+        ttl: str = "",
+        collection: str = "",
+        replication: str = "",
+        data_center: str = "",
+        rack: str = "",
+        disk: str = "",
+        ts: int | None = None,
+        chunk_size: int | EllipsisType | None = ...,
+        progress: Progress | None = None,
+    ) -> UploadResult:
         """See `AsyncClient.upload`."""
-        return self._run(self._client.upload(source, **options))
+        return self._run(self._client.upload(
+            source, name=name, mime=mime, pairs=pairs, ttl=ttl, collection=collection,
+            replication=replication, data_center=data_center, rack=rack, disk=disk, ts=ts,
+            chunk_size=chunk_size, progress=progress,
+        ))
 
-    def write(self, fid: str, source: UploadSource, **options: Any) -> UploadResult:
+    def write(
+        self,
+        fid: str,
+        source: UploadSource,
+        *,
+        url: str | None = None,
+        name: str | None = None,
+        mime: str = "",
+        pairs: Mapping[str, str] | None = None,
+        ttl: str = "",
+        collection: str = "",
+        replication: str = "",
+        data_center: str = "",
+        ts: int | None = None,
+        chunk_size: int | EllipsisType | None = ...,
+        progress: Progress | None = None,
+        auth: str = "",
+    ) -> UploadResult:
         """See `AsyncClient.write`."""
-        return self._run(self._client.write(fid, source, **options))
+        return self._run(self._client.write(
+            fid, source, url=url, name=name, mime=mime, pairs=pairs, ttl=ttl,
+            collection=collection, replication=replication, data_center=data_center, ts=ts,
+            chunk_size=chunk_size, progress=progress, auth=auth,
+        ))
 
     def download(self, fid: str, *, progress: Progress | None = None) -> bytes:
         """See `AsyncClient.download`."""

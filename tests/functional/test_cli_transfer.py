@@ -149,3 +149,21 @@ def test_progress_bar_renders_only_on_terminals() -> None:
     assert quiet.getvalue() == ""
     assert off.render(1.0).startswith("x 10 B")
     assert format_bytes(1536) == "1.5 KiB"
+
+
+@pytest.mark.slow
+def test_fifty_mib_file_round_trips_through_the_cli_in_chunks(
+    shared_cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "fifty.bin"
+    data = os.urandom(50 * MiB)
+    source.write_bytes(data)
+    [result] = upload_json(shared_cluster, capsys, str(source))  # default -maxMB=4
+    assert result["size"] == len(data)
+    chunks = decode_manifest(manifest_of(shared_cluster, str(result["url"]))).chunks
+    assert len(chunks) == 13
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert main(["download", f"-master={shared_cluster.master_url}", f"-dir={out_dir}",
+                 str(result["fid"])]) == 0
+    assert (out_dir / "fifty.bin").read_bytes() == data
