@@ -19,7 +19,6 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
 import aiohttp
 import orjson
@@ -28,12 +27,12 @@ from seaweed_py.client.master_link import MasterLink
 from seaweed_py.errors import CorruptNeedle, NotFound, WeedError
 from seaweed_py.formats.chunk_manifest import ChunkManifest, load_chunk_manifest
 from seaweed_py.formats.fid import FileId
-from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle
+from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_TTL, Needle
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response
 from seaweed_py.volume.conditional import is_not_modified
 from seaweed_py.volume.images import ImageOps, transform_image
-from seaweed_py.volume.mime import detect_content_type
+from seaweed_py.volume.mime import detect_content_type, extension
 from seaweed_py.volume.ranges import ByteRange, multipart_byteranges, plan_ranges
 from seaweed_py.volume.render import (
     content_disposition,
@@ -56,16 +55,8 @@ _SERVER_ERROR = Response(500, raw_headers=JSON_HEADERS, body=b'{"error":"interna
 _GZIP_MAGIC = b"\x1f\x8b"
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                          "server", "date", "te", "trailer", "upgrade", "proxy-connection"})
+_META_CACHE_SIZE = 4096
 _CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=3)
-
-
-@dataclass(frozen=True, slots=True)
-class _Served:
-    """What a read decided to send for a needle held in memory."""
-
-    head: bytes
-    data: bytes
-    content_type: str
 
 
 class BlobReader:
@@ -88,6 +79,7 @@ class BlobReader:
         self._stats = stats
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._meta: dict[tuple[str, bytes, bytes], tuple[str, str, bytes]] = {}
 
     async def close(self) -> None:
         if self._session is not None:
@@ -114,7 +106,7 @@ class BlobReader:
         except CorruptNeedle as exc:
             log.error("read %s: %s", req.path, exc)
             return _SERVER_ERROR
-        if needle.ttl and needle.append_at_ns and self._expired(needle):
+        if needle.flags & FLAG_HAS_TTL and needle.append_at_ns and self._expired(needle):
             return not_found(req.path)
         return self.serve(req, path, needle)
 
@@ -129,42 +121,59 @@ class BlobReader:
         if flags & FLAG_CHUNK_MANIFEST and query.get("cm") != "false":
             return self._serve_manifest(req, path, needle, query)
         headers = req.headers
-        etag = f'"{needle.checksum:08x}"'
-        head = b"Accept-Ranges: bytes\r\nEtag: " + etag.encode() + b"\r\n"
+        etag = b'"%08x"' % needle.checksum
+        head = b"Accept-Ranges: bytes\r\nEtag: " + etag + b"\r\n"
         if needle.last_modified:
             head += last_modified_line(needle.last_modified)
         if ("if-modified-since" in headers or "if-none-match" in headers) and is_not_modified(
             headers.get("if-modified-since"), headers.get("if-none-match"),
-            needle.last_modified, etag,
+            needle.last_modified, etag.decode(),
         ):
             return Response(304, raw_headers=head)
         if needle.pairs:
             head += pair_lines(needle.pairs)
-        filename = path.filename or needle.name.decode("utf-8", "replace")
-        content_type = content_type_for(needle.mime.decode("utf-8", "replace"), filename)
+        meta = self._meta.get((path.filename, needle.name, needle.mime))
+        if meta is None:
+            meta = self._describe(path.filename, needle.name, needle.mime)
+        filename, content_type, inline = meta
         data = needle.data
-        ops = ImageOps.from_query(query, path.ext or _ext(filename)) if query else None
+        ops = ImageOps.from_query(query, path.ext or extension(filename)) if query else None
         if flags & FLAG_GZIP:
             if ops is None and "gzip" in headers.get("accept-encoding", "") and data[:2] == _GZIP_MAGIC:
                 head += b"Content-Encoding: gzip\r\n"
             else:
                 data = gunzip(data)
+        if not query:
+            return _respond(req, head + inline, data, content_type)
         if filename and "response-content-disposition" not in query:
-            head += _header("Content-Disposition",
-                            content_disposition(filename, parse_bool(query.get("dl", ""))))
-        if query:
-            for name, value in override_headers(query).items():
-                if name == "Content-Type":
-                    content_type = value
-                else:
-                    head += _header(name, value)
+            head += (_header("Content-Disposition", content_disposition(filename, True))
+                     if parse_bool(query.get("dl", "")) else inline)
+        for name, value in override_headers(query).items():
+            if name == "Content-Type":
+                content_type = value
+            else:
+                head += _header(name, value)
         if ops is not None:
-            return self._serve_image(req, _Served(head, data, content_type), ops)
-        return _respond(req, _Served(head, data, content_type))
+            return self._serve_image(req, head, data, content_type, ops)
+        return _respond(req, head, data, content_type)
 
-    async def _serve_image(self, req: Request, served: _Served, ops: ImageOps) -> Response:
-        data = await asyncio.to_thread(transform_image, served.data, ops)
-        return _respond(req, _Served(served.head, data, served.content_type))
+    def _describe(self, url_name: str, name: bytes, mime: bytes) -> tuple[str, str, bytes]:
+        """(file name, Content-Type, inline Content-Disposition line) for a needle's metadata;
+        cached, since most reads repeat a few combinations."""
+        filename = url_name or name.decode("utf-8", "replace")
+        content_type = content_type_for(mime.decode("utf-8", "replace"), filename)
+        inline = _header("Content-Disposition", content_disposition(filename, False)) if filename else b""
+        if len(self._meta) >= _META_CACHE_SIZE:
+            self._meta.clear()
+        meta = (filename, content_type, inline)
+        self._meta[(url_name, name, mime)] = meta
+        return meta
+
+    async def _serve_image(
+        self, req: Request, head: bytes, data: bytes, content_type: str, ops: ImageOps
+    ) -> Response:
+        data = await asyncio.to_thread(transform_image, data, ops)
+        return _respond(req, head, data, content_type)
 
     # ------------------------------------------------------------------ chunk manifests
 
@@ -276,39 +285,31 @@ def not_found(url_path: str) -> Response:
     return Response(404, raw_headers=JSON_HEADERS, body=body)
 
 
-def _ext(filename: str) -> str:
-    dot = filename.rfind(".")
-    return filename[dot:] if dot >= 0 and "/" not in filename[dot:] else ""
-
-
 def _header(name: str, value: str) -> bytes:
     if "\r" in value or "\n" in value:
         return b""
     return f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
 
 
-def _respond(req: Request, served: _Served) -> Response:
+def _respond(req: Request, head: bytes, data: bytes, content_type: str) -> Response:
     """200, 206, multipart 206 or the A7 empty 200 for in-memory data."""
-    data = served.data
-    size = len(data)
-    head = served.head
-    content_type = served.content_type
     range_header = req.headers.get("range")
     if range_header:
-        ranges = plan_ranges(range_header, size)
+        ranges = plan_ranges(range_header, len(data))
         if ranges is not None:
-            return _ranged(req, served, ranges)
-    if not content_type and req.method == "GET" and data:
+            return _ranged(req, head, data, content_type, ranges)
+    if not content_type and data and req.method == "GET":
         content_type = detect_content_type(data)
     if content_type:
         head += _header("Content-Type", content_type)
     if req.method == "HEAD":
-        return Response(200, raw_headers=head, content_length=size)
+        return Response(200, raw_headers=head, content_length=len(data))
     return Response(200, raw_headers=head, body=data)
 
 
-def _ranged(req: Request, served: _Served, ranges: tuple[ByteRange, ...]) -> Response:
-    data, head, content_type = served.data, served.head, served.content_type
+def _ranged(
+    req: Request, head: bytes, data: bytes, content_type: str, ranges: tuple[ByteRange, ...]
+) -> Response:
     size = len(data)
     if not ranges:
         return Response(200, raw_headers=head, content_length=0)

@@ -14,7 +14,8 @@ do not send it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from typing import NamedTuple
 
 from seaweed_py.errors import InvalidFileId
 from seaweed_py.formats.fid import parse_key_cookie, parse_volume_id
@@ -24,8 +25,7 @@ from seaweed_py.volume.mime import extension
 __all__ = ["BlobPath", "parse_blob_path", "parse_write_path"]
 
 
-@dataclass(frozen=True, slots=True)
-class BlobPath:
+class BlobPath(NamedTuple):
     """A parsed blob URL: which needle, and the name/extension the URL itself carries."""
 
     volume_id: VolumeId
@@ -60,8 +60,16 @@ def _split(path: str) -> tuple[str, str, str, str]:
     return last[:comma], fid, "", ""
 
 
+# The common shape, `/<vid>,<key><cookie>`, in one match; anything else takes the general path.
+_PLAIN_COMMA = re.compile(r"/([0-9]{1,9}),(([0-9a-fA-F]{1,16})([0-9a-fA-F]{8}))").fullmatch
+
+
 def parse_blob_path(path: str) -> BlobPath:
     """Parse a read or delete URL path; malformed ids raise `InvalidFileId` (400)."""
+    m = _PLAIN_COMMA(path)
+    if m is not None:
+        return BlobPath(VolumeId(int(m[1])), NeedleId(int(m[3], 16)), Cookie(int(m[4], 16)),
+                        "", "", m[2])
     vid_text, fid_text, filename, ext = _split(path)
     vid = parse_volume_id(vid_text)
     if not fid_text:
