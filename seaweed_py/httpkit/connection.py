@@ -1,0 +1,899 @@
+"""One client connection: an `asyncio.Protocol` that feeds llhttp and runs handlers in order.
+
+llhttp (through `httptools`) does all parsing and calls back as it goes. Requests of one
+connection are handled strictly one after another, so pipelined responses leave in request
+order even when handlers are async; requests parsed meanwhile wait in `_queue`. A sync handler
+is called straight from the parser callback and its response written with one
+`transport.write`: no task, no coroutine, no extra object.
+
+Phases of the message being received (`_phase`):
+
+    IDLE ──first byte──► HEADERS ──headers complete──► BODY ──message complete──► IDLE
+                            │ (431/414/400/timeout)       │ (413/timeout/client gone)
+                            └───────────────► closed ◄────┘ (LINGER first if input is unread)
+
+Reading pauses (a bitmask of reasons) while a streamed body's consumer is behind, while too
+many requests are queued, and while the transport's write buffer is above its high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable
+from inspect import isawaitable
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote_to_bytes
+
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpRequestParser,
+)
+
+from seaweed_py.errors import (
+    BadRequest,
+    ExpectationFailed,
+    HeaderFieldsTooLarge,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    UriTooLong,
+    WeedError,
+)
+from seaweed_py.httpkit.request import Request, RequestStream
+from seaweed_py.httpkit.response import (
+    _STATUS_LINES,
+    Response,
+    encode_headers,
+    error_response,
+    json_response,
+    status_line,
+)
+
+if TYPE_CHECKING:
+    from seaweed_py.httpkit.router import Route
+    from seaweed_py.httpkit.server import HttpServer
+
+__all__ = ["HttpConnection"]
+
+log = logging.getLogger("seaweed_py.httpkit")
+
+_IDLE, _HEADERS, _BODY, _LINGER = 0, 1, 2, 3
+
+_PAUSE_STREAM, _PAUSE_PIPELINE, _PAUSE_WRITE = 1, 2, 4
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CLOSE = b"Connection: close\r\n"
+_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+_NO_BODY_STATUSES = frozenset((204, 304))
+
+_METHODS = {
+    m.encode(): m
+    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+}
+
+
+class _StopParsing(Exception):
+    """Raised from a parser callback to make llhttp stop: the rest of the input is not ours to
+    interpret (the connection is closing)."""
+
+
+class _ParseRejection(Exception):
+    """Raised from a parser callback when the request breaks a limit before it is complete."""
+
+    def __init__(self, error: WeedError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class HttpConnection(asyncio.Protocol):
+    __slots__ = (
+        "_active",
+        "_body_parts",
+        "_body_size",
+        "_closed",
+        "_closing",
+        "_continue_wanted",
+        "_drain_waiter",
+        "_hdr_bytes",
+        "_hdr_raw",
+        "_hdr_started",
+        "_headers",
+        "_last_activity",
+        "_last_recv",
+        "_limits",
+        "_linger_needed",
+        "_linger_until",
+        "_loop",
+        "_max_body",
+        "_max_header_bytes",
+        "_max_url",
+        "_msg_seq",
+        "_parser",
+        "_parsing",
+        "_pause_reasons",
+        "_peer_eof",
+        "_phase",
+        "_pumping",
+        "_queue",
+        "_remote",
+        "_req",
+        "_router",
+        "_routes",
+        "_server",
+        "_stream",
+        "_task",
+        "_transport",
+        "_url",
+        "_write_paused",
+        "_write_paused_since",
+    )
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+        self._router = server.router
+        self._routes = server.router.exact
+        self._limits = server.limits
+        self._max_url = server.limits.max_url
+        self._max_header_bytes = server.limits.max_header_bytes
+        self._max_body = server.limits.max_body
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._parser = HttpRequestParser(self)
+        self._parsing = True
+        self._phase = _IDLE
+        self._msg_seq = 0
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._hdr_bytes = 0
+        self._hdr_raw = False
+        self._hdr_started = 0.0
+        self._req: Request | None = None  # the request whose body is being received
+        self._stream: RequestStream | None = None  # its stream, if it is streamed
+        self._body_parts: list[bytes] | None = None
+        self._body_size = 0
+        self._active: Request | None = None  # the request being handled
+        self._queue: deque[Request] = deque()  # parsed, waiting for `_active` to finish
+        self._task: asyncio.Task[None] | None = None
+        self._pumping = False
+        self._closing = False  # parse no new requests; close once the queue is answered
+        self._closed = False
+        self._linger_needed = False  # input we never read may still be arriving
+        self._continue_wanted = False  # `self._req` sent `Expect: 100-continue`, not yet answered
+        self._peer_eof = False
+        self._pause_reasons = 0
+        self._write_paused = False
+        self._write_paused_since = 0.0
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._remote = ""
+        self._last_recv = server.now
+        self._last_activity = server.now
+        self._linger_until = 0.0
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCP transport implements asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self._remote = str(peer[0])
+        self._server.connection_opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._parsing = False
+        stream = self._stream
+        if stream is not None:
+            stream.fail(ConnectionResetError("client closed the connection during the body"))
+        for req in self._queue:
+            if req.stream is not None:
+                req.stream.fail(ConnectionResetError("client closed the connection"))
+        self._queue.clear()
+        self._release_drain_waiter()
+        self._server.connection_closed(self)
+
+    def eof_received(self) -> bool:
+        self._peer_eof = True
+        self._parsing = False
+        self._closing = True
+        if self._phase == _LINGER:
+            return False
+        stream = self._stream
+        if stream is not None:
+            # Its handler is running and answers for it: it sees the error from the stream.
+            stream.fail(ConnectionResetError("client ended its side before the body was complete"))
+        # A request still arriving can never complete: drop it.
+        self._req = None
+        self._stream = None
+        self._phase = _IDLE
+        # With requests already received, keep the write side open to answer them.
+        return self._active is not None or bool(self._queue)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._parsing:
+            return  # lingering after an answer, or closing: input is discarded
+        self._last_recv = self._server.now
+        seq = -1
+        if self._phase == _HEADERS:
+            # These bytes continue an unfinished header block; see `_account_raw_headers`.
+            seq = self._msg_seq
+            self._hdr_raw = True
+        try:
+            self._parser.feed_data(data)
+        except HttpParserCallbackError as exc:
+            self._on_callback_error(exc)
+            return
+        except HttpParserUpgrade:
+            # We speak no other protocol: the upgrade request was answered as a plain request,
+            # and what follows it is not HTTP.
+            self._stop_reading_requests(unread_input=True)
+            return
+        except HttpParserError as exc:
+            self._reject_input(BadRequest(f"malformed request: {exc}"))
+            return
+        if seq == self._msg_seq and self._phase == _HEADERS:
+            self._account_raw_headers(len(data))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._write_paused_since = self._server.now
+        self._pause(_PAUSE_WRITE)
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._resume(_PAUSE_WRITE)
+        self._release_drain_waiter()
+
+    # -- llhttp callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._closing:
+            raise _StopParsing
+        self._phase = _HEADERS
+        self._msg_seq += 1
+        self._url = b""
+        self._headers = []
+        self._hdr_bytes = 0
+        self._hdr_raw = False
+        self._hdr_started = self._server.now
+
+    def on_url(self, url: bytes) -> None:
+        url = self._url + url if self._url else url
+        if len(url) > self._max_url:
+            raise _ParseRejection(UriTooLong(f"request target longer than {self._max_url} bytes"))
+        self._url = url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        if not self._hdr_raw:
+            self._hdr_bytes += len(name) + len(value) + 4
+            if self._hdr_bytes > self._max_header_bytes:
+                raise _ParseRejection(self._headers_too_large())
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii", "replace")
+        keep_alive = parser.should_keep_alive()
+        url = self._url
+        if url.isascii() and url[0] == 47 and 37 not in url and 35 not in url:  # / % #
+            path_bytes, _, query_bytes = url.partition(b"?")
+            path = path_bytes.decode("ascii")
+            query = query_bytes.decode("ascii") if query_bytes else ""
+        else:
+            path, query = _split_target(url)
+        headers = self._headers
+        length: int | None = None
+        transfer_encoding: bytes | None = None
+        expect: bytes | None = None
+        version = "1.1"
+        if not keep_alive:
+            version = parser.get_http_version()
+        for name, value in headers:
+            size = len(name)
+            if size == 14 and name.lower() == b"content-length":
+                length = int(value)
+            elif size == 17 and name.lower() == b"transfer-encoding":
+                transfer_encoding = value
+            elif size == 10 and keep_alive and name.lower() == b"connection":
+                # Only an explicit Connection header keeps an HTTP/1.0 connection alive, so
+                # only then is the version worth asking for.
+                version = parser.get_http_version()
+            elif size == 7 and name.lower() == b"upgrade":
+                keep_alive = False  # we switch to no other protocol: answer, then close
+            elif size == 6 and name.lower() == b"expect":
+                expect = value
+        req = Request(method, path, query, None, b"", self._remote, version, keep_alive, headers)
+        self._phase = _BODY
+        route = self._routes.get(path) or self._router.fallback_route
+        if (
+            length is None
+            and transfer_encoding is None
+            and expect is None
+            and route is not None
+            and (route.methods is None or method in route.methods)
+        ):
+            # The common case: a request without a body for a known route.
+            req._route = route
+            self._req = req
+            self._stream = None
+            self._body_size = 0
+            return
+        self._check_request(req, route, length, transfer_encoding, expect)
+
+    def _check_request(
+        self,
+        req: Request,
+        route: Route | None,
+        length: int | None,
+        transfer_encoding: bytes | None,
+        expect: bytes | None,
+    ) -> None:
+        chunked = transfer_encoding is not None
+        has_body = chunked or bool(length)
+        error: WeedError | None = None
+        continue_wanted = False
+        max_body = self._limits.max_body
+        if chunked and length is not None:
+            # Both framings at once is the request-smuggling shape: never guess which one wins.
+            error = BadRequest("both Content-Length and Transfer-Encoding present")
+        elif transfer_encoding is not None and transfer_encoding.lower() != b"chunked":
+            error = BadRequest(
+                f"unsupported Transfer-Encoding {transfer_encoding.decode('latin-1')!r}"
+            )
+        elif route is None:
+            error = NotFound(f"no handler for {req.path}")
+        elif route.methods is not None and req.method not in route.methods:
+            error = MethodNotAllowed(
+                f"method {req.method} not allowed on {req.path}", headers={"Allow": route.allow}
+            )
+        else:
+            if route.max_body is not None:
+                max_body = route.max_body
+            if length is not None and length > max_body:
+                error = PayloadTooLarge(
+                    f"request body of {length} bytes exceeds the limit of {max_body} bytes"
+                )
+            elif expect is not None and req.version != "1.0":
+                if expect.lower() != b"100-continue":
+                    error = ExpectationFailed(f"unsupported Expect: {expect.decode('latin-1')}")
+                else:
+                    continue_wanted = has_body
+        if error is not None:
+            req._error = error
+            self._req = None  # its body, if any, is never read
+            if has_body:
+                req.keep_alive = False
+                self._stop_reading_requests(unread_input=True)
+                self._enqueue(req)
+                raise _StopParsing
+            self._enqueue(req)
+            return
+        req._route = route
+        self._req = req
+        self._stream = None
+        self._body_size = 0
+        self._max_body = max_body
+        self._continue_wanted = continue_wanted
+        if length is not None and length > self._limits.stream_threshold:
+            self._start_stream(req, length)
+        elif continue_wanted and self._active is None and not self._queue:
+            self._continue_wanted = False
+            self._write(_CONTINUE)
+
+    def on_body(self, chunk: bytes) -> None:
+        req = self._req
+        if req is None:
+            return
+        self._continue_wanted = False  # the client did not wait for it
+        size = self._body_size + len(chunk)
+        self._body_size = size
+        if size > self._max_body:  # only a chunked body can get here
+            raise _ParseRejection(
+                PayloadTooLarge(f"chunked request body exceeds the limit of {self._max_body} bytes")
+            )
+        stream = self._stream
+        if stream is not None:
+            stream.feed(chunk)
+            return
+        parts = self._body_parts
+        if parts is None:
+            self._body_parts = [chunk]
+        else:
+            parts.append(chunk)
+        if size > self._limits.stream_threshold:  # a chunked body has outgrown buffering
+            parts, self._body_parts = self._body_parts or [], None
+            stream = self._start_stream(req, None)
+            for part in parts:
+                stream.feed(part)
+
+    def on_message_complete(self) -> None:
+        req = self._req
+        self._phase = _IDLE
+        if req is None:
+            return  # answered already (rejected at the headers)
+        self._req = None
+        stream = self._stream
+        if stream is not None:
+            self._stream = None
+            stream.feed_eof()
+        else:
+            self._continue_wanted = False
+            parts = self._body_parts
+            if parts is not None:
+                self._body_parts = None
+                req.body = parts[0] if len(parts) == 1 else b"".join(parts)
+            if self._active is None and not self._queue:
+                self._run(req)
+            else:
+                self._enqueue(req)
+        if self._closed or not req.keep_alive:
+            # Whatever follows a request that ends the connection is not answered.
+            self._parsing = False
+            raise _StopParsing
+
+    # -- running handlers in order ------------------------------------------------------------
+
+    def _enqueue(self, req: Request) -> None:
+        if self._active is None and not self._queue:
+            self._run(req)
+            return
+        self._queue.append(req)
+        if len(self._queue) >= self._limits.max_pipeline:
+            self._pause(_PAUSE_PIPELINE)
+
+    def _run(self, req: Request) -> None:
+        self._active = req
+        error = req._error
+        if error is not None:
+            self._send(req, self._render_error(req, error))
+            return
+        route = req._route
+        assert route is not None
+        try:
+            result: Any = route.handler(req)
+        except Exception as exc:
+            result = self._render_error(req, exc)
+        if type(result) is Response and type(result.body) is bytes:
+            # The hot path: a sync handler with a bytes body, answered with one write.
+            try:
+                data = self._encode(req, result, result.body)
+            except ValueError as exc:
+                data = self._encode(req, self._render_error(req, exc), b"")
+            transport = self._transport
+            if transport is not None and not self._closed:
+                transport.write(data)
+            if req.keep_alive and not self._queue and self._req is None:
+                self._active = None
+                self._last_activity = self._server.now
+            else:
+                self._finish(req)
+        elif isawaitable(result):
+            self._task = self._loop.create_task(self._finish_async(req, result))
+        else:
+            self._send(req, result)
+
+    async def _finish_async(self, req: Request, awaitable: Awaitable[Any]) -> None:
+        try:
+            result = await awaitable
+        except Exception as exc:
+            result = self._render_error(req, exc)
+        self._task = None
+        if self._closed:
+            self._active = None
+            return
+        self._send(req, result)
+
+    def _send(self, req: Request, resp: object) -> None:
+        if not isinstance(resp, Response):
+            resp = self._render_error(
+                req, TypeError(f"handler returned {type(resp).__name__}, not a Response")
+            )
+        body = resp.body
+        if isinstance(body, bytes | bytearray | memoryview):
+            try:
+                data = self._encode(req, resp, body)
+            except ValueError as exc:
+                data = self._encode(req, self._render_error(req, exc), b"")
+            self._write(data)
+            self._finish(req)
+        else:
+            self._task = self._loop.create_task(self._send_stream(req, resp, body))
+
+    def _finish(self, req: Request) -> None:
+        """The response to `req` is fully handed to the transport: close, or go on."""
+        self._active = None
+        self._task = None
+        self._last_activity = self._server.now
+        if self._closed:
+            return
+        if not req.keep_alive:
+            self._close(linger=self._linger_needed or self._req is req)
+        elif self._queue or self._req is not None:
+            self._pump()
+        elif self._closing:
+            self._close(linger=self._linger_needed)
+
+    def _pump(self) -> None:
+        if self._pumping:
+            return  # a sync handler finished inside the loop below: it continues there
+        self._pumping = True
+        try:
+            while self._active is None and self._queue and not self._closed:
+                self._run(self._queue.popleft())
+            if (
+                self._pause_reasons & _PAUSE_PIPELINE
+                and len(self._queue) < self._limits.max_pipeline
+            ):
+                self._resume(_PAUSE_PIPELINE)
+            if self._continue_wanted and self._active is None and not self._queue:
+                # A buffered request waiting for `100 Continue` became first in line.
+                self._continue_wanted = False
+                self._write(_CONTINUE)
+        finally:
+            self._pumping = False
+
+    def _start_stream(self, req: Request, length: int | None) -> RequestStream:
+        on_first_read = None
+        if self._continue_wanted:
+            # Sent once the handler starts reading: by then its request is first in line.
+            self._continue_wanted = False
+            on_first_read = self._send_continue
+        stream = RequestStream(
+            length,
+            high_water=self._limits.stream_high_water,
+            pause=self._pause_for_stream,
+            resume=self._resume_for_stream,
+            on_first_read=on_first_read,
+        )
+        req.stream = stream
+        self._stream = stream
+        self._enqueue(req)
+        return stream
+
+    def _send_continue(self) -> None:
+        if not self._closed and self._stream is not None and self._stream.received == 0:
+            self._write(_CONTINUE)
+
+    def _pause_for_stream(self) -> None:
+        self._pause(_PAUSE_STREAM)
+
+    def _resume_for_stream(self) -> None:
+        self._resume(_PAUSE_STREAM)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _encode(self, req: Request, resp: Response, body: bytes | bytearray | memoryview) -> bytes:
+        status = resp.status
+        length = resp.content_length
+        if status >= 200 and status not in _NO_BODY_STATUSES:
+            if length is None:
+                length = len(body)
+            elif length != len(body) and (body or req.method != "HEAD"):
+                raise ValueError(f"content_length {length} but a body of {len(body)} bytes")
+            framing = b"Content-Length: %d\r\n" % length
+            if req.method == "HEAD":
+                body = b""
+        else:
+            body = b""
+            framing = b"Content-Length: %d\r\n" % length if status == 304 and length else b""
+        # `_connection_header`, inlined on this hot path.
+        if not req.keep_alive or self._req is req or (self._closing and not self._queue):
+            req.keep_alive = False
+            connection = _CLOSE
+        elif req.version == "1.0":
+            connection = _KEEP_ALIVE
+        else:
+            connection = b""
+        return b"".join(
+            (
+                _STATUS_LINES.get(status) or status_line(status),
+                self._server.head_common,
+                resp.raw_headers,
+                encode_headers(resp.headers) if resp.headers else b"",
+                framing,
+                connection,
+                b"\r\n",
+                body,
+            )
+        )
+
+    def _head(self, req: Request, resp: Response, framing: bytes) -> bytes:
+        """Status line and headers of a streamed response, with `framing` (Content-Length or
+        Transfer-Encoding) decided by the caller."""
+        return b"".join(
+            (
+                _STATUS_LINES.get(resp.status) or status_line(resp.status),
+                self._server.head_common,
+                resp.raw_headers,
+                encode_headers(resp.headers) if resp.headers else b"",
+                framing,
+                self._connection_header(req),
+                b"\r\n",
+            )
+        )
+
+    def _connection_header(self, req: Request) -> bytes:
+        if not req.keep_alive or self._req is req or (self._closing and not self._queue):
+            # The connection ends after this response; `self._req is req` means part of its
+            # body was never read, so the stream is not reusable either.
+            req.keep_alive = False
+            return _CLOSE
+        if req.version == "1.0":
+            return _KEEP_ALIVE
+        return b""
+
+    async def _send_stream(self, req: Request, resp: Response, body: AsyncIterable[bytes]) -> None:
+        status = resp.status
+        length = resp.content_length
+        bodiless = req.method == "HEAD" or status in _NO_BODY_STATUSES or status < 200
+        chunked = False
+        if status < 200 or status == 204:
+            framing = b""
+        elif length is not None:
+            framing = b"Content-Length: %d\r\n" % length
+        elif bodiless:
+            framing = b""
+        elif req.version == "1.0":
+            req.keep_alive = False  # HTTP/1.0 has no chunks: the close ends the body
+            framing = b""
+        else:
+            chunked = True
+            framing = _CHUNKED
+        try:
+            head = self._head(req, resp, framing)
+        except ValueError as exc:
+            await _close_iterable(body)
+            self._send(req, self._render_error(req, exc))
+            return
+        self._write(head)
+        if bodiless:
+            await _close_iterable(body)
+            self._finish(req)
+            return
+        sent = 0
+        try:
+            async for chunk in body:
+                if self._closed:
+                    break
+                if not chunk:
+                    continue
+                sent += len(chunk)
+                if chunked:
+                    self._write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                else:
+                    self._write(chunk)
+                if self._write_paused:
+                    await self._drain()
+        except ConnectionError:
+            self._abort()
+            return
+        except Exception:
+            log.exception(
+                "response body of %s %s failed after %d bytes", req.method, req.path, sent
+            )
+            self._abort()
+            return
+        finally:
+            await _close_iterable(body)
+        if self._closed:
+            self._active = None
+            return
+        if length is not None and sent != length:
+            log.error(
+                "response body of %s %s was %d bytes, Content-Length said %d",
+                req.method,
+                req.path,
+                sent,
+                length,
+            )
+            self._abort()
+            return
+        if chunked:
+            self._write(_LAST_CHUNK)
+        self._finish(req)
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not self._closed:
+            transport.write(data)
+
+    async def _drain(self) -> None:
+        if self._closed:
+            raise ConnectionResetError("client went away")
+        waiter = self._loop.create_future()
+        self._drain_waiter = waiter
+        await waiter
+        if self._closed:
+            raise ConnectionResetError("client went away")
+
+    def _release_drain_waiter(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- errors, limits, closing --------------------------------------------------------------
+
+    def _render_error(self, req: Request, exc: BaseException) -> Response:
+        if isinstance(exc, WeedError):
+            return error_response(exc)
+        if self._closed and isinstance(exc, ConnectionError):
+            log.debug("%s %s: client went away: %s", req.method, req.path, exc)
+            return json_response({"error": "client went away"}, 500)
+        log.error("unhandled error in %s %s", req.method, req.path, exc_info=exc)
+        return json_response({"error": "internal server error"}, 500)
+
+    def _headers_too_large(self) -> HeaderFieldsTooLarge:
+        return HeaderFieldsTooLarge(
+            f"request headers longer than {self._limits.max_header_bytes} bytes"
+        )
+
+    def _account_raw_headers(self, size: int) -> None:
+        # A whole read arrived while the header block stayed unfinished, so every byte of it is
+        # header. Counted here rather than in `on_header`, which fires only for complete lines:
+        # a slow single endless header line would otherwise grow unseen inside the parser.
+        self._hdr_bytes += size
+        if self._hdr_bytes > self._limits.max_header_bytes:
+            self._reject_input(self._headers_too_large())
+
+    def _on_callback_error(self, exc: HttpParserCallbackError) -> None:
+        cause = exc.__context__
+        if isinstance(cause, _StopParsing):
+            self._parsing = False
+        elif isinstance(cause, _ParseRejection):
+            self._reject_input(cause.error)
+        elif cause is not None and not isinstance(cause, Exception):
+            raise cause  # KeyboardInterrupt, SystemExit...
+        else:
+            log.error("httpkit parser callback failed", exc_info=cause or exc)
+            self._reject_input(BadRequest("malformed request"))
+
+    def _reject_input(self, error: WeedError) -> None:
+        """The input can no longer be parsed: answer `error` in turn, then close."""
+        self._stop_reading_requests(unread_input=True)
+        stream = self._stream
+        req = self._req
+        self._req = None
+        self._stream = None
+        if stream is not None:
+            # Its handler is running and answers for it: it sees the error from the stream.
+            stream.fail(error)
+            self._closing = True
+            return
+        if req is None:
+            req = Request("GET", "", remote=self._remote, keep_alive=False)
+        req.keep_alive = False
+        req._error = error
+        self._enqueue(req)
+
+    def _stop_reading_requests(self, unread_input: bool) -> None:
+        self._parsing = False
+        self._closing = True
+        self._linger_needed = self._linger_needed or unread_input
+
+    def _pause(self, reason: int) -> None:
+        if not self._pause_reasons and self._transport is not None and not self._closed:
+            self._transport.pause_reading()
+        self._pause_reasons |= reason
+
+    def _resume(self, reason: int) -> None:
+        if self._pause_reasons & reason:
+            self._pause_reasons &= ~reason
+            if not self._pause_reasons and self._transport is not None and not self._closed:
+                # Time spent paused was ours, not the client's: restart its clocks.
+                self._last_recv = self._hdr_started = self._server.now
+                self._transport.resume_reading()
+
+    def _close(self, linger: bool) -> None:
+        transport = self._transport
+        if self._closed or transport is None:
+            return
+        self._parsing = False
+        if linger and not self._peer_eof and transport.can_write_eof():
+            # Unread input is on its way: closing now would answer it with a reset that can
+            # destroy our response in the client's receive buffer. Half-close and drain.
+            transport.write_eof()
+            self._phase = _LINGER
+            self._linger_until = self._server.now + self._limits.linger
+            if self._pause_reasons:
+                self._pause_reasons = 0
+                transport.resume_reading()
+            return
+        self._closed = True
+        transport.close()
+
+    def _abort(self) -> None:
+        self._closed = True
+        self._parsing = False
+        self._active = None
+        if self._transport is not None:
+            self._transport.abort()
+
+    # -- called by the server -----------------------------------------------------------------
+
+    def check_timeouts(self, now: float) -> None:
+        if self._closed:
+            return
+        limits = self._limits
+        phase = self._phase
+        if phase == _LINGER:
+            if now >= self._linger_until:
+                self._closed = True
+                if self._transport is not None:
+                    self._transport.close()
+        elif self._write_paused:
+            if now - self._write_paused_since > limits.send_timeout:
+                log.info("closing %s: it stopped reading our responses", self._remote)
+                self._abort()
+        elif self._pause_reasons or not self._parsing:
+            pass  # we are the ones not reading
+        elif phase == _HEADERS:
+            if now - self._hdr_started > limits.header_timeout:
+                self._reject_input(RequestTimeout("request headers not received in time"))
+        elif phase == _BODY:
+            if now - self._last_recv > limits.body_timeout:
+                self._reject_input(RequestTimeout("request body not received in time"))
+        elif (
+            self._active is None
+            and not self._queue
+            and now - max(self._last_activity, self._last_recv) > limits.idle_timeout
+        ):
+            self._close(linger=False)
+
+    def shutdown(self) -> None:
+        """Server stopping: close now if nothing is in flight, else after the current answer."""
+        self._closing = True
+        if self._closed:
+            return
+        if self._active is None and not self._queue and self._phase != _BODY:
+            self._close(linger=False)
+        elif self._phase == _HEADERS:
+            self._parsing = False
+
+    def abort(self) -> None:
+        """Server stop grace expired: drop the connection and cancel its handler."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+        self._abort()
+
+
+def _split_target(target: bytes) -> tuple[str, str]:
+    path, _, query = target.partition(b"?")
+    if not path.startswith(b"/"):
+        path = _origin_path(path)
+    if b"%" in path:
+        path = unquote_to_bytes(path)
+    if b"#" in query:
+        query = query.partition(b"#")[0]
+    return path.decode("utf-8", "replace"), query.decode("latin-1")
+
+
+def _origin_path(target: bytes) -> bytes:
+    """Path of an absolute-form target (`http://host/path`), as proxies send; `*` stays."""
+    if target == b"*":
+        return target
+    _scheme, sep, rest = target.partition(b"://")
+    if not sep:
+        return target
+    slash = rest.find(b"/")
+    return rest[slash:] if slash >= 0 else b"/"
+
+
+async def _close_iterable(body: object) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            log.exception("closing a response body failed")

@@ -1,0 +1,133 @@
+"""`HttpServer`: listens, tracks its connections, sweeps their timeouts, stops gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+import time
+from email.utils import formatdate
+
+from seaweed_py.httpkit.connection import HttpConnection
+from seaweed_py.httpkit.limits import Limits
+from seaweed_py.httpkit.router import Router
+
+__all__ = ["HttpServer"]
+
+
+class HttpServer:
+    """One listening socket serving `router`.
+
+    Several servers can run in one process (each keeps its own clock, `Date` cache and
+    connections). `now` is the loop time as of the last sweep: connections stamp activity with
+    it instead of asking the clock per request.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        limits: Limits | None = None,
+        server_header: str | None = "weedpy",
+    ) -> None:
+        self.router = router
+        self.limits = limits or Limits()
+        if server_header is not None and ("\r" in server_header or "\n" in server_header):
+            raise ValueError(f"invalid Server header {server_header!r}")
+        self._server_line = f"Server: {server_header}\r\n".encode() if server_header else b""
+        self.head_common = self._server_line
+        """`Server` and `Date` header lines, rebuilt when the second changes."""
+        self.now = 0.0
+        self.port = 0
+        self.host = ""
+        self._date_second = -1
+        self._listener: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._connections: set[HttpConnection] = set()
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+        self._stopping = False
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def start(self, host: str, port: int, *, backlog: int = 1024) -> None:
+        """Listen on `host:port` (port 0 picks a free one; `.port` tells which)."""
+        if self._listener is not None:
+            raise RuntimeError("server already started")
+        loop = asyncio.get_running_loop()
+        self._refresh_clock(loop)
+        self._listener = await loop.create_server(
+            functools.partial(HttpConnection, self),
+            host or None,
+            port,
+            reuse_address=True,
+            backlog=backlog,
+        )
+        sockets = self._listener.sockets
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.host = host
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        self._sweeper = loop.create_task(self._sweep(loop), name=f"httpkit-sweep-{self.port}")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, close idle connections, give in-flight requests up to `grace` seconds
+        to be answered, then drop whatever is left."""
+        if self._listener is None or self._stopping:
+            return
+        self._stopping = True
+        self._listener.close()
+        for conn in list(self._connections):
+            conn.shutdown()
+        if self._connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), timeout=grace)
+        for conn in list(self._connections):
+            conn.abort()
+        if self._connections:
+            # Aborted transports report `connection_lost` on the next loop iterations.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), timeout=1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listener.wait_closed(), timeout=1.0)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    # -- called by connections ----------------------------------------------------------------
+
+    def connection_opened(self, conn: HttpConnection) -> None:
+        self._connections.add(conn)
+        self._all_closed.clear()
+        if self._stopping:
+            conn.shutdown()
+
+    def connection_closed(self, conn: HttpConnection) -> None:
+        self._connections.discard(conn)
+        if not self._connections:
+            self._all_closed.set()
+
+    # -- the sweep ----------------------------------------------------------------------------
+
+    async def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        tick = self.limits.tick
+        while True:
+            await asyncio.sleep(tick)
+            self._refresh_clock(loop)
+            now = self.now
+            for conn in list(self._connections):
+                conn.check_timeouts(now)
+
+    def _refresh_clock(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.now = loop.time()
+        wall = time.time()
+        second = int(wall)
+        if second != self._date_second:
+            self._date_second = second
+            date = formatdate(wall, usegmt=True)
+            self.head_common = self._server_line + f"Date: {date}\r\n".encode("ascii")
