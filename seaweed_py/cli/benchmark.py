@@ -27,13 +27,15 @@ import secrets
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import aiohttp
+import httptools
+import orjson
 
 from seaweed_py import __version__
 from seaweed_py.config.flags import FlagSet, UsageError
@@ -47,6 +49,7 @@ _FIELDS: Final = 2
 _START_TIMEOUT: Final = 120.0
 _ASSIGN_PATIENCE: Final = 10.0
 _ERROR_KINDS: Final = 10
+_REQUEST_TIMEOUT: Final = 60.0
 
 
 def build_flags() -> FlagSet:
@@ -255,11 +258,99 @@ def _worker(phase: str, index: int, count: int, concurrency: int, opts: dict[str
     return result
 
 
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time, responses parsed by llhttp.
+
+    The load generator's own client: aiohttp spends several times more CPU per request than
+    the servers under test, which would make the benchmark measure itself.
+    """
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[tuple[int, bytes, dict[bytes, bytes]]] | None = None
+        self._body: list[bytes] = []
+        self._headers: dict[bytes, bytes] = {}
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ConnectionError(f"bad HTTP response: {exc}"))
+            self.close()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.lower()] = value
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        body, headers = b"".join(self._body), self._headers
+        self._body, self._headers = [], {}
+        if not self._parser.should_keep_alive():
+            self.close()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((status, body, headers))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(ConnectionError(f"connection closed: {exc}" if exc else "connection closed"))
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def request(self, data: bytes) -> asyncio.Future[tuple[int, bytes, dict[bytes, bytes]]]:
+        assert self._transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._transport.write(data)
+        return self._waiter
+
+
+class _Client:
+    """The connections of one load coroutine: one per server it talks to."""
+
+    def __init__(self) -> None:
+        self._connections: dict[str, _Connection] = {}
+
+    async def call(self, address: str, request: bytes) -> tuple[int, bytes, dict[bytes, bytes]]:
+        conn = self._connections.get(address)
+        if conn is None or conn.closed:
+            host, _, port = address.rpartition(":")
+            _, conn = await asyncio.get_running_loop().create_connection(
+                _Connection, host, int(port)
+            )
+            self._connections[address] = conn
+        try:
+            async with asyncio.timeout(_REQUEST_TIMEOUT):
+                return await conn.request(request)
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+
+
 class _Load(abc.ABC):
     """Shared by both phases: `count` operations over `concurrency` coroutines."""
 
     def __init__(self, opts: dict[str, Any]) -> None:
-        self.master = f"http://{opts['master']}"
+        self.master = str(opts["master"]).removeprefix("http://")
         self.opts = opts
         self.stats = PhaseStats()
         self.rng = random.Random()
@@ -267,41 +358,46 @@ class _Load(abc.ABC):
     async def run(self, index: int, count: int, concurrency: int) -> tuple[PhaseStats, list[str]]:
         remaining = [count]
         slot = index * _FIELDS
-        connector = aiohttp.TCPConnector(limit=0, force_close=False)
-        timeout = aiohttp.ClientTimeout(total=60)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-            async def loop() -> None:
+        async def loop() -> None:
+            client = _Client()
+            try:
                 while remaining[0] > 0:
                     remaining[0] -= 1
                     started = time.perf_counter()
                     try:
-                        nbytes = await self.one(session)
-                    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+                        nbytes = await self.one(client)
+                    except (OSError, TimeoutError, ValueError, KeyError) as exc:
                         self.stats.fail(f"{type(exc).__name__}: {exc}")
                         continue
                     self.stats.record((time.perf_counter() - started) * 1000, nbytes)
                     _counters[slot] += 1
                     _counters[slot + 1] += nbytes
+            finally:
+                client.close()
 
-            await asyncio.gather(*(loop() for _ in range(concurrency)))
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
         return self.stats, self.results()
 
     @abc.abstractmethod
-    async def one(self, session: aiohttp.ClientSession) -> int:
+    async def one(self, client: _Client) -> int:
         """One timed operation; returns the payload bytes moved."""
 
     def results(self) -> list[str]:
         return []
 
 
+def _get(address: str, target: str) -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode()
+
+
 class _WriteLoad(_Load):
     def __init__(self, opts: dict[str, Any]) -> None:
         super().__init__(opts)
-        self.params = {"collection": opts["collection"], "replication": opts["replication"]}
-        for flag, param in (("dataCenter", "dataCenter"), ("disk", "disk")):
-            if opts[flag]:
-                self.params[param] = opts[flag]
+        params = {"collection": opts["collection"], "replication": opts["replication"],
+                  "dataCenter": opts["dataCenter"], "disk": opts["disk"]}
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v})
+        self.assign_request = _get(self.master, f"/dir/assign?{query}")
         # One random buffer per worker; each body is a slice of it (content does not matter,
         # only that it does not compress).
         self.size = int(opts["size"])
@@ -310,33 +406,35 @@ class _WriteLoad(_Load):
         self.head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
                      f"filename=\"bench\"\r\nContent-Type: image/bench\r\n\r\n").encode()
         self.tail = f"\r\n--{boundary}--\r\n".encode()
-        self.headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        self.content_type = f"multipart/form-data; boundary={boundary}"
         self.fids: list[str] = []
 
-    async def assign(self, session: aiohttp.ClientSession) -> dict[str, Any]:
+    async def assign(self, client: _Client) -> dict[str, Any]:
         """An assign, waiting out 503s (volumes being grown for a new collection) like the
         SDK does: they say "retry", not "failed"."""
         deadline = time.monotonic() + _ASSIGN_PATIENCE
         while True:
-            async with session.get(f"{self.master}/dir/assign", params=self.params) as resp:
-                assigned = await resp.json(content_type=None)
-                if resp.status == 200 and isinstance(assigned, dict) and "fid" in assigned:
-                    return assigned
-                if resp.status != 503 or time.monotonic() > deadline:
-                    raise ValueError(f"assign: HTTP {resp.status} {assigned}")
-                retry = resp.headers.get("Retry-After", "")
+            status, body, headers = await client.call(self.master, self.assign_request)
+            assigned = orjson.loads(body) if body else None
+            if status == 200 and isinstance(assigned, dict) and "fid" in assigned:
+                return assigned
+            if status != 503 or time.monotonic() > deadline:
+                raise ValueError(f"assign: HTTP {status} {body[:200]!r}")
+            retry = headers.get(b"retry-after", b"")
             await asyncio.sleep(min(float(retry), 1.0) if retry.isdigit() else 0.1)
 
-    async def one(self, session: aiohttp.ClientSession) -> int:
-        assigned = await self.assign(session)
+    async def one(self, client: _Client) -> int:
+        assigned = await self.assign(client)
         size = self.size + self.rng.randrange(64)
-        body = self.head + self.pool[:size] + self.tail
-        fid = assigned["fid"]
-        async with session.post(f"http://{assigned['url']}/{fid}", data=body,
-                                headers=self.headers) as resp:
-            await resp.read()
-            if resp.status not in (200, 201, 204):
-                raise ValueError(f"upload {fid}: HTTP {resp.status}")
+        fid, url = assigned["fid"], assigned["url"]
+        body_length = len(self.head) + size + len(self.tail)
+        request = (f"POST /{fid} HTTP/1.1\r\nHost: {url}\r\nContent-Type: {self.content_type}"
+                   f"\r\nContent-Length: {body_length}\r\n\r\n").encode()
+        status, answer, _ = await client.call(
+            url, b"".join((request, self.head, self.pool[:size], self.tail))
+        )
+        if status not in (200, 201, 204):
+            raise ValueError(f"upload {fid}: HTTP {status} {answer[:200]!r}")
         self.fids.append(fid)
         return size
 
@@ -350,21 +448,24 @@ class _ReadLoad(_Load):
         self.fids = fids
         self.locations: dict[str, list[str]] = {}
 
-    async def one(self, session: aiohttp.ClientSession) -> int:
-        fid = self.fids[self.rng.randrange(len(self.fids))]
-        vid = fid.split(",", 1)[0]
+    async def locate(self, client: _Client, vid: str) -> list[str]:
+        """Volume servers of `vid`, looked up once per worker (like weed's cached vid map)."""
         urls = self.locations.get(vid)
         if urls is None:
-            async with session.get(f"{self.master}/dir/lookup",
-                                   params={"volumeId": vid}) as resp:
-                found = await resp.json(content_type=None)
+            request = _get(self.master, f"/dir/lookup?volumeId={vid}")
+            status, body, _ = await client.call(self.master, request)
+            found = orjson.loads(body) if status == 200 else {}
             urls = [loc["url"] for loc in found.get("locations") or []]
             if not urls:
-                raise ValueError(f"volume {vid} not found")
+                raise ValueError(f"lookup volume {vid}: HTTP {status} {body[:200]!r}")
             self.locations[vid] = urls
+        return urls
+
+    async def one(self, client: _Client) -> int:
+        fid = self.fids[self.rng.randrange(len(self.fids))]
+        urls = await self.locate(client, fid.split(",", 1)[0])
         url = urls[self.rng.randrange(len(urls))]
-        async with session.get(f"http://{url}/{fid}") as resp:
-            body = await resp.read()
-            if resp.status != 200:
-                raise ValueError(f"read {fid}: HTTP {resp.status}")
+        status, body, _ = await client.call(url, _get(url, f"/{fid}"))
+        if status != 200:
+            raise ValueError(f"read {fid}: HTTP {status}")
         return len(body)
