@@ -225,7 +225,8 @@ class MasterServer:
         return entry
 
     def _handle_assign(self, req: Request) -> Response | Awaitable[Response]:
-        self._guard(req)
+        if self._white:
+            self._guard(req)
         try:
             opt, layout, pretty = self._parse_assign(req)
         except WeedError:
@@ -250,12 +251,12 @@ class MasterServer:
         stats = self.stats
         stats.assigns += 1
         stats.assigned_keys += count
-        key_cookie = "%x%08x" % (key, self._cookie())  # noqa: UP031 (fastest formatting here)
+        key_cookie = b"%x%08x" % (key, self._cookie())
         if len(key_cookie) & 1:  # the key's hex keeps whole bytes
-            key_cookie = "0" + key_cookie
+            key_cookie = b"0" + key_cookie
         if pretty:
             answer = {
-                "fid": f"{vol.id},{key_cookie}",
+                "fid": f"{vol.id},{key_cookie.decode()}",
                 "url": node.url,
                 "publicUrl": node.public_url,
                 "count": count,
@@ -266,7 +267,7 @@ class MasterServer:
             # `","url":...,"count":` for this node, JSON-escaped once
             url_part = _dumps({"url": node.url, "publicUrl": node.public_url})[1:-1]
             tail = self._assign_tails[node.id] = (node.public_url, b'",' + url_part + b',"count":')
-        body = b'{"fid":"%d,%s%s%d}' % (vol.id, key_cookie.encode(), tail[1], count)
+        body = b'{"fid":"%d,%s%s%d}' % (vol.id, key_cookie, tail[1], count)
         return Response(200, None, body, raw_headers=JSON_HEADERS)
 
     async def _assign_waiting(
