@@ -69,7 +69,7 @@ from seaweed_py.errors import (
     VolumeNotFound,
     WeedError,
 )
-from seaweed_py.formats.fid import parse_file_id
+from seaweed_py.formats.fid import parse_file_id, parse_volume_id
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -447,8 +447,10 @@ class AsyncClient:
 
     async def lookup(self, volume_id: int | str, *, refresh: bool = False) -> list[Location]:
         """Servers holding a volume (a vid or any fid of it), from the cache unless `refresh`."""
-        vid = _volume_id(volume_id) if isinstance(volume_id, str) and "," in volume_id \
-            else int(volume_id)
+        if isinstance(volume_id, int):
+            vid = volume_id
+        else:
+            vid = _volume_id(volume_id) if "," in volume_id else parse_volume_id(volume_id)
         cached = None if refresh else self.cache.get(vid)
         if cached is not None:
             return list(cached)

@@ -182,6 +182,8 @@ async def test_errors_map_to_the_exception_tree(client: AsyncClient) -> None:
         await client.lookup(999_999)
     with pytest.raises(InvalidFileId):
         await client.download("3,zz")
+    with pytest.raises(InvalidFileId):
+        await client.lookup("three")
     fid = (await client.upload(b"x")).fid
     vid, rest = fid.split(",")
     wrong_cookie = f"{vid},{rest[:-8]}{int(rest[-8:], 16) ^ 1:08x}"
