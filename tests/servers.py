@@ -312,9 +312,8 @@ def _start_volume(
         args.append(f"-rack={spec.rack}")
     if pulse_seconds is not None:
         args.append(f"-pulseSeconds={pulse_seconds}")
-    if impl == "weed":
-        # weed waits -preStopSeconds (10) after SIGTERM before it stops serving.
-        args.append("-preStopSeconds=0")
+    # Both wait -preStopSeconds (10) after SIGTERM before they stop serving.
+    args.append("-preStopSeconds=0")
     cluster._volumes.append(_spawn(impl, f"volume{index}", [*args, *extra], cluster.directory))
     cluster.volume_urls.append(f"127.0.0.1:{port}")
 
