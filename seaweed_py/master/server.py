@@ -11,6 +11,7 @@ import asyncio
 import html
 import ipaddress
 import logging
+import math
 import os
 import random
 import re
@@ -32,6 +33,7 @@ from seaweed_py.errors import (
     NotAcceptable,
     NoWritableVolume,
     RequestTimeout,
+    ServiceUnavailable,
     Unauthorized,
     VolumeNotFound,
     WeedError,
@@ -101,6 +103,7 @@ class MasterServer:
         self._grower: VolumeGrower | None = None
         self._expiry: asyncio.Task[None] | None = None
         self._heartbeat_answer = b""
+        self._warm_until = 0.0
 
     # ------------------------------------------------------------ lifetime
 
@@ -118,6 +121,8 @@ class MasterServer:
     async def start(self) -> None:
         meta = self._meta.load()
         self.topology.max_volume_id = meta.max_volume_id
+        if meta.max_volume_id:  # a restart of a cluster that has volumes
+            self._warm_until = self._clock() + 3 * self.options.pulse_seconds
         self._sequencer = Sequencer(meta.max_file_key, self._meta.save_file_key, self._clock)
         self._registry = master_registry(self.stats, self.topology, self._sequencer)
         self._session = aiohttp.ClientSession()
@@ -274,11 +279,27 @@ class MasterServer:
         self, opt: AssignOption, layout: VolumeLayout, pretty: bool
     ) -> Response:
         try:
+            self._check_warm()
             vol = await self._wait_for_writable(opt, layout)
         except WeedError:
             self.stats.assign_errors += 1
             raise
         return self._assigned(vol, opt.count, pretty)
+
+    def _check_warm(
+        self,
+        message: str = "master is warming up, topology is still loading",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Right after a restart the topology is still arriving by heartbeat: a miss then is
+        "retry shortly" (503), not "no such volume" or "no space" (spec §2.2 warm-up)."""
+        remaining = self._warm_until - self._clock()
+        if remaining > 0:
+            raise ServiceUnavailable(
+                message,
+                headers={"Retry-After": str(max(1, math.ceil(remaining)))},
+                extra=extra,
+            )
 
     async def _wait_for_writable(self, opt: AssignOption, layout: VolumeLayout) -> LayoutVolume:
         """Nothing is writable: grow (or learn that another request is growing) and re-pick
@@ -343,6 +364,7 @@ class MasterServer:
         nodes = self.topology.lookup(vid, form.get("collection", ""))
         if not nodes:
             self.stats.lookup_misses += 1
+            self._check_warm("service warming up, please retry", {"volumeOrFileId": vid_text})
             return json_response(
                 {"volumeOrFileId": vid_text, "error": f"volume id {vid} not found"},
                 404,
@@ -366,6 +388,7 @@ class MasterServer:
             self.topology.lookup(vid, req.query.get("collection", "")) if vid is not None else []
         )
         if not nodes:
+            self._check_warm()
             what = f"volume id {vid_text} not found"
             raise VolumeNotFound(f"{what}: {what}")
         node = nodes[0] if len(nodes) == 1 else self._rng.choice(nodes)

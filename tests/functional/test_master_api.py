@@ -479,3 +479,38 @@ async def test_collection_info(
         400,
         {"error": "collection x does not exist"},
     )
+
+
+async def test_restarted_master_warms_up_before_answering_misses(
+    tmp_path: Any, http: aiohttp.ClientSession
+) -> None:
+    from seaweed_py.master import MasterOptions
+
+    opts = MasterOptions(ip="127.0.0.1", port=0, mdir=str(tmp_path), pulse_seconds=0.2)
+    first = MasterServer(opts)
+    await first.start()
+    fake = FakeVolumeServer(first.address)
+    await fake.start()
+    try:
+        await fake.heartbeat()
+        assert (await get(http, first, "/vol/grow?count=1"))[0] == 200
+    finally:
+        await first.stop()
+    second = MasterServer(opts)
+    await second.start()
+    try:
+        async with http.get(f"http://{second.address}/dir/assign") as resp:
+            assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+            assert await resp.json() == {"error": "master is warming up, topology is still loading"}
+        assert await get(http, second, "/dir/lookup?volumeId=1") == (
+            503,
+            {"volumeOrFileId": "1", "error": "service warming up, please retry"},
+        )
+        fake.master = second.address
+        await fake.heartbeat()  # the volume server comes back: no growth needed
+        assert (await get(http, second, "/dir/assign"))[1]["fid"].startswith("1,")
+        await asyncio.sleep(0.7)
+        assert (await get(http, second, "/dir/lookup?volumeId=9"))[0] == 404
+    finally:
+        await fake.stop()
+        await second.stop()
