@@ -16,6 +16,7 @@ from collections.abc import Callable
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import WeedError
 from seaweed_py.master.meta import MetaStore
+from seaweed_py.master.metrics import MasterStats
 from seaweed_py.master.params import AssignOption
 from seaweed_py.topology import DataNode, LayoutKey, Topology
 
@@ -32,12 +33,14 @@ class VolumeGrower:
         meta: MetaStore,
         rng: random.Random,
         clock: Callable[[], float],
+        stats: MasterStats,
     ) -> None:
         self._topo = topology
         self._admin = admin
         self._meta = meta
         self._rng = rng
         self._clock = clock
+        self._stats = stats
         self._lock = asyncio.Lock()
         self._pending: dict[LayoutKey, asyncio.Task[int]] = {}
 
@@ -108,6 +111,7 @@ class VolumeGrower:
                 raise first
             raise WeedError(f"allocating volume {vid} failed: {first!r}") from first
         self._topo.commit_volume(vid, key, nodes, self._clock())
+        self._stats.grown_volumes += 1
         log.info("grew volume %d on %s", vid, ", ".join(n.url for n in nodes))
 
     async def _allocate(self, node: DataNode, vid: int, option: AssignOption) -> None:

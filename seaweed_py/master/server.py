@@ -101,7 +101,7 @@ class MasterServer:
         self._http: HttpServer | None = None
         self._session: aiohttp.ClientSession | None = None
         self._grower: VolumeGrower | None = None
-        self._expiry: asyncio.Task[None] | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self._heartbeat_answer = b""
         self._warm_until = 0.0
 
@@ -127,7 +127,12 @@ class MasterServer:
         self._registry = master_registry(self.stats, self.topology, self._sequencer)
         self._session = aiohttp.ClientSession()
         self._grower = VolumeGrower(
-            self.topology, VolumeAdmin(self._session), self._meta, self._rng, self._clock
+            self.topology,
+            VolumeAdmin(self._session),
+            self._meta,
+            self._rng,
+            self._clock,
+            self.stats,
         )
         limits = Limits(max_body=self.options.file_size_limit_mb << 20)
         self._http = HttpServer(self._router(), limits, server_header="")
@@ -137,14 +142,14 @@ class MasterServer:
             await self._session.close()
             raise
         self._heartbeat_answer = self._render_heartbeat_answer()
-        self._expiry = asyncio.get_running_loop().create_task(self._expire_loop())
+        self._maintenance = asyncio.get_running_loop().create_task(self._maintenance_loop())
         log.info("master %s listening on %s:%d", self.address, self.options.listen_ip, self.port)
 
     async def stop(self, grace: float = 5.0) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            await asyncio.gather(self._expiry, return_exceptions=True)
-            self._expiry = None
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+            self._maintenance = None
         if self._http is not None:
             await self._http.stop(grace)
         if self._grower is not None:
@@ -153,14 +158,29 @@ class MasterServer:
             await self._session.close()
             self._session = None
 
-    async def _expire_loop(self) -> None:
+    async def _maintenance_loop(self) -> None:
+        """Every pulse: drop volume servers that went silent, then grow layouts that are about
+        to run out of writable volumes (so assigns rarely wait for growth)."""
         period = self.options.pulse_seconds
         while True:
             await asyncio.sleep(period)
             dead = self.topology.expire_dead(self._clock())
             if dead:
                 self.stats.expired_nodes += len(dead)
-                log.warning("volume servers missed %d pulses, dropped: %s", 3, ", ".join(dead))
+                log.warning("volume servers missed 3 pulses, dropped: %s", ", ".join(dead))
+            self._grow_in_background()
+
+    def _grow_in_background(self) -> None:
+        assert self._grower is not None
+        for key, count in self.topology.background_growth():
+            if self._grower.pending(key) is not None:
+                continue
+            try:
+                self.topology.find_slots(key.replica_placement, key.disk, self._rng)
+            except NoFreeSlots:
+                continue  # nowhere to grow; assigns will say so
+            option = AssignOption(count=1, key=key, preallocate=self._preallocate)
+            self._grower.start(option, count)
 
     def _router(self) -> Router:
         r = Router()
@@ -237,6 +257,8 @@ class MasterServer:
         except WeedError:
             self.stats.assign_errors += 1
             raise
+        if opt.writable_volume_count:
+            layout.wanted_writable = opt.writable_volume_count
         vol = layout.pick_for_write(
             opt.count,
             self._rng,
@@ -456,7 +478,6 @@ class MasterServer:
         if free < count * copies:
             raise NotAcceptable(f"only {free} volumes left, not enough for {count * copies}")
         created = await self._grower.grow(opt, count) if count else 0
-        self.stats.grown_volumes += created
         # Quirk A6, kept: the count is of replica locations, not logical volumes.
         return json_response({"count": created * copies}, pretty=bool(form.get("pretty")))
 

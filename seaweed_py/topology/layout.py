@@ -93,6 +93,9 @@ class VolumeLayout:
         self.crowded_ratio = crowded_ratio
         self.estimate_bytes = estimate_bytes
         self._crowded_line = crowded_ratio * volume_size_limit
+        self.wanted_writable = 0
+        """The last `writableVolumeCount` an assign asked for (0: none); background growth keeps
+        at least that many volumes writable."""
         self.volumes: dict[int, LayoutVolume] = {}
         self.writables: list[int] = []
         self._writable_set: set[int] = set()

@@ -223,6 +223,22 @@ class Topology:
             return writable_volume_count
         return self.growth.count_for(copy_count)
 
+    def background_growth(self) -> list[tuple[LayoutKey, int]]:
+        """Layouts that should grow before an assign runs dry, and by how many volumes:
+        up to the `writableVolumeCount` last asked for, or a normal growth when every writable
+        volume is crowded (spec §5.4). Layouts nobody wrote to (no volumes) are left alone."""
+        plans = []
+        for key, layout in self.layouts.items():
+            if not layout.volumes:
+                continue
+            writable = len(layout.writables)
+            wanted = layout.wanted_writable
+            if wanted and writable < wanted:
+                plans.append((key, wanted - writable))
+            elif writable and layout.crowded_count == writable:
+                plans.append((key, self.growth_count(layout.copy_count, wanted)))
+        return plans
+
     def commit_volume(self, vid: int, key: LayoutKey, nodes: list[DataNode], now: float) -> None:
         """Register a volume every node in `nodes` has confirmed creating (writable at once)."""
         report = VolumeReport(

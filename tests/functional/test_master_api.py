@@ -514,3 +514,37 @@ async def test_restarted_master_warms_up_before_answering_misses(
     finally:
         await fake.stop()
         await second.stop()
+
+
+async def test_background_growth_when_every_writable_volume_is_crowded(
+    tmp_path: Any, http: aiohttp.ClientSession
+) -> None:
+    from seaweed_py.master import MasterOptions
+
+    m = MasterServer(
+        MasterOptions(
+            ip="127.0.0.1", port=0, mdir=str(tmp_path), pulse_seconds=0.1, volume_size_limit_mb=1
+        )
+    )
+    await m.start()
+    fake = FakeVolumeServer(m.address, max_volumes=5)
+    await fake.start()
+    try:
+        await fake.heartbeat()
+        assert await get(http, m, "/vol/grow?count=1") == (200, {"count": 1})
+        await fake.heartbeat()
+        await asyncio.sleep(0.3)
+        assert sorted(fake.volumes) == [1]  # not crowded: nothing to do
+        fake.volumes[1]["size"] = 1_000_000  # above 90 % of 1 MiB
+        await fake.heartbeat()
+        for _ in range(50):
+            if len(fake.volumes) == 5:
+                break
+            await fake.heartbeat()  # keep the node alive while growth runs
+            await asyncio.sleep(0.05)
+        assert sorted(fake.volumes) == [1, 2, 3, 4, 5]  # 7 wanted, 4 slots were free
+        _, metrics = await get(http, m, "/metrics")
+        assert b"weedpy_master_grown_volumes_total 5.0" in metrics
+    finally:
+        await fake.stop()
+        await m.stop()

@@ -225,3 +225,30 @@ def test_drop_collection_forgets_its_volumes() -> None:
     assert topo.lookup(1) == [] and len(topo.lookup(2)) == 1
     assert topo.collections() == {""}
     assert topo.nodes[node_id("a")].free_slots("hdd") == 4
+
+
+def test_background_growth_tops_up_wanted_and_crowded_layouts() -> None:
+    topo = build(
+        {
+            "dc1": {
+                "r1": {
+                    "a": {
+                        "max": 20,
+                        "volumes": [
+                            VolumeReport(id=1, size=950),
+                            VolumeReport(id=2, size=960),
+                            VolumeReport(id=3, collection="c"),
+                            VolumeReport(id=4, collection="c", size=990),
+                        ],
+                    }
+                }
+            }
+        }
+    )
+    key_c = LayoutKey("c", rp("000"), Ttl.EMPTY, "hdd")
+    topo.layout(LayoutKey("unused", rp("000"), Ttl.EMPTY, "hdd"))
+    assert topo.background_growth() == [(KEY_000, 7)]  # every writable volume is crowded
+    topo.layout(key_c).wanted_writable = 4
+    assert sorted(topo.background_growth(), key=str) == sorted([(KEY_000, 7), (key_c, 2)], key=str)
+    topo.layout(KEY_000).wanted_writable = 1  # two writable already: enough, but crowded
+    assert (KEY_000, 1) in topo.background_growth()
