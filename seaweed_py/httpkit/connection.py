@@ -393,6 +393,8 @@ class HttpConnection(asyncio.Protocol):
         req = self._req
         if req is None:
             return
+        if not self._parsing:
+            raise _StopParsing  # answered and closing while this packet was being parsed
         self._continue_wanted = False  # the client did not wait for it
         size = self._body_size + len(chunk)
         self._body_size = size
@@ -416,6 +418,8 @@ class HttpConnection(asyncio.Protocol):
                 stream.feed(part)
 
     def on_message_complete(self) -> None:
+        if not self._parsing:
+            raise _StopParsing  # answered and closing while this packet was being parsed
         req = self._req
         self._phase = _IDLE
         if req is None:
@@ -765,6 +769,7 @@ class HttpConnection(asyncio.Protocol):
         req = self._req
         self._req = None
         self._stream = None
+        self._continue_wanted = False
         if stream is not None:
             # Its handler is running and answers for it: it sees the error from the stream.
             stream.fail(error)
@@ -799,6 +804,7 @@ class HttpConnection(asyncio.Protocol):
         if self._closed or transport is None:
             return
         self._parsing = False
+        self._closing = True
         if linger and not self._peer_eof and transport.can_write_eof():
             # Unread input is on its way: closing now would answer it with a reset that can
             # destroy our response in the client's receive buffer. Half-close and drain.
@@ -810,6 +816,7 @@ class HttpConnection(asyncio.Protocol):
                 transport.resume_reading()
             return
         self._closed = True
+        self._closing = True
         transport.close()
 
     def _abort(self) -> None:
@@ -841,7 +848,13 @@ class HttpConnection(asyncio.Protocol):
             if now - self._hdr_started > limits.header_timeout:
                 self._reject_input(RequestTimeout("request headers not received in time"))
         elif phase == _BODY:
-            if now - self._last_recv > limits.body_timeout:
+            stream = self._stream
+            if (
+                now - self._last_recv > limits.body_timeout
+                and not self._continue_wanted
+                and (stream is None or not stream.continue_pending)
+            ):
+                # (A client waiting for its `100 Continue` is waiting for us, not stalling.)
                 self._reject_input(RequestTimeout("request body not received in time"))
         elif (
             self._active is None

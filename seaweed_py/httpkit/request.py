@@ -74,6 +74,11 @@ class RequestStream:
         return self._eof and not self._chunks
 
     @property
+    def continue_pending(self) -> bool:
+        """True while the client waits for `100 Continue`, which the first read sends."""
+        return self._on_first_read is not None
+
+    @property
     def complete(self) -> bool:
         """True once the whole body has arrived (it may still be buffered here)."""
         return self._eof

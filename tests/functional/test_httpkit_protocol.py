@@ -292,8 +292,9 @@ async def test_expect_100_continue_rejected_sends_the_final_status_only() -> Non
 async def test_expect_100_continue_behind_a_slow_request_waits_its_turn() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
+        # Slower than the body timeout: the silent client is waiting for us, not stalling.
         await client.send(
-            b"GET /slow?s=0.2 HTTP/1.1\r\n\r\n"
+            b"GET /slow?s=0.6 HTTP/1.1\r\n\r\n"
             b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
         )
         first = await client.read_response()
