@@ -88,7 +88,8 @@ class MasterServer:
         self._clock: Callable[[], float] = time.monotonic
         self._meta = MetaStore(options.mdir)
         self.topology = Topology(options.volume_size_limit, options.pulse_seconds)
-        self._sequencer = Sequencer(0, self._meta.save_file_key, self._clock)
+        # Replaced in start() by one resuming from -mdir; this one refuses to issue keys.
+        self._sequencer = Sequencer(0, _not_started, self._clock)
         self.stats = MasterStats()
         self._registry = master_registry(self.stats, self.topology, self._sequencer)
         self._assign_cache: dict[str, _Assign] = {}
@@ -164,11 +165,14 @@ class MasterServer:
         period = self.options.pulse_seconds
         while True:
             await asyncio.sleep(period)
-            dead = self.topology.expire_dead(self._clock())
-            if dead:
-                self.stats.expired_nodes += len(dead)
-                log.warning("volume servers missed 3 pulses, dropped: %s", ", ".join(dead))
-            self._grow_in_background()
+            try:
+                dead = self.topology.expire_dead(self._clock())
+                if dead:
+                    self.stats.expired_nodes += len(dead)
+                    log.warning("volume servers missed 3 pulses, dropped: %s", ", ".join(dead))
+                self._grow_in_background()
+            except Exception:  # keep maintaining; the next pulse may succeed
+                log.exception("master maintenance failed")
 
     def _grow_in_background(self) -> None:
         assert self._grower is not None
@@ -601,6 +605,10 @@ class MasterServer:
             raise VolumeNotFound(f"volume id {vid} not found")
         log.warning("volume %d marked unwritable after a failed replicated write", vid)
         return json_response({})
+
+
+def _not_started(mark: int) -> None:
+    raise RuntimeError("master not started: no file key may be issued")
 
 
 def _ok(req: Request) -> Response:
