@@ -1,0 +1,569 @@
+"""Packed needle maps: needle key -> (byte offset, body Size) for the live needles of a volume.
+
+Memory per needle is a budget (ARCHITECTURE.md): a Python dict costs ~200 B per entry, so the
+bulk of a map lives in packed numpy columns and only recent writes sit in a small dict.
+
+`MemoryNeedleMap` (index kind `memory`)
+    Sorted columns `keys` (uint64), `units` (offset / 8: uint32 for 4-byte-offset volumes,
+    uint64 for 5-byte ones) and `sizes` (int32): 16 B per needle with 4-byte offsets. Keys
+    written since the last merge live in `recent`, a dict checked first; an overwrite of a
+    column key also goes to `recent` (it shadows the column), a delete marks the column entry
+    dead in place (size -1, one atomic store). When `recent` reaches 1/64 of the columns (at
+    least 1024 keys) it is merged: appended in place when its keys are all above the largest
+    column key (the usual case, keys come from a sequencer), rebuilt otherwise.
+
+`MmapNeedleMap` (index kind `mmap`, and every sealed volume)
+    The live entries sorted by key in a `.sdx` file, in the `.idx` entry layout (16 or 17
+    bytes, big-endian), memory-mapped and searched in place: every 64th key is sampled into a
+    native array (0.125 B per needle), a bisect there names a 64-entry block, and one
+    `mmap.find` of the 8 big-endian key bytes inside the block finds the entry. Writes and
+    deletes go to an overlay dict; past 1/16 of the base (at least 65536 keys) a new `.sdx` is
+    written and swapped in.
+
+Readers never lock: each map publishes an immutable snapshot object that a writer replaces
+with one attribute store, and in-place column updates are single item stores. One writer per
+volume (the Volume serialises writes).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from seaweed_py.formats.idx import IDX4, IdxLayout
+
+__all__ = [
+    "IndexStats",
+    "LiveArrays",
+    "MemoryNeedleMap",
+    "MmapNeedleMap",
+    "NeedleMap",
+    "replay_index",
+    "sdx_dtype",
+]
+
+LiveArrays = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.int32]]
+"""(keys, byte offsets, sizes) of the live needles, sorted by key."""
+
+_DEAD: Final = -1  # size of a column entry deleted in place
+_MEMORY_MERGE_MIN: Final = 1024
+_MMAP_MERGE_MIN: Final = 65536
+_SAMPLE: Final = 64  # .sdx entries per sampled key
+_WRITE_CHUNK: Final = 1 << 20  # entries per write when producing a .sdx
+
+
+def sdx_dtype(layout: IdxLayout) -> np.dtype[np.void]:
+    """numpy record type of one `.idx`/`.sdx` entry (formats/idx.py documents the layout)."""
+    if layout is IDX4:
+        return np.dtype([("key", ">u8"), ("units", ">u4"), ("size", ">i4")])
+    return np.dtype([("key", ">u8"), ("units", ">u4"), ("units_high", "u1"), ("size", ">i4")])
+
+
+@dataclass
+class IndexStats:
+    """Counters of spec §4.9, as the reference keeps them while replaying an index.
+
+    `file_count` counts every put ever, `content_size` their sizes; an overwrite counts as a
+    delete of the old needle (garbage for vacuum, §9.1).
+    """
+
+    file_count: int = 0
+    delete_count: int = 0
+    deleted_bytes: int = 0
+    content_size: int = 0
+    max_key: int = 0
+
+    def note_put(self, key: int, size: int, old: int | None) -> None:
+        self.file_count += 1
+        self.content_size += size
+        if key > self.max_key:
+            self.max_key = key
+        if old is not None:
+            self.delete_count += 1
+            self.deleted_bytes += old
+
+    def note_delete(self, old: int) -> None:
+        self.delete_count += 1
+        self.deleted_bytes += old
+
+
+def replay_index(
+    keys: npt.NDArray[np.uint64], offsets: npt.NDArray[np.uint64], sizes: npt.NDArray[np.int32]
+) -> tuple[LiveArrays, IndexStats]:
+    """Replay `.idx` entries (file order) into the live set and the counters, vectorised.
+
+    The last entry of a key decides: a put (offset != 0, size >= 0) keeps the key, anything
+    else deletes it. Counting follows the reference's replay (`needle_map_memory.go`): each put
+    adds to the file count; each delete adds to the delete count, and so does each put that
+    replaces a live value; the replaced or deleted size goes to the deleted bytes.
+    """
+    n = len(keys)
+    stats = IndexStats()
+    if n == 0:
+        empty = (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int32))
+        return empty, stats
+    is_put = (offsets != 0) & (sizes >= 0)
+    if bool(np.all(keys[1:] >= keys[:-1])):
+        sk, sput, ssz, soff = keys, is_put, sizes, offsets
+    else:
+        order = np.argsort(keys, kind="stable")
+        sk, sput, ssz, soff = keys[order], is_put[order], sizes[order], offsets[order]
+        del order
+    same_as_prev = np.zeros(n, dtype=bool)
+    np.equal(sk[1:], sk[:-1], out=same_as_prev[1:])
+    replaced = same_as_prev
+    replaced[1:] &= sput[:-1]  # the entry before (same key) left the key live
+    puts = int(np.count_nonzero(sput))
+    stats.file_count = puts
+    stats.content_size = int(ssz[sput].sum(dtype=np.int64))
+    stats.delete_count = (n - puts) + int(np.count_nonzero(replaced[1:] & sput[1:]))
+    stats.deleted_bytes = int(ssz[:-1][replaced[1:]].sum(dtype=np.int64))
+    stats.max_key = int(sk[-1])
+    last = np.ones(n, dtype=bool)
+    np.not_equal(sk[:-1], sk[1:], out=last[:-1])
+    live = last & sput
+    return (
+        (
+            np.ascontiguousarray(sk[live], dtype=np.uint64),
+            np.ascontiguousarray(soff[live], dtype=np.uint64),
+            np.ascontiguousarray(ssz[live], dtype=np.int32),
+        ),
+        stats,
+    )
+
+
+class NeedleMap:
+    """What a Volume needs from its map. `get` is the read hot path: no allocation beyond the
+    returned tuple."""
+
+    kind: str = ""
+
+    def __init__(self, stats: IndexStats) -> None:
+        self.stats = stats
+
+    def get(self, key: int) -> tuple[int, int] | None:
+        """(byte offset, size) of the live needle `key`, or None."""
+        raise NotImplementedError
+
+    def put(self, key: int, offset: int, size: int) -> int | None:
+        """Point `key` at a new record; returns the size of the live needle it replaced."""
+        old = self._set(key, offset, size)
+        self.stats.note_put(key, size, old)
+        return old
+
+    def delete(self, key: int) -> int | None:
+        """Forget `key`; returns the size of the needle deleted, None if it was not live."""
+        old = self._remove(key)
+        if old is not None:
+            self.stats.note_delete(old)
+        return old
+
+    def live_arrays(self) -> LiveArrays:
+        """Copies of the live entries, sorted by key."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def merge(self) -> None:
+        """Fold recent changes into the packed form."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the map holds (an mmap); the map is unusable afterwards."""
+
+    def _set(self, key: int, offset: int, size: int) -> int | None:
+        raise NotImplementedError
+
+    def _remove(self, key: int) -> int | None:
+        raise NotImplementedError
+
+
+def _u64_view(a: npt.NDArray[np.uint64]) -> memoryview:
+    return a.data.cast("B").cast("Q")
+
+
+def _units_view(a: npt.NDArray[np.unsignedinteger[Any]]) -> memoryview:
+    return a.data.cast("B").cast("I" if a.dtype == np.uint32 else "Q")
+
+
+def _i32_view(a: npt.NDArray[np.int32]) -> memoryview:
+    return a.data.cast("B").cast("i")
+
+
+class _Columns:
+    """One published state of a MemoryNeedleMap; arrays may have capacity beyond `n`."""
+
+    __slots__ = ("keys", "kmv", "n", "recent", "sizes", "smv", "umv", "units")
+
+    def __init__(
+        self,
+        n: int,
+        keys: npt.NDArray[np.uint64],
+        units: npt.NDArray[np.unsignedinteger[Any]],
+        sizes: npt.NDArray[np.int32],
+    ) -> None:
+        self.n = n
+        self.keys = keys
+        self.units = units
+        self.sizes = sizes
+        self.kmv = _u64_view(keys)
+        self.umv = _units_view(units)
+        self.smv = _i32_view(sizes)
+        self.recent: dict[int, tuple[int, int]] = {}
+
+
+class MemoryNeedleMap(NeedleMap):
+    """Sorted packed columns plus a dict of recent writes (module docstring)."""
+
+    kind = "memory"
+
+    def __init__(
+        self, live: LiveArrays, stats: IndexStats, layout: IdxLayout = IDX4
+    ) -> None:
+        super().__init__(stats)
+        self._units_dtype: type[np.unsignedinteger[Any]] = (
+            np.uint32 if layout is IDX4 else np.uint64
+        )
+        keys, offsets, sizes = live
+        units: npt.NDArray[np.unsignedinteger[Any]] = (offsets >> np.uint64(3)).astype(
+            self._units_dtype
+        )
+        self._cols = _Columns(
+            len(keys),
+            np.ascontiguousarray(keys, dtype=np.uint64),
+            units,
+            np.ascontiguousarray(sizes, dtype=np.int32),
+        )
+        self._dead = 0  # column entries deleted in place since the last rebuild
+
+    def __len__(self) -> int:
+        c = self._cols
+        return c.n - self._dead + len(c.recent) - self._shadowed(c)
+
+    def get(self, key: int) -> tuple[int, int] | None:
+        c = self._cols
+        hit = c.recent.get(key)
+        if hit is not None:
+            return hit
+        n = c.n
+        kmv = c.kmv
+        i = bisect_left(kmv, key, 0, n)
+        if i != n and kmv[i] == key:
+            size: int = c.smv[i]
+            if size != _DEAD:
+                return c.umv[i] << 3, size
+        return None
+
+    def _column_index(self, c: _Columns, key: int) -> int:
+        n = c.n
+        i = bisect_left(c.kmv, key, 0, n)
+        return i if i != n and c.kmv[i] == key else -1
+
+    def _set(self, key: int, offset: int, size: int) -> int | None:
+        c = self._cols
+        hit = c.recent.get(key)
+        old: int | None = None
+        if hit is not None:
+            old = hit[1]
+        else:
+            i = self._column_index(c, key)
+            if i >= 0 and c.smv[i] != _DEAD:
+                old = c.smv[i]
+        c.recent[key] = (offset, size)
+        if len(c.recent) >= max(_MEMORY_MERGE_MIN, c.n >> 6):
+            self.merge()
+        return old
+
+    def _remove(self, key: int) -> int | None:
+        c = self._cols
+        i = self._column_index(c, key)
+        column_live = i >= 0 and c.smv[i] != _DEAD
+        old: int | None = c.smv[i] if column_live else None
+        if column_live:
+            c.smv[i] = _DEAD  # before popping `recent`, so a reader never sees the old column
+            self._dead += 1
+        hit = c.recent.pop(key, None)
+        return hit[1] if hit is not None else old
+
+    def _shadowed(self, c: _Columns) -> int:
+        """Live column entries that a `recent` entry overrides (counted once in len)."""
+        count = 0
+        for key in c.recent:
+            i = self._column_index(c, key)
+            if i >= 0 and c.smv[i] != _DEAD:
+                count += 1
+        return count
+
+    def _recent_arrays(self, c: _Columns) -> tuple[
+        npt.NDArray[np.uint64], npt.NDArray[np.unsignedinteger[Any]], npt.NDArray[np.int32]
+    ]:
+        m = len(c.recent)
+        rk = np.fromiter(c.recent.keys(), dtype=np.uint64, count=m)
+        vals = np.fromiter(
+            (v for pair in c.recent.values() for v in pair), dtype=np.int64, count=2 * m
+        ).reshape(m, 2)
+        order = np.argsort(rk)
+        return (
+            rk[order],
+            (vals[order, 0] >> 3).astype(self._units_dtype),
+            vals[order, 1].astype(np.int32),
+        )
+
+    def merge(self) -> None:
+        """Fold `recent` into the columns and drop dead entries; publishes a new snapshot."""
+        c = self._cols
+        if not c.recent and not self._dead:
+            return
+        n = c.n
+        rk, ru, rs = self._recent_arrays(c)
+        bk = c.keys[:n]
+        keep: npt.NDArray[np.bool_] | None = None
+        if self._dead:
+            keep = c.sizes[:n] != _DEAD
+        if n and len(rk):
+            pos = np.searchsorted(bk, rk)
+            inside = pos < n
+            pos = pos[inside]
+            shadow = pos[bk[pos] == rk[inside]]
+            if len(shadow):
+                if keep is None:
+                    keep = np.ones(n, dtype=bool)
+                keep[shadow] = False
+        m = len(rk)
+        if keep is None and (n == 0 or m == 0 or int(rk[0]) > int(bk[n - 1])):
+            self._append(c, rk, ru, rs)
+            return
+        mask = keep if keep is not None else np.ones(n, dtype=bool)
+        kk, ku, ks = bk[mask], c.units[:n][mask], c.sizes[:n][mask]
+        at = np.searchsorted(kk, rk)
+        self._cols = _Columns(
+            len(kk) + m,
+            np.insert(kk, at, rk),
+            np.insert(ku, at, ru),
+            np.insert(ks, at, rs),
+        )
+        self._dead = 0
+
+    def _append(
+        self,
+        c: _Columns,
+        rk: npt.NDArray[np.uint64],
+        ru: npt.NDArray[np.unsignedinteger[Any]],
+        rs: npt.NDArray[np.int32],
+    ) -> None:
+        n, m = c.n, len(rk)
+        keys, units, sizes = c.keys, c.units, c.sizes
+        if n + m > len(keys):
+            # Doubling keeps appends amortised O(1); untouched capacity is never resident.
+            cap = max(2 * len(keys), n + m, 1024)
+            keys, units, sizes = (
+                _grow(keys, n, cap),
+                _grow(units, n, cap),
+                _grow(sizes, n, cap),
+            )
+        keys[n : n + m] = rk
+        units[n : n + m] = ru
+        sizes[n : n + m] = rs
+        if keys is c.keys:
+            fresh = _Columns.__new__(_Columns)
+            fresh.n, fresh.keys, fresh.units, fresh.sizes = n + m, keys, units, sizes
+            fresh.kmv, fresh.umv, fresh.smv = c.kmv, c.umv, c.smv
+            fresh.recent = {}
+            self._cols = fresh
+        else:
+            self._cols = _Columns(n + m, keys, units, sizes)
+
+    def live_arrays(self) -> LiveArrays:
+        self.merge()
+        c = self._cols
+        n = c.n
+        return (
+            c.keys[:n].copy(),
+            c.units[:n].astype(np.uint64) << np.uint64(3),
+            c.sizes[:n].copy(),
+        )
+
+
+_Arr = TypeVar("_Arr", bound="np.ndarray[Any, Any]")
+
+
+def _grow(a: _Arr, n: int, cap: int) -> _Arr:
+    out = np.empty(cap, dtype=a.dtype)
+    out[:n] = a[:n]
+    return cast(_Arr, out)
+
+
+def write_sdx(path: Path, live: LiveArrays, layout: IdxLayout) -> None:
+    """Write sorted live entries as a `.sdx` (atomically: a temporary file renamed over it).
+
+    Not fsynced: the `.sdx` is derived from the `.idx` and rebuilt whenever it is doubted.
+    """
+    keys, offsets, sizes = live
+    dtype = sdx_dtype(layout)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        for start in range(0, len(keys), _WRITE_CHUNK):
+            stop = start + _WRITE_CHUNK
+            units = offsets[start:stop] >> np.uint64(3)
+            rec = np.empty(len(units), dtype=dtype)
+            rec["key"] = keys[start:stop]
+            rec["units"] = units & np.uint64(0xFFFFFFFF)
+            if layout is not IDX4:
+                rec["units_high"] = units >> np.uint64(32)
+            rec["size"] = sizes[start:stop]
+            f.write(rec.tobytes())
+    os.replace(tmp, path)
+
+
+def read_sdx(buf: bytes | mmap.mmap | memoryview, layout: IdxLayout) -> LiveArrays:
+    """Decode a whole `.sdx` into native columns."""
+    rec = np.frombuffer(buf, dtype=sdx_dtype(layout))
+    units = rec["units"].astype(np.uint64)
+    if layout is not IDX4:
+        units |= rec["units_high"].astype(np.uint64) << np.uint64(32)
+    return rec["key"].astype(np.uint64), units << np.uint64(3), rec["size"].astype(np.int32)
+
+
+class _Sorted:
+    """One published state of an MmapNeedleMap."""
+
+    __slots__ = ("mm", "n", "nbytes", "overlay", "samples", "smv")
+
+    def __init__(self, mm: mmap.mmap | None, n: int, samples: npt.NDArray[np.uint64],
+                 entry_size: int) -> None:
+        self.mm = mm
+        self.n = n
+        self.nbytes = n * entry_size
+        self.samples = samples
+        self.smv = _u64_view(samples)
+        self.overlay: dict[int, tuple[int, int]] = {}
+
+
+_GONE: Final = (0, _DEAD)  # overlay value of a key deleted since the base was written
+
+
+class MmapNeedleMap(NeedleMap):
+    """A memory-mapped sorted `.sdx` plus an overlay dict of changes (module docstring)."""
+
+    kind = "mmap"
+
+    def __init__(
+        self, path: Path, live: LiveArrays, stats: IndexStats, layout: IdxLayout = IDX4
+    ) -> None:
+        super().__init__(stats)
+        self.path = path
+        self._layout = layout
+        self._w = layout.entry_size
+        self._four = layout is IDX4
+        self._state = self._publish(live)
+
+    def _publish(self, live: LiveArrays) -> _Sorted:
+        write_sdx(self.path, live, self._layout)
+        keys = live[0]
+        samples = np.ascontiguousarray(keys[::_SAMPLE], dtype=np.uint64)
+        mm: mmap.mmap | None = None
+        if len(keys):
+            with open(self.path, "rb") as f:
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            # Lookups touch one page or two at random: read-ahead would only evict others.
+            mm.madvise(mmap.MADV_RANDOM)
+        return _Sorted(mm, len(keys), samples, self._w)
+
+    def __len__(self) -> int:
+        s = self._state
+        count = s.n
+        for key, (_, size) in s.overlay.items():
+            in_base = self._base_get(s, key) is not None
+            count += (size != _DEAD) - in_base
+        return count
+
+    def _base_get(self, s: _Sorted, key: int) -> tuple[int, int] | None:
+        b = bisect_right(s.smv, key) - 1
+        mm = s.mm
+        if b < 0 or mm is None:
+            return None
+        w = self._w
+        lo = b * _SAMPLE * w
+        hi = min(lo + _SAMPLE * w, s.nbytes)
+        kb = key.to_bytes(8, "big")
+        p = mm.find(kb, lo, hi)
+        while p != -1 and (p - lo) % w:
+            p = mm.find(kb, p + 1, hi)
+        if p == -1:
+            return None
+        if self._four:
+            units = int.from_bytes(mm[p + 8 : p + 12], "big")
+            size = int.from_bytes(mm[p + 12 : p + 16], "big", signed=True)
+        else:
+            units = int.from_bytes(mm[p + 8 : p + 12], "big") | (mm[p + 12] << 32)
+            size = int.from_bytes(mm[p + 13 : p + 17], "big", signed=True)
+        return units << 3, size
+
+    def get(self, key: int) -> tuple[int, int] | None:
+        s = self._state
+        hit = s.overlay.get(key)
+        if hit is not None:
+            return None if hit is _GONE else hit
+        return self._base_get(s, key)
+
+    def _set(self, key: int, offset: int, size: int) -> int | None:
+        s = self._state
+        old = self.get(key)
+        s.overlay[key] = (offset, size)
+        if len(s.overlay) >= max(_MMAP_MERGE_MIN, s.n >> 4):
+            self.merge()
+        return old[1] if old is not None else None
+
+    def _remove(self, key: int) -> int | None:
+        s = self._state
+        old = self.get(key)
+        if old is None:
+            return None
+        s.overlay[key] = _GONE
+        return old[1]
+
+    def _combined(self) -> LiveArrays:
+        s = self._state
+        base: LiveArrays
+        if s.mm is None:
+            base = (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int32))
+        else:
+            base = read_sdx(memoryview(s.mm)[: s.nbytes], self._layout)
+        if not s.overlay:
+            return base
+        bk, bo, bs = base
+        m = len(s.overlay)
+        ok = np.fromiter(s.overlay.keys(), dtype=np.uint64, count=m)
+        vals = np.fromiter(
+            (v for pair in s.overlay.values() for v in pair), dtype=np.int64, count=2 * m
+        ).reshape(m, 2)
+        keep = ~np.isin(bk, ok, assume_unique=True)
+        alive = vals[:, 1] != _DEAD
+        keys = np.concatenate((bk[keep], ok[alive]))
+        offsets = np.concatenate((bo[keep], vals[alive, 0].astype(np.uint64)))
+        sizes = np.concatenate((bs[keep], vals[alive, 1].astype(np.int32)))
+        order = np.argsort(keys, kind="stable")
+        return keys[order], offsets[order], sizes[order]
+
+    def merge(self) -> None:
+        """Write the overlay into a new `.sdx` and map it."""
+        if self._state.overlay:
+            self._state = self._publish(self._combined())
+
+    def live_arrays(self) -> LiveArrays:
+        keys, offsets, sizes = self._combined()
+        return keys.copy(), offsets.copy(), sizes.copy()
+
+    def close(self) -> None:
+        mm = self._state.mm
+        self._state = _Sorted(None, 0, np.empty(0, np.uint64), self._w)
+        if mm is not None:
+            mm.close()

@@ -1,0 +1,283 @@
+"""The volumes of one volume server, across its data directories.
+
+Each directory (`DiskLocation`) holds at most `max_volumes` volumes and a `vol_dir.uuid` naming
+it, so the master can tell when one directory is served twice. On `load()` every volume found
+is opened (directories in parallel); a volume is recognised by its `.idx` or `.vif` file, and
+its collection is the text before the last `_` of the base name (spec §4.1), so collection
+names may contain `_`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from seaweed_py.errors import Conflict, NoFreeSlots, VolumeNotFound, WeedError
+from seaweed_py.formats.replica_placement import ReplicaPlacement
+from seaweed_py.formats.ttl import Ttl
+from seaweed_py.storage.group_commit import GroupCommitter
+from seaweed_py.storage.volume import DEFAULT_SIZE_LIMIT, FsyncMode, Volume, VolumeStatus
+
+__all__ = ["DiskLocation", "Store", "parse_volume_file_name"]
+
+log = logging.getLogger(__name__)
+
+_UUID_FILE = "vol_dir.uuid"
+_VOLUME_FILE = re.compile(r"^(?:(?P<collection>.*)_)?(?P<vid>\d+)\.(?:idx|vif)$")
+
+
+def parse_volume_file_name(name: str) -> tuple[str, int] | None:
+    """(collection, volume id) of `<collection>_<vid>.idx|.vif` or `<vid>.idx|.vif`."""
+    m = _VOLUME_FILE.match(name)
+    if m is None:
+        return None
+    vid = int(m.group("vid"))
+    if vid >= 1 << 32:
+        return None
+    return m.group("collection") or "", vid
+
+
+@dataclass(frozen=True)
+class DiskLocation:
+    """One data directory. `max_volumes` 0 means: as many as its free space holds."""
+
+    directory: str | os.PathLike[str]
+    max_volumes: int = 8
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory)
+
+
+class Store:
+    """Every volume of one server. Thread-safe for admin calls; `get` takes no lock."""
+
+    def __init__(
+        self,
+        locations: Sequence[DiskLocation],
+        *,
+        index_kind: str = "memory",
+        fsync_mode: FsyncMode = FsyncMode.GROUP,
+        large_disk: bool = False,
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if not locations:
+            raise ValueError("a store needs at least one directory")
+        self.locations = list(locations)
+        self.index_kind = index_kind
+        self.fsync_mode = fsync_mode
+        self.large_disk = large_disk
+        self._size_limit = size_limit
+        self._clock_ns = clock_ns
+        self._committer = GroupCommitter() if fsync_mode is FsyncMode.GROUP else None
+        self._volumes: dict[int, Volume] = {}
+        self._where: dict[int, int] = {}  # volume id -> index into locations
+        self._uuids: list[str] = []
+        self._lock = threading.Lock()
+        self.load_errors: dict[str, str] = {}  # file base -> why it could not be opened
+
+    # ------------------------------------------------------------------ start-up
+
+    def load(self) -> None:
+        """Create missing directories, read or create their uuids, open every volume."""
+        for loc in self.locations:
+            loc.path.mkdir(parents=True, exist_ok=True)
+        self._uuids = [_directory_uuid(loc.path) for loc in self.locations]
+        with ThreadPoolExecutor(max_workers=len(self.locations)) as pool:
+            found = list(pool.map(self._load_location, range(len(self.locations))))
+        for i, volumes in enumerate(found):
+            for v in volumes:
+                if v.id in self._volumes:
+                    other = self._volumes[v.id]
+                    log.error("volume %d found twice: %s and %s; keeping the first",
+                              v.id, other.base, v.base)
+                    v.close()
+                    continue
+                self._volumes[v.id] = v
+                self._where[v.id] = i
+
+    def _load_location(self, i: int) -> list[Volume]:
+        loc = self.locations[i]
+        seen: set[tuple[str, int]] = set()
+        volumes: list[Volume] = []
+        for entry in sorted(os.listdir(loc.path)):
+            parsed = parse_volume_file_name(entry)
+            if parsed is None or parsed in seen:
+                continue
+            seen.add(parsed)
+            collection, vid = parsed
+            base = loc.path / (f"{collection}_{vid}" if collection else str(vid))
+            if not base.with_suffix(".dat").exists():
+                continue
+            try:
+                volumes.append(self._open(loc.path, vid, collection))
+            except (WeedError, OSError, ValueError) as exc:
+                log.error("cannot load volume %s: %s", base, exc)
+                self.load_errors[str(base)] = str(exc)
+        return volumes
+
+    def _open(self, directory: Path, vid: int, collection: str) -> Volume:
+        return Volume.open(directory, vid, collection=collection, index_kind=self.index_kind,
+                           fsync_mode=self.fsync_mode, committer=self._committer,
+                           size_limit=self._size_limit, clock_ns=self._clock_ns)
+
+    # ------------------------------------------------------------------ queries
+
+    def get(self, volume_id: int) -> Volume | None:
+        return self._volumes.get(volume_id)
+
+    def volumes(self) -> list[Volume]:
+        return list(self._volumes.values())
+
+    def volume_infos(self) -> list[VolumeStatus]:
+        return [v.status() for v in list(self._volumes.values())]
+
+    @property
+    def location_uuids(self) -> list[str]:
+        return list(self._uuids)
+
+    def _capacity(self, i: int) -> int:
+        loc = self.locations[i]
+        if loc.max_volumes > 0:
+            return loc.max_volumes
+        # 0 = auto: what the free space holds, on top of what is already there.
+        free = shutil.disk_usage(loc.path).free
+        used = sum(1 for w in self._where.values() if w == i)
+        return used + max(0, free // max(1, self._size_limit))
+
+    def _count(self, i: int) -> int:
+        return sum(1 for w in self._where.values() if w == i)
+
+    @property
+    def max_volume_count(self) -> int:
+        return sum(self._capacity(i) for i in range(len(self.locations)))
+
+    @property
+    def free_slots(self) -> int:
+        return sum(max(0, self._capacity(i) - self._count(i)) for i in range(len(self.locations)))
+
+    @property
+    def max_file_key(self) -> int:
+        return max((v.max_file_key for v in list(self._volumes.values())), default=0)
+
+    @property
+    def volume_size_limit(self) -> int:
+        return self._size_limit
+
+    @volume_size_limit.setter
+    def volume_size_limit(self, value: int) -> None:
+        """Adopt the master's limit (sent in heartbeat answers) for every volume."""
+        self._size_limit = value
+        for v in list(self._volumes.values()):
+            v.size_limit = value
+
+    # ------------------------------------------------------------------ admin
+
+    def allocate(
+        self,
+        volume_id: int,
+        *,
+        collection: str = "",
+        replica_placement: ReplicaPlacement | None = None,
+        ttl: Ttl | None = None,
+        preallocate: int = 0,
+    ) -> Volume:
+        """Create a volume in the directory with the fewest volumes that has a free slot.
+
+        `preallocate` is accepted for the reference's API and not acted on: reserving space
+        without growing the file needs FALLOC_FL_KEEP_SIZE, which Python's stdlib cannot ask
+        for, and a grown `.dat` would no longer end at its last record.
+        """
+        del preallocate
+        with self._lock:
+            if volume_id in self._volumes:
+                raise Conflict("volume already exists", volume_id=volume_id)
+            candidates = [
+                i for i in range(len(self.locations)) if self._count(i) < self._capacity(i)
+            ]
+            if not candidates:
+                raise NoFreeSlots("no free volume slot on this server", volume_id=volume_id)
+            i = min(candidates, key=self._count)
+            v = Volume.create(
+                self.locations[i].path, volume_id, collection=collection,
+                replica_placement=replica_placement, ttl=ttl, large_disk=self.large_disk,
+                index_kind=self.index_kind, fsync_mode=self.fsync_mode,
+                committer=self._committer, size_limit=self._size_limit,
+                clock_ns=self._clock_ns,
+            )
+            self._volumes[volume_id] = v
+            self._where[volume_id] = i
+            return v
+
+    def delete_volume(self, volume_id: int, *, only_empty: bool = False) -> None:
+        """Close the volume and delete its files."""
+        with self._lock:
+            v = self._volumes.get(volume_id)
+            if v is None:
+                raise VolumeNotFound("volume not found on this server", volume_id=volume_id)
+            if only_empty and v.live_count:
+                raise Conflict("volume is not empty", volume_id=volume_id,
+                               needles=v.live_count)
+            del self._volumes[volume_id]
+            del self._where[volume_id]
+        v.destroy()
+
+    def delete_collection(self, collection: str) -> list[int]:
+        """Delete every volume of `collection`; returns their ids."""
+        with self._lock:
+            doomed = [v for v in self._volumes.values() if v.collection == collection]
+            for v in doomed:
+                del self._volumes[v.id]
+                del self._where[v.id]
+        for v in doomed:
+            v.destroy()
+        return [v.id for v in doomed]
+
+    def mark_read_only(self, volume_id: int, read_only: bool, *, persist: bool = True) -> None:
+        v = self._volumes.get(volume_id)
+        if v is None:
+            raise VolumeNotFound("volume not found on this server", volume_id=volume_id)
+        v.set_read_only(read_only, persist=persist)
+
+    def close(self) -> None:
+        """Close every volume (each syncs), then the group-commit thread."""
+        with self._lock:
+            volumes = list(self._volumes.values())
+            self._volumes.clear()
+            self._where.clear()
+        _close_all(volumes)
+        if self._committer is not None:
+            self._committer.close()
+
+
+def _close_all(volumes: Iterable[Volume]) -> None:
+    for v in volumes:
+        try:
+            v.close()
+        except OSError as exc:
+            log.error("closing volume %d: %s", v.id, exc)
+
+
+def _directory_uuid(directory: Path) -> str:
+    path = directory / _UUID_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        return text
+    text = str(uuid.uuid4())
+    tmp = path.with_name(_UUID_FILE + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return text

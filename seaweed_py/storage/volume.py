@@ -1,0 +1,899 @@
+"""One volume: a `.dat` of needle records, its `.idx` log and its `.vif` (spec §4).
+
+Files are `<collection>_<vid>.dat/.idx/.vif` (`<vid>.*` for the empty collection), plus a
+`.sdx` (sorted index, memory-mapped) for sealed volumes and the `mmap` index kind.
+
+Writes append one record at the current end of `.dat` (always 8-aligned) with one pwrite, then
+one `.idx` entry; if either fails both files are cut back to where they were, so a failed
+write leaves nothing behind. A read is one needle-map lookup and one pread of the whole record,
+decoded and CRC-checked; a wrong cookie reads as not found, corrupt bytes are never returned.
+
+Opening recovers from a crash, treating `.dat` as the truth (the reference only goes read-only,
+spec §4.12; docs/compat.md): index entries pointing past the end of `.dat`, or at a record
+that is not theirs, are cut from `.idx` (and a partial last entry); records after the last
+indexed one are scanned, checked, and indexed; the first record that does not check out
+(torn header, short body, CRC mismatch) and everything after it is cut from `.dat`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from seaweed_py.errors import (
+    BadRequest,
+    CookieMismatch,
+    CorruptNeedle,
+    CorruptVolume,
+    NeedleNotFound,
+    VolumeFull,
+    VolumeReadOnly,
+)
+from seaweed_py.formats.crc import checksum_matches, crc32c
+from seaweed_py.formats.idx import IDX4, IDX5, IdxLayout, decode_entries, encode_entry
+from seaweed_py.formats.needle import (
+    FLAG_HAS_TTL,
+    NEEDLE_HEAD_SIZE,
+    NEEDLE_HEADER,
+    NEEDLE_HEADER_SIZE,
+    VERSION_3,
+    Needle,
+    decode_needle,
+    decode_needle_meta,
+    encode_needle,
+    encode_needle_head,
+    encode_needle_tail,
+    encode_tombstone,
+    record_length,
+    tail_length,
+)
+from seaweed_py.formats.replica_placement import ReplicaPlacement
+from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock, superblock_length
+from seaweed_py.formats.ttl import Ttl
+from seaweed_py.formats.vif import VolumeInfo
+from seaweed_py.storage.group_commit import GroupCommitter, completed_future, sync_file
+from seaweed_py.storage.needle_map import (
+    IndexStats,
+    LiveArrays,
+    MemoryNeedleMap,
+    MmapNeedleMap,
+    NeedleMap,
+    replay_index,
+)
+from seaweed_py.storage.scan import scan_records
+
+__all__ = [
+    "DEFAULT_SIZE_LIMIT",
+    "DeleteResult",
+    "FsyncMode",
+    "NeedleLocation",
+    "RecoveryReport",
+    "Volume",
+    "VolumeStatus",
+    "WriteResult",
+    "volume_base_name",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE_LIMIT: Final = 30 << 30  # -volumeSizeLimitMB 30720
+INDEX_KINDS: Final = ("memory", "mmap")
+_READ_CHUNK: Final = 1 << 20
+
+
+class FsyncMode(enum.Enum):
+    """When a write counts as durable (its `durable` future resolves)."""
+
+    NONE = "none"  # in the page cache: survives a process crash, not a power loss
+    GROUP = "group"  # after a shared fsync by the group-commit thread
+    ALWAYS = "always"  # after an fsync of this write, before write() returns
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    offset: int
+    size: int
+    unchanged: bool
+    durable: Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    size: int  # body Size of the deleted needle (what DELETE reports, quirk A5)
+    durable: Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class NeedleLocation:
+    """Where a needle's data lies, for streaming large bodies with preads.
+
+    `needle` has every field but `data`; its checksum is the stored one, unverified
+    (`Volume.iter_data` verifies it after the last chunk).
+    """
+
+    needle: Needle
+    data_offset: int
+    data_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What opening a volume had to repair (all zero for a clean volume)."""
+
+    idx_entries_dropped: int = 0
+    idx_bytes_cut: int = 0
+    records_indexed: int = 0
+    dat_bytes_cut: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.idx_entries_dropped or self.idx_bytes_cut or self.records_indexed
+            or self.dat_bytes_cut
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeStatus:
+    """What a heartbeat and `/status` report of one volume."""
+
+    id: int
+    collection: str
+    size: int
+    file_count: int
+    delete_count: int
+    deleted_byte_count: int
+    read_only: bool
+    replica_placement: ReplicaPlacement
+    ttl: Ttl
+    version: int
+    compact_revision: int
+    modified_at_second: int
+    max_file_key: int
+    disk_type: str = "hdd"
+
+
+def volume_base_name(collection: str, volume_id: int) -> str:
+    return f"{collection}_{volume_id}" if collection else str(volume_id)
+
+
+def _layout_for(bytes_offset: int) -> IdxLayout:
+    if bytes_offset in (0, 4):
+        return IDX4
+    if bytes_offset == 5:
+        return IDX5
+    raise CorruptVolume(f"unsupported bytesOffset {bytes_offset} in volume info")
+
+
+class Volume:
+    """A volume open for reads and (unless read-only) writes. One writer at a time (a lock
+    serialises writes and deletes); reads take no lock."""
+
+    def __init__(
+        self,
+        directory: Path,
+        volume_id: int,
+        collection: str,
+        *,
+        index_kind: str,
+        fsync_mode: FsyncMode,
+        committer: GroupCommitter | None,
+        size_limit: int,
+        clock_ns: Callable[[], int],
+    ) -> None:
+        if index_kind not in INDEX_KINDS:
+            raise ValueError(f"index kind must be one of {INDEX_KINDS}: {index_kind!r}")
+        self.id = volume_id
+        self.collection = collection
+        self.directory = Path(directory)
+        self.base = self.directory / volume_base_name(collection, volume_id)
+        self.index_kind = index_kind
+        self.fsync_mode = fsync_mode
+        self._own_committer = committer is None and fsync_mode is FsyncMode.GROUP
+        self._committer = GroupCommitter() if self._own_committer else committer
+        self._clock_ns = clock_ns
+        self._lock = threading.Lock()
+        self._done: Future[None] = completed_future()
+        self._dat = -1
+        self._idx = -1
+        self._closed = False
+        self._size_limit = size_limit
+        # Set by _load:
+        self.superblock = SuperBlock()
+        self.info = VolumeInfo()
+        self.layout = IDX4
+        self.version = VERSION_3
+        self._tail = tail_length(VERSION_3)
+        self._end = 0
+        self._idx_end = 0
+        self._last_append_ns = 0
+        self.modified_at_second = 0
+        self._writable_files = True
+        self.recovery = RecoveryReport()
+        self._map: NeedleMap = MemoryNeedleMap(
+            (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int32)), IndexStats()
+        )
+
+    # ------------------------------------------------------------------ create / open
+
+    @classmethod
+    def create(
+        cls,
+        directory: str | os.PathLike[str],
+        volume_id: int,
+        *,
+        collection: str = "",
+        replica_placement: ReplicaPlacement | None = None,
+        ttl: Ttl | None = None,
+        large_disk: bool = False,
+        index_kind: str = "memory",
+        fsync_mode: FsyncMode = FsyncMode.GROUP,
+        committer: GroupCommitter | None = None,
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> Volume:
+        """Create a new, empty volume; refuses to overwrite an existing `.dat`."""
+        v = cls(Path(directory), volume_id, collection, index_kind=index_kind,
+                fsync_mode=fsync_mode, committer=committer, size_limit=size_limit,
+                clock_ns=clock_ns)
+        dat = v.base.with_suffix(".dat")
+        if dat.exists():
+            raise FileExistsError(f"volume {volume_id} already exists: {dat}")
+        ttl = ttl or Ttl.EMPTY
+        sb = SuperBlock(replica_placement=replica_placement or ReplicaPlacement(), ttl=ttl)
+        expire = clock_ns() // 1_000_000_000 + ttl.seconds if ttl else 0
+        info = VolumeInfo(version=sb.version, replication=str(sb.replica_placement),
+                          bytes_offset=5 if large_disk else 4, expire_at_sec=expire)
+        _write_file_durably(v.base.with_suffix(".vif"), info.to_json().encode())
+        with open(dat, "xb") as f:
+            f.write(sb.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        v.base.with_suffix(".idx").write_bytes(b"")
+        _sync_dir(v.directory)
+        v._load()
+        return v
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        volume_id: int,
+        *,
+        collection: str = "",
+        index_kind: str = "memory",
+        fsync_mode: FsyncMode = FsyncMode.GROUP,
+        committer: GroupCommitter | None = None,
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> Volume:
+        """Open an existing volume, repairing a crashed tail (module docstring)."""
+        v = cls(Path(directory), volume_id, collection, index_kind=index_kind,
+                fsync_mode=fsync_mode, committer=committer, size_limit=size_limit,
+                clock_ns=clock_ns)
+        v._load()
+        return v
+
+    def _load(self) -> None:
+        dat_path = self.base.with_suffix(".dat")
+        vif_path = self.base.with_suffix(".vif")
+        if not dat_path.exists():
+            raise CorruptVolume("volume has no .dat file", volume_id=self.id, path=str(dat_path))
+        vif_text = vif_path.read_bytes() if vif_path.exists() else b""
+        self.info = VolumeInfo.from_json(vif_text)
+        self.layout = _layout_for(self.info.bytes_offset)
+        self._writable_files = os.access(dat_path, os.W_OK)
+        flags = os.O_RDWR if self._writable_files else os.O_RDONLY
+        self._dat = os.open(dat_path, flags | getattr(os, "O_CLOEXEC", 0))
+        try:
+            self._load_files(vif_text)
+        except BaseException:
+            self._close_fds()
+            raise
+
+    def _load_files(self, vif_text: bytes) -> None:
+        dat_size = os.fstat(self._dat).st_size
+        head = os.pread(self._dat, SUPERBLOCK_SIZE, 0)
+        if len(head) < SUPERBLOCK_SIZE:
+            raise CorruptVolume("superblock truncated", volume_id=self.id, size=dat_size)
+        self.superblock = SuperBlock.decode(
+            os.pread(self._dat, superblock_length(head), 0), volume_id=self.id
+        )
+        self.version = self.superblock.version
+        if self.version not in (2, 3):
+            raise CorruptVolume(f"needle version {self.version} is not supported",
+                                volume_id=self.id)
+        self._tail = tail_length(self.version)
+        if self.info.replication:
+            self.superblock = replace(
+                self.superblock, replica_placement=ReplicaPlacement.parse(self.info.replication)
+            )
+        if not vif_text.strip() and self._writable_files:
+            self.info = VolumeInfo(version=self.version,
+                                   replication=str(self.superblock.replica_placement),
+                                   bytes_offset=self.layout.offset_bytes)
+            _write_file_durably(self.base.with_suffix(".vif"), self.info.to_json().encode())
+        idx_path = self.base.with_suffix(".idx")
+        if not idx_path.exists() and self._writable_files:
+            idx_path.write_bytes(b"")
+        if idx_path.exists():
+            self._idx = os.open(idx_path, (os.O_RDWR if self._writable_files else os.O_RDONLY)
+                                | getattr(os, "O_CLOEXEC", 0))
+        raw = _read_all(self._idx) if self._idx >= 0 else b""
+        live, stats = self._recover(raw, dat_size)
+        self.modified_at_second = int(os.fstat(self._dat).st_mtime)
+        self._map = self._make_map(live, stats, sealed=self.read_only)
+
+    def _make_map(self, live: LiveArrays, stats: IndexStats, *, sealed: bool) -> NeedleMap:
+        if sealed or self.index_kind == "mmap":
+            return MmapNeedleMap(self.base.with_suffix(".sdx"), live, stats, self.layout)
+        return MemoryNeedleMap(live, stats, self.layout)
+
+    # ------------------------------------------------------------------ recovery
+
+    def _recover(self, raw: bytes, dat_size: int) -> tuple[LiveArrays, IndexStats]:
+        """Check `.idx` against `.dat`, index unindexed records, cut torn tails."""
+        w = self.layout.entry_size
+        whole = len(raw) // w * w
+        keys, offsets, sizes = decode_entries(memoryview(raw)[:whole], self.layout)
+        block = self.superblock.block_size
+        # Entries whose record would run past the end of .dat: the .idx got ahead of the .dat
+        # (a crash lost the .dat write). Cut .idx at the first one; the scan below re-indexes
+        # any later record that did reach the .dat.
+        body = np.maximum(sizes, 0).astype(np.uint64)
+        unpadded = np.uint64(NEEDLE_HEADER_SIZE + self._tail) + body
+        ends = offsets + unpadded + (np.uint64(8) - unpadded % np.uint64(8))
+        bad = np.flatnonzero((offsets != 0) & ((ends > dat_size) | (offsets < block)))
+        keep = int(bad[0]) if len(bad) else len(keys)
+        keep = self._last_entries_match(keys, offsets, sizes, keep, dat_size)
+        dropped = len(keys) - keep
+        keys, offsets, sizes = keys[:keep], offsets[:keep], sizes[:keep]
+        scan_from = block
+        if keep:
+            live_mask = offsets != 0
+            if live_mask.any():
+                scan_from = max(block, int(ends[:keep][live_mask].max()))
+        cut_idx_at = keep * w
+        new_entries: list[tuple[int, int, int]] = []
+        new_ts = 0
+        live, stats = replay_index(keys, offsets, sizes)
+        good_end = min(scan_from, dat_size)
+        if scan_from < dat_size:
+            state: dict[int, int] = {}  # keys the scan touched: live size, or -1
+            for rec in scan_records(self._dat, scan_from, dat_size, self.version,
+                                    volume_id=self.id):
+                if rec.error is not None:
+                    log.warning("volume %d: cutting .dat at %d: %s", self.id, rec.offset,
+                                rec.error)
+                    break
+                size = rec.size
+                if size == 0 and self._is_live(rec.key, live, state):
+                    new_entries.append((rec.key, rec.offset, -1))  # a tombstone
+                    state[rec.key] = -1
+                else:
+                    new_entries.append((rec.key, rec.offset, size))
+                    state[rec.key] = size
+                new_ts = max(new_ts, rec.append_at_ns)
+                good_end = rec.offset + rec.length
+        dat_cut = max(0, dat_size - good_end)
+        if good_end > dat_size and self._writable_files:
+            os.pwrite(self._dat, bytes(good_end - dat_size), dat_size)  # lost padding only
+        elif dat_cut and self._writable_files:
+            os.ftruncate(self._dat, good_end)
+        if new_entries or dropped:
+            all_k = np.concatenate((keys, np.array([e[0] for e in new_entries], np.uint64)))
+            all_o = np.concatenate((offsets, np.array([e[1] for e in new_entries], np.uint64)))
+            all_s = np.concatenate((sizes, np.array([e[2] for e in new_entries], np.int32)))
+            live, stats = replay_index(all_k, all_o, all_s)
+        idx_cut = len(raw) - cut_idx_at
+        if self._writable_files and self._idx >= 0 and (idx_cut or new_entries):
+            tail = b"".join(encode_entry(k, o, s, self.layout) for k, o, s in new_entries)
+            os.ftruncate(self._idx, cut_idx_at)
+            if tail:
+                os.pwrite(self._idx, tail, cut_idx_at)
+            os.fdatasync(self._idx)
+            if dat_cut:
+                os.fdatasync(self._dat)
+        self._end = good_end if self._writable_files else dat_size
+        self._idx_end = cut_idx_at + len(new_entries) * w
+        self.recovery = RecoveryReport(
+            idx_entries_dropped=dropped,
+            idx_bytes_cut=len(raw) - whole,
+            records_indexed=len(new_entries),
+            dat_bytes_cut=dat_cut,
+        )
+        if self.recovery:
+            log.warning("volume %d recovered on open: %s", self.id, self.recovery)
+        self._last_append_ns = max(new_ts, self._last_indexed_append_ns(keys, offsets, sizes))
+        return live, stats
+
+    def _is_live(self, key: int, live: LiveArrays, state: dict[int, int]) -> bool:
+        """Whether `key` is live before a scanned record: a Size-0 record of a live key is a
+        tombstone; of a key not live, an empty file (the two are byte-identical)."""
+        if key in state:
+            return state[key] >= 0
+        keys = live[0]
+        i = int(np.searchsorted(keys, np.uint64(key)))
+        return i < len(keys) and int(keys[i]) == key
+
+    def _last_entries_match(
+        self,
+        keys: npt.NDArray[np.uint64],
+        offsets: npt.NDArray[np.uint64],
+        sizes: npt.NDArray[np.int32],
+        keep: int,
+        dat_size: int,
+    ) -> int:
+        """Drop trailing entries whose record header is not theirs (key, Size)."""
+        while keep:
+            i = keep - 1
+            off = int(offsets[i])
+            if off == 0:
+                return keep
+            head = os.pread(self._dat, NEEDLE_HEADER_SIZE, off)
+            if len(head) == NEEDLE_HEADER_SIZE:
+                _, key, size = NEEDLE_HEADER.unpack_from(head)
+                want = max(int(sizes[i]), 0)
+                if key == int(keys[i]) and size == want:
+                    return keep
+            keep -= 1
+        return keep
+
+    def _last_indexed_append_ns(
+        self,
+        keys: npt.NDArray[np.uint64],
+        offsets: npt.NDArray[np.uint64],
+        sizes: npt.NDArray[np.int32],
+    ) -> int:
+        if self.version != VERSION_3 or not len(offsets):
+            return 0
+        i = int(np.argmax(offsets))
+        off, size = int(offsets[i]), max(int(sizes[i]), 0)
+        if off == 0:
+            return 0
+        tail = os.pread(self._dat, 12, off + NEEDLE_HEADER_SIZE + size)
+        return int.from_bytes(tail[4:12], "big") if len(tail) == 12 else 0
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def read_only(self) -> bool:
+        return self.info.read_only or not self._writable_files
+
+    @property
+    def replica_placement(self) -> ReplicaPlacement:
+        return self.superblock.replica_placement
+
+    @property
+    def ttl(self) -> Ttl:
+        return self.superblock.ttl
+
+    @property
+    def compact_revision(self) -> int:
+        return self.superblock.compaction_revision
+
+    @property
+    def size(self) -> int:
+        """Length of `.dat` in bytes."""
+        return self._end
+
+    @property
+    def size_limit(self) -> int:
+        return min(self._size_limit, self.layout.max_dat_size)
+
+    @size_limit.setter
+    def size_limit(self, value: int) -> None:
+        self._size_limit = value
+
+    @property
+    def stats(self) -> IndexStats:
+        return self._map.stats
+
+    @property
+    def file_count(self) -> int:
+        return self._map.stats.file_count
+
+    @property
+    def delete_count(self) -> int:
+        return self._map.stats.delete_count
+
+    @property
+    def deleted_byte_count(self) -> int:
+        return self._map.stats.deleted_bytes
+
+    @property
+    def content_size(self) -> int:
+        return self._map.stats.content_size
+
+    @property
+    def max_file_key(self) -> int:
+        return self._map.stats.max_key
+
+    @property
+    def live_count(self) -> int:
+        return len(self._map)
+
+    @property
+    def needle_map(self) -> NeedleMap:
+        return self._map
+
+    def garbage_level(self) -> float:
+        """Deleted bytes over content bytes (spec §9.1)."""
+        s = self._map.stats
+        if not s.content_size:
+            return 0.0
+        if s.delete_count and not s.deleted_bytes:
+            return max(0.0, (self._end - s.content_size - SUPERBLOCK_SIZE) / self._end)
+        return s.deleted_bytes / s.content_size
+
+    def status(self) -> VolumeStatus:
+        s = self._map.stats
+        return VolumeStatus(
+            id=self.id, collection=self.collection, size=self._end, file_count=s.file_count,
+            delete_count=s.delete_count, deleted_byte_count=s.deleted_bytes,
+            read_only=self.read_only, replica_placement=self.replica_placement, ttl=self.ttl,
+            version=self.version, compact_revision=self.compact_revision,
+            modified_at_second=self.modified_at_second, max_file_key=s.max_key,
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    def lookup(self, key: int) -> tuple[int, int] | None:
+        """(byte offset, body Size) of the live needle `key`, or None."""
+        return self._map.get(key)
+
+    def read(self, key: int, cookie: int) -> Needle:
+        """The needle `key`, CRC-checked. Unknown, deleted or wrong cookie: NeedleNotFound."""
+        hit = self._map.get(key)
+        if hit is None:
+            raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+        offset, size = hit
+        record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
+        if len(record) >= NEEDLE_HEADER_SIZE:
+            stored_cookie, stored_key, _ = NEEDLE_HEADER.unpack_from(record)
+            if stored_cookie != cookie and stored_key == key:
+                raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+            if stored_key != key:
+                raise CorruptNeedle("record holds another key", volume_id=self.id,
+                                    offset=offset, key=f"{key:x}", found=f"{stored_key:x}")
+        return decode_needle(record, self.version, volume_id=self.id, offset=offset)
+
+    def read_meta(self, key: int, cookie: int) -> NeedleLocation:
+        """Metadata and data position of `key`, for streaming a large body (two small preads).
+
+        Check the data with `iter_data`, which verifies the CRC at the end."""
+        hit = self._map.get(key)
+        if hit is None:
+            raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+        offset, size = hit
+        head = os.pread(self._dat, NEEDLE_HEAD_SIZE, offset)
+        if len(head) < NEEDLE_HEADER_SIZE:
+            raise CorruptNeedle("record truncated", volume_id=self.id, offset=offset,
+                                key=f"{key:x}")
+        stored_cookie, stored_key, stored_size = NEEDLE_HEADER.unpack_from(head)
+        if stored_key != key or stored_size != size:
+            raise CorruptNeedle("record header does not match the index", volume_id=self.id,
+                                offset=offset, key=f"{key:x}")
+        if stored_cookie != cookie:
+            raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+        data_size = int.from_bytes(head[16:20], "big") if size else 0
+        tail_at = offset + NEEDLE_HEAD_SIZE + data_size if size else offset + NEEDLE_HEADER_SIZE
+        tail = os.pread(self._dat, offset + NEEDLE_HEADER_SIZE + size + self._tail - tail_at,
+                        tail_at)
+        needle, data_size = decode_needle_meta(head, tail, self.version, volume_id=self.id,
+                                               offset=offset)
+        return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size)
+
+    def iter_data(self, loc: NeedleLocation, chunk_size: int = _READ_CHUNK) -> Iterator[bytes]:
+        """The data of `loc` in chunks; raises CorruptNeedle after the last chunk if the CRC
+        does not match (the caller aborts the response)."""
+        crc = 0
+        pos, stop = loc.data_offset, loc.data_offset + loc.data_size
+        while pos < stop:
+            chunk = os.pread(self._dat, min(chunk_size, stop - pos), pos)
+            if not chunk:
+                raise CorruptNeedle("data truncated", volume_id=self.id, offset=pos,
+                                    key=f"{loc.needle.key:x}")
+            crc = crc32c(chunk, crc)
+            pos += len(chunk)
+            yield chunk
+        stored = loc.needle.checksum
+        if loc.data_size and not checksum_matches(stored, crc):
+            raise CorruptNeedle(f"crc mismatch: stored {stored:08x}, data {crc:08x}",
+                                volume_id=self.id, offset=loc.data_offset - NEEDLE_HEAD_SIZE,
+                                key=f"{loc.needle.key:x}")
+
+    # ------------------------------------------------------------------ writes
+
+    def write(self, needle: Needle) -> WriteResult:
+        """Append `needle` (AppendAtNs set here). An identical re-upload appends nothing and
+        returns `unchanged=True`; a different cookie for a live key raises CookieMismatch."""
+        with self._lock:
+            self._check_writable()
+            hit = self._map.get(needle.key)
+            if hit is not None:
+                old = self._existing(needle.key, needle.cookie, hit)
+                if old is not None and self._same(old, needle):
+                    return WriteResult(hit[0], hit[1], True, self._done)
+            ts = self._next_append_ns()
+            record = encode_needle(needle, self.version, append_at_ns=ts)
+            size: int = NEEDLE_HEADER.unpack_from(record)[2]
+            offset = self._append((record,), len(record), needle.key, size)
+            self._map.put(needle.key, offset, size)
+            self._last_append_ns = ts
+            return WriteResult(offset, size, False, self._durable())
+
+    def write_streamed(
+        self, needle: Needle, data_size: int, chunks: Iterable[bytes]
+    ) -> WriteResult:
+        """Append a needle whose data arrives in chunks (`needle.data` is ignored; its
+        checksum is computed here). The chunks must add up to `data_size` exactly, else
+        nothing is kept and BadRequest is raised. Holds the volume's write lock throughout."""
+        with self._lock:
+            self._check_writable()
+            hit = self._map.get(needle.key)
+            old = self._existing(needle.key, needle.cookie, hit) if hit is not None else None
+            ts = self._next_append_ns()
+            head = encode_needle_head(needle, data_size, self.version)
+            size: int = NEEDLE_HEADER.unpack_from(head)[2]
+            total = record_length(size, self.version)
+            crc_box = [0]
+
+            def parts() -> Iterator[bytes]:
+                yield head
+                got = 0
+                crc = 0
+                for chunk in chunks:
+                    got += len(chunk)
+                    if got > data_size:
+                        raise BadRequest("upload longer than announced", volume_id=self.id,
+                                         key=f"{needle.key:x}", expected=data_size)
+                    crc = crc32c(chunk, crc)
+                    yield chunk
+                if got != data_size:
+                    raise BadRequest("upload shorter than announced", volume_id=self.id,
+                                     key=f"{needle.key:x}", expected=data_size, got=got)
+                crc_box[0] = crc
+                yield encode_needle_tail(needle, data_size, self.version, checksum=crc,
+                                         append_at_ns=ts)
+
+            start = self._end
+            offset = self._append(parts(), total, needle.key, size)
+            stored = replace(needle, data=b"", checksum=crc_box[0])
+            if old is not None and data_size and self._same_meta(old, stored):
+                # Identical re-upload: take the append back, keep the old record.
+                self._truncate_back(start, self._idx_end - self.layout.entry_size)
+                assert hit is not None
+                return WriteResult(hit[0], hit[1], True, self._done)
+            self._map.put(needle.key, offset, size)
+            self._last_append_ns = ts
+            return WriteResult(offset, size, False, self._durable())
+
+    def delete(self, key: int, cookie: int) -> DeleteResult:
+        """Append a tombstone (carrying the deleted needle's checksum, quirk A23) and its
+        index entry. Unknown or already deleted: NeedleNotFound; wrong cookie: CookieMismatch.
+
+        The volume server also uses this to roll back a write whose replication failed
+        (quirk A20)."""
+        with self._lock:
+            if self.read_only and not self.info.read_only_can_delete:
+                raise VolumeReadOnly("volume is read-only", volume_id=self.id)
+            if not self._writable_files:
+                raise VolumeReadOnly("volume files are not writable", volume_id=self.id)
+            hit = self._map.get(key)
+            if hit is None:
+                raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+            offset, size = hit
+            head = os.pread(self._dat, NEEDLE_HEADER_SIZE, offset)
+            stored_cookie = NEEDLE_HEADER.unpack_from(head)[0] if len(head) == 16 else None
+            if stored_cookie != cookie:
+                raise CookieMismatch("cookie does not match the stored needle",
+                                     volume_id=self.id, key=f"{key:x}")
+            crc_bytes = os.pread(self._dat, 4, offset + NEEDLE_HEADER_SIZE + size)
+            checksum = int.from_bytes(crc_bytes, "big") if len(crc_bytes) == 4 else 0
+            ts = self._next_append_ns()
+            record = encode_tombstone(cookie, key, checksum, ts, self.version)
+            self._append((record,), len(record), key, -1)
+            deleted = self._map.delete(key)
+            self._last_append_ns = ts
+            return DeleteResult(size if deleted is None else deleted, self._durable())
+
+    def _existing(self, key: int, cookie: int, hit: tuple[int, int]) -> Needle | None:
+        """The live needle `key` for an overwrite: CookieMismatch if `cookie` differs; None
+        when its record does not decode (it is then simply replaced)."""
+        offset, size = hit
+        record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
+        if len(record) >= NEEDLE_HEADER_SIZE and NEEDLE_HEADER.unpack_from(record)[0] != cookie:
+            raise CookieMismatch("cookie does not match the stored needle",
+                                     volume_id=self.id, key=f"{key:x}")
+        try:
+            return decode_needle(record, self.version, volume_id=self.id, offset=offset)
+        except CorruptNeedle as exc:
+            log.error("overwriting a corrupt needle: %s", exc)
+            return None
+
+    def _same(self, old: Needle, new: Needle) -> bool:
+        """An identical re-upload: same data and metadata (last-modified aside: a retry's
+        clock differs). Never on TTL volumes or TTL needles, whose clock a re-upload
+        restarts, as in the reference."""
+        return (
+            old.checksum == new.checksum
+            and old.data == new.data
+            and self._same_meta(old, new)
+        )
+
+    def _same_meta(self, old: Needle, new: Needle) -> bool:
+        if self.ttl or new.flags & FLAG_HAS_TTL:
+            return False
+        return (
+            old.checksum == new.checksum
+            and old.flags == new.flags
+            and old.name == new.name
+            and old.mime == new.mime
+            and old.pairs == new.pairs
+        )
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise VolumeReadOnly("volume is closed", volume_id=self.id)
+        if self.read_only:
+            raise VolumeReadOnly("volume is read-only", volume_id=self.id)
+
+    def _next_append_ns(self) -> int:
+        return max(self._clock_ns(), self._last_append_ns + 1)
+
+    def _append(self, parts: Iterable[bytes], total: int, key: int, size: int) -> int:
+        """Write one record (given as parts adding up to `total` bytes) at the end of `.dat`
+        and its `.idx` entry; on any failure cut both files back and re-raise."""
+        offset = self._end
+        if offset + total > self.size_limit:
+            raise VolumeFull(
+                f"volume would exceed its size limit of {self.size_limit} bytes",
+                volume_id=self.id, size=offset, needed=total,
+            )
+        idx_at = self._idx_end
+        try:
+            pos = offset
+            for part in parts:
+                if part:
+                    _pwrite_all(self._dat, part, pos)
+                    pos += len(part)
+            if pos != offset + total:
+                raise CorruptVolume(f"record of {pos - offset} bytes, expected {total}",
+                                    volume_id=self.id, offset=offset)
+            entry = encode_entry(key, offset, size, self.layout)
+            _pwrite_all(self._idx, entry, idx_at)
+            if self.fsync_mode is FsyncMode.ALWAYS:
+                sync_file(self._dat)
+                sync_file(self._idx)
+        except BaseException:
+            self._truncate_back(offset, idx_at)
+            raise
+        self._end = offset + total
+        self._idx_end = idx_at + len(entry)
+        self.modified_at_second = self._clock_ns() // 1_000_000_000
+        return offset
+
+    def _truncate_back(self, dat_end: int, idx_end: int) -> None:
+        try:
+            os.ftruncate(self._dat, dat_end)
+            os.ftruncate(self._idx, idx_end)
+        except OSError as exc:  # the next open repairs what is left
+            log.error("volume %d: could not cut back a failed write: %s", self.id, exc)
+        self._end = dat_end
+        self._idx_end = idx_end
+
+    def _durable(self) -> Future[None]:
+        if self._committer is not None and self.fsync_mode is FsyncMode.GROUP:
+            return self._committer.request((self._dat, self._idx))
+        return self._done
+
+    # ------------------------------------------------------------------ state changes
+
+    def set_read_only(self, read_only: bool, *, persist: bool = True) -> None:
+        """Mark the volume (persisted in `.vif` unless `persist` is False). A sealed volume's
+        index becomes a memory-mapped `.sdx`; a writable one goes back to its index kind."""
+        with self._lock:
+            if read_only == self.info.read_only:
+                return
+            new_info = replace(self.info, read_only=read_only)
+            if persist and self._writable_files:
+                _write_file_durably(self.base.with_suffix(".vif"), new_info.to_json().encode())
+            self.info = new_info
+            old = self._map
+            want = "mmap" if self.read_only or self.index_kind == "mmap" else "memory"
+            if old.kind == want:
+                old.merge()  # a sealed .sdx holds every entry
+                return
+            self._map = self._make_map(old.live_arrays(), old.stats, sealed=want == "mmap")
+            old.close()
+            if want == "memory":
+                self.base.with_suffix(".sdx").unlink(missing_ok=True)
+
+    def sync(self) -> None:
+        """fsync `.dat` and `.idx` now."""
+        if self._dat >= 0 and self._writable_files:
+            sync_file(self._dat)
+        if self._idx >= 0 and self._writable_files:
+            sync_file(self._idx)
+
+    def close(self) -> None:
+        """Flush and close. Pending group commits are honoured first."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._writable_files:
+                    self.sync()
+            finally:
+                if self._own_committer and self._committer is not None:
+                    self._committer.close()
+                self._map.close()
+                self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self._dat, self._idx):
+            if fd >= 0:
+                os.close(fd)
+        self._dat = self._idx = -1
+
+    def destroy(self) -> None:
+        """Close and delete every file of the volume."""
+        self.close()
+        for suffix in (".dat", ".idx", ".vif", ".sdx", ".sdx.tmp", ".note", ".cpd", ".cpx"):
+            self.base.with_suffix(suffix).unlink(missing_ok=True)
+        _sync_dir(self.directory)
+
+    def __repr__(self) -> str:
+        return f"<Volume {self.id} {self.base} end={self._end} live={len(self._map)}>"
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(f"short write at offset {offset}")
+        view = view[n:]
+        offset += n
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    parts = []
+    pos = 0
+    while pos < size:
+        chunk = os.pread(fd, min(size - pos, 64 << 20), pos)
+        if not chunk:
+            break
+        parts.append(chunk)
+        pos += len(chunk)
+    return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+def _write_file_durably(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
