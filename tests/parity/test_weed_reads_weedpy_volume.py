@@ -23,15 +23,16 @@ from pathlib import Path
 
 import pytest
 
+from seaweed_py.errors import NeedleNotFound
+from seaweed_py.formats.needle import Needle
+from seaweed_py.storage.volume import Volume
+from seaweed_py.types import Cookie, NeedleId
 from tests.parity.blobs import assign, etag_of, key_of, put_raw, split_fid, upload
 from tests.parity.client import get, request
 from tests.parity.targets import Endpoints, skip_unless_runnable
 from tests.servers import start_cluster
 
 pytestmark = pytest.mark.parity
-
-# Until the storage engine lands (helper B); this line goes once seaweed_py.storage.volume exists.
-pytest.importorskip("seaweed_py.storage.volume", reason="seaweed_py.storage.volume not written yet")
 
 TEXT = b"the quick brown fox jumps over the lazy dog\n" * 50
 TS = 1700000000
@@ -82,14 +83,11 @@ def weedpy_blobs() -> tuple[list[Blob], list[Blob], Blob]:
 
 
 def write_weedpy_volume(directory: Path, live: list[Blob], deleted: list[Blob], old: Blob) -> None:
-    from seaweed_py.storage.volume import Volume
-
-    from seaweed_py.formats.needle import Needle
 
     def needle(b: Blob) -> Needle:
         return Needle.build(
-            COOKIE,  # type: ignore[arg-type]
-            b.key,  # type: ignore[arg-type]
+            Cookie(COOKIE),
+            NeedleId(b.key),
             b.data,
             name=b.name.encode() if b.name else None,
             mime=b.mime.encode() if b.mime else None,
@@ -247,9 +245,6 @@ def upload_to_weed(master: str, volume: str) -> tuple[list[Uploaded], list[str]]
 
 def test_weedpy_reads_a_volume_written_by_weed(tmp_path: Path) -> None:
     skip_unless_runnable("weed")
-    from seaweed_py.storage.volume import Volume
-
-    from seaweed_py.errors import NeedleNotFound
 
     cluster = start_cluster("weed", tmp_path)
     try:
