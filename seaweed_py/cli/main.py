@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fix": ("fix", "check volumes for corrupt needles offline; -rebuild rewrites the .idx"),
     "server": ("server_cmd", "start a master and a volume server in one process"),
     "upload": ("upload", "upload files (chunked above -maxMB) and print their file ids"),
+    "volume": ("volume_cmd", "start a volume server (blob storage, replication, heartbeats)"),
 }
 
 

@@ -18,7 +18,8 @@ def _png(w: int, h: int, fmt: str = "PNG") -> bytes:
 
 
 def _size(data: bytes) -> tuple[int, int]:
-    return tuple(Image.open(io.BytesIO(data)).size)  # type: ignore[return-value]
+    w, h = Image.open(io.BytesIO(data)).size
+    return int(w), int(h)
 
 
 def _apply(data: bytes, query: dict[str, str], ext: str = ".png") -> bytes:

@@ -1,0 +1,249 @@
+"""The volume server's own endpoints: status, health, metrics, the HTML page, and the `/admin/...`
+calls the master makes (docs/internals.md), plus the heartbeat body.
+
+| path | answer |
+|---|---|
+| `GET /status` | `{"Version", "DiskStatuses", "Volumes"}` (spec §3.7; `?pretty=y` indents) |
+| `GET /healthz`, `/readyz` | 200, or 503 while stopping or when heartbeats are not answered (readyz) |
+| `GET /metrics` | Prometheus text |
+| `GET /ui/index.html` | a small HTML status page |
+| `POST /admin/volume/allocate?volume=&collection=&replication=&ttl=&preallocate=&disk=` | create |
+| `POST /admin/volume/delete?volume=[&onlyEmpty=true]` | delete a volume's files |
+| `POST /admin/volume/readonly?volume=`, `/admin/volume/writable?volume=` | mark |
+| `POST /admin/collection/delete?collection=` | delete every volume of a collection |
+| `GET /admin/volume/status?volume=` | one volume's counters |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seaweed_py import __version__
+from seaweed_py.errors import BadRequest, VolumeNotFound
+from seaweed_py.formats.fid import parse_volume_id
+from seaweed_py.formats.replica_placement import ReplicaPlacement
+from seaweed_py.formats.ttl import Ttl
+from seaweed_py.httpkit.request import Request
+from seaweed_py.httpkit.response import Response, json_response
+from seaweed_py.httpkit.router import Router
+from seaweed_py.types import VolumeId
+from seaweed_py.volume.store_view import VolumeStatusView as VolumeStatus
+
+if TYPE_CHECKING:
+    from seaweed_py.volume.server import VolumeServer
+
+__all__ = ["VERSION", "AdminHandlers"]
+
+VERSION = f"weedpy {__version__}"
+_TEXT_PLAIN = b"Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+_HTML = b"Content-Type: text/html; charset=utf-8\r\n"
+
+
+class AdminHandlers:
+    """Status, health and admin endpoints of one `VolumeServer`."""
+
+    def __init__(self, server: VolumeServer) -> None:
+        self._server = server
+
+    def register(self, r: Router) -> None:
+        r.add("/status", self.status, ["GET"])
+        r.add("/healthz", self.healthz, ["GET"])
+        r.add("/readyz", self.readyz, ["GET"])
+        r.add("/metrics", self.metrics, ["GET"])
+        r.add("/ui/index.html", self.ui, ["GET"])
+        r.add("/admin/volume/allocate", self.allocate, ["POST"])
+        r.add("/admin/volume/delete", self.delete_volume, ["POST"])
+        r.add("/admin/volume/readonly", self.mark_readonly, ["POST"])
+        r.add("/admin/volume/writable", self.mark_writable, ["POST"])
+        r.add("/admin/collection/delete", self.delete_collection, ["POST"])
+        r.add("/admin/volume/status", self.volume_status, ["GET"])
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def heartbeat(self) -> dict[str, Any]:
+        """The full state sent to the master every pulse (docs/internals.md)."""
+        s = self._server
+        store = s.store
+        return {
+            "ip": s.options.ip,
+            "port": s.port,
+            "publicUrl": s.public_url(),
+            "dataCenter": s.options.data_center,
+            "rack": s.options.rack,
+            "maxVolumeCount": store.max_volume_count,
+            "maxFileKey": store.max_file_key,
+            "locationUuids": list(store.location_uuids),
+            "hasNoVolumes": False,
+            "volumes": [_heartbeat_volume(v) for v in store.volume_infos()],
+        }
+
+    def gauges(self) -> list[tuple[str, str, float]]:
+        store = self._server.store
+        infos = store.volume_infos()
+        return [
+            ("weedpy_volume_volumes", "Volumes on this server", float(len(infos))),
+            ("weedpy_volume_needles", "Live needles on this server",
+             float(sum(v.file_count - v.delete_count for v in infos))),
+            ("weedpy_volume_free_slots", "Volumes that can still be created",
+             float(store.free_slots)),
+        ]
+
+    # ------------------------------------------------------------------ status and health
+
+    async def status(self, req: Request) -> Response:
+        disks = await asyncio.to_thread(self._disk_statuses)
+        volumes = sorted(self._server.store.volume_infos(), key=lambda v: v.id)
+        body = {"Version": VERSION, "DiskStatuses": disks,
+                "Volumes": [_status_volume(v) for v in volumes]}
+        return json_response(body, pretty=bool(req.query.get("pretty")))
+
+    def _disk_statuses(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for directory in self._server.options.dirs:
+            path = str(Path(directory).resolve())
+            try:
+                usage = shutil.disk_usage(path)
+            except OSError as exc:
+                out.append({"dir": path, "error": str(exc)})
+                continue
+            total = usage.total or 1
+            out.append({"dir": path, "all": usage.total, "used": usage.used, "free": usage.free,
+                        "percent_free": round(usage.free * 100 / total, 5),
+                        "percent_used": round(usage.used * 100 / total, 5)})
+        return out
+
+    def healthz(self, req: Request) -> Response:
+        return Response(503 if self._server.stopping else 200)
+
+    def readyz(self, req: Request) -> Response:
+        s = self._server
+        return Response(200 if not s.stopping and s.link.heartbeating else 503)
+
+    def metrics(self, req: Request) -> Response:
+        return Response(200, raw_headers=_TEXT_PLAIN, body=self._server.stats.exposition())
+
+    def ui(self, req: Request) -> Response:
+        s = self._server
+        rows = "".join(
+            f"<tr><td>{v.id}</td><td>{html.escape(v.collection)}</td><td>{v.size}</td>"
+            f"<td>{v.file_count}</td><td>{v.delete_count}</td><td>{v.replica_placement}</td>"
+            f"<td>{html.escape(str(v.ttl))}</td><td>{'yes' if v.read_only else 'no'}</td></tr>"
+            for v in sorted(s.store.volume_infos(), key=lambda v: v.id)
+        )
+        page = (
+            "<!DOCTYPE html><html><head><title>weedpy volume server</title></head><body>"
+            f"<h1>Volume server {html.escape(s.url())}</h1>"
+            f"<p>{html.escape(VERSION)} &middot; masters: "
+            f"{html.escape(', '.join(s.options.masters))} &middot; heartbeating to "
+            f"{html.escape(s.link.master)}: {'yes' if s.link.heartbeating else 'no'}</p>"
+            f"<p>data center {html.escape(s.options.data_center or '-')}, rack "
+            f"{html.escape(s.options.rack or '-')}; directories "
+            f"{html.escape(', '.join(s.options.dirs))}</p>"
+            "<table border=1><tr><th>Id</th><th>Collection</th><th>Size</th><th>Files</th>"
+            "<th>Deleted</th><th>Replication</th><th>TTL</th><th>Read-only</th></tr>"
+            f"{rows}</table></body></html>"
+        )
+        return Response(200, raw_headers=_HTML, body=page.encode())
+
+    # ------------------------------------------------------------------ admin calls
+
+    async def allocate(self, req: Request) -> Response:
+        q = req.form()
+        vid = _volume_id(q)
+        await asyncio.to_thread(
+            self._server.store.allocate,
+            vid,
+            collection=q.get("collection", ""),
+            replica_placement=ReplicaPlacement.parse(q.get("replication", "")),
+            ttl=Ttl.parse(q.get("ttl", "")),
+            preallocate=int(q.get("preallocate") or 0),
+        )
+        self._server.link.poke()
+        return json_response({})
+
+    async def delete_volume(self, req: Request) -> Response:
+        q = req.form()
+        vid = _volume_id(q)
+        await asyncio.to_thread(self._server.store.delete_volume, vid,
+                                only_empty=q.get("onlyEmpty") == "true")
+        self._server.link.poke()
+        return json_response({})
+
+    def mark_readonly(self, req: Request) -> Response:
+        q = req.form()
+        self._server.store.mark_read_only(_volume_id(q), True,
+                                          persist=q.get("persist") == "true")
+        self._server.link.poke()
+        return json_response({})
+
+    def mark_writable(self, req: Request) -> Response:
+        self._server.store.mark_read_only(_volume_id(req.form()), False)
+        self._server.link.poke()
+        return json_response({})
+
+    async def delete_collection(self, req: Request) -> Response:
+        name = req.form().get("collection", "")
+        await asyncio.to_thread(self._server.store.delete_collection, name)
+        self._server.link.poke()
+        return json_response({})
+
+    def volume_status(self, req: Request) -> Response:
+        vid = _volume_id(req.query)
+        for v in self._server.store.volume_infos():
+            if v.id == vid:
+                return json_response(_heartbeat_volume(v))
+        raise VolumeNotFound("no such volume on this server", volume_id=vid)
+
+
+def _volume_id(q: Mapping[str, str]) -> VolumeId:
+    text = q.get("volume", "")
+    if not text:
+        raise BadRequest("missing volume parameter")
+    return parse_volume_id(text)
+
+
+def _heartbeat_volume(v: VolumeStatus) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "collection": v.collection,
+        "size": v.size,
+        "fileCount": v.file_count,
+        "deleteCount": v.delete_count,
+        "deletedByteCount": v.deleted_byte_count,
+        "readOnly": v.read_only,
+        "replicaPlacement": str(v.replica_placement),
+        "ttl": str(v.ttl),
+        "version": v.version,
+        "compactRevision": v.compact_revision,
+        "modifiedAtSecond": v.modified_at_second,
+        "diskType": v.disk_type or "hdd",
+    }
+
+
+def _status_volume(v: VolumeStatus) -> dict[str, Any]:
+    rp = v.replica_placement
+    placement = {k: n for k, n in (("SameRackCount", rp.same_rack), ("DiffRackCount", rp.diff_rack),
+                                   ("DiffDataCenterCount", rp.diff_data_center)) if n}
+    return {
+        "Id": v.id,
+        "Collection": v.collection,
+        "Size": v.size,
+        "ReplicaPlacement": placement,
+        "Ttl": {"Count": v.ttl.count, "Unit": v.ttl.unit},
+        "DiskType": v.disk_type,
+        "Version": v.version,
+        "FileCount": v.file_count,
+        "DeleteCount": v.delete_count,
+        "DeletedByteCount": v.deleted_byte_count,
+        "ReadOnly": v.read_only,
+        "CompactRevision": v.compact_revision,
+        "ModifiedAtSecond": v.modified_at_second,
+        "RemoteStorageName": "",
+        "DiskId": 0,
+        "ReadOnlyCanDelete": False,
+    }

@@ -1,0 +1,162 @@
+"""The volume server: storage behind the blob REST API, heartbeats and admin endpoints.
+
+    server = VolumeServer(options)
+    await server.start()      # loads the volumes, listens, starts heartbeating
+    ...                       # server.port is the bound port (options.port may be 0)
+    await server.stop()       # goodbye heartbeat, -preStopSeconds, drain requests, close volumes
+
+Routes: `/status`, `/healthz`, `/readyz`, `/metrics`, `/ui/index.html`, `/admin/...` (the
+master's calls, docs/internals.md) and, for every other path, the blob handler: GET/HEAD read,
+POST/PUT write, DELETE, OPTIONS (CORS preflight); other methods get 400 as in the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from seaweed_py import __version__
+from seaweed_py.client.master_link import MasterLink
+from seaweed_py.client.replicate import Replicator
+from seaweed_py.errors import BadRequest
+from seaweed_py.httpkit.limits import Limits
+from seaweed_py.httpkit.request import Request
+from seaweed_py.httpkit.response import Response
+from seaweed_py.httpkit.router import Router
+from seaweed_py.httpkit.server import HttpServer
+from seaweed_py.storage.store import DiskLocation, Store
+from seaweed_py.storage.volume import FsyncMode
+from seaweed_py.volume.admin import AdminHandlers
+from seaweed_py.volume.options import VolumeOptions
+from seaweed_py.volume.read import BlobReader
+from seaweed_py.volume.stats import Stats
+from seaweed_py.volume.write import BlobWriter
+
+__all__ = ["SERVER_HEADER", "VolumeServer"]
+
+log = logging.getLogger(__name__)
+
+SERVER_HEADER = f"SeaweedFS Volume weedpy {__version__}"
+_CORS = b"Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\n"
+_PREFLIGHT = (b"Access-Control-Allow-Methods: PUT, POST, GET, DELETE, OPTIONS\r\n"
+              b"Access-Control-Allow-Headers: *\r\n")
+# Multipart framing around the largest accepted file.
+_MULTIPART_SLACK = 64 * 1024
+
+
+class VolumeServer:
+    """One volume server; several can run in one process (tests, `weedpy server`)."""
+
+    def __init__(self, options: VolumeOptions, *, clock: Callable[[], float] = time.time) -> None:
+        self.options = options
+        self._clock = clock
+        self.store = Store(
+            [DiskLocation(d, m) for d, m in zip(options.dirs, options.max_volumes, strict=True)],
+            index_kind=options.index_kind,
+            fsync_mode=FsyncMode(options.fsync_mode),
+            large_disk=options.large_disk,
+        )
+        self.stats = Stats(self._gauges)
+        self.link = MasterLink(
+            options.masters,
+            self._heartbeat,
+            pulse_seconds=options.pulse_seconds,
+            on_answer=self._on_master_answer,
+        )
+        self.replicator = Replicator()
+        self.reader = BlobReader(self.store, self.link, self_url=self.url,
+                                 read_mode=options.read_mode, stats=self.stats, clock=clock)
+        self.writer = BlobWriter(self.store, self.link, self.replicator, self_url=self.url,
+                                 file_size_limit=options.file_size_limit, stats=self.stats,
+                                 clock=clock)
+        self.admin = AdminHandlers(self)
+        self.stopping = False
+        self.http = HttpServer(self._router(), self._limits(), SERVER_HEADER)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def port(self) -> int:
+        return self.http.port or self.options.port
+
+    def url(self) -> str:
+        """`ip:port` as the master and the other volume servers know this server."""
+        return self.options.address(self.port)
+
+    def public_url(self) -> str:
+        return self.options.public_url or self.url()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.load)
+        await self.replicator.start()
+        await self.http.start(self.options.listen_host, self.options.port)
+        await self.link.start()
+        log.info("volume server %s serving %s", self.url(), ", ".join(self.options.dirs))
+
+    async def stop(self) -> None:
+        """Leave the cluster, wait `-preStopSeconds`, finish in-flight requests, close."""
+        self.stopping = True
+        await self.link.stop(goodbye=True)
+        if self.options.pre_stop_seconds > 0:
+            await asyncio.sleep(self.options.pre_stop_seconds)
+        await self.http.stop()
+        await self.reader.close()
+        await self.replicator.close()
+        await asyncio.to_thread(self.store.close)
+
+    def _limits(self) -> Limits:
+        return Limits(idle_timeout=self.options.idle_timeout)
+
+    def _router(self) -> Router:
+        r = Router()
+        self.admin.register(r)
+        r.fallback(self._blob, max_body=self.options.file_size_limit + _MULTIPART_SLACK)
+        return r
+
+    # ------------------------------------------------------------------ blob dispatch
+
+    def _blob(self, req: Request) -> Response | Awaitable[Response]:
+        answer = self._dispatch(req)
+        if "origin" not in req.headers:
+            return answer
+        if isinstance(answer, Response):
+            return _with_cors(answer)
+        return self._cors_later(answer)
+
+    async def _cors_later(self, answer: Awaitable[Response]) -> Response:
+        return _with_cors(await answer)
+
+    def _dispatch(self, req: Request) -> Response | Awaitable[Response]:
+        method = req.method
+        if method == "GET" or method == "HEAD":
+            return self.reader.get(req)
+        if method == "POST" or method == "PUT":
+            return self.writer.write(req)
+        if method == "DELETE":
+            return self.writer.delete(req)
+        if method == "OPTIONS":
+            return Response(200, raw_headers=_PREFLIGHT)
+        raise BadRequest(f"unsupported method {method}")
+
+    # ------------------------------------------------------------------ master link
+
+    def _heartbeat(self) -> dict[str, object]:
+        return self.admin.heartbeat()
+
+    def _on_master_answer(self, answer: object) -> None:
+        if isinstance(answer, dict):
+            limit = answer.get("volumeSizeLimit")
+            if isinstance(limit, int) and limit > 0 and limit != self.store.volume_size_limit:
+                self.store.volume_size_limit = limit
+
+    def _gauges(self) -> list[tuple[str, str, float]]:
+        return self.admin.gauges()
+
+
+def _with_cors(response: Response) -> Response:
+    """A copy of `response` with the CORS headers (responses may be shared constants)."""
+    return Response(response.status, response.headers, response.body,
+                    raw_headers=_CORS + response.raw_headers,
+                    content_length=response.content_length)

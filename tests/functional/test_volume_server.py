@@ -1,0 +1,511 @@
+"""The volume server on a real loopback socket, driven with aiohttp: reads, writes, deletes,
+conditionals, ranges, compression, chunk manifests, read modes, admin and status endpoints.
+
+A fake master (aiohttp, in-process) records heartbeats and answers lookups from a table the
+tests fill in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from seaweed_py.formats.crc import crc32c
+from seaweed_py.volume import VolumeOptions, VolumeServer
+
+Session = aiohttp.ClientSession
+
+
+class FakeMaster:
+    """Records heartbeats and unwritable reports; answers lookups from `locations`."""
+
+    def __init__(self) -> None:
+        self.heartbeats: list[dict[str, Any]] = []
+        self.unwritable: list[int] = []
+        self.locations: dict[int, list[str]] = {}
+        self.runner: web.AppRunner | None = None
+        self.address = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/internal/heartbeat", self._heartbeat)
+        app.router.add_get("/dir/lookup", self._lookup)
+        app.router.add_post("/internal/volume/unwritable", self._unwritable)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.address = f"127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    async def _heartbeat(self, request: web.Request) -> web.Response:
+        self.heartbeats.append(await request.json())
+        return web.json_response({"volumeSizeLimit": 30 * 1024 * 1024, "leader": ""})
+
+    async def _lookup(self, request: web.Request) -> web.Response:
+        vid = int(request.query["volumeId"])
+        urls = self.locations.get(vid, [])
+        if not urls:
+            return web.json_response({"volumeOrFileId": str(vid), "error": "not found"},
+                                     status=404)
+        return web.json_response({"volumeOrFileId": str(vid),
+                                  "locations": [{"url": u, "publicUrl": u} for u in urls]})
+
+    async def _unwritable(self, request: web.Request) -> web.Response:
+        self.unwritable.append(int(request.query["volume"]))
+        return web.json_response({})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+Starter = Callable[..., Awaitable[VolumeServer]]
+
+
+@pytest.fixture
+async def master() -> AsyncIterator[FakeMaster]:
+    m = FakeMaster()
+    await m.start()
+    yield m
+    await m.stop()
+
+
+@pytest.fixture
+async def start_server(tmp_path: Path, master: FakeMaster) -> AsyncIterator[Starter]:
+    started: list[VolumeServer] = []
+
+    async def start(name: str = "v0", **overrides: Any) -> VolumeServer:
+        directory = tmp_path / name
+        directory.mkdir()
+        fields: dict[str, Any] = dict(
+            dirs=(str(directory),), max_volumes=(8,), masters=(master.address,),
+            ip="127.0.0.1", port=0, pulse_seconds=0.2, pre_stop_seconds=0,
+        )
+        fields.update(overrides)
+        clock = fields.pop("clock", None)
+        server = VolumeServer(VolumeOptions(**fields), **({"clock": clock} if clock else {}))
+        await server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if not server.stopping:
+            await server.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[Session]:
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        yield session
+
+
+@pytest.fixture
+async def vs(start_server: Starter, http: Session) -> VolumeServer:
+    server = await start_server()
+    await _allocate(http, server, 1)
+    return server
+
+
+async def _allocate(http: Session, server: VolumeServer, vid: int, **params: str) -> None:
+    async with http.post(_url(server, "/admin/volume/allocate"),
+                         params={"volume": str(vid), **params}) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+def _url(server: VolumeServer, path: str) -> str:
+    return f"http://127.0.0.1:{server.port}{path}"
+
+
+def _form(data: bytes, filename: str = "f.bin", content_type: str | None = None,
+          field: str = "file") -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field(field, io.BytesIO(data), filename=filename, content_type=content_type)
+    return form
+
+
+async def _post(http: Session, server: VolumeServer, fid: str, data: bytes,
+                filename: str = "f.bin", **kw: Any) -> tuple[int, Mapping[str, str], Any]:
+    async with http.post(_url(server, f"/{fid}"), data=_form(data, filename,
+                         kw.pop("content_type", None)), **kw) as resp:
+        body = await resp.read()
+        return resp.status, resp.headers.copy(), json.loads(body) if body else None
+
+
+async def _get(http: Session, url: str, **kw: Any) -> tuple[int, Mapping[str, str], bytes]:
+    async with http.get(url, **kw) as resp:
+        return resp.status, resp.headers.copy(), await resp.read()
+
+
+FID = "1,01637037d6"
+
+
+# ------------------------------------------------------------------ round trip
+
+
+async def test_round_trip_write_read_conditional_range_head_delete(
+    vs: VolumeServer, http: Session
+) -> None:
+    data = b"hello-volume-server-integration"
+    status, headers, result = await _post(http, vs, FID, data, "hello.bin")
+    assert status == 201
+    assert result == {"name": "hello.bin", "size": len(data), "eTag": result["eTag"]}
+    assert headers["ETag"] == f'"{result["eTag"]}"'
+
+    status, headers, body = await _get(http, _url(vs, f"/{FID}"))
+    assert (status, body) == (200, data)
+    etag = headers["ETag"]
+    assert headers["Accept-Ranges"] == "bytes"
+    assert headers["Content-Disposition"] == "inline; filename=hello.bin"
+    assert headers["Server"].startswith("SeaweedFS Volume")
+    assert headers["Last-Modified"].endswith("GMT")
+
+    status, _, body = await _get(http, _url(vs, f"/{FID}"), headers={"If-None-Match": etag})
+    assert (status, body) == (304, b"")
+    status, headers, body = await _get(http, _url(vs, f"/{FID}"), headers={"Range": "bytes=0-4"})
+    assert (status, body, headers["Content-Range"]) == (206, b"hello", "bytes 0-4/31")
+    status, headers, _ = await _get(http, _url(vs, f"/{FID}"),
+                                    headers={"Range": "bytes=9999-10000"})
+    assert (status, headers["Content-Range"]) == (416, "bytes */31")
+
+    async with http.head(_url(vs, f"/{FID}")) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Length"] == str(len(data))
+        assert await resp.read() == b""
+
+    async with http.delete(_url(vs, f"/{FID}")) as resp:
+        assert resp.status == 202
+        assert set(await resp.json()) == {"size"}
+    status, headers, body = await _get(http, _url(vs, f"/{FID}"))
+    assert status == 404 and "error" in json.loads(body)
+    async with http.delete(_url(vs, f"/{FID}")) as resp:
+        assert (resp.status, await resp.json()) == (404, {"size": 0})
+
+
+async def test_every_url_form_reads_the_same_blob(vs: VolumeServer, http: Session) -> None:
+    await _post(http, vs, FID, b"formed", "r.bin")
+    for path in ("/1,01637037d6", "/1,01637037d6.jpg", "/1/01637037d6", "/1/01637037d6.bin",
+                 "/1/01637037d6/other.txt"):
+        status, headers, body = await _get(http, _url(vs, path))
+        assert (status, body) == (200, b"formed"), path
+    _, headers, _ = await _get(http, _url(vs, "/1/01637037d6/other.txt"))
+    assert headers["Content-Disposition"] == "inline; filename=other.txt"
+    assert headers["Content-Type"].startswith("text/plain")
+
+
+async def test_batch_suffix_addresses_the_next_key(vs: VolumeServer, http: Session) -> None:
+    await _post(http, vs, "1,01637037d6_2", b"third")
+    assert (await _get(http, _url(vs, "/1,03637037d6")))[2] == b"third"
+
+
+async def test_malformed_paths_and_methods_are_400(vs: VolumeServer, http: Session) -> None:
+    for path in ("/invalid,needle", "/not-a-vid/not-a-fid", "/1,ffffffffffffffff00000000_1"):
+        assert (await _get(http, _url(vs, path)))[0] == 400, path
+    async with http.post(_url(vs, "/1/01637037d6"), data=_form(b"x")) as resp:
+        assert resp.status == 400  # quirk A10: uploads need the comma form
+    async with http.patch(_url(vs, f"/{FID}")) as resp:
+        assert resp.status == 400
+        assert "PATCH" in (await resp.json())["error"]
+
+
+# ------------------------------------------------------------------ writes
+
+
+async def test_identical_reupload_is_204_and_appends_nothing(vs: VolumeServer, http: Session) -> None:
+    assert (await _post(http, vs, FID, b"same bytes"))[0] == 201
+    size_before = _volume_size(vs, 1)
+    status, headers, body = await _post(http, vs, FID, b"same bytes")
+    assert (status, body) == (204, None)
+    assert "ETag" in headers
+    assert _volume_size(vs, 1) == size_before
+
+
+def _volume_size(server: VolumeServer, vid: int) -> int:
+    [info] = [v for v in server.store.volume_infos() if v.id == vid]
+    return info.size
+
+
+async def test_wrong_cookie_write_and_delete_change_nothing(vs: VolumeServer, http: Session) -> None:
+    await _post(http, vs, FID, b"the original")
+    status, _, result = await _post(http, vs, "1,01637037d7", b"impostor")
+    assert status >= 400 and isinstance(result["error"], str)
+    async with http.delete(_url(vs, "/1,01637037d7")) as resp:
+        assert resp.status == 400
+    assert (await _get(http, _url(vs, f"/{FID}")))[2] == b"the original"
+
+
+async def test_raw_put_named_after_the_fid_and_by_content_disposition(
+    vs: VolumeServer, http: Session
+) -> None:
+    data = b'{"a":1}'
+    async with http.put(_url(vs, f"/{FID}"), data=data,
+                        headers={"Content-Type": "application/json"}) as resp:
+        assert await resp.json() == {"name": FID, "size": 7, "eTag": f"{crc32c(data):08x}",
+                                     "mime": "application/json"}
+    _, headers, _ = await _get(http, _url(vs, f"/{FID}"))
+    assert headers["Content-Disposition"] == f'inline; filename="{FID}"'
+    async with http.put(_url(vs, "/1,02637037d6"), data=b"png-ish",
+                        headers={"Content-Disposition": 'attachment; filename="pic.png"',
+                                 "Content-Type": "image/png"}) as resp:
+        assert (await resp.json())["name"] == "pic.png"
+    _, headers, _ = await _get(http, _url(vs, "/1,02637037d6"))
+    assert headers["Content-Type"] == "image/png"
+
+
+async def test_ts_sets_last_modified_and_if_modified_since_is_304(
+    vs: VolumeServer, http: Session
+) -> None:
+    await _post(http, vs, FID, b"dated", params={"ts": "1700000000"})
+    _, headers, _ = await _get(http, _url(vs, f"/{FID}"))
+    assert headers["Last-Modified"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+    status, _, _ = await _get(http, _url(vs, f"/{FID}"), headers={
+        "If-Modified-Since": "Tue, 14 Nov 2023 22:13:20 GMT", "If-None-Match": '"nope"'})
+    assert status == 304  # quirk A8
+    status, _, _ = await _get(http, _url(vs, f"/{FID}"), headers={
+        "If-Modified-Since": "Tue, 14 Nov 2023 22:13:19 GMT"})
+    assert status == 200
+
+
+async def test_pairs_come_back_as_headers(vs: VolumeServer, http: Session) -> None:
+    await _post(http, vs, FID, b"paired", headers={"Seaweed-Foo": "bar", "Seaweed-Camel-Case": "Xy"})
+    _, headers, _ = await _get(http, _url(vs, f"/{FID}"))
+    assert (headers["Foo"], headers["Camel-Case"]) == ("bar", "Xy")
+
+
+async def test_upload_over_the_size_limit_is_413(start_server: Starter, http: Session) -> None:
+    server = await start_server(file_size_limit=1024)
+    await _allocate(http, server, 1)
+    async with http.put(_url(server, f"/{FID}"), data=b"x" * 200_000) as resp:
+        assert resp.status == 413
+    async with http.put(_url(server, f"/{FID}"), data=b"x" * 2000) as resp:
+        assert resp.status == 413
+    assert (await _get(http, _url(server, f"/{FID}")))[0] == 404
+
+
+async def test_large_blob_round_trips_with_ranges(vs: VolumeServer, http: Session) -> None:
+    data = bytes(range(256)) * 12_000  # ~3 MiB: streamed both ways
+    status, _, result = await _post(http, vs, FID, data, "big.bin")
+    assert status == 201 and result["size"] == len(data)
+    status, headers, body = await _get(http, _url(vs, f"/{FID}"))
+    assert status == 200 and body == data and headers["Content-Length"] == str(len(data))
+    _, _, middle = await _get(http, _url(vs, f"/{FID}"), headers={"Range": "bytes=2000000-2000099"})
+    assert middle == data[2_000_000:2_000_100]
+
+
+# ------------------------------------------------------------------ ranges and compression
+
+
+async def test_multi_range_and_oversized_ranges(vs: VolumeServer, http: Session) -> None:
+    await _post(http, vs, FID, b"0123456789abcdef")
+    status, headers, body = await _get(http, _url(vs, f"/{FID}"),
+                                       headers={"Range": "bytes=0-1,4-5"})
+    assert status == 206
+    assert headers["Content-Type"].startswith("multipart/byteranges; boundary=")
+    assert b"bytes 0-1/16" in body and b"\r\n\r\n01\r\n" in body and b"\r\n\r\n45\r\n" in body
+    status, _, body = await _get(http, _url(vs, f"/{FID}"), headers={"Range": "bytes=0-10,5-15"})
+    assert (status, body) == (200, b"")  # quirk A7
+
+
+async def test_gzip_upload_is_served_compressed_or_plain(vs: VolumeServer, http: Session) -> None:
+    plain = b"compress me please " * 50
+    packed = gzip.compress(plain)
+    async with http.put(_url(vs, f"/{FID}"), data=packed, headers={
+            "Content-Type": "text/plain", "Content-Encoding": "gzip"}) as resp:
+        assert resp.status == 201
+        assert (await resp.json())["size"] == len(plain)
+    status, headers, body = await _get(http, _url(vs, f"/{FID}"),
+                                       headers={"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip" and gzip.decompress(body) == plain
+    status, headers, body = await _get(http, _url(vs, f"/{FID}"),
+                                       headers={"Accept-Encoding": "identity"})
+    assert status == 200
+    assert "Content-Encoding" not in headers and body == plain
+    assert headers["Content-Type"] == "text/plain"
+
+
+async def test_text_uploads_are_stored_gzipped(vs: VolumeServer, http: Session) -> None:
+    text = b"the quick brown fox jumps over the lazy dog\n" * 50
+    await _post(http, vs, FID, text, "t.txt", content_type="text/plain")
+    _, headers, body = await _get(http, _url(vs, f"/{FID}"), headers={"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip" and len(body) < len(text)
+    assert gzip.decompress(body) == text
+
+
+# ------------------------------------------------------------------ chunk manifests
+
+
+async def test_chunk_manifest_is_expanded_and_deleted_with_its_chunks(
+    vs: VolumeServer, http: Session
+) -> None:
+    await _post(http, vs, "1,0a00000001", b"first-chunk|")
+    await _post(http, vs, "1,0b00000001", b"second-chunk")
+    manifest = {"name": "whole.bin", "mime": "application/octet-stream", "size": 24,
+                "chunks": [{"fid": "1,0b00000001", "offset": 12, "size": 12},
+                           {"fid": "1,0a00000001", "offset": 0, "size": 12}]}
+    async with http.post(_url(vs, "/1,0c00000001"), params={"cm": "true"},
+                         data=_form(json.dumps(manifest).encode(), "m.json",
+                                    "application/json")) as resp:
+        assert resp.status == 201
+    status, headers, body = await _get(http, _url(vs, "/1,0c00000001"))
+    assert (status, body) == (200, b"first-chunk|second-chunk")
+    assert headers["X-File-Store"] == "chunked"
+    assert headers["Content-Disposition"] == "inline; filename=whole.bin"
+    _, _, part = await _get(http, _url(vs, "/1,0c00000001"), headers={"Range": "bytes=6-17"})
+    assert part == b"chunk|second"
+    _, headers, raw = await _get(http, _url(vs, "/1,0c00000001?cm=false"),
+                                 headers={"Accept-Encoding": "identity"})
+    assert json.loads(raw)["name"] == "whole.bin" and "X-File-Store" not in headers
+    async with http.delete(_url(vs, "/1,0c00000001")) as resp:
+        assert resp.status == 202
+    for fid in ("1,0a00000001", "1,0b00000001", "1,0c00000001"):
+        assert (await _get(http, _url(vs, f"/{fid}")))[0] == 404, fid
+
+
+# ------------------------------------------------------------------ read modes
+
+
+@pytest.mark.parametrize("mode", ["proxy", "redirect", "local"])
+async def test_reads_of_volumes_held_elsewhere_follow_read_mode(
+    vs: VolumeServer, start_server: Starter, master: FakeMaster, http: Session, mode: str
+) -> None:
+    other = await start_server("v1", read_mode=mode)
+    await _post(http, vs, FID, b"held by v0", "x.bin")
+    master.locations[1] = [vs.url()]
+    async with http.get(_url(other, f"/{FID}"), allow_redirects=False) as resp:
+        if mode == "proxy":
+            assert (resp.status, await resp.read()) == (200, b"held by v0")
+            assert resp.headers["Content-Disposition"] == "inline; filename=x.bin"
+        elif mode == "redirect":
+            assert resp.status == 301
+            location = resp.headers["Location"]
+            assert location.startswith(f"http://{vs.url()}/{FID}") and "proxied=true" in location
+            assert (await _get(http, location))[2] == b"held by v0"
+        else:
+            assert resp.status == 404
+
+
+async def test_write_to_a_server_without_the_volume_is_forwarded(
+    vs: VolumeServer, start_server: Starter, master: FakeMaster, http: Session
+) -> None:
+    other = await start_server("v1")
+    master.locations[1] = [vs.url()]
+    status, _, _ = await _post(http, other, FID, b"forwarded")  # quirk A28
+    assert status == 201
+    assert (await _get(http, _url(vs, f"/{FID}")))[2] == b"forwarded"
+    async with http.post(_url(other, "/1,02637037d6"), params={"type": "replicate"},
+                         data=_form(b"x")) as resp:
+        assert resp.status == 404  # quirk A17 fixed: not acknowledged unstored
+
+
+# ------------------------------------------------------------------ TTL and images
+
+
+async def test_needle_ttl_expires_reads(start_server: Starter, http: Session) -> None:
+    clock = Clock()
+    server = await start_server(clock=clock)
+    await _allocate(http, server, 1)
+    await _post(http, server, FID, b"short-lived", params={"ttl": "1m"})
+    assert (await _get(http, _url(server, f"/{FID}")))[0] == 200
+    clock.now += 10 * 365 * 86400  # far beyond any append time
+    assert (await _get(http, _url(server, f"/{FID}")))[0] == 404
+
+
+async def test_image_resize_on_read(vs: VolumeServer, http: Session) -> None:
+    image = pytest.importorskip("PIL.Image")
+    out = io.BytesIO()
+    image.new("RGB", (40, 30), (1, 2, 3)).save(out, "PNG")
+    await _post(http, vs, FID, out.getvalue(), "p.png")
+    _, headers, body = await _get(http, _url(vs, f"/{FID}?width=20&height=15&mode=fit"))
+    assert image.open(io.BytesIO(body)).size == (20, 15)
+    assert headers["Content-Length"] == str(len(body))
+
+
+# ------------------------------------------------------------------ admin, status, CORS
+
+
+async def test_status_health_metrics_and_ui(vs: VolumeServer, http: Session) -> None:
+    await _post(http, vs, FID, b"counted")
+    status, headers, body = await _get(http, _url(vs, "/status"))
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    doc = json.loads(body)
+    [disk] = doc["DiskStatuses"]
+    assert Path(disk["dir"]).is_absolute() and disk["all"] > 0
+    [volume] = doc["Volumes"]
+    assert (volume["Id"], volume["ReplicaPlacement"], volume["FileCount"]) == (1, {}, 1)
+    assert (await _get(http, _url(vs, "/status?pretty=y")))[2].count(b"\n") > 5
+    assert (await _get(http, _url(vs, "/healthz")))[0] == 200
+    metrics = (await _get(http, _url(vs, "/metrics")))[2]
+    assert b'weedpy_volume_requests_total{type="write"} 1.0' in metrics
+    status, headers, page = await _get(http, _url(vs, "/ui/index.html"))
+    assert status == 200 and headers["Content-Type"].startswith("text/html") and b"<table" in page
+
+
+async def test_options_and_cors_headers(vs: VolumeServer, http: Session) -> None:
+    async with http.options(_url(vs, f"/{FID}")) as resp:
+        assert resp.status == 200
+        methods = {m.strip() for m in resp.headers["Access-Control-Allow-Methods"].split(",")}
+        assert methods == {"PUT", "POST", "GET", "DELETE", "OPTIONS"}
+    _, headers, _ = await _get(http, _url(vs, f"/{FID}"), headers={"Origin": "http://x"})
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Access-Control-Allow-Credentials"] == "true"
+    _, headers, _ = await _get(http, _url(vs, f"/{FID}"))
+    assert "Access-Control-Allow-Origin" not in headers
+
+
+async def test_admin_allocate_readonly_delete(vs: VolumeServer, http: Session) -> None:
+    async with http.post(_url(vs, "/admin/volume/allocate"), params={"volume": "1"}) as resp:
+        assert resp.status == 409
+    await _allocate(http, vs, 2, replication="000", collection="pics")
+    async with http.get(_url(vs, "/admin/volume/status"), params={"volume": "2"}) as resp:
+        assert (await resp.json())["collection"] == "pics"
+    async with http.post(_url(vs, "/admin/volume/readonly"), params={"volume": "1"}) as resp:
+        assert resp.status == 200
+    assert (await _post(http, vs, FID, b"refused"))[0] >= 400
+    async with http.post(_url(vs, "/admin/volume/writable"), params={"volume": "1"}) as resp:
+        assert resp.status == 200
+    assert (await _post(http, vs, FID, b"accepted"))[0] == 201
+    async with http.post(_url(vs, "/admin/volume/delete"), params={"volume": "1"}) as resp:
+        assert resp.status == 200
+    assert (await _get(http, _url(vs, f"/{FID}")))[0] == 404
+    async with http.post(_url(vs, "/admin/collection/delete"),
+                         params={"collection": "pics"}) as resp:
+        assert resp.status == 200
+    assert vs.store.volume_infos() == []
+
+
+async def test_heartbeats_report_volumes_and_goodbye(
+    start_server: Starter, master: FakeMaster, http: Session
+) -> None:
+    server = await start_server(data_center="dc1", rack="r1")
+    await _allocate(http, server, 7)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not any(hb["volumes"] for hb in master.heartbeats):
+        assert loop.time() < deadline
+        await asyncio.sleep(0.05)
+    hb = next(hb for hb in master.heartbeats if hb["volumes"])
+    assert (hb["ip"], hb["port"], hb["dataCenter"], hb["rack"]) == (
+        "127.0.0.1", server.port, "dc1", "r1")
+    assert hb["volumes"][0]["id"] == 7 and hb["maxVolumeCount"] == 8
+    assert (await _get(http, _url(server, "/readyz")))[0] == 200
+    await server.stop()
+    assert master.heartbeats[-1]["hasNoVolumes"] is True
