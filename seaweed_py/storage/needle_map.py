@@ -226,9 +226,15 @@ class MemoryNeedleMap(NeedleMap):
     kind = "memory"
 
     def __init__(
-        self, live: LiveArrays, stats: IndexStats, layout: IdxLayout = IDX4
+        self,
+        live: LiveArrays,
+        stats: IndexStats,
+        layout: IdxLayout = IDX4,
+        *,
+        merge_min: int = _MEMORY_MERGE_MIN,
     ) -> None:
         super().__init__(stats)
+        self._merge_min = merge_min
         self._units_dtype: type[np.unsignedinteger[Any]] = (
             np.uint32 if layout is IDX4 else np.uint64
         )
@@ -278,7 +284,7 @@ class MemoryNeedleMap(NeedleMap):
             if i >= 0 and c.smv[i] != _DEAD:
                 old = c.smv[i]
         c.recent[key] = (offset, size)
-        if len(c.recent) >= max(_MEMORY_MERGE_MIN, c.n >> 6):
+        if len(c.recent) >= max(self._merge_min, c.n >> 6):
             self.merge()
         return old
 
@@ -456,9 +462,16 @@ class MmapNeedleMap(NeedleMap):
     kind = "mmap"
 
     def __init__(
-        self, path: Path, live: LiveArrays, stats: IndexStats, layout: IdxLayout = IDX4
+        self,
+        path: Path,
+        live: LiveArrays,
+        stats: IndexStats,
+        layout: IdxLayout = IDX4,
+        *,
+        merge_min: int = _MMAP_MERGE_MIN,
     ) -> None:
         super().__init__(stats)
+        self._merge_min = merge_min
         self.path = path
         self._layout = layout
         self._w = layout.entry_size
@@ -518,7 +531,7 @@ class MmapNeedleMap(NeedleMap):
         s = self._state
         old = self.get(key)
         s.overlay[key] = (offset, size)
-        if len(s.overlay) >= max(_MMAP_MERGE_MIN, s.n >> 4):
+        if len(s.overlay) >= max(self._merge_min, s.n >> 4):
             self.merge()
         return old[1] if old is not None else None
 

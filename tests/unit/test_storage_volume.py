@@ -1,0 +1,366 @@
+"""Volume behaviour: appends, reads, cookies, overwrites, deletes, limits, durability modes."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from seaweed_py.errors import (
+    BadRequest,
+    CookieMismatch,
+    CorruptNeedle,
+    NeedleNotFound,
+    VolumeFull,
+    VolumeReadOnly,
+)
+from seaweed_py.formats.crc import crc32c
+from seaweed_py.formats.idx import IDX4, IDX5, iter_entries
+from seaweed_py.formats.needle import NEEDLE_HEADER, Needle, decode_needle
+from seaweed_py.formats.replica_placement import ReplicaPlacement
+from seaweed_py.formats.ttl import Ttl
+from seaweed_py.storage.volume import FsyncMode, Volume
+
+COOKIE = 0x637037D6
+
+
+class Clock:
+    """A nanosecond clock that only moves when told (and can stand still)."""
+
+    def __init__(self, start: int = 1_700_000_000_000_000_000) -> None:
+        self.now = start
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make(tmp_path: Path, clock: Clock) -> Iterator[Callable[..., Volume]]:
+    opened: list[Volume] = []
+
+    def factory(**kw: object) -> Volume:
+        kw.setdefault("fsync_mode", FsyncMode.NONE)
+        v = Volume.create(tmp_path, 7, clock_ns=clock, **kw)  # type: ignore[arg-type]
+        opened.append(v)
+        return v
+
+    yield factory
+    for v in opened:
+        v.close()
+
+
+def needle(key: int, data: bytes, cookie: int = COOKIE, **kw: object) -> Needle:
+    kw.setdefault("name", b"f.txt")
+    kw.setdefault("mime", b"text/plain")
+    kw.setdefault("last_modified", 1_700_000_000)
+    return Needle.build(cookie, key, data, **kw)  # type: ignore[arg-type]
+
+
+def reopen(v: Volume, clock: Clock, **kw: object) -> Volume:
+    v.close()
+    return Volume.open(v.directory, v.id, collection=v.collection, clock_ns=clock,
+                       fsync_mode=FsyncMode.NONE, **kw)  # type: ignore[arg-type]
+
+
+def test_create_writes_the_superblock_vif_and_empty_idx(make: Callable[..., Volume]) -> None:
+    v = make(collection="pics", replica_placement=ReplicaPlacement.parse("001"))
+    assert v.base.name == "pics_7"
+    dat = v.base.with_suffix(".dat").read_bytes()
+    assert dat == bytes([3, 1, 0, 0, 0, 0, 0, 0])
+    assert v.base.with_suffix(".idx").read_bytes() == b""
+    info = json.loads(v.base.with_suffix(".vif").read_text())
+    assert info["bytesOffset"] == 4 and info["version"] == 3 and info["replication"] == "001"
+    with pytest.raises(FileExistsError):
+        Volume.create(v.directory, 7, collection="pics")
+
+
+def test_the_default_collection_uses_the_bare_volume_id(make: Callable[..., Volume]) -> None:
+    assert make().base.name == "7"
+
+
+def test_append_and_read_back_with_the_spec_record_layout(make: Callable[..., Volume],
+                                                          clock: Clock) -> None:
+    v = make()
+    clock.now = 1700000000123456789
+    n = needle(1, b"hello", name=b"hello.txt", mime=b"text/plain", last_modified=1700000000)
+    r = v.write(n)
+    assert (r.offset, r.size, r.unchanged) == (8, 36, False)
+    assert r.durable.done()
+    raw = v.base.with_suffix(".dat").read_bytes()
+    assert len(raw) == 8 + 72  # spec §4.8 worked example: 72-byte record
+    assert raw[8:24].hex() == "637037d6000000000000000100000024"
+    assert v.base.with_suffix(".idx").read_bytes().hex() == "00000000000000010000000100000024"
+    got = v.read(1, COOKIE)
+    assert (got.data, got.name, got.mime, got.append_at_ns) == (
+        b"hello", b"hello.txt", b"text/plain", 1700000000123456789)
+    assert v.lookup(1) == (8, 36)
+
+
+def test_wrong_cookie_unknown_and_deleted_keys_read_as_not_found(
+        make: Callable[..., Volume]) -> None:
+    v = make()
+    v.write(needle(1, b"secret"))
+    for key, cookie in ((1, COOKIE ^ 1), (2, COOKIE)):
+        with pytest.raises(NeedleNotFound) as exc:
+            v.read(key, cookie)
+        assert "secret" not in str(exc.value)
+    v.delete(1, COOKIE)
+    with pytest.raises(NeedleNotFound):
+        v.read(1, COOKIE)
+
+
+def test_a_flipped_data_byte_raises_corrupt_needle_never_the_bytes(
+        make: Callable[..., Volume]) -> None:
+    v = make()
+    v.write(needle(1, b"a" * 100))
+    r = v.write(needle(2, b"b" * 100))
+    with open(v.base.with_suffix(".dat"), "r+b") as f:
+        f.seek(r.offset + 40)
+        f.write(b"X")
+    with pytest.raises(CorruptNeedle) as exc:
+        v.read(2, COOKIE)
+    assert exc.value.context["volume_id"] == 7 and exc.value.context["offset"] == r.offset
+    assert v.read(1, COOKIE).data == b"a" * 100
+
+
+def test_overwrite_replaces_and_counts_the_old_needle_as_garbage(
+        make: Callable[..., Volume], clock: Clock) -> None:
+    v = make()
+    v.write(needle(5, b"one"))
+    second = v.write(needle(5, b"two!"))
+    assert not second.unchanged
+    assert v.read(5, COOKIE).data == b"two!"
+    assert (v.file_count, v.delete_count, v.live_count) == (2, 1, 1)
+    assert v.deleted_byte_count == v.content_size - second.size
+    v = reopen(v, clock)
+    assert v.read(5, COOKIE).data == b"two!"
+    assert (v.file_count, v.delete_count, v.live_count) == (2, 1, 1)
+
+
+def test_overwrite_or_delete_with_another_cookie_changes_nothing(
+        make: Callable[..., Volume]) -> None:
+    v = make()
+    v.write(needle(5, b"mine"))
+    size = v.size
+    with pytest.raises(CookieMismatch):
+        v.write(needle(5, b"theirs", cookie=COOKIE + 1))
+    with pytest.raises(CookieMismatch):
+        v.delete(5, COOKIE + 1)
+    assert v.size == size
+    assert len(v.base.with_suffix(".idx").read_bytes()) == 16
+    assert v.read(5, COOKIE).data == b"mine"
+
+
+def test_identical_reupload_appends_nothing(make: Callable[..., Volume], clock: Clock) -> None:
+    v = make()
+    first = v.write(needle(5, b"same", last_modified=100))
+    size = v.size
+    clock.now += 10**9
+    again = v.write(needle(5, b"same", last_modified=200))  # a retry: only the clock differs
+    assert again.unchanged and (again.offset, again.size) == (first.offset, first.size)
+    assert v.size == size
+    renamed = v.write(needle(5, b"same", name=b"other.txt"))
+    assert not renamed.unchanged and v.size > size
+
+
+def test_reupload_to_a_ttl_volume_is_never_unchanged(make: Callable[..., Volume]) -> None:
+    v = make(ttl=Ttl.parse("3d"))
+    v.write(needle(5, b"same"))
+    assert not v.write(needle(5, b"same")).unchanged
+
+
+def test_delete_appends_a_tombstone_carrying_the_checksum(make: Callable[..., Volume]) -> None:
+    v = make()
+    w = v.write(needle(9, b"payload"))
+    end = v.size
+    d = v.delete(9, COOKIE)
+    assert d.size == w.size  # the body Size, quirk A5
+    raw = v.base.with_suffix(".dat").read_bytes()
+    assert len(raw) == end + 32
+    tomb = decode_needle(raw[end:], 3)
+    assert (tomb.cookie, tomb.key, tomb.data) == (COOKIE, 9, b"")
+    assert tomb.checksum == crc32c(b"payload")  # quirk A23
+    entries = list(iter_entries(v.base.with_suffix(".idx").read_bytes(), IDX4))
+    assert entries[-1] == (9, end, -1)
+    with pytest.raises(NeedleNotFound):
+        v.delete(9, COOKIE)
+    assert v.size == end + 32
+
+
+def test_deletes_stay_deleted_after_reopen(make: Callable[..., Volume], clock: Clock) -> None:
+    v = make()
+    for k in range(1, 11):
+        v.write(needle(k, b"x" * k))
+    for k in (2, 5, 9):
+        v.delete(k, COOKIE)
+    v = reopen(v, clock)
+    assert not v.recovery
+    for k in range(1, 11):
+        if k in (2, 5, 9):
+            with pytest.raises(NeedleNotFound):
+                v.read(k, COOKIE)
+        else:
+            assert v.read(k, COOKIE).data == b"x" * k
+    assert (v.file_count, v.delete_count, v.max_file_key) == (10, 3, 10)
+
+
+def test_empty_file_is_stored_as_a_size_zero_needle(make: Callable[..., Volume],
+                                                    clock: Clock) -> None:
+    v = make()
+    r = v.write(needle(3, b""))
+    assert r.size == 0
+    assert v.read(3, COOKIE).data == b""
+    v = reopen(v, clock)
+    assert v.read(3, COOKIE).data == b""
+
+
+def test_append_at_ns_strictly_increases_with_a_stuck_clock(make: Callable[..., Volume],
+                                                           clock: Clock) -> None:
+    v = make()
+    for k in range(1, 6):
+        v.write(needle(k, b"d"))
+    v.delete(1, COOKIE)
+    stamps = [v.read(k, COOKIE).append_at_ns for k in range(2, 6)]
+    assert stamps == [clock.now + i for i in range(1, 5)]
+    v = reopen(v, clock)
+    v.write(needle(6, b"d"))
+    assert v.read(6, COOKIE).append_at_ns == clock.now + 6  # the tombstone took +5
+
+
+def test_read_only_volume_refuses_writes_and_deletes(make: Callable[..., Volume],
+                                                     clock: Clock) -> None:
+    v = make()
+    v.write(needle(1, b"keep"))
+    v.set_read_only(True)
+    assert v.needle_map.kind == "mmap" and v.base.with_suffix(".sdx").exists()
+    with pytest.raises(VolumeReadOnly):
+        v.write(needle(2, b"no"))
+    with pytest.raises(VolumeReadOnly):
+        v.delete(1, COOKIE)
+    v = reopen(v, clock)
+    assert v.read_only and v.read(1, COOKIE).data == b"keep"
+    v.set_read_only(False)
+    assert v.needle_map.kind == "memory"
+    v.write(needle(2, b"yes"))
+    assert v.read(2, COOKIE).data == b"yes"
+
+
+def test_size_limit_raises_volume_full_and_leaves_no_trace(make: Callable[..., Volume]) -> None:
+    v = make(size_limit=8 + 3 * 72)
+    for k in range(1, 4):
+        v.write(needle(k, b"hello"))
+    size = v.size
+    with pytest.raises(VolumeFull):
+        v.write(needle(4, b"hello"))
+    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert len(v.base.with_suffix(".idx").read_bytes()) == 3 * 16
+
+
+def test_large_disk_volume_uses_five_byte_offsets(make: Callable[..., Volume],
+                                                  clock: Clock) -> None:
+    v = make(large_disk=True)
+    assert json.loads(v.base.with_suffix(".vif").read_text())["bytesOffset"] == 5
+    for k in range(1, 4):
+        v.write(needle(k, b"big disk %d" % k))
+    v.delete(2, COOKIE)
+    raw = v.base.with_suffix(".idx").read_bytes()
+    assert len(raw) == 4 * 17
+    assert [e[0] for e in iter_entries(raw, IDX5)] == [1, 2, 3, 2]
+    v = reopen(v, clock)
+    assert v.layout is IDX5 and not v.recovery
+    assert v.read(3, COOKIE).data == b"big disk 3"
+    with pytest.raises(NeedleNotFound):
+        v.read(2, COOKIE)
+
+
+@pytest.mark.parametrize("mode", list(FsyncMode))
+def test_every_durability_mode_resolves_durable(make: Callable[..., Volume],
+                                                mode: FsyncMode) -> None:
+    v = make(fsync_mode=mode)
+    results = [v.write(needle(k, b"d" * 10)) for k in range(1, 20)]
+    if mode is not FsyncMode.GROUP:
+        assert all(r.durable.done() for r in results)
+    for r in results:
+        assert r.durable.result(timeout=10) is None
+    assert v.delete(3, COOKIE).durable.result(timeout=10) is None
+
+
+def test_mmap_index_kind_serves_reads_writes_and_deletes(make: Callable[..., Volume],
+                                                         clock: Clock) -> None:
+    v = make(index_kind="mmap")
+    for k in range(1, 50):
+        v.write(needle(k, b"m" * k))
+    v.delete(10, COOKIE)
+    v.write(needle(11, b"new"))
+    v = reopen(v, clock, index_kind="mmap")
+    assert v.needle_map.kind == "mmap"
+    assert v.read(11, COOKIE).data == b"new"
+    assert v.read(49, COOKIE).data == b"m" * 49
+    with pytest.raises(NeedleNotFound):
+        v.read(10, COOKIE)
+
+
+def test_streamed_write_equals_a_whole_write(make: Callable[..., Volume]) -> None:
+    v = make()
+    data = os.urandom(300_000)
+    chunks = [data[i:i + 65536] for i in range(0, len(data), 65536)]
+    n = needle(1, b"")
+    r = v.write_streamed(n, len(data), iter(chunks))
+    whole = needle(2, data)
+    v.write(whole)
+    got = v.read(1, COOKIE)
+    assert got.data == data and got.checksum == whole.checksum and got.name == b"f.txt"
+    loc = v.read_meta(1, COOKIE)
+    assert loc.data_size == len(data) and loc.data_offset == r.offset + 20
+    assert b"".join(v.iter_data(loc, 100_000)) == data
+    again = v.write_streamed(n, len(data), iter(chunks))
+    assert again.unchanged and again.offset == r.offset
+
+
+@pytest.mark.parametrize("chunks", [[b"abc"], [b"abcdef", b"ghij"]])
+def test_streamed_write_with_the_wrong_length_keeps_nothing(
+        make: Callable[..., Volume], chunks: list[bytes]) -> None:
+    v = make()
+    v.write(needle(1, b"before"))
+    size = v.size
+    with pytest.raises(BadRequest):
+        v.write_streamed(needle(2, b""), 8, iter(chunks))
+    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert len(v.base.with_suffix(".idx").read_bytes()) == 16
+    with pytest.raises(NeedleNotFound):
+        v.read(2, COOKIE)
+
+
+def test_iter_data_raises_after_the_last_chunk_on_a_bad_crc(make: Callable[..., Volume]) -> None:
+    v = make()
+    r = v.write(needle(1, b"z" * 5000))
+    with open(v.base.with_suffix(".dat"), "r+b") as f:
+        f.seek(r.offset + 20 + 4000)
+        f.write(b"!")
+    loc = v.read_meta(1, COOKIE)
+    with pytest.raises(CorruptNeedle):
+        for _ in v.iter_data(loc, 1024):
+            pass
+    with pytest.raises(NeedleNotFound):
+        v.read_meta(1, COOKIE + 1)
+
+
+def test_status_reports_what_a_heartbeat_needs(make: Callable[..., Volume]) -> None:
+    v = make(collection="c_1", replica_placement=ReplicaPlacement.parse("010"),
+             ttl=Ttl.parse("3d"))
+    v.write(needle(40, b"x"))
+    s = v.status()
+    assert (s.id, s.collection, s.size, s.file_count, s.delete_count, s.max_file_key) == (
+        7, "c_1", os.path.getsize(v.base.with_suffix(".dat")), 1, 0, 40)
+    assert str(s.replica_placement) == "010" and str(s.ttl) == "3d" and s.version == 3
+    assert not s.read_only and s.compact_revision == 0
+    header = NEEDLE_HEADER.unpack_from(v.base.with_suffix(".dat").read_bytes(), 8)
+    assert header[1] == 40
