@@ -151,7 +151,6 @@ def test_progress_bar_renders_only_on_terminals() -> None:
     assert format_bytes(1536) == "1.5 KiB"
 
 
-@pytest.mark.slow
 def test_fifty_mib_file_round_trips_through_the_cli_in_chunks(
     shared_cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
