@@ -101,8 +101,7 @@ class HttpConnection(asyncio.Protocol):
         "_closing",
         "_continue_wanted",
         "_drain_waiter",
-        "_hdr_bytes",
-        "_hdr_raw",
+        "_hdr_raw_bytes",
         "_hdr_started",
         "_headers",
         "_last_activity",
@@ -114,7 +113,6 @@ class HttpConnection(asyncio.Protocol):
         "_max_body",
         "_max_header_bytes",
         "_max_url",
-        "_msg_seq",
         "_parser",
         "_parsing",
         "_pause_reasons",
@@ -148,11 +146,9 @@ class HttpConnection(asyncio.Protocol):
         self._parser = HttpRequestParser(self)
         self._parsing = True
         self._phase = _IDLE
-        self._msg_seq = 0
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._hdr_bytes = 0
-        self._hdr_raw = False
+        self._hdr_raw_bytes = 0
         self._hdr_started = 0.0
         self._req: Request | None = None  # the request whose body is being received
         self._stream: RequestStream | None = None  # its stream, if it is streamed
@@ -221,11 +217,8 @@ class HttpConnection(asyncio.Protocol):
         if not self._parsing:
             return  # lingering after an answer, or closing: input is discarded
         self._last_recv = self._server.now
-        seq = -1
-        if self._phase == _HEADERS:
-            # These bytes continue an unfinished header block; see `_account_raw_headers`.
-            seq = self._msg_seq
-            self._hdr_raw = True
+        # The header list of a message whose header block was unfinished before this read.
+        unfinished = self._headers if self._phase == _HEADERS else None
         try:
             self._parser.feed_data(data)
         except HttpParserCallbackError as exc:
@@ -239,8 +232,8 @@ class HttpConnection(asyncio.Protocol):
         except HttpParserError as exc:
             self._reject_input(BadRequest(f"malformed request: {exc}"))
             return
-        if seq == self._msg_seq and self._phase == _HEADERS:
-            self._account_raw_headers(len(data))
+        if self._phase == _HEADERS:
+            self._account_unfinished_headers(len(data), self._headers is unfinished)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -254,29 +247,26 @@ class HttpConnection(asyncio.Protocol):
 
     # -- llhttp callbacks ---------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        if self._closing:
-            raise _StopParsing
-        self._phase = _HEADERS
-        self._msg_seq += 1
-        self._url = b""
-        self._headers = []
-        self._hdr_bytes = 0
-        self._hdr_raw = False
-        self._hdr_started = self._server.now
-
     def on_url(self, url: bytes) -> None:
-        url = self._url + url if self._url else url
+        if self._phase == _IDLE:
+            # The first piece of a new request's target: the request begins. (Done here rather
+            # than in an `on_message_begin` callback, which would cost a call per request;
+            # the few bytes of method before the target fall under the idle timeout.)
+            if self._closing:
+                raise _StopParsing
+            self._phase = _HEADERS
+            self._headers = []
+            self._hdr_raw_bytes = 0
+            self._hdr_started = self._server.now
+        else:
+            url = self._url + url
         if len(url) > self._max_url:
             raise _ParseRejection(UriTooLong(f"request target longer than {self._max_url} bytes"))
         self._url = url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # Sizes are checked per read and at the end of the block, not per line.
         self._headers.append((name, value))
-        if not self._hdr_raw:
-            self._hdr_bytes += len(name) + len(value) + 4
-            if self._hdr_bytes > self._max_header_bytes:
-                raise _ParseRejection(self._headers_too_large())
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -297,8 +287,10 @@ class HttpConnection(asyncio.Protocol):
         version = "1.1"
         if not keep_alive:
             version = parser.get_http_version()
+        header_bytes = 0
         for name, value in headers:
             size = len(name)
+            header_bytes += size + len(value) + 4
             if size == 14 and name.lower() == b"content-length":
                 length = int(value)
             elif size == 17 and name.lower() == b"transfer-encoding":
@@ -311,6 +303,8 @@ class HttpConnection(asyncio.Protocol):
                 keep_alive = False  # we switch to no other protocol: answer, then close
             elif size == 6 and name.lower() == b"expect":
                 expect = value
+        if header_bytes > self._max_header_bytes or self._hdr_raw_bytes > self._max_header_bytes:
+            raise _ParseRejection(self._headers_too_large())
         req = Request(method, path, query, None, b"", self._remote, version, keep_alive, headers)
         self._phase = _BODY
         route = self._routes.get(path) or self._router.fallback_route
@@ -599,7 +593,7 @@ class HttpConnection(asyncio.Protocol):
             connection = b""
         return b"".join(
             (
-                _STATUS_LINES.get(status) or status_line(status),
+                _STATUS_LINES[status] if status in _STATUS_LINES else status_line(status),
                 self._server.head_common,
                 resp.raw_headers,
                 encode_headers(resp.headers) if resp.headers else b"",
@@ -742,12 +736,16 @@ class HttpConnection(asyncio.Protocol):
             f"request headers longer than {self._limits.max_header_bytes} bytes"
         )
 
-    def _account_raw_headers(self, size: int) -> None:
-        # A whole read arrived while the header block stayed unfinished, so every byte of it is
-        # header. Counted here rather than in `on_header`, which fires only for complete lines:
-        # a slow single endless header line would otherwise grow unseen inside the parser.
-        self._hdr_bytes += size
-        if self._hdr_bytes > self._limits.max_header_bytes:
+    def _account_unfinished_headers(self, size: int, continued: bool) -> None:
+        """A read ended inside a header block. llhttp keeps an unfinished header line to itself
+        (no callback until it ends), so a client dripping one endless line would grow it
+        unseen: count whole reads instead. `continued`: the block began in an earlier read, so
+        all of this read is header bytes; else only its complete lines are known."""
+        if continued:
+            self._hdr_raw_bytes += size
+        else:
+            self._hdr_raw_bytes = sum(len(n) + len(v) + 4 for n, v in self._headers)
+        if self._hdr_raw_bytes > self._max_header_bytes:
             self._reject_input(self._headers_too_large())
 
     def _on_callback_error(self, exc: HttpParserCallbackError) -> None:

@@ -213,7 +213,7 @@ class RawClient:
         return RawResponse(code, reason, headers, body, head)
 
     async def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int((await self.reader.readuntil(b"\r\n"))[:-2], 16)
             if size == 0:
