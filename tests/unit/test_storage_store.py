@@ -1,0 +1,139 @@
+"""Store: directories with slots, discovery on start, allocation, deletion, read-only marks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from seaweed_py.errors import Conflict, NoFreeSlots, VolumeNotFound
+from seaweed_py.formats.needle import Needle
+from seaweed_py.formats.replica_placement import ReplicaPlacement
+from seaweed_py.formats.ttl import Ttl
+from seaweed_py.storage.store import DiskLocation, Store, parse_volume_file_name
+from seaweed_py.storage.volume import FsyncMode
+
+COOKIE = 0x1234
+
+
+@pytest.fixture
+def make_store(tmp_path: Path) -> Iterator[Callable[..., Store]]:
+    stores: list[Store] = []
+
+    def factory(**kw: object) -> Store:
+        s = Store([DiskLocation(tmp_path / "a", 2), DiskLocation(tmp_path / "b", 3)],
+                  **kw)  # type: ignore[arg-type]
+        s.load()
+        stores.append(s)
+        return s
+
+    yield factory
+    for s in stores:
+        s.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "parsed"),
+    [
+        ("7.idx", ("", 7)),
+        ("pics_7.vif", ("pics", 7)),
+        ("my_old_pics_12.idx", ("my_old_pics", 12)),
+        ("7.dat", None),
+        ("x.idx", None),
+        ("pics_.idx", None),
+        ("99999999999.idx", None),
+    ],
+)
+def test_volume_file_names(name: str, parsed: tuple[str, int] | None) -> None:
+    assert parse_volume_file_name(name) == parsed
+
+
+def test_allocate_fills_the_emptiest_directory_then_refuses(
+        make_store: Callable[..., Store], tmp_path: Path) -> None:
+    s = make_store()
+    assert (s.max_volume_count, s.free_slots) == (5, 5)
+    for vid in range(1, 6):
+        s.allocate(vid, collection="c" if vid % 2 else "")
+    assert s.free_slots == 0
+    assert sorted(p.name for p in (tmp_path / "a").glob("*.dat")) == ["c_1.dat", "c_3.dat"]
+    assert len(list((tmp_path / "b").glob("*.dat"))) == 3
+    with pytest.raises(NoFreeSlots):
+        s.allocate(6)
+    with pytest.raises(Conflict):
+        s.allocate(3)
+    assert len(set(s.location_uuids)) == 2
+
+
+def test_volumes_and_uuids_are_found_again_on_start(make_store: Callable[..., Store]) -> None:
+    s = make_store(fsync_mode=FsyncMode.GROUP)
+    v = s.allocate(3, collection="my_col", replica_placement=ReplicaPlacement.parse("001"),
+                   ttl=Ttl.parse("2h"))
+    result = v.write(Needle.build(COOKIE, 77, b"kept"))
+    result.durable.result(timeout=10)
+    s.allocate(4)
+    uuids = s.location_uuids
+    s.close()
+    again = make_store()
+    assert again.location_uuids == uuids
+    infos = {i.id: i for i in again.volume_infos()}
+    assert set(infos) == {3, 4}
+    info = infos[3]
+    assert (info.collection, str(info.replica_placement), str(info.ttl)) == ("my_col", "001", "2h")
+    assert (info.file_count, info.max_file_key, info.version) == (1, 77, 3)
+    assert again.max_file_key == 77
+    v3 = again.get(3)
+    assert v3 is not None and v3.read(77, COOKIE).data == b"kept"
+    assert again.get(99) is None
+
+
+def test_delete_volume_and_collection_remove_the_files(
+        make_store: Callable[..., Store], tmp_path: Path) -> None:
+    s = make_store()
+    for vid, col in ((1, "x"), (2, "x"), (3, "")):
+        s.allocate(vid, collection=col)
+    v3 = s.get(3)
+    assert v3 is not None
+    v3.write(Needle.build(COOKIE, 1, b"data"))
+    with pytest.raises(Conflict):
+        s.delete_volume(3, only_empty=True)
+    s.delete_volume(3)
+    with pytest.raises(VolumeNotFound):
+        s.delete_volume(3)
+    assert sorted(s.delete_collection("x")) == [1, 2]
+    assert s.volume_infos() == []
+    leftovers = [p.name for d in ("a", "b") for p in (tmp_path / d).iterdir()]
+    assert leftovers == ["vol_dir.uuid", "vol_dir.uuid"]
+    assert s.free_slots == 5
+
+
+def test_read_only_mark_persists_across_restart(make_store: Callable[..., Store]) -> None:
+    s = make_store()
+    s.allocate(1)
+    s.mark_read_only(1, True)
+    s.allocate(2)
+    s.mark_read_only(2, True, persist=False)
+    with pytest.raises(VolumeNotFound):
+        s.mark_read_only(9, True)
+    s.close()
+    again = make_store()
+    assert {i.id: i.read_only for i in again.volume_infos()} == {1: True, 2: False}
+
+
+def test_a_broken_volume_is_skipped_and_reported(make_store: Callable[..., Store],
+                                                 tmp_path: Path) -> None:
+    s = make_store()
+    s.allocate(1)
+    s.allocate(2)
+    s.close()
+    (tmp_path / "a" / "1.dat").write_bytes(b"\x09")  # shorter than a superblock
+    again = make_store()
+    assert [i.id for i in again.volume_infos()] == [2]
+    assert any("1" in k for k in again.load_errors)
+
+
+def test_size_limit_reaches_every_volume(make_store: Callable[..., Store]) -> None:
+    s = make_store()
+    v = s.allocate(1)
+    s.volume_size_limit = 1 << 20
+    assert v.size_limit == 1 << 20
