@@ -35,6 +35,11 @@ _BUILTIN = {
     ".wasm": "application/wasm",
     ".webp": "image/webp",
     ".xml": "text/xml; charset=utf-8",
+    # Not in Go's table nor in shared-mime-info, yet `weed` 4.48 serves these as
+    # application/octet-stream (observed), so the reference's runtime registers them.
+    ".bin": "application/octet-stream",
+    ".com": "application/octet-stream",
+    ".exe": "application/octet-stream",
 }
 
 _GLOBS2 = ("/usr/local/share/mime/globs2", "/usr/share/mime/globs2")

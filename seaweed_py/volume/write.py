@@ -180,8 +180,9 @@ class BlobWriter:
             needle: Needle | None = volume.read(path.key, path.cookie)
         except NotFound:
             needle = None
+        reported: int | None = None
         if needle is not None and needle.flags & FLAG_CHUNK_MANIFEST:
-            await self._delete_chunks(needle)
+            reported = await self._delete_chunks(needle)
         try:
             result = volume.delete(path.key, path.cookie)
         except CookieMismatch:
@@ -200,10 +201,11 @@ class BlobWriter:
                     await self._tell_master(path.volume_id)
                     raise ReplicationFailed("Deletion Failed: " + _failure_text(failures),
                                             volume_id=path.volume_id)
-        return _size_response(202, result.size)
+        return _size_response(202, result.size if reported is None else reported)
 
-    async def _delete_chunks(self, manifest_needle: Needle) -> None:
-        """Delete every chunk of a manifest before the manifest itself (spec §13.3)."""
+    async def _delete_chunks(self, manifest_needle: Needle) -> int:
+        """Delete every chunk of a manifest before the manifest itself (spec §13.3); returns
+        the file size the manifest records, which is what the DELETE reports."""
         try:
             manifest = load_chunk_manifest(manifest_needle.data,
                                            bool(manifest_needle.flags & FLAG_GZIP))
@@ -211,6 +213,7 @@ class BlobWriter:
                 await self._delete_one(chunk.fid)
         except WeedError as exc:
             raise WeedError(f"Delete chunks error: {exc.message}") from None
+        return manifest.size or manifest.total_chunk_size
 
     async def _delete_one(self, fid: FileId) -> None:
         volume = self._store.get(fid.volume_id)
