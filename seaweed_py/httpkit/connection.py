@@ -468,7 +468,10 @@ class HttpConnection(asyncio.Protocol):
                 data = self._encode(req, self._render_error(req, exc), b"")
             transport = self._transport
             if transport is not None and not self._closed:
-                transport.write(data)
+                try:
+                    transport.write(data)
+                except RuntimeError:  # the transport closed under us; connection_lost follows
+                    self._closed = True
             if req.keep_alive and not self._queue and self._req is None:
                 self._active = None
                 self._last_activity = self._server.now
@@ -482,6 +485,11 @@ class HttpConnection(asyncio.Protocol):
     async def _finish_async(self, req: Request, awaitable: Awaitable[Any]) -> None:
         try:
             result = await awaitable
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if self._closed or (task is not None and task.cancelling()):
+                raise  # we are being cancelled (server stop): not the handler's answer
+            result = self._render_error(req, exc)
         except Exception as exc:
             result = self._render_error(req, exc)
         self._task = None
@@ -702,7 +710,10 @@ class HttpConnection(asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         transport = self._transport
         if transport is not None and not self._closed:
-            transport.write(data)
+            try:
+                transport.write(data)
+            except RuntimeError:  # the transport closed under us; connection_lost follows
+                self._closed = True
 
     async def _drain(self) -> None:
         if self._closed:
@@ -725,6 +736,9 @@ class HttpConnection(asyncio.Protocol):
     def _render_error(self, req: Request, exc: BaseException) -> Response:
         if isinstance(exc, WeedError):
             return error_response(exc)
+        if isinstance(exc, asyncio.CancelledError):
+            log.error("handler of %s %s was cancelled from within", req.method, req.path)
+            return json_response({"error": "internal server error"}, 500)
         if self._closed and isinstance(exc, ConnectionError):
             log.debug("%s %s: client went away: %s", req.method, req.path, exc)
             return json_response({"error": "client went away"}, 500)

@@ -115,9 +115,13 @@ def demo_router(calls: Calls) -> Router:
         size = int(req.query.get("size", "1048576"))
         chunk = b"s" * 65536
 
+        fail_after = int(req.query.get("fail", "-1"))
+
         async def produce() -> AsyncIterator[bytes]:
             left = size
             while left > 0:
+                if 0 <= fail_after <= size - left:
+                    raise OSError("disk read failed")
                 piece = chunk[: min(left, len(chunk))]
                 calls.produced += len(piece)
                 left -= len(piece)
@@ -136,6 +140,18 @@ def demo_router(calls: Calls) -> Router:
         calls.streamed.append(total)
         return Response(200, None, b"%d" % total)
 
+    async def cancelled_inside(req: Request) -> Response:
+        raise asyncio.CancelledError  # a handler bug, not a cancellation of ours
+
+    def not_a_response(req: Request) -> Response:
+        return "oops"  # type: ignore[return-value]
+
+    def injects_header(req: Request) -> Response:
+        return Response(200, {"X-Name": "a\r\nSet-Cookie: evil=1"}, b"")
+
+    router.add("/cancelled", cancelled_inside, ["GET"])
+    router.add("/not-a-response", not_a_response, ["GET"])
+    router.add("/inject", injects_header, ["GET"])
     router.add("/hello", hello, ["GET"])
     router.add("/consume", consume_later, ["POST"], max_body=64 * 1024 * 1024)
     router.add("/slow", slow, ["GET"])

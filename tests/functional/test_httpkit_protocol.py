@@ -401,6 +401,42 @@ async def test_unexpected_exception_is_500_json_and_one_log_line(
     assert errors[0].exc_info is not None and "handler bug" in str(errors[0].exc_info[1])
 
 
+@pytest.mark.parametrize("path", [b"/cancelled", b"/not-a-response", b"/inject"])
+@on_uvloop
+async def test_handler_bugs_are_500_and_the_connection_survives(
+    path: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="seaweed_py.httpkit")
+    async with serving() as (server, _):
+        client = await RawClient.connect(server.port)
+        await client.send(b"GET %s HTTP/1.1\r\n\r\n" % path + GET_HELLO)
+        resp = await client.read_response()
+        assert resp.status == 500
+        assert b"Set-Cookie" not in resp.head
+        assert (await client.read_response()).body == b"hello"
+        await client.close()
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+
+
+@on_uvloop
+async def test_response_stream_failing_midway_cuts_the_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="seaweed_py.httpkit")
+    async with serving() as (server, _):
+        client = await RawClient.connect(server.port)
+        await client.send(b"GET /stream?size=1000000&fail=200000 HTTP/1.1\r\n\r\n")
+        head = await client.reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"chunked" in head
+        try:
+            rest = await asyncio.wait_for(client.reader.read(), 3)
+        except ConnectionResetError:
+            rest = b""
+        assert not rest.endswith(b"0\r\n\r\n")  # no last chunk: the client sees the break
+        await client.close()
+    assert any("disk read failed" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
 @on_uvloop
 async def test_idle_keep_alive_connection_is_closed() -> None:
     async with serving() as (server, _):
