@@ -2,8 +2,9 @@
 
 Assign a fid at the master, upload a photo with `curl -F`, look the volume up, read it through
 the five URL forms the README lists, delete it. The commands are written exactly as the README
-shows them, with the test's ports in place of 9333 and 8080. Run against weedpy (the point) and
-against the reference `weed` (which proves the walkthrough itself is right).
+shows them, with the test's ports in place of 9333 and 8080. Run against `weedpy server` (what the
+README starts with `make run`), against `weedpy master` + `weedpy volume`, and against the
+reference `weed` (which proves the walkthrough itself is right).
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.parity.targets import skip_unless_runnable
-from tests.servers import Impl, start_cluster
+from tests.servers import Impl, free_port, start_cluster
 
 CURL = shutil.which("curl")
 # A user's shell has no proxy for loopback; make sure the environment's proxy is not used.
@@ -74,6 +80,61 @@ def test_readme_curl_walkthrough(impl: Impl, tmp_path: Path) -> None:
         walk_through(master, myphoto, data)
     finally:
         cluster.stop()
+
+
+def test_readme_curl_walkthrough_on_weedpy_server(tmp_path: Path) -> None:
+    if CURL is None:
+        pytest.skip("the curl binary is not installed")
+    from seaweed_py.cli.main import COMMANDS
+
+    if "server" not in COMMANDS:
+        pytest.skip("`weedpy server` is not a registered command yet")
+    pytest.importorskip("PIL")
+    myphoto = tmp_path / "myphoto.jpg"
+    data = photo(myphoto)
+    with weedpy_server(tmp_path) as master:
+        walk_through(master, myphoto, data)
+
+
+@contextmanager
+def weedpy_server(tmp_path: Path) -> Iterator[str]:
+    """`weedpy server -dir=DIR` on free ports; yields the master's `localhost:port`."""
+    master_port, volume_port = free_port(), free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    argv = [
+        sys.executable, "-m", "seaweed_py", "server", "-ip=127.0.0.1", f"-dir={data}",
+        f"-master.port={master_port}", f"-volume.port={volume_port}",
+        "-volume.preStopSeconds=0",
+    ]  # fmt: skip
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        master = f"localhost:{master_port}"
+        wait_writable(master, server, log_path)
+        yield master
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def wait_writable(master: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"weedpy server exited:\n{log_path.read_text(errors='replace')}")
+        try:
+            if "fid" in json.loads(curl(f"curl http://{master}/dir/assign")):
+                return
+        except (subprocess.CalledProcessError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"weedpy server never became writable:\n{log_path.read_text()}")
 
 
 def walk_through(master: str, myphoto: Path, data: bytes) -> None:
