@@ -29,7 +29,8 @@
         ├── CorruptNeedle           (bytes on disk fail a check; never served)
         ├── CorruptVolume
         ├── VolumeReadOnly
-        └── VolumeFull
+        ├── VolumeFull
+        └── DiskFull (507)          (ENOSPC on append; the volume turns read-only)
 
 Only `httpkit` renders these: the body is `{"error": message, **extra}` with `status` and
 `headers`. Keyword context (volume_id=7, offset=81920, ...) goes into the message so an error
@@ -47,6 +48,7 @@ __all__ = [
     "CookieMismatch",
     "CorruptNeedle",
     "CorruptVolume",
+    "DiskFull",
     "ExpectationFailed",
     "HeaderFieldsTooLarge",
     "InvalidChunkManifest",
@@ -219,3 +221,9 @@ class ReplicationFailed(WeedError):
 
 class InvalidChunkManifest(BadRequest):
     pass
+
+
+class DiskFull(StorageError):
+    """The disk ran out of space during an append; nothing was kept."""
+
+    status = 507

@@ -18,6 +18,7 @@ indexed one are scanned, checked, and indexed; the first record that does not ch
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import os
 import threading
@@ -36,6 +37,7 @@ from seaweed_py.errors import (
     CookieMismatch,
     CorruptNeedle,
     CorruptVolume,
+    DiskFull,
     NeedleNotFound,
     VolumeFull,
     VolumeReadOnly,
@@ -220,6 +222,7 @@ class Volume:
         self.modified_at_second = 0
         self._writable_files = True
         self.recovery = RecoveryReport()
+        self.read_only_reason = ""  # set when the volume stops taking writes on its own
         self._map: NeedleMap = MemoryNeedleMap(
             (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int32)), IndexStats()
         )
@@ -468,7 +471,7 @@ class Volume:
 
     @property
     def read_only(self) -> bool:
-        return self.info.read_only or not self._writable_files
+        return self.info.read_only or not self._writable_files or bool(self.read_only_reason)
 
     @property
     def replica_placement(self) -> ReplicaPlacement:
@@ -776,6 +779,15 @@ class Volume:
             if self.fsync_mode is FsyncMode.ALWAYS:
                 sync_file(self._dat)
                 sync_file(self._idx)
+        except OSError as exc:
+            self._truncate_back(offset, idx_at)
+            if exc.errno != errno.ENOSPC:
+                raise
+            # Stop taking writes until an operator marks the volume writable again; the
+            # heartbeat reports it read-only, so the master stops assigning to it.
+            self.read_only_reason = "disk full"
+            raise DiskFull("no space left for the append; volume is now read-only",
+                           volume_id=self.id, offset=offset, needed=total) from exc
         except BaseException:
             self._truncate_back(offset, idx_at)
             raise
@@ -804,6 +816,8 @@ class Volume:
         """Mark the volume (persisted in `.vif` unless `persist` is False). A sealed volume's
         index becomes a memory-mapped `.sdx`; a writable one goes back to its index kind."""
         with self._lock:
+            if not read_only:
+                self.read_only_reason = ""
             if read_only == self.info.read_only:
                 return
             new_info = replace(self.info, read_only=read_only)

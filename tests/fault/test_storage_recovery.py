@@ -1,0 +1,277 @@
+"""Crash recovery of a volume (reliability scenarios 1, 2, 3, 5 and 14).
+
+Each test cuts or damages the files the way a crash or a bad disk would, reopens the volume,
+and checks the oracle: every needle whose record survived whole reads back byte-identical,
+a cut needle is absent (never partial), deleted needles stay deleted, and the volume takes new
+writes. Needles are small so that cutting at every byte stays fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from seaweed_py.errors import CorruptNeedle, DiskFull, NeedleNotFound, VolumeReadOnly
+from seaweed_py.formats.idx import IDX4, iter_entries
+from seaweed_py.formats.needle import Needle
+from seaweed_py.storage.check import check_volume
+from seaweed_py.storage.volume import FsyncMode, Volume
+
+COOKIE = 0xC0FFEE
+
+
+def payload(key: int) -> bytes:
+    return bytes((key * 7 + i) % 251 for i in range(10 + key * 3))
+
+
+@dataclass
+class Built:
+    dat: bytes
+    idx: bytes
+    ends: dict[int, int]  # key -> where its latest record is complete (padding may follow)
+    deleted_at: dict[int, int]  # key -> where its tombstone is complete
+
+
+def build(tmp: Path, keys: int = 8, delete: tuple[int, ...] = (2, 5)) -> Built:
+    """A volume with `keys` needles, then tombstones for `delete`, then two more needles."""
+    v = Volume.create(tmp, 1, fsync_mode=FsyncMode.NONE)
+    ends: dict[int, int] = {}
+    deleted_at: dict[int, int] = {}
+    for k in range(1, keys + 1):
+        r = v.write(Needle.build(COOKIE, k, payload(k), name=b"n%d" % k))
+        ends[k] = r.offset + 16 + r.size + 12
+    for k in delete:
+        deleted_at[k] = v.size + 16 + 12
+        v.delete(k, COOKIE)
+    for k in (keys + 1, keys + 2):
+        r = v.write(Needle.build(COOKIE, k, payload(k)))
+        ends[k] = r.offset + 16 + r.size + 12
+    v.close()
+    b = Built(v.base.with_suffix(".dat").read_bytes(), v.base.with_suffix(".idx").read_bytes(),
+              ends, deleted_at)
+    for ext in (".dat", ".idx", ".vif"):
+        v.base.with_suffix(ext).unlink()
+    return b
+
+
+def place(tmp: Path, name: str, dat: bytes, idx: bytes | None, vif: bytes) -> Path:
+    d = tmp / name
+    d.mkdir()
+    (d / "1.dat").write_bytes(dat)
+    if idx is not None:
+        (d / "1.idx").write_bytes(idx)
+    (d / "1.vif").write_bytes(vif)
+    return d
+
+
+VIF = b'{"version": 3, "bytesOffset": 4}'
+
+
+def assert_oracle(d: Path, b: Built, dat_len: int) -> None:
+    """Open the damaged volume, check every needle, write one more, reopen clean."""
+    v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        for k, end in b.ends.items():
+            survived = end <= dat_len
+            tomb = b.deleted_at.get(k)
+            if survived and not (tomb is not None and tomb <= dat_len):
+                got = v.read(k, COOKIE)
+                assert got.data == payload(k), (dat_len, k)
+            else:
+                with pytest.raises(NeedleNotFound):
+                    v.read(k, COOKIE)
+        assert v.size % 8 == 0 and v.size <= max(dat_len + 7, 8)
+        v.write(Needle.build(COOKIE, 1000, b"after the crash"))
+    finally:
+        v.close()
+    again = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        assert not again.recovery, again.recovery
+        assert again.read(1000, COOKIE).data == b"after the crash"
+    finally:
+        again.close()
+
+
+def test_torn_tail_at_every_byte_of_the_last_records_power_loss(tmp_path: Path) -> None:
+    """Scenario 2: the .dat lost its unsynced tail (cut anywhere in the last four records:
+    two needles, a tombstone before them); the .idx may be ahead of it."""
+    b = build(tmp_path)
+    start = sorted(b.ends.values())[-4]
+    for cut in range(start - 8, len(b.dat) + 1):
+        d = place(tmp_path, f"cut{cut}", b.dat[:cut], b.idx, VIF)
+        assert_oracle(d, b, cut)
+
+
+def test_torn_tail_with_the_idx_behind_the_dat(tmp_path: Path) -> None:
+    """The .dat got further than the .idx: missing entries are rebuilt from the records, and
+    a torn last record is cut."""
+    b = build(tmp_path)
+    start = sorted(b.ends.values())[-3]
+    for cut in range(start, len(b.dat) + 1, 5):
+        for entries in range(len(b.idx) // 16 - 4, len(b.idx) // 16 + 1):
+            d = place(tmp_path, f"c{cut}e{entries}", b.dat[:cut], b.idx[: entries * 16], VIF)
+            assert_oracle(d, b, cut)
+
+
+def live_and_deleted(d: Path) -> tuple[dict[int, bytes], set[int]]:
+    v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        live: dict[int, bytes] = {}
+        gone: set[int] = set()
+        for k in range(1, 20):
+            try:
+                live[k] = v.read(k, COOKIE).data
+            except NeedleNotFound:
+                gone.add(k)
+        return live, gone
+    finally:
+        v.close()
+
+
+def test_idx_cut_at_every_entry_boundary_and_inside_entries(tmp_path: Path) -> None:
+    """Scenario 3: .dat intact, .idx truncated anywhere: rebuilt, nothing resurrected."""
+    b = build(tmp_path)
+    want = live_and_deleted(place(tmp_path, "whole", b.dat, b.idx, VIF))
+    assert want[1] >= {2, 5}
+    for cut in range(len(b.idx) + 1):
+        d = place(tmp_path, f"idx{cut}", b.dat, b.idx[:cut], VIF)
+        assert live_and_deleted(d) == want, cut
+        assert len((d / "1.idx").read_bytes()) == len(b.idx)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda idx: None, id="idx-deleted"),
+        pytest.param(lambda idx: b"", id="idx-empty"),
+        pytest.param(lambda idx: idx + b"\x13\x37garbage", id="idx-partial-garbage-entry"),
+        pytest.param(lambda idx: idx + bytes.fromhex("00000000000000630fffffff00000010"),
+                     id="idx-entry-past-the-end"),
+        pytest.param(lambda idx: idx + bytes.fromhex("00000000000000630000000100000010"),
+                     id="idx-entry-pointing-at-another-record"),
+    ],
+)
+def test_damaged_idx_is_rebuilt_from_the_dat(tmp_path: Path,
+                                             damage: Callable[[bytes], bytes | None]) -> None:
+    b = build(tmp_path)
+    want = live_and_deleted(place(tmp_path, "whole", b.dat, b.idx, VIF))
+    d = place(tmp_path, "damaged", b.dat, damage(b.idx), VIF)
+    assert live_and_deleted(d) == want
+    entries = list(iter_entries((d / "1.idx").read_bytes(), IDX4))
+    assert 0x63 not in {e[0] for e in entries}
+
+
+def test_corrupt_header_in_the_middle_is_reported_and_neighbours_stay_readable(
+        tmp_path: Path) -> None:
+    """Scenario 5: a needle header with a huge Size; the volume loads, the needle is
+    reported corrupt, its neighbours read back."""
+    b = build(tmp_path)
+    start_of_4 = next(o for k, o, _ in iter_entries(b.idx, IDX4) if k == 4)
+    dat = bytearray(b.dat)
+    dat[start_of_4 + 12 : start_of_4 + 16] = (0x7FFFFFF0).to_bytes(4, "big")
+    d = place(tmp_path, "hdr", bytes(dat), b.idx, VIF)
+    report = check_volume(d, 1)
+    assert [(c.key, c.offset) for c in report.corrupt] == [(4, start_of_4)]
+    v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        assert not v.recovery
+        with pytest.raises(CorruptNeedle):
+            v.read(4, COOKIE)
+        for k in (1, 3, 6, 7, 8, 9, 10):
+            assert v.read(k, COOKIE).data == payload(k)
+    finally:
+        v.close()
+
+
+@pytest.mark.parametrize("failing_write", [0, 1], ids=["dat-write", "idx-write"])
+def test_enospc_during_append_keeps_nothing_and_turns_read_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_write: int) -> None:
+    """Scenario 14: ENOSPC on the .dat or the .idx write of an append."""
+    v = Volume.create(tmp_path, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        v.write(Needle.build(COOKIE, 1, b"existing"))
+        dat_len, idx_len = v.size, len(v.base.with_suffix(".idx").read_bytes())
+        real = os.pwrite
+        calls = [0]
+
+        def pwrite(fd: int, data: bytes, offset: int) -> int:
+            calls[0] += 1
+            if calls[0] - 1 == failing_write:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(fd, data, offset)
+
+        monkeypatch.setattr(os, "pwrite", pwrite)
+        with pytest.raises(DiskFull) as exc:
+            v.write(Needle.build(COOKIE, 2, b"does not fit"))
+        monkeypatch.undo()
+        assert exc.value.status == 507
+        assert os.path.getsize(v.base.with_suffix(".dat")) == dat_len == v.size
+        assert len(v.base.with_suffix(".idx").read_bytes()) == idx_len
+        with pytest.raises(NeedleNotFound):
+            v.read(2, COOKIE)
+        assert v.read(1, COOKIE).data == b"existing"
+        assert v.read_only and v.status().read_only
+        with pytest.raises(VolumeReadOnly):
+            v.write(Needle.build(COOKIE, 3, b"x"))
+        v.set_read_only(False)  # the operator freed space
+        v.write(Needle.build(COOKIE, 3, b"x"))
+        assert v.read(3, COOKIE).data == b"x"
+    finally:
+        v.close()
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from seaweed_py.formats.needle import Needle
+    from seaweed_py.storage.volume import FsyncMode, Volume
+    v = Volume.create(sys.argv[1], 1, fsync_mode=FsyncMode.ALWAYS)
+    key = 0
+    while True:
+        key += 1
+        r = v.write(Needle.build(0xC0FFEE, key, bytes([key % 256]) * (100 + key % 900)))
+        r.durable.result()
+        if key % 7 == 0:
+            v.delete(key - 3, 0xC0FFEE).durable.result()
+        print(key, flush=True)
+    """
+)
+
+
+def test_sigkill_during_fsync_always_writes_loses_no_acknowledged_write(
+        tmp_path: Path) -> None:
+    """Scenario 1: kill -9 a writer that prints each key once its write is durable."""
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    acked = 0
+    try:
+        for line in proc.stdout:
+            acked = int(line)
+            if acked >= 150:
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert acked >= 150
+    v = Volume.open(tmp_path, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        deleted = {k - 3 for k in range(7, acked + 1, 7)}
+        for key in range(1, acked + 1):
+            if key in deleted:
+                with pytest.raises(NeedleNotFound):
+                    v.read(key, COOKIE)
+            else:
+                assert v.read(key, COOKIE).data == bytes([key % 256]) * (100 + key % 900)
+        v.write(Needle.build(COOKIE, 10**6, b"writable"))
+    finally:
+        v.close()
