@@ -5,6 +5,9 @@
   GET of every needle gives the bodies and headers the needles call for.
 - `weed` writes needles of every kind over HTTP; weedpy's `Volume.open` reads each one back with
   the bytes and metadata the reference stored.
+- End to end, both ways: one implementation's volume server stores needles over HTTP (weedpy with
+  `-largeDisk`), the other's serves a copy of that directory, and every GET gives the body, the
+  stored (gzip) bytes and the headers the writer itself served.
 
 Offsets stay far below 32 GiB here, so the fifth offset byte is always zero; the layout (entry
 stride, field order) is what these tests prove.
@@ -18,7 +21,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -30,7 +33,7 @@ from seaweed_py.types import Cookie, NeedleId
 from tests.parity.blobs import assign, etag_of, key_of, put_raw, split_fid, upload
 from tests.parity.client import get, request
 from tests.parity.targets import Endpoints, skip_unless_runnable
-from tests.servers import start_cluster
+from tests.servers import Impl, start_cluster
 
 pytestmark = pytest.mark.parity
 
@@ -179,11 +182,15 @@ class Uploaded:
     last_modified: int = 0
     pairs: dict[str, str] = field(default_factory=dict)
     gzipped: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # as the writer served them
 
 
-def upload_to_weed(master: str, volume: str) -> tuple[list[Uploaded], list[str]]:
-    """Store needles of every kind in `weed`; (live needles, fids deleted afterwards)."""
-    target = Endpoints("weed", master, volume)
+SERVED_HEADERS = ("Content-Type", "Content-Disposition", "Last-Modified", "ETag", "Content-Length")
+
+
+def store_variety(target: Endpoints) -> tuple[list[Uploaded], list[str]]:
+    """Store needles of every kind over HTTP; (live needles, fids deleted afterwards)."""
+    volume = target.volume
     live: list[Uploaded] = []
 
     def record(
@@ -198,17 +205,18 @@ def upload_to_weed(master: str, volume: str) -> tuple[list[Uploaded], list[str]]
         assert zipped.status == 200, zipped.describe()
         etag = (zipped.header("ETag") or "").strip('"')
         gzipped = zipped.header("Content-Encoding") == "gzip"
-        stored = zipped.body
-        live.append(
-            Uploaded(fid, plain, stored, etag, name, mime, last_modified, pairs or {}, gzipped)
-        )
+        served = get(f"{volume}/{fid}")
+        names = (*SERVED_HEADERS, *(pairs or {}))
+        headers = {h: v for h in names if (v := served.header(h)) is not None}
+        uploaded = Uploaded(fid, plain, zipped.body, etag, name, mime, last_modified)
+        live.append(replace(uploaded, pairs=pairs or {}, gzipped=gzipped, headers=headers))
 
     binary = os.urandom(2000)
     fid = assign(target).fid
     assert upload(volume, fid, binary, "a.bin", query=f"ts={TS}").status == 201
     record(fid, binary, "a.bin", last_modified=TS)
 
-    fid = assign(target).fid  # text/plain: weed compresses it on upload
+    fid = assign(target).fid  # text/plain: compressed on upload
     assert upload(volume, fid, TEXT, "t.txt", content_type="text/plain").status == 201
     record(fid, TEXT, "t.txt", mime="text/plain")
 
@@ -217,7 +225,7 @@ def upload_to_weed(master: str, volume: str) -> tuple[list[Uploaded], list[str]]
     assert upload(volume, fid, b"with pairs", "p.bin", headers=pairs).status == 201
     record(fid, b"with pairs", "p.bin", pairs={"Foo": "bar", "Camel-Case": "Xy"})
 
-    fid = assign(target).fid  # raw body without a name: weed names it after the fid
+    fid = assign(target).fid  # raw body without a name: named after the fid (A3)
     assert put_raw(volume, fid, b'{"raw":true}', "application/json").status == 201
     record(fid, b'{"raw":true}', fid, mime="application/json")
 
@@ -248,10 +256,10 @@ def test_weedpy_reads_a_volume_written_by_weed(tmp_path: Path) -> None:
 
     cluster = start_cluster("weed", tmp_path)
     try:
-        live, gone = upload_to_weed(cluster.master_url, cluster.volume_urls[0])
+        live, gone = store_variety(Endpoints("weed", cluster.master_url, cluster.volume_urls[0]))
     finally:
         cluster.stop()  # SIGTERM: weed closes its volumes cleanly
-    directory = next(p for p in cluster.directory.iterdir() if p.name.startswith("volume"))
+    directory = volume_directory(cluster.directory)
     vids = {int(split_fid(u.fid)[0]) for u in live} | {int(split_fid(f)[0]) for f in gone}
     for vid in vids:
         assert (directory / f"{vid}.idx").stat().st_size % 17 == 0  # the 8000GB build
@@ -277,3 +285,44 @@ def test_weedpy_reads_a_volume_written_by_weed(tmp_path: Path) -> None:
     finally:
         for v in volumes.values():
             v.close()
+
+
+def volume_directory(cluster_directory: Path) -> Path:
+    return next(p for p in cluster_directory.iterdir() if p.name.startswith("volume"))
+
+
+@pytest.mark.parametrize(("writer", "reader"), [("weedpy", "weed"), ("weed", "weedpy")])
+def test_a_volume_server_serves_what_the_other_implementation_stored(
+    writer: Impl, reader: Impl, tmp_path: Path
+) -> None:
+    skip_unless_runnable(writer)
+    skip_unless_runnable(reader)
+    large_disk = ["-largeDisk"] if writer == "weedpy" else []  # weed's build always is
+    cluster = start_cluster(writer, tmp_path, volume_args=large_disk)
+    try:
+        live, gone = store_variety(Endpoints(writer, cluster.master_url, cluster.volume_urls[0]))
+    finally:
+        cluster.stop()
+    served = tmp_path / "served"
+    shutil.copytree(volume_directory(cluster.directory), served)
+    for idx in served.glob("*.idx"):
+        assert idx.stat().st_size % 17 == 0, idx  # 5-byte offsets
+
+    other = start_cluster(reader, tmp_path, volume_args=[f"-dir={served}"], wait_writable=False)
+    try:
+        volume = other.volume_urls[0]
+        for vid in {split_fid(fid)[0] for fid in [*(u.fid for u in live), *gone]}:
+            wait_for_volume(other.master_url, int(vid))
+        for u in live:
+            plain = get(f"{volume}/{u.fid}")
+            assert plain.status == 200, (u.fid, plain.describe())
+            assert plain.body == u.plain, u.fid
+            for name, value in u.headers.items():
+                assert plain.header(name) == value, (u.fid, name, plain.describe())
+            zipped = get(f"{volume}/{u.fid}", accept_encoding="gzip")
+            assert zipped.body == u.stored, u.fid
+            assert (zipped.header("Content-Encoding") == "gzip") == u.gzipped, u.fid
+        for fid in gone:
+            assert get(f"{volume}/{fid}").status == 404
+    finally:
+        other.stop()
