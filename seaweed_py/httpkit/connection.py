@@ -72,6 +72,16 @@ _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _NO_BODY_STATUSES = frozenset((204, 304))
+# Bodies up to this size are copied behind the head into one buffer; larger ones are handed
+# to the transport as a second buffer of the same write, uncopied.
+_COALESCE_LIMIT = 16 * 1024
+
+# `len(name) << 8 | first letter, lower-cased` of the headers that need a look before a request
+# is handled; a cheap filter run on every header line, confirmed with a full comparison.
+_NOTABLE_SHAPES = frozenset(
+    len(name) << 8 | (ord(name[0]) | 0x20)
+    for name in ("content-length", "transfer-encoding", "connection", "upgrade", "expect")
+)
 
 _METHODS = {
     m.encode(): m
@@ -113,6 +123,7 @@ class HttpConnection(asyncio.Protocol):
         "_max_body",
         "_max_header_bytes",
         "_max_url",
+        "_notable",
         "_parser",
         "_parsing",
         "_pause_reasons",
@@ -120,6 +131,7 @@ class HttpConnection(asyncio.Protocol):
         "_phase",
         "_pumping",
         "_queue",
+        "_read_size",
         "_remote",
         "_req",
         "_router",
@@ -150,6 +162,8 @@ class HttpConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._hdr_raw_bytes = 0
         self._hdr_started = 0.0
+        self._notable = False  # a header that needs a look (framing, Expect, Upgrade...)
+        self._read_size = 0
         self._req: Request | None = None  # the request whose body is being received
         self._stream: RequestStream | None = None  # its stream, if it is streamed
         self._body_parts: list[bytes] | None = None
@@ -217,6 +231,7 @@ class HttpConnection(asyncio.Protocol):
         if not self._parsing:
             return  # lingering after an answer, or closing: input is discarded
         self._last_recv = self._server.now
+        self._read_size = len(data)
         # The header list of a message whose header block was unfinished before this read.
         unfinished = self._headers if self._phase == _HEADERS else None
         try:
@@ -257,6 +272,7 @@ class HttpConnection(asyncio.Protocol):
             self._phase = _HEADERS
             self._headers = []
             self._hdr_raw_bytes = 0
+            self._notable = False
             self._hdr_started = self._server.now
         else:
             url = self._url + url
@@ -267,6 +283,8 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         # Sizes are checked per read and at the end of the block, not per line.
         self._headers.append((name, value))
+        if (len(name) << 8 | name[0] | 0x20) in _NOTABLE_SHAPES:
+            self._notable = True
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -281,56 +299,49 @@ class HttpConnection(asyncio.Protocol):
         else:
             path, query = _split_target(url)
         headers = self._headers
-        length: int | None = None
-        transfer_encoding: bytes | None = None
-        expect: bytes | None = None
-        version = "1.1"
-        if not keep_alive:
-            version = parser.get_http_version()
-        header_bytes = 0
-        for name, value in headers:
-            size = len(name)
-            header_bytes += size + len(value) + 4
-            if size == 14 and name.lower() == b"content-length":
-                length = int(value)
-            elif size == 17 and name.lower() == b"transfer-encoding":
-                transfer_encoding = value
-            elif size == 10 and keep_alive and name.lower() == b"connection":
-                # Only an explicit Connection header keeps an HTTP/1.0 connection alive, so
-                # only then is the version worth asking for.
-                version = parser.get_http_version()
-            elif size == 7 and name.lower() == b"upgrade":
-                keep_alive = False  # we switch to no other protocol: answer, then close
-            elif size == 6 and name.lower() == b"expect":
-                expect = value
-        if header_bytes > self._max_header_bytes or self._hdr_raw_bytes > self._max_header_bytes:
+        if (self._hdr_raw_bytes or self._read_size > self._max_header_bytes) and sum(
+            len(n) + len(v) + 4 for n, v in headers
+        ) > self._max_header_bytes:
+            # Summed only when the block may exceed the limit: it spanned reads, or came in a
+            # big one (within one read no larger than the limit, it cannot).
             raise _ParseRejection(self._headers_too_large())
+        # An HTTP/1.1 request is keep-alive unless it says `Connection: close`; an HTTP/1.0 one
+        # is keep-alive only if it says `Connection: keep-alive`, which is a notable header.
+        version = "1.1" if keep_alive else parser.get_http_version()
         req = Request(method, path, query, None, b"", self._remote, version, keep_alive, headers)
         self._phase = _BODY
         route = self._routes.get(path) or self._router.fallback_route
         if (
-            length is None
-            and transfer_encoding is None
-            and expect is None
+            not self._notable
             and route is not None
             and (route.methods is None or method in route.methods)
         ):
-            # The common case: a request without a body for a known route.
+            # The common case: no body, nothing to negotiate, a known route.
             req._route = route
             self._req = req
             self._stream = None
             self._body_size = 0
             return
-        self._check_request(req, route, length, transfer_encoding, expect)
+        self._check_request(req, route)
 
-    def _check_request(
-        self,
-        req: Request,
-        route: Route | None,
-        length: int | None,
-        transfer_encoding: bytes | None,
-        expect: bytes | None,
-    ) -> None:
+    def _check_request(self, req: Request, route: Route | None) -> None:
+        length: int | None = None
+        transfer_encoding: bytes | None = None
+        expect: bytes | None = None
+        for name, value in self._headers:
+            if (len(name) << 8 | name[0] | 0x20) not in _NOTABLE_SHAPES:
+                continue
+            key = name.lower()
+            if key == b"content-length":
+                length = int(value)
+            elif key == b"transfer-encoding":
+                transfer_encoding = value
+            elif key == b"connection" and req.keep_alive:
+                req.version = self._parser.get_http_version()
+            elif key == b"upgrade":
+                req.keep_alive = False  # we switch to no other protocol: answer, then close
+            elif key == b"expect":
+                expect = value
         chunked = transfer_encoding is not None
         has_body = chunked or bool(length)
         error: WeedError | None = None
@@ -462,16 +473,7 @@ class HttpConnection(asyncio.Protocol):
             result = self._render_error(req, exc)
         if type(result) is Response and type(result.body) is bytes:
             # The hot path: a sync handler with a bytes body, answered with one write.
-            try:
-                data = self._encode(req, result, result.body)
-            except ValueError as exc:
-                data = self._encode(req, self._render_error(req, exc), b"")
-            transport = self._transport
-            if transport is not None and not self._closed:
-                try:
-                    transport.write(data)
-                except RuntimeError:  # the transport closed under us; connection_lost follows
-                    self._closed = True
+            self._write_response(req, result, result.body)
             if req.keep_alive and not self._queue and self._req is None:
                 self._active = None
                 self._last_activity = self._server.now
@@ -505,11 +507,7 @@ class HttpConnection(asyncio.Protocol):
             )
         body = resp.body
         if isinstance(body, bytes | bytearray | memoryview):
-            try:
-                data = self._encode(req, resp, body)
-            except ValueError as exc:
-                data = self._encode(req, self._render_error(req, exc), b"")
-            self._write(data)
+            self._write_response(req, resp, body)
             self._finish(req)
         else:
             self._task = self._loop.create_task(self._send_stream(req, resp, body))
@@ -577,20 +575,32 @@ class HttpConnection(asyncio.Protocol):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _encode(self, req: Request, resp: Response, body: bytes | bytearray | memoryview) -> bytes:
+    def _write_response(
+        self, req: Request, resp: Response, body: bytes | bytearray | memoryview
+    ) -> None:
+        """Encode a response with an in-memory body and hand it to the transport: one write
+        of head and body joined, or for a large body head and body as two buffers of one
+        write (so the body is not copied)."""
         status = resp.status
         length = resp.content_length
         if status >= 200 and status not in _NO_BODY_STATUSES:
             if length is None:
                 length = len(body)
             elif length != len(body) and (body or req.method != "HEAD"):
-                raise ValueError(f"content_length {length} but a body of {len(body)} bytes")
+                error = ValueError(f"content_length {length} but a body of {len(body)} bytes")
+                self._write_response(req, self._render_error(req, error), b"")
+                return
             framing = b"Content-Length: %d\r\n" % length
             if req.method == "HEAD":
                 body = b""
         else:
             body = b""
             framing = b"Content-Length: %d\r\n" % length if status == 304 and length else b""
+        try:
+            headers = encode_headers(resp.headers) if resp.headers else b""
+        except ValueError as exc:
+            self._write_response(req, self._render_error(req, exc), b"")
+            return
         # `_connection_header`, inlined on this hot path.
         if not req.keep_alive or self._req is req or (self._closing and not self._queue):
             req.keep_alive = False
@@ -599,30 +609,42 @@ class HttpConnection(asyncio.Protocol):
             connection = _KEEP_ALIVE
         else:
             connection = b""
-        return b"".join(
-            (
-                _STATUS_LINES[status] if status in _STATUS_LINES else status_line(status),
-                self._server.head_common,
-                resp.raw_headers,
-                encode_headers(resp.headers) if resp.headers else b"",
-                framing,
-                connection,
-                b"\r\n",
-                body,
-            )
-        )
+        transport = self._transport
+        if transport is None or self._closed:
+            return
+        try:
+            if len(body) <= _COALESCE_LIMIT:
+                transport.write(
+                    b"".join(
+                        (
+                            _STATUS_LINES[status]
+                            if status in _STATUS_LINES
+                            else status_line(status),
+                            self._server.head_common,
+                            resp.raw_headers,
+                            headers,
+                            framing,
+                            connection,
+                            b"\r\n",
+                            body,
+                        )
+                    )
+                )
+            else:
+                head = self._head(req, resp, headers + framing + connection)
+                transport.writelines((head, body))
+        except RuntimeError:  # the transport closed under us; connection_lost follows
+            self._closed = True
 
-    def _head(self, req: Request, resp: Response, framing: bytes) -> bytes:
-        """Status line and headers of a streamed response, with `framing` (Content-Length or
-        Transfer-Encoding) decided by the caller."""
+    def _head(self, req: Request, resp: Response, rest: bytes) -> bytes:
+        """Status line and headers, with `rest` (encoded headers, framing and connection
+        lines) decided by the caller."""
         return b"".join(
             (
                 _STATUS_LINES.get(resp.status) or status_line(resp.status),
                 self._server.head_common,
                 resp.raw_headers,
-                encode_headers(resp.headers) if resp.headers else b"",
-                framing,
-                self._connection_header(req),
+                rest,
                 b"\r\n",
             )
         )
@@ -655,12 +677,12 @@ class HttpConnection(asyncio.Protocol):
             chunked = True
             framing = _CHUNKED
         try:
-            head = self._head(req, resp, framing)
+            headers = encode_headers(resp.headers) if resp.headers else b""
         except ValueError as exc:
             await _close_iterable(body)
             self._send(req, self._render_error(req, exc))
             return
-        self._write(head)
+        self._write(self._head(req, resp, headers + framing + self._connection_header(req)))
         if bodiless:
             await _close_iterable(body)
             self._finish(req)
@@ -758,7 +780,8 @@ class HttpConnection(asyncio.Protocol):
         if continued:
             self._hdr_raw_bytes += size
         else:
-            self._hdr_raw_bytes = sum(len(n) + len(v) + 4 for n, v in self._headers)
+            # At least 1: marks the block as spanning reads, so it is summed when it ends.
+            self._hdr_raw_bytes = max(1, sum(len(n) + len(v) + 4 for n, v in self._headers))
         if self._hdr_raw_bytes > self._max_header_bytes:
             self._reject_input(self._headers_too_large())
 
