@@ -422,3 +422,22 @@ def test_chunk_manifest_is_expanded_on_read_and_deleted_with_its_chunks(
     assert deleted.json() == {"size": len(chunk_data)}  # the manifest's size
     assert get(f"{cluster.volume}/{fid}").status == 404
     assert get(f"{cluster.volume}/{chunk}").status == 404
+
+
+def test_response_overrides_set_headers(cluster: Endpoints, blob: Stored) -> None:
+    vid, key_cookie = split_fid(blob.fid)
+    query = "response-content-type=text/plain&response-cache-control=no-store&dl=true"
+    reply = get(f"{cluster.volume}/{vid}/{key_cookie}/report.txt?{query}")
+    assert reply.status == 200, reply.describe()
+    assert reply.header("Content-Type") == "text/plain"
+    assert reply.header("Cache-Control") == "no-store"
+    assert reply.header("Content-Disposition") == "attachment; filename=report.txt"
+    assert reply.body == BODY
+
+
+def test_status_ignores_callback(cluster: Endpoints) -> None:
+    reply = get(f"{cluster.volume}/status?callback=myFunc")
+    assert reply.status == 200
+    assert reply.media_type() == "application/json"
+    assert reply.header("X-Content-Type-Options") == "nosniff"
+    assert "Volumes" in reply.json()

@@ -221,3 +221,48 @@ def test_etag_header_is_the_quoted_crc(cluster: Endpoints) -> None:
     reply = upload(cluster.volume, fid, b"hello", "h.bin")
     assert reply.header("ETag") == '"9a71bb4c"'  # the spec's worked example
     assert QUOTED_ETAG.match(get(f"{cluster.volume}/{fid}").header("ETag") or "")
+
+
+@pytest.mark.parametrize("path", ["/invalid,12345678", "/1,bad"])
+def test_upload_to_a_malformed_fid_is_400(cluster: Endpoints, path: str) -> None:
+    body, form_type = multipart(b"x", "x.bin")
+    reply = request(
+        "POST", f"{cluster.volume}{path}", headers={"Content-Type": form_type}, body=body
+    )
+    assert reply.status == 400, reply.describe()
+    assert isinstance(reply.json()["error"], str)
+
+
+def test_upload_must_use_the_comma_form(cluster: Endpoints) -> None:
+    # Quirk A10 (docs/compat.md, kept): `/vid/key` is a read URL only.
+    fid = assign(cluster).fid
+    vid, key_cookie = fid.split(",")
+    reply = upload(cluster.volume, f"{vid}/{key_cookie}", b"slash form", "s.bin")
+    assert reply.status == 400, reply.describe()
+    assert get(f"{cluster.volume}/{fid}").status == 404
+
+
+def test_multipart_form_fields_do_not_set_options(cluster: Endpoints) -> None:
+    # Quirk A11 (docs/compat.md, kept): only the query string sets `ts`.
+    fid = assign(cluster).fid
+    boundary = "parityfields"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="ts"\r\n\r\n1700000000\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f.bin"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\nfield test\r\n--{boundary}--\r\n"
+    ).encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    reply = request("POST", f"{cluster.volume}/{fid}", headers=headers, body=body)
+    assert reply.status == 201, reply.describe()
+    read = get(f"{cluster.volume}/{fid}")
+    assert read.body == b"field test"
+    assert read.header("Last-Modified") != "Tue, 14 Nov 2023 22:13:20 GMT"
+
+
+def test_read_deleted_returns_the_last_live_version(cluster: Endpoints) -> None:
+    fid = store(cluster, b"deleted but kept until vacuum", "rd.bin")
+    assert request("DELETE", f"{cluster.volume}/{fid}").status == 202
+    assert get(f"{cluster.volume}/{fid}").status == 404
+    kept = get(f"{cluster.volume}/{fid}?readDeleted=true")
+    assert kept.status == 200, kept.describe()
+    assert kept.body == b"deleted but kept until vacuum"
