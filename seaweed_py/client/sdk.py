@@ -636,9 +636,12 @@ class AsyncClient:
             manifest_meta = _NeedleMeta(meta.name, "application/json", meta.pairs, meta.ttl,
                                         meta.ts, manifest=True, auth=meta.auth)
             result = await self._post(fid, url, encode_manifest(manifest), manifest_meta)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
+        except BaseException as exc:
+            # Chunks still in flight finish (unless we are being cancelled) so that every
+            # chunk that reached a server is known and deleted, not orphaned.
+            if isinstance(exc, asyncio.CancelledError):
+                for task in tasks:
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(self._delete_quietly(c.fid) for c in done))
             raise

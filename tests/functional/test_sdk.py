@@ -146,6 +146,40 @@ async def test_stream_of_unknown_length_is_chunked(client: AsyncClient) -> None:
     assert await client.download(result.fid) == data
 
 
+async def test_a_failed_chunked_upload_deletes_the_chunks_it_wrote(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class BreaksAfterTwoChunks(io.RawIOBase):
+        def __init__(self) -> None:
+            self._pos = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+            if self._pos >= 2 * MiB:
+                raise OSError("disk read error")
+            n = min(len(buffer), 2 * MiB - self._pos)
+            buffer[:n] = b"x" * n
+            self._pos += n
+            return n
+
+    deleted: list[str] = []
+    delete = client.delete
+
+    async def recording_delete(fid: str) -> int:
+        deleted.append(fid)
+        return await delete(fid)
+
+    monkeypatch.setattr(client, "delete", recording_delete)
+    with pytest.raises(OSError, match="disk read error"):
+        await client.upload(BreaksAfterTwoChunks(), name="broken")
+    assert len(deleted) == 2
+    for fid in deleted:
+        with pytest.raises(NeedleNotFound):
+            await client.download(fid)
+
+
 async def test_batch_assign_addresses_consecutive_keys(client: AsyncClient) -> None:
     assignment = await client.assign(count=3)
     assert assignment.count == 3
