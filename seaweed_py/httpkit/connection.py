@@ -8,9 +8,9 @@ is called straight from the parser callback and its response written with one
 
 Phases of the message being received (`_phase`):
 
-    IDLE ──first byte──► HEADERS ──headers complete──► BODY ──message complete──► IDLE
-                            │ (431/414/400/timeout)       │ (413/timeout/client gone)
-                            └───────────────► closed ◄────┘ (LINGER first if input is unread)
+    IDLE ──target──► HEADERS ──headers complete──► BODY ──message complete──► IDLE
+                        │ (431/414/400/timeout)   │ (413/timeout/client gone)
+                        └───────────► closed ◄────┘ (LINGER first if input is unread)
 
 Reading pauses (a bitmask of reasons) while a streamed body's consumer is behind, while too
 many requests are queued, and while the transport's write buffer is above its high-water mark.
@@ -47,10 +47,10 @@ from seaweed_py.errors import (
 from seaweed_py.httpkit.request import Request, RequestStream
 from seaweed_py.httpkit.response import (
     _STATUS_LINES,
+    JSON_HEADERS,
     Response,
     encode_headers,
     error_response,
-    json_response,
     status_line,
 )
 
@@ -71,6 +71,7 @@ _CLOSE = b"Connection: close\r\n"
 _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
+_INTERNAL_ERROR = b'{"error":"internal server error"}'
 _NO_BODY_STATUSES = frozenset((204, 304))
 # Bodies up to this size are copied behind the head into one buffer; larger ones are handed
 # to the transport as a second buffer of the same write, uncopied.
@@ -757,15 +758,17 @@ class HttpConnection(asyncio.Protocol):
 
     def _render_error(self, req: Request, exc: BaseException) -> Response:
         if isinstance(exc, WeedError):
-            return error_response(exc)
+            try:
+                return error_response(exc)
+            except Exception as render_exc:
+                exc = render_exc  # e.g. `extra` that is not JSON: a bug, reported below
         if isinstance(exc, asyncio.CancelledError):
             log.error("handler of %s %s was cancelled from within", req.method, req.path)
-            return json_response({"error": "internal server error"}, 500)
-        if self._closed and isinstance(exc, ConnectionError):
+        elif self._closed and isinstance(exc, ConnectionError):
             log.debug("%s %s: client went away: %s", req.method, req.path, exc)
-            return json_response({"error": "client went away"}, 500)
-        log.error("unhandled error in %s %s", req.method, req.path, exc_info=exc)
-        return json_response({"error": "internal server error"}, 500)
+        else:
+            log.error("unhandled error in %s %s", req.method, req.path, exc_info=exc)
+        return Response(500, None, _INTERNAL_ERROR, raw_headers=JSON_HEADERS)
 
     def _headers_too_large(self) -> HeaderFieldsTooLarge:
         return HeaderFieldsTooLarge(

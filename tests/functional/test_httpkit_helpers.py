@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import uvloop
 
-from seaweed_py.errors import NeedleNotFound, NoWritableVolume
+from seaweed_py.errors import NeedleNotFound, NoWritableVolume, VolumeNotFound
 from seaweed_py.httpkit import HttpServer, Limits, Request, Response, Router, json_response
 
 P = ParamSpec("P")
@@ -149,6 +149,10 @@ def demo_router(calls: Calls) -> Router:
     def injects_header(req: Request) -> Response:
         return Response(200, {"X-Name": "a\r\nSet-Cookie: evil=1"}, b"")
 
+    def unrenderable(req: Request) -> Response:
+        raise VolumeNotFound("volume 7 not found", extra={"bad": {1, 2}})  # a set is not JSON
+
+    router.add("/unrenderable", unrenderable, ["GET"])
     router.add("/cancelled", cancelled_inside, ["GET"])
     router.add("/not-a-response", not_a_response, ["GET"])
     router.add("/inject", injects_header, ["GET"])

@@ -125,6 +125,15 @@ async def test_oversized_headers_are_431_in_one_packet_and_dripped() -> None:
         assert await client.closed_by_server()
         await client.close()
 
+        # Complete lines in two reads, each under the limit, together over it.
+        client = await RawClient.connect(server.port)
+        half = b"".join(b"X-A%d: %s\r\n" % (i, b"v" * 50) for i in range(12))  # ~700 bytes
+        await client.send(b"GET /hello HTTP/1.1\r\n" + half)
+        await asyncio.sleep(0.05)
+        await client.send(half.replace(b"X-A", b"X-B") + b"\r\n")
+        assert (await client.read_response()).status == 431
+        await client.close()
+
         # One endless header line, sent in pieces: never completes, still refused.
         client = await RawClient.connect(server.port)
         await client.send(b"GET /hello HTTP/1.1\r\nX-Long: ")
@@ -401,7 +410,7 @@ async def test_unexpected_exception_is_500_json_and_one_log_line(
     assert errors[0].exc_info is not None and "handler bug" in str(errors[0].exc_info[1])
 
 
-@pytest.mark.parametrize("path", [b"/cancelled", b"/not-a-response", b"/inject"])
+@pytest.mark.parametrize("path", [b"/cancelled", b"/not-a-response", b"/inject", b"/unrenderable"])
 @on_uvloop
 async def test_handler_bugs_are_500_and_the_connection_survives(
     path: bytes, caplog: pytest.LogCaptureFixture
