@@ -60,16 +60,31 @@ def _split(path: str) -> tuple[str, str, str, str]:
     return last[:comma], fid, "", ""
 
 
-# The common shape, `/<vid>,<key><cookie>`, in one match; anything else takes the general path.
-_PLAIN_COMMA = re.compile(r"/([0-9]{1,9}),(([0-9a-fA-F]{1,16})([0-9a-fA-F]{8}))").fullmatch
+# The common shapes, `/<vid>,<key><cookie>[_N]`, in one match; the rest takes the general path.
+_PLAIN_COMMA = re.compile(
+    r"/([0-9]{1,9}),(([0-9a-fA-F]{1,16})([0-9a-fA-F]{8})(?:_([0-9]{1,18}))?)"
+).fullmatch
+_U64_MAX = (1 << 64) - 1
+
+
+def _fast(path: str) -> BlobPath | None:
+    m = _PLAIN_COMMA(path)
+    if m is None:
+        return None
+    key = int(m[3], 16)
+    delta = m[5]
+    if delta is not None:
+        key += int(delta)
+        if key > _U64_MAX:
+            return None
+    return BlobPath(VolumeId(int(m[1])), NeedleId(key), Cookie(int(m[4], 16)), "", "", m[2])
 
 
 def parse_blob_path(path: str) -> BlobPath:
     """Parse a read or delete URL path; malformed ids raise `InvalidFileId` (400)."""
-    m = _PLAIN_COMMA(path)
-    if m is not None:
-        return BlobPath(VolumeId(int(m[1])), NeedleId(int(m[3], 16)), Cookie(int(m[4], 16)),
-                        "", "", m[2])
+    fast = _fast(path)
+    if fast is not None:
+        return fast
     vid_text, fid_text, filename, ext = _split(path)
     vid = parse_volume_id(vid_text)
     if not fid_text:
@@ -80,6 +95,9 @@ def parse_blob_path(path: str) -> BlobPath:
 
 def parse_write_path(path: str) -> BlobPath:
     """Parse an upload URL: the comma form only (quirk A10)."""
+    fast = _fast(path)
+    if fast is not None:
+        return fast
     comma = path.rfind(",")
     if comma < 0:
         raise InvalidFileId(f"upload path {path!r} is not of the form /<vid>,<key><cookie>")
