@@ -9,8 +9,9 @@
   `-largeDisk`), the other's serves a copy of that directory, and every GET gives the body, the
   stored (gzip) bytes and the headers the writer itself served.
 
-Offsets stay far below 32 GiB here, so the fifth offset byte is always zero; the layout (entry
-stride, field order) is what these tests prove.
+Offsets beyond 32 GiB (where the fifth offset byte is used) are reached without writing 32 GiB:
+a needle is placed past a sparse hole with weedpy's codecs, and both `weed` and weedpy's engine
+must find it through the 17-byte index entry.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from seaweed_py.errors import NeedleNotFound
-from seaweed_py.formats.needle import Needle
+from seaweed_py.formats.idx import IDX5, encode_entry
+from seaweed_py.formats.needle import Needle, body_size, encode_needle
 from seaweed_py.storage.volume import Volume
 from seaweed_py.types import Cookie, NeedleId
 from tests.parity.blobs import assign, etag_of, key_of, put_raw, split_fid, upload
@@ -143,6 +145,42 @@ def assert_served(volume: str, b: Blob) -> None:
         zipped = get(url, accept_encoding="gzip")
         assert zipped.header("Content-Encoding") == "gzip"
         assert zipped.body == b.data
+
+
+def place_beyond_32_gib(directory: Path, b: Blob) -> None:
+    """Append `b` to the closed volume at a byte offset above 2**35, after a sparse hole."""
+    base = directory / f"{COLLECTION}_{VOLUME_ID}"
+    offset = (32 << 30) + 4096  # unit offset 2**32 + 512: the fifth byte is 1
+    needle = Needle.build(Cookie(COOKIE), NeedleId(b.key), b.data, name=b.name.encode())
+    with base.with_suffix(".dat").open("r+b") as dat:
+        dat.seek(offset)
+        dat.write(encode_needle(needle))
+    with base.with_suffix(".idx").open("ab") as idx:
+        idx.write(encode_entry(b.key, offset, body_size(needle), IDX5))
+
+
+def test_needles_beyond_32_gib_are_found_by_both(tmp_path: Path) -> None:
+    skip_unless_runnable("weed")
+    live, _, old = weedpy_blobs()
+    write_weedpy_volume(tmp_path, live[:2], [], old)
+    far = Blob(0xFA5, b"thirty-two gibibytes in", name="far.bin")
+    place_beyond_32_gib(tmp_path, far)
+    dat = tmp_path / f"{COLLECTION}_{VOLUME_ID}.dat"
+    if dat.stat().st_blocks * 512 > 1 << 30:
+        pytest.skip(f"{tmp_path} does not keep files sparse; the test would write 32 GiB")
+
+    cluster = start_cluster("weed", tmp_path, volume_args=[f"-dir={tmp_path}"], wait_writable=False)
+    try:
+        wait_for_volume(cluster.master_url, VOLUME_ID)
+        for b in (*live[:2], far):
+            assert_served(cluster.volume_urls[0], b)
+    finally:
+        cluster.stop()
+    volume = Volume.open(tmp_path, VOLUME_ID, collection=COLLECTION)
+    try:
+        assert volume.read(far.key, COOKIE).data == far.data
+    finally:
+        volume.close()
 
 
 def test_weed_serves_a_volume_written_by_weedpy(tmp_path: Path) -> None:
