@@ -31,8 +31,8 @@ from seaweed_py.formats.ttl import Ttl
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response, json_response
 from seaweed_py.httpkit.router import Router
+from seaweed_py.storage.volume import VolumeStatus
 from seaweed_py.types import VolumeId
-from seaweed_py.volume.store_view import VolumeStatusView as VolumeStatus
 
 if TYPE_CHECKING:
     from seaweed_py.volume.server import VolumeServer

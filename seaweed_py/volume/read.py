@@ -19,6 +19,7 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 
 import aiohttp
 import orjson
@@ -30,6 +31,8 @@ from seaweed_py.formats.fid import FileId
 from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_TTL, Needle
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response
+from seaweed_py.storage.store import Store
+from seaweed_py.storage.volume import NeedleLocation, Volume
 from seaweed_py.volume.conditional import is_not_modified
 from seaweed_py.volume.images import ImageOps, transform_image
 from seaweed_py.volume.mime import detect_content_type, extension
@@ -43,7 +46,6 @@ from seaweed_py.volume.render import (
     parse_bool,
 )
 from seaweed_py.volume.stats import Stats
-from seaweed_py.volume.store_view import StoreView
 from seaweed_py.volume.upload import gunzip
 from seaweed_py.volume.urls import BlobPath, parse_blob_path
 
@@ -56,6 +58,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                          "server", "date", "te", "trailer", "upgrade", "proxy-connection"})
 _META_CACHE_SIZE = 4096
+# Needles with a larger body are streamed from disk in chunks instead of read whole.
+_STREAM_THRESHOLD = 1 << 20
 _CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=3)
 
 
@@ -64,7 +68,7 @@ class BlobReader:
 
     def __init__(
         self,
-        store: StoreView,
+        store: Store,
         link: MasterLink | None,
         *,
         self_url: Callable[[], str],
@@ -99,6 +103,9 @@ class BlobReader:
         volume = self._store.get(path.volume_id)
         if volume is None:
             return self._not_local(req, path)
+        hit = volume.lookup(path.key)
+        if hit is not None and hit[1] > _STREAM_THRESHOLD:
+            return self._serve_large(req, path, volume)
         try:
             needle = volume.read(path.key, path.cookie)
         except NotFound:
@@ -117,9 +124,28 @@ class BlobReader:
 
     def serve(self, req: Request, path: BlobPath, needle: Needle) -> Response | Awaitable[Response]:
         query = req.query if req.query_string else _EMPTY_QUERY
-        flags = needle.flags
-        if flags & FLAG_CHUNK_MANIFEST and query.get("cm") != "false":
+        if needle.flags & FLAG_CHUNK_MANIFEST and query.get("cm") != "false":
             return self._serve_manifest(req, path, needle, query)
+        prepared = self._prepare(req, path, needle, query)
+        if isinstance(prepared, Response):
+            return prepared
+        head, filename, content_type = prepared
+        data = needle.data
+        ops = ImageOps.from_query(query, path.ext or extension(filename)) if query else None
+        if needle.flags & FLAG_GZIP:
+            if (ops is None and "gzip" in req.headers.get("accept-encoding", "")
+                    and data[:2] == _GZIP_MAGIC):
+                head += b"Content-Encoding: gzip\r\n"
+            else:
+                data = gunzip(data)
+        if ops is not None:
+            return self._serve_image(req, head, data, content_type, ops)
+        return _respond(req, head, data, content_type)
+
+    def _prepare(
+        self, req: Request, path: BlobPath, needle: Needle, query: Mapping[str, str]
+    ) -> Response | tuple[bytes, str, str]:
+        """The 304, or (header lines, file name, Content-Type) every answer for `needle` shares."""
         headers = req.headers
         etag = b'"%08x"' % needle.checksum
         head = b"Accept-Ranges: bytes\r\nEtag: " + etag + b"\r\n"
@@ -136,15 +162,8 @@ class BlobReader:
         if meta is None:
             meta = self._describe(path.filename, needle.name, needle.mime)
         filename, content_type, inline = meta
-        data = needle.data
-        ops = ImageOps.from_query(query, path.ext or extension(filename)) if query else None
-        if flags & FLAG_GZIP:
-            if ops is None and "gzip" in headers.get("accept-encoding", "") and data[:2] == _GZIP_MAGIC:
-                head += b"Content-Encoding: gzip\r\n"
-            else:
-                data = gunzip(data)
         if not query:
-            return _respond(req, head + inline, data, content_type)
+            return head + inline, filename, content_type
         if filename and "response-content-disposition" not in query:
             head += (_header("Content-Disposition", content_disposition(filename, True))
                      if parse_bool(query.get("dl", "")) else inline)
@@ -153,9 +172,62 @@ class BlobReader:
                 content_type = value
             else:
                 head += _header(name, value)
-        if ops is not None:
-            return self._serve_image(req, head, data, content_type, ops)
-        return _respond(req, head, data, content_type)
+        return head, filename, content_type
+
+    # ------------------------------------------------------------------ large needles
+
+    async def _serve_large(self, req: Request, path: BlobPath, volume: Volume) -> Response:
+        """A needle above `_STREAM_THRESHOLD`: headers from its metadata, data streamed in
+        chunks read off the loop. Compressed needles, manifests and image transforms need the
+        whole data and take the in-memory path (read off the loop too)."""
+        try:
+            loc = volume.read_meta(path.key, path.cookie)
+        except NotFound:
+            return not_found(req.path)
+        except CorruptNeedle as exc:
+            log.error("read %s: %s", req.path, exc)
+            return _SERVER_ERROR
+        needle = loc.needle
+        if needle.flags & FLAG_HAS_TTL and needle.append_at_ns and self._expired(needle):
+            return not_found(req.path)
+        query = req.query if req.query_string else _EMPTY_QUERY
+        whole = needle.flags & (FLAG_GZIP | FLAG_CHUNK_MANIFEST) or (
+            query and ImageOps.from_query(query, path.ext or extension(needle.name.decode())))
+        ranges = plan_ranges(req.headers.get("range"), loc.data_size)
+        if whole or (ranges is not None and len(ranges) > 1):
+            return await self._serve_read_off_loop(req, path, volume)
+        prepared = self._prepare(req, path, needle, query)
+        if isinstance(prepared, Response):
+            return prepared
+        head, _, content_type = prepared
+        start, length, status = 0, loc.data_size, 200
+        if ranges == ():
+            return Response(200, raw_headers=head, content_length=0)
+        if ranges:
+            start, length, status = ranges[0].start, ranges[0].length, 206
+            head += _header("Content-Range", ranges[0].content_range(loc.data_size))
+        if content_type:
+            head += _header("Content-Type", content_type)
+        if req.method == "HEAD":
+            return Response(status, raw_headers=head, content_length=length)
+        partial = length != loc.data_size
+        if partial:
+            loc = replace(loc, data_offset=loc.data_offset + start, data_size=length)
+        return Response(status, raw_headers=head, body=_stream(volume, loc, partial),
+                        content_length=length)
+
+    async def _serve_read_off_loop(
+        self, req: Request, path: BlobPath, volume: Volume
+    ) -> Response:
+        try:
+            needle = await asyncio.to_thread(volume.read, path.key, path.cookie)
+        except NotFound:
+            return not_found(req.path)
+        except CorruptNeedle as exc:
+            log.error("read %s: %s", req.path, exc)
+            return _SERVER_ERROR
+        answer = self.serve(req, path, needle)
+        return answer if isinstance(answer, Response) else await answer
 
     def _describe(self, url_name: str, name: bytes, mime: bytes) -> tuple[str, str, bytes]:
         """(file name, Content-Type, inline Content-Disposition line) for a needle's metadata;
@@ -278,6 +350,23 @@ class BlobReader:
 
 
 _EMPTY_QUERY: Mapping[str, str] = {}
+
+
+async def _stream(volume: Volume, loc: NeedleLocation, partial: bool) -> AsyncIterator[bytes]:
+    """The data at `loc`, one chunk per executor hop. A whole needle's CRC is verified after
+    the last chunk (a mismatch aborts the response); a range cannot be verified."""
+    chunks = volume.iter_data(loc)
+    while True:
+        try:
+            chunk = await asyncio.to_thread(next, chunks, None)
+        except CorruptNeedle as exc:
+            if partial:
+                return
+            log.error("streaming volume data: %s", exc)
+            raise
+        if chunk is None:
+            return
+        yield chunk
 
 
 def not_found(url_path: str) -> Response:

@@ -38,9 +38,10 @@ from seaweed_py.formats.fid import FileId
 from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response, json_response
+from seaweed_py.storage.store import Store
+from seaweed_py.storage.volume import Volume
 from seaweed_py.types import Cookie, NeedleId
 from seaweed_py.volume.stats import Stats
-from seaweed_py.volume.store_view import StoreView, VolumeView
 from seaweed_py.volume.upload import Upload, UploadOptions, parse_upload
 from seaweed_py.volume.urls import BlobPath, parse_blob_path, parse_write_path
 
@@ -56,7 +57,7 @@ class BlobWriter:
 
     def __init__(
         self,
-        store: StoreView,
+        store: Store,
         link: MasterLink | None,
         replicator: Replicator,
         *,
@@ -116,7 +117,7 @@ class BlobWriter:
             raise ReplicationFailed(_failure_text(failures), volume_id=path.volume_id)
         return _write_response(upload, needle, unchanged=False)
 
-    async def _replica_urls(self, volume_id: int, volume: VolumeView) -> Sequence[str]:
+    async def _replica_urls(self, volume_id: int, volume: Volume) -> Sequence[str]:
         """The other servers holding `volume_id`; none for single-copy volumes."""
         copies = volume.replica_placement.copy_count
         if copies <= 1 or self._link is None:
@@ -134,7 +135,7 @@ class BlobWriter:
 
     async def _undo_write(
         self,
-        volume: VolumeView,
+        volume: Volume,
         needle: Needle,
         url_path: str,
         remote: Sequence[str],
@@ -230,7 +231,7 @@ class BlobWriter:
             raise ReplicationFailed(_failure_text(failures), volume_id=fid.volume_id)
 
 
-def _needle(path: BlobPath, upload: Upload, volume: VolumeView) -> Needle:
+def _needle(path: BlobPath, upload: Upload, volume: Volume) -> Needle:
     options = upload.options
     ttl = options.ttl or volume.ttl
     return Needle.build(

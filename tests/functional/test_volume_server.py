@@ -306,8 +306,14 @@ async def test_large_blob_round_trips_with_ranges(vs: VolumeServer, http: Sessio
     assert status == 201 and result["size"] == len(data)
     status, headers, body = await _get(http, _url(vs, f"/{FID}"))
     assert status == 200 and body == data and headers["Content-Length"] == str(len(data))
-    _, _, middle = await _get(http, _url(vs, f"/{FID}"), headers={"Range": "bytes=2000000-2000099"})
-    assert middle == data[2_000_000:2_000_100]
+    status, headers, middle = await _get(http, _url(vs, f"/{FID}"),
+                                         headers={"Range": "bytes=2000000-2000099"})
+    assert (status, middle) == (206, data[2_000_000:2_000_100])
+    assert headers["Content-Range"] == f"bytes 2000000-2000099/{len(data)}"
+    async with http.head(_url(vs, f"/{FID}")) as resp:
+        assert resp.headers["Content-Length"] == str(len(data)) and await resp.read() == b""
+    status, _, body = await _get(http, _url(vs, f"/{FID}"), headers={"Range": "bytes=0-1,-2"})
+    assert status == 206 and data[:2] in body and data[-2:] in body
 
 
 # ------------------------------------------------------------------ ranges and compression
