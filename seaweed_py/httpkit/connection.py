@@ -260,6 +260,8 @@ class HttpConnection(asyncio.Protocol):
         self._write_paused = False
         self._resume(_PAUSE_WRITE)
         self._release_drain_waiter()
+        if self._queue and self._active is None:
+            self._pump()
 
     # -- llhttp callbacks ---------------------------------------------------------------------
 
@@ -441,7 +443,7 @@ class HttpConnection(asyncio.Protocol):
             if parts is not None:
                 self._body_parts = None
                 req.body = parts[0] if len(parts) == 1 else b"".join(parts)
-            if self._active is None and not self._queue:
+            if self._active is None and not self._queue and not self._write_paused:
                 self._run(req)
             else:
                 self._enqueue(req)
@@ -453,7 +455,7 @@ class HttpConnection(asyncio.Protocol):
     # -- running handlers in order ------------------------------------------------------------
 
     def _enqueue(self, req: Request) -> None:
-        if self._active is None and not self._queue:
+        if self._active is None and not self._queue and not self._write_paused:
             self._run(req)
             return
         self._queue.append(req)
@@ -532,7 +534,11 @@ class HttpConnection(asyncio.Protocol):
             return  # a sync handler finished inside the loop below: it continues there
         self._pumping = True
         try:
-            while self._active is None and self._queue and not self._closed:
+            # While the client is not reading our answers, produce no more of them: a pipeline
+            # of small requests for large blobs would otherwise pile up in memory.
+            while (
+                self._active is None and self._queue and not self._closed and not self._write_paused
+            ):
                 self._run(self._queue.popleft())
             if (
                 self._pause_reasons & _PAUSE_PIPELINE

@@ -152,6 +152,15 @@ def demo_router(calls: Calls) -> Router:
     def unrenderable(req: Request) -> Response:
         raise VolumeNotFound("volume 7 not found", extra={"bad": {1, 2}})  # a set is not JSON
 
+    def status(req: Request) -> Response:
+        code = int(req.query.get("code", "200"))
+        return Response(code, {"ETag": '"x"'}, b"" if code in (204, 304) else b"body")
+
+    def big(req: Request) -> Response:
+        return Response(200, None, b"B" * int(req.query.get("size", "0")))
+
+    router.add("/status", status, ["GET"])
+    router.add("/big", big, ["GET"])
     router.add("/unrenderable", unrenderable, ["GET"])
     router.add("/cancelled", cancelled_inside, ["GET"])
     router.add("/not-a-response", not_a_response, ["GET"])

@@ -39,6 +39,20 @@ async def test_pipelined_requests_in_one_packet_are_answered_in_order() -> None:
 
 
 @on_uvloop
+async def test_deep_pipeline_behind_a_slow_request_is_answered_in_order() -> None:
+    async with serving() as (server, _):
+        client = await RawClient.connect(server.port)
+        requests = [b"GET /slow?s=0.2 HTTP/1.1\r\n\r\n"]
+        requests += [b"GET /info?n=%d HTTP/1.1\r\n\r\n" % i for i in range(100)]
+        await client.send(b"".join(requests))  # more than Limits.max_pipeline behind the first
+        assert (await client.read_response()).body == b"slow"
+        for i in range(100):
+            resp = await client.read_response()
+            assert b'"n":"%d"' % i in resp.body
+        await client.close()
+
+
+@on_uvloop
 async def test_request_split_byte_by_byte_is_parsed() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
@@ -374,6 +388,51 @@ async def test_head_has_the_get_headers_and_no_body() -> None:
         # Had any body bytes been sent, they would be read here as a broken status line.
         await client.send(GET_HELLO)
         assert (await client.read_response()).body == b"hello"
+        await client.close()
+
+
+@on_uvloop
+async def test_no_more_answers_are_produced_while_the_client_is_not_reading() -> None:
+    async with serving() as (server, calls):
+        client = await RawClient.connect(server.port)
+        await client.send(b"GET /big?size=16777216 HTTP/1.1\r\n\r\n" + GET_HELLO * 5)
+        await asyncio.sleep(0.2)
+        assert calls.order == []  # the hellos wait until the big answer drains
+        assert len((await client.read_response(timeout=10)).body) == 16777216
+        for _ in range(5):
+            assert (await client.read_response()).body == b"hello"
+        await client.close()
+
+
+@on_uvloop
+async def test_204_and_304_carry_no_body_and_no_length() -> None:
+    async with serving() as (server, _):
+        client = await RawClient.connect(server.port)
+        await client.send(
+            b"GET /status?code=204 HTTP/1.1\r\n\r\nGET /status?code=304 HTTP/1.1\r\n\r\n"
+            + GET_HELLO
+        )
+        for code in (204, 304):
+            resp = await client.read_response()
+            assert resp.status == code
+            assert "content-length" not in resp.headers
+            assert resp.headers["etag"] == '"x"'
+        assert (await client.read_response()).body == b"hello"
+        await client.close()
+
+
+@on_uvloop
+async def test_client_that_stops_reading_is_cut_after_the_send_timeout() -> None:
+    limits = Limits(send_timeout=0.3, idle_timeout=5)
+    async with serving(limits) as (server, _):
+        client = await RawClient.connect(server.port)
+        # 16 MiB answers, never read: socket buffers fill, the transport pauses writing.
+        await client.send(b"GET /big?size=16777216 HTTP/1.1\r\n\r\n" * 2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while server.connection_count and loop.time() - started < 5:
+            await asyncio.sleep(0.05)
+        assert server.connection_count == 0
         await client.close()
 
 
