@@ -8,6 +8,10 @@ copies of the replicas that succeeded are tombstoned — the master is told to s
 volume, and the client gets a 500. (The reference leaves the diverged copies in place, quirk
 A20; a write the client was told failed should not be readable afterwards.)
 
+Bodies are received whole — their size is bounded by `-fileSizeLimitMB`, checked against
+Content-Length before a byte is read — and records above 1 MiB are appended from a worker
+thread so the loop keeps serving.
+
 Deletes tombstone locally first, then on the replicas; a replica failure is reported to the
 client and the master, and the local tombstone stays.
 """
@@ -50,6 +54,9 @@ __all__ = ["BlobWriter"]
 log = logging.getLogger(__name__)
 
 _NOT_FOUND_SIZE = b'{"size":0}'
+# Records above this are written from a worker thread: a page-cache copy of many MiB would
+# otherwise hold up every other request on the loop.
+_OFF_LOOP_WRITE = 1 << 20
 
 
 class BlobWriter:
@@ -90,7 +97,10 @@ class BlobWriter:
             return await self._forward_only(path, req.path, upload)
         needle = _needle(path, upload, volume)
         remote = () if options.replicate else await self._replica_urls(path.volume_id, volume)
-        result = volume.write(needle)
+        if len(needle.data) > _OFF_LOOP_WRITE:
+            result = await asyncio.to_thread(volume.write, needle)
+        else:
+            result = volume.write(needle)
         if not result.durable.done():
             await asyncio.wrap_future(result.durable)
         if remote:
