@@ -35,9 +35,10 @@ from seaweed_py.formats.needle import Needle, encode_needle, record_length
 from seaweed_py.formats.superblock import SuperBlock
 from seaweed_py.storage.needle_map import sdx_dtype
 from seaweed_py.storage.volume import FsyncMode, Volume
+from seaweed_py.types import Cookie, NeedleId
 
 _DATA = 1024
-_COOKIE = 0x5EED
+_COOKIE = Cookie(0x5EED)
 _IN_FLIGHT = 64
 
 
@@ -52,7 +53,7 @@ def _rss_bytes() -> tuple[int, int]:
 
 def build_sparse_volume(directory: Path, n: int) -> None:
     """Volume 1 with `n` 1 KiB needles at keys 1..n: real `.idx`, sparse `.dat`."""
-    sample = encode_needle(Needle.build(_COOKIE, n, bytes(_DATA)), 3, append_at_ns=1)
+    sample = encode_needle(Needle.build(_COOKIE, NeedleId(n), bytes(_DATA)), 3, append_at_ns=1)
     size = int.from_bytes(sample[12:16], "big")
     step = record_length(size, 3)
     offsets = 8 + np.arange(n, dtype=np.uint64) * np.uint64(step)
@@ -124,7 +125,7 @@ def measure_throughput(mode: FsyncMode, ops: int, base: Path) -> dict[str, Any]:
     directory.mkdir()
     v = Volume.create(directory, 1, fsync_mode=mode)
     data = os.urandom(_DATA)
-    needles = [Needle.build(_COOKIE, k, data) for k in range(1, ops + 1)]
+    needles = [Needle.build(_COOKIE, NeedleId(k), data) for k in range(1, ops + 1)]
     t0 = time.perf_counter()
     pending = None
     for i, nd in enumerate(needles):
