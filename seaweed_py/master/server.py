@@ -476,8 +476,6 @@ class MasterServer:
             raise NotAcceptable(f"can not parse parameter count {form.get('count', '')}")
         opt = parse_assign(form, self.options.default_replication, self._preallocate)
         copies = opt.key.replica_placement.copy_count
-        if opt.data_center and opt.data_center not in self.topology.data_centers:
-            raise NotAcceptable(f"data center {opt.data_center} not found in topology")
         free = self.topology.free_slots(opt.key.disk)
         if free < count * copies:
             raise NotAcceptable(f"only {free} volumes left, not enough for {count * copies}")

@@ -292,21 +292,23 @@ async def test_health_metrics_and_status_page(
 async def test_vol_grow_counts_replica_locations(
     master: MasterServer, volumes: Volumes, http: aiohttp.ClientSession
 ) -> None:
-    a = await volumes(max_volumes=3)
-    b = await volumes(max_volumes=3)
+    a = await volumes(max_volumes=4)
+    b = await volumes(max_volumes=4)
     assert await get(http, master, "/vol/grow?count=2&replication=001") == (200, {"count": 4})
     assert len(a.volumes) == len(b.volumes) == 2
     assert await get(http, master, "/vol/grow") == (
         406,
         {"error": "can not parse parameter count "},
     )
-    assert await get(http, master, "/vol/grow?count=2&replication=001") == (
+    assert await get(http, master, "/vol/grow?count=3&replication=001") == (
         406,
-        {"error": "only 2 volumes left, not enough for 4"},
+        {"error": "only 4 volumes left, not enough for 6"},
     )
     assert await get(http, master, "/vol/grow?count=1&dataCenter=zz") == (
         406,
-        {"error": "data center zz not found in topology"},
+        {
+            "error": "No matching data node found! \nDefaultDataCenter:Not matching preferred data center:zz"
+        },
     )
 
 
