@@ -29,7 +29,11 @@ class Assigned:
 
 
 def assign(cluster: Endpoints, query: str = "") -> Assigned:
-    reply = request("GET", f"{cluster.master}/dir/assign{'?' + query if query else ''}")
+    return assign_at(cluster.master, query)
+
+
+def assign_at(master: str, query: str = "") -> Assigned:
+    reply = request("GET", f"{master}/dir/assign{'?' + query if query else ''}")
     assert reply.status == 200, reply.describe()
     body = reply.json()
     return Assigned(body["fid"], body["url"], body["publicUrl"], body["count"])
