@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 
 _ASSIGN_CACHE_SIZE = 1024
 _COOKIE_BATCH = 1024
+assert array("I").itemsize == 4, "cookies are drawn as 4-byte array items"
 _HTML_HEADERS = {"Content-Type": "text/html; charset=utf-8"}
 _NOT_FOUND_TEXT = b"404 page not found\n"
 _FILENAME_RE = re.compile(rb'filename="((?:[^"\\]|\\.)*)"')
