@@ -32,6 +32,8 @@ class VolumeOptions:
     bind_ip: str = ""
     port: int = 8080
     public_url: str = ""
+    public_port: int = 0
+    """A second, read-only listener (0: none)."""
     data_center: str = ""
     rack: str = ""
     read_mode: ReadMode = "proxy"
@@ -70,6 +72,7 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
     fs.add(f"{p}ip", "", "ip or server name, also used as identifier (default: detected)")
     fs.add(f"{p}ip.bind", "", "ip address to bind to; empty means the same as -ip")
     fs.add(f"{p}publicUrl", "", "publicly accessible address")
+    fs.add(f"{p}port.public", 0, "port opened to public (read-only: GET, HEAD, OPTIONS)")
     fs.add(f"{p}dir", tempfile.gettempdir(), "directories to store data files: dir[,dir]...")
     fs.add(f"{p}max", "8", "maximum numbers of volumes, count[,count]... (one per -dir)")
     fs.add(f"{p}master", "localhost:9333", "comma-separated master servers")
@@ -127,6 +130,7 @@ def volume_options(values: Mapping[str, Any], prefix: str = "") -> VolumeOptions
         bind_ip=v["ip.bind"],
         port=v["port"],
         public_url=v["publicUrl"],
+        public_port=v["port.public"],
         data_center=v["dataCenter"],
         rack=v["rack"],
         read_mode=read_mode,  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from seaweed_py import __version__
 from seaweed_py.client.master_link import MasterLink
 from seaweed_py.client.replicate import Replicator
-from seaweed_py.errors import BadRequest
+from seaweed_py.errors import BadRequest, MethodNotAllowed
 from seaweed_py.httpkit.limits import Limits
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
@@ -42,6 +42,8 @@ SERVER_HEADER = f"SeaweedFS Volume weedpy {__version__}"
 _CORS = b"Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\n"
 _PREFLIGHT = (b"Access-Control-Allow-Methods: PUT, POST, GET, DELETE, OPTIONS\r\n"
               b"Access-Control-Allow-Headers: *\r\n")
+_PUBLIC_PREFLIGHT = (b"Access-Control-Allow-Methods: GET, OPTIONS\r\n"
+                     b"Access-Control-Allow-Headers: *\r\n")
 # Multipart framing around the largest accepted file.
 _MULTIPART_SLACK = 64 * 1024
 
@@ -74,6 +76,11 @@ class VolumeServer:
         self.admin = AdminHandlers(self)
         self.stopping = False
         self.http = HttpServer(self._router(), self._limits(), SERVER_HEADER)
+        self.public_http: HttpServer | None = None
+        if options.public_port and options.public_port != options.port:
+            public = Router()
+            public.fallback(self._public_blob)
+            self.public_http = HttpServer(public, self._limits(), SERVER_HEADER)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -86,12 +93,18 @@ class VolumeServer:
         return self.options.address(self.port)
 
     def public_url(self) -> str:
-        return self.options.public_url or self.url()
+        if self.options.public_url:
+            return self.options.public_url
+        if self.public_http is not None:
+            return self.options.address(self.public_http.port or self.options.public_port)
+        return self.url()
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.load)
         await self.replicator.start()
         await self.http.start(self.options.listen_host, self.options.port)
+        if self.public_http is not None:
+            await self.public_http.start(self.options.listen_host, self.options.public_port)
         await self.link.start()
         log.info("volume server %s serving %s", self.url(), ", ".join(self.options.dirs))
 
@@ -102,6 +115,8 @@ class VolumeServer:
         if self.options.pre_stop_seconds > 0:
             await asyncio.sleep(self.options.pre_stop_seconds)
         await self.http.stop()
+        if self.public_http is not None:
+            await self.public_http.stop()
         await self.reader.close()
         await self.replicator.close()
         await asyncio.to_thread(self.store.close)
@@ -119,6 +134,23 @@ class VolumeServer:
 
     def _blob(self, req: Request) -> Response | Awaitable[Response]:
         answer = self._dispatch(req)
+        if "origin" not in req.headers:
+            return answer
+        if isinstance(answer, Response):
+            return _with_cors(answer)
+        return self._cors_later(answer)
+
+    def _public_blob(self, req: Request) -> Response | Awaitable[Response]:
+        """The public listener: reads only. Other methods get 405 where the reference answers
+        a silent 200 (quirk A9, fixed: a client must not believe a write succeeded)."""
+        method = req.method
+        if method == "GET" or method == "HEAD":
+            answer = self.reader.get(req)
+        elif method == "OPTIONS":
+            answer = Response(200, raw_headers=_PUBLIC_PREFLIGHT)
+        else:
+            raise MethodNotAllowed(f"{method} is not served on the public port",
+                                   headers={"Allow": "GET, HEAD, OPTIONS"})
         if "origin" not in req.headers:
             return answer
         if isinstance(answer, Response):

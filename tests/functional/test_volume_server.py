@@ -21,6 +21,7 @@ from aiohttp import web
 
 from seaweed_py.formats.crc import crc32c
 from seaweed_py.volume import VolumeOptions, VolumeServer
+from tests.servers import free_port
 
 Session = aiohttp.ClientSession
 
@@ -515,3 +516,21 @@ async def test_heartbeats_report_volumes_and_goodbye(
     assert (await _get(http, _url(server, "/readyz")))[0] == 200
     await server.stop()
     assert master.heartbeats[-1]["hasNoVolumes"] is True
+
+
+async def test_public_port_serves_reads_only(start_server: Starter, http: Session) -> None:
+    public_port = free_port()
+    server = await start_server(public_port=public_port)
+    await _allocate(http, server, 1)
+    await _post(http, server, FID, b"public read")
+    public = f"http://127.0.0.1:{public_port}"
+    assert (await _get(http, f"{public}/{FID}"))[2] == b"public read"
+    async with http.post(f"{public}/{FID}", data=_form(b"overwrite")) as resp:
+        assert resp.status == 405  # quirk A9 fixed: not a silent 200
+        assert resp.headers["Allow"] == "GET, HEAD, OPTIONS"
+    async with http.delete(f"{public}/{FID}") as resp:
+        assert resp.status == 405
+    async with http.options(f"{public}/{FID}") as resp:
+        assert resp.headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
+    assert (await _get(http, _url(server, f"/{FID}")))[2] == b"public read"
+    assert server.public_url() == f"127.0.0.1:{public_port}"
