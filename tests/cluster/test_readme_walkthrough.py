@@ -57,11 +57,14 @@ def curl_bytes(url: str) -> tuple[int, bytes]:
 
 
 def photo(path: Path) -> bytes:
-    """A small real JPEG, as `myphoto.jpg` would be."""
+    """A real JPEG of noise, as `myphoto.jpg` would be: tens of KiB, so curl sends it with
+    `Expect: 100-continue` like any real photo."""
     from PIL import Image
 
+    size = (160, 120)
     buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 120, 40)).save(buffer, format="JPEG")
+    Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)).save(buffer, format="JPEG")
+    assert buffer.tell() > 1024
     path.write_bytes(buffer.getvalue())
     return buffer.getvalue()
 
