@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "master": ("master_cmd", "start a master server (topology, volume growth, file id assignment)"),
     "benchmark": ("benchmark", "load a cluster with writes then random reads; report like weed"),
     "download": ("download", "download blobs by file id (chunked files come back whole)"),
+    "export": ("export", "list the live needles of a volume, or write them into a tar file"),
     "fix": ("fix", "check volumes for corrupt needles offline; -rebuild rewrites the .idx"),
     "server": ("server_cmd", "start a master and a volume server in one process"),
     "upload": ("upload", "upload files (chunked above -maxMB) and print their file ids"),

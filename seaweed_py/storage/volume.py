@@ -282,15 +282,19 @@ class Volume:
         committer: GroupCommitter | None = None,
         size_limit: int = DEFAULT_SIZE_LIMIT,
         clock_ns: Callable[[], int] = time.time_ns,
+        writable: bool = True,
     ) -> Volume:
-        """Open an existing volume, repairing a crashed tail (module docstring)."""
+        """Open an existing volume, repairing a crashed tail (module docstring).
+
+        With `writable=False` (offline tools) no file is changed: the volume is read-only, a
+        torn tail is ignored rather than cut, and the index is kept in memory."""
         v = cls(Path(directory), volume_id, collection, index_kind=index_kind,
                 fsync_mode=fsync_mode, committer=committer, size_limit=size_limit,
                 clock_ns=clock_ns)
-        v._load()
+        v._load(writable)
         return v
 
-    def _load(self) -> None:
+    def _load(self, writable: bool = True) -> None:
         dat_path = self.base.with_suffix(".dat")
         vif_path = self.base.with_suffix(".vif")
         if not dat_path.exists():
@@ -298,13 +302,15 @@ class Volume:
         vif_text = vif_path.read_bytes() if vif_path.exists() else b""
         self.info = VolumeInfo.from_json(vif_text)
         self.layout = _layout_for(self.info.bytes_offset)
-        self._writable_files = os.access(dat_path, os.W_OK)
+        self._writable_files = writable and os.access(dat_path, os.W_OK)
         flags = os.O_RDWR if self._writable_files else os.O_RDONLY
-        self._dat = os.open(dat_path, flags | getattr(os, "O_CLOEXEC", 0))
         try:
+            self._dat = os.open(dat_path, flags | getattr(os, "O_CLOEXEC", 0))
             self._load_files(vif_text)
         except BaseException:
             self._close_fds()
+            if self._own_committer and self._committer is not None:
+                self._committer.close()
             raise
 
     def _load_files(self, vif_text: bytes) -> None:
@@ -337,16 +343,18 @@ class Volume:
                                 | getattr(os, "O_CLOEXEC", 0))
         entries, idx_size = _load_idx(self._idx, self.layout)
         live, stats = self._recover(entries, idx_size, dat_size)
-        if idx_size > _TRIM_AFTER:
-            release_free_memory()
+        del entries
         self.modified_at_second = int(os.fstat(self._dat).st_mtime)
         self._map = self._make_map(live, stats, sealed=self.read_only, in_units=True)
+        del live
+        if idx_size > _TRIM_AFTER:
+            release_free_memory()
 
     def _make_map(
         self, live: LiveArrays, stats: IndexStats, *, sealed: bool, in_units: bool = False
     ) -> NeedleMap:
         """A map of `live` (byte offsets, or 8-byte units with `in_units`)."""
-        if sealed or self.index_kind == "mmap":
+        if (sealed or self.index_kind == "mmap") and self._writable_files:
             if in_units:
                 live = (live[0], live[1].astype(np.uint64) << np.uint64(3), live[2])
             return MmapNeedleMap(self.base.with_suffix(".sdx"), live, stats, self.layout)
@@ -647,6 +655,22 @@ class Volume:
             raise CorruptNeedle(f"crc mismatch: stored {stored:08x}, data {crc:08x}",
                                 volume_id=self.id, offset=loc.data_offset - NEEDLE_HEAD_SIZE,
                                 key=f"{loc.needle.key:x}")
+
+    def iter_needles(self) -> Iterator[tuple[int, Needle | CorruptNeedle]]:
+        """Every live needle in key order, as (offset, needle), or (offset, the error) for a
+        record that fails its checks. For offline tools (export): no cookie is asked."""
+        keys, offsets, sizes = self._map.live_arrays()
+        for key, offset, size in zip(keys.tolist(), offsets.tolist(), sizes.tolist(),
+                                     strict=True):
+            record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
+            try:
+                needle = decode_needle(record, self.version, volume_id=self.id, offset=offset)
+                if needle.key != key:
+                    raise CorruptNeedle("record holds another key", volume_id=self.id,
+                                        offset=offset, key=f"{key:x}")
+                yield offset, needle
+            except CorruptNeedle as exc:
+                yield offset, exc
 
     # ------------------------------------------------------------------ writes
 

@@ -9,11 +9,13 @@ import gzip
 import hashlib
 import json
 import shutil
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from seaweed_py.cli.export import run as export_run
 from seaweed_py.cli.fix import run as fix_run
 from seaweed_py.errors import CorruptNeedle, NeedleNotFound
 from seaweed_py.formats.fid import parse_file_id
@@ -189,3 +191,27 @@ def test_weedpy_fix_prints_the_corrupt_needles_and_rebuilds(
     assert "corrupt needle key=30 offset=913216 " in out
     assert out.count("corrupt needle") == 2
     assert "rebuilt bitrot_1.idx: 27 entries" in out
+
+
+def test_weedpy_export_lists_and_tars_the_live_needles_without_touching_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for ext in ("dat", "idx", "vif"):
+        shutil.copyfile(WEED48 / f"golden_4.{ext}", tmp_path / f"golden_4.{ext}")
+    before = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    assert export_run([f"-dir={tmp_path}", "-collection=golden", "-volumeId=4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    live = {c["fid"] for c in _manifest() if c["get_status"] == 200 and c["fid"].startswith("4,")}
+    listed = {line.split("\t")[0] for line in lines}
+    assert {str(parse_file_id(f)) for f in live} == listed
+    assert "4,08779fc7ca\t3145728\tbig.bin\t-\t" in "\n".join(lines)
+    out = tmp_path / "out.tar"
+    assert export_run([f"-dir={tmp_path}", "-collection=golden", "-volumeId=4",
+                       f"-o={out}"]) == 0
+    with tarfile.open(out) as tar:
+        member = tar.extractfile("readme.txt")
+        assert member is not None
+        readme = next(c for c in _manifest() if c["desc"].startswith("multipart text readme"))
+        assert hashlib.sha256(member.read()).hexdigest() == readme["sha256"]
+    out.unlink()
+    after = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    assert after == before
