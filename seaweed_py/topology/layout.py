@@ -9,7 +9,7 @@ A volume is writable while all of these hold:
 | no replica reports `readOnly` | the replicas report writable again |
 | no replica reports a size ≥ `volumeSizeLimit` ("oversized") | vacuum shrinking it |
 | not marked full by an assign's size estimate | ≥ 30 s later, reported size below the crowded line |
-| not marked unwritable after a failed replicated write | every replica heartbeats after the mark and the replicas agree on file count, delete count and size |
+| not held back after a failed replicated write | the hold (one pulse, doubling for each failure within an hour, at most 10 minutes) is over and every replica has heartbeated since |
 
 "Crowded" (reported size above 90 % of the limit) keeps a volume writable; it is shown on the
 status page and tells background growth to add volumes.
@@ -24,13 +24,25 @@ from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.topology.nodes import DataNode
 
-__all__ = ["FULL_COOLDOWN_SECONDS", "LayoutKey", "LayoutVolume", "VolumeLayout"]
+__all__ = [
+    "FULL_COOLDOWN_SECONDS",
+    "MAX_HOLD_SECONDS",
+    "LayoutKey",
+    "LayoutVolume",
+    "VolumeLayout",
+]
 
 FULL_COOLDOWN_SECONDS = 30.0
 """A volume an assign estimate marked full stays out of the writable set at least this long."""
 
 _SAMPLE = 3
 """How many writable volumes an assign samples before the capacity-weighted choice."""
+
+MAX_HOLD_SECONDS = 600.0
+"""Longest time a volume whose replicated writes keep failing is held out of the writable set."""
+
+_STRIKE_MEMORY_SECONDS = 3600.0
+"""Failures further apart than this start the hold afresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +60,13 @@ class LayoutVolume:
         "crowded",
         "full_since",
         "id",
+        "last_failure",
         "locations",
         "oversized",
         "read_only",
         "size",
-        "unwritable_since",
+        "strikes",
+        "unwritable_until",
     )
 
     def __init__(self, vid: int) -> None:
@@ -63,7 +77,9 @@ class LayoutVolume:
         self.oversized = False
         self.crowded = False
         self.full_since: float | None = None
-        self.unwritable_since: float | None = None
+        self.unwritable_until: float | None = None
+        self.last_failure = float("-inf")
+        self.strikes = 0
 
     def has_location_in(self, data_center: str, rack: str, node: str) -> bool:
         for loc in self.locations:
@@ -144,22 +160,17 @@ class VolumeLayout:
             and not vol.crowded
         ):
             vol.full_since = None
-        if vol.unwritable_since is not None and self._replicas_agree_since(
-            vol, vol.unwritable_since
+        if vol.unwritable_until is not None and self._replicas_heard_after(
+            vol, vol.unwritable_until, now
         ):
-            vol.unwritable_since = None
+            vol.unwritable_until = None
         self._set_writable(vid, self._is_writable(vol))
 
-    def _replicas_agree_since(self, vol: LayoutVolume, since: float) -> bool:
-        if len(vol.locations) != self.copy_count:
+    def _replicas_heard_after(self, vol: LayoutVolume, until: float, now: float) -> bool:
+        """The hold is over and every replica has heartbeated since it ended."""
+        if now < until or len(vol.locations) != self.copy_count:
             return False
-        states = set()
-        for loc in vol.locations:
-            report = loc.volumes.get(vol.id)
-            if report is None or loc.last_seen <= since:
-                return False
-            states.add((report.file_count, report.delete_count, report.size))
-        return len(states) == 1
+        return all(loc.last_seen >= until and vol.id in loc.volumes for loc in vol.locations)
 
     def _is_writable(self, vol: LayoutVolume) -> bool:
         return (
@@ -167,7 +178,7 @@ class VolumeLayout:
             and not vol.read_only
             and not vol.oversized
             and vol.full_since is None
-            and vol.unwritable_since is None
+            and vol.unwritable_until is None
         )
 
     def _set_writable(self, vid: int, writable: bool) -> None:
@@ -179,12 +190,21 @@ class VolumeLayout:
             self._writable_set.discard(vid)
             self.writables.remove(vid)
 
-    def mark_unwritable(self, vid: int, now: float) -> bool:
-        """A replicated write failed: stop assigning `vid` until its replicas agree again."""
+    def mark_unwritable(self, vid: int, now: float, base_hold: float) -> bool:
+        """A replicated write to `vid` failed: stop assigning it for a while.
+
+        The hold is `base_hold` (a pulse), doubled for every further failure within an hour,
+        at most `MAX_HOLD_SECONDS`; the volume returns once the hold is over and every replica
+        has heartbeated since, i.e. all of them are alive again. A volume whose replicas keep
+        failing is thus retried less and less often instead of retired for good (the volume
+        server rolls a failed write back, so the replicas hold the same live needles)."""
         vol = self.volumes.get(vid)
         if vol is None:
             return False
-        vol.unwritable_since = now
+        vol.strikes = vol.strikes + 1 if now - vol.last_failure < _STRIKE_MEMORY_SECONDS else 1
+        vol.last_failure = now
+        hold = min(MAX_HOLD_SECONDS, base_hold * (1 << min(vol.strikes - 1, 16)))
+        vol.unwritable_until = now + hold
         self._set_writable(vid, False)
         return True
 

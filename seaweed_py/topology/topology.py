@@ -199,7 +199,7 @@ class Topology:
 
     def mark_unwritable(self, vid: int, now: float) -> bool:
         layout = self._vid_layout.get(vid)
-        return layout is not None and layout.mark_unwritable(vid, now)
+        return layout is not None and layout.mark_unwritable(vid, now, self.pulse_seconds)
 
     def find_slots(
         self,

@@ -173,34 +173,53 @@ def test_a_huge_batch_retires_the_volume_until_the_cooldown_passes() -> None:
     assert sorted(layout.writables) == [1, 2]
 
 
-def test_unwritable_volume_returns_when_replicas_agree_again() -> None:
+def test_unwritable_volume_returns_after_the_hold_once_every_replica_heartbeats() -> None:
     topo = build(
         {
             "dc1": {
-                "r1": {
-                    "a": {"max": 5, "volumes": [v001(1, file_count=3, size=300)]},
-                    "b": {"max": 5, "volumes": [v001(1, file_count=2, size=200)]},
-                }
+                "r1": {"a": {"max": 5, "volumes": [v001(1)]}, "b": {"max": 5, "volumes": [v001(1)]}}
             }
         }
     )
     layout = topo.layout(KEY_001)
+
+    def beat(name: str, now: float) -> None:
+        topo.apply_heartbeat(heartbeat("dc1", "r1", name, {"max": 5, "volumes": [v001(1)]}), now)
+
     assert topo.mark_unwritable(1, 10.0)
     assert not topo.mark_unwritable(99, 10.0)
     assert layout.writables == [] and layout.pick_for_write(1, random.Random(), 10.0) is None
-    # The replicas still disagree (the failed write is on a but not on b): stays unwritable.
-    topo.apply_heartbeat(
-        heartbeat("dc1", "r1", "a", {"max": 5, "volumes": [v001(1, file_count=3, size=300)]}), 11.0
-    )
-    topo.apply_heartbeat(
-        heartbeat("dc1", "r1", "b", {"max": 5, "volumes": [v001(1, file_count=2, size=200)]}), 11.0
-    )
-    assert layout.writables == []
-    # Repaired: both report the same contents after the mark.
-    topo.apply_heartbeat(
-        heartbeat("dc1", "r1", "b", {"max": 5, "volumes": [v001(1, file_count=3, size=300)]}), 12.0
-    )
+    beat("a", 12.0)
+    beat("b", 14.0)
+    assert layout.writables == []  # still inside the hold of one pulse (5 s)
+    beat("a", 15.5)
+    assert layout.writables == []  # b has not been heard since the hold ended
+    beat("b", 16.0)
     assert layout.writables == [1]
+    # Failing again soon doubles the hold, then doubles it again.
+    topo.mark_unwritable(1, 20.0)
+    beat("a", 26.0)
+    beat("b", 26.0)
+    assert layout.writables == []
+    beat("a", 30.0)
+    beat("b", 30.0)
+    assert layout.writables == [1]
+    topo.mark_unwritable(1, 40.0)
+    assert layout.volumes[1].unwritable_until == 60.0
+    # A replica that died stays missing: the volume does not come back with one copy.
+    topo.remove_node(node_id("b"), 61.0)
+    beat("a", 70.0)
+    assert layout.writables == []
+
+
+def test_repeated_failures_hold_at_most_ten_minutes_and_are_forgotten_after_an_hour() -> None:
+    topo = build({"dc1": {"r1": {"a": {"max": 5, "volumes": [1]}}}})
+    layout = topo.layout(KEY_000)
+    for i in range(20):
+        topo.mark_unwritable(1, 100.0 + i)
+    assert layout.volumes[1].unwritable_until == 119.0 + 600.0
+    topo.mark_unwritable(1, 119.0 + 3601.0)
+    assert layout.volumes[1].unwritable_until == 119.0 + 3601.0 + 5.0
 
 
 def test_commit_registers_a_grown_volume_as_writable_at_once() -> None:
