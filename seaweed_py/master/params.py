@@ -154,7 +154,9 @@ def parse_heartbeat(body: bytes) -> Heartbeat:
     """A heartbeat body (docs/internals.md); malformed → `BadRequest` saying what is wrong.
 
     `maxVolumeCount` counts `hdd` slots; an optional `maxVolumeCounts` object gives slots per
-    disk type (`{"hdd": 8, "ssd": 2}`) and wins when present.
+    disk type (`{"hdd": 8, "ssd": 2}`) and wins when present. An optional `pulseSeconds` is the
+    sender's heartbeat period: a server pulsing slower than the master is given 3 of its own
+    pulses before it counts as dead.
     """
     try:
         raw = orjson.loads(body)
@@ -180,6 +182,7 @@ def parse_heartbeat(body: bytes) -> Heartbeat:
             max_file_key=int(raw.get("maxFileKey", 0)),
             volumes=volumes,
             has_no_volumes=bool(raw.get("hasNoVolumes", False)),
+            pulse_seconds=float(raw.get("pulseSeconds", 0) or 0),
         )
     except WeedError as exc:
         raise BadRequest(

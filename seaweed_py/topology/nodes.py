@@ -70,6 +70,8 @@ class Heartbeat:
     max_file_key: int = 0
     volumes: tuple[VolumeReport, ...] = ()
     has_no_volumes: bool = False
+    pulse_seconds: float = 0.0
+    """The sender's heartbeat period, if it says (0: assume the master's)."""
 
     @property
     def node_id(self) -> str:
@@ -88,6 +90,7 @@ class DataNode:
         "max_volume_counts",
         "port",
         "public_url",
+        "pulse_seconds",
         "rack",
         "volumes",
     )
@@ -103,6 +106,7 @@ class DataNode:
         self.volumes: dict[int, VolumeReport] = {}
         self._held: dict[str, int] = {}
         self.last_seen = now
+        self.pulse_seconds = 0.0
 
     @property
     def url(self) -> str:

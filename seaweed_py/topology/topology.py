@@ -116,6 +116,7 @@ class Topology:
         node = self._place_node(hb, now)
         node.max_volume_counts = {normalize_disk(d): c for d, c in hb.max_volume_counts.items()}
         node.last_seen = now
+        node.pulse_seconds = hb.pulse_seconds
         reports = {v.id: _normalized(v) for v in hb.volumes}
         for vid in node.volumes.keys() - reports.keys():
             self._remove_location(vid, node, now)
@@ -188,9 +189,14 @@ class Topology:
             self.data_centers.pop(dc.id, None)
 
     def expire_dead(self, now: float) -> list[str]:
-        """Drop every node that missed `DEAD_AFTER_PULSES` pulses; return their ids."""
-        deadline = now - DEAD_AFTER_PULSES * self.pulse_seconds
-        dead = [nid for nid, node in self.nodes.items() if node.last_seen < deadline]
+        """Drop every node that missed `DEAD_AFTER_PULSES` pulses (its own, if it heartbeats
+        slower than the master's pulse); return their ids."""
+        base = self.pulse_seconds
+        dead = [
+            nid
+            for nid, node in self.nodes.items()
+            if now - node.last_seen > DEAD_AFTER_PULSES * max(base, node.pulse_seconds)
+        ]
         for nid in dead:
             self.remove_node(nid, now)
         return dead

@@ -94,8 +94,10 @@ def test_heartbeat_body() -> None:
         100,
     )
     assert (str(v4.replica_placement), str(v4.ttl), v4.read_only) == ("001", "3d", True)
-    ssd = parse_heartbeat(b'{"ip":"h","port":1,"maxVolumeCounts":{"":2,"ssd":3}}')
+    assert hb.pulse_seconds == 0.0
+    ssd = parse_heartbeat(b'{"ip":"h","port":1,"maxVolumeCounts":{"":2,"ssd":3},"pulseSeconds":2}')
     assert dict(ssd.max_volume_counts) == {"hdd": 2, "ssd": 3}
+    assert ssd.pulse_seconds == 2.0
 
 
 @pytest.mark.parametrize(

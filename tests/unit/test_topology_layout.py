@@ -271,3 +271,15 @@ def test_background_growth_tops_up_wanted_and_crowded_layouts() -> None:
     assert sorted(topo.background_growth(), key=str) == sorted([(KEY_000, 7), (key_c, 2)], key=str)
     topo.layout(KEY_000).wanted_writable = 1  # two writable already: enough, but crowded
     assert (KEY_000, 1) in topo.background_growth()
+
+
+def test_a_slow_pulsing_node_gets_three_of_its_own_pulses() -> None:
+    from dataclasses import replace
+
+    topo = build({})
+    topo.apply_heartbeat(
+        replace(heartbeat("dc1", "r1", "slow", {"max": 1}), pulse_seconds=10.0), 0.0
+    )
+    topo.apply_heartbeat(heartbeat("dc1", "r1", "fast", {"max": 1}), 0.0)
+    assert topo.expire_dead(20.0) == [node_id("fast")]
+    assert topo.expire_dead(30.5) == [node_id("slow")]
