@@ -30,7 +30,8 @@
         ├── CorruptVolume
         ├── VolumeReadOnly
         ├── VolumeFull
-        └── DiskFull (507)          (ENOSPC on append; the volume turns read-only)
+        ├── DiskFull (507)          (ENOSPC on append; the volume turns read-only)
+        └── DirectoryInUse          (another process holds a data directory's lock)
 
 Only `httpkit` renders these: the body is `{"error": message, **extra}` with `status` and
 `headers`. Keyword context (volume_id=7, offset=81920, ...) goes into the message so an error
@@ -48,6 +49,7 @@ __all__ = [
     "CookieMismatch",
     "CorruptNeedle",
     "CorruptVolume",
+    "DirectoryInUse",
     "DiskFull",
     "ExpectationFailed",
     "HeaderFieldsTooLarge",
@@ -227,3 +229,7 @@ class DiskFull(StorageError):
     """The disk ran out of space during an append; nothing was kept."""
 
     status = 507
+
+
+class DirectoryInUse(StorageError):
+    """Another process serves this data directory (it holds the directory's lock file)."""

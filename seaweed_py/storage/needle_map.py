@@ -14,8 +14,8 @@ bulk of a map lives in packed numpy columns and only recent writes sit in a smal
 
 `MmapNeedleMap` (index kind `mmap`, and every sealed volume)
     The live entries sorted by key in a `.sdx` file, in the `.idx` entry layout (16 or 17
-    bytes, big-endian), memory-mapped and searched in place: every 64th key is sampled into a
-    native array (0.125 B per needle), a bisect there names a 64-entry block, and one
+    bytes, big-endian), memory-mapped and searched in place: every 32nd key is sampled into a
+    native array (0.25 B per needle), a bisect there names a 32-entry block, and one
     `mmap.find` of the 8 big-endian key bytes inside the block finds the entry. Writes and
     deletes go to an overlay dict; past 1/16 of the base (at least 65536 keys) a new `.sdx` is
     written and swapped in.
@@ -37,7 +37,7 @@ from typing import Any, Final, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from seaweed_py.formats.idx import IDX4, IdxLayout
+from seaweed_py.formats.idx import IDX4, IDX4_ENTRY, IDX5_ENTRY, IdxLayout
 
 __all__ = [
     "IndexStats",
@@ -55,7 +55,7 @@ LiveArrays = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[n
 _DEAD: Final = -1  # size of a column entry deleted in place
 _MEMORY_MERGE_MIN: Final = 1024
 _MMAP_MERGE_MIN: Final = 65536
-_SAMPLE: Final = 64  # .sdx entries per sampled key
+_SAMPLE: Final = 32  # .sdx entries per sampled key (0.25 B of RAM per needle)
 _WRITE_CHUNK: Final = 1 << 20  # entries per write when producing a .sdx
 
 
@@ -545,12 +545,10 @@ class MmapNeedleMap(NeedleMap):
         if p == -1:
             return None
         if self._four:
-            units = int.from_bytes(mm[p + 8 : p + 12], "big")
-            size = int.from_bytes(mm[p + 12 : p + 16], "big", signed=True)
-        else:
-            units = int.from_bytes(mm[p + 8 : p + 12], "big") | (mm[p + 12] << 32)
-            size = int.from_bytes(mm[p + 13 : p + 17], "big", signed=True)
-        return units << 3, size
+            _, units, size = IDX4_ENTRY.unpack_from(mm, p)
+            return units << 3, size
+        _, low, high, size = IDX5_ENTRY.unpack_from(mm, p)
+        return ((high << 32) | low) << 3, size
 
     def get(self, key: int) -> tuple[int, int] | None:
         s = self._state

@@ -9,6 +9,7 @@ names may contain `_`.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -21,7 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from seaweed_py.errors import Conflict, NoFreeSlots, VolumeNotFound, WeedError
+from seaweed_py.errors import (
+    Conflict,
+    DirectoryInUse,
+    NoFreeSlots,
+    VolumeNotFound,
+    WeedError,
+)
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.storage.group_commit import GroupCommitter
@@ -32,6 +39,7 @@ __all__ = ["DiskLocation", "Store", "parse_volume_file_name"]
 log = logging.getLogger(__name__)
 
 _UUID_FILE = "vol_dir.uuid"
+_LOCK_FILE = ".weedpy.lock"
 _VOLUME_FILE = re.compile(r"^(?:(?P<collection>.*)_)?(?P<vid>\d+)\.(?:idx|vif)$")
 
 
@@ -85,13 +93,23 @@ class Store:
         self._uuids: list[str] = []
         self._lock = threading.Lock()
         self.load_errors: dict[str, str] = {}  # file base -> why it could not be opened
+        self._locks: list[int] = []  # fds holding each directory's lock
 
     # ------------------------------------------------------------------ start-up
 
     def load(self) -> None:
-        """Create missing directories, read or create their uuids, open every volume."""
+        """Create missing directories, lock them, read or create their uuids, open every
+        volume. A directory another process holds raises `DirectoryInUse`."""
         for loc in self.locations:
             loc.path.mkdir(parents=True, exist_ok=True)
+        try:
+            for loc in self.locations:
+                self._locks.append(_lock_directory(loc.path))
+        except DirectoryInUse:
+            for fd in self._locks:
+                os.close(fd)
+            self._locks.clear()
+            raise
         self._uuids = [_directory_uuid(loc.path) for loc in self.locations]
         with ThreadPoolExecutor(max_workers=len(self.locations)) as pool:
             found = list(pool.map(self._load_location, range(len(self.locations))))
@@ -258,6 +276,13 @@ class Store:
         _close_all(volumes)
         if self._committer is not None:
             self._committer.close()
+        for fd in self._locks:
+            os.close(fd)  # releases the flock
+        self._locks.clear()
+
+    def missing_volumes(self) -> list[int]:
+        """Volumes whose `.dat` or `.idx` was deleted from disk while open (scenario 12)."""
+        return [v.id for v in list(self._volumes.values()) if v.files_missing()]
 
 
 def _close_all(volumes: Iterable[Volume]) -> None:
@@ -266,6 +291,21 @@ def _close_all(volumes: Iterable[Volume]) -> None:
             v.close()
         except OSError as exc:
             log.error("closing volume %d: %s", v.id, exc)
+
+
+def _lock_directory(directory: Path) -> int:
+    """Hold an exclusive flock on `<dir>/.weedpy.lock` until the store closes: a second
+    server on the same directory would corrupt every volume in it (scenario 21)."""
+    fd = os.open(directory / _LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DirectoryInUse("data directory is in use by another process",
+                             directory=str(directory)) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def _directory_uuid(directory: Path) -> str:

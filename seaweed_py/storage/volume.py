@@ -890,6 +890,20 @@ class Volume:
             if want == "memory":
                 self.base.with_suffix(".sdx").unlink(missing_ok=True)
 
+    def files_missing(self) -> bool:
+        """Whether `.dat` or `.idx` has been unlinked (or replaced) since the volume opened."""
+        for fd, suffix in ((self._dat, ".dat"), (self._idx, ".idx")):
+            if fd < 0:
+                continue
+            try:
+                st = os.fstat(fd)
+                on_disk = os.stat(self.base.with_suffix(suffix))
+            except OSError:
+                return True
+            if st.st_nlink == 0 or (st.st_ino, st.st_dev) != (on_disk.st_ino, on_disk.st_dev):
+                return True
+        return False
+
     def sync(self) -> None:
         """fsync `.dat` and `.idx` now."""
         if self._dat >= 0 and self._writable_files:

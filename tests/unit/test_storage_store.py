@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seaweed_py.errors import Conflict, NoFreeSlots, VolumeNotFound
+from seaweed_py.errors import Conflict, DirectoryInUse, NoFreeSlots, VolumeNotFound
 from seaweed_py.formats.needle import Needle
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
@@ -102,8 +102,8 @@ def test_delete_volume_and_collection_remove_the_files(
         s.delete_volume(3)
     assert sorted(s.delete_collection("x")) == [1, 2]
     assert s.volume_infos() == []
-    leftovers = [p.name for d in ("a", "b") for p in (tmp_path / d).iterdir()]
-    assert leftovers == ["vol_dir.uuid", "vol_dir.uuid"]
+    leftovers = sorted(p.name for d in ("a", "b") for p in (tmp_path / d).iterdir())
+    assert leftovers == [".weedpy.lock", ".weedpy.lock", "vol_dir.uuid", "vol_dir.uuid"]
     assert s.free_slots == 5
 
 
@@ -137,3 +137,31 @@ def test_size_limit_reaches_every_volume(make_store: Callable[..., Store]) -> No
     v = s.allocate(1)
     s.volume_size_limit = 1 << 20
     assert v.size_limit == 1 << 20
+
+
+def test_a_second_store_on_the_same_directory_is_refused(make_store: Callable[..., Store],
+                                                        tmp_path: Path) -> None:
+    """Scenario 21: the lock is held until close; the data is untouched."""
+    s = make_store()
+    s.allocate(1).write(Needle.build(COOKIE, 5, b"mine"))
+    intruder = Store([DiskLocation(tmp_path / "b", 3)])
+    with pytest.raises(DirectoryInUse):
+        intruder.load()
+    intruder.close()
+    v = s.get(1)
+    assert v is not None and v.read(5, COOKIE).data == b"mine"
+    s.close()
+    again = make_store()
+    assert [i.id for i in again.volume_infos()] == [1]
+
+
+def test_deleted_volume_files_are_noticed_while_running(make_store: Callable[..., Store],
+                                                       tmp_path: Path) -> None:
+    """Scenario 12: a .dat or .idx removed under a running server is reported missing."""
+    s = make_store()
+    s.allocate(1)
+    s.allocate(2)
+    assert s.missing_volumes() == []
+    next((tmp_path / "a").glob("1.dat")).unlink()
+    next((tmp_path / "b").glob("2.idx")).unlink()
+    assert sorted(s.missing_volumes()) == [1, 2]
