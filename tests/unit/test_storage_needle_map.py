@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +176,40 @@ def test_lookups_find_every_key_however_skewed_the_spread(keys: list[int],
         assert m.get(k) == want[k]
     for k in probes:
         assert m.get(k) == want.get(k)
+
+
+@pytest.mark.parametrize("kind", ["memory", "mmap"])
+def test_readers_never_miss_a_key_while_a_writer_merges(kind: str, tmp_path: Path) -> None:
+    """Readers take no lock: every published state must answer for the stable keys."""
+    stable = [(k, 8 * k, k % 50) for k in range(1, 400, 2)]
+    m = make_map(kind, tmp_path, IDX4, stable)
+    stop = threading.Event()
+    misses: list[int] = []
+
+    def reader() -> None:
+        rng = random.Random(7)
+        while not stop.is_set():
+            k, _, s = stable[rng.randrange(len(stable))]
+            got = m.get(k)
+            if got is None or got[1] != s:
+                misses.append(k)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        rng = random.Random(8)
+        for i in range(3000):
+            key = 1000 + i if i % 3 else rng.randrange(2, 400, 2)  # appends and out-of-order
+            m.put(key, 8 * (5000 + i), 7)
+            if i % 5 == 0:
+                m.delete(key)
+            if i % 7 == 0:
+                k, _, s = stable[rng.randrange(len(stable))]
+                m.put(k, 8 * (90000 + i), s)  # overwrite: a new offset, same size
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert misses == []
+    m.close()
