@@ -91,10 +91,14 @@ def skip_reason(impl: Impl) -> str | None:
 
 
 def free_port(rng: random.Random | None = None) -> int:
-    """A port free on 127.0.0.1 whose port+10000 is free too (weed's gRPC listener)."""
+    """A port free on 127.0.0.1 whose port+10000 is free too (weed's gRPC listener).
+
+    Both stay below the kernel's ephemeral range (32768 and up), so an outgoing connection of
+    another test cannot take the port between this check and the server's bind.
+    """
     rng = rng or random.Random()
     for _ in range(200):
-        port = rng.randrange(20000, 55000)
+        port = rng.randrange(10000, 32768 - 10000)
         if _bindable(port) and _bindable(port + 10000):
             return port
     raise RuntimeError("no free port pair found on 127.0.0.1")
