@@ -2,7 +2,7 @@
 
 Records are read in large blocks (one pread per ~4 MiB, or per record when a record is bigger)
 and checked with the formats codec. A record whose header cannot be trusted (Size negative or
-running past the end of the file, or a truncated header) ends the walk: without a Size there
+running past the end of the file, key 0, or a truncated header) ends the walk: without a Size there
 is no way to find the next record. A record whose bytes fail the check (CRC, field bounds) is
 reported and the walk goes on, since its header still says where the next one starts.
 """
@@ -70,6 +70,11 @@ def scan_records(
             buf = os.pread(fd, min(_BLOCK, end - pos), pos)
             buf_at, rel = pos, 0
         cookie, key, size = NEEDLE_HEADER.unpack_from(buf, rel)
+        if key == 0:
+            # No file id can name key 0, so no needle has it; a zero header is what a power
+            # loss leaves where the data pages of an extended file never reached the disk.
+            yield Record(pos, cookie, key, size, 0, 0, 0, "zeroed header (key 0)", fatal=True)
+            return
         if size < 0 or pos + NEEDLE_HEADER_SIZE + size + tail > end:
             yield Record(pos, cookie, key, size, 0, 0, 0,
                          f"header Size {size} runs past the end ({end})", fatal=True)

@@ -485,18 +485,23 @@ class Volume:
         sizes: npt.NDArray[np.int32],
         keep: int,
     ) -> int:
-        """Drop trailing entries whose record header is not theirs (key, Size)."""
+        """Drop trailing entries whose record is not theirs or does not check out (CRC).
+
+        After a power loss the last record's pages may be missing (zeros) even though the
+        `.idx` entry made it; such a write was never acknowledged as durable."""
         while keep:
             i = keep - 1
             off = int(units[i]) * 8
             if off == 0:
                 return keep
-            head = os.pread(self._dat, NEEDLE_HEADER_SIZE, off)
-            if len(head) == NEEDLE_HEADER_SIZE:
-                _, key, size = NEEDLE_HEADER.unpack_from(head)
-                want = max(int(sizes[i]), 0)
-                if key == int(keys[i]) and size == want:
+            want = max(int(sizes[i]), 0)
+            record = os.pread(self._dat, NEEDLE_HEADER_SIZE + want + self._tail, off)
+            try:
+                n = decode_needle(record, self.version, volume_id=self.id, offset=off)
+                if n.key == int(keys[i]) and NEEDLE_HEADER.unpack_from(record)[2] == want:
                     return keep
+            except CorruptNeedle as exc:
+                log.warning("volume %d: last indexed record is bad: %s", self.id, exc)
             keep -= 1
         return keep
 

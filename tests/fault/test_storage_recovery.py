@@ -275,3 +275,25 @@ def test_sigkill_during_fsync_always_writes_loses_no_acknowledged_write(
         v.write(Needle.build(COOKIE, 10**6, b"writable"))
     finally:
         v.close()
+
+
+def test_last_record_zeroed_by_power_loss_is_dropped_not_served(tmp_path: Path) -> None:
+    """Scenario 2: the .idx entry and the file length made it to disk but the last record's
+    data pages did not (they read back as zeros, or with a zeroed body)."""
+    b = build(tmp_path)
+    last_key = max(b.ends)
+    start = next(o for k, o, _ in iter_entries(b.idx, IDX4) if k == last_key)
+    for name, damaged in (
+        ("all-zero", b.dat[:start] + bytes(len(b.dat) - start)),
+        ("zero-body", b.dat[: start + 20] + bytes(len(b.dat) - start - 20)),
+    ):
+        d = place(tmp_path, name, damaged, b.idx, VIF)
+        v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
+        try:
+            assert v.recovery.dat_bytes_cut == len(b.dat) - start
+            with pytest.raises(NeedleNotFound):
+                v.read(last_key, COOKIE)
+            assert v.read(last_key - 1, COOKIE).data == payload(last_key - 1)
+            v.write(Needle.build(COOKIE, 500, b"next"))
+        finally:
+            v.close()
