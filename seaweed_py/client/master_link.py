@@ -69,6 +69,7 @@ class MasterLink:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_ok = False
+        self._warned = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -118,8 +119,9 @@ class MasterLink:
         try:
             answer = await self._post(master, "/internal/heartbeat", orjson.dumps(state))
         except WeedError as exc:
-            if self._last_ok:
+            if self._last_ok or not self._warned:
                 log.warning("heartbeat to master %s failed: %s", master, exc)
+                self._warned = True
             self._last_ok = False
             self._leader = None
             self._index = (self._index + 1) % len(self._masters)

@@ -111,8 +111,9 @@ class VolumeServer:
     async def stop(self) -> None:
         """Leave the cluster, wait `-preStopSeconds`, finish in-flight requests, close."""
         self.stopping = True
-        await self.link.stop(goodbye=True)
-        if self.options.pre_stop_seconds > 0:
+        serving = self.http.port != 0
+        await self.link.stop(goodbye=serving)
+        if serving and self.options.pre_stop_seconds > 0:
             await asyncio.sleep(self.options.pre_stop_seconds)
         await self.http.stop()
         if self.public_http is not None:
