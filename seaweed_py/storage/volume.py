@@ -923,7 +923,11 @@ class Volume:
                 return
             self._closed = True
             try:
-                if self._writable_files:
+                if self._writable_files and self._committer is not None and self._idx >= 0:
+                    # A round after every queued request on our fds: none of them may meet a
+                    # closed (or reused) descriptor later.
+                    self._committer.request((self._dat, self._idx)).result()
+                elif self._writable_files:
                     self.sync()
             finally:
                 if self._own_committer and self._committer is not None:
