@@ -301,7 +301,8 @@ class BlobReader:
             raise NotFound(f"chunk {fid} is on no known server")
         locations = await self._link.lookup(fid.volume_id)
         url = f"http://{random.choice(locations).url}/{fid}"
-        headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}",
+                   "Accept-Encoding": "identity"}
         async with self._http().get(url, headers=headers) as resp:
             body = await resp.read()
             if resp.status not in (200, 206):

@@ -534,3 +534,23 @@ async def test_public_port_serves_reads_only(start_server: Starter, http: Sessio
         assert resp.headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
     assert (await _get(http, _url(server, f"/{FID}")))[2] == b"public read"
     assert server.public_url() == f"127.0.0.1:{public_port}"
+
+
+async def test_manifest_chunks_on_another_server_are_fetched(
+    vs: VolumeServer, start_server: Starter, master: FakeMaster, http: Session
+) -> None:
+    other = await start_server("v1")
+    await _allocate(http, other, 2)
+    text = b"remote chunk, compressible text " * 64
+    await _post(http, other, "2,0a00000001", text, "c.txt", content_type="text/plain")
+    master.locations[2] = [other.url()]
+    manifest = {"name": "m.txt", "size": len(text),
+                "chunks": [{"fid": "2,0a00000001", "offset": 0, "size": len(text)}]}
+    async with http.put(_url(vs, "/1,0c00000001"), params={"cm": "true"},
+                        data=json.dumps(manifest).encode(),
+                        headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 201
+    status, headers, body = await _get(http, _url(vs, "/1,0c00000001"),
+                                       headers={"Range": "bytes=7-11"})
+    assert (status, body) == (206, text[7:12])
+    assert (await _get(http, _url(vs, "/1,0c00000001")))[2] == text
