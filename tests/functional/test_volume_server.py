@@ -553,4 +553,5 @@ async def test_manifest_chunks_on_another_server_are_fetched(
     status, headers, body = await _get(http, _url(vs, "/1,0c00000001"),
                                        headers={"Range": "bytes=7-11"})
     assert (status, body) == (206, text[7:12])
+    assert headers["X-File-Store"] == "chunked"
     assert (await _get(http, _url(vs, "/1,0c00000001")))[2] == text
