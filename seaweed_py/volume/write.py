@@ -98,7 +98,10 @@ class BlobWriter:
         needle = _needle(path, upload, volume)
         remote = () if options.replicate else await self._replica_urls(path.volume_id, volume)
         if len(needle.data) > _OFF_LOOP_WRITE:
-            result = await asyncio.to_thread(volume.write, needle)
+            # Streamed append: head, data and tail are written separately, so the record is
+            # never assembled as one more copy of the data.
+            result = await asyncio.to_thread(volume.write_streamed, needle, len(needle.data),
+                                             (needle.data,))
         else:
             result = volume.write(needle)
         if not result.durable.done():
