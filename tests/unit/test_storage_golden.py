@@ -215,3 +215,19 @@ def test_weedpy_export_lists_and_tars_the_live_needles_without_touching_files(
     out.unlink()
     after = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
     assert after == before
+
+
+def test_volume_without_an_index_is_rebuilt_from_its_dat(tmp_path: Path) -> None:
+    """`needle/43.dat` ships without an `.idx`: opening it indexes its one big needle."""
+    shutil.copyfile(REPO / "needle__43.dat", tmp_path / "43.dat")
+    v = Volume.open(tmp_path, 43, fsync_mode=FsyncMode.NONE)
+    try:
+        assert v.recovery.records_indexed == 1 and v.recovery.dat_bytes_cut == 0
+        (key, offset, size), = zip(*(a.tolist() for a in v.needle_map.live_arrays()),
+                                   strict=True)
+        assert (offset, size) == (8, 1_153_890)  # the body Size
+        n = v.read(key, _cookie(v, key))
+        assert n.name == b"Stickies.app.zip" and n.data.startswith(b"PK\x03\x04")
+        assert len((tmp_path / "43.idx").read_bytes()) == 16
+    finally:
+        v.close()

@@ -364,3 +364,33 @@ def test_status_reports_what_a_heartbeat_needs(make: Callable[..., Volume]) -> N
     assert not s.read_only and s.compact_revision == 0
     header = NEEDLE_HEADER.unpack_from(v.base.with_suffix(".dat").read_bytes(), 8)
     assert header[1] == 40
+
+
+def test_concurrent_writers_racing_the_size_limit_never_exceed_it(
+        make: Callable[..., Volume]) -> None:
+    """Scenario 16: every acknowledged write reads back and the .dat stays under the limit."""
+    import threading
+
+    v = make(size_limit=64 * 1024)
+    acked: list[int] = []
+    lock = threading.Lock()
+
+    def writer(base: int) -> None:
+        for i in range(400):
+            try:
+                v.write(needle(base + i, b"w" * 300))
+            except VolumeFull:
+                return
+            with lock:
+                acked.append(base + i)
+
+    threads = [threading.Thread(target=writer, args=(t * 1000 + 1,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert v.size <= 64 * 1024 == v.size_limit
+    assert os.path.getsize(v.base.with_suffix(".dat")) == v.size
+    assert len(acked) == v.live_count > 100
+    for key in acked:
+        assert v.read(key, COOKIE).data == b"w" * 300
