@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -369,8 +370,6 @@ def test_status_reports_what_a_heartbeat_needs(make: Callable[..., Volume]) -> N
 def test_concurrent_writers_racing_the_size_limit_never_exceed_it(
         make: Callable[..., Volume]) -> None:
     """Scenario 16: every acknowledged write reads back and the .dat stays under the limit."""
-    import threading
-
     v = make(size_limit=64 * 1024)
     acked: list[int] = []
     lock = threading.Lock()
