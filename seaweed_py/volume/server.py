@@ -71,7 +71,8 @@ class VolumeServer:
         self.reader = BlobReader(self.store, self.link, self_url=self.url,
                                  read_mode=options.read_mode, stats=self.stats, clock=clock)
         self.writer = BlobWriter(self.store, self.link, self.replicator, self_url=self.url,
-                                 file_size_limit=options.file_size_limit, stats=self.stats,
+                                 file_size_limit=options.file_size_limit,
+                                 spool_dir=options.dirs[0], stats=self.stats,
                                  clock=clock)
         self.admin = AdminHandlers(self)
         self.stopping = False

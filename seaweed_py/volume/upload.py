@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mmap
 import re
 import zlib
 from collections.abc import Iterator, Mapping
@@ -47,10 +48,15 @@ __all__ = [
     "canonical_header_name",
     "gunzip",
     "is_compressible",
+    "parse_spooled_upload",
     "parse_upload",
 ]
 
 MAX_NAME_BYTES = 255
+_SPOOL_CHUNK = 1 << 20
+
+Buffer = bytes | mmap.mmap
+"""A whole request body: in memory, or spooled to a file and mapped."""
 _MAX_PAIRS_BYTES = 65535
 _OCTET = "application/octet-stream"
 _PAIR_PREFIX = "seaweed-"
@@ -94,7 +100,10 @@ class Upload:
 
 @dataclass(frozen=True, slots=True)
 class _Body:
-    data: bytes
+    """Where the file's bytes lie in the request body, and what the request says of them."""
+
+    start: int
+    end: int
     filename: str
     content_type: str
     content_encoding: str
@@ -142,25 +151,25 @@ def _split_headers(block: bytes) -> dict[str, str]:
     return headers
 
 
-def _iter_parts(body: bytes, boundary: str) -> Iterator[tuple[dict[str, str], bytes]]:
-    """(headers, data) of each part, parsed only as far as the caller reads."""
+def _iter_parts(body: Buffer, boundary: str) -> Iterator[tuple[dict[str, str], int, int]]:
+    """(headers, data start, data end) of each part, parsed only as far as the caller reads."""
     delimiter = b"--" + boundary.encode("latin-1")
     part_end = b"\r\n" + delimiter
     pos = body.find(delimiter)
     if pos < 0:
         raise BadRequest("multipart body has no boundary delimiter")
     pos += len(delimiter)
-    while not body.startswith(b"--", pos):
+    while body[pos : pos + 2] != b"--":
         head_start = body.find(b"\r\n", pos) + 2
         head_end = body.find(b"\r\n\r\n", head_start - 2)
         end = body.find(part_end, head_end + 2) if head_end >= 0 else -1
         if head_start < 2 or end < 0:
             raise BadRequest("truncated multipart body")
-        yield _split_headers(body[head_start:head_end]), body[head_end + 4 : end]
+        yield _split_headers(body[head_start:head_end]), head_end + 4, max(end, head_end + 4)
         pos = end + len(part_end)
 
 
-def _multipart_body(body: bytes, content_type: str) -> _Body:
+def _multipart_body(body: Buffer, content_type: str) -> _Body:
     m = _BOUNDARY_RE.search(content_type)
     boundary = (m.group(1) if m.group(1) is not None else m.group(2)) if m else ""
     if not boundary:
@@ -169,16 +178,17 @@ def _multipart_body(body: bytes, content_type: str) -> _Body:
     first = next(parts, None)
     if first is None:
         raise BadRequest("multipart body has no parts")
-    headers, data = first
+    headers, start, end = first
     filename = _filename(headers.get("content-disposition", ""))
     if not filename:
-        for later_headers, later_data in parts:
+        for later_headers, later_start, later_end in parts:
             later_name = _filename(later_headers.get("content-disposition", ""))
             if later_name:
-                headers, data, filename = later_headers, later_data, later_name
+                headers, start, end, filename = later_headers, later_start, later_end, later_name
                 break
     return _Body(
-        data=data,
+        start=start,
+        end=end,
         filename=_base_name(filename),
         content_type=headers.get("content-type", ""),
         content_encoding=headers.get("content-encoding", ""),
@@ -186,7 +196,7 @@ def _multipart_body(body: bytes, content_type: str) -> _Body:
     )
 
 
-def _raw_body(body: bytes, headers: Mapping[str, str], path: str) -> _Body:
+def _raw_body(size: int, headers: Mapping[str, str], path: str) -> _Body:
     filename = ""
     disposition = headers.get("content-disposition", "")
     if disposition:
@@ -195,7 +205,8 @@ def _raw_body(body: bytes, headers: Mapping[str, str], path: str) -> _Body:
         params = _params(disposition)
         filename = params.get("filename") or params.get("name", "")
     return _Body(
-        data=body,
+        start=0,
+        end=size,
         filename=_base_name(filename) if filename else path[path.rfind("/") + 1 :],
         content_type=headers.get("content-type", ""),
         content_encoding=headers.get("content-encoding", ""),
@@ -285,7 +296,11 @@ def _pairs(headers: Mapping[str, str]) -> bytes:
 
 
 def _check_md5(expected: str, data: bytes) -> None:
-    actual = base64.b64encode(hashlib.md5(data).digest()).decode()
+    _compare_md5(expected, hashlib.md5(data).digest())
+
+
+def _compare_md5(expected: str, digest: bytes) -> None:
+    actual = base64.b64encode(digest).decode()
     if expected != actual:
         raise BadRequest(
             f"Content-MD5 did not match md5 of file data expected [{expected}] received [{actual}]"
@@ -294,6 +309,22 @@ def _check_md5(expected: str, data: bytes) -> None:
 
 def _fits(text: str) -> str:
     return text if len(text.encode()) <= MAX_NAME_BYTES else ""
+
+
+def _locate(method: str, path: str, headers: Mapping[str, str], body: Buffer) -> tuple[_Body, bool]:
+    content_type = headers.get("content-type", "")
+    multipart = method == "POST" and (not content_type or "form-data" in content_type)
+    if multipart and not content_type:
+        raise BadRequest("request Content-Type isn't multipart/form-data")
+    if multipart:
+        return _multipart_body(body, content_type), True
+    return _raw_body(len(body), headers, path), False
+
+
+def _stored_mime(part: _Body, multipart: bool, options: UploadOptions) -> str:
+    if options.chunk_manifest or options.replicate:
+        return part.content_type
+    return _resolve_mime(part.content_type, part.filename, raw=not multipart)
 
 
 def parse_upload(
@@ -307,19 +338,13 @@ def parse_upload(
 
     `headers` have lower-case names.
     """
-    content_type = headers.get("content-type", "")
-    multipart = method == "POST" and (not content_type or "form-data" in content_type)
-    if multipart and not content_type:
-        raise BadRequest("request Content-Type isn't multipart/form-data")
-    part = _multipart_body(body, content_type) if multipart else _raw_body(body, headers, path)
+    part, multipart = _locate(method, path, headers, body)
+    data = body[part.start : part.end] if multipart else body
     gzipped = part.content_encoding.lower() == "gzip"
-    plain = gunzip(part.data) if gzipped else part.data
+    plain = gunzip(data) if gzipped else data
     if part.content_md5:
         _check_md5(part.content_md5, plain)
-    mime = part.content_type
-    if not (options.chunk_manifest or options.replicate):
-        mime = _resolve_mime(part.content_type, part.filename, raw=not multipart)
-    data = part.data
+    mime = _stored_mime(part, multipart, options)
     if not gzipped and not options.replicate and data:
         packed = _maybe_compress(data, part.filename, mime)
         if packed is not None:
@@ -334,3 +359,43 @@ def parse_upload(
         content_md5=part.content_md5,
         options=options,
     )
+
+
+def parse_spooled_upload(
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: mmap.mmap,
+    options: UploadOptions,
+) -> tuple[Upload, int, int]:
+    """`parse_upload` for a body spooled to a file: (metadata with empty `data`, start, end of
+    the file's bytes in `body`). Such bodies are stored as sent, without automatic compression
+    (it would need the whole body in memory). Runs in a worker thread."""
+    part, multipart = _locate(method, path, headers, body)
+    gzipped = part.content_encoding.lower() == "gzip"
+    digest = hashlib.md5() if part.content_md5 else None
+    inflate = zlib.decompressobj(47) if gzipped else None
+    original_size = 0
+    for pos in range(part.start, part.end, _SPOOL_CHUNK):
+        chunk = body[pos : min(pos + _SPOOL_CHUNK, part.end)]
+        if inflate is not None:
+            try:
+                chunk = inflate.decompress(chunk)
+            except zlib.error as exc:
+                raise BadRequest(f"invalid gzip data: {exc}") from None
+        original_size += len(chunk)
+        if digest is not None:
+            digest.update(chunk)
+    if digest is not None:
+        _compare_md5(part.content_md5, digest.digest())
+    upload = Upload(
+        data=b"",
+        name=_fits(part.filename),
+        mime=_fits(_stored_mime(part, multipart, options)),
+        gzipped=gzipped,
+        original_size=original_size,
+        pairs=_pairs(headers),
+        content_md5=part.content_md5,
+        options=options,
+    )
+    return upload, part.start, part.end

@@ -8,9 +8,10 @@ copies of the replicas that succeeded are tombstoned — the master is told to s
 volume, and the client gets a 500. (The reference leaves the diverged copies in place, quirk
 A20; a write the client was told failed should not be readable afterwards.)
 
-Bodies are received whole — their size is bounded by `-fileSizeLimitMB`, checked against
-Content-Length before a byte is read — and records above 1 MiB are appended from a worker
-thread so the loop keeps serving.
+Bodies up to httpkit's streaming threshold (1 MiB) arrive whole; larger ones are spooled to a
+temporary file and appended from it in slices (`spool.py`), so memory stays flat. Either way
+the size is bounded by `-fileSizeLimitMB`, checked against Content-Length before a byte is
+read, and records above 1 MiB are appended from a worker thread so the loop keeps serving.
 
 Deletes tombstone locally first, then on the replicas; a replica failure is reported to the
 client and the master, and the local tombstone stays.
@@ -22,7 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 import orjson
 
@@ -38,6 +40,7 @@ from seaweed_py.errors import (
     WeedError,
 )
 from seaweed_py.formats.chunk_manifest import load_chunk_manifest
+from seaweed_py.formats.crc import crc32c
 from seaweed_py.formats.fid import FileId
 from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle
 from seaweed_py.httpkit.request import Request
@@ -45,8 +48,9 @@ from seaweed_py.httpkit.response import Response, json_response
 from seaweed_py.storage.store import Store
 from seaweed_py.storage.volume import Volume
 from seaweed_py.types import Cookie, NeedleId
+from seaweed_py.volume.spool import spool
 from seaweed_py.volume.stats import Stats
-from seaweed_py.volume.upload import Upload, UploadOptions, parse_upload
+from seaweed_py.volume.upload import Upload, UploadOptions, parse_spooled_upload, parse_upload
 from seaweed_py.volume.urls import BlobPath, parse_blob_path, parse_write_path
 
 __all__ = ["BlobWriter"]
@@ -70,10 +74,12 @@ class BlobWriter:
         *,
         self_url: Callable[[], str],
         file_size_limit: int,
+        spool_dir: str,
         stats: Stats,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._spool_dir = spool_dir
         self._link = link
         self._replicator = replicator
         self._self_url = self_url
@@ -87,16 +93,19 @@ class BlobWriter:
         self._stats.writes += 1
         path = parse_write_path(req.path)
         options = UploadOptions.from_query(req.query, int(self._clock()))
-        body = await req.read()
-        upload = parse_upload(req.method, req.path, req.headers, body, options)
-        if upload.original_size > self._limit:
-            raise PayloadTooLarge(f"file over the limited {self._limit} bytes",
-                                  volume_id=path.volume_id)
+        if req.stream is not None:
+            return await self._write_spooled(req, path, options)
+        upload = parse_upload(req.method, req.path, req.headers, req.body, options)
+        return await self._store_upload(req.path, path, upload)
+
+    async def _store_upload(self, url_path: str, path: BlobPath, upload: Upload) -> Response:
+        self._check_limit(path, upload)
         volume = self._store.get(path.volume_id)
         if volume is None:
-            return await self._forward_only(path, req.path, upload)
+            return await self._forward_only(path, url_path, upload)
         needle = _needle(path, upload, volume)
-        remote = () if options.replicate else await self._replica_urls(path.volume_id, volume)
+        replicate = upload.options.replicate
+        remote = () if replicate else await self._replica_urls(path.volume_id, volume)
         if len(needle.data) > _OFF_LOOP_WRITE:
             # Streamed append: head, data and tail are written separately, so the record is
             # never assembled as one more copy of the data.
@@ -107,13 +116,51 @@ class BlobWriter:
         if not result.durable.done():
             await asyncio.wrap_future(result.durable)
         if remote:
-            copy = _copy(req.path, needle, upload)
+            copy = _copy(url_path, needle, upload)
             failures = await self._replicator.write(remote, copy)
             if failures:
-                await self._undo_write(volume, needle, req.path, remote, failures,
+                await self._undo_write(volume, needle, url_path, remote, failures,
                                        appended=not result.unchanged)
         self._stats.bytes_written += len(needle.data)
         return _write_response(upload, needle, unchanged=result.unchanged)
+
+    async def _write_spooled(self, req: Request, path: BlobPath, options: UploadOptions) -> Response:
+        """A body that arrived as a stream: spooled to a file, appended from it in slices.
+        Replicated writes load the data once, to forward it."""
+        assert req.stream is not None
+        spooled = await spool(req.stream, self._spool_dir)
+        try:
+            upload, start, end = await asyncio.to_thread(
+                parse_spooled_upload, req.method, req.path, req.headers, spooled.map, options
+            )
+            self._check_limit(path, upload)
+            volume = self._store.get(path.volume_id)
+            if volume is None or (not options.replicate
+                                  and volume.replica_placement.copy_count > 1):
+                data = await asyncio.to_thread(spooled.read, start, end)
+                return await self._store_upload(req.path, path, replace(upload, data=data))
+            needle = _needle(path, upload, volume)
+            crc = [0]
+
+            def checksummed() -> Iterator[bytes]:
+                for piece in spooled.slices(start, end):
+                    crc[0] = crc32c(piece, crc[0])
+                    yield piece
+
+            result = await asyncio.to_thread(volume.write_streamed, needle, end - start,
+                                             checksummed())
+            if not result.durable.done():
+                await asyncio.wrap_future(result.durable)
+            self._stats.bytes_written += end - start
+            return _write_response(upload, replace(needle, checksum=crc[0]),
+                                   unchanged=result.unchanged)
+        finally:
+            await asyncio.to_thread(spooled.close)
+
+    def _check_limit(self, path: BlobPath, upload: Upload) -> None:
+        if upload.original_size > self._limit:
+            raise PayloadTooLarge(f"file over the limited {self._limit} bytes",
+                                  volume_id=path.volume_id)
 
     async def _forward_only(self, path: BlobPath, url_path: str, upload: Upload) -> Response:
         """The volume is not here: store it on every holder (quirk A28, kept), unless this is

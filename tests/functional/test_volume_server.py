@@ -8,9 +8,12 @@ tests fill in.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import hashlib
 import io
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -555,3 +558,36 @@ async def test_manifest_chunks_on_another_server_are_fetched(
     assert (status, body) == (206, text[7:12])
     assert headers["X-File-Store"] == "chunked"
     assert (await _get(http, _url(vs, "/1,0c00000001")))[2] == text
+
+
+async def test_large_bodies_are_spooled_with_md5_gzip_and_later_file_parts(
+    vs: VolumeServer, http: Session
+) -> None:
+    data = bytes(range(256)) * 8_000  # 2 MB: above the streaming threshold
+    good_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    async with http.put(_url(vs, f"/{FID}"), data=io.BytesIO(data),
+                        headers={"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="}) as resp:
+        assert resp.status == 400 and "Content-MD5" in (await resp.json())["error"]
+    assert (await _get(http, _url(vs, f"/{FID}")))[0] == 404
+    async with http.put(_url(vs, f"/{FID}"), data=io.BytesIO(data), headers={"Content-MD5": good_md5}) as resp:
+        assert resp.status == 201
+        assert (await resp.json())["eTag"] == f"{crc32c(data):08x}"
+    assert (await _get(http, _url(vs, f"/{FID}")))[2] == data
+    async with http.put(_url(vs, f"/{FID}"), data=io.BytesIO(data), headers={"Content-MD5": good_md5}) as resp:
+        assert resp.status == 204  # identical re-upload, also when spooled
+
+    text = b"".join(os.urandom(24).hex().encode() + b"\n" for _ in range(60_000))
+    packed = gzip.compress(text)
+    assert len(packed) > 1 << 20
+    async with http.put(_url(vs, "/1,02637037d6"), data=io.BytesIO(packed),
+                        headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"}) as resp:
+        assert (await resp.json())["size"] == len(text)
+    assert (await _get(http, _url(vs, "/1,02637037d6"),
+                       headers={"Accept-Encoding": "identity"}))[2] == text
+
+    form = aiohttp.FormData()
+    form.add_field("note", "a text field first")
+    form.add_field("file", io.BytesIO(data), filename="late.bin")
+    async with http.post(_url(vs, "/1,03637037d6"), data=form) as resp:
+        assert (await resp.json())["name"] == "late.bin"
+    assert (await _get(http, _url(vs, "/1,03637037d6")))[2] == data
