@@ -8,7 +8,7 @@ bulk of a map lives in packed numpy columns and only recent writes sit in a smal
     uint64 for 5-byte ones) and `sizes` (int32): 16 B per needle with 4-byte offsets. Keys
     written since the last merge live in `recent`, a dict checked first; an overwrite of a
     column key also goes to `recent` (it shadows the column), a delete marks the column entry
-    dead in place (size -1, one atomic store). When `recent` reaches 1/64 of the columns (at
+    dead in place (size -1, one atomic store). When `recent` reaches 1/128 of the columns (at
     least 1024 keys) it is merged: appended in place when its keys are all above the largest
     column key (the usual case, keys come from a sequencer), rebuilt otherwise.
 
@@ -322,8 +322,8 @@ class MemoryNeedleMap(NeedleMap):
             if i >= 0 and c.smv[i] != _DEAD:
                 old = c.smv[i]
         c.recent[key] = (offset, size)
-        if len(c.recent) >= max(self._merge_min, c.n >> 6):
-            self.merge()
+        if len(c.recent) >= max(self._merge_min, c.n >> 7):
+            self._merge(compact=False)
         return old
 
     def _remove(self, key: int) -> int | None:
@@ -363,30 +363,30 @@ class MemoryNeedleMap(NeedleMap):
 
     def merge(self) -> None:
         """Fold `recent` into the columns and drop dead entries; publishes a new snapshot."""
+        self._merge(compact=True)
+
+    def _merge(self, *, compact: bool) -> None:
+        """Fold `recent` into the columns. When every recent key is new and above the
+        largest column key, they are appended in place and dead entries stay marked (cheap:
+        O(recent)); otherwise, or when `compact` or dead entries pass 1/8, rebuild (O(n))."""
         c = self._cols
-        if not c.recent and not self._dead:
-            return
         n = c.n
+        compact = compact or self._dead > (n >> 3)
+        if not c.recent and not (compact and self._dead):
+            return
         rk, ru, rs = self._recent_arrays(c)
+        m = len(rk)
+        if m and not compact and int(rk[0]) > c.last:
+            self._append(c, rk, ru, rs)
+            return
         bk = c.keys[:n]
-        keep: npt.NDArray[np.bool_] | None = None
-        if self._dead:
-            keep = c.sizes[:n] != _DEAD
-        if n and len(rk):
+        keep = c.sizes[:n] != _DEAD
+        if n and m:
             pos = np.searchsorted(bk, rk)
             inside = pos < n
             pos = pos[inside]
-            shadow = pos[bk[pos] == rk[inside]]
-            if len(shadow):
-                if keep is None:
-                    keep = np.ones(n, dtype=bool)
-                keep[shadow] = False
-        m = len(rk)
-        if keep is None and (n == 0 or m == 0 or int(rk[0]) > int(bk[n - 1])):
-            self._append(c, rk, ru, rs)
-            return
-        mask = keep if keep is not None else np.ones(n, dtype=bool)
-        kk, ku, ks = bk[mask], c.units[:n][mask], c.sizes[:n][mask]
+            keep[pos[bk[pos] == rk[inside]]] = False  # overwritten: `recent` holds the news
+        kk, ku, ks = bk[keep], c.units[:n][keep], c.sizes[:n][keep]
         at = np.searchsorted(kk, rk)
         self._cols = _Columns(
             len(kk) + m,

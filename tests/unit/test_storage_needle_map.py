@@ -213,3 +213,20 @@ def test_readers_never_miss_a_key_while_a_writer_merges(kind: str, tmp_path: Pat
             t.join()
     assert misses == []
     m.close()
+
+
+def test_appends_keep_dead_markers_until_compaction(tmp_path: Path) -> None:
+    m = MemoryNeedleMap(*replay_index(*arrays([(k, 8 * k, 10) for k in range(1, 2001)])),
+                        merge_min=16)
+    for k in range(1, 200, 2):
+        assert m.delete(k) == 10  # 100 dead markers: below 1/8, no rebuild needed
+    model = {k: (8 * k, 10) for k in range(2, 2001, 2)}
+    for k in range(3000, 3400):  # ascending new keys: merged by appending in place
+        m.put(k, 8 * k, 20)
+        model[k] = (8 * k, 20)
+    assert len(m) == len(model)
+    for k in range(0, 3500):
+        assert m.get(k) == model.get(k), k
+    assert as_dict(m.live_arrays()) == model  # compacts
+    assert len(m) == len(model)
+    assert m.get(1) is None and m.get(3399) == (8 * 3399, 20)
