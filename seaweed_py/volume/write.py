@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 
 import orjson
@@ -89,14 +90,33 @@ class BlobWriter:
 
     # ------------------------------------------------------------------ writes
 
-    async def write(self, req: Request) -> Response:
+    def write(self, req: Request) -> Response | Awaitable[Response]:
+        """POST/PUT. A small write to a local single-copy volume whose durability needs no
+        wait (`-fsync=none|always`) is answered inline, without a coroutine."""
         self._stats.writes += 1
         path = parse_write_path(req.path)
         options = UploadOptions.from_query(req.query, int(self._clock()))
         if req.stream is not None:
-            return await self._write_spooled(req, path, options)
+            return self._write_spooled(req, path, options)
         upload = parse_upload(req.method, req.path, req.headers, req.body, options)
-        return await self._store_upload(req.path, path, upload)
+        self._check_limit(path, upload)
+        volume = self._store.get(path.volume_id)
+        if (volume is None or len(upload.data) > _OFF_LOOP_WRITE
+                or not (options.replicate or volume.replica_placement.copy_count <= 1)):
+            return self._store_upload(req.path, path, upload)
+        needle = _needle(path, upload, volume)
+        result = volume.write(needle)
+        self._stats.bytes_written += len(needle.data)
+        if result.durable.done():
+            result.durable.result()  # raises if the sync failed
+            return _write_response(upload, needle, unchanged=result.unchanged)
+        return self._when_durable(result.durable, upload, needle, result.unchanged)
+
+    async def _when_durable(
+        self, durable: Future[None], upload: Upload, needle: Needle, unchanged: bool
+    ) -> Response:
+        await asyncio.wrap_future(durable)
+        return _write_response(upload, needle, unchanged=unchanged)
 
     async def _store_upload(self, url_path: str, path: BlobPath, upload: Upload) -> Response:
         self._check_limit(path, upload)

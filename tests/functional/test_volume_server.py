@@ -591,3 +591,13 @@ async def test_large_bodies_are_spooled_with_md5_gzip_and_later_file_parts(
     async with http.post(_url(vs, "/1,03637037d6"), data=form) as resp:
         assert (await resp.json())["name"] == "late.bin"
     assert (await _get(http, _url(vs, "/1,03637037d6")))[2] == data
+
+
+@pytest.mark.parametrize("fsync_mode", ["none", "always"])
+async def test_writes_in_every_fsync_mode(start_server: Starter, http: Session,
+                                          fsync_mode: str) -> None:
+    server = await start_server(fsync_mode=fsync_mode)
+    await _allocate(http, server, 1)
+    assert (await _post(http, server, FID, b"durable enough"))[0] == 201
+    assert (await _post(http, server, FID, b"durable enough"))[0] == 204
+    assert (await _get(http, _url(server, f"/{FID}")))[2] == b"durable enough"
