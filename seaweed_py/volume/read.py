@@ -14,6 +14,7 @@ and a JSON error body where the reference sends none (docs/compat.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import secrets
@@ -381,6 +382,11 @@ def _header(name: str, value: str) -> bytes:
     return f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
 
 
+@functools.lru_cache(maxsize=1024)
+def _content_type_line(content_type: str) -> bytes:
+    return _header("Content-Type", content_type)
+
+
 def _respond(req: Request, head: bytes, data: bytes, content_type: str) -> Response:
     """200, 206, multipart 206 or the A7 empty 200 for in-memory data."""
     range_header = req.headers.get("range")
@@ -391,7 +397,7 @@ def _respond(req: Request, head: bytes, data: bytes, content_type: str) -> Respo
     if not content_type and data and req.method == "GET":
         content_type = detect_content_type(data)
     if content_type:
-        head += _header("Content-Type", content_type)
+        head += _content_type_line(content_type)
     if req.method == "HEAD":
         return Response(200, raw_headers=head, content_length=len(data))
     return Response(200, raw_headers=head, body=data)
