@@ -84,6 +84,8 @@ _NOTABLE_SHAPES = frozenset(
     for name in ("content-length", "transfer-encoding", "connection", "upgrade", "expect")
 )
 
+_HOST_SHAPE = 4 << 8 | ord("h")
+
 _METHODS = {
     m.encode(): m
     for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
@@ -115,6 +117,7 @@ class HttpConnection(asyncio.Protocol):
         "_hdr_raw_bytes",
         "_hdr_started",
         "_headers",
+        "_host",
         "_last_activity",
         "_last_recv",
         "_limits",
@@ -164,6 +167,7 @@ class HttpConnection(asyncio.Protocol):
         self._hdr_raw_bytes = 0
         self._hdr_started = 0.0
         self._notable = False  # a header that needs a look (framing, Expect, Upgrade...)
+        self._host = False  # a Host header was seen (HTTP/1.1 requires one)
         self._read_size = 0
         self._req: Request | None = None  # the request whose body is being received
         self._stream: RequestStream | None = None  # its stream, if it is streamed
@@ -276,6 +280,7 @@ class HttpConnection(asyncio.Protocol):
             self._headers = []
             self._hdr_raw_bytes = 0
             self._notable = False
+            self._host = False
             self._hdr_started = self._server.now
         else:
             url = self._url + url
@@ -286,8 +291,11 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         # Sizes are checked per read and at the end of the block, not per line.
         self._headers.append((name, value))
-        if (len(name) << 8 | name[0] | 0x20) in _NOTABLE_SHAPES:
+        shape = len(name) << 8 | name[0] | 0x20
+        if shape in _NOTABLE_SHAPES:
             self._notable = True
+        elif shape == _HOST_SHAPE:
+            self._host = True
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -316,6 +324,7 @@ class HttpConnection(asyncio.Protocol):
         route = self._routes.get(path) or self._router.fallback_route
         if (
             not self._notable
+            and self._host
             and route is not None
             and (route.methods is None or method in route.methods)
         ):
@@ -350,7 +359,9 @@ class HttpConnection(asyncio.Protocol):
         error: WeedError | None = None
         continue_wanted = False
         max_body = self._limits.max_body
-        if chunked and length is not None:
+        if not self._host and req.version != "1.0":
+            error = BadRequest("missing required Host header")
+        elif chunked and length is not None:
             # Both framings at once is the request-smuggling shape: never guess which one wins.
             error = BadRequest("both Content-Length and Transfer-Encoding present")
         elif transfer_encoding is not None and transfer_encoding.lower() != b"chunked":
@@ -394,8 +405,7 @@ class HttpConnection(asyncio.Protocol):
         if length is not None and length > self._limits.stream_threshold:
             self._start_stream(req, length)
         elif continue_wanted and self._active is None and not self._queue:
-            self._continue_wanted = False
-            self._write(_CONTINUE)
+            self._send_continue()
 
     def on_body(self, chunk: bytes) -> None:
         req = self._req
@@ -547,8 +557,7 @@ class HttpConnection(asyncio.Protocol):
                 self._resume(_PAUSE_PIPELINE)
             if self._continue_wanted and self._active is None and not self._queue:
                 # A buffered request waiting for `100 Continue` became first in line.
-                self._continue_wanted = False
-                self._write(_CONTINUE)
+                self._send_continue()
         finally:
             self._pumping = False
 
@@ -571,8 +580,12 @@ class HttpConnection(asyncio.Protocol):
         return stream
 
     def _send_continue(self) -> None:
-        if not self._closed and self._stream is not None and self._stream.received == 0:
-            self._write(_CONTINUE)
+        self._continue_wanted = False
+        if self._closed or self._body_size or self._req is None:
+            return  # the body started arriving anyway, or the request is gone
+        # The client was waiting for us; the body timeout runs from now.
+        self._last_recv = self._server.now
+        self._write(_CONTINUE)
 
     def _pause_for_stream(self) -> None:
         self._pause(_PAUSE_STREAM)

@@ -17,10 +17,10 @@ class Limits:
     up to `tick` late; `tick` is derived from the smallest timeout.
     """
 
-    max_url: int = 8 * 1024
+    max_url: int = 64 * 1024
     """Longest request target (path and query); longer → 414."""
-    max_header_bytes: int = 64 * 1024
-    """Sum of the header lines of one request; more → 431. Enforced to within one socket read."""
+    max_header_bytes: int = _MIB
+    """Sum of the header lines of one request; more → 431 (Go's `DefaultMaxHeaderBytes`)."""
     max_body: int = 64 * _MIB
     """Largest request body; a route may set its own. Decided from Content-Length before the
     body is read (413); for chunked bodies, as soon as the running total passes it."""

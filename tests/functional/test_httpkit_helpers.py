@@ -11,7 +11,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import uvloop
 
@@ -189,6 +189,8 @@ async def serving(
     try:
         yield server, calls
     finally:
+        for client in list(RawClient.unclosed):
+            await client.close()
         await server.stop(grace)
 
 
@@ -204,9 +206,13 @@ class RawResponse:
 class RawClient:
     """A socket that speaks HTTP/1.1 by hand, so tests control every byte sent."""
 
+    # Clients still open when a test fails half-way; `serving` closes them on exit.
+    unclosed: ClassVar[set[RawClient]] = set()
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        RawClient.unclosed.add(self)
 
     @classmethod
     async def connect(cls, port: int) -> RawClient:
@@ -262,6 +268,7 @@ class RawClient:
         return data == b"" or await self.closed_by_server(timeout)
 
     async def close(self) -> None:
+        RawClient.unclosed.discard(self)
         self.writer.close()
         with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()

@@ -42,8 +42,8 @@ async def test_pipelined_requests_in_one_packet_are_answered_in_order() -> None:
 async def test_deep_pipeline_behind_a_slow_request_is_answered_in_order() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
-        requests = [b"GET /slow?s=0.2 HTTP/1.1\r\n\r\n"]
-        requests += [b"GET /info?n=%d HTTP/1.1\r\n\r\n" % i for i in range(100)]
+        requests = [b"GET /slow?s=0.2 HTTP/1.1\r\nHost: t\r\n\r\n"]
+        requests += [b"GET /info?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(100)]
         await client.send(b"".join(requests))  # more than Limits.max_pipeline behind the first
         assert (await client.read_response()).body == b"slow"
         for i in range(100):
@@ -88,7 +88,7 @@ async def test_response_carries_server_date_and_length() -> None:
         b"GARBAGE\r\n\r\n",
         b"GET /hello HTTP/1.1 extra\r\nHost: t\r\n\r\n",
         b"GET /hello HTTP/9.1\r\nHost: t\r\n\r\n",
-        b"GET /hello HTTP/1.1\r\nBad Header Name: x\r\n\r\n",
+        b"GET /hello HTTP/1.1\r\nHost: t\r\nBad Header Name: x\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
     ],
 )
@@ -103,6 +103,20 @@ async def test_malformed_request_is_400_and_closes(request_line: bytes) -> None:
         assert resp.headers["content-type"] == "application/json"
         assert b'"error"' in resp.body
         assert await client.closed_by_server()
+        await client.close()
+
+
+@on_uvloop
+async def test_http11_request_without_host_is_400() -> None:
+    async with serving() as (server, calls):
+        client = await RawClient.connect(server.port)
+        await client.send(b"GET /hello HTTP/1.1\r\nAccept: */*\r\n\r\n")
+        resp = await client.read_response()
+        assert resp.status == 400
+        assert b"Host" in resp.body
+        assert calls.order == []
+        await client.send(b"GET /hello HTTP/1.0\r\n\r\n")  # HTTP/1.0 needs none
+        assert (await client.read_response()).body == b"hello"
         await client.close()
 
 
@@ -122,7 +136,9 @@ async def test_an_error_after_good_pipelined_requests_is_answered_after_them() -
 async def test_oversized_url_is_414() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
-        await client.send(b"GET /" + b"a" * (SMALL_LIMITS.max_url + 1) + b" HTTP/1.1\r\n\r\n")
+        await client.send(
+            b"GET /" + b"a" * (SMALL_LIMITS.max_url + 1) + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
         resp = await client.read_response()
         assert resp.status == 414
         assert await client.closed_by_server()
@@ -134,7 +150,7 @@ async def test_oversized_headers_are_431_in_one_packet_and_dripped() -> None:
     async with serving() as (server, _):
         many = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 50) for i in range(40))
         client = await RawClient.connect(server.port)
-        await client.send(b"GET /hello HTTP/1.1\r\n" + many + b"\r\n")
+        await client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n" + many + b"\r\n")
         assert (await client.read_response()).status == 431
         assert await client.closed_by_server()
         await client.close()
@@ -142,7 +158,7 @@ async def test_oversized_headers_are_431_in_one_packet_and_dripped() -> None:
         # Complete lines in two reads, each under the limit, together over it.
         client = await RawClient.connect(server.port)
         half = b"".join(b"X-A%d: %s\r\n" % (i, b"v" * 50) for i in range(12))  # ~700 bytes
-        await client.send(b"GET /hello HTTP/1.1\r\n" + half)
+        await client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n" + half)
         await asyncio.sleep(0.05)
         await client.send(half.replace(b"X-A", b"X-B") + b"\r\n")
         assert (await client.read_response()).status == 431
@@ -150,7 +166,7 @@ async def test_oversized_headers_are_431_in_one_packet_and_dripped() -> None:
 
         # One endless header line, sent in pieces: never completes, still refused.
         client = await RawClient.connect(server.port)
-        await client.send(b"GET /hello HTTP/1.1\r\nX-Long: ")
+        await client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Long: ")
         for _ in range(12):
             await client.send(b"v" * 100)
             await asyncio.sleep(0.005)
@@ -162,7 +178,11 @@ async def test_oversized_headers_are_431_in_one_packet_and_dripped() -> None:
 async def test_headers_just_under_the_limit_straddling_packets_with_a_body_are_accepted() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
-        head = b"POST /echo HTTP/1.1\r\nX-Pad: " + b"p" * 700 + b"\r\nContent-Length: 5000\r\n\r\n"
+        head = (
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nX-Pad: "
+            + b"p" * 700
+            + b"\r\nContent-Length: 5000\r\n\r\n"
+        )
         await client.send(head[:300])
         await asyncio.sleep(0.05)
         await client.send(head[300:] + b"b" * 5000)
@@ -190,7 +210,9 @@ async def test_route_limit_overrides_the_server_limit() -> None:
     async with serving() as (server, calls):
         client = await RawClient.connect(server.port)
         body = b"u" * (SMALL_LIMITS.max_body * 4)  # allowed on /upload, streamed
-        await client.send(b"POST /upload HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await client.send(
+            b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
         resp = await client.read_response()
         assert resp.status == 200 and resp.body == body
         assert calls.streamed == [len(body)]
@@ -230,7 +252,7 @@ async def test_chunked_request_body_is_reassembled() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
         await client.send(
-            b"PUT /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"PUT /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"5\r\nhello\r\n1;ext=1\r\n,\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n" + GET_HELLO
         )
         resp = await client.read_response()
@@ -245,7 +267,9 @@ async def test_large_chunked_body_switches_to_streaming_and_is_bounded() -> None
         client = await RawClient.connect(server.port)
         chunk = b"c" * 8192
         body = b"".join(b"2000\r\n" + chunk + b"\r\n" for _ in range(5))  # 40 KiB > threshold
-        await client.send(b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        await client.send(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+        )
         await client.send(b"0\r\n\r\n")
         resp = await client.read_response()
         assert resp.body == chunk * 5
@@ -253,7 +277,7 @@ async def test_large_chunked_body_switches_to_streaming_and_is_bounded() -> None
 
         # Past max_body (64 KiB) the stream fails: the handler answers 413 and the
         # connection closes, since the rest of the body is never read.
-        await client.send(b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await client.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
         for _ in range(10):
             await client.send(b"2000\r\n" + chunk + b"\r\n")
         resp = await client.read_response()
@@ -283,7 +307,8 @@ async def test_expect_100_continue_for_a_streamed_body_waits_for_the_handler() -
         client = await RawClient.connect(server.port)
         size = SMALL_LIMITS.stream_threshold + 1
         await client.send(
-            b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % size
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+            % size
         )
         assert (await client.read_response()).status == 100
         await client.send(b"z" * size)
@@ -298,7 +323,7 @@ async def test_expect_100_continue_rejected_sends_the_final_status_only() -> Non
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
         await client.send(
-            b"POST /echo HTTP/1.1\r\nContent-Length: 999999999\r\nExpect: 100-continue\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999\r\nExpect: 100-continue\r\n\r\n"
         )
         resp = await client.read_response()
         assert resp.status == 413  # no 100 Continue first
@@ -306,7 +331,9 @@ async def test_expect_100_continue_rejected_sends_the_final_status_only() -> Non
         await client.close()
 
         client = await RawClient.connect(server.port)
-        await client.send(b"POST /echo HTTP/1.1\r\nContent-Length: 3\r\nExpect: teapot\r\n\r\n")
+        await client.send(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: teapot\r\n\r\n"
+        )
         assert (await client.read_response()).status == 417
         await client.close()
 
@@ -317,8 +344,8 @@ async def test_expect_100_continue_behind_a_slow_request_waits_its_turn() -> Non
         client = await RawClient.connect(server.port)
         # Slower than the body timeout: the silent client is waiting for us, not stalling.
         await client.send(
-            b"GET /slow?s=0.6 HTTP/1.1\r\n\r\n"
-            b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+            b"GET /slow?s=0.6 HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
         )
         first = await client.read_response()
         assert first.body == b"slow"  # the 100 never overtakes an earlier answer
@@ -365,7 +392,9 @@ async def test_http10_streamed_response_is_delimited_by_close() -> None:
 async def test_connection_close_is_honoured() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
-        await client.send(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n" + GET_HELLO)
+        await client.send(
+            b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" + GET_HELLO
+        )
         resp = await client.read_response()
         assert resp.headers["connection"] == "close"
         assert await client.closed_by_server()
@@ -377,7 +406,8 @@ async def test_head_has_the_get_headers_and_no_body() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
         await client.send(
-            b"HEAD /hello HTTP/1.1\r\n\r\n" + b"HEAD /stream?size=5000&length=1 HTTP/1.1\r\n\r\n"
+            b"HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+            + b"HEAD /stream?size=5000&length=1 HTTP/1.1\r\nHost: t\r\n\r\n"
         )
         head = await client.read_response(head_request=True)
         assert head.status == 200
@@ -395,7 +425,7 @@ async def test_head_has_the_get_headers_and_no_body() -> None:
 async def test_no_more_answers_are_produced_while_the_client_is_not_reading() -> None:
     async with serving() as (server, calls):
         client = await RawClient.connect(server.port)
-        await client.send(b"GET /big?size=16777216 HTTP/1.1\r\n\r\n" + GET_HELLO * 5)
+        await client.send(b"GET /big?size=16777216 HTTP/1.1\r\nHost: t\r\n\r\n" + GET_HELLO * 5)
         await asyncio.sleep(0.2)
         assert calls.order == []  # the hellos wait until the big answer drains
         assert len((await client.read_response(timeout=10)).body) == 16777216
@@ -409,7 +439,7 @@ async def test_204_and_304_carry_no_body_and_no_length() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
         await client.send(
-            b"GET /status?code=204 HTTP/1.1\r\n\r\nGET /status?code=304 HTTP/1.1\r\n\r\n"
+            b"GET /status?code=204 HTTP/1.1\r\nHost: t\r\n\r\nGET /status?code=304 HTTP/1.1\r\nHost: t\r\n\r\n"
             + GET_HELLO
         )
         for code in (204, 304):
@@ -427,7 +457,7 @@ async def test_client_that_stops_reading_is_cut_after_the_send_timeout() -> None
     async with serving(limits) as (server, _):
         client = await RawClient.connect(server.port)
         # 16 MiB answers, never read: socket buffers fill, the transport pauses writing.
-        await client.send(b"GET /big?size=16777216 HTTP/1.1\r\n\r\n" * 2)
+        await client.send(b"GET /big?size=16777216 HTTP/1.1\r\nHost: t\r\n\r\n" * 2)
         loop = asyncio.get_running_loop()
         started = loop.time()
         while server.connection_count and loop.time() - started < 5:
@@ -440,7 +470,7 @@ async def test_client_that_stops_reading_is_cut_after_the_send_timeout() -> None
 async def test_method_not_allowed_names_the_allowed_ones() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
-        await client.send(b"DELETE /hello HTTP/1.1\r\n\r\n")
+        await client.send(b"DELETE /hello HTTP/1.1\r\nHost: t\r\n\r\n")
         resp = await client.read_response()
         assert resp.status == 405
         assert resp.headers["allow"] == "GET, HEAD"
@@ -457,7 +487,7 @@ async def test_unexpected_exception_is_500_json_and_one_log_line(
     caplog.set_level(logging.ERROR, logger="seaweed_py.httpkit")
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
-        await client.send(b"GET /crash HTTP/1.1\r\n\r\n" + GET_HELLO)
+        await client.send(b"GET /crash HTTP/1.1\r\nHost: t\r\n\r\n" + GET_HELLO)
         resp = await client.read_response()
         assert resp.status == 500
         assert resp.body == b'{"error":"internal server error"}'
@@ -477,7 +507,7 @@ async def test_handler_bugs_are_500_and_the_connection_survives(
     caplog.set_level(logging.ERROR, logger="seaweed_py.httpkit")
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
-        await client.send(b"GET %s HTTP/1.1\r\n\r\n" % path + GET_HELLO)
+        await client.send(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path + GET_HELLO)
         resp = await client.read_response()
         assert resp.status == 500
         assert b"Set-Cookie" not in resp.head
@@ -493,7 +523,7 @@ async def test_response_stream_failing_midway_cuts_the_connection(
     caplog.set_level(logging.ERROR, logger="seaweed_py.httpkit")
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
-        await client.send(b"GET /stream?size=1000000&fail=200000 HTTP/1.1\r\n\r\n")
+        await client.send(b"GET /stream?size=1000000&fail=200000 HTTP/1.1\r\nHost: t\r\n\r\n")
         head = await client.reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK") and b"chunked" in head
         try:
@@ -521,7 +551,7 @@ async def test_slowloris_is_closed_while_another_client_is_served() -> None:
     async with serving() as (server, _):
         slow = await RawClient.connect(server.port)
         fast = await RawClient.connect(server.port)
-        header = b"GET /hello HTTP/1.1\r\nX-Slow: " + b"s" * 200
+        header = b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 200
         served = 0
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -553,7 +583,7 @@ async def test_slowloris_is_closed_while_another_client_is_served() -> None:
 async def test_stalled_body_times_out_with_408() -> None:
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
-        await client.send(b"POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly-part")
+        await client.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly-part")
         resp = await client.read_response(timeout=SMALL_LIMITS.body_timeout * 5)
         assert resp.status == 408
         assert await client.closed_by_server()
@@ -565,7 +595,7 @@ async def test_handler_that_ignores_a_streamed_body_answers_and_closes() -> None
     async with serving() as (server, _):
         client = await RawClient.connect(server.port)
         size = SMALL_LIMITS.stream_threshold * 3
-        await client.send(b"POST /ignore HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % size)
+        await client.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
         await client.send(b"i" * 1000)
         resp = await client.read_response()
         assert resp.status == 201 and resp.body == b'{"streamed":true}'
@@ -581,7 +611,7 @@ async def test_streamed_response_waits_for_a_slow_reader() -> None:
     async with serving() as (server, calls):
         client = await RawClient.connect(server.port)
         size = 64 * 1024 * 1024
-        await client.send(b"GET /stream?size=%d HTTP/1.1\r\n\r\n" % size)
+        await client.send(b"GET /stream?size=%d HTTP/1.1\r\nHost: t\r\n\r\n" % size)
         await asyncio.sleep(0.3)
         # Without backpressure the generator would have produced all 64 MiB by now.
         assert calls.produced < size // 4
@@ -598,7 +628,7 @@ async def test_streamed_request_body_pauses_reading_while_the_handler_is_behind(
     async with serving(limits) as (server, calls):
         client = await RawClient.connect(server.port)
         size = 32 * 1024 * 1024
-        await client.send(b"POST /consume HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % size)
+        await client.send(b"POST /consume HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
         sent = 0
         block = b"q" * (1024 * 1024)
         try:
@@ -624,7 +654,7 @@ async def test_graceful_stop_finishes_in_flight_and_closes_idle() -> None:
         idle = await RawClient.connect(server.port)
         await idle.send(GET_HELLO)
         await idle.read_response()
-        await busy.send(b"GET /slow?s=0.5 HTTP/1.1\r\n\r\n")
+        await busy.send(b"GET /slow?s=0.5 HTTP/1.1\r\nHost: t\r\n\r\n")
         await calls.slow_started.wait()
         stopping = asyncio.create_task(server.stop(3.0))
         assert await idle.closed_by_server(timeout=1.0)
@@ -643,7 +673,7 @@ async def test_graceful_stop_finishes_in_flight_and_closes_idle() -> None:
 async def test_stop_grace_is_bounded() -> None:
     async with serving() as (server, calls):
         client = await RawClient.connect(server.port)
-        await client.send(b"GET /slow?s=30 HTTP/1.1\r\n\r\n")
+        await client.send(b"GET /slow?s=30 HTTP/1.1\r\nHost: t\r\n\r\n")
         await calls.slow_started.wait()
         loop = asyncio.get_running_loop()
         started = loop.time()
