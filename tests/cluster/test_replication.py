@@ -5,7 +5,8 @@ racks on loopback (spec §6).
   server the master names lands on every replica the placement asks for, reads back from each
   of them, and a delete removes it everywhere.
 * A replica that is down during a write: the client gets an error, the copy that did land is
-  rolled back (not readable), and the master stops assigning the volume.
+  rolled back (not readable, while earlier blobs stay), a delete fails the same way, and the
+  master stops assigning the volume.
 """
 
 from __future__ import annotations
@@ -110,8 +111,10 @@ def test_replica_down_during_a_write_fails_rolls_back_and_tells_the_master(
 ) -> None:
     with start_cluster("weedpy", tmp_path, _TOPOLOGY, replication="001",
                        volume_args=_FAST_STOP) as cluster:
-        assigned = _json("GET", f"{cluster.master_url}/dir/assign?replication=001")
+        assigned = _json("GET", f"{cluster.master_url}/dir/assign?replication=001&count=2")
         fid, url = assigned["fid"], assigned["url"]
+        earlier = f"{fid}_1"
+        assert _upload(url, earlier, b"stored before the outage")[0] == 201
         vid = int(fid.split(",")[0])
         holders = _holders(cluster, fid)
         replica = next(h for h in holders if h != url)
@@ -121,6 +124,10 @@ def test_replica_down_during_a_write_fails_rolls_back_and_tells_the_master(
         assert status == 500, body
         assert replica in json.loads(body)["error"]
         assert _call("GET", f"{url}/{fid}")[0] == 404  # rolled back
+        assert _call("GET", f"{url}/{earlier}") == (200, b"stored before the outage")
+
+        status, body = _call("DELETE", f"{url}/{earlier}")
+        assert status == 500 and b"Deletion Failed" in body
 
         layouts = _json("GET", f"{cluster.master_url}/dir/status")["Topology"]["Layouts"]
         writable = {v for lay in layouts for v in (lay["writables"] or [])}

@@ -26,14 +26,14 @@ class FakeMaster:
         self.port = 0
         self.runner: web.AppRunner | None = None
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/internal/heartbeat", self._heartbeat)
         app.router.add_get("/dir/lookup", self._lookup)
         app.router.add_post("/internal/volume/unwritable", self._unwritable)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return f"127.0.0.1:{self.port}"
@@ -155,3 +155,21 @@ def test_volume_flags_as_weed_spells_them() -> None:
 def test_bad_volume_flags_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(UsageError):
         volume_options(_parse(argv))
+
+
+async def test_heartbeats_resume_when_the_master_comes_back() -> None:
+    first, restarted = FakeMaster(), FakeMaster()
+    link = MasterLink([await first.start()], _state, pulse_seconds=0.05)
+    await link.start()
+    try:
+        await _until(lambda: len(first.heartbeats) >= 1)
+        await first.stop()
+        await _until(lambda: not link.heartbeating)
+        await restarted.start(port=first.port)
+        await _until(lambda: len(restarted.heartbeats) >= 1)
+        assert restarted.heartbeats[0]["volumes"] == [{"id": 3}]  # full state: re-registered
+        await _until(lambda: link.heartbeating)
+    finally:
+        await link.stop(goodbye=False)
+        if restarted.runner is not None:
+            await restarted.stop()
