@@ -45,7 +45,7 @@ from seaweed_py.formats.crc import crc32c
 from seaweed_py.formats.fid import FileId
 from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle
 from seaweed_py.httpkit.request import Request
-from seaweed_py.httpkit.response import Response, json_response
+from seaweed_py.httpkit.response import Response
 from seaweed_py.storage.store import Store
 from seaweed_py.storage.volume import Volume
 from seaweed_py.types import Cookie, NeedleId
@@ -350,9 +350,12 @@ def _failure_text(failures: Mapping[str, str]) -> str:
 
 def _write_response(upload: Upload, needle: Needle, *, unchanged: bool) -> Response:
     etag = f"{needle.checksum:08x}"
-    headers = {"ETag": f'"{etag}"', "Content-MD5": upload.content_md5}
+    md5 = upload.content_md5
+    if "\r" in md5 or "\n" in md5:
+        md5 = ""
+    head = f'ETag: "{etag}"\r\nContent-MD5: {md5}\r\n'.encode()
     if unchanged:
-        return Response(204, headers)
+        return Response(204, raw_headers=head)
     result: dict[str, object] = {}
     if upload.name:
         result["name"] = upload.name
@@ -361,9 +364,9 @@ def _write_response(upload: Upload, needle: Needle, *, unchanged: bool) -> Respo
     result["eTag"] = etag
     if upload.mime:
         result["mime"] = upload.mime
-    if upload.content_md5:
-        result["contentMd5"] = upload.content_md5
-    return json_response(result, 201, headers)
+    if md5:
+        result["contentMd5"] = md5
+    return Response(201, raw_headers=_JSON_HEAD + head, body=orjson.dumps(result))
 
 
 def _size_response(status: int, size: int | None) -> Response:
