@@ -119,7 +119,9 @@ class BlobReader:
         return self.serve(req, path, needle)
 
     def _expired(self, needle: Needle) -> bool:
-        return self._clock() >= needle.append_at_ns / 1e9 + needle.ttl.seconds
+        """Spec §3.4: a TTL needle is gone once its TTL has passed since it was appended."""
+        ttl = needle.ttl.seconds
+        return bool(ttl) and self._clock() >= needle.append_at_ns / 1e9 + ttl
 
     # ------------------------------------------------------------------ one needle
 
