@@ -73,6 +73,8 @@ _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _INTERNAL_ERROR = b'{"error":"internal server error"}'
 _NO_BODY_STATUSES = frozenset((204, 304))
+# Status line by code, 100 to 999: one index on the hot path.
+_STATUS_LINE_TABLE = [b""] * 100 + [status_line(code) for code in range(100, 1000)]
 # Bodies up to this size are copied behind the head into one buffer; larger ones are handed
 # to the transport as a second buffer of the same write, uncopied.
 _COALESCE_LIMIT = 16 * 1024
@@ -603,7 +605,7 @@ class HttpConnection(asyncio.Protocol):
         write (so the body is not copied)."""
         status = resp.status
         length = resp.content_length
-        if status >= 200 and status not in _NO_BODY_STATUSES:
+        if status == 200 or (status >= 200 and status not in _NO_BODY_STATUSES):
             if length is None:
                 length = len(body)
             elif length != len(body) and (body or req.method != "HEAD"):
@@ -637,8 +639,8 @@ class HttpConnection(asyncio.Protocol):
                 transport.write(
                     b"".join(
                         (
-                            _STATUS_LINES[status]
-                            if status in _STATUS_LINES
+                            _STATUS_LINE_TABLE[status]
+                            if 100 <= status < 1000
                             else status_line(status),
                             self._server.head_common,
                             resp.raw_headers,
