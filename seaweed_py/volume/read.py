@@ -195,7 +195,7 @@ class BlobReader:
             return not_found(req.path)
         query = req.query if req.query_string else _EMPTY_QUERY
         whole = needle.flags & (FLAG_GZIP | FLAG_CHUNK_MANIFEST) or (
-            query and ImageOps.from_query(query, path.ext or extension(needle.name.decode())))
+            query and ImageOps.from_query(query, path.ext or extension(needle.name.decode("utf-8", "replace"))))
         ranges = plan_ranges(req.headers.get("range"), loc.data_size)
         if whole or (ranges is not None and len(ranges) > 1):
             return await self._serve_read_off_loop(req, path, volume)
@@ -297,7 +297,7 @@ class BlobReader:
         """`length` bytes at `offset` of the blob `fid`, local or from its volume server."""
         volume = self._store.get(fid.volume_id)
         if volume is not None:
-            needle = volume.read(fid.key, fid.cookie)
+            needle = await asyncio.to_thread(volume.read, fid.key, fid.cookie)
             data = gunzip(needle.data) if needle.flags & FLAG_GZIP else needle.data
             return data[offset : offset + length]
         if self._link is None:
