@@ -257,13 +257,10 @@ class BlobWriter:
         volume = self._store.get(path.volume_id)
         if volume is None:
             return _size_response(404, None)
-        try:
-            needle: Needle | None = volume.read(path.key, path.cookie)
-        except NotFound:
-            needle = None
         reported: int | None = None
-        if needle is not None and needle.flags & FLAG_CHUNK_MANIFEST:
-            reported = await self._delete_chunks(needle)
+        if self._is_manifest(volume, path):
+            manifest = await asyncio.to_thread(volume.read, path.key, path.cookie)
+            reported = await self._delete_chunks(manifest)
         try:
             result = volume.delete(path.key, path.cookie)
         except CookieMismatch:
@@ -283,6 +280,14 @@ class BlobWriter:
                     raise ReplicationFailed("Deletion Failed: " + _failure_text(failures),
                                             volume_id=path.volume_id)
         return _size_response(202, result.size if reported is None else reported)
+
+    @staticmethod
+    def _is_manifest(volume: Volume, path: BlobPath) -> bool:
+        """Whether the live needle is a chunk manifest (its metadata only: two small preads)."""
+        try:
+            return bool(volume.read_meta(path.key, path.cookie).needle.flags & FLAG_CHUNK_MANIFEST)
+        except NotFound:
+            return False
 
     async def _delete_chunks(self, manifest_needle: Needle) -> int:
         """Delete every chunk of a manifest before the manifest itself (spec §13.3); returns
