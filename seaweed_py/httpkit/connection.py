@@ -304,13 +304,11 @@ class HttpConnection(asyncio.Protocol):
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii", "replace")
         keep_alive = parser.should_keep_alive()
-        url = self._url
-        if url.isascii() and url[0] == 47 and 37 not in url and 35 not in url:  # / % #
-            path_bytes, _, query_bytes = url.partition(b"?")
-            path = path_bytes.decode("ascii")
-            query = query_bytes.decode("ascii") if query_bytes else ""
+        target = self._url.decode("latin-1")
+        if target.isascii() and target[0] == "/" and "%" not in target and "#" not in target:
+            path, _, query = target.partition("?")
         else:
-            path, query = _split_target(url)
+            path, query = _split_target(self._url)
         headers = self._headers
         if (self._hdr_raw_bytes or self._read_size > self._max_header_bytes) and sum(
             len(n) + len(v) + 4 for n, v in headers

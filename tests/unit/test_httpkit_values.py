@@ -228,3 +228,21 @@ async def test_request_read_returns_buffered_or_streamed_body() -> None:
     streamed.stream.feed_eof()
     assert await streamed.read() == b"large"
     assert streamed.body == b"large" and streamed.stream is None
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        (b"/3,01637037d6.jpg?width=10", "/3,01637037d6.jpg", "width=10"),
+        (b"/3/01637037d6/my%20file.jpg?a=%41", "/3/01637037d6/my file.jpg", "a=%41"),
+        (b"/caf%C3%A9", "/café", ""),
+        (b"/x?q#frag", "/x", "q"),
+        (b"http://volume:8080/3,01?x=1", "/3,01", "x=1"),
+        (b"http://volume:8080", "/", ""),
+        (b"*", "*", ""),
+    ],
+)
+def test_request_target_is_split_and_percent_decoded(target: bytes, path: str, query: str) -> None:
+    from seaweed_py.httpkit.connection import _split_target
+
+    assert _split_target(target) == (path, query)
