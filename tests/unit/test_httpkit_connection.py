@@ -1,0 +1,168 @@
+"""`HttpConnection` against a fake transport: what it writes, and when it stops reading."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from seaweed_py.httpkit import HttpServer, Limits, Request, Response, Router
+from seaweed_py.httpkit.connection import HttpConnection
+
+
+class FakeTransport:
+    """Records writes and reading/closing calls the way uvloop's TCP transport receives them."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.reading = True
+        self.closed = False
+        self.eof_written = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def writelines(self, parts: Any) -> None:
+        self.written.append(b"".join(bytes(p) for p in parts))
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 5555) if name == "peername" else default
+
+    def pause_reading(self) -> None:
+        assert self.reading
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        assert not self.reading
+        self.reading = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.written)
+
+
+def _connect(router: Router, limits: Limits | None = None) -> tuple[HttpConnection, FakeTransport]:
+    server = HttpServer(router, limits, server_header=None)
+    conn = HttpConnection(server)
+    transport = FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return conn, transport
+
+
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+
+
+async def test_sync_handler_answers_inside_data_received_in_one_write() -> None:
+    router = Router()
+    router.add("/a", lambda req: Response(200, None, b"A"), ["GET"])
+    conn, transport = _connect(router)
+    conn.data_received(_get("/a") + _get("/a"))
+    assert len(transport.written) == 2  # one write per response, no task in between
+    assert all(w.endswith(b"\r\n\r\nA") for w in transport.written)
+    assert b"Content-Length: 1\r\n" in transport.written[0]
+    assert b"Server:" not in transport.written[0]  # server_header=None
+
+
+async def test_queue_beyond_max_pipeline_pauses_reading_until_drained() -> None:
+    gate = asyncio.Event()
+
+    async def slow(req: Request) -> Response:
+        await gate.wait()
+        return Response(200, None, b"S")
+
+    router = Router()
+    router.add("/slow", slow, ["GET"])
+    router.add("/a", lambda req: Response(200, None, b"A"), ["GET"])
+    conn, transport = _connect(router, Limits(max_pipeline=4))
+    conn.data_received(_get("/slow") + _get("/a") * 3)
+    assert transport.reading  # 3 queued behind the slow one
+    conn.data_received(_get("/a"))
+    assert not transport.reading  # 4 queued: stop reading
+    gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert transport.reading
+    bodies = [w.rsplit(b"\r\n\r\n", 1)[1] for w in transport.written]
+    assert bodies == [b"S", b"A", b"A", b"A", b"A"]
+
+
+async def test_full_write_buffer_stops_reading_and_answering_until_it_drains() -> None:
+    router = Router()
+    router.add("/a", lambda req: Response(200, None, b"A"), ["GET"])
+    conn, transport = _connect(router)
+    conn.pause_writing()
+    assert not transport.reading
+    conn.data_received(_get("/a") * 3)
+    assert transport.written == []
+    conn.resume_writing()
+    assert transport.reading
+    assert len(transport.written) == 3
+
+
+async def test_header_limit_is_exact_across_reads() -> None:
+    router = Router()
+    router.add("/a", lambda req: Response(200, None, b"A"), ["GET"])
+    limits = Limits(max_header_bytes=200)
+    line = b"X-Pad: " + b"p" * 43 + b"\r\n"  # 52 bytes: name + value + 4, as counted
+    head = b"GET /a HTTP/1.1\r\nHost: t\r\n"  # the Host line counts 9
+
+    ok, ok_transport = _connect(router, limits)
+    for piece in (head, line, line, line):  # 9 + 3 * 52 = 165 <= 200
+        ok.data_received(piece)
+    ok.data_received(b"\r\n")
+    assert ok_transport.data.startswith(b"HTTP/1.1 200 ")
+
+    too_big, big_transport = _connect(router, limits)
+    for piece in (head, line, line, line, line):  # 9 + 4 * 52 = 217 > 200
+        too_big.data_received(piece)
+    too_big.data_received(b"\r\n")
+    assert big_transport.data.startswith(b"HTTP/1.1 431 ")
+
+
+async def test_streamed_body_pauses_reading_above_high_water() -> None:
+    seen: list[int] = []
+    gate = asyncio.Event()
+
+    async def consume(req: Request) -> Response:
+        assert req.stream is not None
+        await gate.wait()
+        total = 0
+        async for chunk in req.stream:
+            total += len(chunk)
+        seen.append(total)
+        return Response(200, None, b"%d" % total)
+
+    router = Router()
+    router.add("/up", consume, ["POST"])
+    limits = Limits(stream_threshold=1000, stream_high_water=4000)
+    conn, transport = _connect(router, limits)
+    conn.data_received(b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n")
+    await asyncio.sleep(0)
+    conn.data_received(b"x" * 3000)
+    assert transport.reading
+    conn.data_received(b"x" * 3000)  # 6000 buffered > 4000
+    assert not transport.reading
+    gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert transport.reading  # consumed below a quarter of the high-water mark
+    conn.data_received(b"x" * 4000)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert seen == [10000]
+    assert transport.data.endswith(b"\r\n\r\n10000")
