@@ -400,17 +400,22 @@ async def test_reads_of_volumes_held_elsewhere_follow_read_mode(
     other = await start_server("v1", read_mode=mode)
     await _post(http, vs, FID, b"held by v0", "x.bin")
     master.locations[1] = [vs.url()]
-    async with http.get(_url(other, f"/{FID}"), allow_redirects=False) as resp:
+    async with http.get(_url(other, "/1/01637037d6/y.bin?dl=1"),
+                        allow_redirects=False) as resp:
         if mode == "proxy":
             assert (resp.status, await resp.read()) == (200, b"held by v0")
-            assert resp.headers["Content-Disposition"] == "inline; filename=x.bin"
+            assert resp.headers["Content-Disposition"] == "attachment; filename=y.bin"
         elif mode == "redirect":
             assert resp.status == 301
-            location = resp.headers["Location"]
-            assert location.startswith(f"http://{vs.url()}/{FID}") and "proxied=true" in location
+            location = resp.headers["Location"]  # quirk A18 fixed: name and query kept
+            assert location == f"http://{vs.url()}/1/01637037d6/y.bin?dl=1&proxied=true"
             assert (await _get(http, location))[2] == b"held by v0"
         else:
             assert resp.status == 404
+    if mode == "proxy":
+        async with http.head(_url(other, f"/{FID}")) as resp:  # quirk A19 fixed: HEAD as HEAD
+            assert (resp.status, resp.headers["Content-Length"]) == (200, "10")
+            assert await resp.read() == b""
 
 
 async def test_write_to_a_server_without_the_volume_is_forwarded(
