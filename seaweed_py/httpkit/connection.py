@@ -328,11 +328,10 @@ class HttpConnection(asyncio.Protocol):
             and route is not None
             and (route.methods is None or method in route.methods)
         ):
-            # The common case: no body, nothing to negotiate, a known route.
+            # The common case: no body, nothing to negotiate, a known route. (`_stream` is
+            # None between messages; `_body_size` matters only to requests with a body.)
             req._route = route
             self._req = req
-            self._stream = None
-            self._body_size = 0
             return
         self._check_request(req, route)
 
