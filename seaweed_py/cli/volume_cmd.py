@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 
 from seaweed_py.config.flags import FlagSet
@@ -10,6 +11,8 @@ from seaweed_py.httpkit.run import run_servers
 from seaweed_py.volume import VolumeServer, add_volume_flags, volume_options
 
 __all__ = ["flag_set", "run"]
+
+_SWITCH_INTERVAL = 0.0005
 
 
 def flag_set() -> FlagSet:
@@ -29,5 +32,9 @@ def run(argv: Sequence[str]) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Group-commit fsyncs and large reads finish in worker threads, which then need the GIL
+    # to hand their result to the loop; the default 5 ms switch interval would add up to that
+    # much to every acknowledged write while the loop is busy.
+    sys.setswitchinterval(_SWITCH_INTERVAL)
     server = VolumeServer(options)
     return run_servers(server.start, server.stop)
