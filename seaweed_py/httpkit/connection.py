@@ -714,10 +714,14 @@ class HttpConnection(asyncio.Protocol):
                 if not chunk:
                     continue
                 sent += len(chunk)
-                if chunked:
+                if length is not None and sent > length:
+                    break  # never write past the announced length: reported below
+                if not chunked:
+                    self._write(chunk)
+                elif len(chunk) <= _COALESCE_LIMIT:
                     self._write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
                 else:
-                    self._write(chunk)
+                    self._write_parts((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
                 if self._write_paused:
                     await self._drain()
         except ConnectionError:
@@ -736,10 +740,10 @@ class HttpConnection(asyncio.Protocol):
             return
         if length is not None and sent != length:
             log.error(
-                "response body of %s %s was %d bytes, Content-Length said %d",
+                "response body of %s %s was %s bytes, Content-Length said %d",
                 req.method,
                 req.path,
-                sent,
+                sent if sent < length else f"more than {length}",
                 length,
             )
             self._abort()
@@ -747,6 +751,15 @@ class HttpConnection(asyncio.Protocol):
         if chunked:
             self._write(_LAST_CHUNK)
         self._finish(req)
+
+    def _write_parts(self, parts: tuple[bytes, ...]) -> None:
+        """Several buffers in one write, none of them copied."""
+        transport = self._transport
+        if transport is not None and not self._closed:
+            try:
+                transport.writelines(parts)
+            except RuntimeError:  # the transport closed under us; connection_lost follows
+                self._closed = True
 
     def _write(self, data: bytes) -> None:
         transport = self._transport

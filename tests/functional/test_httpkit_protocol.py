@@ -535,6 +535,29 @@ async def test_response_stream_failing_midway_cuts_the_connection(
     assert any("disk read failed" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
 
 
+@pytest.mark.parametrize(("size", "claim"), [(100_000, 50_000), (1_000, 5_000)])
+@on_uvloop
+async def test_stream_not_matching_its_content_length_cuts_the_connection(
+    size: int, claim: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="seaweed_py.httpkit")
+    async with serving() as (server, _):
+        client = await RawClient.connect(server.port)
+        await client.send(
+            b"GET /stream?size=%d&claim=%d HTTP/1.1\r\nHost: t\r\n\r\n" % (size, claim) + GET_HELLO
+        )
+        head = await client.reader.readuntil(b"\r\n\r\n")
+        assert b"Content-Length: %d\r\n" % claim in head
+        try:
+            rest = await asyncio.wait_for(client.reader.read(), 3)
+        except ConnectionResetError:
+            rest = b""
+        # Never more than announced (the pipelined hello is not answered on a broken stream).
+        assert len(rest) < claim and b"hello" not in rest
+        await client.close()
+    assert any("Content-Length said" in r.getMessage() for r in caplog.records)
+
+
 @on_uvloop
 async def test_idle_keep_alive_connection_is_closed() -> None:
     async with serving() as (server, _):
