@@ -247,9 +247,11 @@ class HttpConnection(asyncio.Protocol):
             self._on_callback_error(exc)
             return
         except HttpParserUpgrade:
-            # We speak no other protocol: the upgrade request was answered as a plain request,
-            # and what follows it is not HTTP.
+            # We speak no other protocol: the upgrade request (or CONNECT) is answered as a
+            # plain request, and what follows it is not HTTP.
             self._stop_reading_requests(unread_input=True)
+            if self._active is None and not self._queue:
+                self._close(linger=True)
             return
         except HttpParserError as exc:
             self._reject_input(BadRequest(f"malformed request: {exc}"))
@@ -842,7 +844,6 @@ class HttpConnection(asyncio.Protocol):
         if stream is not None:
             # Its handler is running and answers for it: it sees the error from the stream.
             stream.fail(error)
-            self._closing = True
             return
         if req is None:
             req = Request("GET", "", remote=self._remote, keep_alive=False)
@@ -874,6 +875,10 @@ class HttpConnection(asyncio.Protocol):
             return
         self._parsing = False
         self._closing = True
+        for queued in self._queue:  # pipelined behind an answer that ended the connection
+            if queued.stream is not None:
+                queued.stream.fail(ConnectionResetError("connection closed before this request"))
+        self._queue.clear()
         if linger and not self._peer_eof and transport.can_write_eof():
             # Unread input is on its way: closing now would answer it with a reset that can
             # destroy our response in the client's receive buffer. Half-close and drain.
@@ -911,8 +916,12 @@ class HttpConnection(asyncio.Protocol):
             if now - self._write_paused_since > limits.send_timeout:
                 log.info("closing %s: it stopped reading our responses", self._remote)
                 self._abort()
-        elif self._pause_reasons or not self._parsing:
+        elif self._pause_reasons:
             pass  # we are the ones not reading
+        elif not self._parsing:
+            if self._active is None and not self._queue:
+                # Reading stopped for good and nothing is left to answer.
+                self._close(linger=self._linger_needed)
         elif phase == _HEADERS:
             if now - self._hdr_started > limits.header_timeout:
                 self._reject_input(RequestTimeout("request headers not received in time"))

@@ -388,6 +388,26 @@ async def test_http10_streamed_response_is_delimited_by_close() -> None:
         await client.close()
 
 
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        b"CONNECT /hello HTTP/1.1\r\nHost: t\r\n\r\n",
+    ],
+)
+@on_uvloop
+async def test_protocol_switch_requests_are_answered_then_closed(request_head: bytes) -> None:
+    async with serving() as (server, _):
+        client = await RawClient.connect(server.port)
+        await client.send(request_head + b"\x00\x01 not http any more")
+        resp = await client.read_response()
+        assert resp.status in (200, 405)  # answered as a plain request
+        assert await client.closed_by_server()
+        await client.close()
+        await asyncio.sleep(0.05)
+        assert server.connection_count == 0
+
+
 @on_uvloop
 async def test_connection_close_is_honoured() -> None:
     async with serving() as (server, _):
