@@ -494,7 +494,7 @@ class HttpConnection(asyncio.Protocol):
             else:
                 self._finish(req)
         elif isawaitable(result):
-            self._task = self._loop.create_task(self._finish_async(req, result))
+            self._task = self._server.spawn(self._finish_async(req, result))
         else:
             self._send(req, result)
 
@@ -524,7 +524,7 @@ class HttpConnection(asyncio.Protocol):
             self._write_response(req, resp, body)
             self._finish(req)
         else:
-            self._task = self._loop.create_task(self._send_stream(req, resp, body))
+            self._task = self._server.spawn(self._send_stream(req, resp, body))
 
     def _finish(self, req: Request) -> None:
         """The response to `req` is fully handed to the transport: close, or go on."""

@@ -7,7 +7,9 @@ import contextlib
 import functools
 import socket
 import time
+from collections.abc import Coroutine
 from email.utils import formatdate
+from typing import Any
 
 from seaweed_py.httpkit.connection import HttpConnection
 from seaweed_py.httpkit.limits import Limits
@@ -44,6 +46,9 @@ class HttpServer:
         self._listener: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._connections: set[HttpConnection] = set()
+        # The loop keeps only weak references to tasks: a handler still running after its
+        # client left must not be collected mid-flight.
+        self._tasks: set[asyncio.Task[None]] = set()
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self._stopping = False
@@ -75,18 +80,27 @@ class HttpServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, close idle connections, give in-flight requests up to `grace` seconds
-        to be answered, then drop whatever is left."""
+        to be answered (handlers whose client already left, to finish), then drop whatever is
+        left and cancel its handlers."""
         if self._listener is None or self._stopping:
             return
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         self._listener.close()
         for conn in list(self._connections):
             conn.shutdown()
         if self._connections:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_closed.wait(), timeout=grace)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=max(0.0, deadline - loop.time()))
         for conn in list(self._connections):
             conn.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
         if self._connections:
             # Aborted transports report `connection_lost` on the next loop iterations.
             with contextlib.suppress(TimeoutError):
@@ -100,6 +114,13 @@ class HttpServer:
             self._sweeper = None
 
     # -- called by connections ----------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a connection's handler or response stream as a task held until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def connection_opened(self, conn: HttpConnection) -> None:
         self._connections.add(conn)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 
 import pytest
 import uvloop
@@ -710,6 +712,21 @@ async def test_graceful_stop_finishes_in_flight_and_closes_idle() -> None:
             await RawClient.connect(server.port)
         await busy.close()
         await idle.close()
+
+
+@on_uvloop
+async def test_graceful_stop_lets_a_handler_whose_client_left_finish() -> None:
+    async with serving() as (server, calls):
+        client = await RawClient.connect(server.port)
+        await client.send(b"GET /slow?s=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
+        await calls.slow_started.wait()
+        sock = client.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await client.close()  # reset: gone before the answer
+        await asyncio.sleep(0.05)
+        assert server.connection_count == 0
+        await server.stop(3.0)
+        assert calls.order == ["slow-start", "slow-end"]
 
 
 @on_uvloop
