@@ -59,6 +59,7 @@ class VolumeServer:
             index_kind=options.index_kind,
             fsync_mode=FsyncMode(options.fsync_mode),
             large_disk=options.large_disk,
+            clock_ns=lambda: int(clock() * 1e9),
         )
         self.stats = Stats(self._gauges)
         self.link = MasterLink(
