@@ -69,6 +69,9 @@ class AdminHandlers:
         """The full state sent to the master every pulse (docs/internals.md)."""
         s = self._server
         store = s.store
+        # A volume whose files were deleted under us is no longer a copy (scenario 12): left
+        # out, the master drops this location at once.
+        missing = set(store.missing_volumes())
         return {
             "ip": s.options.ip,
             "port": s.port,
@@ -79,7 +82,8 @@ class AdminHandlers:
             "maxFileKey": store.max_file_key,
             "locationUuids": list(store.location_uuids),
             "hasNoVolumes": False,
-            "volumes": [_heartbeat_volume(v) for v in store.volume_infos()],
+            "volumes": [_heartbeat_volume(v) for v in store.volume_infos()
+                        if v.id not in missing],
         }
 
     def gauges(self) -> list[tuple[str, str, float]]:

@@ -26,7 +26,13 @@ import aiohttp
 import orjson
 
 from seaweed_py.client.master_link import MasterLink
-from seaweed_py.errors import CorruptNeedle, NotFound, WeedError
+from seaweed_py.errors import (
+    CorruptNeedle,
+    NotFound,
+    ServiceUnavailable,
+    VolumeNotFound,
+    WeedError,
+)
 from seaweed_py.formats.chunk_manifest import ChunkManifest, load_chunk_manifest
 from seaweed_py.formats.fid import FileId
 from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_TTL, Needle
@@ -322,23 +328,32 @@ class BlobReader:
         return self._elsewhere(req, path)
 
     async def _elsewhere(self, req: Request, path: BlobPath) -> Response:
+        """Redirect to, or proxy from, another holder. A volume the master does not know is
+        404; holders that cannot be reached (or a master that cannot) are 503, so clients
+        retry rather than conclude the blob is gone (reliability scenario 11)."""
         assert self._link is not None
         try:
             locations = await self._link.lookup(path.volume_id)
-        except WeedError:
+        except VolumeNotFound:
             return not_found(req.path)
         me = self._self_url()
-        others = [loc for loc in locations if loc.url != me]
+        others = [loc.url for loc in locations if loc.url != me]
         if not others:
             return not_found(req.path)
-        target = random.choice(others)
+        random.shuffle(others)
         query = f"{req.query_string}&proxied=true" if req.query_string else "proxied=true"
-        url = f"http://{target.url}{req.path}?{query}"
+        target = f"{req.path}?{query}"
         if self._read_mode == "redirect":
-            return Response(301, {"Location": url})
-        return await self._proxy(req, url)
+            return Response(301, {"Location": f"http://{others[0]}{target}"})
+        for url in others:
+            answer = await self._proxy(req, f"http://{url}{target}")
+            if answer is not None:
+                return answer
+        self._link.forget(path.volume_id)
+        raise ServiceUnavailable("no holder of the volume answered", volume_id=path.volume_id)
 
-    async def _proxy(self, req: Request, url: str) -> Response:
+    async def _proxy(self, req: Request, url: str) -> Response | None:
+        """The holder's answer relayed, or None when it could not be reached."""
         headers = {k: v for k, v in req.headers.items() if k not in _HOP_BY_HOP and k != "host"}
         try:
             async with self._http().request(req.method, url, headers=headers) as resp:
@@ -350,7 +365,7 @@ class BlobReader:
                 return Response(resp.status, relayed, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("proxy read %s failed: %s", url, exc)
-            return not_found(req.path)
+            return None
 
 
 _EMPTY_QUERY: Mapping[str, str] = {}

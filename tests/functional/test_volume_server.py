@@ -608,3 +608,30 @@ async def test_writes_in_every_fsync_mode(start_server: Starter, http: Session,
     assert (await _post(http, server, FID, b"durable enough"))[0] == 201
     assert (await _post(http, server, FID, b"durable enough"))[0] == 204
     assert (await _get(http, _url(server, f"/{FID}")))[2] == b"durable enough"
+
+
+async def test_proxy_read_with_no_reachable_holder_is_503(
+    start_server: Starter, master: FakeMaster, http: Session
+) -> None:
+    server = await start_server()
+    master.locations[1] = [f"127.0.0.1:{free_port()}"]  # nobody listens there
+    assert (await _get(http, _url(server, f"/{FID}")))[0] == 503
+    assert (await _get(http, _url(server, "/9,01637037d6")))[0] == 404  # unknown volume
+
+
+async def test_volume_whose_files_vanish_leaves_the_heartbeat(
+    vs: VolumeServer, master: FakeMaster
+) -> None:
+    await _until_heartbeat(master, lambda hb: [v["id"] for v in hb["volumes"]] == [1])
+    for f in Path(vs.options.dirs[0]).glob("1.*"):
+        f.unlink()
+    vs.link.poke()
+    await _until_heartbeat(master, lambda hb: hb["volumes"] == [])
+
+
+async def _until_heartbeat(master: FakeMaster, check: Callable[[dict[str, Any]], bool]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not (master.heartbeats and check(master.heartbeats[-1])):
+        assert loop.time() < deadline, master.heartbeats[-1:]
+        await asyncio.sleep(0.05)
