@@ -32,12 +32,13 @@ import hashlib
 import mmap
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
-from seaweed_py.errors import BadRequest
+from seaweed_py.errors import BadRequest, PayloadTooLarge
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.volume.mime import detect_content_type, extension, type_by_extension
 
@@ -295,10 +296,6 @@ def _pairs(headers: Mapping[str, str]) -> bytes:
     return encoded if len(encoded) <= _MAX_PAIRS_BYTES else b""
 
 
-def _check_md5(expected: str, data: bytes) -> None:
-    _compare_md5(expected, hashlib.md5(data).digest())
-
-
 def _compare_md5(expected: str, digest: bytes) -> None:
     actual = base64.b64encode(digest).decode()
     if expected != actual:
@@ -333,17 +330,17 @@ def parse_upload(
     headers: Mapping[str, str],
     body: bytes,
     options: UploadOptions,
+    size_limit: int,
 ) -> Upload:
-    """Turn one upload request into what its needle stores; bad input raises `BadRequest`.
+    """Turn one upload request into what its needle stores; bad input raises `BadRequest`,
+    data (once gunzipped) above `size_limit` bytes `PayloadTooLarge`.
 
     `headers` have lower-case names.
     """
     part, multipart = _locate(method, path, headers, body)
     data = body[part.start : part.end] if multipart else body
     gzipped = part.content_encoding.lower() == "gzip"
-    plain = gunzip(data) if gzipped else data
-    if part.content_md5:
-        _check_md5(part.content_md5, plain)
+    original_size = _measure((data,), gzipped, part.content_md5, size_limit)
     mime = _stored_mime(part, multipart, options)
     if not gzipped and not options.replicate and data:
         packed = _maybe_compress(data, part.filename, mime)
@@ -354,11 +351,41 @@ def parse_upload(
         name=_fits(part.filename),
         mime=_fits(mime),
         gzipped=gzipped,
-        original_size=len(plain),
+        original_size=original_size,
         pairs=_pairs(headers),
         content_md5=part.content_md5,
         options=options,
     )
+
+
+def _measure(pieces: Iterable[bytes], gzipped: bool, content_md5: str, limit: int) -> int:
+    """The plain size of the data (gunzipped if `gzipped`, a piece at a time so a gzip bomb
+    never unpacks in memory); checks `content_md5` if given. Raises `PayloadTooLarge` past
+    `limit`, `BadRequest` for corrupt gzip or an MD5 mismatch."""
+    digest = hashlib.md5() if content_md5 else None
+    inflate = zlib.decompressobj(47) if gzipped else None
+    size = 0
+    for piece in pieces:
+        for plain in (piece,) if inflate is None else _inflate(inflate, piece):
+            size += len(plain)
+            if size > limit:
+                raise PayloadTooLarge(f"file over the limited {limit} bytes")
+            if digest is not None:
+                digest.update(plain)
+    if inflate is not None and not inflate.eof:
+        raise BadRequest("invalid gzip data: truncated stream")
+    if digest is not None:
+        _compare_md5(content_md5, digest.digest())
+    return size
+
+
+def _inflate(inflate: Any, piece: bytes) -> Iterator[bytes]:
+    try:
+        while piece:
+            yield inflate.decompress(piece, _SPOOL_CHUNK)
+            piece = inflate.unconsumed_tail
+    except zlib.error as exc:
+        raise BadRequest(f"invalid gzip data: {exc}") from None
 
 
 def parse_spooled_upload(
@@ -367,33 +394,21 @@ def parse_spooled_upload(
     headers: Mapping[str, str],
     body: mmap.mmap,
     options: UploadOptions,
+    size_limit: int,
 ) -> tuple[Upload, int, int]:
     """`parse_upload` for a body spooled to a file: (metadata with empty `data`, start, end of
     the file's bytes in `body`). Such bodies are stored as sent, without automatic compression
     (it would need the whole body in memory). Runs in a worker thread."""
     part, multipart = _locate(method, path, headers, body)
     gzipped = part.content_encoding.lower() == "gzip"
-    digest = hashlib.md5() if part.content_md5 else None
-    inflate = zlib.decompressobj(47) if gzipped else None
-    original_size = 0
-    for pos in range(part.start, part.end, _SPOOL_CHUNK):
-        chunk = body[pos : min(pos + _SPOOL_CHUNK, part.end)]
-        if inflate is not None:
-            try:
-                chunk = inflate.decompress(chunk)
-            except zlib.error as exc:
-                raise BadRequest(f"invalid gzip data: {exc}") from None
-        original_size += len(chunk)
-        if digest is not None:
-            digest.update(chunk)
-    if digest is not None:
-        _compare_md5(part.content_md5, digest.digest())
+    pieces = (body[pos : min(pos + _SPOOL_CHUNK, part.end)]
+              for pos in range(part.start, part.end, _SPOOL_CHUNK))
     upload = Upload(
         data=b"",
         name=_fits(part.filename),
         mime=_fits(_stored_mime(part, multipart, options)),
         gzipped=gzipped,
-        original_size=original_size,
+        original_size=_measure(pieces, gzipped, part.content_md5, size_limit),
         pairs=_pairs(headers),
         content_md5=part.content_md5,
         options=options,

@@ -98,7 +98,7 @@ class BlobWriter:
         options = UploadOptions.from_query(req.query, int(self._clock()))
         if req.stream is not None:
             return self._write_spooled(req, path, options)
-        upload = parse_upload(req.method, req.path, req.headers, req.body, options)
+        upload = parse_upload(req.method, req.path, req.headers, req.body, options, self._limit)
         self._check_limit(path, upload)
         volume = self._store.get(path.volume_id)
         if (volume is None or len(upload.data) > _OFF_LOOP_WRITE
@@ -151,7 +151,8 @@ class BlobWriter:
         spooled = await spool(req.stream, self._spool_dir)
         try:
             upload, start, end = await asyncio.to_thread(
-                parse_spooled_upload, req.method, req.path, req.headers, spooled.map, options
+                parse_spooled_upload, req.method, req.path, req.headers, spooled.map, options,
+                self._limit,
             )
             self._check_limit(path, upload)
             volume = self._store.get(path.volume_id)

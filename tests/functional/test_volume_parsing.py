@@ -10,7 +10,7 @@ import hashlib
 import orjson
 import pytest
 
-from seaweed_py.errors import BadRequest, InvalidFileId, RangeNotSatisfiable
+from seaweed_py.errors import BadRequest, InvalidFileId, PayloadTooLarge, RangeNotSatisfiable
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.volume.conditional import http_date, is_not_modified, parse_http_date
 from seaweed_py.volume.mime import detect_content_type, extension, type_by_extension
@@ -173,6 +173,7 @@ def test_detect_content_type(data: bytes, mime: str) -> None:
 # ------------------------------------------------------------------ uploads
 
 _NOW = 1700000000
+_LIMIT = 1 << 30
 
 
 def _opts(query: dict[str, str] | None = None) -> UploadOptions:
@@ -192,7 +193,7 @@ def _multipart(parts: list[tuple[str, str | None, str | None, bytes]]) -> tuple[
 
 def test_multipart_first_file_part_whatever_its_field_name() -> None:
     body, ctype = _multipart([("anything", "photo.jpg", None, b"\xff\xd8\xffjpeg")])
-    up = parse_upload("POST", "/3,01637037d6", {"content-type": ctype}, body, _opts())
+    up = parse_upload("POST", "/3,01637037d6", {"content-type": ctype}, body, _opts(), _LIMIT)
     assert (up.data, up.name, up.mime, up.original_size) == (b"\xff\xd8\xffjpeg", "photo.jpg",
                                                              "image/jpeg", 7)
     assert not up.gzipped
@@ -200,55 +201,55 @@ def test_multipart_first_file_part_whatever_its_field_name() -> None:
 
 def test_multipart_skips_a_leading_text_field_for_the_first_part_with_a_file_name() -> None:
     body, ctype = _multipart([("ts", None, None, b"123"), ("f", "a.bin", "x/custom", b"DATA")])
-    up = parse_upload("POST", "/3,01637037d6", {"content-type": ctype}, body, _opts())
+    up = parse_upload("POST", "/3,01637037d6", {"content-type": ctype}, body, _opts(), _LIMIT)
     assert (up.data, up.name, up.mime) == (b"DATA", "a.bin", "x/custom")
     assert up.options.last_modified == _NOW  # quirk A11: form fields are not options
 
 
 def test_multipart_windows_path_is_stripped() -> None:
     body, ctype = _multipart([("file", "C:\\Users\\me\\report.pdf", None, b"%PDF-1.4")])
-    up = parse_upload("POST", "/3,01637037d6", {"content-type": ctype}, body, _opts())
+    up = parse_upload("POST", "/3,01637037d6", {"content-type": ctype}, body, _opts(), _LIMIT)
     assert up.name == "report.pdf"
 
 
 def test_raw_upload_without_disposition_is_named_after_the_fid_quirk_a3() -> None:
     up = parse_upload("PUT", "/3,01637037d6", {"content-type": "application/octet-stream"},
-                      b"\x00\x01", _opts())
+                      b"\x00\x01", _opts(), _LIMIT)
     assert (up.name, up.mime, up.data) == ("3,01637037d6", "application/octet-stream", b"\x00\x01")
 
 
 def test_raw_upload_name_from_content_disposition() -> None:
     headers = {"content-disposition": 'attachment; filename="pic.png"', "content-type": ""}
-    up = parse_upload("PUT", "/3,01637037d6", headers, b"\x89PNG\r\n\x1a\n", _opts())
+    up = parse_upload("PUT", "/3,01637037d6", headers, b"\x89PNG\r\n\x1a\n", _opts(), _LIMIT)
     assert (up.name, up.mime) == ("pic.png", "image/png")
     up = parse_upload("PUT", "/3,01637037d6", {"content-disposition": "name=x.gif"}, b"GIF89a",
-                      _opts())
+                      _opts(), _LIMIT)
     assert up.name == "x.gif"
 
 
 def test_post_without_content_type_or_boundary_is_rejected() -> None:
     with pytest.raises(BadRequest, match="multipart"):
-        parse_upload("POST", "/3,01637037d6", {}, b"x", _opts())
+        parse_upload("POST", "/3,01637037d6", {}, b"x", _opts(), _LIMIT)
     with pytest.raises(BadRequest, match="boundary"):
         parse_upload("POST", "/3,01637037d6", {"content-type": "multipart/form-data"}, b"x",
-                     _opts())
+                     _opts(), _LIMIT)
 
 
 def test_gzip_uploads_are_kept_compressed_and_report_the_plain_size() -> None:
     packed = gzip.compress(b"hello " * 100)
     headers = {"content-type": "text/plain", "content-encoding": "gzip"}
-    up = parse_upload("PUT", "/3,01637037d6", headers, packed, _opts())
+    up = parse_upload("PUT", "/3,01637037d6", headers, packed, _opts(), _LIMIT)
     assert (up.data, up.gzipped, up.original_size) == (packed, True, 600)
 
 
 def test_compressible_text_is_gzipped_when_it_saves_enough() -> None:
     text = b"".join(b"%d\n" % i for i in range(2000))
-    up = parse_upload("PUT", "/3,01637037d6", {"content-type": "text/plain"}, text, _opts())
+    up = parse_upload("PUT", "/3,01637037d6", {"content-type": "text/plain"}, text, _opts(), _LIMIT)
     assert up.gzipped and gzip.decompress(up.data) == text and up.original_size == len(text)
-    tiny = parse_upload("PUT", "/3,01637037d6", {"content-type": "text/plain"}, b"hi", _opts())
+    tiny = parse_upload("PUT", "/3,01637037d6", {"content-type": "text/plain"}, b"hi", _opts(), _LIMIT)
     assert not tiny.gzipped
     replica = parse_upload("PUT", "/3,01637037d6", {"content-type": "text/plain"}, text,
-                           _opts({"type": "replicate"}))
+                           _opts({"type": "replicate"}), _LIMIT)
     assert not replica.gzipped
 
 
@@ -263,18 +264,27 @@ def test_compression_rules_use_the_extension_not_the_base_name_quirk_a4() -> Non
     assert is_compressible(".bin", "application/octet-stream") == (False, False)
 
 
+def test_gzip_bombs_are_refused_without_unpacking_them_in_memory() -> None:
+    bomb = gzip.compress(bytes(64 << 20))  # 64 MiB of zeros in ~64 KiB
+    headers = {"content-type": "text/plain", "content-encoding": "gzip"}
+    with pytest.raises(PayloadTooLarge):
+        parse_upload("PUT", "/3,01637037d6", headers, bomb, _opts(), 1 << 20)
+    with pytest.raises(BadRequest, match="gzip"):
+        parse_upload("PUT", "/3,01637037d6", headers, bomb[: len(bomb) // 2], _opts(), _LIMIT)
+
+
 def test_content_md5_mismatch_is_rejected_and_a_match_is_kept() -> None:
     with pytest.raises(BadRequest, match="Content-MD5"):
         parse_upload("PUT", "/3,01637037d6", {"content-md5": "AAAAAAAAAAAAAAAAAAAAAA=="}, b"x",
-                     _opts())
+                     _opts(), _LIMIT)
     good = base64.b64encode(hashlib.md5(b"x").digest()).decode()
-    up = parse_upload("PUT", "/3,01637037d6", {"content-md5": good}, b"x", _opts())
+    up = parse_upload("PUT", "/3,01637037d6", {"content-md5": good}, b"x", _opts(), _LIMIT)
     assert up.content_md5 == good
 
 
 def test_seaweed_headers_become_canonical_pairs() -> None:
     headers = {"seaweed-foo": "bar", "seaweed-x-trace-id": "7", "x-other": "no"}
-    up = parse_upload("PUT", "/3,01637037d6", headers, b"x", _opts())
+    up = parse_upload("PUT", "/3,01637037d6", headers, b"x", _opts(), _LIMIT)
     assert orjson.loads(up.pairs) == {"Foo": "bar", "X-Trace-Id": "7"}
     assert canonical_header_name("content-md5") == "Content-Md5"
 
@@ -282,7 +292,7 @@ def test_seaweed_headers_become_canonical_pairs() -> None:
 def test_names_of_256_bytes_or_more_are_dropped_quirk_a12() -> None:
     long = "n" * 252 + ".txt"
     up = parse_upload("PUT", "/3,01637037d6", {"content-disposition": f"filename={long}"}, b"x",
-                      _opts())
+                      _opts(), _LIMIT)
     assert up.name == ""
 
 
