@@ -1,7 +1,7 @@
 """POST/PUT and DELETE of blobs, with replication (spec §3.5, §3.6, §6).
 
 A write is parsed into an `Upload`, stored locally, acknowledged by storage according to
-`-fsync` (the `durable` future is awaited, never blocking the loop), then forwarded to every
+`-fsync` (the `durable` future is awaited, never blocking the loop: `durability.py`), then forwarded to every
 other replica of the volume in parallel. The client hears success only when every replica
 stored it. When one did not, the write is undone where it landed — the local copy and the
 copies of the replicas that succeeded are tombstoned — the master is told to stop assigning the
@@ -49,6 +49,7 @@ from seaweed_py.httpkit.response import Response
 from seaweed_py.storage.store import Store
 from seaweed_py.storage.volume import Volume
 from seaweed_py.types import Cookie, NeedleId
+from seaweed_py.volume.durability import DurableWaits
 from seaweed_py.volume.spool import spool
 from seaweed_py.volume.stats import Stats
 from seaweed_py.volume.upload import Upload, UploadOptions, parse_spooled_upload, parse_upload
@@ -81,6 +82,7 @@ class BlobWriter:
     ) -> None:
         self._store = store
         self._spool_dir = spool_dir
+        self._durable = DurableWaits()
         self._link = link
         self._replicator = replicator
         self._self_url = self_url
@@ -115,7 +117,7 @@ class BlobWriter:
     async def _when_durable(
         self, durable: Future[None], upload: Upload, needle: Needle, unchanged: bool
     ) -> Response:
-        await asyncio.wrap_future(durable)
+        await self._durable.wait(durable)
         return _write_response(upload, needle, unchanged=unchanged)
 
     async def _store_upload(self, url_path: str, path: BlobPath, upload: Upload) -> Response:
@@ -133,8 +135,7 @@ class BlobWriter:
                                              (needle.data,))
         else:
             result = volume.write(needle)
-        if not result.durable.done():
-            await asyncio.wrap_future(result.durable)
+        await self._durable.wait(result.durable)
         if remote:
             copy = _copy(url_path, needle, upload)
             failures = await self._replicator.write(remote, copy)
@@ -170,8 +171,7 @@ class BlobWriter:
 
             result = await asyncio.to_thread(volume.write_streamed, needle, end - start,
                                              checksummed())
-            if not result.durable.done():
-                await asyncio.wrap_future(result.durable)
+            await self._durable.wait(result.durable)
             self._stats.bytes_written += end - start
             return _write_response(upload, replace(needle, checksum=crc[0]),
                                    unchanged=result.unchanged)
@@ -269,8 +269,7 @@ class BlobWriter:
                              key=f"{path.key:x}") from None
         except NotFound:
             return _size_response(404, None)
-        if not result.durable.done():
-            await asyncio.wrap_future(result.durable)
+        await self._durable.wait(result.durable)
         if req.query.get("type") != "replicate":
             remote = await self._replica_urls(path.volume_id, volume)
             if remote:
