@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from seaweed_py.config.flags import FlagSet
+from seaweed_py.errors import DirectoryInUse
 from seaweed_py.httpkit.run import run_servers
 from seaweed_py.volume import VolumeServer, add_volume_flags, volume_options
 
@@ -37,4 +38,9 @@ def run(argv: Sequence[str]) -> int:
     # much to every acknowledged write while the loop is busy.
     sys.setswitchinterval(_SWITCH_INTERVAL)
     server = VolumeServer(options)
-    return run_servers(server.start, server.stop)
+    try:
+        return run_servers(server.start, server.stop)
+    except DirectoryInUse as exc:
+        # An operator mistake, not a crash: one clear line and a failing exit, no traceback.
+        print(f"weedpy volume: {exc}", file=sys.stderr)
+        return 1

@@ -301,7 +301,7 @@ def _lock_directory(directory: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise DirectoryInUse("data directory is in use by another process",
+        raise DirectoryInUse(f"data directory is in use by another process (it holds {_LOCK_FILE})",
                              directory=str(directory)) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())

@@ -1,0 +1,302 @@
+"""Real `weedpy` processes for the server-level fault tests (tests/fault/test_server_*.py).
+
+`tests.servers.start_cluster` starts a cluster once; fault tests also need to restart one
+server on the same directory, signal it, read its RSS and start a second process on its
+directory. `Node` is one such process, restartable; `Oracle` is the end-of-test check every
+reliability scenario shares (spec/reliability-scenarios.md): every acknowledged blob reads back
+byte-identical from every replica that claims it, every deleted blob is 404 everywhere, and no
+request ever returned 200 with wrong bytes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.servers import free_port
+
+STOP_GRACE = 5.0
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def seeded(name: str) -> random.Random:
+    """A randomness source whose seed is printed, so a failing run can be replayed."""
+    seed = random.SystemRandom().randrange(2**32)
+    print(f"{name}: seed={seed}")
+    return random.Random(seed)
+
+
+def call(method: str, url: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+    """One HTTP request to `host:port/path`; connection failures raise OSError."""
+    req = urllib.request.Request(f"http://{url}", data=body, method=method,
+                                 headers=headers or {})
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def raw(host_port: str, method: str, target: str, body: bytes = b"",
+        headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+    """A request sent as given (no quoting of `target`), for hostile input."""
+    host, port = host_port.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        if body or method in ("POST", "PUT"):
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body or None)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def put(url: str, fid: str, data: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+    return call("PUT", f"{url}/{fid}", data, {"Content-Type": "application/octet-stream"},
+                timeout)
+
+
+def get_json(url: str) -> Any:
+    status, body = call("GET", url)
+    assert status == 200, (url, status, body)
+    return json.loads(body)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Node:
+    """One `weedpy master` or `weedpy volume` process; `start()` again reuses its port and
+    directory, like an operator restarting it."""
+
+    role: str
+    args: list[str]
+    directory: Path
+    port: int
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process without waiting for it to serve."""
+        self.starts += 1
+        with self.log.open("ab") as out:
+            out.write(f"\n=== start {self.starts} ===\n".encode())
+            out.flush()
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "seaweed_py", self.role, *self.args],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=self.directory.parent,
+            )
+        return self.popen
+
+    def start(self, timeout: float = 20.0) -> None:
+        proc = self.spawn()
+        probe = "/dir/status" if self.role == "master" else "/status"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{self.role} exited with {proc.returncode}:\n{self.tail()}")
+            try:
+                if call("GET", self.url + probe, timeout=2.0)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.role} did not serve within {timeout} s:\n{self.tail()}")
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no flush, like a crash."""
+        if self.alive():
+            assert self.popen is not None
+            self.popen.kill()
+            self.popen.wait(STOP_GRACE)
+
+    def terminate(self, grace: float = STOP_GRACE) -> int:
+        """SIGTERM, then SIGKILL after `grace`; the exit status."""
+        assert self.popen is not None
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                return self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        return self.popen.wait(STOP_GRACE)
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for pid {self.pid}")
+
+    def tail(self, limit: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+
+@dataclass
+class Fleet:
+    """A master and volume servers started by one test; `stop()` ends every process."""
+
+    root: Path
+    rng: random.Random
+    nodes: list[Node] = field(default_factory=list)
+    master: Node | None = None
+    volumes: list[Node] = field(default_factory=list)
+
+    def add_master(self, *extra: str, pulse: float = 0.5) -> Node:
+        port = free_port(self.rng)
+        mdir = self.root / "master"
+        mdir.mkdir(exist_ok=True)
+        node = Node("master", ["-ip=127.0.0.1", f"-port={port}", f"-mdir={mdir}",
+                               "-peers=none", f"-pulseSeconds={pulse}", *extra],
+                    mdir, port, self.root / "master.log")
+        self.nodes.append(node)
+        self.master = node
+        node.start()
+        return node
+
+    def add_volume(self, *extra: str, start: bool = True, rack: str = "rack1") -> Node:
+        assert self.master is not None
+        index = len(self.volumes)
+        port = free_port(self.rng)
+        vdir = self.root / f"volume{index}"
+        vdir.mkdir()
+        node = Node("volume", ["-ip=127.0.0.1", f"-port={port}", f"-dir={vdir}", "-max=8",
+                               f"-master={self.master.url}", "-preStopSeconds=0",
+                               "-pulseSeconds=1", "-dataCenter=dc1", f"-rack={rack}", *extra],
+                    vdir, port, self.root / f"volume{index}.log")
+        self.nodes.append(node)
+        self.volumes.append(node)
+        if start:
+            node.start()
+        return node
+
+    def wait_registered(self, count: int | None = None) -> None:
+        assert self.master is not None
+        want = len(self.volumes) if count is None else count
+        url = f"{self.master.url}/dir/status"
+
+        def nodes() -> int:
+            topo = get_json(url).get("Topology") or {}
+            return sum(len(r.get("DataNodes") or []) for dc in topo.get("DataCenters") or []
+                       for r in dc.get("Racks") or [])
+
+        wait_for(f"{want} volume servers to register", lambda: nodes() == want)
+
+    def assign(self, replication: str = "000", count: int = 1) -> dict[str, Any]:
+        assert self.master is not None
+        query = f"replication={replication}&count={count}"
+        deadline = time.monotonic() + 15
+        while True:
+            status, body = call("GET", f"{self.master.url}/dir/assign?{query}")
+            answer = json.loads(body or b"{}")
+            if status == 200 and "fid" in answer:
+                return dict(answer)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"assign failed: {status} {body!r}")
+            time.sleep(0.1)
+
+    def holders(self, fid: str) -> list[str]:
+        assert self.master is not None
+        vid = fid.split(",")[0]
+        answer = get_json(f"{self.master.url}/dir/lookup?volumeId={vid}")
+        return sorted(loc["url"] for loc in answer["locations"])
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            if node.alive():
+                node.terminate()
+
+
+@contextmanager
+def fleet(root: Path, name: str) -> Iterator[Fleet]:
+    running = Fleet(root, seeded(name))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@dataclass
+class Oracle:
+    """What the cluster acknowledged; `check()` is the shared end-of-test assertion."""
+
+    acked: dict[str, bytes] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+
+    def ack(self, fid: str, data: bytes) -> None:
+        self.acked[fid] = data
+        self.deleted.discard(fid)
+
+    def delete(self, fid: str) -> None:
+        self.acked.pop(fid, None)
+        self.deleted.add(fid)
+
+    def check(self, holders: Callable[[str], Sequence[str]]) -> None:
+        """Every acked fid reads back exactly from each of `holders(fid)`; every deleted one
+        is 404 on each."""
+        for fid, data in self.acked.items():
+            urls = holders(fid)
+            assert urls, f"{fid}: acknowledged but no server claims it"
+            for url in urls:
+                status, body = call("GET", f"{url}/{fid}")
+                assert status == 200, f"{fid} on {url}: {status} {body[:200]!r}"
+                assert body == data, f"{fid} on {url}: 200 with wrong bytes"
+        for fid in self.deleted:
+            for url in holders(fid):
+                status, body = call("GET", f"{url}/{fid}")
+                assert status == 404, f"deleted {fid} on {url}: {status} {body[:200]!r}"
+
+
+def read_checked(url: str, fid: str, expected: bytes) -> int:
+    """GET `fid`; a 200 must carry exactly `expected`. The status."""
+    status, body = call("GET", f"{url}/{fid}")
+    if status == 200:
+        assert body == expected, f"{fid} on {url}: 200 with wrong bytes"
+    return status
+
+
+__all__ = ["Fleet", "Node", "Oracle", "call", "fleet", "get_json", "put", "raw",
+           "read_checked", "seeded", "wait_for"]
