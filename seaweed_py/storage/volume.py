@@ -44,7 +44,7 @@ from seaweed_py.errors import (
     VolumeReadOnly,
 )
 from seaweed_py.formats.crc import checksum_matches, crc32c
-from seaweed_py.formats.idx import IDX4, IDX5, IdxLayout, encode_entry
+from seaweed_py.formats.idx import IDX4, IDX5, IdxLayout, decode_entries, encode_entry
 from seaweed_py.formats.needle import (
     FLAG_HAS_TTL,
     NEEDLE_HEAD_SIZE,
@@ -94,6 +94,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZE_LIMIT: Final = 30 << 30  # -volumeSizeLimitMB 30720
 INDEX_KINDS: Final = ("memory", "mmap")
 _READ_CHUNK: Final = 1 << 20
+_SCAN_ENTRIES: Final = 1 << 16  # .idx entries per block of a backward scan
 _TRIM_AFTER: Final = 1 << 20  # .idx bytes above which a load returns its scratch memory
 
 
@@ -600,9 +601,14 @@ class Volume:
         """(byte offset, body Size) of the live needle `key`, or None."""
         return self._map.get(key)
 
-    def read(self, key: int, cookie: int) -> Needle:
-        """The needle `key`, CRC-checked. Unknown, deleted or wrong cookie: NeedleNotFound."""
+    def read(self, key: int, cookie: int, *, read_deleted: bool = False) -> Needle:
+        """The needle `key`, CRC-checked. Unknown, deleted or wrong cookie: NeedleNotFound.
+
+        With `read_deleted`, a deleted key reads as its last live version while the record is
+        still in `.dat` (until a vacuum; spec §3.3); one deleted at Size 0 stays not found."""
         hit = self._map.get(key)
+        if hit is None and read_deleted:
+            hit = self._last_put(key)
         if hit is None:
             raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
         offset, size = hit
@@ -615,6 +621,29 @@ class Volume:
                 raise CorruptNeedle("record holds another key", volume_id=self.id,
                                     offset=offset, key=f"{key:x}", found=f"{stored_key:x}")
         return decode_needle(record, self.version, volume_id=self.id, offset=offset)
+
+    def _last_put(self, key: int) -> tuple[int, int] | None:
+        """(byte offset, Size) of the newest put of `key` in `.idx`, None if there is none or
+        it has Size 0.
+
+        The in-memory map forgets a deleted needle's offset, so this scans `.idx` backwards in
+        blocks: admin reads of deleted needles are rare and may cost a file scan."""
+        w = self.layout.entry_size
+        end = self._idx_end - self._idx_end % w
+        block = _SCAN_ENTRIES * w
+        while end > 0:
+            start = max(0, end - block)
+            buf = os.pread(self._idx, end - start, start)
+            if len(buf) != end - start:
+                raise CorruptVolume("index shrank while being scanned", volume_id=self.id,
+                                    offset=start)
+            keys, offsets, sizes = decode_entries(buf, self.layout)
+            for i in np.flatnonzero(keys == key)[::-1].tolist():
+                offset, size = int(offsets[i]), int(sizes[i])
+                if offset and size >= 0:  # not a delete (spec §4.9)
+                    return (offset, size) if size else None
+            end = start
+        return None
 
     def read_meta(self, key: int, cookie: int) -> NeedleLocation:
         """Metadata and data position of `key`, for streaming a large body (two small preads).
@@ -643,8 +672,9 @@ class Volume:
         return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size)
 
     def iter_data(self, loc: NeedleLocation, chunk_size: int = _READ_CHUNK) -> Iterator[bytes]:
-        """The data of `loc` in chunks; raises CorruptNeedle after the last chunk if the CRC
-        does not match (the caller aborts the response)."""
+        """The data of `loc` in chunks; raises CorruptNeedle instead of the last chunk if the
+        CRC does not match, so a reader never receives every byte of a corrupt needle (the
+        caller aborts the response and the client sees it cut short, not a 200)."""
         crc = 0
         pos, stop = loc.data_offset, loc.data_offset + loc.data_size
         while pos < stop:
@@ -654,12 +684,15 @@ class Volume:
                                     key=f"{loc.needle.key:x}")
             crc = crc32c(chunk, crc)
             pos += len(chunk)
-            yield chunk
+            if pos < stop:
+                yield chunk
         stored = loc.needle.checksum
         if loc.data_size and not checksum_matches(stored, crc):
             raise CorruptNeedle(f"crc mismatch: stored {stored:08x}, data {crc:08x}",
                                 volume_id=self.id, offset=loc.data_offset - NEEDLE_HEAD_SIZE,
                                 key=f"{loc.needle.key:x}")
+        if loc.data_size:
+            yield chunk
 
     def iter_needles(self) -> Iterator[tuple[int, Needle | CorruptNeedle]]:
         """Every live needle in key order, as (offset, needle), or (offset, the error) for a

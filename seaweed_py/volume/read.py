@@ -114,7 +114,12 @@ class BlobReader:
         if hit is not None and hit[1] > _STREAM_THRESHOLD:
             return self._serve_large(req, path, volume)
         try:
-            needle = volume.read(path.key, path.cookie)
+            if hit is None and req.query_string:
+                # Spec §3.3: `readDeleted=true` reads a deleted needle's last live version.
+                needle = volume.read(path.key, path.cookie,
+                                     read_deleted=req.query.get("readDeleted") == "true")
+            else:
+                needle = volume.read(path.key, path.cookie)
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:

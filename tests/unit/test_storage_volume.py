@@ -393,3 +393,29 @@ def test_concurrent_writers_racing_the_size_limit_never_exceed_it(
     assert len(acked) == v.live_count > 100
     for key in acked:
         assert v.read(key, COOKIE).data == b"w" * 300
+
+
+@pytest.mark.parametrize("index_kind", ["memory", "mmap"])
+def test_read_deleted_finds_the_last_live_version_until_it_is_gone(
+        make: Callable[..., Volume], clock: Clock, index_kind: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("seaweed_py.storage.volume._SCAN_ENTRIES", 2)  # scan crosses blocks
+    v = make(index_kind=index_kind)
+    v.write(needle(1, b"first"))
+    v.write(needle(2, b"other"))
+    v.write(needle(1, b"second"))
+    v.delete(1, COOKIE)
+    v.write(needle(3, b""))
+    v.delete(3, COOKIE)
+    with pytest.raises(NeedleNotFound):
+        v.read(1, COOKIE)
+    assert v.read(1, COOKIE, read_deleted=True).data == b"second"
+    assert v.read(2, COOKIE, read_deleted=True).data == b"other"  # live keys read as usual
+    for key, cookie in ((1, COOKIE ^ 1), (3, COOKIE), (4, COOKIE)):
+        with pytest.raises(NeedleNotFound):  # wrong cookie, deleted at Size 0, never written
+            v.read(key, cookie, read_deleted=True)
+    v = reopen(v, clock, index_kind=index_kind)
+    assert v.read(1, COOKIE, read_deleted=True).data == b"second"
+    v.write(needle(1, b"third"))
+    v.delete(1, COOKIE)
+    assert v.read(1, COOKIE, read_deleted=True).data == b"third"
