@@ -671,11 +671,15 @@ class Volume:
                                                offset=offset)
         return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size)
 
-    def iter_data(self, loc: NeedleLocation, chunk_size: int = _READ_CHUNK) -> Iterator[bytes]:
-        """The data of `loc` in chunks; raises CorruptNeedle instead of the last chunk if the
-        CRC does not match, so a reader never receives every byte of a corrupt needle (the
-        caller aborts the response and the client sees it cut short, not a 200)."""
+    def iter_data(
+        self, loc: NeedleLocation, chunk_size: int = _READ_CHUNK, *, verify: bool = True
+    ) -> Iterator[bytes]:
+        """The data of `loc` in chunks. With `verify` (a whole needle), the last chunk is held
+        back until the CRC matches and CorruptNeedle is raised instead of it: a reader never
+        receives every byte of a corrupt needle, so its answer is cut short, never a complete
+        200. A range cannot be verified: pass `verify=False`."""
         crc = 0
+        held = b""
         pos, stop = loc.data_offset, loc.data_offset + loc.data_size
         while pos < stop:
             chunk = os.pread(self._dat, min(chunk_size, stop - pos), pos)
@@ -684,15 +688,17 @@ class Volume:
                                     key=f"{loc.needle.key:x}")
             crc = crc32c(chunk, crc)
             pos += len(chunk)
-            if pos < stop:
+            if pos < stop or not verify:
                 yield chunk
+            else:
+                held = chunk
         stored = loc.needle.checksum
-        if loc.data_size and not checksum_matches(stored, crc):
+        if verify and loc.data_size and not checksum_matches(stored, crc):
             raise CorruptNeedle(f"crc mismatch: stored {stored:08x}, data {crc:08x}",
                                 volume_id=self.id, offset=loc.data_offset - NEEDLE_HEAD_SIZE,
                                 key=f"{loc.needle.key:x}")
-        if loc.data_size:
-            yield chunk
+        if held:
+            yield held
 
     def iter_needles(self) -> Iterator[tuple[int, Needle | CorruptNeedle]]:
         """Every live needle in key order, as (offset, needle), or (offset, the error) for a

@@ -379,7 +379,7 @@ _EMPTY_QUERY: Mapping[str, str] = {}
 async def _stream(volume: Volume, loc: NeedleLocation, partial: bool) -> AsyncIterator[bytes]:
     """The data at `loc`, one chunk per executor hop. A whole needle's CRC is verified after
     the last chunk (a mismatch aborts the response); a range cannot be verified."""
-    chunks = volume.iter_data(loc)
+    chunks = volume.iter_data(loc, verify=not partial)
     while True:
         try:
             chunk = await asyncio.to_thread(next, chunks, None)

@@ -185,6 +185,11 @@ class Fleet:
     master: Node | None = None
     volumes: list[Node] = field(default_factory=list)
 
+    @property
+    def master_url(self) -> str:
+        assert self.master is not None
+        return self.master.url
+
     def add_master(self, *extra: str, pulse: float = 0.5) -> Node:
         port = free_port(self.rng)
         mdir = self.root / "master"
