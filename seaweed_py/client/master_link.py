@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from seaweed_py.errors import ServerUnreachable, VolumeNotFound, WeedError
+from seaweed_py.errors import ServerUnreachable, ServiceUnavailable, VolumeNotFound, WeedError
 
 __all__ = ["Location", "MasterLink"]
 
@@ -169,7 +169,8 @@ class MasterLink:
         self._cache.pop(volume_id, None)
 
     async def lookup(self, volume_id: int) -> tuple[Location, ...]:
-        """Servers holding `volume_id` (cached); `VolumeNotFound` if the master knows none."""
+        """Servers holding `volume_id` (cached); `VolumeNotFound` if the master knows none,
+        `ServiceUnavailable` if it answers 5xx (warming up, or every holder is down)."""
         cached = self._cache.get(volume_id)
         now = self._clock()
         if cached is not None and cached[0] > now:
@@ -183,6 +184,10 @@ class MasterLink:
             Location(str(loc.get("url", "")), str(loc.get("publicUrl") or loc.get("url", "")))
             for loc in (answer.get("locations") or [] if isinstance(answer, dict) else [])
         )
+        if status >= 500:
+            # Warming up, or every holder is down: a reader must hear "unavailable", not "gone".
+            raise ServiceUnavailable(f"master {master} answered {status} for a lookup",
+                                     volume_id=volume_id)
         if status != 200 or not locations:
             raise VolumeNotFound(f"master {master} has no location for volume",
                                  volume_id=volume_id)

@@ -328,6 +328,14 @@ class MasterServer:
                 extra=extra,
             )
 
+    def _check_lost(self, vid: int) -> None:
+        """A volume whose every holder left is unavailable (503, retry), not unknown (404):
+        the blob is most likely intact on a server that is down (reliability scenario 11)."""
+        if vid in self.topology.lost_volumes:
+            raise ServiceUnavailable(
+                f"volume id {vid} has no live holder", extra={"volumeOrFileId": str(vid)}
+            )
+
     async def _wait_for_writable(self, opt: AssignOption, layout: VolumeLayout) -> LayoutVolume:
         """Nothing is writable: grow (or learn that another request is growing) and re-pick
         until a volume appears, growth ends, or `assign_wait_seconds` pass (spec §2.3)."""
@@ -392,6 +400,7 @@ class MasterServer:
         if not nodes:
             self.stats.lookup_misses += 1
             self._check_warm("service warming up, please retry", {"volumeOrFileId": vid_text})
+            self._check_lost(vid)
             return json_response(
                 {"volumeOrFileId": vid_text, "error": f"volume id {vid} not found"},
                 404,
@@ -416,6 +425,8 @@ class MasterServer:
         )
         if not nodes:
             self._check_warm()
+            if vid is not None:
+                self._check_lost(vid)
             what = f"volume id {vid_text} not found"
             raise VolumeNotFound(f"{what}: {what}")
         node = nodes[0] if len(nodes) == 1 else self._rng.choice(nodes)

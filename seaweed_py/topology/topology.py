@@ -74,6 +74,9 @@ class Topology:
         self.nodes: dict[str, DataNode] = {}
         self.layouts: dict[LayoutKey, VolumeLayout] = {}
         self._vid_layout: dict[int, VolumeLayout] = {}
+        # Volumes whose last holder left the topology (died or stopped) while holding them:
+        # unreachable rather than gone, so lookups answer 503, not 404 (scenario 11).
+        self.lost_volumes: set[int] = set()
         self.max_volume_id = 0
 
     # ------------------------------------------------------------ layouts
@@ -155,6 +158,7 @@ class Topology:
         if previous is not None and previous is not layout:
             previous.remove_location(report.id, node, now)
         self._vid_layout[report.id] = layout
+        self.lost_volumes.discard(report.id)
         layout.add_location(report.id, node, now)
         if report.id > self.max_volume_id:
             self.max_volume_id = report.id
@@ -175,6 +179,8 @@ class Topology:
             return False
         for vid in list(node.volumes):
             self._remove_location(vid, node, now)
+            if vid not in self._vid_layout:
+                self.lost_volumes.add(vid)
         node.set_volumes({})
         self._detach(node)
         return True
@@ -269,6 +275,7 @@ class Topology:
                 for node in vol.locations:
                     node.remove_volume(vid)
                 self._vid_layout.pop(vid, None)
+                self.lost_volumes.discard(vid)
 
     def nodes_of_collection(self, collection: str) -> list[DataNode]:
         seen: dict[str, DataNode] = {}

@@ -374,7 +374,9 @@ async def test_goodbye_heartbeat_drops_the_server(
     await get(http, master, "/dir/assign")
     await fake.heartbeat(goodbye=True)
     assert master.topology.nodes == {}
-    assert (await get(http, master, "/dir/lookup?volumeId=1"))[0] == 404
+    # Its volumes are not gone, only unreachable until it returns (scenario 11, docs/compat.md).
+    assert (await get(http, master, "/dir/lookup?volumeId=1"))[0] == 503
+    assert (await get(http, master, "/dir/lookup?volumeId=99"))[0] == 404
 
 
 async def test_unwritable_volume_is_no_longer_assigned(
@@ -407,7 +409,7 @@ async def test_dead_volume_server_is_dropped_after_three_pulses(
         await get(http, m, "/vol/grow?count=1")
         assert (await get(http, m, "/dir/lookup?volumeId=1"))[0] == 200
         await asyncio.sleep(0.6)
-        assert (await get(http, m, "/dir/lookup?volumeId=1"))[0] == 404
+        assert (await get(http, m, "/dir/lookup?volumeId=1"))[0] == 503  # held by a dead node
         assert m.topology.nodes == {}
     finally:
         await fake.stop()
