@@ -4,7 +4,9 @@ llhttp (through `httptools`) does all parsing and calls back as it goes. Request
 connection are handled strictly one after another, so pipelined responses leave in request
 order even when handlers are async; requests parsed meanwhile wait in `_queue`. A sync handler
 is called straight from the parser callback and its response written with one
-`transport.write`: no task, no coroutine, no extra object.
+`transport.write`: no task, no coroutine, no extra object. With `HttpServer.batch_writes` that
+write is held until the loop has read every ready connection (`flush`); anything else written
+to, or closing, the connection flushes it first, so answers keep their order.
 
 Phases of the message being received (`_phase`):
 
@@ -119,6 +121,7 @@ class HttpConnection(asyncio.Protocol):
         "_hdr_raw_bytes",
         "_hdr_started",
         "_headers",
+        "_held",
         "_host",
         "_last_activity",
         "_last_recv",
@@ -161,6 +164,7 @@ class HttpConnection(asyncio.Protocol):
         self._max_body = server.limits.max_body
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
+        self._held: bytes | None = None  # answers not yet written (`HttpServer.batch_writes`)
         self._parser = HttpRequestParser(self)
         self._parsing = True
         self._phase = _IDLE
@@ -206,6 +210,7 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._held = None
         self._parsing = False
         stream = self._stream
         if stream is not None:
@@ -218,6 +223,7 @@ class HttpConnection(asyncio.Protocol):
         self._server.connection_closed(self)
 
     def eof_received(self) -> bool:
+        self.flush()  # returning False closes the transport, with only what it holds
         self._peer_eof = True
         self._parsing = False
         self._closing = True
@@ -635,23 +641,27 @@ class HttpConnection(asyncio.Protocol):
             return
         try:
             if len(body) <= _COALESCE_LIMIT:
-                transport.write(
-                    b"".join(
-                        (
-                            _STATUS_LINE_TABLE[status]
-                            if 100 <= status < 1000
-                            else status_line(status),
-                            self._server.head_common,
-                            resp.raw_headers,
-                            headers,
-                            framing,
-                            connection,
-                            b"\r\n",
-                            body,
-                        )
+                data = b"".join(
+                    (
+                        _STATUS_LINE_TABLE[status] if 100 <= status < 1000 else status_line(status),
+                        self._server.head_common,
+                        resp.raw_headers,
+                        headers,
+                        framing,
+                        connection,
+                        b"\r\n",
+                        body,
                     )
                 )
+                if not self._server.batch_writes:
+                    transport.write(data)
+                elif self._held is None:
+                    self._held = data
+                    self._server.hold_write(self)
+                else:  # pipelined answers of one connection, bounded by `max_pipeline`
+                    self._held += data
             else:
+                self.flush()
                 head = self._head(req, resp, headers + framing + connection)
                 transport.writelines((head, body))
         except RuntimeError:  # the transport closed under us; connection_lost follows
@@ -754,8 +764,23 @@ class HttpConnection(asyncio.Protocol):
             self._write(_LAST_CHUNK)
         self._finish(req)
 
+    def flush(self) -> None:
+        """Write the answers held for `HttpServer.batch_writes`; every other write, and the
+        close, goes after them."""
+        data = self._held
+        if data is None:
+            return
+        self._held = None
+        transport = self._transport
+        if transport is not None and not self._closed:
+            try:
+                transport.write(data)
+            except RuntimeError:  # the transport closed under us; connection_lost follows
+                self._closed = True
+
     def _write_parts(self, parts: tuple[bytes, ...]) -> None:
         """Several buffers in one write, none of them copied."""
+        self.flush()
         transport = self._transport
         if transport is not None and not self._closed:
             try:
@@ -764,6 +789,7 @@ class HttpConnection(asyncio.Protocol):
                 self._closed = True
 
     def _write(self, data: bytes) -> None:
+        self.flush()
         transport = self._transport
         if transport is not None and not self._closed:
             try:
@@ -873,6 +899,7 @@ class HttpConnection(asyncio.Protocol):
         transport = self._transport
         if self._closed or transport is None:
             return
+        self.flush()
         self._parsing = False
         self._closing = True
         for queued in self._queue:  # pipelined behind an answer that ended the connection
@@ -894,6 +921,7 @@ class HttpConnection(asyncio.Protocol):
         transport.close()
 
     def _abort(self) -> None:
+        self._held = None
         self._closed = True
         self._parsing = False
         self._active = None

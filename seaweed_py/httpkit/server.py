@@ -24,6 +24,13 @@ class HttpServer:
     Several servers can run in one process (each keeps its own clock, `Date` cache and
     connections). `now` is the loop time as of the last sweep: connections stamp activity with
     it instead of asking the clock per request.
+
+    With `batch_writes`, small answers of sync handlers are held until the loop has handled
+    every connection that was ready, then written back to back (`flush_writes`). Each write to
+    a socket whose reader sleeps wakes that reader, which on a virtual machine is an
+    inter-processor interrupt costing more than the write itself; writes issued in a burst find
+    the client already awake, and its next requests come back in a burst too. Answers leave a
+    few handler-runs later (a loop iteration), for fewer wake-ups on both sides.
     """
 
     def __init__(
@@ -31,8 +38,12 @@ class HttpServer:
         router: Router,
         limits: Limits | None = None,
         server_header: str | None = "weedpy",
+        *,
+        batch_writes: bool = False,
     ) -> None:
         self.router = router
+        self.batch_writes = batch_writes
+        self._held: list[HttpConnection] = []  # connections with a held answer (batch_writes)
         self.limits = limits or Limits()
         if server_header is not None and ("\r" in server_header or "\n" in server_header):
             raise ValueError(f"invalid Server header {server_header!r}")
@@ -121,6 +132,19 @@ class HttpServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def hold_write(self, conn: HttpConnection) -> None:
+        """`conn` holds an answer: flush it once this loop iteration's input is handled."""
+        if not self._held:
+            asyncio.get_running_loop().call_soon(self.flush_writes)
+        self._held.append(conn)
+
+    def flush_writes(self) -> None:
+        """Hand every held answer to its transport."""
+        held = self._held
+        self._held = []
+        for conn in held:
+            conn.flush()
 
     def connection_opened(self, conn: HttpConnection) -> None:
         self._connections.add(conn)

@@ -166,3 +166,31 @@ async def test_streamed_body_pauses_reading_above_high_water() -> None:
         await asyncio.sleep(0)
     assert seen == [10000]
     assert transport.data.endswith(b"\r\n\r\n10000")
+
+
+async def test_batched_writes_leave_after_the_loop_turn_in_order_and_before_a_close() -> None:
+    router = Router()
+    router.add("/a", lambda req: Response(200, None, b"A"), ["GET"])
+    router.add("/b", lambda req: Response(200, None, b"B"), ["GET"])
+    server = HttpServer(router, server_header=None, batch_writes=True)
+    pairs = []
+    for _ in range(2):
+        conn = HttpConnection(server)
+        transport = FakeTransport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        pairs.append((conn, transport))
+    (first, t1), (second, t2) = pairs
+    first.data_received(_get("/a") + _get("/b"))
+    second.data_received(_get("/b"))
+    assert t1.written == [] and t2.written == []  # held until the loop turns
+    await asyncio.sleep(0)
+    assert len(t1.written) == 1 and len(t2.written) == 1  # one write per connection
+    assert [w.rsplit(b"\r\n\r\n", 1)[1] for w in t1.data.split(b"HTTP/1.1 ")[1:]] == [b"A", b"B"]
+    assert t2.data.endswith(b"\r\n\r\nB")
+    # An answer that ends the connection is written before the close.
+    second.data_received(b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert t2.closed and t2.data.endswith(b"\r\n\r\nA")
+    # A peer that half-closes right after its request still gets the answer.
+    first.data_received(_get("/b"))
+    first.eof_received()
+    assert t1.data.endswith(b"\r\n\r\nB")
