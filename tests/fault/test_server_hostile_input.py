@@ -9,6 +9,7 @@ import gzip
 import http.client
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +84,10 @@ def _rss(f: Fleet) -> int:
     return f.volumes[0].rss_kib()
 
 
+def _dat_sizes(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in directory.glob("*.dat")}
+
+
 def _chunked(url: str, target: str, total: int, piece: int = 64 * 1024) -> int:
     """Stream `total` bytes chunked; the status, 0 if the server hung up first."""
     host, port = url.rsplit(":", 1)
@@ -113,6 +118,7 @@ def test_26_oversized_and_malformed_uploads(cluster: Fleet) -> None:
     oracle = Oracle()
     node = f.volumes[0]
     before = _rss(f)
+    sizes = _dat_sizes(node.directory)
     big = b"y" * (LIMIT_MB * 2 << 20)
 
     fid = f.assign()["fid"]
@@ -132,6 +138,7 @@ def test_26_oversized_and_malformed_uploads(cluster: Fleet) -> None:
     status, body = call("POST", f"{node.url}/{fid4}", b"garbage without parts",
                         {"Content-Type": "multipart/form-data; boundary=zz"})
     assert status == 400, (status, body)
+    assert _dat_sizes(node.directory) == sizes, "a rejected upload left bytes in a .dat"
 
     after = _rss(f)
     print(f"VmRSS before {before} KiB, after {after} KiB")
