@@ -17,7 +17,9 @@ Behaviour worth knowing:
   as soon as a read through it fails (404, connection error), and the read is retried once with
   fresh locations.
 - Reads try every replica (same data center first when `data_center` is set, otherwise in random
-  order); a read that breaks mid-stream resumes on the next replica with a `Range` request.
+  order); a read that breaks mid-stream continues on the next replica, which sends the blob
+  again from its start: the prefix already delivered is checked against it (CRC-32), so bytes
+  of a corrupt replica that cut its answer short are never completed with a healthy tail.
 - Sources larger than `chunk_size` (default 4 MiB, `None` disables) are split into chunks that are
   assigned and uploaded in parallel (`max_parallel_chunks` at a time, so memory stays bounded),
   then a chunk manifest (spec §13, `seaweed_py.client.manifest`) is written at the file's own fid.
@@ -41,6 +43,7 @@ import os
 import random
 import secrets
 import threading
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,7 @@ from seaweed_py.client.manifest import ChunkInfo, ChunkManifest, encode_manifest
 from seaweed_py.errors import (
     BadRequest,
     Conflict,
+    CorruptNeedle,
     HeaderFieldsTooLarge,
     NeedleNotFound,
     NotAcceptable,
@@ -257,18 +261,43 @@ def _read_full(stream: ReadableBinary, n: int) -> bytes:
 class _Sink:
     """Where a download goes; counts bytes so an interrupted read can resume."""
 
-    def __init__(self, write: Callable[[bytes], Awaitable[None]], progress: Progress | None):
+    def __init__(self, write: Callable[[bytes], Awaitable[None]], progress: Progress | None,
+                 rewind: Callable[[], Awaitable[None]] | None = None):
         self._write = write
         self._progress = progress
+        self._rewind = rewind
         self.written = 0
+        self.crc = 0  # of every byte written, to check a resumed read's prefix
         self.total: int | None = None
         self.headers: Mapping[str, str] = {}
 
+    async def restart(self) -> bool:
+        """Drop what was written, if the destination allows it (True)."""
+        if self._rewind is None:
+            return False
+        await self._rewind()
+        self.written = self.crc = 0
+        return True
+
     async def write(self, piece: bytes) -> None:
         await self._write(piece)
+        self.crc = zlib.crc32(piece, self.crc)
         self.written += len(piece)
         if self._progress is not None:
             self._progress(len(piece), self.total)
+
+
+def _file_rewinder(out: IO[bytes]) -> Callable[[], Awaitable[None]]:
+    """Empties a temporary file this client opened itself, so a read can start over."""
+
+    def truncate() -> None:
+        out.seek(0)
+        out.truncate()
+
+    async def rewind() -> None:
+        await asyncio.to_thread(truncate)
+
+    return rewind
 
 
 def _http(address: str) -> str:
@@ -712,7 +741,10 @@ class AsyncClient:
         async def append(piece: bytes) -> None:
             buffer.extend(piece)
 
-        await self._read(fid, _Sink(append, progress))
+        async def clear() -> None:
+            buffer.clear()
+
+        await self._read(fid, _Sink(append, progress, clear))
         return bytes(buffer)
 
     async def download_to(
@@ -729,7 +761,13 @@ class AsyncClient:
             partial = final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
             try:
                 with partial.open("wb") as out:
-                    written = await self.download_to(fid, out, progress=progress)
+
+                    async def write_part(piece: bytes) -> None:
+                        await asyncio.to_thread(out.write, piece)
+
+                    part_sink = _Sink(write_part, progress, _file_rewinder(out))
+                    await self._read(fid, part_sink)
+                    written = part_sink.written
                 partial.replace(final)
             finally:
                 partial.unlink(missing_ok=True)
@@ -758,7 +796,7 @@ class AsyncClient:
                 async def write(piece: bytes) -> None:
                     await asyncio.to_thread(out.write, piece)
 
-                sink = _Sink(write, progress)
+                sink = _Sink(write, progress, _file_rewinder(out))
                 await self._read(fid, sink)
             final = folder / (name or _served_name(sink.headers) or fid)
             partial.replace(final)
@@ -802,9 +840,12 @@ class AsyncClient:
         url = f"{_http(address)}/{fid}"
         # identity: lengths must match what we count; the server gunzips stored gzip data.
         headers = {"Accept-Encoding": "identity"}
+        # No Range on a resume: the bytes already delivered came from a replica that broke
+        # off, possibly because they failed its CRC; they must match this replica's start.
+        if sink.written:
+            await sink.restart()
         resume = sink.written
-        if resume:
-            headers["Range"] = f"bytes={resume}-"
+        prefix_crc = 0
         try:
             async with self._http().get(url, headers=headers) as resp:
                 if resp.status not in (200, 206):
@@ -817,7 +858,12 @@ class AsyncClient:
                 async for piece in resp.content.iter_chunked(_READ_PIECE):
                     if skip:
                         cut = min(skip, len(piece))
+                        prefix_crc = zlib.crc32(piece[:cut], prefix_crc)
                         piece, skip = piece[cut:], skip - cut
+                        if not skip and prefix_crc != sink.crc:
+                            raise CorruptNeedle(f"read {fid}: the first {resume} bytes, "
+                                                "delivered by another replica, differ here",
+                                                url=url)
                         if not piece:
                             continue
                     await sink.write(piece)
