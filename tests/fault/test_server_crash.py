@@ -44,33 +44,32 @@ class Stream:
     stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def payloads(self) -> dict[str, bytes]:
-        return {fid: self.rng.randbytes(self.rng.choice((100, 3000, 70_000))) + fid.encode()
-                for fid in self.fids}
-
     def run(self, threads: int = WRITERS) -> list[threading.Thread]:
-        data = self.payloads()
         shares = [self.fids[i::threads] for i in range(threads)]
-        workers = [threading.Thread(target=self._write, args=(share, data), daemon=True)
+        workers = [threading.Thread(target=self._write,
+                                    args=(share, random.Random(self.rng.random())), daemon=True)
                    for share in shares]
         for w in workers:
             w.start()
         return workers
 
-    def _write(self, fids: list[str], data: dict[str, bytes]) -> None:
+    def _write(self, fids: list[str], rng: random.Random) -> None:
+        # Mostly small blobs, some above the server's 1 MiB streaming threshold.
+        sizes = (100, 3000, 70_000, 100, 3000, 70_000, 100, 1_500_000)
         for fid in fids:
             if self.stop.is_set():
                 return
+            data = rng.randbytes(rng.choice(sizes)) + fid.encode()
             with self._lock:
-                self.in_flight[fid] = data[fid]
+                self.in_flight[fid] = data
             try:
-                status, body = put(self.url, fid, data[fid], timeout=5.0)
+                status, body = put(self.url, fid, data, timeout=5.0)
             except OSError:
                 return  # the server died under us: this fid stays "in flight"
             with self._lock:
                 del self.in_flight[fid]
                 if status == 201:
-                    self.oracle.ack(fid, data[fid])
+                    self.oracle.ack(fid, data)
                 else:
                     self.errors.append(f"{fid}: {status} {body[:200]!r}")
 
