@@ -114,12 +114,12 @@ class BlobReader:
         if hit is not None and hit[1] > _STREAM_THRESHOLD:
             return self._serve_large(req, path, volume)
         try:
-            if hit is None and req.query_string:
-                # Spec §3.3: `readDeleted=true` reads a deleted needle's last live version.
-                needle = volume.read(path.key, path.cookie,
-                                     read_deleted=req.query.get("readDeleted") == "true")
+            if hit is not None:
+                needle = volume.read_at(path.key, path.cookie, hit)
             else:
-                needle = volume.read(path.key, path.cookie)
+                # Spec §3.3: `readDeleted=true` reads a deleted needle's last live version.
+                needle = volume.read(path.key, path.cookie, read_deleted=bool(req.query_string)
+                                     and req.query.get("readDeleted") == "true")
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:
