@@ -62,7 +62,7 @@ def test_18_master_sigkilled_and_restarted_alone(tmp_path: Path) -> None:
 
         master.kill()
         master.start()
-        deadline = time.monotonic() + 3.0  # past the volume servers' reconnect and warm-up
+        deadline = time.monotonic() + 2.5  # past the volume servers' reconnect and warm-up
         while time.monotonic() < deadline:
             _assign_and_write(f, oracle, seen, statuses)
         print("assign statuses:", statuses)
