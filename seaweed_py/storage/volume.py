@@ -613,11 +613,14 @@ class Volume:
             raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
         return self.read_at(key, cookie, hit)
 
-    def read_at(self, key: int, cookie: int, hit: tuple[int, int]) -> Needle:
+    def read_at(
+        self, key: int, cookie: int, hit: tuple[int, int], record: bytes | None = None
+    ) -> Needle:
         """`read` of the needle `lookup(key)` just answered `hit` for (saves a second lookup
-        on the read hot path)."""
+        on the read hot path); `record` is `record_at(hit)` if the caller has it already."""
         offset, size = hit
-        record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
+        if record is None:
+            record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
         if len(record) >= NEEDLE_HEADER_SIZE:
             stored_cookie, stored_key, _ = NEEDLE_HEADER.unpack_from(record)
             if stored_cookie != cookie and stored_key == key:
@@ -626,6 +629,12 @@ class Volume:
                 raise CorruptNeedle("record holds another key", volume_id=self.id,
                                     offset=offset, key=f"{key:x}", found=f"{stored_key:x}")
         return decode_needle(record, self.version, volume_id=self.id, offset=offset)
+
+    def record_at(self, hit: tuple[int, int]) -> bytes:
+        """The stored bytes of the record `hit` (from `lookup`) points at, unchecked: for a
+        caller that compares them with a record `read_at` checked before (one pread)."""
+        offset, size = hit
+        return os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
 
     def _last_put(self, key: int) -> tuple[int, int] | None:
         """(byte offset, Size) of the newest put of `key` in `.idx`, None if there is none or

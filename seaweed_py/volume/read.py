@@ -6,6 +6,11 @@ bytes. Only the rarer cases return an awaitable: image transforms (run off the l
 manifests (chunks fetched from their volumes), large needles (streamed with chunked preads off
 the loop) and volumes this server does not hold (proxy or redirect, per `-readMode`).
 
+Plain GETs (no query, no Range or conditional header) of small needles keep their answer by
+URL path with the record bytes it was built from; a repeat still looks the key up and preads
+the record, and reuses the answer only when the bytes are identical, so overwrites, deletes
+and corruption are seen exactly as without it.
+
 Read failures answer with the reference's statuses — 400 for a malformed id, 404 for an unknown,
 deleted, expired or wrong-cookie needle, 500 for a corrupt one (its bytes are never served) —
 and a JSON error body where the reference sends none (docs/compat.md).
@@ -65,9 +70,21 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                          "server", "date", "te", "trailer", "upgrade", "proxy-connection"})
 _META_CACHE_SIZE = 4096
+# Request headers that change a GET's answer (besides the needle): such reads are not cached.
+_PLAIN = frozenset(("range", "if-modified-since", "if-none-match"))
+# Needles whose answer depends on more than the request and the record: the clock (TTL) or
+# Accept-Encoding (gzip).
+_UNSTABLE_FLAGS = FLAG_HAS_TTL | FLAG_GZIP | FLAG_CHUNK_MANIFEST
+_ANSWER_MAX_SIZE = 64 << 10  # largest needle body Size whose answer is kept
+_ANSWER_BUDGET = 64 << 20  # bytes of kept answers (records and bodies) before they are dropped
+_ANSWER_OVERHEAD = 400  # bytes of objects per kept answer, roughly
 # Needles with a larger body are streamed from disk in chunks instead of read whole.
 _STREAM_THRESHOLD = 1 << 20
 _CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=3)
+
+
+# (volume id, key, index hit, record bytes, answer) of a kept answer
+_Known = tuple[int, int, tuple[int, int], bytes, Response]
 
 
 class BlobReader:
@@ -91,6 +108,12 @@ class BlobReader:
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._meta: dict[tuple[str, bytes, bytes], tuple[str, str, bytes]] = {}
+        # Answers to plain GETs of small needles by URL path, each with the record it was made
+        # from: a repeated read compares the record's bytes (one pread, as always) instead of
+        # decoding it and building the answer again. Any change to the record, including
+        # corruption, misses and takes the checked path.
+        self._answers: dict[str, _Known] = {}
+        self._answer_bytes = 0
 
     async def close(self) -> None:
         if self._session is not None:
@@ -106,6 +129,16 @@ class BlobReader:
 
     def get(self, req: Request) -> Response | Awaitable[Response]:
         self._stats.reads += 1
+        plain = req.method == "GET" and not req.query_string and _PLAIN.isdisjoint(req.headers)
+        if plain:
+            known = self._answers.get(req.path)
+            if known is not None:
+                vid, key, at, stored, known_answer = known
+                held = self._store.get(vid)
+                # The answer is a function of the request (same path, plain) and of the
+                # record's bytes: identical bytes where the index still points give it.
+                if held is not None and held.lookup(key) == at and held.record_at(at) == stored:
+                    return known_answer
         path = parse_blob_path(req.path)
         volume = self._store.get(path.volume_id)
         if volume is None:
@@ -113,9 +146,12 @@ class BlobReader:
         hit = volume.lookup(path.key)
         if hit is not None and hit[1] > _STREAM_THRESHOLD:
             return self._serve_large(req, path, volume)
+        record: bytes | None = None
         try:
             if hit is not None:
-                needle = volume.read_at(path.key, path.cookie, hit)
+                if plain and hit[1] <= _ANSWER_MAX_SIZE:
+                    record = volume.record_at(hit)
+                needle = volume.read_at(path.key, path.cookie, hit, record)
             else:
                 # Spec §3.3: `readDeleted=true` reads a deleted needle's last live version.
                 needle = volume.read(path.key, path.cookie, read_deleted=bool(req.query_string)
@@ -127,7 +163,21 @@ class BlobReader:
             return _SERVER_ERROR
         if needle.flags & FLAG_HAS_TTL and needle.append_at_ns and self._expired(needle):
             return not_found(req.path)
-        return self.serve(req, path, needle)
+        answer = self.serve(req, path, needle)
+        if (record is not None and type(answer) is Response and answer.status == 200
+                and not needle.flags & _UNSTABLE_FLAGS):
+            assert hit is not None
+            self._remember(req.path, (path.volume_id, path.key, hit, record, answer))
+        return answer
+
+    def _remember(self, url_path: str, known: _Known) -> None:
+        body = known[4].body
+        size = len(url_path) + len(known[3]) + (len(body) if isinstance(body, bytes) else 0)
+        self._answer_bytes += size + _ANSWER_OVERHEAD
+        if self._answer_bytes > _ANSWER_BUDGET:
+            self._answers.clear()
+            self._answer_bytes = size + _ANSWER_OVERHEAD
+        self._answers[url_path] = known
 
     def _expired(self, needle: Needle) -> bool:
         """Spec §3.4: a TTL needle is gone once its TTL has passed since it was appended."""

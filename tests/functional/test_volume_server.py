@@ -649,3 +649,43 @@ async def test_form_urlencoded_raw_put_stores_the_bytes_sent(
         assert (await resp.json())["size"] == len(data)
     status, _, body = await _get(http, _url(vs, f"/{FID}"))
     assert (status, body) == (200, data)
+
+
+async def test_repeated_plain_reads_never_outlive_the_stored_bytes(
+    vs: VolumeServer, http: Session
+) -> None:
+    # Plain GETs keep their answer by URL; each one must still match the bytes on disk.
+    fid, url = "1,02637037d6", _url(vs, "/1,02637037d6")
+    assert (await _post(http, vs, fid, b"first version", "a.txt"))[0] == 201
+    for _ in range(2):
+        status, headers, body = await _get(http, url)
+        assert (status, body) == (200, b"first version")
+    first_etag = headers["ETag"]
+    assert f"/{fid}" in vs.reader._answers  # the second read was answered from the kept one
+    assert (await _post(http, vs, fid, b"second version", "a.txt"))[0] == 201
+    for _ in range(2):
+        status, headers, body = await _get(http, url)
+        assert (status, body) == (200, b"second version") and headers["ETag"] != first_etag
+    status, _, body = await _get(http, url, headers={"If-None-Match": headers["ETag"]})
+    assert (status, body) == (304, b"")
+    status, _, body = await _get(http, url, headers={"Range": "bytes=0-5"})
+    assert (status, body) == (206, b"second")
+
+    volume = vs.store.get(1)
+    assert volume is not None
+    hit = volume.lookup(2)
+    assert hit is not None
+    at = hit[0] + 16 + 4 + 3  # needle header, DataSize, then a data byte
+    with open(volume.base.with_suffix(".dat"), "r+b") as f:
+        f.seek(at)
+        original = f.read(1)
+        f.seek(at)
+        f.write(b"X")
+    assert (await _get(http, url))[0] == 500
+    with open(volume.base.with_suffix(".dat"), "r+b") as f:
+        f.seek(at)
+        f.write(original)
+    assert (await _get(http, url))[2] == b"second version"
+    async with http.delete(url) as resp:
+        assert resp.status == 202
+    assert (await _get(http, url))[0] == 404
