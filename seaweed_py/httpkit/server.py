@@ -44,6 +44,8 @@ class HttpServer:
         self.router = router
         self.batch_writes = batch_writes
         self._held: list[HttpConnection] = []  # connections with a held answer (batch_writes)
+        # asyncio.get_running_loop() costs a getpid() system call (fork check): looked up once.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.limits = limits or Limits()
         if server_header is not None and ("\r" in server_header or "\n" in server_header):
             raise ValueError(f"invalid Server header {server_header!r}")
@@ -72,7 +74,7 @@ class HttpServer:
         """Listen on `host:port` (port 0 picks a free one; `.port` tells which)."""
         if self._listener is not None:
             raise RuntimeError("server already started")
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._refresh_clock(loop)
         self._listener = await loop.create_server(
             functools.partial(HttpConnection, self),
@@ -136,7 +138,10 @@ class HttpServer:
     def hold_write(self, conn: HttpConnection) -> None:
         """`conn` holds an answer: flush it once this loop iteration's input is handled."""
         if not self._held:
-            asyncio.get_running_loop().call_soon(self.flush_writes)
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self.flush_writes)
         self._held.append(conn)
 
     def flush_writes(self) -> None:
