@@ -4,8 +4,16 @@ A writer appends to the page cache, then calls `request(fds)` and gets a
 `concurrent.futures.Future` that resolves once an fsync of each of those files has *started
 after* the request, so it covers every write made before it. Requests that arrive while an
 fsync runs are served together by the next round: under load one fsync acknowledges many
-writes, which is the point. The volume server awaits the future with `asyncio.wrap_future`;
-nothing here knows about event loops.
+writes, which is the point. Requests for the same files in the same round share one future,
+so a round costs one future and one resolution per file set, not one per write.
+
+`lazy` files are synced only when their oldest unsynced request is `lazy_interval` seconds
+old (or a caller asks for them eagerly, or the committer closes): acknowledgements never wait
+for them. A volume passes its `.idx` so: recovery rebuilds a lost `.idx` tail from the synced
+`.dat` (storage/volume.py), and skipping that fsync halves the cost of a round.
+
+The volume server awaits the futures on its event loop (`volume/durability.py`); nothing here
+knows about event loops.
 """
 
 from __future__ import annotations
@@ -13,12 +21,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 
-__all__ = ["GroupCommitter", "completed_future", "sync_file"]
+__all__ = ["LAZY_SYNC_INTERVAL", "GroupCommitter", "completed_future", "sync_file"]
 
 log = logging.getLogger(__name__)
+
+LAZY_SYNC_INTERVAL = 1.0
+"""Seconds a lazy file may stay unsynced after a request: bounds what recovery rescans."""
 
 
 def sync_file(fd: int) -> None:
@@ -37,35 +49,49 @@ class GroupCommitter:
     """The fsync thread. `close()` serves what is pending, then stops the thread."""
 
     def __init__(
-        self, name: str = "weedpy-group-commit", sync: Callable[[int], None] = sync_file
+        self,
+        name: str = "weedpy-group-commit",
+        sync: Callable[[int], None] = sync_file,
+        *,
+        lazy_interval: float = LAZY_SYNC_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sync = sync
+        self._clock = clock
+        self._lazy_interval = lazy_interval
         self._cond = threading.Condition()
-        self._fds: set[int] = set()
-        self._waiters: list[tuple[tuple[int, ...], Future[None]]] = []
+        self._round: dict[tuple[int, ...], Future[None]] = {}  # the next round, by file set
+        self._lazy: dict[int, float] = {}  # lazy fd -> when its oldest unsynced request came
         self._closed = False
         self.rounds = 0  # fsync rounds run (for tests and metrics)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def request(self, fds: Iterable[int]) -> Future[None]:
-        """A future resolved after every fd in `fds` has been synced past this call.
+    def request(self, fds: Iterable[int], lazy: Iterable[int] = ()) -> Future[None]:
+        """A future resolved after every fd in `fds` has been synced past this call; each fd
+        in `lazy` will be synced within `lazy_interval` seconds, unwaited.
 
         If a sync fails the future carries that OSError: the data may not be durable, and the
         caller reports the write as failed.
         """
         fds = tuple(fds)
-        result: Future[None] = Future()
-        if not fds:
-            result.set_result(None)
-            return result
         with self._cond:
             if self._closed:
                 raise RuntimeError("group committer is closed")
-            self._fds.update(fds)
-            self._waiters.append((fds, result))
-            self._cond.notify()
-        return result
+            if lazy:
+                now = self._clock()
+                pending = self._lazy
+                for fd in lazy:
+                    if fd not in pending:
+                        pending[fd] = now
+                        self._cond.notify()
+            if not fds:
+                return completed_future()
+            future = self._round.get(fds)
+            if future is None:
+                future = self._round[fds] = Future()
+                self._cond.notify()
+            return future
 
     def close(self) -> None:
         with self._cond:
@@ -78,23 +104,44 @@ class GroupCommitter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._waiters and not self._closed:
-                    self._cond.wait()
-                if not self._waiters:
+                while True:
+                    lazy = self._due_lazy()
+                    if self._round or lazy or self._closed:
+                        break
+                    oldest = min(self._lazy.values(), default=None)
+                    self._cond.wait(None if oldest is None
+                                    else oldest + self._lazy_interval - self._clock())
+                if not self._round and not lazy:
                     return
-                fds, self._fds = self._fds, set()
-                waiters, self._waiters = self._waiters, []
+                waiting, self._round = self._round, {}
+                eager = {fd for fds in waiting for fd in fds}
+                for fd in eager | lazy:
+                    self._lazy.pop(fd, None)  # this round covers its lazy requests
             self.rounds += 1
-            failed: dict[int, OSError] = {}
-            for fd in fds:
-                try:
-                    self._sync(fd)
-                except OSError as exc:
-                    log.error("fsync of fd %d failed: %s", fd, exc)
-                    failed[fd] = exc
-            for wanted, future in waiters:
-                error = next((failed[fd] for fd in wanted if fd in failed), None)
+            failed = self._sync_all(eager)
+            for fds, future in waiting.items():
+                error = next((failed[fd] for fd in fds if fd in failed), None)
                 if error is None:
                     future.set_result(None)
                 else:
                     future.set_exception(error)
+            self._sync_all(lazy - eager)
+
+    def _due_lazy(self) -> set[int]:
+        """Lazy fds to sync in the next round: those due, or all when closing."""
+        if not self._lazy:
+            return set()
+        if self._closed:
+            return set(self._lazy)
+        limit = self._clock() - self._lazy_interval
+        return {fd for fd, since in self._lazy.items() if since <= limit}
+
+    def _sync_all(self, fds: Iterable[int]) -> dict[int, OSError]:
+        failed: dict[int, OSError] = {}
+        for fd in fds:
+            try:
+                self._sync(fd)
+            except OSError as exc:
+                log.error("fsync of fd %d failed: %s", fd, exc)
+                failed[fd] = exc
+        return failed

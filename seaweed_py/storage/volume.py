@@ -8,10 +8,14 @@ one `.idx` entry; if either fails both files are cut back to where they were, so
 write leaves nothing behind. A read is one needle-map lookup and one pread of the whole record,
 decoded and CRC-checked; a wrong cookie reads as not found, corrupt bytes are never returned.
 
+In group-commit mode an acknowledgement waits for an fsync of `.dat` only; `.idx` is fsynced
+at least once a second (and on close), off the acknowledgement path.
+
 Opening recovers from a crash, treating `.dat` as the truth (the reference only goes read-only,
 spec §4.12; docs/compat.md): index entries pointing past the end of `.dat`, or at a record
-that is not theirs, are cut from `.idx` (and a partial last entry); records after the last
-indexed one are scanned, checked, and indexed; the first record that does not check out
+that is not theirs, are cut from `.idx` (and a partial last entry), as is everything from the
+first all-zero entry on (a page of an unsynced `.idx` lost in a power loss); records after the
+last indexed one are scanned, checked, and indexed; the first record that does not check out
 (torn header, short body, CRC mismatch) and everything after it is cut from `.dat`.
 """
 
@@ -374,6 +378,7 @@ class Volume:
         w = self.layout.entry_size
         block = self.superblock.block_size
         keep = self._entries_inside(units, sizes, dat_size, block)
+        keep = _before_first_hole(keys, units, sizes, keep)
         keep = self._last_entries_match(keys, units, sizes, keep)
         dropped = len(keys) - keep
         keys, units, sizes = keys[:keep], units[:keep], sizes[:keep]
@@ -914,6 +919,10 @@ class Volume:
         try:
             os.ftruncate(self._dat, dat_end)
             os.ftruncate(self._idx, idx_end)
+            # Made durable at once: a power loss must not bring back the cut entry, whose
+            # slot the next append reuses, in a lazily synced .idx (see _recover).
+            sync_file(self._dat)
+            sync_file(self._idx)
         except OSError as exc:  # the next open repairs what is left
             log.error("volume %d: could not cut back a failed write: %s", self.id, exc)
         self._end = dat_end
@@ -921,7 +930,8 @@ class Volume:
 
     def _durable(self) -> Future[None]:
         if self._committer is not None and self.fsync_mode is FsyncMode.GROUP:
-            return self._committer.request((self._dat, self._idx))
+            # The .idx is synced lazily: recovery rebuilds its lost tail from the .dat.
+            return self._committer.request((self._dat,), lazy=(self._idx,))
         return self._done
 
     # ------------------------------------------------------------------ state changes
@@ -1003,6 +1013,24 @@ class Volume:
 
     def __repr__(self) -> str:
         return f"<Volume {self.id} {self.base} end={self._end} live={len(self._map)}>"
+
+
+def _before_first_hole(
+    keys: npt.NDArray[np.uint64],
+    units: npt.NDArray[np.unsignedinteger[Any]],
+    sizes: npt.NDArray[np.int32],
+    keep: int,
+) -> int:
+    """How many of the first `keep` entries come before the first all-zero one.
+
+    The .idx is fsynced lazily (group commit), so after a power loss any entry appended since
+    its last sync may read back as zeros, the later ones correct (pages reach the disk in any
+    order; a page never written reads as zeros). Everything from the first hole on is cut and
+    re-indexed from the .dat, which holds every acknowledged record. No real entry is all
+    zero: weedpy's records start past the superblock, and offset 0 marks only remote-tier
+    deletes, of keys the master never hands out as 0."""
+    hole = np.flatnonzero((keys[:keep] == 0) & (units[:keep] == 0) & (sizes[:keep] == 0))
+    return int(hole[0]) if len(hole) else keep
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
