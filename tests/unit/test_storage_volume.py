@@ -419,3 +419,20 @@ def test_read_deleted_finds_the_last_live_version_until_it_is_gone(
     v.write(needle(1, b"third"))
     v.delete(1, COOKIE)
     assert v.read(1, COOKIE, read_deleted=True).data == b"third"
+
+
+def test_record_at_is_the_stored_record_and_read_at_decodes_it(
+        make: Callable[..., Volume]) -> None:
+    v = make()
+    v.write(needle(1, b"one"))
+    r = v.write(needle(2, b"two"))
+    hit = v.lookup(2)
+    assert hit == (r.offset, r.size)
+    record = v.record_at(hit)
+    raw = v.base.with_suffix(".dat").read_bytes()
+    assert record == raw[r.offset : r.offset + len(record)]
+    assert decode_needle(record).data == b"two"
+    assert v.read_at(2, COOKIE, hit, record).data == b"two"
+    assert v.read_at(2, COOKIE, hit).data == b"two"
+    with pytest.raises(NeedleNotFound):
+        v.read_at(2, COOKIE ^ 1, hit, record)
