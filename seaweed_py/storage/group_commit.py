@@ -7,6 +7,12 @@ fsync runs are served together by the next round: under load one fsync acknowled
 writes, which is the point. Requests for the same files in the same round share one future,
 so a round costs one future and one resolution per file set, not one per write.
 
+A round starts when a waiter is ready for it: `kick()` (an event loop calls it once it has
+handled the input at hand, so every write that came in with it joins the round), `result()` or
+`exception()` on one of its futures, or `max_delay` after its first request, whichever comes
+first. Starting at the first request instead would sync the first write of a burst alone and
+make the rest wait for a second fsync.
+
 `lazy` files are synced only when their oldest unsynced request is `lazy_interval` seconds
 old (or a caller asks for them eagerly, or the committer closes): acknowledgements never wait
 for them. A volume passes its `.idx` so: recovery rebuilds a lost `.idx` tail from the synced
@@ -25,12 +31,17 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 
-__all__ = ["LAZY_SYNC_INTERVAL", "GroupCommitter", "completed_future", "sync_file"]
+__all__ = ["LAZY_SYNC_INTERVAL", "MAX_DELAY", "GroupCommitter", "RoundFuture", "completed_future",
+           "sync_file"]
 
 log = logging.getLogger(__name__)
 
+_FOREVER = float("inf")
+
 LAZY_SYNC_INTERVAL = 1.0
 """Seconds a lazy file may stay unsynced after a request: bounds what recovery rescans."""
+MAX_DELAY = 0.002
+"""Seconds a round waits for a kick after its first request, for waiters that never kick."""
 
 
 def sync_file(fd: int) -> None:
@@ -45,6 +56,27 @@ def completed_future() -> Future[None]:
     return f
 
 
+class RoundFuture(Future[None]):
+    """The future of one round: waiting on it starts the round."""
+
+    def __init__(self, committer: GroupCommitter) -> None:
+        super().__init__()
+        self._committer = committer
+
+    def kick(self) -> None:
+        """Start this future's round now (if it has not started)."""
+        if not self.done():
+            self._committer.kick()
+
+    def result(self, timeout: float | None = None) -> None:
+        self.kick()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self.kick()
+        return super().exception(timeout)
+
+
 class GroupCommitter:
     """The fsync thread. `close()` serves what is pending, then stops the thread."""
 
@@ -54,13 +86,17 @@ class GroupCommitter:
         sync: Callable[[int], None] = sync_file,
         *,
         lazy_interval: float = LAZY_SYNC_INTERVAL,
+        max_delay: float = MAX_DELAY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sync = sync
         self._clock = clock
         self._lazy_interval = lazy_interval
+        self._max_delay = max_delay
         self._cond = threading.Condition()
-        self._round: dict[tuple[int, ...], Future[None]] = {}  # the next round, by file set
+        self._round: dict[tuple[int, ...], RoundFuture] = {}  # the next round, by file set
+        self._round_since = 0.0  # when the next round got its first request (monotonic)
+        self._kicked = False  # the next round may start
         self._lazy: dict[int, float] = {}  # lazy fd -> when its oldest unsynced request came
         self._closed = False
         self.rounds = 0  # fsync rounds run (for tests and metrics)
@@ -89,9 +125,18 @@ class GroupCommitter:
                 return completed_future()
             future = self._round.get(fds)
             if future is None:
-                future = self._round[fds] = Future()
-                self._cond.notify()
+                if not self._round:
+                    self._round_since = time.monotonic()
+                    self._cond.notify()  # arms the max_delay timer
+                future = self._round[fds] = RoundFuture(self)
             return future
+
+    def kick(self) -> None:
+        """Start the next round as soon as the thread is free."""
+        with self._cond:
+            if self._round and not self._kicked:
+                self._kicked = True
+                self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
@@ -106,14 +151,17 @@ class GroupCommitter:
             with self._cond:
                 while True:
                     lazy = self._due_lazy()
-                    if self._round or lazy or self._closed:
+                    timeout = self._round_timeout()
+                    if timeout <= 0 or lazy or self._closed:
                         break
                     oldest = min(self._lazy.values(), default=None)
-                    self._cond.wait(None if oldest is None
-                                    else oldest + self._lazy_interval - self._clock())
+                    if oldest is not None:
+                        timeout = min(timeout, oldest + self._lazy_interval - self._clock())
+                    self._cond.wait(None if timeout == _FOREVER else timeout)
                 if not self._round and not lazy:
                     return
                 waiting, self._round = self._round, {}
+                self._kicked = False
                 eager = {fd for fds in waiting for fd in fds}
                 for fd in eager | lazy:
                     self._lazy.pop(fd, None)  # this round covers its lazy requests
@@ -126,6 +174,14 @@ class GroupCommitter:
                 else:
                     future.set_exception(error)
             self._sync_all(lazy - eager)
+
+    def _round_timeout(self) -> float:
+        """Seconds until the next round must start (<= 0: now); `_FOREVER` with no requests."""
+        if not self._round:
+            return _FOREVER
+        if self._kicked:
+            return 0.0
+        return self._round_since + self._max_delay - time.monotonic()
 
     def _due_lazy(self) -> set[int]:
         """Lazy fds to sync in the next round: those due, or all when closing."""

@@ -7,6 +7,10 @@ resolves futures in request order, so `DurableWaits` watches only the oldest pen
 when it resolves, every write whose future is done by then is released, and the watch moves to
 the oldest one still pending (the next to resolve). Every waiter is released whatever the
 resolution order; only the promptness relies on it.
+
+A group-commit round starts when kicked (`RoundFuture.kick`): `DurableWaits` kicks once the
+loop has handled the input at hand (`call_soon`), so every write that arrived with the first
+one shares its fsync.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from concurrent.futures import Future
+
+from seaweed_py.storage.group_commit import RoundFuture
 
 __all__ = ["DurableWaits"]
 
@@ -25,6 +31,7 @@ class DurableWaits:
         self._pending: deque[tuple[Future[None], asyncio.Future[None]]] = deque()
         self._watching: Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._kicks: list[RoundFuture] = []  # rounds to start once the loop's input is handled
 
     async def wait(self, durable: Future[None]) -> None:
         """Return once `durable` is done; raise its exception if it failed."""
@@ -34,9 +41,20 @@ class DurableWaits:
         loop = self._loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._pending.append((durable, waiter))
+        if isinstance(durable, RoundFuture):
+            kicks = self._kicks
+            if not kicks:
+                loop.call_soon(self._kick)
+            if durable not in kicks:
+                kicks.append(durable)
         if self._watching is None:
             self._watch(durable)
         await waiter
+
+    def _kick(self) -> None:
+        kicks, self._kicks = self._kicks, []
+        for durable in kicks:
+            durable.kick()
 
     def _watch(self, durable: Future[None]) -> None:
         self._watching = durable
