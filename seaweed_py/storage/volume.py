@@ -100,6 +100,7 @@ INDEX_KINDS: Final = ("memory", "mmap")
 _READ_CHUNK: Final = 1 << 20
 _SCAN_ENTRIES: Final = 1 << 16  # .idx entries per block of a backward scan
 _TRIM_AFTER: Final = 1 << 20  # .idx bytes above which a load returns its scratch memory
+_IDX4_MAX_DAT: Final = IDX4.max_dat_size
 
 
 class FsyncMode(enum.Enum):
@@ -878,7 +879,9 @@ class Volume:
         """Write one record (given as parts adding up to `total` bytes) at the end of `.dat`
         and its `.idx` entry; on any failure cut both files back and re-raise."""
         offset = self._end
-        if offset + total > self.size_limit:
+        end = offset + total
+        # `size_limit` spelled out: every layout addresses at least IDX4's reach.
+        if end > self._size_limit or (end > _IDX4_MAX_DAT and end > self.layout.max_dat_size):
             raise VolumeFull(
                 f"volume would exceed its size limit of {self.size_limit} bytes",
                 volume_id=self.id, size=offset, needed=total,
@@ -1034,6 +1037,10 @@ def _before_first_hole(
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    # The usual case is one call; after a short one the rest is redone from the start (the
+    # same bytes to the same place).
+    if os.pwrite(fd, data, offset) == len(data):
+        return
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, offset)

@@ -18,17 +18,21 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from seaweed_py.storage.group_commit import RoundFuture
 
 __all__ = ["DurableWaits"]
+
+T = TypeVar("T")
 
 
 class DurableWaits:
     """Waits for `concurrent.futures.Future`s from worker threads on one event loop."""
 
     def __init__(self) -> None:
-        self._pending: deque[tuple[Future[None], asyncio.Future[None]]] = deque()
+        # (durable, waiter, what the waiter resolves to)
+        self._pending: deque[tuple[Future[None], asyncio.Future[Any], object]] = deque()
         self._watching: Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kicks: list[RoundFuture] = []  # rounds to start once the loop's input is handled
@@ -38,9 +42,14 @@ class DurableWaits:
         if durable.done():
             durable.result()
             return
+        await self.deliver(durable, None)
+
+    def deliver(self, durable: Future[None], value: T) -> asyncio.Future[T]:
+        """A future of the running loop that resolves to `value` once `durable` is done, or
+        with its exception: a handler can return it as its answer, with no coroutine."""
         loop = self._loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._pending.append((durable, waiter))
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._pending.append((durable, waiter, value))
         if isinstance(durable, RoundFuture):
             kicks = self._kicks
             if not kicks:
@@ -49,7 +58,7 @@ class DurableWaits:
                 kicks.append(durable)
         if self._watching is None:
             self._watch(durable)
-        await waiter
+        return waiter
 
     def _kick(self) -> None:
         kicks, self._kicks = self._kicks, []
@@ -68,15 +77,16 @@ class DurableWaits:
 
     def _release(self) -> None:
         pending = self._pending
-        remaining: deque[tuple[Future[None], asyncio.Future[None]]] = deque()
+        remaining: deque[tuple[Future[None], asyncio.Future[Any], object]] = deque()
         while pending:
-            durable, waiter = pending.popleft()
+            entry = pending.popleft()
+            durable, waiter, value = entry
             if not durable.done():
-                remaining.append((durable, waiter))
+                remaining.append(entry)
             elif not waiter.done():
                 error = durable.exception()
                 if error is None:
-                    waiter.set_result(None)
+                    waiter.set_result(value)
                 else:
                     waiter.set_exception(error)
         self._pending = remaining

@@ -24,7 +24,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import replace
 
 import orjson
@@ -109,16 +108,11 @@ class BlobWriter:
         needle = _needle(path, upload, volume)
         result = volume.write(needle)
         self._stats.bytes_written += len(needle.data)
+        answer = _write_response(upload, needle, unchanged=result.unchanged)
         if result.durable.done():
             result.durable.result()  # raises if the sync failed
-            return _write_response(upload, needle, unchanged=result.unchanged)
-        return self._when_durable(result.durable, upload, needle, result.unchanged)
-
-    async def _when_durable(
-        self, durable: Future[None], upload: Upload, needle: Needle, unchanged: bool
-    ) -> Response:
-        await self._durable.wait(durable)
-        return _write_response(upload, needle, unchanged=unchanged)
+            return answer
+        return self._durable.deliver(result.durable, answer)
 
     async def _store_upload(self, url_path: str, path: BlobPath, upload: Upload) -> Response:
         self._check_limit(path, upload)

@@ -7,6 +7,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from seaweed_py.storage.group_commit import GroupCommitter, RoundFuture
 from seaweed_py.volume.durability import DurableWaits
 
@@ -70,5 +72,26 @@ async def test_writes_of_one_loop_iteration_share_one_round() -> None:
         assert gc.rounds == 1 and sync.calls == [6]
         await asyncio.wait_for(waits.wait(gc.request([6])), 10)
         assert gc.rounds == 2
+    finally:
+        gc.close()
+
+
+async def test_deliver_answers_with_the_value_or_the_sync_error() -> None:
+    sync = CountingSync()
+    gc = GroupCommitter(sync=sync, max_delay=60.0)
+    waits = DurableWaits()
+    try:
+        assert await asyncio.wait_for(waits.deliver(gc.request([7]), "stored"), 10) == "stored"
+    finally:
+        gc.close()
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "injected EIO")
+
+    gc = GroupCommitter(sync=failing, max_delay=60.0)
+    try:
+        answer = waits.deliver(gc.request([8]), "stored")
+        with pytest.raises(OSError, match="injected EIO"):
+            await asyncio.wait_for(answer, 10)
     finally:
         gc.close()
