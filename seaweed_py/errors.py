@@ -6,6 +6,7 @@
     │   ├── InvalidTtl
     │   ├── InvalidReplicaPlacement
     │   └── InvalidChunkManifest    (manifest JSON that does not parse or names bad chunks)
+    │       └── InvalidChunkFileId  (a chunk's fid does not parse; also an InvalidFileId)
     ├── Unauthorized (401)
     ├── NotFound (404)
     │   ├── VolumeNotFound
@@ -53,6 +54,7 @@ __all__ = [
     "DiskFull",
     "ExpectationFailed",
     "HeaderFieldsTooLarge",
+    "InvalidChunkFileId",
     "InvalidChunkManifest",
     "InvalidFileId",
     "InvalidReplicaPlacement",
@@ -233,3 +235,8 @@ class DiskFull(StorageError):
 
 class DirectoryInUse(StorageError):
     """Another process serves this data directory (it holds the directory's lock file)."""
+
+
+class InvalidChunkFileId(InvalidChunkManifest, InvalidFileId):
+    """A manifest chunk's fid is not a file id: a bad manifest and a bad fid alike, so callers
+    catching either see it."""

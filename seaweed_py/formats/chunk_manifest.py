@@ -1,5 +1,8 @@
 """Chunk manifests: a needle (flag 0x80) whose data lists the chunks of a large file (spec §13.1).
 
+This is the one codec for manifests: volume servers decode them to serve and delete large files,
+and the SDK (`seaweed_py.client.manifest`) encodes the manifests it uploads.
+
 ```json
 {"name":"big.iso","mime":"application/octet-stream","size":10485760,
  "chunks":[{"fid":"3,02a1b2c3d4","offset":0,"size":4194304}, ...]}
@@ -13,9 +16,12 @@
 | `chunks` | list, omitted when empty | `fid` (string), `offset` (byte position in the file), `size` |
 
 The manifest may be stored gzipped (flag 0x01); `load_chunk_manifest` inflates it. Chunks are
-kept sorted by offset, as readers stream them in that order. Field names match
-case-insensitively and unknown fields are ignored, as Go's `encoding/json` does; chunk fids must
-be valid file ids and offsets and sizes non-negative, else `InvalidChunkManifest`.
+kept sorted by offset, as readers stream them in that order; `to_json` writes them sorted too.
+Field names match case-insensitively and unknown fields are ignored, as Go's `encoding/json`
+does; chunk fids must be valid file ids and offsets and sizes non-negative, else
+`InvalidChunkManifest` (`InvalidChunkFileId`, also an `InvalidFileId`, for a bad fid). A chunk
+keeps its fid as written (re-encoding writes it unchanged); `.file_id` parses it. Quirk A24: `weed upload` gives a file whose size is an exact multiple of the chunk size a
+trailing empty chunk; such manifests decode like any other.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from seaweed_py.errors import InvalidChunkManifest, InvalidFileId
+from seaweed_py.errors import InvalidChunkFileId, InvalidChunkManifest, InvalidFileId
 from seaweed_py.formats.fid import FileId, parse_file_id
 
 __all__ = ["ChunkInfo", "ChunkManifest", "load_chunk_manifest"]
@@ -35,15 +41,30 @@ __all__ = ["ChunkInfo", "ChunkManifest", "load_chunk_manifest"]
 _INT64_MAX = (1 << 63) - 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ChunkInfo:
-    fid: FileId
+    """One chunk of a large file: `size` bytes at `offset`, stored as the needle `fid`."""
+
+    fid: str
     offset: int
     size: int
+
+    def __init__(self, fid: str | FileId, offset: int, size: int) -> None:
+        # The text is what the JSON carries; a FileId is accepted for callers that hold one.
+        object.__setattr__(self, "fid", fid if isinstance(fid, str) else str(fid))
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "size", size)
+
+    @property
+    def file_id(self) -> FileId:
+        """The parsed fid (raises `InvalidFileId` for a chunk built by hand with a bad one)."""
+        return parse_file_id(self.fid)
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkManifest:
+    """A manifest needle's content; decoding sorts `chunks` by offset."""
+
     name: str = ""
     mime: str = ""
     size: int = 0
@@ -55,7 +76,7 @@ class ChunkManifest:
         return sum(c.size for c in self.chunks)
 
     def to_json(self) -> bytes:
-        """Compact JSON with Go's `omitempty` rules."""
+        """Compact JSON in the reference's field order, Go's `omitempty` rules, chunks sorted."""
         obj: dict[str, Any] = {}
         if self.name:
             obj["name"] = self.name
@@ -65,7 +86,8 @@ class ChunkManifest:
             obj["size"] = self.size
         if self.chunks:
             obj["chunks"] = [
-                {"fid": str(c.fid), "offset": c.offset, "size": c.size} for c in self.chunks
+                {"fid": c.fid, "offset": c.offset, "size": c.size}
+                for c in sorted(self.chunks, key=_by_offset)
             ]
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -114,10 +136,11 @@ def _chunk(raw: object, index: int) -> ChunkInfo:
     if not isinstance(raw, dict):
         raise InvalidChunkManifest(f"chunk {index} is not a JSON object")
     fields = _fold(raw)
+    fid = _text(fields, "fid")
     try:
-        fid = parse_file_id(_text(fields, "fid"))
+        parse_file_id(fid)
     except InvalidFileId as e:
-        raise InvalidChunkManifest(f"chunk {index}: {e.message}") from None
+        raise InvalidChunkFileId(f"chunk {index}: {e.message}") from None
     where = f"chunk {index}"
     return ChunkInfo(fid, _number(fields, "offset", where), _number(fields, "size", where))
 

@@ -351,7 +351,7 @@ class BlobReader:
             lo, hi = max(start, chunk.offset), min(end, chunk.offset + chunk.size)
             if lo >= hi:
                 continue
-            data = await self.fetch_chunk(chunk.fid, lo - chunk.offset, hi - lo)
+            data = await self.fetch_chunk(chunk.file_id, lo - chunk.offset, hi - lo)
             yield data
 
     async def fetch_chunk(self, fid: FileId, offset: int, length: int) -> bytes:

@@ -290,7 +290,7 @@ class BlobWriter:
             manifest = load_chunk_manifest(manifest_needle.data,
                                            bool(manifest_needle.flags & FLAG_GZIP))
             for chunk in manifest.chunks:
-                await self._delete_one(chunk.fid)
+                await self._delete_one(chunk.file_id)
         except WeedError as exc:
             raise WeedError(f"Delete chunks error: {exc.message}") from None
         return manifest.size or manifest.total_chunk_size

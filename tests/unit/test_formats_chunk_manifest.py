@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seaweed_py.errors import InvalidChunkManifest
+from seaweed_py.errors import InvalidChunkFileId, InvalidChunkManifest, InvalidFileId
 from seaweed_py.formats.chunk_manifest import ChunkInfo, ChunkManifest, load_chunk_manifest
 from seaweed_py.formats.fid import FileId, parse_file_id
 from seaweed_py.types import Cookie, NeedleId, VolumeId
@@ -67,6 +67,26 @@ def test_gzipped_manifest_is_inflated() -> None:
 def test_malformed_manifests_are_rejected(text: str) -> None:
     with pytest.raises(InvalidChunkManifest):
         ChunkManifest.from_json(text)
+
+
+def test_chunk_fid_is_kept_as_written_and_parsed_on_demand() -> None:
+    m = ChunkManifest.from_json(b'{"chunks":[{"fid":"3,01637037D6","offset":0,"size":1}]}')
+    assert m.chunks[0].fid == "3,01637037D6"
+    assert m.chunks[0].file_id == parse_file_id("3,01637037d6")
+    assert b'"fid":"3,01637037D6"' in m.to_json()
+    assert ChunkInfo(parse_file_id("3,01637037d6"), 0, 1) == ChunkInfo("3,01637037d6", 0, 1)
+
+
+def test_unsorted_chunks_are_encoded_by_offset() -> None:
+    m = ChunkManifest(chunks=(ChunkInfo("1,0200000001", 10, 5), ChunkInfo("1,0100000001", 0, 10)))
+    assert [c["offset"] for c in json.loads(m.to_json())["chunks"]] == [0, 10]
+
+
+def test_a_bad_chunk_fid_is_both_a_manifest_error_and_a_fid_error() -> None:
+    with pytest.raises(InvalidChunkFileId, match="chunk 1") as info:
+        ChunkManifest.from_json('{"chunks":[{"fid":"1,0100000001"},{"fid":"3,01"}]}')
+    assert isinstance(info.value, InvalidChunkManifest)
+    assert isinstance(info.value, InvalidFileId)
 
 
 chunk = st.builds(
