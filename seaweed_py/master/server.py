@@ -264,7 +264,13 @@ class MasterServer:
             raise
         if opt.writable_volume_count:
             layout.wanted_writable = opt.writable_volume_count
-        vol = layout.pick_for_write(
+        vol = self._pick(opt, layout)
+        if vol is None:
+            return self._assign_waiting(opt, layout, pretty)
+        return self._assigned(vol, opt.count, pretty)
+
+    def _pick(self, opt: AssignOption, layout: VolumeLayout) -> LayoutVolume | None:
+        return layout.pick_for_write(
             opt.count,
             self._rng,
             self._clock(),
@@ -273,9 +279,6 @@ class MasterServer:
             opt.data_node,
             opt.data_size,
         )
-        if vol is None:
-            return self._assign_waiting(opt, layout, pretty)
-        return self._assigned(vol, opt.count, pretty)
 
     def _assigned(self, vol: LayoutVolume, count: int, pretty: bool) -> Response:
         key = self._sequencer.next_keys(count)
@@ -344,15 +347,7 @@ class MasterServer:
         deadline = loop.time() + self.options.assign_wait_seconds
         growth: asyncio.Task[int] | None = None
         while True:
-            vol = layout.pick_for_write(
-                opt.count,
-                self._rng,
-                self._clock(),
-                opt.data_center,
-                opt.rack,
-                opt.data_node,
-                opt.data_size,
-            )
+            vol = self._pick(opt, layout)
             if vol is not None:
                 return vol
             if growth is None:
@@ -530,15 +525,7 @@ class MasterServer:
         content_type = req.headers.get("content-type", "application/octet-stream")
         layout = self.topology.layout(opt.key)
         try:
-            vol = layout.pick_for_write(
-                opt.count,
-                self._rng,
-                self._clock(),
-                opt.data_center,
-                opt.rack,
-                opt.data_node,
-                opt.data_size,
-            ) or await self._wait_for_writable(opt, layout)
+            vol = self._pick(opt, layout) or await self._wait_for_writable(opt, layout)
         except WeedError as exc:
             raise WeedError(f"assign: {exc.message}") from exc
         key = self._sequencer.next_keys(opt.count)
