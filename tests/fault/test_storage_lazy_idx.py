@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from seaweed_py.errors import NeedleNotFound
 from seaweed_py.formats.needle import Needle
 from seaweed_py.storage.group_commit import GroupCommitter
 from seaweed_py.storage.volume import FsyncMode, Volume
-from tests.fault.test_storage_recovery import COOKIE, PowerLossDisk, payload, place
+from tests.fault.storage_workload import COOKIE, assert_allowed, run_workload
+from tests.fault.test_storage_recovery import PowerLossDisk, place
 
 _PAGE = 64  # small "pages" (4 entries) so that a short test has many of them
 
@@ -55,31 +55,12 @@ def test_power_loss_with_idx_pages_lost_in_any_order_loses_no_acknowledged_write
     committer = GroupCommitter(lazy_interval=rng.choice([5.0, 1e9]), clock=clock)
     (tmp_path / "live").mkdir()
     v = Volume.create(tmp_path / "live", 1, fsync_mode=FsyncMode.GROUP, committer=committer)
-    acked: dict[int, bytes | None] = {}  # key -> data, or None for an acknowledged delete
-    maybe: dict[int, set[bytes | None]] = {}  # unacknowledged outcomes per key
+
+    def tick(step: int) -> None:
+        clock.now = float(step)
+
     try:
-        for step in range(80):
-            clock.now = float(step)
-            key = rng.randrange(1, 30)
-            data = b"%d:%d:" % (seed, step) + payload(key)
-            live = (key in acked and acked[key] is not None) or any(
-                x is not None for x in maybe.get(key, ()))
-            if live and rng.random() < 0.3:
-                try:
-                    result = v.delete(key, COOKIE)
-                except NeedleNotFound:
-                    continue
-                outcome: bytes | None = None
-                durable = result.durable
-            else:
-                w = v.write(Needle.build(COOKIE, key, data))
-                outcome, durable = data, w.durable
-            if rng.random() < 0.6:
-                durable.result(timeout=10)
-                acked[key] = outcome
-                maybe.pop(key, None)
-            else:
-                maybe.setdefault(key, set()).add(outcome)
+        outcomes = run_workload(v, rng, seed, steps=80, keys=30, ack_chance=0.6, at_step=tick)
         dat = disk.crash_image(v._dat, rng)
         idx_now = v.base.with_suffix(".idx").read_bytes()
         idx = idx_crash_image(disk.synced.get(v._idx, b""), idx_now, rng)
@@ -89,15 +70,7 @@ def test_power_loss_with_idx_pages_lost_in_any_order_loses_no_acknowledged_write
     d = place(tmp_path, "after", dat, idx, (tmp_path / "live" / "1.vif").read_bytes())
     v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
     try:
-        for key in set(acked) | set(maybe):
-            allowed = set(maybe.get(key, set()))
-            if key in acked:
-                allowed.add(acked[key])
-            try:
-                got: bytes | None = v.read(key, COOKIE).data
-            except NeedleNotFound:
-                got = None
-            assert got in allowed or (key not in acked and got is None), (key, got)
+        assert_allowed(v, outcomes)
         v.write(Needle.build(COOKIE, 999, b"power is back"))
     finally:
         v.close()

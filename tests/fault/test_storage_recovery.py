@@ -25,12 +25,7 @@ from seaweed_py.formats.idx import IDX4, iter_entries
 from seaweed_py.formats.needle import Needle
 from seaweed_py.storage.check import check_volume
 from seaweed_py.storage.volume import FsyncMode, Volume
-
-COOKIE = 0xC0FFEE
-
-
-def payload(key: int) -> bytes:
-    return bytes((key * 7 + i) % 251 for i in range(10 + key * 3))
+from tests.fault.storage_workload import COOKIE, assert_allowed, payload, run_workload
 
 
 @dataclass
@@ -341,31 +336,8 @@ def test_power_loss_in_group_mode_loses_only_unacknowledged_writes(
     disk = PowerLossDisk(monkeypatch)
     (tmp_path / "live").mkdir()
     v = Volume.create(tmp_path / "live", 1, fsync_mode=FsyncMode.GROUP)
-    acked: dict[int, bytes | None] = {}  # key -> data, or None for an acknowledged delete
-    maybe: dict[int, set[bytes | None]] = {}  # unacknowledged outcomes per key
     try:
-        for step in range(60):
-            key = rng.randrange(1, 25)
-            cookie = COOKIE
-            data = b"%d:%d:" % (seed, step) + payload(key)
-            live = (key in acked and acked[key] is not None) or (
-                key in maybe and any(x is not None for x in maybe[key]))
-            if live and rng.random() < 0.3:
-                try:
-                    result = v.delete(key, cookie)
-                except NeedleNotFound:
-                    continue
-                outcome: bytes | None = None
-                durable = result.durable
-            else:
-                w = v.write(Needle.build(cookie, key, data))
-                outcome, durable = data, w.durable
-            if rng.random() < 0.5:
-                durable.result(timeout=10)
-                acked[key] = outcome
-                maybe.pop(key, None)
-            else:
-                maybe.setdefault(key, set()).add(outcome)
+        outcomes = run_workload(v, rng, seed, steps=60, keys=25, ack_chance=0.5)
         images = {suffix: disk.crash_image(fd, rng)
                   for suffix, fd in ((".dat", v._dat), (".idx", v._idx))}
     finally:
@@ -374,15 +346,7 @@ def test_power_loss_in_group_mode_loses_only_unacknowledged_writes(
               (tmp_path / "live" / "1.vif").read_bytes())
     v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
     try:
-        for key in set(acked) | set(maybe):
-            allowed = set(maybe.get(key, set()))
-            if key in acked:
-                allowed.add(acked[key])
-            try:
-                got: bytes | None = v.read(key, COOKIE).data
-            except NeedleNotFound:
-                got = None
-            assert got in allowed or (key not in acked and got is None), (key, got)
+        assert_allowed(v, outcomes)
         v.write(Needle.build(COOKIE, 999, b"power is back"))
         assert v.read(999, COOKIE).data == b"power is back"
     finally:
