@@ -20,6 +20,7 @@ __all__ = [
     "parse_count",
     "parse_heartbeat",
     "parse_lookup_vid",
+    "placement_object",
 ]
 
 _U64_MAX = (1 << 64) - 1
@@ -36,6 +37,18 @@ def _uint(text: str, limit: int) -> int | None:
 
 def parse_count(text: str) -> int | None:
     return _uint(text, _U32_MAX)
+
+
+def placement_object(rp: ReplicaPlacement) -> dict[str, int]:
+    """A replica placement as Go's JSON encoder writes it: zero counts omitted."""
+    obj: dict[str, int] = {}
+    if rp.same_rack:
+        obj["node"] = rp.same_rack
+    if rp.diff_rack:
+        obj["rack"] = rp.diff_rack
+    if rp.diff_data_center:
+        obj["dc"] = rp.diff_data_center
+    return obj
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +70,10 @@ class AssignOption:
 
     def describe(self) -> str:
         """The option as the reference prints it in errors (Go JSON, empty fields omitted)."""
-        rp = self.key.replica_placement
-        placement: dict[str, int] = {}
-        if rp.same_rack:
-            placement["node"] = rp.same_rack
-        if rp.diff_rack:
-            placement["rack"] = rp.diff_rack
-        if rp.diff_data_center:
-            placement["dc"] = rp.diff_data_center
         obj: dict[str, Any] = {}
         if self.key.collection:
             obj["collection"] = self.key.collection
-        obj["replication"] = placement
+        obj["replication"] = placement_object(self.key.replica_placement)
         obj["ttl"] = {"Count": self.key.ttl.count, "Unit": self.key.ttl.unit}
         for name, value in (
             ("diskType", self.key.disk if self.key.disk != "hdd" else ""),

@@ -7,7 +7,7 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
-from seaweed_py.formats.replica_placement import ReplicaPlacement
+from seaweed_py.master.params import placement_object
 from seaweed_py.topology import DataNode, Topology, VolumeLayout, VolumeReport
 
 __all__ = [
@@ -101,23 +101,12 @@ def dir_status(topo: Topology, topology_id: str, version: str) -> dict[str, Any]
     }
 
 
-def _placement_object(rp: ReplicaPlacement) -> dict[str, int]:
-    obj: dict[str, int] = {}
-    if rp.same_rack:
-        obj["node"] = rp.same_rack
-    if rp.diff_rack:
-        obj["rack"] = rp.diff_rack
-    if rp.diff_data_center:
-        obj["dc"] = rp.diff_data_center
-    return obj
-
-
 def _volume_info(v: VolumeReport) -> dict[str, Any]:
     return {
         "Collection": v.collection,
         "DiskType": "" if v.disk_type == "hdd" else v.disk_type,
         "RemoteStorageName": "",
-        "ReplicaPlacement": _placement_object(v.replica_placement),
+        "ReplicaPlacement": placement_object(v.replica_placement),
         "Ttl": {"Count": v.ttl.count, "Unit": v.ttl.unit},
         "Size": v.size,
         "DeletedByteCount": v.deleted_byte_count,
