@@ -30,10 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from seaweed_py.formats.idx import IDX4
+from seaweed_py.formats.idx import IDX4, entry_dtype
 from seaweed_py.formats.needle import Needle, encode_needle, record_length
 from seaweed_py.formats.superblock import SuperBlock
-from seaweed_py.storage.needle_map import sdx_dtype
 from seaweed_py.storage.volume import FsyncMode, Volume, release_free_memory
 from seaweed_py.types import Cookie, NeedleId
 
@@ -57,7 +56,7 @@ def build_sparse_volume(directory: Path, n: int) -> None:
     size = int.from_bytes(sample[12:16], "big")
     step = record_length(size, 3)
     offsets = 8 + np.arange(n, dtype=np.uint64) * np.uint64(step)
-    rec = np.empty(n, dtype=sdx_dtype(IDX4))
+    rec = np.empty(n, dtype=entry_dtype(IDX4))
     rec["key"] = np.arange(1, n + 1, dtype=np.uint64)
     rec["units"] = offsets >> np.uint64(3)
     rec["size"] = size

@@ -47,6 +47,7 @@ __all__ = [
     "decode_entries",
     "decode_entry",
     "encode_entry",
+    "entry_dtype",
     "iter_entries",
 ]
 
@@ -55,8 +56,10 @@ assert IDX4_ENTRY.size == 16
 IDX5_ENTRY = struct.Struct(">QIBi")  # key, unit offset bits 0-31, bits 32-39, size
 assert IDX5_ENTRY.size == 17
 
-# numpy view of the 17-byte layout (packed, big-endian).
-_DTYPE5 = np.dtype([("key", ">u8"), ("offset", ">u4"), ("offset_high", "u1"), ("size", ">i4")])
+# numpy record views of the two layouts (packed, big-endian), for `.idx` and `.sdx` files.
+_DTYPE4 = np.dtype([("key", ">u8"), ("units", ">u4"), ("size", ">i4")])
+assert _DTYPE4.itemsize == IDX4_ENTRY.size
+_DTYPE5 = np.dtype([("key", ">u8"), ("units", ">u4"), ("units_high", "u1"), ("size", ">i4")])
 assert _DTYPE5.itemsize == IDX5_ENTRY.size
 
 
@@ -84,6 +87,12 @@ IDX4: Final = IdxLayout.IDX4
 IDX5: Final = IdxLayout.IDX5
 
 EntryArrays = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.int32]]
+
+
+def entry_dtype(layout: IdxLayout) -> np.dtype[np.void]:
+    """numpy record type of one entry: key, units (offset bits 0-31), units_high (IDX5 only,
+    bits 32-39), size."""
+    return _DTYPE4 if layout is IDX4 else _DTYPE5
 
 
 def encode_entry(key: int, byte_offset: int, size: int, layout: IdxLayout = IDX4) -> bytes:
@@ -135,8 +144,8 @@ def decode_entries(
     else:
         raw = np.frombuffer(buf, dtype=_DTYPE5, count=count)
         keys = raw["key"].astype(np.uint64)
-        offsets = raw["offset"].astype(np.uint64)
-        offsets |= raw["offset_high"].astype(np.uint64) << np.uint64(32)
+        offsets = raw["units"].astype(np.uint64)
+        offsets |= raw["units_high"].astype(np.uint64) << np.uint64(32)
         sizes = raw["size"].astype(np.int32)
     offsets <<= np.uint64(3)  # stored in units of NEEDLE_PADDING (8) bytes
     return keys, offsets, sizes

@@ -37,7 +37,7 @@ from typing import Any, Final, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from seaweed_py.formats.idx import IDX4, IDX4_ENTRY, IDX5_ENTRY, IdxLayout
+from seaweed_py.formats.idx import IDX4, IDX4_ENTRY, IDX5_ENTRY, IdxLayout, entry_dtype
 
 __all__ = [
     "IndexStats",
@@ -46,7 +46,6 @@ __all__ = [
     "MmapNeedleMap",
     "NeedleMap",
     "replay_index",
-    "sdx_dtype",
 ]
 
 LiveArrays = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.int32]]
@@ -57,13 +56,6 @@ _MEMORY_MERGE_MIN: Final = 1024
 _MMAP_MERGE_MIN: Final = 65536
 _SAMPLE: Final = 32  # .sdx entries per sampled key (0.25 B of RAM per needle)
 _WRITE_CHUNK: Final = 1 << 20  # entries per write when producing a .sdx
-
-
-def sdx_dtype(layout: IdxLayout) -> np.dtype[np.void]:
-    """numpy record type of one `.idx`/`.sdx` entry (formats/idx.py documents the layout)."""
-    if layout is IDX4:
-        return np.dtype([("key", ">u8"), ("units", ">u4"), ("size", ">i4")])
-    return np.dtype([("key", ">u8"), ("units", ">u4"), ("units_high", "u1"), ("size", ">i4")])
 
 
 @dataclass
@@ -445,7 +437,7 @@ def write_sdx(path: Path, live: LiveArrays, layout: IdxLayout) -> None:
     Not fsynced: the `.sdx` is derived from the `.idx` and rebuilt whenever it is doubted.
     """
     keys, offsets, sizes = live
-    dtype = sdx_dtype(layout)
+    dtype = entry_dtype(layout)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         for start in range(0, len(keys), _WRITE_CHUNK):
@@ -463,7 +455,7 @@ def write_sdx(path: Path, live: LiveArrays, layout: IdxLayout) -> None:
 
 def read_sdx(buf: bytes | mmap.mmap | memoryview, layout: IdxLayout) -> LiveArrays:
     """Decode a whole `.sdx` into native columns."""
-    rec = np.frombuffer(buf, dtype=sdx_dtype(layout))
+    rec = np.frombuffer(buf, dtype=entry_dtype(layout))
     units = rec["units"].astype(np.uint64)
     if layout is not IDX4:
         units |= rec["units_high"].astype(np.uint64) << np.uint64(32)

@@ -48,7 +48,14 @@ from seaweed_py.errors import (
     VolumeReadOnly,
 )
 from seaweed_py.formats.crc import checksum_matches, crc32c
-from seaweed_py.formats.idx import IDX4, IDX5, IdxLayout, decode_entries, encode_entry
+from seaweed_py.formats.idx import (
+    IDX4,
+    IDX5,
+    IdxLayout,
+    decode_entries,
+    encode_entry,
+    entry_dtype,
+)
 from seaweed_py.formats.needle import (
     FLAG_HAS_TTL,
     NEEDLE_HEAD_SIZE,
@@ -77,7 +84,6 @@ from seaweed_py.storage.needle_map import (
     MmapNeedleMap,
     NeedleMap,
     replay_index,
-    sdx_dtype,
 )
 from seaweed_py.storage.scan import scan_records
 
@@ -1058,7 +1064,7 @@ def _load_idx(fd: int, layout: IdxLayout) -> tuple[LiveArrays, int]:
     of a file that holds 160 MB at 10M needles. The columns are strided views of that array.
     """
     size = os.fstat(fd).st_size if fd >= 0 else 0
-    dtype = sdx_dtype(layout)
+    dtype = entry_dtype(layout)
     buf = np.empty(size // layout.entry_size, dtype=dtype)
     view = buf.data.cast("B")
     pos = 0
