@@ -620,17 +620,9 @@ def _decode_meta(buf: bytes, pos: int, end: int) -> tuple[int, bytes, bytes, int
     last_modified = 0
     ttl = _EMPTY_TTL
     if flags & FLAG_HAS_NAME and pos < end:
-        stop = pos + 1 + buf[pos]
-        if stop > end:
-            raise _FieldOverrun("name runs past the body")
-        name = buf[pos + 1 : stop]
-        pos = stop
+        name, pos = _short_field(buf, pos, end, "name")
     if flags & FLAG_HAS_MIME and pos < end:
-        stop = pos + 1 + buf[pos]
-        if stop > end:
-            raise _FieldOverrun("mime runs past the body")
-        mime = buf[pos + 1 : stop]
-        pos = stop
+        mime, pos = _short_field(buf, pos, end, "mime")
     if flags & FLAG_HAS_LAST_MODIFIED and pos < end:
         if pos + 5 > end:
             raise _FieldOverrun("last-modified runs past the body")
@@ -650,6 +642,14 @@ def _decode_meta(buf: bytes, pos: int, end: int) -> tuple[int, bytes, bytes, int
             raise _FieldOverrun("pairs run past the body")
         pairs = buf[pos + 2 : stop]
     return flags, name, mime, last_modified, ttl, pairs
+
+
+def _short_field(buf: bytes, pos: int, end: int, what: str) -> tuple[bytes, int]:
+    """A field of a one-byte length and that many bytes at buf[pos], and the position after."""
+    stop = pos + 1 + buf[pos]
+    if stop > end:
+        raise _FieldOverrun(f"{what} runs past the body")
+    return buf[pos + 1 : stop], stop
 
 
 def _corrupt(
