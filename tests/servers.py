@@ -53,6 +53,7 @@ __all__ = [
     "Impl",
     "VolumeSpec",
     "cluster_factory",
+    "count_data_nodes",
     "free_port",
     "impl",
     "shared_cluster",
@@ -209,7 +210,8 @@ def _get_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
             return exc.code, None
 
 
-def _count_data_nodes(status: Any) -> int:
+def count_data_nodes(status: Any) -> int:
+    """Volume servers registered in a master's `/dir/status` answer."""
     topology = (status or {}).get("Topology") or {}
     return sum(
         len(rack.get("DataNodes") or [])
@@ -281,7 +283,7 @@ def start_cluster(
         procs = [master, *cluster._volumes]
         _wait(
             f"{len(specs)} volume server(s) to register",
-            lambda: _count_data_nodes(_get_json(status_url)[1]) >= len(specs),
+            lambda: count_data_nodes(_get_json(status_url)[1]) >= len(specs),
             procs,
             deadline,
         )

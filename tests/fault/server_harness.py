@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.servers import free_port
+from tests.servers import count_data_nodes, free_port
 
 STOP_GRACE = 5.0
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -223,12 +223,8 @@ class Fleet:
         want = len(self.volumes) if count is None else count
         url = f"{self.master.url}/dir/status"
 
-        def nodes() -> int:
-            topo = get_json(url).get("Topology") or {}
-            return sum(len(r.get("DataNodes") or []) for dc in topo.get("DataCenters") or []
-                       for r in dc.get("Racks") or [])
-
-        wait_for(f"{want} volume servers to register", lambda: nodes() == want)
+        wait_for(f"{want} volume servers to register",
+                 lambda: count_data_nodes(get_json(url)) == want)
 
     def assign(self, replication: str = "000", count: int = 1) -> dict[str, Any]:
         assert self.master is not None
