@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import orjson
 
 from seaweed_py.formats.fid import parse_file_id
-from seaweed_py.master import MasterServer
+from seaweed_py.master import MasterOptions, MasterServer
 from tests.functional import test_master_fake_volume as fakes
 
 FakeVolumeServer = fakes.FakeVolumeServer
@@ -30,6 +31,26 @@ async def get(
         if resp.content_type == "application/json":
             return resp.status, await resp.json()
         return resp.status, body
+
+
+@asynccontextmanager
+async def master_with_fake(
+    tmp_path: Any, max_volumes: int = 8, **options: Any
+) -> AsyncIterator[tuple[MasterServer, FakeVolumeServer]]:
+    """A master of its own (for options the `master` fixture does not set) and one fake volume
+    server that has sent its first heartbeat; both are stopped on the way out."""
+    m = MasterServer(MasterOptions(ip="127.0.0.1", port=0, mdir=str(tmp_path), **options))
+    await m.start()
+    try:
+        fake = FakeVolumeServer(m.address, max_volumes=max_volumes)
+        await fake.start()
+        try:
+            await fake.heartbeat()
+            yield m, fake
+        finally:
+            await fake.stop()
+    finally:
+        await m.stop()
 
 
 # ------------------------------------------------------------------ /dir/assign
@@ -398,29 +419,17 @@ async def test_unwritable_volume_is_no_longer_assigned(
 async def test_dead_volume_server_is_dropped_after_three_pulses(
     tmp_path: Any, http: aiohttp.ClientSession
 ) -> None:
-    from seaweed_py.master import MasterOptions
-
-    m = MasterServer(MasterOptions(ip="127.0.0.1", port=0, mdir=str(tmp_path), pulse_seconds=0.1))
-    await m.start()
-    fake = FakeVolumeServer(m.address)
-    await fake.start()
-    try:
-        await fake.heartbeat()
+    async with master_with_fake(tmp_path, pulse_seconds=0.1) as (m, _):
         await get(http, m, "/vol/grow?count=1")
         assert (await get(http, m, "/dir/lookup?volumeId=1"))[0] == 200
         await asyncio.sleep(0.6)
         assert (await get(http, m, "/dir/lookup?volumeId=1"))[0] == 503  # held by a dead node
         assert m.topology.nodes == {}
-    finally:
-        await fake.stop()
-        await m.stop()
 
 
 async def test_white_list_refuses_other_addresses(
     tmp_path: Any, http: aiohttp.ClientSession
 ) -> None:
-    from seaweed_py.master import MasterOptions
-
     m = MasterServer(
         MasterOptions(ip="127.0.0.1", port=0, mdir=str(tmp_path), white_list=("10.0.0.0/8",))
     )
@@ -435,22 +444,12 @@ async def test_white_list_refuses_other_addresses(
 async def test_restart_continues_above_every_issued_key(
     tmp_path: Any, http: aiohttp.ClientSession
 ) -> None:
-    from seaweed_py.master import MasterOptions
-
     keys = []
     for _ in range(2):
-        m = MasterServer(MasterOptions(ip="127.0.0.1", port=0, mdir=str(tmp_path)))
-        await m.start()
-        fake = FakeVolumeServer(m.address)
-        await fake.start()
-        try:
-            await fake.heartbeat()
+        async with master_with_fake(tmp_path) as (m, _):
             await get(http, m, "/vol/grow?count=1")
             _, answer = await get(http, m, "/dir/assign")
             keys.append(parse_file_id(answer["fid"]))
-        finally:
-            await fake.stop()
-            await m.stop()
     assert keys[1].key > keys[0].key
     assert keys[1].volume_id > keys[0].volume_id  # volume ids are never reused either
 
@@ -488,8 +487,6 @@ async def test_collection_info(
 async def test_restarted_master_warms_up_before_answering_misses(
     tmp_path: Any, http: aiohttp.ClientSession
 ) -> None:
-    from seaweed_py.master import MasterOptions
-
     opts = MasterOptions(ip="127.0.0.1", port=0, mdir=str(tmp_path), pulse_seconds=0.2)
     first = MasterServer(opts)
     await first.start()
@@ -523,18 +520,9 @@ async def test_restarted_master_warms_up_before_answering_misses(
 async def test_background_growth_when_every_writable_volume_is_crowded(
     tmp_path: Any, http: aiohttp.ClientSession
 ) -> None:
-    from seaweed_py.master import MasterOptions
-
-    m = MasterServer(
-        MasterOptions(
-            ip="127.0.0.1", port=0, mdir=str(tmp_path), pulse_seconds=0.1, volume_size_limit_mb=1
-        )
-    )
-    await m.start()
-    fake = FakeVolumeServer(m.address, max_volumes=5)
-    await fake.start()
-    try:
-        await fake.heartbeat()
+    async with master_with_fake(
+        tmp_path, max_volumes=5, pulse_seconds=0.1, volume_size_limit_mb=1
+    ) as (m, fake):
         assert await get(http, m, "/vol/grow?count=1") == (200, {"count": 1})
         await fake.heartbeat()
         await asyncio.sleep(0.3)
@@ -549,6 +537,3 @@ async def test_background_growth_when_every_writable_volume_is_crowded(
         assert sorted(fake.volumes) == [1, 2, 3, 4, 5]  # 7 wanted, 4 slots were free
         _, metrics = await get(http, m, "/metrics")
         assert b"weedpy_master_grown_volumes_total 5.0" in metrics
-    finally:
-        await fake.stop()
-        await m.stop()
