@@ -15,6 +15,7 @@ from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.errors import WeedError
 from seaweed_py.storage.check import check_volume, rebuild_index
 from seaweed_py.storage.store import parse_volume_file_name
+from seaweed_py.storage.volume import volume_base_name
 
 __all__ = ["build_flags", "run"]
 
@@ -57,7 +58,7 @@ def _targets(directory: str, collection: str, vid: int) -> list[tuple[str, int]]
 
 
 def _fix_one(directory: str, collection: str, vid: int, *, rebuild: bool) -> int:
-    name = f"{collection}_{vid}" if collection else str(vid)
+    name = volume_base_name(collection, vid)
     try:
         report = check_volume(directory, vid, collection)
     except (WeedError, OSError) as exc:
