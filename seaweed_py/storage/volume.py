@@ -840,8 +840,8 @@ class Volume:
     def _existing(self, key: int, cookie: int, hit: tuple[int, int]) -> Needle | None:
         """The live needle `key` for an overwrite: CookieMismatch if `cookie` differs; None
         when its record does not decode (it is then simply replaced)."""
-        offset, size = hit
-        record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
+        offset = hit[0]
+        record = self.record_at(hit)
         if len(record) >= NEEDLE_HEADER_SIZE and NEEDLE_HEADER.unpack_from(record)[0] != cookie:
             raise CookieMismatch("cookie does not match the stored needle",
                                      volume_id=self.id, key=f"{key:x}")
