@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.topology.layout import LayoutKey, VolumeLayout
@@ -303,18 +303,4 @@ def _normalized(report: VolumeReport) -> VolumeReport:
     disk = normalize_disk(report.disk_type)
     if disk == report.disk_type:
         return report
-    return VolumeReport(
-        id=report.id,
-        collection=report.collection,
-        size=report.size,
-        file_count=report.file_count,
-        delete_count=report.delete_count,
-        deleted_byte_count=report.deleted_byte_count,
-        read_only=report.read_only,
-        replica_placement=report.replica_placement,
-        ttl=report.ttl,
-        version=report.version,
-        compact_revision=report.compact_revision,
-        modified_at_second=report.modified_at_second,
-        disk_type=disk,
-    )
+    return replace(report, disk_type=disk)
