@@ -32,7 +32,13 @@ from seaweed_py.errors import (
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.storage.group_commit import GroupCommitter
-from seaweed_py.storage.volume import DEFAULT_SIZE_LIMIT, FsyncMode, Volume, VolumeStatus
+from seaweed_py.storage.volume import (
+    DEFAULT_SIZE_LIMIT,
+    FsyncMode,
+    Volume,
+    VolumeStatus,
+    volume_base_name,
+)
 
 __all__ = ["DiskLocation", "Store", "parse_volume_file_name"]
 
@@ -134,7 +140,7 @@ class Store:
                 continue
             seen.add(parsed)
             collection, vid = parsed
-            base = loc.path / (f"{collection}_{vid}" if collection else str(vid))
+            base = loc.path / volume_base_name(collection, vid)
             if not base.with_suffix(".dat").exists():
                 continue
             try:
@@ -170,8 +176,7 @@ class Store:
             return loc.max_volumes
         # 0 = auto: what the free space holds, on top of what is already there.
         free = shutil.disk_usage(loc.path).free
-        used = sum(1 for w in self._where.values() if w == i)
-        return used + max(0, free // max(1, self._size_limit))
+        return self._count(i) + max(0, free // max(1, self._size_limit))
 
     def _count(self, i: int) -> int:
         return sum(1 for w in self._where.values() if w == i)
