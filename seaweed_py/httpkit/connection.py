@@ -48,7 +48,6 @@ from seaweed_py.errors import (
 )
 from seaweed_py.httpkit.request import Request, RequestStream
 from seaweed_py.httpkit.response import (
-    _STATUS_LINES,
     JSON_HEADERS,
     Response,
     encode_headers,
@@ -662,17 +661,17 @@ class HttpConnection(asyncio.Protocol):
                     self._held += data
             else:
                 self.flush()
-                head = self._head(req, resp, headers + framing + connection)
+                head = self._head(resp, headers + framing + connection)
                 transport.writelines((head, body))
         except RuntimeError:  # the transport closed under us; connection_lost follows
             self._closed = True
 
-    def _head(self, req: Request, resp: Response, rest: bytes) -> bytes:
+    def _head(self, resp: Response, rest: bytes) -> bytes:
         """Status line and headers, with `rest` (encoded headers, framing and connection
         lines) decided by the caller."""
         return b"".join(
             (
-                _STATUS_LINES.get(resp.status) or status_line(resp.status),
+                status_line(resp.status),
                 self._server.head_common,
                 resp.raw_headers,
                 rest,
@@ -713,7 +712,7 @@ class HttpConnection(asyncio.Protocol):
             await _close_iterable(body)
             self._send(req, self._render_error(req, exc))
             return
-        self._write(self._head(req, resp, headers + framing + self._connection_header(req)))
+        self._write(self._head(resp, headers + framing + self._connection_header(req)))
         if bodiless:
             await _close_iterable(body)
             self._finish(req)
