@@ -22,9 +22,8 @@ from seaweed_py.formats.needle import (
     decode_needle,
     tail_length,
 )
-from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock, superblock_length
 from seaweed_py.formats.vif import VolumeInfo
-from seaweed_py.storage.scan import Record, scan_records
+from seaweed_py.storage.scan import Record, read_superblock, scan_records
 from seaweed_py.storage.volume import volume_base_name
 
 __all__ = [
@@ -86,12 +85,11 @@ class VolumeFiles:
         vif = base.with_suffix(".vif")
         info = VolumeInfo.from_json(vif.read_bytes()) if vif.exists() else VolumeInfo()
         layout = IDX5 if info.bytes_offset == 5 else IDX4
-        with open(dat, "rb") as f:
-            head = f.read(SUPERBLOCK_SIZE)
-            if len(head) < SUPERBLOCK_SIZE:
-                raise CorruptVolume("superblock truncated", volume_id=volume_id)
-            f.seek(0)
-            sb = SuperBlock.decode(f.read(superblock_length(head)), volume_id=volume_id)
+        fd = os.open(dat, os.O_RDONLY)
+        try:
+            sb = read_superblock(fd, volume_id=volume_id)
+        finally:
+            os.close(fd)
         return cls(d, volume_id, collection, sb.version, sb.block_size, layout)
 
 

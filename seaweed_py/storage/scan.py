@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from seaweed_py.errors import CorruptNeedle
+from seaweed_py.errors import CorruptNeedle, CorruptVolume
 from seaweed_py.formats.needle import (
     NEEDLE_HEADER,
     NEEDLE_HEADER_SIZE,
@@ -22,10 +22,22 @@ from seaweed_py.formats.needle import (
     record_length,
     tail_length,
 )
+from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock, superblock_length
 
-__all__ = ["Record", "scan_records"]
+__all__ = ["Record", "read_superblock", "scan_records"]
 
 _BLOCK: Final = 4 << 20
+
+
+def read_superblock(fd: int, *, volume_id: int) -> SuperBlock:
+    """The superblock at the start of the open `.dat` `fd` (a second pread only for an extra
+    part)."""
+    head = os.pread(fd, SUPERBLOCK_SIZE, 0)
+    if len(head) < SUPERBLOCK_SIZE:
+        raise CorruptVolume("superblock truncated", volume_id=volume_id, size=len(head))
+    length = superblock_length(head)
+    return SuperBlock.decode(head if length == len(head) else os.pread(fd, length, 0),
+                             volume_id=volume_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,7 @@ from seaweed_py.formats.needle import (
     tail_length,
 )
 from seaweed_py.formats.replica_placement import ReplicaPlacement
-from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock, superblock_length
+from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import VolumeInfo
 from seaweed_py.storage.group_commit import GroupCommitter, completed_future, sync_file
@@ -85,7 +85,7 @@ from seaweed_py.storage.needle_map import (
     NeedleMap,
     replay_index,
 )
-from seaweed_py.storage.scan import scan_records
+from seaweed_py.storage.scan import read_superblock, scan_records
 
 __all__ = [
     "DEFAULT_SIZE_LIMIT",
@@ -327,12 +327,7 @@ class Volume:
 
     def _load_files(self, vif_text: bytes) -> None:
         dat_size = os.fstat(self._dat).st_size
-        head = os.pread(self._dat, SUPERBLOCK_SIZE, 0)
-        if len(head) < SUPERBLOCK_SIZE:
-            raise CorruptVolume("superblock truncated", volume_id=self.id, size=dat_size)
-        self.superblock = SuperBlock.decode(
-            os.pread(self._dat, superblock_length(head), 0), volume_id=self.id
-        )
+        self.superblock = read_superblock(self._dat, volume_id=self.id)
         self.version = self.superblock.version
         if self.version not in (2, 3):
             raise CorruptVolume(f"needle version {self.version} is not supported",
