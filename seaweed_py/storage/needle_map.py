@@ -300,9 +300,6 @@ class MemoryNeedleMap(NeedleMap):
                 return c.umv[i] << 3, size
         return None
 
-    def _column_index(self, c: _Columns, key: int) -> int:
-        return _find(c, key)
-
     def _set(self, key: int, offset: int, size: int) -> int | None:
         c = self._cols
         hit = c.recent.get(key)
@@ -310,7 +307,7 @@ class MemoryNeedleMap(NeedleMap):
         if hit is not None:
             old = hit[1]
         else:
-            i = self._column_index(c, key)
+            i = _find(c, key)
             if i >= 0 and c.smv[i] != _DEAD:
                 old = c.smv[i]
         c.recent[key] = (offset, size)
@@ -320,7 +317,7 @@ class MemoryNeedleMap(NeedleMap):
 
     def _remove(self, key: int) -> int | None:
         c = self._cols
-        i = self._column_index(c, key)
+        i = _find(c, key)
         column_live = i >= 0 and c.smv[i] != _DEAD
         old: int | None = c.smv[i] if column_live else None
         if column_live:
@@ -333,7 +330,7 @@ class MemoryNeedleMap(NeedleMap):
         """Live column entries that a `recent` entry overrides (counted once in len)."""
         count = 0
         for key in c.recent:
-            i = self._column_index(c, key)
+            i = _find(c, key)
             if i >= 0 and c.smv[i] != _DEAD:
                 count += 1
         return count
