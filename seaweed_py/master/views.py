@@ -58,27 +58,25 @@ def _layouts(topo: Topology) -> list[VolumeLayout]:
 
 
 def dir_status(topo: Topology, topology_id: str, version: str) -> dict[str, Any]:
-    data_centers = []
-    for dc_id in sorted(topo.data_centers):
-        racks = []
-        for _, rack_id, nodes in (t for t in _sorted_nodes(topo) if t[0] == dc_id):
-            racks.append(
-                {
-                    "Id": rack_id,
-                    "DataNodes": [
-                        {
-                            "Url": n.url,
-                            "PublicUrl": n.public_url,
-                            "Volumes": len(n.volumes),
-                            "EcShards": 0,
-                            "Max": n.total_max(),
-                            "VolumeIds": volume_id_runs(n.volumes),
-                        }
-                        for n in nodes
-                    ],
-                }
-            )
-        data_centers.append({"Id": dc_id, "Racks": racks})
+    racks_of: dict[str, list[dict[str, Any]]] = {dc_id: [] for dc_id in sorted(topo.data_centers)}
+    for dc_id, rack_id, nodes in _sorted_nodes(topo):
+        racks_of[dc_id].append(
+            {
+                "Id": rack_id,
+                "DataNodes": [
+                    {
+                        "Url": n.url,
+                        "PublicUrl": n.public_url,
+                        "Volumes": len(n.volumes),
+                        "EcShards": 0,
+                        "Max": n.total_max(),
+                        "VolumeIds": volume_id_runs(n.volumes),
+                    }
+                    for n in nodes
+                ],
+            }
+        )
+    data_centers = [{"Id": dc_id, "Racks": racks} for dc_id, racks in racks_of.items()]
     layouts = [
         {
             "replication": str(lay.key.replica_placement),
