@@ -17,7 +17,7 @@ import orjson
 
 from seaweed_py import errors
 
-__all__ = ["VolumeAdmin"]
+__all__ = ["VolumeAdmin", "json_object"]
 
 _BY_STATUS: dict[int, type[errors.WeedError]] = {
     400: errors.BadRequest,
@@ -98,7 +98,7 @@ class VolumeAdmin:
                 f"{method} {path} failed: {exc.__class__.__name__} {exc}".rstrip(),
                 server=server,
             ) from exc
-        answer = _decode(body)
+        answer = json_object(body)
         if 200 <= status < 300:
             return answer
         message = str(answer.get("error") or body[:200].decode(errors="replace") or status)
@@ -106,7 +106,8 @@ class VolumeAdmin:
         raise cls(f"{method} {path} answered {status}: {message}", server=server)
 
 
-def _decode(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes) -> dict[str, Any]:
+    """A server's JSON answer as a dict; {} when empty, not JSON, or not an object."""
     if not body:
         return {}
     try:

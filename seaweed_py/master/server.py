@@ -25,7 +25,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from seaweed_py import __version__
-from seaweed_py.client.volume_admin import VolumeAdmin
+from seaweed_py.client.volume_admin import VolumeAdmin, json_object
 from seaweed_py.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -560,7 +560,7 @@ class MasterServer:
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WeedError(f"upload to {server}/{fid} failed: {exc!r}") from exc
-        answer = _loads_object(raw)
+        answer = json_object(raw)
         if status >= 300:
             raise WeedError(f"upload to {server}/{fid}: {answer.get('error') or status}")
         return answer
@@ -613,14 +613,6 @@ def _ok(req: Request) -> Response:
 
 
 _dumps = orjson.dumps
-
-
-def _loads_object(raw: bytes) -> dict[str, Any]:
-    try:
-        value = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _file_name(body: bytes, content_type: str, path: str) -> str:
