@@ -86,9 +86,10 @@ class VolumeGrower:
                 created += 1
             return created
 
-    async def _grow_one(self, option: AssignOption) -> None:
+    def find_slots(self, option: AssignOption) -> list[DataNode]:
+        """Nodes for one new volume of the option's layout and location; raises `NoFreeSlots`."""
         key = option.key
-        nodes = self._topo.find_slots(
+        return self._topo.find_slots(
             key.replica_placement,
             key.disk,
             self._rng,
@@ -96,6 +97,10 @@ class VolumeGrower:
             option.rack,
             option.data_node,
         )
+
+    async def _grow_one(self, option: AssignOption) -> None:
+        key = option.key
+        nodes = self.find_slots(option)
         vid = self._next_volume_id()
         results = await asyncio.gather(
             *(self._allocate(node, vid, option) for node in nodes), return_exceptions=True

@@ -369,11 +369,9 @@ class MasterServer:
             await asyncio.wait([growth], timeout=min(0.2, remaining))
 
     def _check_growable(self, opt: AssignOption) -> None:
-        key = opt.key
+        assert self._grower is not None
         try:
-            self.topology.find_slots(
-                key.replica_placement, key.disk, self._rng, opt.data_center, opt.rack, opt.data_node
-            )
+            self._grower.find_slots(opt)
         except NoFreeSlots as exc:
             raise _no_free_volumes(opt, exc) from None
 
