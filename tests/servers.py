@@ -52,10 +52,13 @@ __all__ = [
     "Cluster",
     "Impl",
     "VolumeSpec",
+    "call",
     "cluster_factory",
     "count_data_nodes",
     "free_port",
+    "get_json",
     "impl",
+    "put",
     "shared_cluster",
     "skip_reason",
     "start_cluster",
@@ -208,6 +211,29 @@ def _get_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
             return exc.code, json.loads(body or b"null")
         except ValueError:
             return exc.code, None
+
+
+def call(method: str, url: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+    """One HTTP request to `host:port/path`; connection failures raise OSError."""
+    req = urllib.request.Request(f"http://{url}", data=body, method=method,
+                                 headers=headers or {})
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def put(url: str, fid: str, data: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+    return call("PUT", f"{url}/{fid}", data, {"Content-Type": "application/octet-stream"},
+                timeout)
+
+
+def get_json(url: str) -> Any:
+    status, body = call("GET", url)
+    assert status == 200, (url, status, body)
+    return json.loads(body)
 
 
 def count_data_nodes(status: Any) -> int:

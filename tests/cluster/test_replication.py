@@ -12,16 +12,13 @@ racks on loopback (spec §6).
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.servers import Cluster, VolumeSpec, skip_reason, start_cluster
+from tests.servers import Cluster, VolumeSpec, call, get_json, put, skip_reason, start_cluster
 
 pytestmark = pytest.mark.skipif(skip_reason("weedpy") is not None,
                                 reason=str(skip_reason("weedpy")))
@@ -30,33 +27,11 @@ _TOPOLOGY = [VolumeSpec("dc1", "rack1", 16), VolumeSpec("dc1", "rack1", 16),
              VolumeSpec("dc1", "rack2", 16)]
 # Stopping servers need not linger for clients to notice (-preStopSeconds, default 10).
 _FAST_STOP = ["-preStopSeconds=0"]
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _call(method: str, url: str, body: bytes | None = None,
-          headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    req = urllib.request.Request(f"http://{url}", data=body, method=method,
-                                 headers=headers or {})
-    try:
-        with _OPENER.open(req, timeout=15) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _json(method: str, url: str) -> Any:
-    status, body = _call(method, url)
-    assert status == 200, (url, status, body)
-    return json.loads(body)
-
-
-def _upload(url: str, fid: str, data: bytes) -> tuple[int, bytes]:
-    return _call("PUT", f"{url}/{fid}", data, {"Content-Type": "application/octet-stream"})
 
 
 def _holders(cluster: Cluster, fid: str) -> list[str]:
     vid = fid.split(",")[0]
-    answer = _json("GET", f"{cluster.master_url}/dir/lookup?volumeId={vid}")
+    answer = get_json(f"{cluster.master_url}/dir/lookup?volumeId={vid}")
     return sorted(loc["url"] for loc in answer["locations"])
 
 
@@ -80,30 +55,30 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def test_write_reaches_every_replica_and_delete_removes_it(
     cluster: Cluster, replication: str, copies: int, racks: int
 ) -> None:
-    assigned = _json("GET", f"{cluster.master_url}/dir/assign?replication={replication}")
+    assigned = get_json(f"{cluster.master_url}/dir/assign?replication={replication}")
     fid, url = assigned["fid"], assigned["url"]
     data = uuid.uuid4().bytes * 100
-    status, body = _upload(url, fid, data)
+    status, body = put(url, fid, data)
     assert status == 201, body
     holders = _holders(cluster, fid)
     assert len(holders) == copies
     assert len(_racks(cluster, holders)) == racks
     for holder in holders:
-        assert _call("GET", f"{holder}/{fid}") == (200, data), holder
-    status, body = _call("DELETE", f"{url}/{fid}")
+        assert call("GET", f"{holder}/{fid}") == (200, data), holder
+    status, body = call("DELETE", f"{url}/{fid}")
     assert status == 202, body
     for holder in holders:
-        assert _call("GET", f"{holder}/{fid}")[0] == 404, holder
+        assert call("GET", f"{holder}/{fid}")[0] == 404, holder
 
 
 def test_write_through_a_server_without_the_volume_is_forwarded(cluster: Cluster) -> None:
-    assigned = _json("GET", f"{cluster.master_url}/dir/assign?replication=000")
+    assigned = get_json(f"{cluster.master_url}/dir/assign?replication=000")
     fid = assigned["fid"]
     [holder] = _holders(cluster, fid)
     outsider = next(u for u in cluster.volume_urls if u != holder)
-    assert _upload(outsider, fid, b"forwarded")[0] == 201
-    assert _call("GET", f"{holder}/{fid}") == (200, b"forwarded")
-    assert _call("GET", f"{outsider}/{fid}") == (200, b"forwarded")  # proxied read
+    assert put(outsider, fid, b"forwarded")[0] == 201
+    assert call("GET", f"{holder}/{fid}") == (200, b"forwarded")
+    assert call("GET", f"{outsider}/{fid}") == (200, b"forwarded")  # proxied read
 
 
 def test_replica_down_during_a_write_fails_rolls_back_and_tells_the_master(
@@ -111,24 +86,24 @@ def test_replica_down_during_a_write_fails_rolls_back_and_tells_the_master(
 ) -> None:
     with start_cluster("weedpy", tmp_path, _TOPOLOGY, replication="001",
                        volume_args=_FAST_STOP) as cluster:
-        assigned = _json("GET", f"{cluster.master_url}/dir/assign?replication=001&count=2")
+        assigned = get_json(f"{cluster.master_url}/dir/assign?replication=001&count=2")
         fid, url = assigned["fid"], assigned["url"]
         earlier = f"{fid}_1"
-        assert _upload(url, earlier, b"stored before the outage")[0] == 201
+        assert put(url, earlier, b"stored before the outage")[0] == 201
         vid = int(fid.split(",")[0])
         holders = _holders(cluster, fid)
         replica = next(h for h in holders if h != url)
         cluster.kill_volume(cluster.volume_urls.index(replica))
 
-        status, body = _upload(url, fid, b"must not survive")
+        status, body = put(url, fid, b"must not survive")
         assert status == 500, body
         assert replica in json.loads(body)["error"]
-        assert _call("GET", f"{url}/{fid}")[0] == 404  # rolled back
-        assert _call("GET", f"{url}/{earlier}") == (200, b"stored before the outage")
+        assert call("GET", f"{url}/{fid}")[0] == 404  # rolled back
+        assert call("GET", f"{url}/{earlier}") == (200, b"stored before the outage")
 
-        status, body = _call("DELETE", f"{url}/{earlier}")
+        status, body = call("DELETE", f"{url}/{earlier}")
         assert status == 500 and b"Deletion Failed" in body
 
-        layouts = _json("GET", f"{cluster.master_url}/dir/status")["Topology"]["Layouts"]
+        layouts = get_json(f"{cluster.master_url}/dir/status")["Topology"]["Layouts"]
         writable = {v for lay in layouts for v in (lay["writables"] or [])}
         assert vid not in writable

@@ -17,18 +17,15 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.servers import count_data_nodes, free_port
+from tests.servers import call, count_data_nodes, free_port, get_json, put
 
 STOP_GRACE = 5.0
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def seeded(name: str) -> random.Random:
@@ -36,18 +33,6 @@ def seeded(name: str) -> random.Random:
     seed = random.SystemRandom().randrange(2**32)
     print(f"{name}: seed={seed}")
     return random.Random(seed)
-
-
-def call(method: str, url: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
-    """One HTTP request to `host:port/path`; connection failures raise OSError."""
-    req = urllib.request.Request(f"http://{url}", data=body, method=method,
-                                 headers=headers or {})
-    try:
-        with _OPENER.open(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def raw(host_port: str, method: str, target: str, body: bytes = b"",
@@ -66,17 +51,6 @@ def raw(host_port: str, method: str, target: str, body: bytes = b"",
         return resp.status, resp.read()
     finally:
         conn.close()
-
-
-def put(url: str, fid: str, data: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
-    return call("PUT", f"{url}/{fid}", data, {"Content-Type": "application/octet-stream"},
-                timeout)
-
-
-def get_json(url: str) -> Any:
-    status, body = call("GET", url)
-    assert status == 200, (url, status, body)
-    return json.loads(body)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 15.0) -> None:
