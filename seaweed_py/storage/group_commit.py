@@ -30,9 +30,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from typing import Protocol
 
-__all__ = ["LAZY_SYNC_INTERVAL", "MAX_DELAY", "GroupCommitter", "RoundFuture", "completed_future",
-           "sync_file"]
+__all__ = ["LAZY_SYNC_INTERVAL", "MAX_DELAY", "Committer", "GroupCommitter", "RoundFuture",
+           "completed_future", "sync_file"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,22 @@ def completed_future() -> Future[None]:
     return f
 
 
+class Committer(Protocol):
+    """What a volume needs of a group committer (this thread one, or fsync_helper's)."""
+
+    def request(self, fds: Iterable[int], lazy: Iterable[int] = ()) -> Future[None]: ...
+
+    def close(self) -> None: ...
+
+
+class _Kicker(Protocol):
+    def kick(self) -> None: ...
+
+
 class RoundFuture(Future[None]):
     """The future of one round: waiting on it starts the round."""
 
-    def __init__(self, committer: GroupCommitter) -> None:
+    def __init__(self, committer: _Kicker) -> None:
         super().__init__()
         self._committer = committer
 

@@ -31,7 +31,8 @@ from seaweed_py.errors import (
 )
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
-from seaweed_py.storage.group_commit import GroupCommitter
+from seaweed_py.storage.fsync_helper import HelperGroupCommitter
+from seaweed_py.storage.group_commit import Committer, GroupCommitter
 from seaweed_py.storage.volume import (
     DEFAULT_SIZE_LIMIT,
     FsyncMode,
@@ -84,7 +85,10 @@ class Store:
         large_disk: bool = False,
         size_limit: int = DEFAULT_SIZE_LIMIT,
         clock_ns: Callable[[], int] = time.time_ns,
+        fsync_helper: bool = False,
     ) -> None:
+        """`fsync_helper`: group-commit fsyncs run in a helper process whose answers an event
+        loop reads (storage/fsync_helper.py; the volume server), not in a thread."""
         if not locations:
             raise ValueError("a store needs at least one directory")
         self.locations = list(locations)
@@ -93,7 +97,9 @@ class Store:
         self.large_disk = large_disk
         self._size_limit = size_limit
         self._clock_ns = clock_ns
-        self._committer = GroupCommitter() if fsync_mode is FsyncMode.GROUP else None
+        self._committer: Committer | None = None
+        if fsync_mode is FsyncMode.GROUP:
+            self._committer = HelperGroupCommitter() if fsync_helper else GroupCommitter()
         self._volumes: dict[int, Volume] = {}
         self._where: dict[int, int] = {}  # volume id -> index into locations
         self._uuids: list[str] = []
@@ -271,6 +277,11 @@ class Store:
         if v is None:
             raise VolumeNotFound("volume not found on this server", volume_id=volume_id)
         v.set_read_only(read_only, persist=persist)
+
+    @property
+    def committer(self) -> Committer | None:
+        """The group committer every volume shares (None unless `-fsync=group`)."""
+        return self._committer
 
     def close(self) -> None:
         """Close every volume (each syncs), then the group-commit thread."""

@@ -76,7 +76,12 @@ from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import VolumeInfo
-from seaweed_py.storage.group_commit import GroupCommitter, completed_future, sync_file
+from seaweed_py.storage.group_commit import (
+    Committer,
+    GroupCommitter,
+    completed_future,
+    sync_file,
+)
 from seaweed_py.storage.needle_map import (
     IndexStats,
     LiveArrays,
@@ -204,7 +209,7 @@ class Volume:
         *,
         index_kind: str,
         fsync_mode: FsyncMode,
-        committer: GroupCommitter | None,
+        committer: Committer | None,
         size_limit: int,
         clock_ns: Callable[[], int],
     ) -> None:
@@ -217,7 +222,9 @@ class Volume:
         self.index_kind = index_kind
         self.fsync_mode = fsync_mode
         self._own_committer = committer is None and fsync_mode is FsyncMode.GROUP
-        self._committer = GroupCommitter() if self._own_committer else committer
+        self._committer: Committer | None = (
+            GroupCommitter() if self._own_committer else committer
+        )
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._done: Future[None] = completed_future()
@@ -256,7 +263,7 @@ class Volume:
         large_disk: bool = False,
         index_kind: str = "memory",
         fsync_mode: FsyncMode = FsyncMode.GROUP,
-        committer: GroupCommitter | None = None,
+        committer: Committer | None = None,
         size_limit: int = DEFAULT_SIZE_LIMIT,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> Volume:
@@ -291,7 +298,7 @@ class Volume:
         collection: str = "",
         index_kind: str = "memory",
         fsync_mode: FsyncMode = FsyncMode.GROUP,
-        committer: GroupCommitter | None = None,
+        committer: Committer | None = None,
         size_limit: int = DEFAULT_SIZE_LIMIT,
         clock_ns: Callable[[], int] = time.time_ns,
         writable: bool = True,
