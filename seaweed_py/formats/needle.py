@@ -80,6 +80,7 @@ __all__ = [
     "padding_length",
     "record_length",
     "tail_length",
+    "upload_needle",
 ]
 
 VERSION_1: Final = 1
@@ -116,6 +117,9 @@ _TAIL_V2 = struct.Struct(">I")  # checksum
 assert _TAIL_V2.size == 4
 _LAST_MODIFIED = struct.Struct(">BI")  # 40 bits: high byte, low 32 bits
 assert _LAST_MODIFIED.size == 5
+# The end of a version-3 upload record in one go: LastModified (5), checksum, AppendAtNs.
+_UPLOAD_END_V3 = struct.Struct(">BIIQ")
+assert _UPLOAD_END_V3.size == 17
 _U16 = struct.Struct(">H")
 assert _U16.size == 2
 _U32 = struct.Struct(">I")
@@ -132,6 +136,7 @@ _pack_tail_v3 = _TAIL_V3.pack
 _pack_tail_v2 = _TAIL_V2.pack
 _pack_last_modified = _LAST_MODIFIED.pack
 _pack_u16 = _U16.pack
+_pack_upload_end_v3 = _UPLOAD_END_V3.pack
 
 _BYTE = tuple(bytes((i,)) for i in range(256))
 _PADDING = tuple(bytes(i) for i in range(NEEDLE_PADDING + 1))
@@ -139,6 +144,9 @@ _TAIL_LENGTH = (0, 4, 4, 12)  # checksum (+ AppendAtNs) by version
 _EMPTY_TTL = Ttl.EMPTY
 _META_FLAGS = FLAG_HAS_NAME | FLAG_HAS_MIME | FLAG_HAS_LAST_MODIFIED | FLAG_HAS_TTL | FLAG_HAS_PAIRS
 _UPLOAD_FLAGS = FLAG_HAS_NAME | FLAG_HAS_MIME | FLAG_HAS_LAST_MODIFIED
+# Every bit but gzip and chunk-manifest: which optional fields a record has (and, for a bad
+# needle, bits outside a byte).
+_SHAPE_FLAGS = ~(FLAG_GZIP | FLAG_CHUNK_MANIFEST)
 
 
 @final
@@ -219,6 +227,36 @@ class Needle:
     def etag(self) -> str:
         """The HTTP ETag value (without quotes): the raw CRC as 8 hex digits."""
         return f"{self.checksum:08x}"
+
+
+def upload_needle(
+    cookie: Cookie,
+    key: NeedleId,
+    data: bytes,
+    name: bytes,
+    mime: bytes,
+    last_modified: int,
+    ttl: Ttl | None,
+    pairs: bytes,
+    gzipped: bool,
+    chunk_manifest: bool,
+) -> Needle:
+    """The needle of an HTTP upload: `Needle.build` with name, MIME type and last-modified
+    present (even when empty, as uploads store them), the TTL unless None and the pairs unless
+    empty. Positional and without `build`'s keyword handling: every write goes through it."""
+    flags = _UPLOAD_FLAGS
+    if gzipped:
+        flags |= FLAG_GZIP
+    if chunk_manifest:
+        flags |= FLAG_CHUNK_MANIFEST
+    if ttl is None:
+        ttl = _EMPTY_TTL
+    else:
+        flags |= FLAG_HAS_TTL
+    if pairs:
+        flags |= FLAG_HAS_PAIRS
+    return _make_needle(cookie, key, data, flags, name, mime, last_modified, ttl, pairs,
+                        _crc32c(data), 0)
 
 
 # The generated frozen __init__ sets each field through object.__setattr__; decoding builds a
@@ -333,6 +371,11 @@ def encode_needle(
     data_size = len(data)
     if data_size > MAX_DATA_SIZE:
         _check_data_size(data_size)
+    flags = n.flags
+    if flags & _SHAPE_FLAGS == _UPLOAD_FLAGS and version == VERSION_3:
+        record = _encode_upload_v3(n, data, data_size, flags, append_at_ns)
+        if record is not None:
+            return record
     meta = _encode_meta(n)
     size = 4 + data_size + len(meta)
     if version == VERSION_3:
@@ -343,6 +386,40 @@ def encode_needle(
         raise _unsupported_version(version)
     pad = NEEDLE_PADDING - ((NEEDLE_HEADER_SIZE + size + len(tail)) % NEEDLE_PADDING)
     return b"".join((_pack_head(n.cookie, n.key, size, data_size), data, meta, tail, _PADDING[pad]))
+
+
+def _encode_upload_v3(
+    n: Needle, data: bytes, data_size: int, flags: int, append_at_ns: int | None
+) -> bytes | None:
+    """`encode_needle` for the usual upload in version 3 (name, MIME type and last-modified,
+    no TTL or pairs: flags checked by the caller), in one join; None when a field is out of
+    range or unannounced, so that `_encode_meta` reports it."""
+    name = n.name
+    mime = n.mime
+    last_modified = n.last_modified
+    ttl = n.ttl
+    if (
+        len(name) > MAX_NAME_LENGTH
+        or len(mime) > MAX_MIME_LENGTH
+        or not 0 <= last_modified <= MAX_LAST_MODIFIED
+        or n.pairs
+        or (ttl is not _EMPTY_TTL and (ttl.count or ttl.unit))
+    ):
+        return None
+    # Size: DataSize, data, flags, name and MIME with their lengths, last-modified.
+    size = 4 + data_size + 8 + len(name) + len(mime)
+    return b"".join((
+        _pack_head(n.cookie, n.key, size, data_size),
+        data,
+        _BYTE[flags],
+        _BYTE[len(name)],
+        name,
+        _BYTE[len(mime)],
+        mime,
+        _pack_upload_end_v3(last_modified >> 32, last_modified & 0xFFFFFFFF, n.checksum,
+                            n.append_at_ns if append_at_ns is None else append_at_ns),
+        _PADDING[NEEDLE_PADDING - ((NEEDLE_HEADER_SIZE + size + 12) % NEEDLE_PADDING)],
+    ))
 
 
 def encode_needle_head(

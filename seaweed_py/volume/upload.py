@@ -22,7 +22,15 @@ Automatic compression (§15.1): data that is not already gzipped and not a repli
 gzipped (level 1) when its type is certainly compressible and gzip saves more than 10 %. The
 reference passes the whole base file name where it means the extension (quirk A4); we pass the
 extension, as the rules intend. The stored bytes and the client-visible content are the same
-either way; only which needles end up stored gzipped differs.
+either way; only which needles end up stored gzipped differs. The gzip stream comes from ISA-L
+(`isal`), three times faster than zlib at the same level and about as small; any gzip reader
+decodes it.
+
+Most uploads are one multipart file part whose header block a client repeats verbatim for every
+file of a kind; everything that block decides (name, MIME type, whether the data is sniffed or
+compressed) is worked out once per block (`_file_part`), so such an upload costs little beyond
+slicing its data out and, when compressible, gzipping it. Anything unusual takes the general
+path, with the same outcome.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
+from isal import isal_zlib
 
 from seaweed_py.errors import BadRequest, PayloadTooLarge
 from seaweed_py.formats.ttl import Ttl
@@ -96,8 +105,7 @@ def _plain_options(now: int) -> UploadOptions:
                          replicate=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Upload:
+class Upload(NamedTuple):
     """Everything a needle stores for one upload."""
 
     data: bytes
@@ -305,13 +313,15 @@ def is_compressible(ext: str, mime: str) -> tuple[bool, bool]:
     return False, False
 
 
+# A gzip stream is at least 20 bytes (10 of header, 8 of trailer, 2 of the shortest deflate
+# block), so data shorter than this can never shrink by the required 10 %.
+_MIN_GZIP_GAIN = 23
+
+
 def _gzip(data: bytes) -> bytes:
-    # A window no larger than the data compresses the same and spares zlib most of the
-    # set-up of its 32 KiB window, which dominates the cost for small blobs; so does a hash
-    # table and symbol buffer (memLevel) sized to that window: 1 KiB gzips in half the time.
-    window_bits = min(15, max(9, len(data).bit_length()))
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + window_bits, min(8, window_bits - 6))
-    return compressor.compress(data) + compressor.flush()
+    """Gzip at ISA-L's fastest level (1): 1 KiB takes 7 us against zlib's 17, with output of
+    about the same size (wbits 31: a gzip header and trailer)."""
+    return isal_zlib.compress(data, 1, 31)
 
 
 def gunzip(data: bytes) -> bytes:
@@ -342,11 +352,25 @@ def _maybe_compress(data: bytes, filename: str, mime: str) -> bytes | None:
     sniffed = mime if mime and not mime.startswith(_OCTET) else detect_content_type(data)
     if not _should_compress(filename, sniffed):
         return None
+    return _packed(data)
+
+
+def _packed(data: bytes) -> bytes | None:
+    """`data` gzipped if that saves more than 10 % (§15.1), else None."""
+    if len(data) < _MIN_GZIP_GAIN:
+        return None
     packed = _gzip(data)
     return packed if len(packed) * 10 < len(data) * 9 else None
 
 
 def _pairs(headers: Mapping[str, str]) -> bytes:
+    for name in headers:
+        if name.startswith(_PAIR_PREFIX):
+            return _collect_pairs(headers)
+    return b""
+
+
+def _collect_pairs(headers: Mapping[str, str]) -> bytes:
     pairs = {
         canonical_header_name(name[len(_PAIR_PREFIX) :]): value
         for name, value in headers.items()
@@ -406,6 +430,91 @@ def parse_upload(
 
     `headers` have lower-case names.
     """
+    content_type = headers.get("content-type", "")
+    if method == "POST" and "form-data" in content_type:
+        upload = _first_file_part(body, content_type, headers, options, size_limit)
+        if upload is not None:
+            return upload
+    return _parse_upload(method, path, headers, body, options, size_limit)
+
+
+class _FilePart(NamedTuple):
+    """What a multipart file part's header block decides, for `_first_file_part`."""
+
+    filename: str
+    """The base name, as the compression rules see it."""
+    name: str
+    """As stored: `""` when 256 bytes or more (quirk A12)."""
+    mime: str
+    """As stored."""
+    compress: bool | None
+    """Whether the data is compressible; None when that depends on sniffing it."""
+
+
+@functools.lru_cache(maxsize=256)
+def _file_part(block: bytes, as_sent: bool) -> _FilePart | None:
+    """The `_FilePart` of a header block (`as_sent`: `cm` or `type=replicate` keep the
+    declared type); None when it names no file or announces gzip or an MD5, which
+    `_parse_upload` handles."""
+    headers = _parse_part_headers(block)
+    if (not headers.filename or headers.content_md5
+            or headers.content_encoding.lower() == "gzip"):
+        return None
+    filename = _base_name(headers.filename)
+    mime = (headers.content_type if as_sent
+            else _mime_rule(headers.content_type, filename, raw=False))
+    compress = None if not mime or mime.startswith(_OCTET) else _compress_rule(filename, mime)
+    return _FilePart(filename, _fits(filename), _fits(mime), compress)
+
+
+def _first_file_part(
+    body: bytes,
+    content_type: str,
+    headers: Mapping[str, str],
+    options: UploadOptions,
+    size_limit: int,
+) -> Upload | None:
+    """`parse_upload` of a multipart body that opens with the file's part (most do), or None
+    to take the general path. Only the part's header block and the closing delimiter are
+    looked for; the rest of the body is never scanned."""
+    delimiter = _delimiter(content_type)
+    head_start = len(delimiter) + 2
+    if not body.startswith(delimiter) or body[head_start - 2 : head_start] != b"\r\n":
+        return None
+    head_end = body.find(b"\r\n\r\n", head_start - 2)
+    if head_end < 0 or head_end - head_start > _MEMO_LIMIT:
+        return None
+    start = head_end + 4
+    end = body.find(b"\r\n" + delimiter, head_end + 2)
+    size = end - start
+    if size < 0 or size > size_limit:
+        return None
+    replicate = options.replicate
+    part = _file_part(body[head_start:head_end], options.chunk_manifest or replicate)
+    if part is None:
+        return None
+    data = body[start:end]
+    gzipped = False
+    if size and not replicate:
+        compress = part.compress
+        if compress is None:
+            compress = _should_compress(part.filename, detect_content_type(data))
+        if compress:
+            packed = _packed(data)
+            if packed is not None:
+                data, gzipped = packed, True
+    return Upload(data, part.name, part.mime, gzipped, size, _pairs(headers), "", options)
+
+
+def _parse_upload(
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    options: UploadOptions,
+    size_limit: int,
+) -> Upload:
+    """`parse_upload` for every request shape."""
     part, multipart = _locate(method, path, headers, body)
     data = body[part.start : part.end] if multipart else body
     gzipped = part.content_encoding.lower() == "gzip"

@@ -42,12 +42,12 @@ from seaweed_py.errors import (
 from seaweed_py.formats.chunk_manifest import load_chunk_manifest
 from seaweed_py.formats.crc import crc32c
 from seaweed_py.formats.fid import FileId
-from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle
+from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle, upload_needle
+from seaweed_py.formats.ttl import Ttl
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
 from seaweed_py.storage.store import Store
 from seaweed_py.storage.volume import Volume
-from seaweed_py.types import Cookie, NeedleId
 from seaweed_py.volume.durability import DurableWaits
 from seaweed_py.volume.spool import spool
 from seaweed_py.volume.stats import Stats
@@ -95,24 +95,28 @@ class BlobWriter:
         """POST/PUT. A small write to a local single-copy volume whose durability needs no
         wait (`-fsync=none|always`) is answered inline, without a coroutine."""
         self._stats.writes += 1
-        path = parse_write_path(req.path)
-        options = UploadOptions.from_query(req.query, int(self._clock()))
+        url_path = req.path
+        path = parse_write_path(url_path)
+        options = UploadOptions.from_query(req.query if req.query_string else _NO_QUERY,
+                                           int(self._clock()))
         if req.stream is not None:
             return self._write_spooled(req, path, options)
-        upload = parse_upload(req.method, req.path, req.headers, req.body, options, self._limit)
-        self._check_limit(path, upload)
+        # parse_upload refuses data above the limit itself, so no _check_limit here.
+        upload = parse_upload(req.method, url_path, req.headers, req.body, options, self._limit)
         volume = self._store.get(path.volume_id)
-        if (volume is None or len(upload.data) > _OFF_LOOP_WRITE
+        data = upload.data
+        if (volume is None or len(data) > _OFF_LOOP_WRITE
                 or not (options.replicate or volume.replica_placement.copy_count <= 1)):
-            return self._store_upload(req.path, path, upload)
+            return self._store_upload(url_path, path, upload)
         needle = _needle(path, upload, volume)
         result = volume.write(needle)
-        self._stats.bytes_written += len(needle.data)
+        self._stats.bytes_written += len(data)
         answer = _write_response(upload, needle, unchanged=result.unchanged)
-        if result.durable.done():
-            result.durable.result()  # raises if the sync failed
+        durable = result.durable
+        if durable.done():
+            durable.result()  # raises if the sync failed
             return answer
-        return self._durable.deliver(result.durable, answer)
+        return self._durable.deliver(durable, answer)
 
     async def _store_upload(self, url_path: str, path: BlobPath, upload: Upload) -> Response:
         self._check_limit(path, upload)
@@ -154,7 +158,7 @@ class BlobWriter:
             if volume is None or (not options.replicate
                                   and volume.replica_placement.copy_count > 1):
                 data = await asyncio.to_thread(spooled.read, start, end)
-                return await self._store_upload(req.path, path, replace(upload, data=data))
+                return await self._store_upload(req.path, path, upload._replace(data=data))
             needle = _needle(path, upload, volume)
             crc = [0]
 
@@ -312,19 +316,16 @@ class BlobWriter:
 
 def _needle(path: BlobPath, upload: Upload, volume: Volume) -> Needle:
     options = upload.options
-    ttl = options.ttl or volume.ttl
-    return Needle.build(
-        Cookie(path.cookie),
-        NeedleId(path.key),
-        upload.data,
-        name=upload.name.encode(),
-        mime=upload.mime.encode(),
-        last_modified=options.last_modified,
-        ttl=ttl if ttl else None,
-        pairs=upload.pairs or None,
-        gzipped=upload.gzipped,
-        chunk_manifest=options.chunk_manifest,
-    )
+    # The upload's TTL, else the volume's; none when both are empty (checked by identity
+    # first: most are the shared empty TTL).
+    ttl: Ttl | None = options.ttl
+    if ttl is _NO_TTL or not ttl:
+        ttl = volume.ttl
+        if ttl is _NO_TTL or not ttl:
+            ttl = None
+    return upload_needle(path.cookie, path.key, upload.data, upload.name.encode(),
+                         upload.mime.encode(), options.last_modified, ttl, upload.pairs,
+                         upload.gzipped, options.chunk_manifest)
 
 
 def _copy(url_path: str, needle: Needle, upload: Upload) -> ReplicaCopy:
@@ -348,8 +349,19 @@ def _failure_text(failures: Mapping[str, str]) -> str:
 
 
 def _write_response(upload: Upload, needle: Needle, *, unchanged: bool) -> Response:
-    etag = f"{needle.checksum:08x}"
     md5 = upload.content_md5
+    name = upload.name
+    if not md5 and name and not unchanged and upload.original_size:
+        # The usual answer, without building a dict for orjson (same bytes).
+        checksum = needle.checksum
+        mime = upload.mime
+        if mime:
+            body = _CREATED_MIME % (orjson.dumps(name), upload.original_size, checksum,
+                                    orjson.dumps(mime))
+        else:
+            body = _CREATED % (orjson.dumps(name), upload.original_size, checksum)
+        return Response(201, raw_headers=_CREATED_HEAD % checksum, body=body)
+    etag = f"{needle.checksum:08x}"
     if "\r" in md5 or "\n" in md5:
         md5 = ""
     head = f'ETag: "{etag}"\r\nContent-MD5: {md5}\r\n'.encode()
@@ -375,3 +387,8 @@ def _size_response(status: int, size: int | None) -> Response:
 
 
 _JSON_HEAD = b"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+_CREATED_HEAD = _JSON_HEAD + b'ETag: "%08x"\r\nContent-MD5: \r\n'
+_CREATED = b'{"name":%b,"size":%d,"eTag":"%08x"}'
+_CREATED_MIME = b'{"name":%b,"size":%d,"eTag":"%08x","mime":%b}'
+_NO_QUERY: Mapping[str, str] = {}
+_NO_TTL = Ttl.EMPTY

@@ -1,0 +1,153 @@
+"""The write path's shortcuts give exactly what the general code gives.
+
+Each shortcut (the text sniff, the first-file-part upload parser, the upload URL parser, the
+201 body) is compared with the general implementation it stands in for, over generated inputs
+that hit both the shortcut and the cases it hands back.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import re
+import zlib
+
+import orjson
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from seaweed_py.errors import WeedError
+from seaweed_py.volume import upload as upload_mod
+from seaweed_py.volume.mime import _sniff, detect_content_type
+from seaweed_py.volume.upload import Upload, UploadOptions, parse_upload
+
+_NOW = 1700000000
+
+# ------------------------------------------------------------------ sniffing
+
+_SNIFF_PREFIXES = [b"", b"%PDF-", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM",
+                   b"\x1f\x8b\x08", b"PK\x03\x04", b"RIFF\0\0\0\0WEBP", b"RIFF\0\0\0\0WAVE",
+                   b"  <html>", b"<p ", b"\t<?xml", b"\xfe\xff", b"\xff\xfe", b"\xef\xbb\xbf",
+                   b"OggS\x00", b"\x00asm", b"Rar!\x1a\x07", b"\x1aE\xdf\xa3", b"hello", b"\x01"]
+
+
+@given(st.sampled_from(_SNIFF_PREFIXES),
+       st.binary(max_size=700) | st.text(max_size=600).map(str.encode))
+@example(b"", b"")
+@example(b"", b"x" * 511 + b"\x00")
+@example(b"", b"x" * 512 + b"\x00")
+def test_the_text_sniff_shortcut_agrees_with_every_rule(prefix: bytes, rest: bytes) -> None:
+    data = prefix + rest
+    assert detect_content_type(data) == _sniff(data[:512])
+
+
+# ------------------------------------------------------------------ uploads
+
+_BOUNDARIES = ["XyZ", "weedbenchboundary7f3a", '"quoted-bnd"', "a'b(c)"]
+_FILENAMES = [None, "", "bench.bin", "a.txt", "photo.JPG", "C:\\dir\\x.json", "dir/",
+              'q\\"uote.html', "é.css", "x" * 255 + ".txt", "é" * 130, ".txt", "noext"]
+_TYPES = [None, "", "application/octet-stream", "text/plain", "image/png", "application/json",
+          "application/x-zstd", "text/html; charset=utf-8", "x" * 300]
+_ENCODINGS = [None, None, None, "gzip", "GZip", "deflate"]
+
+
+def _part(field: str, filename: str | None, ctype: str | None, encoding: str | None,
+          md5: str | None, data: bytes, *, unquoted: bool = False) -> bytes:
+    disposition = f'form-data; name="{field}"'
+    if filename is not None:
+        disposition += f"; filename={filename}" if unquoted else f'; filename="{filename}"'
+    head = f"Content-Disposition: {disposition}\r\n"
+    if ctype is not None:
+        head += f"Content-Type: {ctype}\r\n"
+    if encoding is not None:
+        head += f"Content-Encoding: {encoding}\r\n"
+    if md5 is not None:
+        head += f"Content-MD5: {md5}\r\n"
+    return head.encode() + b"\r\n" + data
+
+
+@st.composite
+def _uploads(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes, UploadOptions, int]:
+    boundary = draw(st.sampled_from(_BOUNDARIES))
+    delimiter = b"--" + boundary.strip('"').encode()
+    data = draw(st.sampled_from([b"", b"a" * 2000, b"\x00\x01" * 40, b"<html>hi</html>" * 9])
+                | st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+    encoding = draw(st.sampled_from(_ENCODINGS))
+    if encoding is not None and encoding.lower() == "gzip" and draw(st.booleans()):
+        data = gzip.compress(data)
+    md5 = draw(st.sampled_from([None, None, None, None, "", "bad",
+                                base64.b64encode(hashlib.md5(data).digest()).decode()]))
+    part = _part(draw(st.sampled_from(["file", "other"])), draw(st.sampled_from(_FILENAMES)),
+                 draw(st.sampled_from(_TYPES)), encoding, md5, data,
+                 unquoted=draw(st.booleans()))
+    parts = [part]
+    if draw(st.integers(0, 4)) == 0:
+        parts.insert(0, _part("field", None, None, None, None, b"text"))
+    if draw(st.booleans()):
+        parts.append(_part("second", "b.txt", "text/plain", None, None, b"second file" * 5))
+    body = b"".join(delimiter + b"\r\n" + p + b"\r\n" for p in parts) + delimiter + b"--\r\n"
+    if draw(st.integers(0, 4)) == 0:
+        body = draw(st.sampled_from([b"preamble\r\n", b"\r\n"])) + body
+    if draw(st.integers(0, 9)) == 0:
+        body = body[: draw(st.integers(0, len(body)))]
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    if draw(st.booleans()):
+        headers["seaweed-tag"] = draw(st.sampled_from(["v", "é", "a\"b"]))
+    method = draw(st.sampled_from(["POST", "POST", "POST", "PUT"]))
+    query = draw(st.sampled_from([{}, {"cm": "true"}, {"type": "replicate"}, {"ttl": "3m"},
+                                  {"ts": "123"}]))
+    limit = draw(st.sampled_from([1 << 30, 1 << 30, 1 << 30, 100, 0]))
+    return method, headers, body, UploadOptions.from_query(query, _NOW), limit
+
+
+def _outcome(parse: object, *args: object) -> Upload | tuple[type, str]:
+    try:
+        result = parse(*args)  # type: ignore[operator]
+    except WeedError as exc:
+        return type(exc), str(exc)
+    assert isinstance(result, Upload)
+    return result
+
+
+@settings(max_examples=400)
+@given(_uploads())
+def test_the_first_file_part_shortcut_stores_what_the_general_parser_stores(
+    case: tuple[str, dict[str, str], bytes, UploadOptions, int],
+) -> None:
+    method, headers, body, options, limit = case
+    args = (method, "/3,01637037d6", headers, body, options, limit)
+    assert _outcome(parse_upload, *args) == _outcome(upload_mod._parse_upload, *args)
+
+
+def test_the_bench_upload_takes_the_shortcut_and_is_gzipped() -> None:
+    data = b"qwertyuiopasdfghjklzxcvbnm" * 40
+    body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--B--\r\n")
+    headers = {"content-type": "multipart/form-data; boundary=B"}
+    options = UploadOptions.from_query({}, _NOW)
+    fast = upload_mod._first_file_part(body, headers["content-type"], headers, options, 1 << 20)
+    assert fast is not None
+    assert (fast.name, fast.mime, fast.gzipped, fast.original_size) == ("bench.bin", "", True,
+                                                                         len(data))
+    assert zlib.decompress(fast.data, 47) == data
+    assert fast == upload_mod._parse_upload("POST", "/3,01", headers, body, options, 1 << 20)
+
+
+@pytest.mark.parametrize("size", [0, 1, 22, 23, 24, 100])
+def test_data_too_short_to_shrink_by_a_tenth_is_stored_plain(size: int) -> None:
+    data = b"a" * size
+    packed = upload_mod._packed(data)
+    gzipped = upload_mod._gzip(data)
+    if len(gzipped) * 10 < size * 9:
+        assert packed == gzipped
+    else:
+        assert packed is None
+    assert zlib.decompress(gzipped, 47) == data
+
+
+def test_isal_gzip_output_is_plain_gzip() -> None:
+    data = re.sub(rb"\s+", b" ", b"lorem ipsum dolor sit amet " * 200)
+    assert gzip.decompress(upload_mod._gzip(data)) == data
+    assert orjson.loads(gzip.decompress(upload_mod._gzip(b'{"a":1}'))) == {"a": 1}
