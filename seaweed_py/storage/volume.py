@@ -3,13 +3,16 @@
 Files are `<collection>_<vid>.dat/.idx/.vif` (`<vid>.*` for the empty collection), plus a
 `.sdx` (sorted index, memory-mapped) for sealed volumes and the `mmap` index kind.
 
-Writes append one record at the current end of `.dat` (always 8-aligned) with one pwrite, then
-one `.idx` entry; if either fails both files are cut back to where they were, so a failed
-write leaves nothing behind. A read is one needle-map lookup and one pread of the whole record,
-decoded and CRC-checked; a wrong cookie reads as not found, corrupt bytes are never returned.
+Writes append one record at the current end of `.dat` (always 8-aligned) with one pwrite; if
+it fails `.dat` is cut back to where it was, so a failed write leaves nothing behind. Its `.idx`
+entry goes to an in-memory batch that one pwrite appends to `.idx` (see `Volume._flush_idx` for
+when), except with `-fsync=always`, where every write pwrites and fsyncs both files. The needle
+map is updated at once, and reads never look at `.idx`. A read is one needle-map lookup and one
+pread of the whole record, decoded and CRC-checked; a wrong cookie reads as not found, corrupt
+bytes are never returned.
 
 In group-commit mode an acknowledgement waits for an fsync of `.dat` only; `.idx` is fsynced
-at least once a second (and on close), off the acknowledgement path.
+lazily (within a second of a request, and on close), off the acknowledgement path.
 
 Opening recovers from a crash, treating `.dat` as the truth (the reference only goes read-only,
 spec §4.12; docs/compat.md): index entries pointing past the end of `.dat`, or at a record
@@ -112,6 +115,14 @@ _READ_CHUNK: Final = 1 << 20
 _SCAN_ENTRIES: Final = 1 << 16  # .idx entries per block of a backward scan
 _TRIM_AFTER: Final = 1 << 20  # .idx bytes above which a load returns its scratch memory
 _IDX4_MAX_DAT: Final = IDX4.max_dat_size
+# One page of .idx entries per pwrite (256 IDX4 / 240 IDX5 entries): the syscall is then a
+# negligible share of a write, while a crash leaves recovery at most that many records to
+# rescan from .dat; a larger batch saves nothing measurable.
+_IDX_BATCH_BYTES: Final = 4096
+# How old the oldest batched entry may get before the next append flushes the batch: a slow
+# trickle of writes reaches .idx about as soon as the lazy .idx fsync (LAZY_SYNC_INTERVAL, 1 s)
+# could cover it, instead of waiting for a full page.
+_IDX_BATCH_AGE_NS: Final = 250_000_000
 
 
 class FsyncMode(enum.Enum):
@@ -239,7 +250,10 @@ class Volume:
         self.version = VERSION_3
         self._tail = tail_length(VERSION_3)
         self._end = 0
-        self._idx_end = 0
+        self._idx_end = 0  # where the next entry goes: .idx on disk, then _idx_batch
+        self._idx_batch = bytearray()  # entries not yet written to .idx, ending at _idx_end
+        self._idx_batch_since = 0  # clock_ns of the append that started the batch
+        self._idx_batch_full = _IDX_BATCH_BYTES
         self._last_append_ns = 0
         self.modified_at_second = 0
         self._writable_files = True
@@ -321,6 +335,7 @@ class Volume:
         vif_text = vif_path.read_bytes() if vif_path.exists() else b""
         self.info = VolumeInfo.from_json(vif_text)
         self.layout = _layout_for(self.info.bytes_offset)
+        self._idx_batch_full = _IDX_BATCH_BYTES // self.layout.entry_size * self.layout.entry_size
         self._writable_files = writable and os.access(dat_path, os.W_OK)
         flags = os.O_RDWR if self._writable_files else os.O_RDONLY
         try:
@@ -600,6 +615,15 @@ class Volume:
         return s.deleted_bytes / s.content_size
 
     def status(self) -> VolumeStatus:
+        """The heartbeat fields. Also writes out `.idx` entries batched since the last append
+        (`_flush_idx`) unless a write holds the lock: each pulse then bounds how long an idle
+        volume's entries stay in memory only, and the caller (an event loop) never waits."""
+        if self._idx_batch and self._lock.acquire(blocking=False):
+            try:
+                if not self._closed:
+                    self._flush_idx()
+            finally:
+                self._lock.release()
         s = self._map.stats
         return VolumeStatus(
             id=self.id, collection=self.collection, size=self._end, file_count=s.file_count,
@@ -655,9 +679,27 @@ class Volume:
         it has Size 0.
 
         The in-memory map forgets a deleted needle's offset, so this scans `.idx` backwards in
-        blocks: admin reads of deleted needles are rare and may cost a file scan."""
+        blocks: admin reads of deleted needles are rare and may cost a file scan (and wait for
+        the write lock, to write out the batched entries first)."""
+        with self._lock:
+            self._flush_idx()
+            unwritten = bytes(self._idx_batch)  # left by a failed flush
+            on_disk = self._idx_end - len(unwritten)
+        for buf in self._idx_blocks_backwards(unwritten, on_disk):
+            keys, offsets, sizes = decode_entries(buf, self.layout)
+            for i in np.flatnonzero(keys == key)[::-1].tolist():
+                offset, size = int(offsets[i]), int(sizes[i])
+                if offset and size >= 0:  # not a delete (spec §4.9)
+                    return (offset, size) if size else None
+        return None
+
+    def _idx_blocks_backwards(self, unwritten: bytes, on_disk: int) -> Iterator[bytes]:
+        """Whole `.idx` entries in blocks, newest block first: `unwritten`, then the file's
+        first `on_disk` bytes from the end."""
+        if unwritten:
+            yield unwritten
         w = self.layout.entry_size
-        end = self._idx_end - self._idx_end % w
+        end = on_disk - on_disk % w
         block = _SCAN_ENTRIES * w
         while end > 0:
             start = max(0, end - block)
@@ -665,13 +707,8 @@ class Volume:
             if len(buf) != end - start:
                 raise CorruptVolume("index shrank while being scanned", volume_id=self.id,
                                     offset=start)
-            keys, offsets, sizes = decode_entries(buf, self.layout)
-            for i in np.flatnonzero(keys == key)[::-1].tolist():
-                offset, size = int(offsets[i]), int(sizes[i])
-                if offset and size >= 0:  # not a delete (spec §4.9)
-                    return (offset, size) if size else None
+            yield buf
             end = start
-        return None
 
     def read_meta(self, key: int, cookie: int) -> NeedleLocation:
         """Metadata and data position of `key`, for streaming a large body (two small preads).
@@ -882,7 +919,8 @@ class Volume:
 
     def _append(self, parts: Iterable[bytes], total: int, key: int, size: int) -> int:
         """Write one record (given as parts adding up to `total` bytes) at the end of `.dat`
-        and its `.idx` entry; on any failure cut both files back and re-raise."""
+        and batch its `.idx` entry (`-fsync=always`: write and sync both); on any failure cut
+        both files back and re-raise."""
         offset = self._end
         end = offset + total
         # `size_limit` spelled out: every layout addresses at least IDX4's reach.
@@ -902,8 +940,8 @@ class Volume:
                 raise CorruptVolume(f"record of {pos - offset} bytes, expected {total}",
                                     volume_id=self.id, offset=offset)
             entry = encode_entry(key, offset, size, self.layout)
-            _pwrite_all(self._idx, entry, idx_at)
             if self.fsync_mode is FsyncMode.ALWAYS:
+                _pwrite_all(self._idx, entry, idx_at)
                 sync_file(self._dat)
                 sync_file(self._idx)
         except OSError as exc:
@@ -920,13 +958,61 @@ class Volume:
             raise
         self._end = offset + total
         self._idx_end = idx_at + len(entry)
-        self.modified_at_second = self._clock_ns() // 1_000_000_000
+        now = self._clock_ns()
+        self.modified_at_second = now // 1_000_000_000
+        if self.fsync_mode is not FsyncMode.ALWAYS:
+            batch = self._idx_batch
+            if not batch:
+                self._idx_batch_since = now
+            batch += entry
+            if (len(batch) >= self._idx_batch_full
+                    or now - self._idx_batch_since >= _IDX_BATCH_AGE_NS):
+                self._flush_idx()
         return offset
 
+    def _flush_idx(self) -> None:
+        """Append the batched `.idx` entries with one pwrite (caller holds the lock, or owns
+        the volume alone). Called when the batch fills a page or has aged on an append, and
+        before anything that reads, seals, cuts, syncs or closes `.idx`.
+
+        A failure is logged and loses nothing: every batched entry's record is already in
+        `.dat` (and the needle map serves it), and `.idx` is only where the next open starts
+        from; recovery indexes every whole record after the last indexed one. So the batch is
+        kept and the next flush writes it again, whole, from the same offset: a short or failed
+        write leaves a prefix of those same bytes there, which that flush overwrites
+        identically and completes. If no flush succeeds before a crash, the file ends with
+        good entries and at most a partial one, which recovery cuts. `_truncate_back` cuts the
+        file to the flushed length, so bytes of a failed flush can never outlive a batch that
+        shrank. The volume turns read-only, like a failed append, so a broken or full disk
+        stops taking writes (and the batch stops growing) until an operator marks it writable,
+        which the next append's flush then retries."""
+        batch = self._idx_batch
+        if not batch:
+            return
+        try:
+            _pwrite_all(self._idx, bytes(batch), self._idx_end - len(batch))
+        except OSError as exc:
+            log.error("volume %d: could not write %d .idx entries at %d (rebuilt from .dat "
+                      "on the next open): %s", self.id, len(batch) // self.layout.entry_size,
+                      self._idx_end - len(batch), exc)
+            if not self._closed:
+                self.read_only_reason = ("disk full" if exc.errno == errno.ENOSPC
+                                         else f"index write failed: {exc.strerror or exc}")
+            return
+        batch.clear()
+
     def _truncate_back(self, dat_end: int, idx_end: int) -> None:
+        """Take back the appends after `dat_end`/`idx_end`: cut `.dat`, drop their batched
+        entries, and cut `.idx` to what remains of it on disk."""
+        on_disk = self._idx_end - len(self._idx_batch)
+        if idx_end >= on_disk:
+            del self._idx_batch[idx_end - on_disk:]
+        else:  # a flush already wrote some of them
+            self._idx_batch.clear()
+            on_disk = idx_end
         try:
             os.ftruncate(self._dat, dat_end)
-            os.ftruncate(self._idx, idx_end)
+            os.ftruncate(self._idx, on_disk)
             # Made durable at once: a power loss must not bring back the cut entry, whose
             # slot the next append reuses, in a lazily synced .idx (see _recover).
             sync_file(self._dat)
@@ -948,6 +1034,7 @@ class Volume:
         """Mark the volume (persisted in `.vif` unless `persist` is False). A sealed volume's
         index becomes a memory-mapped `.sdx`; a writable one goes back to its index kind."""
         with self._lock:
+            self._flush_idx()  # a sealed volume's .idx is complete on disk
             if not read_only:
                 self.read_only_reason = ""
             if read_only == self.info.read_only:
@@ -981,7 +1068,12 @@ class Volume:
         return False
 
     def sync(self) -> None:
-        """fsync `.dat` and `.idx` now."""
+        """Write the batched `.idx` entries and fsync `.dat` and `.idx` now."""
+        with self._lock:
+            self._flush_idx()
+            self._sync_files()
+
+    def _sync_files(self) -> None:
         if self._dat >= 0 and self._writable_files:
             sync_file(self._dat)
         if self._idx >= 0 and self._writable_files:
@@ -994,12 +1086,13 @@ class Volume:
                 return
             self._closed = True
             try:
+                self._flush_idx()
                 if self._writable_files and self._committer is not None and self._idx >= 0:
                     # A round after every queued request on our fds: none of them may meet a
                     # closed (or reused) descriptor later.
                     self._committer.request((self._dat, self._idx)).result()
                 elif self._writable_files:
-                    self.sync()
+                    self._sync_files()
             finally:
                 if self._own_committer and self._committer is not None:
                     self._committer.close()
@@ -1011,6 +1104,7 @@ class Volume:
             if fd >= 0:
                 os.close(fd)
         self._dat = self._idx = -1
+        self._idx_batch.clear()  # what close could not write, the next open rebuilds
 
     def destroy(self) -> None:
         """Close and delete every file of the volume."""

@@ -190,8 +190,9 @@ def test_corrupt_header_in_the_middle_is_reported_and_neighbours_stay_readable(
 @pytest.mark.parametrize("failing_write", [0, 1], ids=["dat-write", "idx-write"])
 def test_enospc_during_append_keeps_nothing_and_turns_read_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_write: int) -> None:
-    """Scenario 14: ENOSPC on the .dat or the .idx write of an append."""
-    v = Volume.create(tmp_path, 1, fsync_mode=FsyncMode.NONE)
+    """Scenario 14: ENOSPC on the .dat or the .idx write of an append (an append writes its
+    .idx entry itself only with fsync=always; batched entries: test_storage_volume_idx_batch)."""
+    v = Volume.create(tmp_path, 1, fsync_mode=FsyncMode.ALWAYS if failing_write else FsyncMode.NONE)
     try:
         v.write(Needle.build(COOKIE, 1, b"existing"))
         dat_len, idx_len = v.size, len(v.base.with_suffix(".idx").read_bytes())

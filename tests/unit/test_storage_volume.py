@@ -65,6 +65,12 @@ def needle(key: int, data: bytes, cookie: int = COOKIE, **kw: object) -> Needle:
     return Needle.build(cookie, key, data, **kw)  # type: ignore[arg-type]
 
 
+def idx_bytes(v: Volume) -> bytes:
+    """The `.idx` of an open volume, batched entries included."""
+    v.sync()
+    return v.base.with_suffix(".idx").read_bytes()
+
+
 def reopen(v: Volume, clock: Clock, **kw: object) -> Volume:
     v.close()
     return Volume.open(v.directory, v.id, collection=v.collection, clock_ns=clock,
@@ -98,7 +104,7 @@ def test_append_and_read_back_with_the_spec_record_layout(make: Callable[..., Vo
     raw = v.base.with_suffix(".dat").read_bytes()
     assert len(raw) == 8 + 72  # spec §4.8 worked example: 72-byte record
     assert raw[8:24].hex() == "637037d6000000000000000100000024"
-    assert v.base.with_suffix(".idx").read_bytes().hex() == "00000000000000010000000100000024"
+    assert idx_bytes(v).hex() == "00000000000000010000000100000024"
     got = v.read(1, COOKIE)
     assert (got.data, got.name, got.mime, got.append_at_ns) == (
         b"hello", b"hello.txt", b"text/plain", 1700000000123456789)
@@ -156,7 +162,7 @@ def test_overwrite_or_delete_with_another_cookie_changes_nothing(
     with pytest.raises(CookieMismatch):
         v.delete(5, COOKIE + 1)
     assert v.size == size
-    assert len(v.base.with_suffix(".idx").read_bytes()) == 16
+    assert len(idx_bytes(v)) == 16
     assert v.read(5, COOKIE).data == b"mine"
 
 
@@ -189,7 +195,7 @@ def test_delete_appends_a_tombstone_carrying_the_checksum(make: Callable[..., Vo
     tomb = decode_needle(raw[end:], 3)
     assert (tomb.cookie, tomb.key, tomb.data) == (COOKIE, 9, b"")
     assert tomb.checksum == crc32c(b"payload")  # quirk A23
-    entries = list(iter_entries(v.base.with_suffix(".idx").read_bytes(), IDX4))
+    entries = list(iter_entries(idx_bytes(v), IDX4))
     assert entries[-1] == (9, end, -1)
     with pytest.raises(NeedleNotFound):
         v.delete(9, COOKIE)
@@ -262,7 +268,7 @@ def test_size_limit_raises_volume_full_and_leaves_no_trace(make: Callable[..., V
     with pytest.raises(VolumeFull):
         v.write(needle(4, b"hello"))
     assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
-    assert len(v.base.with_suffix(".idx").read_bytes()) == 3 * 16
+    assert len(idx_bytes(v)) == 3 * 16
 
 
 def test_large_disk_volume_uses_five_byte_offsets(make: Callable[..., Volume],
@@ -272,7 +278,7 @@ def test_large_disk_volume_uses_five_byte_offsets(make: Callable[..., Volume],
     for k in range(1, 4):
         v.write(needle(k, b"big disk %d" % k))
     v.delete(2, COOKIE)
-    raw = v.base.with_suffix(".idx").read_bytes()
+    raw = idx_bytes(v)
     assert len(raw) == 4 * 17
     assert [e[0] for e in iter_entries(raw, IDX5)] == [1, 2, 3, 2]
     v = reopen(v, clock)
@@ -335,7 +341,7 @@ def test_streamed_write_with_the_wrong_length_keeps_nothing(
     with pytest.raises(BadRequest):
         v.write_streamed(needle(2, b""), 8, iter(chunks))
     assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
-    assert len(v.base.with_suffix(".idx").read_bytes()) == 16
+    assert len(idx_bytes(v)) == 16
     with pytest.raises(NeedleNotFound):
         v.read(2, COOKIE)
 
