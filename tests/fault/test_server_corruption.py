@@ -6,7 +6,8 @@
 * #5: a needle header whose size field says huge or negative: the server starts, that needle is
   an error, its neighbours read fine, the volume takes writes.
 
-The needle's place in the `.dat` comes from the `.idx` (16-byte entries: key, offset / 8, size).
+The needle's place in the `.dat` comes from a walk of the `.dat` (the running server's `.idx`
+may still lack the newest entries, which it batches in memory).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pytest
 from seaweed_py.client import Client
 from seaweed_py.errors import CorruptNeedle
 from seaweed_py.formats.fid import parse_file_id
-from seaweed_py.formats.idx import IDX4, iter_entries
+from seaweed_py.storage.scan import read_superblock, scan_records
 from tests.fault.server_harness import Fleet, Node, Oracle, call, fleet, put
 from tests.servers import skip_reason
 
@@ -38,13 +39,19 @@ DATA_SIZE_FIELD = 4  # a version-3 body starts with the data size
 
 
 def needle_offset(vdir: Path, fid: str) -> tuple[Path, int]:
-    """(the .dat, the byte offset of the needle record) for `fid`, from its volume's .idx."""
+    """(the .dat, the byte offset of the newest record putting `fid`'s needle), sound or not."""
     parsed = parse_file_id(fid)
-    idx = (vdir / f"{parsed.volume_id}.idx").read_bytes()
-    found = [off for key, off, size in iter_entries(idx, IDX4)
-             if key == parsed.key and size > 0]
+    dat = vdir / f"{parsed.volume_id}.dat"
+    fd = os.open(dat, os.O_RDONLY)
+    try:
+        sb = read_superblock(fd, volume_id=parsed.volume_id)
+        found = [rec.offset for rec in scan_records(fd, sb.block_size, os.fstat(fd).st_size,
+                                                    sb.version, volume_id=parsed.volume_id)
+                 if not rec.fatal and rec.key == parsed.key and rec.size > 0]
+    finally:
+        os.close(fd)
     assert found, f"{fid} not in {vdir}"
-    return vdir / f"{parsed.volume_id}.dat", found[-1]
+    return dat, found[-1]
 
 
 def flip_byte(dat: Path, at: int) -> None:
