@@ -449,13 +449,26 @@ class _FilePart(NamedTuple):
     """As stored."""
     compress: bool | None
     """Whether the data is compressible; None when that depends on sniffing it."""
+    by_sniff: dict[str, bool]
+    """The compression decision per sniffed type, filled as types are seen (a handful)."""
 
 
-@functools.lru_cache(maxsize=256)
 def _file_part(block: bytes, as_sent: bool) -> _FilePart | None:
     """The `_FilePart` of a header block (`as_sent`: `cm` or `type=replicate` keep the
-    declared type); None when it names no file or announces gzip or an MD5, which
+    declared type), memoised; None when it names no file or announces gzip or an MD5, which
     `_parse_upload` handles."""
+    memo = _FILE_PARTS[as_sent]
+    try:
+        return memo[block]
+    except KeyError:
+        pass
+    if len(memo) >= _FILE_PARTS_KEPT:
+        memo.clear()  # a client cycling through many blocks: start over, stay small
+    part = memo[block] = _new_file_part(block, as_sent)
+    return part
+
+
+def _new_file_part(block: bytes, as_sent: bool) -> _FilePart | None:
     headers = _parse_part_headers(block)
     if (not headers.filename or headers.content_md5
             or headers.content_encoding.lower() == "gzip"):
@@ -464,7 +477,13 @@ def _file_part(block: bytes, as_sent: bool) -> _FilePart | None:
     mime = (headers.content_type if as_sent
             else _mime_rule(headers.content_type, filename, raw=False))
     compress = None if not mime or mime.startswith(_OCTET) else _compress_rule(filename, mime)
-    return _FilePart(filename, _fits(filename), _fits(mime), compress)
+    return _FilePart(filename, _fits(filename), _fits(mime), compress, {})
+
+
+# Plain dicts, not lru_cache: a hit costs a third as much, and hits are the rule.
+_FILE_PARTS: tuple[dict[bytes, _FilePart | None], dict[bytes, _FilePart | None]] = ({}, {})
+_FILE_PARTS_KEPT = 256
+_new_upload = tuple.__new__
 
 
 def _first_file_part(
@@ -498,12 +517,17 @@ def _first_file_part(
     if size and not replicate:
         compress = part.compress
         if compress is None:
-            compress = _should_compress(part.filename, detect_content_type(data))
+            sniffed = detect_content_type(data)
+            compress = part.by_sniff.get(sniffed)
+            if compress is None:
+                compress = part.by_sniff[sniffed] = _compress_rule(part.filename, sniffed)
         if compress:
             packed = _packed(data)
             if packed is not None:
                 data, gzipped = packed, True
-    return Upload(data, part.name, part.mime, gzipped, size, _pairs(headers), "", options)
+    # Upload's fields in order, without its generated __new__.
+    return _new_upload(Upload, (data, part.name, part.mime, gzipped, size, _pairs(headers), "",
+                                options))
 
 
 def _parse_upload(

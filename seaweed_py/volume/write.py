@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 
 import orjson
@@ -88,6 +89,8 @@ class BlobWriter:
         self._limit = file_size_limit
         self._stats = stats
         self._clock = clock
+        self._settled: Future[None] | None = None
+        """The last durability future seen completed with success."""
 
     # ------------------------------------------------------------------ writes
 
@@ -113,8 +116,13 @@ class BlobWriter:
         self._stats.bytes_written += len(data)
         answer = _write_response(upload, needle, unchanged=result.unchanged)
         durable = result.durable
+        if durable is self._settled:
+            return answer
         if durable.done():
             durable.result()  # raises if the sync failed
+            # A future never leaves its final state: volumes that hand out one completed
+            # future for every write (-fsync=none|always) skip the two locked calls above.
+            self._settled = durable
             return answer
         return self._durable.deliver(durable, answer)
 

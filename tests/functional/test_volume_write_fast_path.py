@@ -22,6 +22,7 @@ from seaweed_py.errors import WeedError
 from seaweed_py.volume import upload as upload_mod
 from seaweed_py.volume.mime import _sniff, detect_content_type
 from seaweed_py.volume.upload import Upload, UploadOptions, parse_upload
+from seaweed_py.volume.urls import BlobPath, _fast, parse_blob_path, parse_write_path
 
 _NOW = 1700000000
 
@@ -41,6 +42,47 @@ _SNIFF_PREFIXES = [b"", b"%PDF-", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89
 def test_the_text_sniff_shortcut_agrees_with_every_rule(prefix: bytes, rest: bytes) -> None:
     data = prefix + rest
     assert detect_content_type(data) == _sniff(data[:512])
+
+
+# ------------------------------------------------------------------ URLs
+
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+
+
+@st.composite
+def _write_urls(draw: st.DrawFn) -> str:
+    vid = draw(st.text("0123456789", min_size=0, max_size=11))
+    fid = draw(st.text(_HEX_DIGITS, min_size=0, max_size=26))
+    if draw(st.booleans()):
+        fid += "_" + draw(st.text("0123456789", min_size=0, max_size=20))
+    if draw(st.integers(0, 4)) == 0:
+        fid += draw(st.sampled_from([".jpg", "x", "/", ",", "\u0661"]))
+    return draw(st.sampled_from(["/", "/x/", "", "//"])) + vid + "," + fid
+
+
+def _parsed(parse: object, path: str) -> BlobPath | tuple[type, str]:
+    try:
+        result = parse(path)  # type: ignore[operator]
+    except WeedError as exc:
+        return type(exc), str(exc)
+    assert isinstance(result, BlobPath)
+    return result
+
+
+@given(_write_urls())
+@example("/3,0112345678")
+@example("/4294967295,ffffffffffffffff12345678_0")
+@example("/3,ffffffffffffffff12345678_1")
+def test_the_url_shortcut_reads_what_the_general_parser_reads(path: str) -> None:
+    fast = _fast(path)
+    if fast is not None:
+        assert type(fast) is BlobPath
+        # The general parser, reached through a path the shortcut does not take.
+        assert fast == parse_write_path("/x" + path)
+        assert fast == parse_blob_path("/a/b/c" + path)
+    elif re.fullmatch(r"/[0-9]{1,9},[0-9a-fA-F]{9,24}(_[0-9]{1,18})?", path):
+        # Handed back only when the delta overflows the key, which the general parser refuses.
+        assert isinstance(_parsed(parse_write_path, path), tuple)
 
 
 # ------------------------------------------------------------------ uploads
