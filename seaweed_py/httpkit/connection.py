@@ -21,6 +21,7 @@ many requests are queued, and while the transport's write buffer is above its hi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable
@@ -180,7 +181,7 @@ class HttpConnection(asyncio.Protocol):
         self._body_size = 0
         self._active: Request | None = None  # the request being handled
         self._queue: deque[Request] = deque()  # parsed, waiting for `_active` to finish
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Future[Any] | None = None  # the async handler's task or future
         self._pumping = False
         self._closing = False  # parse no new requests; close once the queue is answered
         self._closed = False
@@ -498,6 +499,11 @@ class HttpConnection(asyncio.Protocol):
                 self._last_activity = self._server.now
             else:
                 self._finish(req)
+        elif isinstance(result, asyncio.Future):
+            # A bare future (an answer waiting for a group commit, say): a done callback costs
+            # far less than a task awaiting it.
+            self._task = result
+            result.add_done_callback(functools.partial(self._future_done, req))
         elif isawaitable(result):
             self._task = self._server.spawn(self._finish_async(req, result))
         else:
@@ -517,6 +523,18 @@ class HttpConnection(asyncio.Protocol):
         if self._closed:
             self._active = None
             return
+        self._send(req, result)
+
+    def _future_done(self, req: Request, future: asyncio.Future[Any]) -> None:
+        self._task = None
+        if self._closed:
+            self._active = None
+            return
+        if future.cancelled():
+            result = self._render_error(req, asyncio.CancelledError())
+        else:
+            error = future.exception()
+            result = future.result() if error is None else self._render_error(req, error)
         self._send(req, result)
 
     def _send(self, req: Request, resp: object) -> None:

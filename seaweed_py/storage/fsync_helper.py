@@ -17,10 +17,10 @@ Who reads the answers:
   futures.
 * otherwise whoever waits: `RoundFuture.result()` reads answers itself (one thread at a time).
 
-Rounds run one at a time, back to back: a round starts on `kick()` (the loop kicks once per
-iteration, so a burst of writes shares one fsync), on a wait for a result, and right after the
-previous round when requests were kicked meanwhile. Lazily synced files (a volume's `.idx`)
-ride along with the next round once due; `tick()`, called periodically by the driver, starts a
+Up to MAX_ROUNDS rounds run at once: a round starts on `kick()` (the loop kicks once per
+iteration, so a burst of writes shares one fsync), on a wait for a result, and as soon as a
+round ends if requests were kicked meanwhile. Lazily synced files (a volume's `.idx`) ride
+along with the next round once due; `tick()`, called periodically by the driver, starts a
 round for them when no writes come.
 
 Each file is handed to the helper once (SCM_RIGHTS) under the caller's descriptor number; its
@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 
 _KEY_BYTES = 4
 _RESULT_BYTES = 8
+MAX_ROUNDS = 3
+"""Rounds the helper serves at once. A write waits for the next round to start, then for its
+fsync: with one round at a time that is about one and a half fsyncs. Overlapping rounds start
+at once; the file system merges their journal commits (measured here: 3 concurrent fdatasyncs
+of one file give 1.6x the syncs per second of one)."""
 _PUMP_SLICE = 0.05  # seconds a blocked waiter polls before re-checking its future
 
 SocketWatch = Callable[["socket.socket | None", "socket.socket | None"], None]
@@ -90,8 +95,10 @@ class HelperGroupCommitter:
         lazy_interval: float = LAZY_SYNC_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
         python: str = sys.executable,
+        max_rounds: int = MAX_ROUNDS,
     ) -> None:
         self._lazy_interval = lazy_interval
+        self._max_rounds = max_rounds
         self._clock = clock
         self._python = python
         self._lock = threading.Lock()
@@ -99,7 +106,8 @@ class HelperGroupCommitter:
         self._next: dict[tuple[int, ...], _HelperRoundFuture] = {}
         self._kicked = False
         self._lazy: dict[int, float] = {}  # lazy fd -> when its oldest unsynced request came
-        self._inflight: dict[tuple[int, ...], _HelperRoundFuture] | None = None
+        # rounds the helper is serving: round id -> its futures by file set
+        self._inflight: dict[int, dict[tuple[int, ...], _HelperRoundFuture]] = {}
         self._round_id = 0
         self._known: dict[int, tuple[int, int]] = {}  # fd handed to the helper -> (dev, ino)
         self._sock: socket.socket | None = None
@@ -133,7 +141,7 @@ class HelperGroupCommitter:
         with self._lock:
             if self._next:
                 self._kicked = True
-                if self._inflight is None:
+                if len(self._inflight) < self._max_rounds:
                     self._start()
         self._resolve()
 
@@ -233,7 +241,7 @@ class HelperGroupCommitter:
     # ------------------------------------------------------------------ internals
 
     def _start(self) -> None:
-        """Send the next round to the helper (lock held, no round in flight)."""
+        """Send the next round to the helper (lock held, fewer than max_rounds in flight)."""
         waiting, self._next = self._next, {}
         self._kicked = False
         eager = {fd for fds in waiting for fd in fds}
@@ -244,8 +252,8 @@ class HelperGroupCommitter:
         if not fds:  # a close() with nothing to sync
             self._resolved += [(future, None) for future in waiting.values()]
             return
-        self._inflight = waiting
         self._round_id += 1
+        self._inflight[self._round_id] = waiting
         body = b"".join(fd.to_bytes(_KEY_BYTES, "little", signed=True) for fd in fds)
         for attempt in (1, 2):
             try:
@@ -301,8 +309,8 @@ class HelperGroupCommitter:
     def _finish(self, msg: bytes) -> bool:
         """The round `msg` answers is over (lock held); False if `msg` makes no sense, which
         is treated as a lost helper."""
-        if (self._inflight is None or msg[:1] != DONE
-                or int.from_bytes(msg[1:9], "little") != self._round_id):
+        waiting = self._inflight.pop(int.from_bytes(msg[1:9], "little"), None)
+        if msg[:1] != DONE or waiting is None:
             self._helper_lost(OSError(errno.EPROTO, f"unexpected answer {msg[:9]!r}"))
             return False
         failed: dict[int, OSError] = {}
@@ -312,7 +320,6 @@ class HelperGroupCommitter:
             if err:
                 failed[fd] = OSError(err, f"fsync of fd {fd} failed: {os.strerror(err)}")
                 log.error("fsync of fd %d failed: %s", fd, os.strerror(err))
-        waiting, self._inflight = self._inflight, None
         self.rounds += 1
         self._resolved += [
             (future, next((failed[fd] for fd in fds if fd in failed), None))
@@ -324,9 +331,10 @@ class HelperGroupCommitter:
         """The helper is gone (lock held): its round fails, the next round starts another."""
         log.error("fsync helper failed (%s); its round fails, the next one restarts it", exc)
         error = OSError(exc.errno or errno.EIO, f"fsync helper failed: {exc}")
-        waiting, self._inflight = self._inflight or {}, None
+        rounds, self._inflight = self._inflight, {}
         self._retire()
-        self._resolved += [(future, error) for future in waiting.values()]
+        self._resolved += [(future, error) for waiting in rounds.values()
+                           for future in waiting.values()]
 
     def _ensure_helper(self) -> None:
         if self._sock is not None:
@@ -385,7 +393,7 @@ class HelperGroupCommitter:
 
     def _ready(self) -> bool:
         """Whether a round should start now (lock held)."""
-        if self._inflight is not None:
+        if len(self._inflight) >= self._max_rounds:
             return False
         return bool(self._next and self._kicked) or bool(self._due_lazy())
 

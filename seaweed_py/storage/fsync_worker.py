@@ -13,17 +13,21 @@ Messages, little-endian:
     helper -> server
       b"D" round:u64 (key:i32 errno:i32)*   one pair per key of the round; errno 0 = synced
 
-`key` is the server's own descriptor number for the file. An unknown key answers EBADF. The
-helper exits when the server's end closes (the server exited or stopped the helper).
+`key` is the server's own descriptor number for the file. An unknown key answers EBADF.
+Rounds run in a few threads at once (the server bounds how many it sends), so answers may come
+out of order. The helper exits when the server's end closes (the server exited or stopped it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
 import struct
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["DONE", "FORGET", "OPEN", "SYNC", "serve"]
 
@@ -34,26 +38,76 @@ _RESULT = struct.Struct("<ii")
 _MAX_PACKET = 1 << 16
 
 
-def serve(sock: socket.socket) -> None:
-    files: dict[int, int] = {}  # key -> the helper's descriptor of that file
+class _Files:
+    """The files known to the helper. A file forgotten while a round syncs it is closed when
+    that round is done: its descriptor number must not be reused under the round's feet."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fds: dict[int, int] = {}  # key -> the helper's descriptor of that file
+        self._busy: dict[int, int] = {}  # descriptor -> rounds syncing it now
+        self._doomed: set[int] = set()  # forgotten while busy
+
+    def put(self, key: int, fd: int | None) -> None:
+        with self._lock:
+            old = self._fds.pop(key, None)
+            if fd is not None:
+                self._fds[key] = fd
+            if old is not None:
+                if old in self._busy:
+                    self._doomed.add(old)
+                else:
+                    os.close(old)
+
+    def take(self, keys: list[int]) -> list[int | None]:
+        with self._lock:
+            fds = [self._fds.get(key) for key in keys]
+            for fd in fds:
+                if fd is not None:
+                    self._busy[fd] = self._busy.get(fd, 0) + 1
+            return fds
+
+    def give_back(self, fds: list[int | None]) -> None:
+        with self._lock:
+            for fd in fds:
+                if fd is None:
+                    continue
+                left = self._busy.pop(fd) - 1
+                if left:
+                    self._busy[fd] = left
+                elif fd in self._doomed:
+                    self._doomed.discard(fd)
+                    os.close(fd)
+
+
+def serve(sock: socket.socket, workers: int = 4) -> None:
+    files = _Files()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="fsync")
+
+    def run_round(msg: bytes) -> None:
+        keys = [key for (key,) in _KEY.iter_unpack(msg[1 + _ROUND.size :])]
+        fds = files.take(keys)
+        try:
+            answer = bytearray(DONE)
+            answer += msg[1 : 1 + _ROUND.size]
+            for key, fd in zip(keys, fds, strict=True):
+                answer += _RESULT.pack(key, _sync(fd))
+        finally:
+            files.give_back(fds)
+        with contextlib.suppress(OSError):  # the server is gone: the main loop sees EOF
+            sock.send(answer)
+
     while True:
         msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_PACKET, 1)
         if not msg:
+            pool.shutdown(wait=True)
             return
         kind = msg[:1]
         if kind == SYNC:
-            answer = bytearray(DONE)
-            answer += msg[1 : 1 + _ROUND.size]
-            for (key,) in _KEY.iter_unpack(msg[1 + _ROUND.size :]):
-                answer += _RESULT.pack(key, _sync(files.get(key)))
-            sock.send(answer)
+            pool.submit(run_round, msg)
             continue
         (key,) = _KEY.unpack_from(msg, 1)
-        old = files.pop(key, None)
-        if old is not None:
-            os.close(old)
-        if kind == OPEN and fds:
-            files[key] = fds.pop()
+        files.put(key, fds.pop() if kind == OPEN and fds else None)
         for stray in fds:
             os.close(stray)
 

@@ -1,28 +1,34 @@
 """Awaiting storage's `durable` futures with one loop wake-up per group commit, not per write.
 
 `asyncio.wrap_future` costs each waiting write a cross-thread callback: the fsync thread wakes
-the loop once per write it acknowledges, and contends for the GIL with the busy loop to do so.
-Writes acknowledged by one group-commit round all become durable together, and the committer
-resolves futures in request order, so `DurableWaits` watches only the oldest pending future;
-when it resolves, every write whose future is done by then is released, and the watch moves to
-the oldest one still pending (the next to resolve). Every waiter is released whatever the
-resolution order; only the promptness relies on it.
+the loop once per write it acknowledges. Writes acknowledged by one group-commit round share
+one future, so `DurableWaits` keeps the waiters of each future together and watches each
+future once: when it resolves, all its writes are released in one loop callback. Rounds may
+finish in any order (the helper committer runs several at once).
 
 A group-commit round starts when kicked (`RoundFuture.kick`): `DurableWaits` kicks once the
 loop has handled the input at hand (`call_soon`), so every write that arrived with the first
 one shares its fsync.
+
+`HelperDriver` lets the loop read a `HelperGroupCommitter`'s answers (storage/fsync_helper.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import socket
+import threading
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.group_commit import RoundFuture
 
-__all__ = ["DurableWaits"]
+__all__ = ["DurableWaits", "HelperDriver"]
+
+# How often the helper committer gets its `tick`: lazily synced `.idx` files are synced within
+# about LAZY_SYNC_INTERVAL plus this when writes stop.
+_TICK_SECONDS = 0.5
 
 T = TypeVar("T")
 
@@ -31,10 +37,12 @@ class DurableWaits:
     """Waits for `concurrent.futures.Future`s from worker threads on one event loop."""
 
     def __init__(self) -> None:
-        # (durable, waiter, what the waiter resolves to)
-        self._pending: deque[tuple[Future[None], asyncio.Future[Any], object]] = deque()
-        self._watching: Future[None] | None = None
+        # durable future -> its waiters and what each resolves to
+        self._groups: dict[Future[None], list[tuple[asyncio.Future[Any], object]]] = {}
+        # asyncio.get_running_loop() costs a getpid() system call (fork check): looked up once;
+        # a writer serves one loop for its life.
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._kicks: list[RoundFuture] = []  # rounds to start once the loop's input is handled
 
     async def wait(self, durable: Future[None]) -> None:
@@ -47,17 +55,22 @@ class DurableWaits:
     def deliver(self, durable: Future[None], value: T) -> asyncio.Future[T]:
         """A future of the running loop that resolves to `value` once `durable` is done, or
         with its exception: a handler can return it as its answer, with no coroutine."""
-        loop = self._loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
         waiter: asyncio.Future[T] = loop.create_future()
-        self._pending.append((durable, waiter, value))
-        if isinstance(durable, RoundFuture):
-            kicks = self._kicks
-            if not kicks:
-                loop.call_soon(self._kick)
-            if durable not in kicks:
-                kicks.append(durable)
-        if self._watching is None:
-            self._watch(durable)
+        group = self._groups.get(durable)
+        if group is None:
+            group = self._groups[durable] = []
+            if isinstance(durable, RoundFuture):
+                if not self._kicks:
+                    loop.call_soon(self._kick)
+                self._kicks.append(durable)
+            group.append((waiter, value))
+            durable.add_done_callback(self._fired)  # may run at once if already done
+        else:
+            group.append((waiter, value))
         return waiter
 
     def _kick(self) -> None:
@@ -65,31 +78,75 @@ class DurableWaits:
         for durable in kicks:
             durable.kick()
 
-    def _watch(self, durable: Future[None]) -> None:
-        self._watching = durable
-        durable.add_done_callback(self._fired)
-
-    def _fired(self, _: Future[None]) -> None:
-        """Runs in the thread that resolved the watched future."""
+    def _fired(self, durable: Future[None]) -> None:
+        """Runs in the thread that resolved `durable`: the committer's thread, or this loop's
+        own (a helper committer's answers are read by the loop)."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._release)
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._release(durable)  # it only resolves loop futures: safe from any callback
+        else:
+            loop.call_soon_threadsafe(self._release, durable)
 
-    def _release(self) -> None:
-        pending = self._pending
-        remaining: deque[tuple[Future[None], asyncio.Future[Any], object]] = deque()
-        while pending:
-            entry = pending.popleft()
-            durable, waiter, value = entry
-            if not durable.done():
-                remaining.append(entry)
-            elif not waiter.done():
-                error = durable.exception()
-                if error is None:
-                    waiter.set_result(value)
-                else:
-                    waiter.set_exception(error)
-        self._pending = remaining
-        self._watching = None
-        if remaining:
-            self._watch(remaining[0][0])
+    def _release(self, durable: Future[None]) -> None:
+        error = durable.exception()
+        for waiter, value in self._groups.pop(durable, ()):
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(value)
+            else:
+                waiter.set_exception(error)
+
+
+class HelperDriver:
+    """Lets the running loop read a `HelperGroupCommitter`'s answers and tick it."""
+
+    def __init__(self, committer: HelperGroupCommitter) -> None:
+        self._committer = committer
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._sock: socket.socket | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._committer.drive(self._thread, self._on_socket)
+        self._ticker = self._loop.call_later(_TICK_SECONDS, self._tick)
+
+    def stop(self) -> None:
+        """Hand the answers back to waiters (the loop is about to block on closing)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        self._committer.drive(None)
+        if self._sock is not None and self._loop is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock = None
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        self._committer.tick()
+        self._ticker = self._loop.call_later(_TICK_SECONDS, self._tick)
+
+    def _on_socket(self, old: socket.socket | None, new: socket.socket | None) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._thread:
+            self._switch(old, new)
+        else:
+            loop.call_soon_threadsafe(self._switch, old, new)
+
+    def _switch(self, old: socket.socket | None, new: socket.socket | None) -> None:
+        assert self._loop is not None
+        if old is not None:
+            if old is self._sock:
+                self._loop.remove_reader(old.fileno())
+                self._sock = None
+            old.close()
+        if new is not None and self._committer.fileno() == new.fileno():
+            self._loop.add_reader(new.fileno(), self._committer.pump)
+            self._sock = new

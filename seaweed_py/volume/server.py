@@ -26,9 +26,11 @@ from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
 from seaweed_py.httpkit.router import Router
 from seaweed_py.httpkit.server import HttpServer
+from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
 from seaweed_py.volume.admin import AdminHandlers
+from seaweed_py.volume.durability import HelperDriver
 from seaweed_py.volume.options import VolumeOptions
 from seaweed_py.volume.read import BlobReader
 from seaweed_py.volume.stats import Stats
@@ -60,7 +62,9 @@ class VolumeServer:
             fsync_mode=FsyncMode(options.fsync_mode),
             large_disk=options.large_disk,
             clock_ns=lambda: int(clock() * 1e9),
+            fsync_helper=True,
         )
+        self._fsync_driver: HelperDriver | None = None
         self.stats = Stats(self._gauges)
         self.link = MasterLink(
             options.masters,
@@ -105,6 +109,10 @@ class VolumeServer:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.load)
+        committer = self.store.committer
+        if isinstance(committer, HelperGroupCommitter):
+            self._fsync_driver = HelperDriver(committer)
+            self._fsync_driver.start()
         await self.replicator.start()
         await self.http.start(self.options.listen_host, self.options.port)
         if self.public_http is not None:
@@ -124,6 +132,9 @@ class VolumeServer:
             await self.public_http.stop()
         await self.reader.close()
         await self.replicator.close()
+        if self._fsync_driver is not None:
+            self._fsync_driver.stop()
+            self._fsync_driver = None
         await asyncio.to_thread(self.store.close)
 
     def _limits(self) -> Limits:

@@ -194,3 +194,31 @@ async def test_batched_writes_leave_after_the_loop_turn_in_order_and_before_a_cl
     first.data_received(_get("/b"))
     first.eof_received()
     assert t1.data.endswith(b"\r\n\r\nB")
+
+
+async def test_a_future_answer_is_sent_in_order_once_resolved_without_a_task() -> None:
+    loop = asyncio.get_running_loop()
+    pending: list[asyncio.Future[Response]] = []
+
+    def later(req: Request) -> asyncio.Future[Response]:
+        future: asyncio.Future[Response] = loop.create_future()
+        pending.append(future)
+        return future
+
+    router = Router()
+    router.add("/later", later, ["GET"])
+    router.add("/a", lambda req: Response(200, None, b"A"), ["GET"])
+    conn, transport = _connect(router)
+    conn.data_received(_get("/later") + _get("/a") + _get("/later"))
+    assert transport.written == [] and len(pending) == 1
+    assert not conn._server._tasks  # a done callback waits, not a task
+    pending[0].set_result(Response(201, None, b"L"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(pending) == 2  # the queued requests ran after the first answer
+    pending[1].set_exception(OSError(5, "fsync failed"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    statuses = [w.split(b" ", 2)[1] for w in transport.written]
+    assert statuses == [b"201", b"200", b"500"]
+    assert transport.written[2].endswith(b'{"error":"internal server error"}')
