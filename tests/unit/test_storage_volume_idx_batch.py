@@ -113,6 +113,9 @@ def test_the_next_append_writes_a_batch_older_than_its_bound(
     assert on_disk(v) == 3 * 16
     v.write(needle(4))  # a new batch, started now
     assert on_disk(v) == 3 * 16
+    clock.now -= 10**9  # the clock stepped back: the age is unknown, so the batch is written
+    v.write(needle(5))
+    assert on_disk(v) == 5 * 16
 
 
 def trigger_sync(v: Volume) -> None:
