@@ -245,18 +245,26 @@ def _multipart_body(body: Buffer, content_type: str) -> _Body:
                  headers.content_encoding, headers.content_md5)
 
 
+def _disposition_name(disposition: str) -> str:
+    """The base file name a raw body's Content-Disposition gives (`filename=` over `name=`),
+    `""` for none."""
+    if not disposition.lower().startswith(("inline", "attachment")):
+        disposition = "attachment; " + disposition
+    params = _params(disposition)
+    filename = params.get("filename") or params.get("name", "")
+    return _base_name(filename) if filename else ""
+
+
+_disposition_name_memo = functools.lru_cache(maxsize=256)(_disposition_name)
+
+
 def _raw_body(size: int, headers: Mapping[str, str], path: str) -> _Body:
-    filename = ""
     disposition = headers.get("content-disposition", "")
-    if disposition:
-        if not disposition.lower().startswith(("inline", "attachment")):
-            disposition = "attachment; " + disposition
-        params = _params(disposition)
-        filename = params.get("filename") or params.get("name", "")
+    filename = _disposition_name(disposition) if disposition else ""
     return _Body(
         start=0,
         end=size,
-        filename=_base_name(filename) if filename else path[path.rfind("/") + 1 :],
+        filename=filename or path[path.rfind("/") + 1 :],
         content_type=headers.get("content-type", ""),
         content_encoding=headers.get("content-encoding", ""),
         content_md5=headers.get("content-md5", ""),
@@ -264,13 +272,21 @@ def _raw_body(size: int, headers: Mapping[str, str], path: str) -> _Body:
 
 
 def _resolve_mime(declared: str, filename: str, raw: bool) -> str:
-    if len(declared) + len(filename) <= _MEMO_LIMIT:
-        return _resolve_mime_memo(declared, filename, raw)
-    return _mime_rule(declared, filename, raw)
+    # Keyed by the extension, the only part of the name the rule reads: raw uploads are
+    # named after their (unique) fid, and would miss every time.
+    ext = _ext(filename)
+    if len(declared) + len(ext) <= _MEMO_LIMIT:
+        return _resolve_mime_memo(declared, ext, raw)
+    return _mime_rule(declared, ext, raw)
 
 
-def _mime_rule(declared: str, filename: str, raw: bool) -> str:
-    by_ext = type_by_extension(extension(filename).lower())
+def _ext(filename: str) -> str:
+    """The lower-case extension that the MIME and compression rules go by."""
+    return extension(filename).lower()
+
+
+def _mime_rule(declared: str, ext: str, raw: bool) -> str:
+    by_ext = type_by_extension(ext)
     if declared and not declared.startswith(_OCTET) and declared != by_ext:
         return declared
     mime = declared if raw else ""
@@ -333,15 +349,16 @@ def gunzip(data: bytes) -> bytes:
 
 
 def _should_compress(filename: str, sniffed: str) -> bool:
-    if len(filename) + len(sniffed) <= _MEMO_LIMIT:
-        return _should_compress_memo(filename, sniffed)
-    return _compress_rule(filename, sniffed)
+    ext = _ext(filename)
+    if len(ext) + len(sniffed) <= _MEMO_LIMIT:
+        return _should_compress_memo(ext, sniffed)
+    return _compress_rule(ext, sniffed)
 
 
-def _compress_rule(filename: str, sniffed: str) -> bool:
+def _compress_rule(ext: str, sniffed: str) -> bool:
     if sniffed.startswith(_OCTET):
         sniffed = ""
-    compress, certain = is_compressible(extension(filename).lower(), sniffed)
+    compress, certain = is_compressible(ext, sniffed)
     return compress and certain
 
 
@@ -393,6 +410,8 @@ def _compare_md5(expected: str, digest: bytes) -> None:
 def _fits(text: str) -> str:
     if len(text) > MAX_NAME_BYTES:  # a character is at least a byte
         return ""
+    if text.isascii():  # a byte per character
+        return text
     return _fits_memo(text)
 
 
@@ -431,38 +450,66 @@ def parse_upload(
     `headers` have lower-case names.
     """
     content_type = headers.get("content-type", "")
-    if method == "POST" and "form-data" in content_type:
+    if method != "POST" or (content_type and "form-data" not in content_type):
+        upload = _raw_upload(path, headers, body, options, size_limit)
+    elif content_type:
         upload = _first_file_part(body, content_type, headers, options, size_limit)
-        if upload is not None:
-            return upload
-    return _parse_upload(method, path, headers, body, options, size_limit)
+    else:
+        upload = None
+    if upload is None:
+        upload = _parse_upload(method, path, headers, body, options, size_limit)
+    return upload
 
 
-class _FilePart(NamedTuple):
-    """What a multipart file part's header block decides, for `_first_file_part`."""
+class _TypeRule(NamedTuple):
+    """The stored MIME type and the compression decision that follow from a declared type
+    and a file name's extension."""
 
-    filename: str
-    """The base name, as the compression rules see it."""
-    name: str
-    """As stored: `""` when 256 bytes or more (quirk A12)."""
+    ext: str
+    """The file name's lower-case extension, as the compression rules see it."""
     mime: str
-    """As stored."""
+    """As stored: `""` when 256 bytes or more (quirk A12)."""
     compress: bool | None
     """Whether the data is compressible; None when that depends on sniffing it."""
     by_sniff: dict[str, bool]
     """The compression decision per sniffed type, filled as types are seen (a handful)."""
 
 
+def _type_rule(declared: str, ext: str, raw: bool, as_sent: bool) -> _TypeRule:
+    """`as_sent`: `cm` or `type=replicate`, which store the declared type unresolved."""
+    mime = declared if as_sent else _mime_rule(declared, ext, raw)
+    compress = None if not mime or mime.startswith(_OCTET) else _compress_rule(ext, mime)
+    return _TypeRule(ext, _fits(mime), compress, {})
+
+
+def _compressed(data: bytes, rule: _TypeRule) -> bytes | None:
+    """`data` gzipped when its type calls for it and that pays (§15.1), else None."""
+    compress = rule.compress
+    if compress is None:
+        sniffed = detect_content_type(data)
+        compress = rule.by_sniff.get(sniffed)
+        if compress is None:
+            compress = rule.by_sniff[sniffed] = _compress_rule(rule.ext, sniffed)
+    return _packed(data) if compress else None
+
+
+class _FilePart(NamedTuple):
+    """What a multipart file part's header block decides, for `_first_file_part`."""
+
+    name: str
+    """As stored: `""` when 256 bytes or more (quirk A12)."""
+    rule: _TypeRule
+
+
 def _file_part(block: bytes, as_sent: bool) -> _FilePart | None:
-    """The `_FilePart` of a header block (`as_sent`: `cm` or `type=replicate` keep the
-    declared type), memoised; None when it names no file or announces gzip or an MD5, which
-    `_parse_upload` handles."""
+    """The `_FilePart` of a header block, memoised; None when it names no file or announces
+    gzip or an MD5, which `_parse_upload` handles."""
     memo = _FILE_PARTS[as_sent]
     try:
         return memo[block]
     except KeyError:
         pass
-    if len(memo) >= _FILE_PARTS_KEPT:
+    if len(memo) >= _MEMO_ENTRIES:
         memo.clear()  # a client cycling through many blocks: start over, stay small
     part = memo[block] = _new_file_part(block, as_sent)
     return part
@@ -474,15 +521,25 @@ def _new_file_part(block: bytes, as_sent: bool) -> _FilePart | None:
             or headers.content_encoding.lower() == "gzip"):
         return None
     filename = _base_name(headers.filename)
-    mime = (headers.content_type if as_sent
-            else _mime_rule(headers.content_type, filename, raw=False))
-    compress = None if not mime or mime.startswith(_OCTET) else _compress_rule(filename, mime)
-    return _FilePart(filename, _fits(filename), _fits(mime), compress, {})
+    return _FilePart(_fits(filename),
+                     _type_rule(headers.content_type, _ext(filename), False, as_sent))
+
+
+def _raw_rule(declared: str, ext: str, as_sent: bool) -> _TypeRule:
+    """`_type_rule` of a raw body, memoised."""
+    key = (declared, ext, as_sent)
+    rule = _RAW_RULES.get(key)
+    if rule is None:
+        if len(_RAW_RULES) >= _MEMO_ENTRIES:
+            _RAW_RULES.clear()
+        rule = _RAW_RULES[key] = _type_rule(declared, ext, True, as_sent)
+    return rule
 
 
 # Plain dicts, not lru_cache: a hit costs a third as much, and hits are the rule.
 _FILE_PARTS: tuple[dict[bytes, _FilePart | None], dict[bytes, _FilePart | None]] = ({}, {})
-_FILE_PARTS_KEPT = 256
+_RAW_RULES: dict[tuple[str, str, bool], _TypeRule] = {}
+_MEMO_ENTRIES = 256
 _new_upload = tuple.__new__
 
 
@@ -513,21 +570,34 @@ def _first_file_part(
     if part is None:
         return None
     data = body[start:end]
-    gzipped = False
-    if size and not replicate:
-        compress = part.compress
-        if compress is None:
-            sniffed = detect_content_type(data)
-            compress = part.by_sniff.get(sniffed)
-            if compress is None:
-                compress = part.by_sniff[sniffed] = _compress_rule(part.filename, sniffed)
-        if compress:
-            packed = _packed(data)
-            if packed is not None:
-                data, gzipped = packed, True
+    packed = _compressed(data, part.rule) if size and not replicate else None
     # Upload's fields in order, without its generated __new__.
-    return _new_upload(Upload, (data, part.name, part.mime, gzipped, size, _pairs(headers), "",
-                                options))
+    return _new_upload(Upload, (data if packed is None else packed, part.name, part.rule.mime,
+                                packed is not None, size, _pairs(headers), "", options))
+
+
+def _raw_upload(
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    options: UploadOptions,
+    size_limit: int,
+) -> Upload | None:
+    """`parse_upload` of a raw body sent without Content-Encoding or Content-MD5, or None to
+    take the general path."""
+    size = len(body)
+    declared = headers.get("content-type", "")
+    disposition = headers.get("content-disposition", "")
+    if ("content-encoding" in headers or "content-md5" in headers or size > size_limit
+            or len(declared) > _MEMO_LIMIT or len(disposition) > _MEMO_LIMIT):
+        return None
+    filename = ((disposition and _disposition_name_memo(disposition))
+                or path[path.rfind("/") + 1 :])
+    replicate = options.replicate
+    rule = _raw_rule(declared, _ext(filename), options.chunk_manifest or replicate)
+    packed = _compressed(body, rule) if size and not replicate else None
+    return _new_upload(Upload, (body if packed is None else packed, _fits(filename), rule.mime,
+                                packed is not None, size, _pairs(headers), "", options))
 
 
 def _parse_upload(

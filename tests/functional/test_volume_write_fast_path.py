@@ -110,8 +110,12 @@ def _part(field: str, filename: str | None, ctype: str | None, encoding: str | N
     return head.encode() + b"\r\n" + data
 
 
+_PATHS = ["/3,01637037d6", "/3,01637037d6.txt", "/3,01637037d6.PNG", "/3,01637037d6.tar.gz",
+          "/3,01637037d6.bin"]
+
+
 @st.composite
-def _uploads(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes, UploadOptions, int]:
+def _uploads(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes, UploadOptions, int]:
     boundary = draw(st.sampled_from(_BOUNDARIES))
     delimiter = b"--" + boundary.strip('"').encode()
     data = draw(st.sampled_from([b"", b"a" * 2000, b"\x00\x01" * 40, b"<html>hi</html>" * 9])
@@ -135,13 +139,26 @@ def _uploads(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes, UploadOptions
     if draw(st.integers(0, 9)) == 0:
         body = body[: draw(st.integers(0, len(body)))]
     headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    method = draw(st.sampled_from(["POST", "POST", "POST", "PUT"]))
+    if draw(st.integers(0, 2)) == 0:  # a raw body, POST or PUT
+        raw_type = draw(st.sampled_from([*_TYPES, "image/JPEG", "text/plain; charset=utf-8"]))
+        headers = {} if raw_type is None else {"content-type": raw_type}
+        body = data
+        dispositions = ['attachment; filename="r.txt"', "inline", 'name="n.css"', "attachment",
+                        'attachment; filename="C:\\x\\y.json"', "filename=z.html; name=q",
+                        'INLINE; name=""; filename="é.js"', "x" * 600]
+        for name, values in (("content-disposition", dispositions),
+                             ("content-encoding", ["gzip", "identity", ""]),
+                             ("content-md5", ["", "bad"])):
+            if draw(st.integers(0, 3)) == 0:
+                headers[name] = draw(st.sampled_from(values))
     if draw(st.booleans()):
         headers["seaweed-tag"] = draw(st.sampled_from(["v", "é", "a\"b"]))
-    method = draw(st.sampled_from(["POST", "POST", "POST", "PUT"]))
     query = draw(st.sampled_from([{}, {"cm": "true"}, {"type": "replicate"}, {"ttl": "3m"},
                                   {"ts": "123"}]))
     limit = draw(st.sampled_from([1 << 30, 1 << 30, 1 << 30, 100, 0]))
-    return method, headers, body, UploadOptions.from_query(query, _NOW), limit
+    return (method, draw(st.sampled_from(_PATHS)), headers, body,
+            UploadOptions.from_query(query, _NOW), limit)
 
 
 def _outcome(parse: object, *args: object) -> Upload | tuple[type, str]:
@@ -155,11 +172,11 @@ def _outcome(parse: object, *args: object) -> Upload | tuple[type, str]:
 
 @settings(max_examples=400)
 @given(_uploads())
-def test_the_first_file_part_shortcut_stores_what_the_general_parser_stores(
-    case: tuple[str, dict[str, str], bytes, UploadOptions, int],
+def test_the_upload_shortcuts_store_what_the_general_parser_stores(
+    case: tuple[str, str, dict[str, str], bytes, UploadOptions, int],
 ) -> None:
-    method, headers, body, options, limit = case
-    args = (method, "/3,01637037d6", headers, body, options, limit)
+    method, path, headers, body, options, limit = case
+    args = (method, path, headers, body, options, limit)
     assert _outcome(parse_upload, *args) == _outcome(upload_mod._parse_upload, *args)
 
 
