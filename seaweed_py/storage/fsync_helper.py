@@ -23,11 +23,10 @@ round ends if requests were kicked meanwhile. Lazily synced files (a volume's `.
 along with the next round once due; `tick()`, called periodically by the driver, starts a
 round for them when no writes come.
 
-Each file is handed to the helper once (SCM_RIGHTS) under the caller's descriptor number; its
-identity (device, inode) is checked every round, so a number reused for another file is handed
-over again, and `tick()` releases the helper's copies of files the caller closed (a deleted
-volume's space is freed). If the helper dies, the round it was serving fails with an OSError
-(those writes may not be durable) and the next round starts a new helper.
+A round carries its files to the helper (SCM_RIGHTS), which syncs and closes them: the helper
+never holds a file open between rounds, so a deleted volume's space is freed at once and a
+reused descriptor number cannot mislead it. If the helper dies, the rounds it was serving fail
+with an OSError (those writes may not be durable) and the next round starts a new helper.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 
-from seaweed_py.storage.fsync_worker import DONE, FORGET, OPEN, SYNC
+from seaweed_py.storage.fsync_worker import DONE, MAX_FDS, SYNC
 from seaweed_py.storage.group_commit import LAZY_SYNC_INTERVAL, RoundFuture, completed_future
 
 __all__ = ["HelperGroupCommitter"]
@@ -109,7 +108,7 @@ class HelperGroupCommitter:
         # rounds the helper is serving: round id -> its futures by file set
         self._inflight: dict[int, dict[tuple[int, ...], _HelperRoundFuture]] = {}
         self._round_id = 0
-        self._known: dict[int, tuple[int, int]] = {}  # fd handed to the helper -> (dev, ino)
+        self._unsent: dict[int, set[int]] = {}  # round id -> its fds found closed at sending
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._driver: int | None = None  # thread ident of the loop that pumps
@@ -144,14 +143,6 @@ class HelperGroupCommitter:
                 if len(self._inflight) < self._max_rounds:
                     self._start()
         self._resolve()
-
-    def forget(self, fds: Iterable[int]) -> None:
-        """The caller is about to close `fds`: release the helper's copies now."""
-        with self._lock:
-            for fd in fds:
-                self._lazy.pop(fd, None)
-                if self._known.pop(fd, None) is not None:
-                    self._send(FORGET + fd.to_bytes(_KEY_BYTES, "little", signed=True))
 
     def close(self) -> None:
         """Serve every pending request (lazy ones too), then stop the helper."""
@@ -200,12 +191,8 @@ class HelperGroupCommitter:
             self._pump_lock.release()
 
     def tick(self) -> None:
-        """Periodic: start a round for due lazy files; release files the caller closed."""
+        """Periodic: start a round for lazy files that are due."""
         with self._lock:
-            for fd, identity in list(self._known.items()):
-                if _identity(fd) != identity:
-                    del self._known[fd]
-                    self._send(FORGET + fd.to_bytes(_KEY_BYTES, "little", signed=True))
             if self._ready():
                 self._start()
         self._resolve()
@@ -242,29 +229,27 @@ class HelperGroupCommitter:
 
     def _start(self) -> None:
         """Send the next round to the helper (lock held, fewer than max_rounds in flight)."""
-        waiting, self._next = self._next, {}
-        self._kicked = False
-        eager = {fd for fds in waiting for fd in fds}
-        due = self._due_lazy()
+        waiting: dict[tuple[int, ...], _HelperRoundFuture] = {}
+        eager: set[int] = set()
+        for fds in list(self._next):
+            if waiting and len(eager | set(fds)) > MAX_FDS:
+                break  # the rest goes in the next round, which starts as soon as a slot frees
+            waiting[fds] = self._next.pop(fds)
+            eager.update(fds)
+        self._kicked = bool(self._next)
+        due = set(sorted(self._due_lazy())[: max(0, MAX_FDS - len(eager))])
         for fd in eager | due:
             self._lazy.pop(fd, None)
-        fds = sorted(eager | due)
-        if not fds:  # a close() with nothing to sync
+        synced = sorted(eager | due)
+        if not synced:  # a close() with nothing to sync
             self._resolved += [(future, None) for future in waiting.values()]
             return
         self._round_id += 1
         self._inflight[self._round_id] = waiting
-        body = b"".join(fd.to_bytes(_KEY_BYTES, "little", signed=True) for fd in fds)
         for attempt in (1, 2):
             try:
                 self._ensure_helper()
-                for fd in fds:
-                    identity = _identity(fd)
-                    if identity is None:
-                        continue  # closed meanwhile: the helper answers EBADF
-                    if self._known.get(fd) != identity:
-                        self._hand_over(fd, identity)
-                self._send(SYNC + self._round_id.to_bytes(8, "little") + body, strict=True)
+                self._send_round(synced)
                 return
             except OSError as exc:
                 if attempt == 2:
@@ -274,6 +259,24 @@ class HelperGroupCommitter:
                 # can serve it whole.
                 log.error("fsync helper gone (%s); starting another", exc)
                 self._retire()
+
+    def _send_round(self, fds: list[int]) -> None:
+        assert self._sock is not None
+        head = SYNC + self._round_id.to_bytes(8, "little")
+        keys = b"".join(fd.to_bytes(_KEY_BYTES, "little", signed=True) for fd in fds)
+        try:
+            socket.send_fds(self._sock, [head + keys], fds)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+        # A caller closed one of its files before the round went out: the others are still
+        # synced; that one fails its waiters.
+        closed = {fd for fd in fds if _identity(fd) is None}
+        self._unsent[self._round_id] = closed
+        fds = [fd for fd in fds if fd not in closed]
+        keys = b"".join(fd.to_bytes(_KEY_BYTES, "little", signed=True) for fd in fds)
+        socket.send_fds(self._sock, [head + keys], fds)
 
     def _resolve(self) -> None:
         """Resolve the futures of finished rounds, outside the lock: their callbacks may
@@ -309,11 +312,15 @@ class HelperGroupCommitter:
     def _finish(self, msg: bytes) -> bool:
         """The round `msg` answers is over (lock held); False if `msg` makes no sense, which
         is treated as a lost helper."""
-        waiting = self._inflight.pop(int.from_bytes(msg[1:9], "little"), None)
+        round_id = int.from_bytes(msg[1:9], "little")
+        waiting = self._inflight.pop(round_id, None)
         if msg[:1] != DONE or waiting is None:
             self._helper_lost(OSError(errno.EPROTO, f"unexpected answer {msg[:9]!r}"))
             return False
-        failed: dict[int, OSError] = {}
+        failed: dict[int, OSError] = {
+            fd: OSError(errno.EBADF, f"fd {fd} was closed before its fsync")
+            for fd in self._unsent.pop(round_id, ())
+        }
         for pos in range(9, len(msg), _RESULT_BYTES):
             fd = int.from_bytes(msg[pos : pos + 4], "little", signed=True)
             err = int.from_bytes(msg[pos + 4 : pos + 8], "little", signed=True)
@@ -332,6 +339,7 @@ class HelperGroupCommitter:
         log.error("fsync helper failed (%s); its round fails, the next one restarts it", exc)
         error = OSError(exc.errno or errno.EIO, f"fsync helper failed: {exc}")
         rounds, self._inflight = self._inflight, {}
+        self._unsent.clear()
         self._retire()
         self._resolved += [(future, error) for waiting in rounds.values()
                            for future in waiting.values()]
@@ -354,7 +362,6 @@ class HelperGroupCommitter:
             theirs.close()
         ours.setblocking(False)
         self._sock = ours
-        self._known.clear()
         if self._on_socket is not None:
             self._on_socket(None, ours)
 
@@ -362,7 +369,6 @@ class HelperGroupCommitter:
         """Drop the helper (lock held): close our end, reap the process."""
         sock, proc = self._sock, self._proc
         self._sock, self._proc = None, None
-        self._known.clear()
         if sock is not None:
             if self._on_socket is not None:
                 self._on_socket(sock, None)  # the watcher closes it once unregistered
@@ -374,22 +380,6 @@ class HelperGroupCommitter:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-    def _hand_over(self, fd: int, identity: tuple[int, int]) -> None:
-        assert self._sock is not None
-        key = fd.to_bytes(_KEY_BYTES, "little", signed=True)
-        socket.send_fds(self._sock, [OPEN + key], [fd])
-        self._known[fd] = identity
-
-    def _send(self, msg: bytes, *, strict: bool = False) -> None:
-        if self._sock is None:
-            return
-        try:
-            self._sock.send(msg)
-        except OSError:
-            if strict:
-                raise
-            # FORGET to a dead helper: nothing to release; the next round restarts it.
 
     def _ready(self) -> bool:
         """Whether a round should start now (lock held)."""

@@ -128,25 +128,48 @@ def test_due_lazy_files_are_synced_by_tick(committer: HelperGroupCommitter, data
     assert committer.rounds == 1
 
 
-def test_tick_releases_the_helpers_copy_of_a_closed_file(
+def test_the_helper_keeps_no_file_open_between_rounds(
     committer: HelperGroupCommitter, tmp_path: Path
 ) -> None:
     path = tmp_path / "doomed"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    committer.request([fd]).result(timeout=10)
-    os.close(fd)
-    path.unlink()
-
-    def helper_holds_it() -> bool:
+    try:
+        committer.request([fd]).result(timeout=10)
         fd_dir = Path(f"/proc/{helper_pid(committer)}/fd")
-        return any("doomed" in os.readlink(p) for p in fd_dir.iterdir())
+        assert not any("doomed" in os.readlink(p) for p in fd_dir.iterdir())
+    finally:
+        os.close(fd)
 
-    assert helper_holds_it()
-    committer.tick()
-    deadline = time.monotonic() + 10
-    while helper_holds_it() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not helper_holds_it()
+
+def test_a_file_closed_before_its_round_fails_only_its_waiters(
+    committer: HelperGroupCommitter, data_fd: int, tmp_path: Path
+) -> None:
+    committer.request([data_fd]).result(timeout=10)  # the helper's socket is open already
+    fd = os.open(tmp_path / "gone", os.O_RDWR | os.O_CREAT, 0o644)
+    gone = committer.request([fd])
+    kept = committer.request([data_fd])
+    os.close(fd)
+    committer.kick()
+    with pytest.raises(OSError) as info:
+        gone.result(timeout=10)
+    assert info.value.errno == 9  # EBADF
+    kept.result(timeout=10)
+
+
+def test_a_round_carries_at_most_max_fds_files(tmp_path: Path) -> None:
+    from seaweed_py.storage.fsync_worker import MAX_FDS
+
+    fds = [os.open(tmp_path / f"f{i}", os.O_RDWR | os.O_CREAT, 0o644) for i in range(MAX_FDS + 5)]
+    gc = HelperGroupCommitter()
+    try:
+        futures = [gc.request([fd]) for fd in fds]
+        for future in futures:
+            future.result(timeout=20)
+        assert gc.rounds == 2
+    finally:
+        gc.close()
+        for fd in fds:
+            os.close(fd)
 
 
 def test_close_serves_pending_requests_then_refuses_new_ones(data_fd: int) -> None:
