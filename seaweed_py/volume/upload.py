@@ -213,6 +213,21 @@ def _parse_delimiter(content_type: str) -> bytes:
 _delimiter_memo = functools.lru_cache(maxsize=64)(_parse_delimiter)
 
 
+def _framing(content_type: str) -> tuple[bytes, bytes]:
+    """(delimiter + CRLF: how a body whose first line is the delimiter opens, CRLF +
+    delimiter: what ends a part)."""
+    if len(content_type) <= _MEMO_LIMIT:
+        return _framing_memo(content_type)
+    delimiter = _parse_delimiter(content_type)
+    return delimiter + b"\r\n", b"\r\n" + delimiter
+
+
+@functools.lru_cache(maxsize=64)
+def _framing_memo(content_type: str) -> tuple[bytes, bytes]:
+    delimiter = _parse_delimiter(content_type)
+    return delimiter + b"\r\n", b"\r\n" + delimiter
+
+
 def _iter_parts(body: Buffer, delimiter: bytes) -> Iterator[tuple[_PartHeaders, int, int]]:
     """(headers, data start, data end) of each part, parsed only as far as the caller reads."""
     part_end = b"\r\n" + delimiter
@@ -553,15 +568,15 @@ def _first_file_part(
     """`parse_upload` of a multipart body that opens with the file's part (most do), or None
     to take the general path. Only the part's header block and the closing delimiter are
     looked for; the rest of the body is never scanned."""
-    delimiter = _delimiter(content_type)
-    head_start = len(delimiter) + 2
-    if not body.startswith(delimiter) or body[head_start - 2 : head_start] != b"\r\n":
+    opening, part_end = _framing(content_type)
+    head_start = len(opening)
+    if not body.startswith(opening):
         return None
     head_end = body.find(b"\r\n\r\n", head_start - 2)
     if head_end < 0 or head_end - head_start > _MEMO_LIMIT:
         return None
     start = head_end + 4
-    end = body.find(b"\r\n" + delimiter, head_end + 2)
+    end = body.find(part_end, head_end + 2)
     size = end - start
     if size < 0 or size > size_limit:
         return None

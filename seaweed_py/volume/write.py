@@ -368,7 +368,7 @@ def _write_response(upload: Upload, needle: Needle, *, unchanged: bool) -> Respo
                                     orjson.dumps(mime))
         else:
             body = _CREATED % (orjson.dumps(name), upload.original_size, checksum)
-        return Response(201, raw_headers=_CREATED_HEAD % checksum, body=body)
+        return Response(201, None, body, raw_headers=_CREATED_HEAD % checksum)
     etag = f"{needle.checksum:08x}"
     if "\r" in md5 or "\n" in md5:
         md5 = ""

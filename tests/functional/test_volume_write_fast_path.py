@@ -138,7 +138,9 @@ def _uploads(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes, UploadOp
         body = draw(st.sampled_from([b"preamble\r\n", b"\r\n"])) + body
     if draw(st.integers(0, 9)) == 0:
         body = body[: draw(st.integers(0, len(body)))]
-    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    headers = {"content-type": draw(st.sampled_from(
+        [f"multipart/form-data; boundary={boundary}"] * 4
+        + [f'form-data; charset=x; BOUNDARY="{boundary.strip(chr(34))}"', "multipart/form-data"]))}
     method = draw(st.sampled_from(["POST", "POST", "POST", "PUT"]))
     if draw(st.integers(0, 2)) == 0:  # a raw body, POST or PUT
         raw_type = draw(st.sampled_from([*_TYPES, "image/JPEG", "text/plain; charset=utf-8"]))
@@ -170,7 +172,7 @@ def _outcome(parse: object, *args: object) -> Upload | tuple[type, str]:
     return result
 
 
-@settings(max_examples=400)
+@settings(max_examples=500)
 @given(_uploads())
 def test_the_upload_shortcuts_store_what_the_general_parser_stores(
     case: tuple[str, str, dict[str, str], bytes, UploadOptions, int],
