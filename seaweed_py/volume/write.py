@@ -369,6 +369,12 @@ def _write_response(upload: Upload, needle: Needle, *, unchanged: bool) -> Respo
         else:
             body = _CREATED % (orjson.dumps(name), upload.original_size, checksum)
         return Response(201, None, body, raw_headers=_CREATED_HEAD % checksum)
+    return _described_response(upload, needle, unchanged=unchanged)
+
+
+def _described_response(upload: Upload, needle: Needle, *, unchanged: bool) -> Response:
+    """`_write_response` for every upload: the result object built field by field."""
+    md5 = upload.content_md5
     etag = f"{needle.checksum:08x}"
     if "\r" in md5 or "\n" in md5:
         md5 = ""

@@ -19,10 +19,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from seaweed_py.errors import WeedError
+from seaweed_py.formats.needle import upload_needle
+from seaweed_py.types import Cookie, NeedleId
 from seaweed_py.volume import upload as upload_mod
 from seaweed_py.volume.mime import _sniff, detect_content_type
 from seaweed_py.volume.upload import Upload, UploadOptions, parse_upload
 from seaweed_py.volume.urls import BlobPath, _fast, parse_blob_path, parse_write_path
+from seaweed_py.volume.write import _described_response, _write_response
 
 _NOW = 1700000000
 
@@ -212,3 +215,26 @@ def test_isal_gzip_output_is_plain_gzip() -> None:
     data = re.sub(rb"\s+", b" ", b"lorem ipsum dolor sit amet " * 200)
     assert gzip.decompress(upload_mod._gzip(data)) == data
     assert orjson.loads(gzip.decompress(upload_mod._gzip(b'{"a":1}'))) == {"a": 1}
+
+
+# ------------------------------------------------------------------ answers
+
+
+@given(
+    name=st.sampled_from(["", "bench.bin", 'q"uote\\.txt', "é%d%s.txt", "\u2028\x01"]),
+    mime=st.sampled_from(["", "text/plain; charset=utf-8", "a%b"]),
+    size=st.sampled_from([0, 1, 1024, 1 << 40]),
+    md5=st.sampled_from(["", "1B2M2Y8AsgTpgAmY7PhCfg==", "x\r\ny"]),
+    data=st.binary(min_size=1, max_size=20),
+    unchanged=st.booleans(),
+)
+def test_the_templated_answer_is_the_described_one(
+    name: str, mime: str, size: int, md5: str, data: bytes, unchanged: bool,
+) -> None:
+    upload = Upload(data, name, mime, False, size, b"", md5, UploadOptions.from_query({}, _NOW))
+    needle = upload_needle(Cookie(1), NeedleId(2), data, name.encode(), mime.encode(), _NOW,
+                           None, b"", False, False)
+    fast = _write_response(upload, needle, unchanged=unchanged)
+    described = _described_response(upload, needle, unchanged=unchanged)
+    assert (fast.status, fast.headers, fast.raw_headers, fast.body) == (
+        described.status, described.headers, described.raw_headers, described.body)
