@@ -29,8 +29,10 @@ decodes it.
 Most uploads are one multipart file part whose header block a client repeats verbatim for every
 file of a kind; everything that block decides (name, MIME type, whether the data is sniffed or
 compressed) is worked out once per block (`_file_part`), so such an upload costs little beyond
-slicing its data out and, when compressible, gzipping it. Anything unusual takes the general
-path, with the same outcome.
+slicing its data out and, when compressible, gzipping it. Raw bodies likewise memoise what their
+declared type and extension decide (`_raw_rule`). Anything unusual (an MD5 to check, gzipped
+data to measure, a file part after a text field...) takes the general path, `_parse_upload`,
+which gives the same result for every request the shortcuts take.
 """
 
 from __future__ import annotations
@@ -491,7 +493,8 @@ class _TypeRule(NamedTuple):
 
 
 def _type_rule(declared: str, ext: str, raw: bool, as_sent: bool) -> _TypeRule:
-    """`as_sent`: `cm` or `type=replicate`, which store the declared type unresolved."""
+    """`raw`: a raw body (which keeps a declared octet-stream type); `as_sent`: `cm` or
+    `type=replicate`, which store the declared type unresolved."""
     mime = declared if as_sent else _mime_rule(declared, ext, raw)
     compress = None if not mime or mime.startswith(_OCTET) else _compress_rule(ext, mime)
     return _TypeRule(ext, _fits(mime), compress, {})
