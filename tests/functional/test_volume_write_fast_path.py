@@ -12,20 +12,30 @@ import gzip
 import hashlib
 import re
 import zlib
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import replace
+from pathlib import Path
 
 import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from seaweed_py.client.replicate import Replicator
 from seaweed_py.errors import WeedError
-from seaweed_py.formats.needle import upload_needle
+from seaweed_py.formats.needle import FLAG_GZIP, Needle, upload_needle
+from seaweed_py.httpkit.request import Request
+from seaweed_py.httpkit.response import Response
+from seaweed_py.storage.store import DiskLocation, Store
+from seaweed_py.storage.volume import FsyncMode, Volume, WriteResult
 from seaweed_py.types import Cookie, NeedleId
 from seaweed_py.volume import upload as upload_mod
 from seaweed_py.volume.mime import _sniff, detect_content_type
+from seaweed_py.volume.stats import Stats
 from seaweed_py.volume.upload import Upload, UploadOptions, parse_upload
 from seaweed_py.volume.urls import BlobPath, _fast, parse_blob_path, parse_write_path
-from seaweed_py.volume.write import _described_response, _write_response
+from seaweed_py.volume.write import BlobWriter, _described_response, _write_response
 
 _NOW = 1700000000
 
@@ -238,3 +248,65 @@ def test_the_templated_answer_is_the_described_one(
     described = _described_response(upload, needle, unchanged=unchanged)
     assert (fast.status, fast.headers, fast.raw_headers, fast.body) == (
         described.status, described.headers, described.raw_headers, described.body)
+
+
+# ------------------------------------------------------------------ the inline write
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = Store([DiskLocation(tmp_path, 2)], fsync_mode=FsyncMode.NONE)
+    store.load()
+    store.allocate(3)
+    yield store
+    store.close()
+
+
+def _writer(store: Store, tmp_path: Path) -> BlobWriter:
+    return BlobWriter(store, None, Replicator(), self_url=lambda: "127.0.0.1:1",
+                      file_size_limit=1 << 20, spool_dir=str(tmp_path), stats=Stats(list),
+                      clock=lambda: float(_NOW))
+
+
+def _bench_request(key: int, data: bytes) -> Request:
+    body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--B--\r\n")
+    return Request("POST", f"/3,{key:x}12345678", headers={
+        "Content-Type": "multipart/form-data; boundary=B"}, body=body)
+
+
+def test_a_bench_upload_is_stored_gzipped_and_answered_inline(store: Store,
+                                                              tmp_path: Path) -> None:
+    writer = _writer(store, tmp_path)
+    data = b"qwertyuiopasdfghjklzxcvbnm" * 40
+    for key in (1, 2):  # the second meets the durability future the first one settled
+        answer = writer.write(_bench_request(key, data))
+        assert isinstance(answer, Response) and answer.status == 201
+        volume = store.get(3)
+        assert volume is not None
+        stored = volume.read(key, 0x12345678)
+        assert stored.flags & FLAG_GZIP and zlib.decompress(stored.data, 47) == data
+        assert (stored.name, stored.mime, stored.last_modified) == (b"bench.bin", b"", _NOW)
+        assert isinstance(answer.body, bytes)
+        assert orjson.loads(answer.body) == {"name": "bench.bin", "size": len(data),
+                                             "eTag": stored.etag}
+        assert answer.raw_headers.endswith(f'ETag: "{stored.etag}"\r\nContent-MD5: \r\n'
+                                           .encode())
+
+
+def test_a_failed_sync_fails_the_write_every_time(store: Store, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = _writer(store, tmp_path)
+    volume = store.get(3)
+    assert volume is not None
+    failed: Future[None] = Future()
+    failed.set_exception(OSError("fsync failed"))
+    real_write = Volume.write
+
+    def write_then_fail(self: Volume, needle: Needle) -> WriteResult:
+        return replace(real_write(self, needle), durable=failed)
+
+    monkeypatch.setattr(Volume, "write", write_then_fail)
+    for key in (1, 2):  # a failed future is never taken for a settled one
+        with pytest.raises(OSError, match="fsync failed"):
+            writer.write(_bench_request(key, b"x" * 100))
