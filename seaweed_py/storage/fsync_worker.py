@@ -1,6 +1,6 @@
 """The fsync helper process: fdatasyncs files for a volume server (storage/fsync_helper.py).
 
-Run as `python -m seaweed_py.storage.fsync_worker FD`, FD being the helper's end of an
+Run as `python -m seaweed_py.storage.fsync_worker FD THREADS`, FD being the helper's end of an
 AF_UNIX SOCK_SEQPACKET pair (one message per packet). It imports nothing of weedpy: it must
 start fast and stay small, and it shares no state with the server.
 
@@ -15,8 +15,8 @@ here, and rounds need no order among themselves. `key` is the server's descripto
 the file, echoed back so the server knows which file failed; a key whose descriptor did not
 arrive answers EBADF.
 
-A few threads each wait for a round on the socket (the kernel hands every packet to one
-of them), so a few rounds run at once and a round costs one wake-up. The helper exits when
+THREADS threads (as many as the server lets run at once) each wait for a round on the socket
+(the kernel hands every packet to one of them), so a round costs one wake-up. The helper exits when
 the server's end closes (the server exited or stopped it).
 """
 
@@ -41,7 +41,7 @@ _RESULT = struct.Struct("<ii")
 _MAX_PACKET = 1 << 16
 
 
-def serve(sock: socket.socket, threads: int = 4) -> None:
+def serve(sock: socket.socket, threads: int = 1) -> None:
     """Serve rounds from `threads` threads until the server's end closes."""
     workers = [threading.Thread(target=_rounds, args=(sock,), daemon=True)
                for _ in range(threads - 1)]
@@ -84,4 +84,4 @@ def _sync(fd: int | None) -> int:
 
 
 if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])))
+    serve(socket.socket(fileno=int(sys.argv[1])), int(sys.argv[2]) if len(sys.argv) > 2 else 1)
