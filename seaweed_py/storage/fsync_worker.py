@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import socket
 import struct
 import sys
@@ -84,4 +85,9 @@ def _sync(fd: int | None) -> int:
 
 
 if __name__ == "__main__":
+    # A Ctrl-C in a terminal, or a service manager stopping the whole group, signals the helper
+    # too: it must outlive the server's graceful stop, which still syncs, and it leaves on its
+    # own once the server's end of the socket closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     serve(socket.socket(fileno=int(sys.argv[1])), int(sys.argv[2]) if len(sys.argv) > 2 else 1)

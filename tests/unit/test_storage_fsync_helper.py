@@ -200,3 +200,19 @@ async def test_a_loop_driven_committer_resolves_waiters_without_blocking(
             os.close(w)
     finally:
         driver.stop()
+
+
+def test_the_helper_ignores_group_signals_and_leaves_when_the_server_end_closes(
+    data_fd: int,
+) -> None:
+    gc = HelperGroupCommitter()
+    gc.request([data_fd]).result(timeout=10)
+    proc = gc._proc
+    assert proc is not None
+    for signum in (signal.SIGINT, signal.SIGTERM):  # what a terminal or systemd sends the group
+        os.kill(proc.pid, signum)
+    time.sleep(0.2)
+    assert proc.poll() is None
+    gc.request([data_fd]).result(timeout=10)  # the graceful stop still gets its syncs
+    gc.close()
+    assert proc.poll() is not None
