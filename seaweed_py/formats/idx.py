@@ -49,6 +49,7 @@ __all__ = [
     "encode_entry",
     "entry_dtype",
     "iter_entries",
+    "layout_for",
 ]
 
 IDX4_ENTRY = struct.Struct(">QIi")  # key, unit offset, size
@@ -87,6 +88,15 @@ IDX4: Final = IdxLayout.IDX4
 IDX5: Final = IdxLayout.IDX5
 
 EntryArrays = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.int32]]
+
+
+def layout_for(bytes_offset: int) -> IdxLayout:
+    """The layout a volume's `.vif` `bytesOffset` names (0, as old volumes write, means 4)."""
+    if bytes_offset in (0, 4):
+        return IDX4
+    if bytes_offset == 5:
+        return IDX5
+    raise CorruptVolume(f"unsupported bytesOffset {bytes_offset} in volume info")
 
 
 def entry_dtype(layout: IdxLayout) -> np.dtype[np.void]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seaweed_py.errors import CorruptNeedle, CorruptVolume
-from seaweed_py.formats.idx import IDX4, IDX5, IdxLayout, encode_entry, iter_entries
+from seaweed_py.formats.idx import IdxLayout, encode_entry, iter_entries, layout_for
 from seaweed_py.formats.needle import (
     NEEDLE_HEADER,
     NEEDLE_HEADER_SIZE,
@@ -84,7 +84,7 @@ class VolumeFiles:
             raise CorruptVolume("no .dat file", volume_id=volume_id, path=str(dat))
         vif = base.with_suffix(".vif")
         info = VolumeInfo.from_json(vif.read_bytes()) if vif.exists() else VolumeInfo()
-        layout = IDX5 if info.bytes_offset == 5 else IDX4
+        layout = layout_for(info.bytes_offset)
         fd = os.open(dat, os.O_RDONLY)
         try:
             sb = read_superblock(fd, volume_id=volume_id)

@@ -53,11 +53,11 @@ from seaweed_py.errors import (
 from seaweed_py.formats.crc import checksum_matches, crc32c
 from seaweed_py.formats.idx import (
     IDX4,
-    IDX5,
     IdxLayout,
     decode_entries,
     encode_entry,
     entry_dtype,
+    layout_for,
 )
 from seaweed_py.formats.needle import (
     FLAG_HAS_TTL,
@@ -201,14 +201,6 @@ def volume_base_name(collection: str, volume_id: int) -> str:
     return f"{collection}_{volume_id}" if collection else str(volume_id)
 
 
-def _layout_for(bytes_offset: int) -> IdxLayout:
-    if bytes_offset in (0, 4):
-        return IDX4
-    if bytes_offset == 5:
-        return IDX5
-    raise CorruptVolume(f"unsupported bytesOffset {bytes_offset} in volume info")
-
-
 class Volume:
     """A volume open for reads and (unless read-only) writes. One writer at a time (a lock
     serialises writes and deletes); reads take no lock."""
@@ -335,7 +327,7 @@ class Volume:
             raise CorruptVolume("volume has no .dat file", volume_id=self.id, path=str(dat_path))
         vif_text = vif_path.read_bytes() if vif_path.exists() else b""
         self.info = VolumeInfo.from_json(vif_text)
-        self.layout = _layout_for(self.info.bytes_offset)
+        self.layout = layout_for(self.info.bytes_offset)
         self._idx_batch_full = _IDX_BATCH_BYTES // self.layout.entry_size * self.layout.entry_size
         self._writable_files = writable and os.access(dat_path, os.W_OK)
         flags = os.O_RDWR if self._writable_files else os.O_RDONLY

@@ -17,6 +17,7 @@ from seaweed_py.formats.idx import (
     decode_entry,
     encode_entry,
     iter_entries,
+    layout_for,
 )
 
 
@@ -95,3 +96,11 @@ def test_empty_index_decodes_to_empty_columns() -> None:
 def test_out_of_range_keys_and_sizes_are_rejected(key: int, size: int) -> None:
     with pytest.raises(ValueError):
         encode_entry(key, 8, size)
+
+
+def test_layout_for_names_the_layout_of_a_bytes_offset_and_refuses_others() -> None:
+    assert layout_for(0) is IDX4  # volumes from before the field existed
+    assert layout_for(4) is IDX4
+    assert layout_for(5) is IDX5
+    with pytest.raises(CorruptVolume, match="bytesOffset 7"):
+        layout_for(7)
