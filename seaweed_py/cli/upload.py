@@ -151,22 +151,22 @@ async def _upload_all(opts: dict[str, Any], listed: list[Path], walked: list[Pat
             outcome.url = f"{public_url}/{result.fid}" if public_url else result.url
             return outcome
 
-        jobs = []
-        if listed:
-            try:
-                assignment = await client.assign(
-                    len(listed), rack=opts["rack"], disk=opts["disk"],
-                    **placement,
-                )
-            except WeedError as exc:
-                failed = [_Outcome(p, error=str(exc)) for p in listed]
-                return failed + list(await asyncio.gather(
-                    *(one(p, None, "", "") for p in walked)))
-            url = assignment.public_url if opts["usePublicUrl"] else assignment.url
-            jobs += [one(p, f, url, assignment.auth, assignment.public_url)
-                     for p, f in zip(listed, assignment.fids, strict=True)]
-        jobs += [one(p, None, "", "") for p in walked]
         try:
+            jobs = []
+            if listed:
+                try:
+                    assignment = await client.assign(
+                        len(listed), rack=opts["rack"], disk=opts["disk"],
+                        **placement,
+                    )
+                except WeedError as exc:
+                    failed = [_Outcome(p, error=str(exc)) for p in listed]
+                    return failed + list(await asyncio.gather(
+                        *(one(p, None, "", "") for p in walked)))
+                url = assignment.public_url if opts["usePublicUrl"] else assignment.url
+                jobs += [one(p, f, url, assignment.auth, assignment.public_url)
+                         for p, f in zip(listed, assignment.fids, strict=True)]
+            jobs += [one(p, None, "", "") for p in walked]
             return list(await asyncio.gather(*jobs))
         finally:
             bar.close()
