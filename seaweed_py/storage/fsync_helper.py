@@ -295,7 +295,11 @@ class HelperGroupCommitter:
 
     def _pump(self) -> None:
         with self._lock:
-            while self._sock is not None:
+            # At most one answer per round in flight (one read at least: an idle helper's EOF
+            # must be seen), so no read ends in EAGAIN when the answers are all in.
+            for _ in range(max(1, len(self._inflight))):
+                if self._sock is None:
+                    break
                 try:
                     msg = self._sock.recv(1 << 16)
                 except BlockingIOError:
