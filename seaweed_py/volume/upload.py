@@ -607,12 +607,15 @@ def _raw_upload(
     declared = headers.get("content-type", "")
     disposition = headers.get("content-disposition", "")
     if ("content-encoding" in headers or "content-md5" in headers or size > size_limit
-            or len(declared) > _MEMO_LIMIT or len(disposition) > _MEMO_LIMIT):
+            or len(disposition) > _MEMO_LIMIT):
         return None
     filename = ((disposition and _disposition_name_memo(disposition))
                 or path[path.rfind("/") + 1 :])
+    ext = _ext(filename)
+    if len(declared) + len(ext) > _MEMO_LIMIT:  # the memo must stay small
+        return None
     replicate = options.replicate
-    rule = _raw_rule(declared, _ext(filename), options.chunk_manifest or replicate)
+    rule = _raw_rule(declared, ext, options.chunk_manifest or replicate)
     packed = _compressed(body, rule) if size and not replicate else None
     return _new_upload(Upload, (body if packed is None else packed, _fits(filename), rule.mime,
                                 packed is not None, size, _pairs(headers), "", options))

@@ -124,7 +124,7 @@ def _part(field: str, filename: str | None, ctype: str | None, encoding: str | N
 
 
 _PATHS = ["/3,01637037d6", "/3,01637037d6.txt", "/3,01637037d6.PNG", "/3,01637037d6.tar.gz",
-          "/3,01637037d6.bin"]
+          "/3,01637037d6.bin", "/3,01637037d6." + "t" * 600]
 
 
 @st.composite
