@@ -153,6 +153,8 @@ class HelperGroupCommitter:
             if self._closed:
                 return
             pending = list(self._next.values())
+            pending += [future for waiting in self._inflight.values()
+                        for future in waiting.values()]
             if self._lazy and not self._next:
                 pending.append(self._next.setdefault((), _HelperRoundFuture(self)))
             for fd in list(self._lazy):

@@ -216,3 +216,16 @@ def test_the_helper_ignores_group_signals_and_leaves_when_the_server_end_closes(
     gc.request([data_fd]).result(timeout=10)  # the graceful stop still gets its syncs
     gc.close()
     assert proc.poll() is not None
+
+
+def test_close_waits_for_the_round_in_flight(data_fd: int) -> None:
+    gc = HelperGroupCommitter()
+    gc.request([data_fd]).result(timeout=10)  # helper up
+    pid = helper_pid(gc)
+    os.kill(pid, signal.SIGSTOP)  # the round goes out and stays unanswered for a while
+    in_flight = gc.request([data_fd])
+    gc.kick()
+    assert not in_flight.done()
+    os.kill(pid, signal.SIGCONT)
+    gc.close()
+    assert in_flight.done() and in_flight.exception() is None
