@@ -229,3 +229,24 @@ def test_close_waits_for_the_round_in_flight(data_fd: int) -> None:
     os.kill(pid, signal.SIGCONT)
     gc.close()
     assert in_flight.done() and in_flight.exception() is None
+
+
+async def test_a_loop_driven_committer_survives_its_helper_dying(
+    committer: HelperGroupCommitter, data_fd: int
+) -> None:
+    driver = HelperDriver(committer)
+    driver.start()
+    try:
+        waits = DurableWaits()
+        await asyncio.wait_for(waits.deliver(committer.request([data_fd]), None), 10)
+        first = helper_pid(committer)
+        os.kill(first, signal.SIGKILL)
+        for _ in range(50):  # the loop sees the EOF and lets the helper go
+            await asyncio.sleep(0.01)
+            if committer._proc is None:
+                break
+        assert committer._proc is None
+        assert await asyncio.wait_for(waits.deliver(committer.request([data_fd]), 7), 10) == 7
+        assert helper_pid(committer) != first
+    finally:
+        driver.stop()
