@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Protocol
 
-__all__ = ["LAZY_SYNC_INTERVAL", "MAX_DELAY", "Committer", "GroupCommitter", "RoundFuture",
-           "completed_future", "sync_file"]
+__all__ = ["LAZY_SYNC_INTERVAL", "MAX_DELAY", "SETTLED", "Committer", "GroupCommitter",
+           "RoundFuture", "completed_future", "sync_file"]
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,22 @@ def sync_file(fd: int) -> None:
     os.fdatasync(fd)
 
 
-def completed_future() -> Future[None]:
-    """A future that is already resolved (durability modes that need no wait)."""
+def _resolved() -> Future[None]:
     f: Future[None] = Future()
     f.set_result(None)
     return f
+
+
+SETTLED: Future[None] = _resolved()
+"""The one already-resolved durability future, for writes that need no wait (`-fsync=none`
+and `always`, requests with nothing to sync): callers may test `durable is SETTLED` instead
+of asking the future, which takes its lock. A finished future never changes, so sharing it
+is safe."""
+
+
+def completed_future() -> Future[None]:
+    """`SETTLED`: a future that is already resolved."""
+    return SETTLED
 
 
 class Committer(Protocol):

@@ -24,7 +24,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import replace
 
 import orjson
@@ -47,6 +46,7 @@ from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle, up
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
+from seaweed_py.storage.group_commit import SETTLED
 from seaweed_py.storage.store import Store
 from seaweed_py.storage.volume import Volume
 from seaweed_py.volume.durability import DurableWaits
@@ -89,8 +89,6 @@ class BlobWriter:
         self._limit = file_size_limit
         self._stats = stats
         self._clock = clock
-        self._settled: Future[None] | None = None
-        """The last durability future seen completed with success."""
 
     # ------------------------------------------------------------------ writes
 
@@ -116,13 +114,10 @@ class BlobWriter:
         self._stats.bytes_written += len(data)
         answer = _write_response(upload, needle, unchanged=result.unchanged)
         durable = result.durable
-        if durable is self._settled:
+        if durable is SETTLED:  # -fsync=none|always: nothing to wait for, no lock to take
             return answer
         if durable.done():
             durable.result()  # raises if the sync failed
-            # A future never leaves its final state: volumes that hand out one completed
-            # future for every write (-fsync=none|always) skip the two locked calls above.
-            self._settled = durable
             return answer
         return self._durable.deliver(durable, answer)
 
