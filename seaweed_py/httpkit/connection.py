@@ -785,15 +785,9 @@ class HttpConnection(asyncio.Protocol):
         """Write the answers held for `HttpServer.batch_writes`; every other write, and the
         close, goes after them."""
         data = self._held
-        if data is None:
-            return
-        self._held = None
-        transport = self._transport
-        if transport is not None and not self._closed:
-            try:
-                transport.write(data)
-            except RuntimeError:  # the transport closed under us; connection_lost follows
-                self._closed = True
+        if data is not None:
+            self._held = None
+            self._put(data)
 
     def _write_parts(self, parts: tuple[bytes, ...]) -> None:
         """Several buffers in one write, none of them copied."""
@@ -807,6 +801,10 @@ class HttpConnection(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         self.flush()
+        self._put(data)
+
+    def _put(self, data: bytes) -> None:
+        """Hand `data` to the transport now (held answers must have gone first)."""
         transport = self._transport
         if transport is not None and not self._closed:
             try:
