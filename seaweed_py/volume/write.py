@@ -43,7 +43,6 @@ from seaweed_py.formats.chunk_manifest import load_chunk_manifest
 from seaweed_py.formats.crc import crc32c
 from seaweed_py.formats.fid import FileId
 from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle, upload_needle
-from seaweed_py.formats.ttl import Ttl
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
 from seaweed_py.storage.group_commit import SETTLED
@@ -319,13 +318,7 @@ class BlobWriter:
 
 def _needle(path: BlobPath, upload: Upload, volume: Volume) -> Needle:
     options = upload.options
-    # The upload's TTL, else the volume's; none when both are empty (checked by identity
-    # first: most are the shared empty TTL).
-    ttl: Ttl | None = options.ttl
-    if ttl is _NO_TTL or not ttl:
-        ttl = volume.ttl
-        if ttl is _NO_TTL or not ttl:
-            ttl = None
+    ttl = options.ttl or volume.ttl or None  # the upload's, else the volume's
     return upload_needle(path.cookie, path.key, upload.data, upload.name.encode(),
                          upload.mime.encode(), options.last_modified, ttl, upload.pairs,
                          upload.gzipped, options.chunk_manifest)
@@ -400,4 +393,3 @@ _CREATED_HEAD = _JSON_HEAD + b'ETag: "%08x"\r\nContent-MD5: \r\n'
 _CREATED = b'{"name":%b,"size":%d,"eTag":"%08x"}'
 _CREATED_MIME = b'{"name":%b,"size":%d,"eTag":"%08x","mime":%b}'
 _NO_QUERY: Mapping[str, str] = {}
-_NO_TTL = Ttl.EMPTY
