@@ -45,7 +45,12 @@ from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 
 from seaweed_py.storage.fsync_worker import DONE, MAX_FDS, SYNC
-from seaweed_py.storage.group_commit import LAZY_SYNC_INTERVAL, RoundFuture, completed_future
+from seaweed_py.storage.group_commit import (
+    LAZY_SYNC_INTERVAL,
+    RoundFuture,
+    completed_future,
+    due_lazy,
+)
 
 __all__ = ["HelperGroupCommitter"]
 
@@ -277,7 +282,7 @@ class HelperGroupCommitter:
                 raise
         # A caller closed one of its files before the round went out: the others are still
         # synced; that one fails its waiters.
-        closed = {fd for fd in fds if _identity(fd) is None}
+        closed = {fd for fd in fds if not _is_open(fd)}
         self._unsent[self._round_id] = closed
         fds = [fd for fd in fds if fd not in closed]
         keys = b"".join(fd.to_bytes(_KEY_BYTES, "little", signed=True) for fd in fds)
@@ -398,15 +403,12 @@ class HelperGroupCommitter:
         return bool(self._next and self._kicked) or bool(self._due_lazy())
 
     def _due_lazy(self) -> set[int]:
-        if not self._lazy:
-            return set()
-        limit = self._clock() - self._lazy_interval
-        return {fd for fd, since in self._lazy.items() if since <= limit}
+        return due_lazy(self._lazy, self._clock() - self._lazy_interval)
 
 
-def _identity(fd: int) -> tuple[int, int] | None:
+def _is_open(fd: int) -> bool:
     try:
-        st = os.fstat(fd)
+        os.fstat(fd)
     except OSError:
-        return None
-    return st.st_dev, st.st_ino
+        return False
+    return True

@@ -33,7 +33,7 @@ from concurrent.futures import Future
 from typing import Protocol
 
 __all__ = ["LAZY_SYNC_INTERVAL", "MAX_DELAY", "SETTLED", "Committer", "GroupCommitter",
-           "RoundFuture", "completed_future", "sync_file"]
+           "RoundFuture", "completed_future", "due_lazy", "sync_file"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,13 @@ is safe."""
 def completed_future() -> Future[None]:
     """`SETTLED`: a future that is already resolved."""
     return SETTLED
+
+
+def due_lazy(lazy: dict[int, float], limit: float) -> set[int]:
+    """The lazily synced fds whose oldest unsynced request came at or before `limit`."""
+    if not lazy:
+        return set()
+    return {fd for fd, since in lazy.items() if since <= limit}
 
 
 class Committer(Protocol):
@@ -209,12 +216,9 @@ class GroupCommitter:
 
     def _due_lazy(self) -> set[int]:
         """Lazy fds to sync in the next round: those due, or all when closing."""
-        if not self._lazy:
-            return set()
         if self._closed:
             return set(self._lazy)
-        limit = self._clock() - self._lazy_interval
-        return {fd for fd, since in self._lazy.items() if since <= limit}
+        return due_lazy(self._lazy, self._clock() - self._lazy_interval)
 
     def _sync_all(self, fds: Iterable[int]) -> dict[int, OSError]:
         failed: dict[int, OSError] = {}
