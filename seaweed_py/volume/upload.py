@@ -45,7 +45,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from isal import isal_zlib
@@ -526,11 +526,7 @@ def _file_part(block: bytes, as_sent: bool) -> _FilePart | None:
     try:
         return memo[block]
     except KeyError:
-        pass
-    if len(memo) >= _MEMO_ENTRIES:
-        memo.clear()  # a client cycling through many blocks: start over, stay small
-    part = memo[block] = _new_file_part(block, as_sent)
-    return part
+        return _remember(memo, block, _new_file_part(block, as_sent))
 
 
 def _new_file_part(block: bytes, as_sent: bool) -> _FilePart | None:
@@ -548,11 +544,21 @@ def _raw_rule(declared: str, ext: str, as_sent: bool) -> _TypeRule:
     key = (declared, ext, as_sent)
     rule = _RAW_RULES.get(key)
     if rule is None:
-        if len(_RAW_RULES) >= _MEMO_ENTRIES:
-            _RAW_RULES.clear()
-        rule = _RAW_RULES[key] = _type_rule(declared, ext, True, as_sent)
+        rule = _remember(_RAW_RULES, key, _type_rule(declared, ext, True, as_sent))
     return rule
 
+
+def _remember(memo: dict[K, V], key: K, value: V) -> V:
+    """Store `value` in a bounded memo. A client cycling through many keys empties it and
+    starts over: it stays small, and the usual handful of keys is back at once."""
+    if len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 # Plain dicts, not lru_cache: a hit costs a third as much, and hits are the rule.
 _FILE_PARTS: tuple[dict[bytes, _FilePart | None], dict[bytes, _FilePart | None]] = ({}, {})
@@ -583,15 +589,10 @@ def _first_file_part(
     size = end - start
     if size < 0 or size > size_limit:
         return None
-    replicate = options.replicate
-    part = _file_part(body[head_start:head_end], options.chunk_manifest or replicate)
+    part = _file_part(body[head_start:head_end], options.chunk_manifest or options.replicate)
     if part is None:
         return None
-    data = body[start:end]
-    packed = _compressed(data, part.rule) if size and not replicate else None
-    # Upload's fields in order, without its generated __new__.
-    return _new_upload(Upload, (data if packed is None else packed, part.name, part.rule.mime,
-                                packed is not None, size, _pairs(headers), "", options))
+    return _upload(body[start:end], part.name, part.rule, headers, options)
 
 
 def _raw_upload(
@@ -614,11 +615,18 @@ def _raw_upload(
     ext = _ext(filename)
     if len(declared) + len(ext) > _MEMO_LIMIT:  # the memo must stay small
         return None
-    replicate = options.replicate
-    rule = _raw_rule(declared, ext, options.chunk_manifest or replicate)
-    packed = _compressed(body, rule) if size and not replicate else None
-    return _new_upload(Upload, (body if packed is None else packed, _fits(filename), rule.mime,
-                                packed is not None, size, _pairs(headers), "", options))
+    rule = _raw_rule(declared, ext, options.chunk_manifest or options.replicate)
+    return _upload(body, _fits(filename), rule, headers, options)
+
+
+def _upload(
+    data: bytes, name: str, rule: _TypeRule, headers: Mapping[str, str], options: UploadOptions
+) -> Upload:
+    """The `Upload` of a shortcut: `data` as sent, gzipped if its rule says so and it pays."""
+    packed = _compressed(data, rule) if data and not options.replicate else None
+    # Upload's fields in order, without its generated __new__.
+    return _new_upload(Upload, (data if packed is None else packed, name, rule.mime,
+                                packed is not None, len(data), _pairs(headers), "", options))
 
 
 def _parse_upload(
