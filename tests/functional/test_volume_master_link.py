@@ -9,58 +9,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from seaweed_py.client.master_link import Location, MasterLink
 from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.errors import VolumeNotFound
 from seaweed_py.volume.options import add_volume_flags, volume_options
-
-
-class FakeMaster:
-    def __init__(self) -> None:
-        self.heartbeats: list[dict[str, Any]] = []
-        self.lookups = 0
-        self.unwritable: list[str] = []
-        self.leader = ""
-        self.port = 0
-        self.runner: web.AppRunner | None = None
-
-    async def start(self, port: int = 0) -> str:
-        app = web.Application()
-        app.router.add_post("/internal/heartbeat", self._heartbeat)
-        app.router.add_get("/dir/lookup", self._lookup)
-        app.router.add_post("/internal/volume/unwritable", self._unwritable)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", port, reuse_address=True)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"127.0.0.1:{self.port}"
-
-    async def stop(self) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
-
-    async def _heartbeat(self, request: web.Request) -> web.Response:
-        self.heartbeats.append(await request.json())
-        return web.json_response({"volumeSizeLimit": 1234, "leader": self.leader})
-
-    async def _lookup(self, request: web.Request) -> web.Response:
-        self.lookups += 1
-        if request.query["volumeId"] != "3":
-            return web.json_response({"error": "not found"}, status=404)
-        return web.json_response({"volumeOrFileId": "3", "locations": [
-            {"url": "127.0.0.1:1", "publicUrl": "pub:1"}, {"url": "127.0.0.1:2"}]})
-
-    async def _unwritable(self, request: web.Request) -> web.Response:
-        self.unwritable.append(request.query["volume"])
-        return web.json_response({})
+from tests.fake_master import FakeMaster
 
 
 @pytest.fixture
 async def master() -> AsyncIterator[FakeMaster]:
-    m = FakeMaster()
+    m = FakeMaster(volume_size_limit=1234)
+    m.locations[3] = [("127.0.0.1:1", "pub:1"), ("127.0.0.1:2", None)]
     await m.start()
     yield m
     await m.stop()

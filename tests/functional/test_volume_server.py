@@ -20,57 +20,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from seaweed_py.formats.crc import crc32c
 from seaweed_py.volume import VolumeOptions, VolumeServer
+from tests.fake_master import FakeMaster
 from tests.servers import free_port
 
 Session = aiohttp.ClientSession
-
-
-class FakeMaster:
-    """Records heartbeats and unwritable reports; answers lookups from `locations`."""
-
-    def __init__(self) -> None:
-        self.heartbeats: list[dict[str, Any]] = []
-        self.unwritable: list[int] = []
-        self.locations: dict[int, list[str]] = {}
-        self.runner: web.AppRunner | None = None
-        self.address = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/internal/heartbeat", self._heartbeat)
-        app.router.add_get("/dir/lookup", self._lookup)
-        app.router.add_post("/internal/volume/unwritable", self._unwritable)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.address = f"127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
-
-    async def _heartbeat(self, request: web.Request) -> web.Response:
-        self.heartbeats.append(await request.json())
-        return web.json_response({"volumeSizeLimit": 30 * 1024 * 1024, "leader": ""})
-
-    async def _lookup(self, request: web.Request) -> web.Response:
-        vid = int(request.query["volumeId"])
-        urls = self.locations.get(vid, [])
-        if not urls:
-            return web.json_response({"volumeOrFileId": str(vid), "error": "not found"},
-                                     status=404)
-        return web.json_response({"volumeOrFileId": str(vid),
-                                  "locations": [{"url": u, "publicUrl": u} for u in urls]})
-
-    async def _unwritable(self, request: web.Request) -> web.Response:
-        self.unwritable.append(int(request.query["volume"]))
-        return web.json_response({})
 
 
 class Clock:
