@@ -9,7 +9,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,15 @@ def data_fd(tmp_path: Path) -> Iterator[int]:
     fd = os.open(tmp_path / "data", os.O_RDWR | os.O_CREAT, 0o644)
     yield fd
     os.close(fd)
+
+
+@pytest.fixture
+async def waits(committer: HelperGroupCommitter) -> AsyncIterator[DurableWaits]:
+    """Durable waits on this test's loop, which drives `committer`."""
+    driver = HelperDriver(committer)
+    driver.start()
+    yield DurableWaits()
+    driver.stop()
 
 
 def helper_pid(gc: HelperGroupCommitter) -> int:
@@ -182,24 +191,18 @@ def test_close_serves_pending_requests_then_refuses_new_ones(data_fd: int) -> No
 
 
 async def test_a_loop_driven_committer_resolves_waiters_without_blocking(
-    committer: HelperGroupCommitter, data_fd: int
+    committer: HelperGroupCommitter, waits: DurableWaits, data_fd: int
 ) -> None:
-    driver = HelperDriver(committer)
-    driver.start()
+    answers = [waits.deliver(committer.request([data_fd]), n) for n in range(5)]
+    assert await asyncio.wait_for(asyncio.gather(*answers), 10) == [0, 1, 2, 3, 4]
+    assert committer.rounds == 1  # five writes, one fsync
+    r, w = os.pipe()
     try:
-        waits = DurableWaits()
-        answers = [waits.deliver(committer.request([data_fd]), n) for n in range(5)]
-        assert await asyncio.wait_for(asyncio.gather(*answers), 10) == [0, 1, 2, 3, 4]
-        assert committer.rounds == 1  # five writes, one fsync
-        r, w = os.pipe()
-        try:
-            with pytest.raises(OSError):
-                await asyncio.wait_for(waits.deliver(committer.request([r]), None), 10)
-        finally:
-            os.close(r)
-            os.close(w)
+        with pytest.raises(OSError):
+            await asyncio.wait_for(waits.deliver(committer.request([r]), None), 10)
     finally:
-        driver.stop()
+        os.close(r)
+        os.close(w)
 
 
 def test_the_helper_ignores_group_signals_and_leaves_when_the_server_end_closes(
@@ -232,21 +235,15 @@ def test_close_waits_for_the_round_in_flight(data_fd: int) -> None:
 
 
 async def test_a_loop_driven_committer_survives_its_helper_dying(
-    committer: HelperGroupCommitter, data_fd: int
+    committer: HelperGroupCommitter, waits: DurableWaits, data_fd: int
 ) -> None:
-    driver = HelperDriver(committer)
-    driver.start()
-    try:
-        waits = DurableWaits()
-        await asyncio.wait_for(waits.deliver(committer.request([data_fd]), None), 10)
-        first = helper_pid(committer)
-        os.kill(first, signal.SIGKILL)
-        for _ in range(50):  # the loop sees the EOF and lets the helper go
-            await asyncio.sleep(0.01)
-            if committer._proc is None:
-                break
-        assert committer._proc is None
-        assert await asyncio.wait_for(waits.deliver(committer.request([data_fd]), 7), 10) == 7
-        assert helper_pid(committer) != first
-    finally:
-        driver.stop()
+    await asyncio.wait_for(waits.deliver(committer.request([data_fd]), None), 10)
+    first = helper_pid(committer)
+    os.kill(first, signal.SIGKILL)
+    for _ in range(50):  # the loop sees the EOF and lets the helper go
+        await asyncio.sleep(0.01)
+        if committer._proc is None:
+            break
+    assert committer._proc is None
+    assert await asyncio.wait_for(waits.deliver(committer.request([data_fd]), 7), 10) == 7
+    assert helper_pid(committer) != first
