@@ -121,12 +121,42 @@ class Topology:
         node.last_seen = now
         node.pulse_seconds = hb.pulse_seconds
         reports = {v.id: _normalized(v) for v in hb.volumes}
-        for vid in node.volumes.keys() - reports.keys():
+        last = node.volumes  # set_volumes below rebinds node.volumes, this dict stays as is
+        for vid in last.keys() - reports.keys():
             self._remove_location(vid, node, now)
         node.set_volumes(reports)
         for report in reports.values():
-            self._add_location(report, node, now)
+            previous = last.get(report.id)
+            if previous is None or not self._applied(report, previous, node):
+                self._add_location(report, node, now)
         return node
+
+    def _applied(self, report: VolumeReport, previous: VolumeReport, node: DataNode) -> bool:
+        """Whether `_add_location(report, node)` would change nothing, so a steady heartbeat
+        can skip it: `node` is already a location of the volume in the layout of `report`'s key
+        and the volume's state was computed from a report with the same size and read-only flag.
+
+        A volume whose state waits on time or on an assign's estimate (marked full, held after
+        a failed replicated write, crowded by estimate rather than by reported size) is never
+        skipped: `VolumeLayout.refresh` is what clears those, at the next heartbeat."""
+        if report.size != previous.size or report.read_only != previous.read_only:
+            return False
+        layout = self._vid_layout.get(report.id)
+        if layout is None:
+            return False
+        vol = layout.volumes.get(report.id)
+        key = layout.key
+        return (
+            vol is not None
+            and vol.full_since is None
+            and vol.unwritable_until is None
+            and vol.crowded == (vol.size > layout.crowded_ratio * layout.volume_size_limit)
+            and key.collection == report.collection
+            and key.replica_placement == report.replica_placement
+            and key.ttl == report.ttl
+            and key.disk == report.disk_type
+            and node in vol.locations
+        )
 
     def _place_node(self, hb: Heartbeat, now: float) -> DataNode:
         rack = self._rack(hb.data_center or DEFAULT_DATA_CENTER, hb.rack or DEFAULT_RACK)
