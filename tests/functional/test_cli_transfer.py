@@ -166,3 +166,24 @@ def test_fifty_mib_file_round_trips_through_the_cli_in_chunks(
     assert main(["download", f"-master={shared_cluster.master_url}", f"-dir={out_dir}",
                  str(result["fid"])]) == 0
     assert (out_dir / "fifty.bin").read_bytes() == data
+
+
+def test_the_progress_bar_is_closed_when_the_assign_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seaweed_py.cli import upload
+
+    closed: list[ProgressBar] = []
+
+    class RecordingBar(ProgressBar):
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    monkeypatch.setattr(upload, "ProgressBar", RecordingBar)
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"x")
+    dead = f"-master=127.0.0.1:{servers.free_port()}"
+    assert main(["upload", dead, "-json", str(path)]) == 1  # the assign is the early return
+    assert "error" in json.loads(capsys.readouterr().out)[0]
+    assert len(closed) == 1
