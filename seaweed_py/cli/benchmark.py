@@ -39,6 +39,9 @@ import orjson
 
 from seaweed_py import __version__
 from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.errors import InvalidFileId
+from seaweed_py.formats.fid import parse_file_id
+from seaweed_py.types import VolumeId
 
 __all__ = ["PhaseStats", "build_flags", "format_report", "run"]
 
@@ -170,20 +173,33 @@ def run(argv: Sequence[str]) -> int:
         Path(opts["list"]).write_text("".join(f"{fid}\n" for fid in fids))
         failed += stats.failed
     if not opts["writeOnly"]:
-        fids = [line for line in Path(opts["list"]).read_text().split() if line]
-        if not fids:
+        targets = _read_targets(Path(opts["list"]))
+        if not targets:
             raise UsageError(f"no fids to read in {opts['list']}")
         print("\n------------ Randomly Reading Benchmark ----------")
-        stats, _ = _run_phase(opts, "read", fids)
+        stats, _ = _run_phase(opts, "read", targets)
         failed += stats.failed
     return 1 if failed else 0
+
+
+def _read_targets(listing: Path) -> list[tuple[VolumeId, str]]:
+    """(volume id, fid) for every fid in `listing`, parsed before any worker starts: a line
+    that is not a fid is refused here rather than timed as a stream of failed reads. The text
+    is kept for the URL, so a `_N` fid is read as listed."""
+    targets: list[tuple[VolumeId, str]] = []
+    for fid in listing.read_text().split():
+        try:
+            targets.append((parse_file_id(fid).volume_id, fid))
+        except InvalidFileId as exc:
+            raise UsageError(f"{listing}: {exc.message}") from None
+    return targets
 
 
 def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def _run_phase(opts: dict[str, Any], phase: str, fids: list[str]
+def _run_phase(opts: dict[str, Any], phase: str, targets: list[tuple[VolumeId, str]]
                ) -> tuple[PhaseStats, list[str]]:
     procs = min(opts["procs"], opts["c"], opts["n"])
     counts = _split(opts["n"], procs)
@@ -198,7 +214,7 @@ def _run_phase(opts: dict[str, Any], phase: str, fids: list[str]
     with concurrent.futures.ProcessPoolExecutor(
         procs, mp_context=context, initializer=_init_worker, initargs=(counters, start_line)
     ) as pool:
-        jobs = [pool.submit(_worker, phase, i, counts[i], concurrency[i], opts, fids)
+        jobs = [pool.submit(_worker, phase, i, counts[i], concurrency[i], opts, targets)
                 for i in range(procs)]
         start_line.wait(_START_TIMEOUT)
         started = time.perf_counter()
@@ -247,8 +263,8 @@ def _init_worker(counters: Any, start_line: Any) -> None:
 
 
 def _worker(phase: str, index: int, count: int, concurrency: int, opts: dict[str, Any],
-            fids: list[str]) -> tuple[PhaseStats, list[str]]:
-    load = _WriteLoad(opts) if phase == "write" else _ReadLoad(opts, fids)
+            targets: list[tuple[VolumeId, str]]) -> tuple[PhaseStats, list[str]]:
+    load = _WriteLoad(opts) if phase == "write" else _ReadLoad(opts, targets)
     _start_line.wait(_START_TIMEOUT)
     try:
         import uvloop
@@ -443,12 +459,12 @@ class _WriteLoad(_Load):
 
 
 class _ReadLoad(_Load):
-    def __init__(self, opts: dict[str, Any], fids: list[str]) -> None:
+    def __init__(self, opts: dict[str, Any], targets: list[tuple[VolumeId, str]]) -> None:
         super().__init__(opts)
-        self.fids = fids
-        self.locations: dict[str, list[str]] = {}
+        self.targets = targets
+        self.locations: dict[VolumeId, list[str]] = {}
 
-    async def locate(self, client: _Client, vid: str) -> list[str]:
+    async def locate(self, client: _Client, vid: VolumeId) -> list[str]:
         """Volume servers of `vid`, looked up once per worker (like weed's cached vid map)."""
         urls = self.locations.get(vid)
         if urls is None:
@@ -462,8 +478,8 @@ class _ReadLoad(_Load):
         return urls
 
     async def one(self, client: _Client) -> int:
-        fid = self.fids[self.rng.randrange(len(self.fids))]
-        urls = await self.locate(client, fid.split(",", 1)[0])
+        vid, fid = self.targets[self.rng.randrange(len(self.targets))]
+        urls = await self.locate(client, vid)
         url = urls[self.rng.randrange(len(urls))]
         status, body, _ = await client.call(url, _get(url, f"/{fid}"))
         if status != 200:

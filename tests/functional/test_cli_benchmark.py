@@ -94,3 +94,18 @@ def test_flags_have_help_and_bad_combinations_are_refused() -> None:
     assert all(flag.help for flag in build_flags().flags.values())
     assert main(["benchmark", "-readOnly", "-writeOnly"]) == 2
     assert main(["benchmark", "-n=0"]) == 2
+
+
+def test_a_list_entry_that_is_not_a_fid_is_refused_before_any_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listing = tmp_path / "fids.txt"
+    # `_N` batch suffixes are fids; the bad entry is named, and no worker starts (the master
+    # address is unreachable, so a started read phase would report failed reads instead).
+    listing.write_text("3,01637037d6\n3,01637037d6_1\n4,x1637037d6\n")
+    args = ["benchmark", "-readOnly", f"-list={listing}", "-master=127.0.0.1:1", "-n=1",
+            "-procs=1"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert str(listing) in captured.err and "'x1637037d6'" in captured.err
+    assert "Randomly Reading Benchmark" not in captured.out
