@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import errno
+import itertools
 import logging
 import os
 import threading
@@ -710,6 +711,12 @@ class Volume:
         hit = self._map.get(key)
         if hit is None:
             raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+        return self._meta_at(key, cookie, hit, NeedleNotFound)
+
+    def _meta_at(self, key: int, cookie: int, hit: tuple[int, int],
+                 wrong_cookie: type[NeedleNotFound | CookieMismatch]) -> NeedleLocation:
+        """`read_meta` of the record `hit` points at; a cookie other than the stored one
+        raises `wrong_cookie` (checked before the metadata is decoded)."""
         offset, size = hit
         head = os.pread(self._dat, NEEDLE_HEAD_SIZE, offset)
         if len(head) < NEEDLE_HEADER_SIZE:
@@ -720,7 +727,9 @@ class Volume:
             raise CorruptNeedle("record header does not match the index", volume_id=self.id,
                                 offset=offset, key=f"{key:x}")
         if stored_cookie != cookie:
-            raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+            raise wrong_cookie("cookie does not match the stored needle"
+                               if wrong_cookie is CookieMismatch else "needle not found",
+                               volume_id=self.id, key=f"{key:x}")
         data_size = int.from_bytes(head[16:20], "big") if size else 0
         tail_at = offset + NEEDLE_HEAD_SIZE + data_size if size else offset + NEEDLE_HEADER_SIZE
         tail = os.pread(self._dat, offset + NEEDLE_HEADER_SIZE + size + self._tail - tail_at,
@@ -799,43 +808,71 @@ class Volume:
     ) -> WriteResult:
         """Append a needle whose data arrives in chunks (`needle.data` is ignored; its
         checksum is computed here). The chunks must add up to `data_size` exactly, else
-        nothing is kept and BadRequest is raised. Holds the volume's write lock throughout."""
+        nothing is kept and BadRequest is raised. Holds the volume's write lock throughout.
+
+        Neither the new data nor the live needle it replaces is ever held whole. An identical
+        re-upload appends nothing: while the chunks equal the stored data (compared with
+        preads as they arrive) nothing is written, and at the first difference the equal
+        prefix is copied from the old record and the append goes on from there."""
         with self._lock:
             self._check_writable()
             hit = self._map.get(needle.key)
-            old = self._existing(needle.key, needle.cookie, hit) if hit is not None else None
+            old = (self._existing_meta(needle.key, needle.cookie, hit) if hit is not None
+                   else None)
+            chunks = iter(chunks)
+            same, crc, first = 0, 0, b""  # bytes equal to the old data, their CRC, a chunk
+            if (old is not None and data_size and old.data_size == data_size
+                    and self._same_meta(old.needle, replace(needle, data=b"",
+                                                            checksum=old.needle.checksum))):
+                for chunk in chunks:
+                    if same + len(chunk) > data_size:
+                        raise BadRequest("upload longer than announced", volume_id=self.id,
+                                         key=f"{needle.key:x}", expected=data_size)
+                    if os.pread(self._dat, len(chunk), old.data_offset + same) != chunk:
+                        first = chunk
+                        break
+                    crc = crc32c(chunk, crc)
+                    same += len(chunk)
+                else:
+                    if same != data_size:
+                        raise BadRequest("upload shorter than announced", volume_id=self.id,
+                                         key=f"{needle.key:x}", expected=data_size, got=same)
+                    if checksum_matches(old.needle.checksum, crc):
+                        assert hit is not None
+                        return WriteResult(hit[0], hit[1], True, self._done)
+                    # The old record's checksum is bad: the same data is stored anew.
             ts = self._next_append_ns()
             head = encode_needle_head(needle, data_size, self.version)
             size: int = NEEDLE_HEADER.unpack_from(head)[2]
             total = record_length(size, self.version)
-            crc_box = [0]
 
             def parts() -> Iterator[bytes]:
                 yield head
-                got = 0
-                crc = 0
-                for chunk in chunks:
+                pos = 0
+                while pos < same:
+                    assert old is not None
+                    piece = os.pread(self._dat, min(_READ_CHUNK, same - pos),
+                                     old.data_offset + pos)
+                    if not piece:
+                        raise CorruptVolume("record shrank while being copied",
+                                            volume_id=self.id, offset=old.data_offset + pos)
+                    pos += len(piece)
+                    yield piece
+                got, sum_ = same, crc
+                for chunk in itertools.chain((first,), chunks) if first else chunks:
                     got += len(chunk)
                     if got > data_size:
                         raise BadRequest("upload longer than announced", volume_id=self.id,
                                          key=f"{needle.key:x}", expected=data_size)
-                    crc = crc32c(chunk, crc)
+                    sum_ = crc32c(chunk, sum_)
                     yield chunk
                 if got != data_size:
                     raise BadRequest("upload shorter than announced", volume_id=self.id,
                                      key=f"{needle.key:x}", expected=data_size, got=got)
-                crc_box[0] = crc
-                yield encode_needle_tail(needle, data_size, self.version, checksum=crc,
+                yield encode_needle_tail(needle, data_size, self.version, checksum=sum_,
                                          append_at_ns=ts)
 
-            start = self._end
             offset = self._append(parts(), total, needle.key, size)
-            stored = replace(needle, data=b"", checksum=crc_box[0])
-            if old is not None and data_size and self._same_meta(old, stored):
-                # Identical re-upload: take the append back, keep the old record.
-                self._truncate_back(start, self._idx_end - self.layout.entry_size)
-                assert hit is not None
-                return WriteResult(hit[0], hit[1], True, self._done)
             self._map.put(needle.key, offset, size)
             self._last_append_ns = ts
             return WriteResult(offset, size, False, self._durable())
@@ -879,6 +916,15 @@ class Volume:
                                      volume_id=self.id, key=f"{key:x}")
         try:
             return decode_needle(record, self.version, volume_id=self.id, offset=offset)
+        except CorruptNeedle as exc:
+            log.error("overwriting a corrupt needle: %s", exc)
+            return None
+
+    def _existing_meta(self, key: int, cookie: int,
+                       hit: tuple[int, int]) -> NeedleLocation | None:
+        """`_existing` without the data: its metadata and where the data lies."""
+        try:
+            return self._meta_at(key, cookie, hit, CookieMismatch)
         except CorruptNeedle as exc:
             log.error("overwriting a corrupt needle: %s", exc)
             return None

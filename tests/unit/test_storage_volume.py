@@ -332,6 +332,80 @@ def test_streamed_write_equals_a_whole_write(make: Callable[..., Volume]) -> Non
     assert again.unchanged and again.offset == r.offset
 
 
+def _chunked(data: bytes, size: int = 65536) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def test_an_identical_streamed_re_upload_writes_nothing_and_never_reads_the_old_whole(
+        make: Callable[..., Volume], monkeypatch: pytest.MonkeyPatch) -> None:
+    v = make()
+    data = os.urandom(300_000)
+    first = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
+    size, idx = v.size, idx_bytes(v)
+
+    def whole_record(*_: object) -> bytes:
+        raise AssertionError("the old record was read whole")
+
+    monkeypatch.setattr(Volume, "record_at", whole_record)
+    monkeypatch.setattr(Volume, "read_at", whole_record)
+    again = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data, 50_000)))
+    assert again.unchanged and (again.offset, again.size) == (first.offset, first.size)
+    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert idx_bytes(v) == idx
+
+
+@pytest.mark.parametrize("at", [0, 70_000, 299_999])
+def test_a_streamed_re_upload_differing_at_some_byte_stores_the_new_data_whole(
+        make: Callable[..., Volume], at: int) -> None:
+    v = make()
+    data = os.urandom(300_000)
+    first = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
+    new = data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+    again = v.write_streamed(needle(1, b""), len(new), iter(_chunked(new)))
+    assert not again.unchanged and again.offset > first.offset
+    got = v.read(1, COOKIE)
+    assert got.data == new and got.checksum == crc32c(new)
+
+
+def test_a_streamed_re_upload_that_matches_but_ends_short_keeps_the_old_needle(
+        make: Callable[..., Volume]) -> None:
+    v = make()
+    data = os.urandom(200_000)
+    v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
+    size = v.size
+    with pytest.raises(BadRequest, match="shorter"):
+        v.write_streamed(needle(1, b""), len(data), iter(_chunked(data[:150_000])))
+    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert v.read(1, COOKIE).data == data
+
+
+def test_a_streamed_re_upload_over_a_bad_checksum_stores_the_data_anew(
+        make: Callable[..., Volume]) -> None:
+    v = make()
+    data = os.urandom(100_000)
+    first = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
+    with open(v.base.with_suffix(".dat"), "r+b") as f:  # the stored CRC, after the body
+        f.seek(first.offset + 16 + first.size)
+        f.write(b"\0\0\0\0")
+    with pytest.raises(CorruptNeedle):
+        v.read(1, COOKIE)
+    again = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
+    assert not again.unchanged
+    assert v.read(1, COOKIE).data == data
+
+
+def test_a_streamed_re_upload_with_another_cookie_is_refused_and_keeps_nothing(
+        make: Callable[..., Volume]) -> None:
+    v = make()
+    data = os.urandom(100_000)
+    v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
+    size = v.size
+    with pytest.raises(CookieMismatch):
+        v.write_streamed(needle(1, b"", cookie=COOKIE + 1), len(data), iter(_chunked(data)))
+    assert v.size == size
+    assert v.read(1, COOKIE).data == data
+
+
 @pytest.mark.parametrize("chunks", [[b"abc"], [b"abcdef", b"ghij"]])
 def test_streamed_write_with_the_wrong_length_keeps_nothing(
         make: Callable[..., Volume], chunks: list[bytes]) -> None:
