@@ -397,7 +397,7 @@ class Volume:
         block = self.superblock.block_size
         keep = self._entries_inside(units, sizes, dat_size, block)
         keep = _before_first_hole(keys, units, sizes, keep)
-        keep = self._last_entries_match(keys, units, sizes, keep)
+        keep, checked = self._last_entries_match(keys, units, sizes, keep)
         dropped = len(keys) - keep
         keys, units, sizes = keys[:keep], units[:keep], sizes[:keep]
         scan_from, last_ns = block, 0
@@ -405,7 +405,8 @@ class Volume:
         if keep and int(units[last]):
             off, size = int(units[last]) * 8, max(int(sizes[last]), 0)
             scan_from = off + record_length(size, self.version)
-            last_ns = self._append_ns_at(off, size)
+            # Usually the record `_last_entries_match` just read: not read again.
+            last_ns = checked[1] if checked and checked[0] == off else self._append_ns_at(off, size)
         if scan_from > dat_size and self._writable_files:
             # The last indexed record lost (part of) its padding only.
             os.pwrite(self._dat, bytes(scan_from - dat_size), dat_size)
@@ -508,8 +509,10 @@ class Volume:
         units: npt.NDArray[np.unsignedinteger[Any]],
         sizes: npt.NDArray[np.int32],
         keep: int,
-    ) -> int:
+    ) -> tuple[int, tuple[int, int] | None]:
         """Drop trailing entries whose record is not theirs or does not check out (CRC).
+        Returns how many entries stay, and the byte offset and AppendAtNs of the record that
+        checked out (None if none was read).
 
         After a power loss the last record's pages may be missing (zeros) even though the
         `.idx` entry made it; such a write was never acknowledged as durable."""
@@ -517,17 +520,17 @@ class Volume:
             i = keep - 1
             off = int(units[i]) * 8
             if off == 0:
-                return keep
+                return keep, None
             want = max(int(sizes[i]), 0)
             record = os.pread(self._dat, NEEDLE_HEADER_SIZE + want + self._tail, off)
             try:
                 n = decode_needle(record, self.version, volume_id=self.id, offset=off)
                 if n.key == int(keys[i]) and NEEDLE_HEADER.unpack_from(record)[2] == want:
-                    return keep
+                    return keep, (off, n.append_at_ns)
             except CorruptNeedle as exc:
                 log.warning("volume %d: last indexed record is bad: %s", self.id, exc)
             keep -= 1
-        return keep
+        return keep, None
 
     def _append_ns_at(self, offset: int, size: int) -> int:
         """AppendAtNs of the record at `offset` (0 for version 2)."""

@@ -242,6 +242,30 @@ def test_append_at_ns_strictly_increases_with_a_stuck_clock(make: Callable[..., 
     assert v.read(6, COOKIE).append_at_ns == clock.now + 6  # the tombstone took +5
 
 
+def test_open_reads_the_last_record_once(make: Callable[..., Volume], clock: Clock,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record that checks the `.idx` tail also gives the AppendAtNs to continue from."""
+    v = make()
+    for k in range(1, 4):
+        v.write(needle(k, b"d" * k))
+    v.close()
+    reads: list[int] = []
+    pread = os.pread
+
+    def counting(fd: int, n: int, at: int) -> bytes:
+        reads.append(at)
+        return pread(fd, n, at)
+
+    monkeypatch.setattr(os, "pread", counting)
+    v = reopen(v, clock)
+    last = v.lookup(3)
+    assert last is not None
+    assert [at for at in reads if at >= last[0]] == [last[0]]  # the record, whole, once
+    monkeypatch.undo()
+    v.write(needle(4, b"d"))
+    assert v.read(4, COOKIE).append_at_ns == clock.now + 3  # after now, now+1, now+2
+
+
 def test_read_only_volume_refuses_writes_and_deletes(make: Callable[..., Volume],
                                                      clock: Clock) -> None:
     v = make()
