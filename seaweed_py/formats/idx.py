@@ -90,13 +90,17 @@ IDX5: Final = IdxLayout.IDX5
 EntryArrays = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.int32]]
 
 
-def layout_for(bytes_offset: int) -> IdxLayout:
-    """The layout a volume's `.vif` `bytesOffset` names (0, as old volumes write, means 4)."""
+def layout_for(bytes_offset: int, volume_id: int | None = None) -> IdxLayout:
+    """The layout a volume's `.vif` `bytesOffset` names (0, as old volumes write, means 4);
+    `volume_id` only names the volume in the error."""
     if bytes_offset in (0, 4):
         return IDX4
     if bytes_offset == 5:
         return IDX5
-    raise CorruptVolume(f"unsupported bytesOffset {bytes_offset} in volume info")
+    message = f"unsupported bytesOffset {bytes_offset} in volume info"
+    if volume_id is None:
+        raise CorruptVolume(message)
+    raise CorruptVolume(message, volume_id=volume_id)
 
 
 def entry_dtype(layout: IdxLayout) -> np.dtype[np.void]:

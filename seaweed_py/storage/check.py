@@ -84,7 +84,7 @@ class VolumeFiles:
             raise CorruptVolume("no .dat file", volume_id=volume_id, path=str(dat))
         vif = base.with_suffix(".vif")
         info = VolumeInfo.from_json(vif.read_bytes()) if vif.exists() else VolumeInfo()
-        layout = layout_for(info.bytes_offset)
+        layout = layout_for(info.bytes_offset, volume_id)
         fd = os.open(dat, os.O_RDONLY)
         try:
             sb = read_superblock(fd, volume_id=volume_id)

@@ -328,7 +328,7 @@ class Volume:
             raise CorruptVolume("volume has no .dat file", volume_id=self.id, path=str(dat_path))
         vif_text = vif_path.read_bytes() if vif_path.exists() else b""
         self.info = VolumeInfo.from_json(vif_text)
-        self.layout = layout_for(self.info.bytes_offset)
+        self.layout = layout_for(self.info.bytes_offset, self.id)
         self._idx_batch_full = _IDX_BATCH_BYTES // self.layout.entry_size * self.layout.entry_size
         self._writable_files = writable and os.access(dat_path, os.W_OK)
         flags = os.O_RDWR if self._writable_files else os.O_RDONLY
