@@ -221,13 +221,8 @@ class Store:
         ttl: Ttl | None = None,
         preallocate: int = 0,
     ) -> Volume:
-        """Create a volume in the directory with the fewest volumes that has a free slot.
-
-        `preallocate` is accepted for the reference's API and not acted on: reserving space
-        without growing the file needs FALLOC_FL_KEEP_SIZE, which Python's stdlib cannot ask
-        for, and a grown `.dat` would no longer end at its last record.
-        """
-        del preallocate
+        """Create a volume in the directory with the fewest volumes that has a free slot,
+        reserving `preallocate` bytes of disk for its `.dat` (`Volume.create`)."""
         with self._lock:
             if volume_id in self._volumes:
                 raise Conflict("volume already exists", volume_id=volume_id)
@@ -242,7 +237,7 @@ class Store:
                 replica_placement=replica_placement, ttl=ttl, large_disk=self.large_disk,
                 index_kind=self.index_kind, fsync_mode=self.fsync_mode,
                 committer=self._committer, size_limit=self._size_limit,
-                clock_ns=self._clock_ns,
+                clock_ns=self._clock_ns, preallocate=preallocate,
             )
             self._volumes[volume_id] = v
             self._where[volume_id] = i

@@ -274,8 +274,10 @@ class Volume:
         committer: Committer | None = None,
         size_limit: int = DEFAULT_SIZE_LIMIT,
         clock_ns: Callable[[], int] = time.time_ns,
+        preallocate: int = 0,
     ) -> Volume:
-        """Create a new, empty volume; refuses to overwrite an existing `.dat`."""
+        """Create a new, empty volume; refuses to overwrite an existing `.dat`. `preallocate`
+        bytes of disk are reserved for the `.dat` (see `_reserve`)."""
         v = cls(Path(directory), volume_id, collection, index_kind=index_kind,
                 fsync_mode=fsync_mode, committer=committer, size_limit=size_limit,
                 clock_ns=clock_ns)
@@ -291,6 +293,8 @@ class Volume:
         with open(dat, "xb") as f:
             f.write(sb.encode())
             f.flush()
+            if preallocate > 0:
+                _reserve(f.fileno(), preallocate, dat)
             os.fsync(f.fileno())
         v.base.with_suffix(".idx").write_bytes(b"")
         _sync_dir(v.directory)
@@ -1228,6 +1232,28 @@ def release_free_memory() -> None:
     except OSError:  # not glibc: nothing to do
         return
     libc.malloc_trim(0)
+
+
+_FALLOC_FL_KEEP_SIZE: Final = 1
+
+
+def _reserve(fd: int, length: int, path: Path) -> None:
+    """Reserve `length` bytes of disk for the file without growing it, as the reference's
+    `-volumePreallocate` does (`fallocate` with FALLOC_FL_KEEP_SIZE, which the stdlib's
+    `posix_fallocate` cannot ask for): the file still ends at its last record, so the open
+    checks stay as they are, and appends land in space reserved in one piece. Best effort,
+    like the reference: where the file system or the platform cannot, or the disk lacks the
+    room, a warning is logged and the volume works as usual."""
+    try:
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        log.warning("%s: cannot preallocate %d bytes: no fallocate here", path, length)
+        return
+    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    fallocate.restype = ctypes.c_int
+    if fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, length) != 0:
+        err = ctypes.get_errno()
+        log.warning("%s: cannot preallocate %d bytes: %s", path, length, os.strerror(err))
 
 
 def _write_file_durably(path: Path, data: bytes) -> None:

@@ -465,6 +465,16 @@ async def test_admin_allocate_readonly_delete(vs: VolumeServer, http: Session) -
     assert vs.store.volume_infos() == []
 
 
+async def test_admin_allocate_reserves_the_preallocate_bytes(vs: VolumeServer,
+                                                             http: Session) -> None:
+    """As the master asks with -volumePreallocate: the space is reserved, the file not grown."""
+    await _allocate(http, vs, 3, preallocate=str(4 << 20))
+    volume = vs.store.get(3)
+    assert volume is not None
+    st = os.stat(volume.base.with_suffix(".dat"))
+    assert st.st_size == 8 and st.st_blocks * 512 >= 4 << 20
+
+
 async def test_heartbeats_report_volumes_and_goodbye(
     start_server: Starter, master: FakeMaster, http: Session
 ) -> None:

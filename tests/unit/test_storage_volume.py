@@ -266,6 +266,27 @@ def test_open_reads_the_last_record_once(make: Callable[..., Volume], clock: Clo
     assert v.read(4, COOKIE).append_at_ns == clock.now + 3  # after now, now+1, now+2
 
 
+def test_preallocate_reserves_disk_without_growing_the_dat(make: Callable[..., Volume],
+                                                           clock: Clock) -> None:
+    v = make(preallocate=8 << 20)
+    dat = v.base.with_suffix(".dat")
+    st = os.stat(dat)
+    assert st.st_size == 8  # the superblock only: the file still ends at its last record
+    assert st.st_blocks * 512 >= 8 << 20
+    v.write(needle(1, b"d" * 1000))
+    v = reopen(v, clock)
+    assert v.recovery.dat_bytes_cut == 0 and v.size == os.path.getsize(dat)
+    assert v.read(1, COOKIE).data == b"d" * 1000
+
+
+def test_preallocate_beyond_the_disk_only_warns(make: Callable[..., Volume],
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    v = make(preallocate=1 << 62)
+    assert "cannot preallocate" in caplog.text
+    v.write(needle(1, b"d"))
+    assert v.read(1, COOKIE).data == b"d"
+
+
 def test_read_only_volume_refuses_writes_and_deletes(make: Callable[..., Volume],
                                                      clock: Clock) -> None:
     v = make()
