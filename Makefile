@@ -14,16 +14,30 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(STAMP)
+# The npm clients of tests/cluster/test_clients_npm.py, pinned by the committed lockfile; installed
+# once (the stamp is newer than the lockfile afterwards), without install scripts or optional
+# packages, none of which the clients need. Without npm the step is skipped, and so is the test.
+NPM_DIR   := tests/clients/npm
+NPM_STAMP := $(NPM_DIR)/node_modules/.installed
+
+$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(NPM_DIR) --omit=optional --ignore-scripts --no-audit --no-fund \
+			--loglevel=error && touch $@; \
+	else \
+		echo "npm not found: skipping $(NPM_DIR) (tests/cluster/test_clients_npm.py will skip)"; \
+	fi
+
+install: $(STAMP) $(NPM_STAMP)
 
 run: $(STAMP)
 	mkdir -p $(DATA)
 	$(BIN)/weedpy server -dir=$(DATA)
 
-test: $(STAMP)
+test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
