@@ -45,24 +45,24 @@ def cluster(
         yield running
 
 
-def client(cluster: Cluster, **options: Any) -> Any:
+def _client(cluster: Cluster, **options: Any) -> Any:
     host, port = cluster.master_url.split(":")
     return SeaweedFS(host, int(port), **options)
 
 
-def volume_url_of(cluster: Cluster, fid: str) -> set[str]:
+def _urls_of(cluster: Cluster, fid: str) -> set[str]:
     """The URLs pyseaweed may build for `fid`: one per volume server of the cluster."""
     return {f"http://{volume}/{fid}" for volume in cluster.volume_urls}
 
 
 def test_version_is_the_masters(cluster: Cluster) -> None:
-    version = client(cluster).version
+    version = _client(cluster).version
     assert version == get_json(f"{cluster.master_url}/dir/status")["Version"]
     assert isinstance(version, str) and len(version.split()) >= 2, version
 
 
 def test_upload_by_path_reads_back(cluster: Cluster, tmp_path: Path) -> None:
-    weed = client(cluster)
+    weed = _client(cluster)
     data = os.urandom(20_000)
     photo = tmp_path / "photo.bin"
     photo.write_bytes(data)
@@ -73,15 +73,15 @@ def test_upload_by_path_reads_back(cluster: Cluster, tmp_path: Path) -> None:
     assert weed.get_file(fid) == data
     assert weed.get_file_size(fid) == len(data)
     assert weed.file_exists(fid) is True
-    assert weed.get_file_url(fid) in volume_url_of(cluster, fid)
-    assert weed.get_file_url(fid, public=False) in volume_url_of(cluster, fid)
+    assert weed.get_file_url(fid) in _urls_of(cluster, fid)
+    assert weed.get_file_url(fid, public=False) in _urls_of(cluster, fid)
     location = weed.get_file_location(fid.split(",")[0])
     assert location.url in cluster.volume_urls
     assert location.public_url in cluster.volume_urls
 
 
 def test_upload_of_streams_reads_back(cluster: Cluster, tmp_path: Path) -> None:
-    weed = client(cluster)
+    weed = _client(cluster)
     in_memory = os.urandom(3000)
     fid = weed.upload_file(stream=io.BytesIO(in_memory), name="blob.bin")
     assert weed.get_file(fid) == in_memory
@@ -97,7 +97,7 @@ def test_upload_of_streams_reads_back(cluster: Cluster, tmp_path: Path) -> None:
 def test_compressible_text_reads_back_as_written(cluster: Cluster) -> None:
     """A `.txt` is stored gzipped; requests asks for gzip and decodes, so the bytes match, and
     `get_file_size` reports the stored (compressed) length, as pyseaweed's docstring warns."""
-    weed = client(cluster)
+    weed = _client(cluster)
     text = b"the quick brown fox jumps over the lazy dog\n" * 300
     fid = weed.upload_file(stream=io.BytesIO(text), name="notes.txt")
     assert weed.get_file(fid) == text
@@ -107,7 +107,7 @@ def test_compressible_text_reads_back_as_written(cluster: Cluster) -> None:
 
 def test_assign_options_reach_the_master(cluster: Cluster) -> None:
     """upload_file's keyword arguments are /dir/assign's query: collection, replication, ttl."""
-    weed = client(cluster)
+    weed = _client(cluster)
     data = os.urandom(1000)
     fid = weed.upload_file(stream=io.BytesIO(data), name="r.bin",
                            collection="clients", replication="001")
@@ -130,17 +130,17 @@ def test_assign_options_reach_the_master(cluster: Cluster) -> None:
 
 
 def test_session_and_internal_urls(cluster: Cluster) -> None:
-    weed = client(cluster, use_session=True, use_public_url=False)
+    weed = _client(cluster, use_session=True, use_public_url=False)
     data = os.urandom(500)
     fid = weed.upload_file(stream=io.BytesIO(data), name="s.bin")
     assert weed.get_file(fid) == data
-    assert weed.get_file_url(fid) in volume_url_of(cluster, fid)
+    assert weed.get_file_url(fid) in _urls_of(cluster, fid)
     assert weed.delete_file(fid) is True
     assert weed.get_file(fid) is None
 
 
 def test_delete_makes_the_file_missing(cluster: Cluster) -> None:
-    weed = client(cluster)
+    weed = _client(cluster)
     fid = weed.upload_file(stream=io.BytesIO(b"short-lived"), name="gone.bin")
     assert weed.file_exists(fid) is True
 
@@ -154,7 +154,7 @@ def test_delete_makes_the_file_missing(cluster: Cluster) -> None:
 
 
 def test_unknown_key_in_a_known_volume_is_missing(cluster: Cluster) -> None:
-    weed = client(cluster)
+    weed = _client(cluster)
     fid = weed.upload_file(stream=io.BytesIO(b"neighbour"), name="n.bin")
     vid = fid.split(",")[0]
     stranger = f"{vid},7fffffff0102030405"
@@ -167,7 +167,7 @@ def test_empty_file_is_stored_but_not_reported(cluster: Cluster) -> None:
     """The reference omits `size` when it is 0, and pyseaweed takes a missing `size` to mean the
     upload failed: upload_file answers None although the volume server answered 201. weedpy
     must answer the same way, or a client that works around it would break."""
-    weed = client(cluster)
+    weed = _client(cluster)
     assert weed.upload_file(stream=io.BytesIO(b""), name="empty.bin") is None
 
 
@@ -178,6 +178,6 @@ def test_vacuum(cluster: Cluster, request: pytest.FixtureRequest) -> None:
             reason="vacuum is not built (README 'Not yet built'): the master has no /vol/vacuum "
                    "route, answers 404, and pyseaweed's vacuum() returns False",
         ))
-    weed = client(cluster)
+    weed = _client(cluster)
     assert weed.vacuum() is True
     assert weed.vacuum(threshold=0.9) is True
