@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -163,6 +164,21 @@ def test_node_seaweedfs_writes_a_stream(drive: Callable[[str], Run]) -> None:
     run = drive("node-seaweedfs")
     run.ok("writeStream")
     assert run.ok("readStream") == run.blobs[2].digest
+
+
+def test_stream_of_unknown_length_stores_nothing(drive: Callable[[str], Run]) -> None:
+    """A client bug, the same on both: for a stream form-data cannot measure, node-seaweedfs
+    sends a Content-Length covering only the multipart framing, then the whole body, and resolves
+    whatever the status. The server must see a truncated body (400) and store nothing, so the fid
+    it was given reads as missing; or the write fails outright (the reference resets the
+    connection when the rest of the body is still arriving)."""
+    run = drive("node-seaweedfs")
+    written = run.steps["writeUnknownLength"]
+    if written["ok"]:
+        fid = written["value"]["fid"]
+        assert run.error("readUnknownLength") == f"file '{fid}' not found"
+    else:
+        assert re.search(r"ECONNRESET|EPIPE|socket hang up", written["error"]), written
 
 
 def test_several_files_share_one_assign(run: Run) -> None:

@@ -94,6 +94,18 @@ def test_upload_of_streams_reads_back(cluster: Cluster, tmp_path: Path) -> None:
     assert weed.get_file_size(fid) == len(on_disk)
 
 
+@pytest.mark.parametrize("name", ["naïve café.bin", 'quo"te.bin', "日本.txt", "semi;colon.jpg",
+                                  "a b.tar.gz", "no-extension"])
+def test_awkward_file_names_upload(cluster: Cluster, name: str) -> None:
+    """requests (urllib3 2) writes the multipart filename raw in UTF-8 with `"` as %22; the
+    volume server must take the part whatever its name says."""
+    weed = _client(cluster)
+    data = os.urandom(100)
+    fid = weed.upload_file(stream=io.BytesIO(data), name=name)
+    assert isinstance(fid, str) and FID.match(fid), (name, fid)
+    assert weed.get_file(fid) == data
+
+
 def test_compressible_text_reads_back_as_written(cluster: Cluster) -> None:
     """A `.txt` is stored gzipped; requests asks for gzip and decodes, so the bytes match, and
     `get_file_size` reports the stored (compressed) length, as pyseaweed's docstring warns."""
