@@ -13,6 +13,7 @@ missing client fails instead, since `make test` installs it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -116,12 +117,13 @@ def drive(
 
 
 def _drive(client: str, cluster: Cluster, scratch: Path) -> Run:
-    # Three sizes: one multipart frame, a few, and a body node streams in many chunks.
-    blobs = []
-    for name, size in (("a.bin", 7000), ("b.bin", 3000), ("c.bin", 300_000)):
-        blob = Blob(scratch / name, os.urandom(size))
+    # Three sizes (one multipart frame, a few, a body node streams in many chunks) and a text
+    # volume servers store gzipped.
+    contents = [("a.bin", os.urandom(7000)), ("b.bin", os.urandom(3000)),
+                ("c.bin", os.urandom(300_000)), ("notes.txt", b"the quick brown fox\n" * 1000)]
+    blobs = [Blob(scratch / name, data) for name, data in contents]
+    for blob in blobs:
         blob.path.write_bytes(blob.data)
-        blobs.append(blob)
     spec = {
         "client": client,
         "master": cluster.master_url,
@@ -149,7 +151,7 @@ def run(request: pytest.FixtureRequest, drive: Callable[[str], Run]) -> Run:
 
 
 def test_writes_read_back(run: Run) -> None:
-    a, b, _ = run.blobs
+    a, b, *_ = run.blobs
     written = run.ok("writePath")
     assert written["url"] in run.cluster.volume_urls
     assert written["publicUrl"] in run.cluster.volume_urls
@@ -158,6 +160,28 @@ def test_writes_read_back(run: Run) -> None:
     assert run.ok("readPathToStream") == a.digest
     run.ok("writeBuffer")
     assert run.ok("readBuffer") == b.digest
+
+
+def test_gzipped_text_reads_back_plain(run: Run) -> None:
+    """A .txt is stored gzipped; the clients send no Accept-Encoding and must get the text."""
+    text = run.blobs[3]
+    fid = run.ok("writeText")["fid"]
+    assert run.ok("readText") == text.digest
+    url = run.ok("writeText")["url"]
+    assert _stored_encoding(url, fid) == "gzip"
+
+
+def _stored_encoding(volume: str, fid: str) -> str | None:
+    """The Content-Encoding a volume server answers to a client that accepts gzip."""
+    host, port = volume.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("HEAD", f"/{fid}", headers={"Accept-Encoding": "gzip"})
+        response = conn.getresponse()
+        assert response.status == 200, (volume, fid, response.status)
+        return response.getheader("Content-Encoding")
+    finally:
+        conn.close()
 
 
 def test_node_seaweedfs_writes_a_stream(drive: Callable[[str], Run]) -> None:
@@ -183,7 +207,7 @@ def test_stream_of_unknown_length_stores_nothing(drive: Callable[[str], Run]) ->
 
 def test_several_files_share_one_assign(run: Run) -> None:
     """write([...]) assigns count=2 and stores the second file at `<fid>_1`."""
-    a, b, _ = run.blobs
+    a, b, *_ = run.blobs
     assert run.ok("writeMany")["count"] == 2
     assert run.ok("readMany0") == a.digest
     assert run.ok("readMany1") == b.digest

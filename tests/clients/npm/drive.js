@@ -6,7 +6,7 @@
 //
 // Usage: node drive.js '<spec JSON>' where the spec is
 //   {"client": "node-seaweedfs" | "seaweedfs", "master": "host:port", "volume": "host:port",
-//    "files": ["<path>", "<path>", "<path>"], "scratch": "<dir>"}
+//    "files": ["<a>", "<b>", "<c>", "<text.txt>"], "scratch": "<dir>"}
 // File contents never travel through stdout: reads report their length and sha256, which
 // tests/cluster/test_clients_npm.py compares with the files it wrote. The assertions live there;
 // this script only records, and keeps going after a failed step so one gap does not hide others.
@@ -78,11 +78,18 @@ function pickInfo(info) {
   return { fid: info.fid, url: info.url, publicUrl: info.publicUrl, count: info.count };
 }
 
+// A compressible .txt, which volume servers store gzipped. Neither client asks for gzip
+// (no Accept-Encoding), so the read must come back as the bytes written.
+async function textRoundTrip(client, file) {
+  const written = await step("writeText", async () => pickInfo(await client.write(file)));
+  if (written) await step("readText", async () => digest(await client.read(written.fid)));
+}
+
 async function nodeSeaweedfs() {
   const Client = require("node-seaweedfs");
   const [server, port] = spec.master.split(":");
   const client = new Client({ server, port: Number(port) });
-  const [pathA, pathB, pathC] = spec.files;
+  const [pathA, pathB, pathC, pathText] = spec.files;
 
   await step("systemStatus", async () => {
     const status = await client.systemStatus();
@@ -110,6 +117,7 @@ async function nodeSeaweedfs() {
   const byStream = await step("writeStream", async () =>
     pickInfo(await client.write(fs.createReadStream(pathC))));
   if (byStream) await step("readStream", async () => digest(await client.read(byStream.fid)));
+  await textRoundTrip(client, pathText);
 
   // A stream whose length form-data cannot know (not a file, not an HTTP response): it sends a
   // Content-Length that counts only the multipart framing, then the whole body. The server sees a
@@ -161,7 +169,7 @@ async function seaweedfs() {
     retry_timeout: 100,
     log_level: "fatal",
   });
-  const [pathA, pathB] = spec.files;
+  const [pathA, pathB, , pathText] = spec.files;
 
   await step("connect", async () => client.connect());
   await step("clusterStatus", async () => {
@@ -179,6 +187,7 @@ async function seaweedfs() {
       readToFile((out) => client.read(byPath.fid, out), path.join(spec.scratch, "streamed")));
     await step("find", async () => client.find(byPath.fid));
   }
+  await textRoundTrip(client, pathText);
   const many = await step("writeMany", async () =>
     pickInfo(await client.write([pathA, fs.readFileSync(pathB)])));
   if (many) {
