@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.parity.targets import skip_unless_runnable
-from tests.servers import Cluster, Impl, VolumeSpec, call, start_cluster
+from tests.servers import Cluster, Impl, VolumeSpec, call, get_json, start_cluster
 
 NPM_DIR = Path(__file__).resolve().parents[1] / "clients" / "npm"
 DRIVER = NPM_DIR / "drive.js"
@@ -234,7 +234,8 @@ def test_remove_makes_the_file_missing(run: Run) -> None:
 
 
 def test_replicated_write_is_found_and_removed_everywhere(drive: Callable[[str], Run]) -> None:
-    """node-seaweedfs passes write options to /dir/assign and removes at every location.
+    """node-seaweedfs passes write options (replication, collection) to /dir/assign, names the
+    collection in its lookups and removes at every location.
 
     Its remove sends DELETE to both replicas at once, and each volume server also forwards the
     delete to the other replica; when a forwarded delete lands first, the client's own DELETE
@@ -243,6 +244,10 @@ def test_replicated_write_is_found_and_removed_everywhere(drive: Callable[[str],
     """
     run = drive("node-seaweedfs")
     fid = run.ok("writeReplicated")["fid"]
+    vid = int(fid.split(",")[0])
+    layouts = get_json(f"{run.cluster.master_url}/dir/status")["Topology"]["Layouts"]
+    assert [(lay["collection"], lay["replication"]) for lay in layouts
+            if vid in lay["writables"]] == [("npm", "001")]
     assert run.ok("findReplicated") == sorted(run.cluster.volume_urls)
     assert run.ok("readReplicated") == run.blobs[1].digest
     removed = run.steps["removeReplicated"]

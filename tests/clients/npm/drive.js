@@ -136,15 +136,19 @@ async function nodeSeaweedfs() {
     await step("readMany1", async () => digest(await client.read(many.fid + "_1")));
   }
 
-  // Assign options pass through to /dir/assign; remove deletes at every location.
+  // Assign options pass through to /dir/assign, lookups name the collection, and remove
+  // deletes at every location.
+  const inCollection = { replication: "001", collection: "npm" };
   const replicated = await step("writeReplicated", async () =>
-    pickInfo(await client.write(fs.readFileSync(pathB), { replication: "001" })));
+    pickInfo(await client.write(fs.readFileSync(pathB), inCollection)));
   if (replicated) {
     await step("findReplicated", async () =>
-      (await client.find(replicated.fid)).locations.map((l) => l.url).sort());
-    await step("readReplicated", async () => digest(await client.read(replicated.fid)));
-    await step("removeReplicated", async () => client.remove(replicated.fid));
-    await step("readReplicatedAfterRemove", async () => digest(await client.read(replicated.fid)));
+      (await client.find(replicated.fid, inCollection)).locations.map((l) => l.url).sort());
+    await step("readReplicated", async () =>
+      digest(await client.read(replicated.fid, null, inCollection)));
+    await step("removeReplicated", async () => client.remove(replicated.fid, inCollection));
+    await step("readReplicatedAfterRemove", async () =>
+      digest(await client.read(replicated.fid, null, inCollection)));
   }
 
   if (byPath) {
