@@ -198,41 +198,30 @@ def _parse_part_headers(block: bytes) -> _PartHeaders:
 _part_headers_memo = functools.lru_cache(maxsize=256)(_parse_part_headers)
 
 
-def _delimiter(content_type: str) -> bytes:
+def _framing(content_type: str) -> tuple[bytes, bytes]:
+    """(delimiter + CRLF: how a body whose first line is the delimiter opens, CRLF +
+    delimiter: what ends a part). Memoised for the usual short Content-Type."""
     if len(content_type) <= _MEMO_LIMIT:
-        return _delimiter_memo(content_type)
-    return _parse_delimiter(content_type)
+        return _framing_memo(content_type)
+    return _framing_of(content_type)
 
 
-def _parse_delimiter(content_type: str) -> bytes:
+def _framing_of(content_type: str) -> tuple[bytes, bytes]:
     m = _BOUNDARY_RE.search(content_type)
     boundary = (m.group(1) if m.group(1) is not None else m.group(2)) if m else ""
     if not boundary:
         raise BadRequest("no multipart boundary param in Content-Type")
-    return b"--" + boundary.encode("latin-1")
-
-
-_delimiter_memo = functools.lru_cache(maxsize=64)(_parse_delimiter)
-
-
-def _framing(content_type: str) -> tuple[bytes, bytes]:
-    """(delimiter + CRLF: how a body whose first line is the delimiter opens, CRLF +
-    delimiter: what ends a part)."""
-    if len(content_type) <= _MEMO_LIMIT:
-        return _framing_memo(content_type)
-    delimiter = _parse_delimiter(content_type)
+    delimiter = b"--" + boundary.encode("latin-1")
     return delimiter + b"\r\n", b"\r\n" + delimiter
 
 
-@functools.lru_cache(maxsize=64)
-def _framing_memo(content_type: str) -> tuple[bytes, bytes]:
-    delimiter = _parse_delimiter(content_type)
-    return delimiter + b"\r\n", b"\r\n" + delimiter
+_framing_memo = functools.lru_cache(maxsize=64)(_framing_of)
 
 
-def _iter_parts(body: Buffer, delimiter: bytes) -> Iterator[tuple[_PartHeaders, int, int]]:
-    """(headers, data start, data end) of each part, parsed only as far as the caller reads."""
-    part_end = b"\r\n" + delimiter
+def _iter_parts(body: Buffer, part_end: bytes) -> Iterator[tuple[_PartHeaders, int, int]]:
+    """(headers, data start, data end) of each part, parsed only as far as the caller reads;
+    `part_end` is CRLF + delimiter (`_framing`)."""
+    delimiter = part_end[2:]
     pos = body.find(delimiter)
     if pos < 0:
         raise BadRequest("multipart body has no boundary delimiter")
@@ -248,7 +237,7 @@ def _iter_parts(body: Buffer, delimiter: bytes) -> Iterator[tuple[_PartHeaders, 
 
 
 def _multipart_body(body: Buffer, content_type: str) -> _Body:
-    parts = _iter_parts(body, _delimiter(content_type))
+    parts = _iter_parts(body, _framing(content_type)[1])
     first = next(parts, None)
     if first is None:
         raise BadRequest("multipart body has no parts")
