@@ -47,8 +47,8 @@ from concurrent.futures import wait as wait_futures
 from seaweed_py.storage.fsync_worker import DONE, MAX_FDS, SYNC
 from seaweed_py.storage.group_commit import (
     LAZY_SYNC_INTERVAL,
+    SETTLED,
     RoundFuture,
-    completed_future,
     due_lazy,
 )
 
@@ -137,7 +137,7 @@ class HelperGroupCommitter:
                 for fd in lazy:
                     self._lazy.setdefault(fd, now)
             if not fds:
-                return completed_future()
+                return SETTLED
             future = self._next.get(fds)
             if future is None:
                 future = self._next[fds] = _HelperRoundFuture(self)

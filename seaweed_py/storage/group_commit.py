@@ -33,7 +33,7 @@ from concurrent.futures import Future
 from typing import Protocol
 
 __all__ = ["LAZY_SYNC_INTERVAL", "MAX_DELAY", "SETTLED", "Committer", "GroupCommitter",
-           "RoundFuture", "completed_future", "due_lazy", "sync_file"]
+           "RoundFuture", "due_lazy", "sync_file"]
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,6 @@ SETTLED: Future[None] = _resolved()
 and `always`, requests with nothing to sync): callers may test `durable is SETTLED` instead
 of asking the future, which takes its lock. A finished future never changes, so sharing it
 is safe."""
-
-
-def completed_future() -> Future[None]:
-    """`SETTLED`: a future that is already resolved."""
-    return SETTLED
 
 
 def due_lazy(lazy: dict[int, float], limit: float) -> set[int]:
@@ -153,7 +148,7 @@ class GroupCommitter:
                         pending[fd] = now
                         self._cond.notify()
             if not fds:
-                return completed_future()
+                return SETTLED
             future = self._round.get(fds)
             if future is None:
                 if not self._round:

@@ -81,9 +81,9 @@ from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import VolumeInfo
 from seaweed_py.storage.group_commit import (
+    SETTLED,
     Committer,
     GroupCommitter,
-    completed_future,
     sync_file,
 )
 from seaweed_py.storage.needle_map import (
@@ -232,7 +232,6 @@ class Volume:
         )
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
-        self._done: Future[None] = completed_future()
         self._dat = -1
         self._idx = -1
         self._closed = False
@@ -801,7 +800,7 @@ class Volume:
             if hit is not None:
                 old = self._existing(needle.key, needle.cookie, hit)
                 if old is not None and self._same(old, needle):
-                    return WriteResult(hit[0], hit[1], True, self._done)
+                    return WriteResult(hit[0], hit[1], True, SETTLED)
             ts = self._next_append_ns()
             record = encode_needle(needle, self.version, append_at_ns=ts)
             size: int = NEEDLE_HEADER.unpack_from(record)[2]
@@ -846,7 +845,7 @@ class Volume:
                                          key=f"{needle.key:x}", expected=data_size, got=same)
                     if checksum_matches(old.needle.checksum, crc):
                         assert hit is not None
-                        return WriteResult(hit[0], hit[1], True, self._done)
+                        return WriteResult(hit[0], hit[1], True, SETTLED)
                     # The old record's checksum is bad: the same data is stored anew.
             ts = self._next_append_ns()
             head = encode_needle_head(needle, data_size, self.version)
@@ -1073,7 +1072,7 @@ class Volume:
         if self._committer is not None and self.fsync_mode is FsyncMode.GROUP:
             # The .idx is synced lazily: recovery rebuilds its lost tail from the .dat.
             return self._committer.request((self._dat,), lazy=(self._idx,))
-        return self._done
+        return SETTLED
 
     # ------------------------------------------------------------------ state changes
 

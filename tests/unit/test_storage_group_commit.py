@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from seaweed_py.storage.group_commit import GroupCommitter, completed_future
+from seaweed_py.storage.group_commit import SETTLED, GroupCommitter
 
 
 class RecordingSync:
@@ -96,7 +96,7 @@ def test_close_serves_pending_requests_then_refuses_new_ones(tmp_path: object) -
         gc.request([1])
 
 
-def test_completed_future_is_already_resolved() -> None:
-    f = completed_future()
+def test_settled_is_already_resolved() -> None:
+    f = SETTLED
     assert f.done()
     assert f.result() is None
