@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 
-from seaweed_py.storage.fsync_worker import DONE, MAX_FDS, SYNC
+from seaweed_py.storage.fsync_worker import MAX_FDS, decode_answer, encode_round
 from seaweed_py.storage.group_commit import (
     LAZY_SYNC_INTERVAL,
     SETTLED,
@@ -56,8 +56,6 @@ __all__ = ["HelperGroupCommitter"]
 
 log = logging.getLogger(__name__)
 
-_KEY_BYTES = 4
-_RESULT_BYTES = 8
 MAX_ROUNDS = 1
 """Rounds the helper serves at once (by default). Overlapping rounds shorten a write's wait
 (it need not wait for the round in flight to end), and the file system merges their journal
@@ -272,10 +270,8 @@ class HelperGroupCommitter:
 
     def _send_round(self, fds: list[int]) -> None:
         assert self._sock is not None
-        head = SYNC + self._round_id.to_bytes(8, "little")
-        keys = b"".join(fd.to_bytes(_KEY_BYTES, "little", signed=True) for fd in fds)
         try:
-            socket.send_fds(self._sock, [head + keys], fds)
+            socket.send_fds(self._sock, [encode_round(self._round_id, fds)], fds)
             return
         except OSError as exc:
             if exc.errno != errno.EBADF:
@@ -285,8 +281,7 @@ class HelperGroupCommitter:
         closed = {fd for fd in fds if not _is_open(fd)}
         self._unsent[self._round_id] = closed
         fds = [fd for fd in fds if fd not in closed]
-        keys = b"".join(fd.to_bytes(_KEY_BYTES, "little", signed=True) for fd in fds)
-        socket.send_fds(self._sock, [head + keys], fds)
+        socket.send_fds(self._sock, [encode_round(self._round_id, fds)], fds)
 
     def _resolve(self) -> None:
         """Resolve the futures of finished rounds, outside the lock: their callbacks may
@@ -326,18 +321,20 @@ class HelperGroupCommitter:
     def _finish(self, msg: bytes) -> bool:
         """The round `msg` answers is over (lock held); False if `msg` makes no sense, which
         is treated as a lost helper."""
-        round_id = int.from_bytes(msg[1:9], "little")
+        try:
+            round_id, results = decode_answer(msg)
+        except ValueError as exc:
+            self._helper_lost(OSError(errno.EPROTO, str(exc)))
+            return False
         waiting = self._inflight.pop(round_id, None)
-        if msg[:1] != DONE or waiting is None:
-            self._helper_lost(OSError(errno.EPROTO, f"unexpected answer {msg[:9]!r}"))
+        if waiting is None:
+            self._helper_lost(OSError(errno.EPROTO, f"answer to unknown round {round_id}"))
             return False
         failed: dict[int, OSError] = {
             fd: OSError(errno.EBADF, f"fd {fd} was closed before its fsync")
             for fd in self._unsent.pop(round_id, ())
         }
-        for pos in range(9, len(msg), _RESULT_BYTES):
-            fd = int.from_bytes(msg[pos : pos + 4], "little", signed=True)
-            err = int.from_bytes(msg[pos + 4 : pos + 8], "little", signed=True)
+        for fd, err in results:
             if err:
                 failed[fd] = OSError(err, f"fsync of fd {fd} failed: {os.strerror(err)}")
                 log.error("fsync of fd %d failed: %s", fd, os.strerror(err))

@@ -31,7 +31,7 @@ import struct
 import sys
 import threading
 
-__all__ = ["DONE", "MAX_FDS", "SYNC", "serve"]
+__all__ = ["DONE", "MAX_FDS", "SYNC", "decode_answer", "encode_round", "serve"]
 
 SYNC, DONE = b"S", b"D"
 MAX_FDS = 250
@@ -40,6 +40,32 @@ _HEAD = struct.Struct("<cQ")
 _KEY = struct.Struct("<i")
 _RESULT = struct.Struct("<ii")
 _MAX_PACKET = 1 << 16
+
+
+def encode_round(round_id: int, keys: list[int]) -> bytes:
+    """The server's round message; the descriptors travel beside it (SCM_RIGHTS)."""
+    return _HEAD.pack(SYNC, round_id) + b"".join(_KEY.pack(key) for key in keys)
+
+
+def _decode_round(msg: bytes) -> tuple[int, list[int]]:
+    _, round_id = _HEAD.unpack_from(msg)
+    return round_id, [key for (key,) in _KEY.iter_unpack(msg[_HEAD.size :])]
+
+
+def _encode_answer(round_id: int, results: list[tuple[int, int]]) -> bytes:
+    return _HEAD.pack(DONE, round_id) + b"".join(_RESULT.pack(*r) for r in results)
+
+
+def decode_answer(msg: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """(round id, [(key, errno)]) of the helper's answer; ValueError if it is not one."""
+    try:
+        kind, round_id = _HEAD.unpack_from(msg)
+        results = list(_RESULT.iter_unpack(msg[_HEAD.size :]))
+    except struct.error as exc:
+        raise ValueError(f"malformed answer {msg[:_HEAD.size]!r}: {exc}") from None
+    if kind != DONE:
+        raise ValueError(f"unexpected answer {msg[:_HEAD.size]!r}")
+    return round_id, results
 
 
 def serve(sock: socket.socket, threads: int = 1) -> None:
@@ -62,11 +88,9 @@ def _rounds(sock: socket.socket) -> None:
         if not msg:
             return
         try:
-            answer = bytearray(DONE)
-            answer += msg[1 : _HEAD.size]
-            keys = [key for (key,) in _KEY.iter_unpack(msg[_HEAD.size :])]
-            for i, key in enumerate(keys):
-                answer += _RESULT.pack(key, _sync(fds[i] if i < len(fds) else None))
+            round_id, keys = _decode_round(msg)
+            answer = _encode_answer(round_id, [
+                (key, _sync(fds[i] if i < len(fds) else None)) for i, key in enumerate(keys)])
         finally:
             for fd in fds:
                 os.close(fd)

@@ -247,3 +247,14 @@ async def test_a_loop_driven_committer_survives_its_helper_dying(
     assert committer._proc is None
     assert await asyncio.wait_for(waits.deliver(committer.request([data_fd]), 7), 10) == 7
     assert helper_pid(committer) != first
+
+
+def test_the_round_and_answer_codecs_agree_and_refuse_malformed_answers() -> None:
+    from seaweed_py.storage import fsync_worker as w
+
+    assert w._decode_round(w.encode_round(7, [3, -1, 250])) == (7, [3, -1, 250])
+    answer = w._encode_answer(9, [(3, 0), (4, 5)])
+    assert w.decode_answer(answer) == (9, [(3, 0), (4, 5)])
+    for bad in (b"", b"D\x01", answer[:-1], w.encode_round(9, [3])):
+        with pytest.raises(ValueError):
+            w.decode_answer(bad)
