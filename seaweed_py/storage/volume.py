@@ -831,22 +831,18 @@ class Volume:
                     and self._same_meta(old.needle, replace(needle, data=b"",
                                                             checksum=old.needle.checksum))):
                 for chunk in chunks:
-                    if same + len(chunk) > data_size:
-                        raise BadRequest("upload longer than announced", volume_id=self.id,
-                                         key=f"{needle.key:x}", expected=data_size)
-                    if os.pread(self._dat, len(chunk), old.data_offset + same) != chunk:
+                    if (same + len(chunk) > data_size
+                            or os.pread(self._dat, len(chunk), old.data_offset + same) != chunk):
                         first = chunk
                         break
                     crc = crc32c(chunk, crc)
                     same += len(chunk)
                 else:
-                    if same != data_size:
-                        raise BadRequest("upload shorter than announced", volume_id=self.id,
-                                         key=f"{needle.key:x}", expected=data_size, got=same)
-                    if checksum_matches(old.needle.checksum, crc):
+                    if same == data_size and checksum_matches(old.needle.checksum, crc):
                         assert hit is not None
                         return WriteResult(hit[0], hit[1], True, SETTLED)
-                    # The old record's checksum is bad: the same data is stored anew.
+                # A difference, a wrong length (which `parts` refuses) or a bad checksum on the
+                # old record (the same data is then stored anew): append.
             ts = self._next_append_ns()
             head = encode_needle_head(needle, data_size, self.version)
             size: int = NEEDLE_HEADER.unpack_from(head)[2]

@@ -424,6 +424,18 @@ def test_a_streamed_re_upload_that_matches_but_ends_short_keeps_the_old_needle(
     assert v.read(1, COOKIE).data == data
 
 
+def test_a_streamed_re_upload_that_matches_but_runs_long_keeps_the_old_needle(
+        make: Callable[..., Volume]) -> None:
+    v = make()
+    data = os.urandom(200_000)
+    v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
+    size = v.size
+    with pytest.raises(BadRequest, match="longer"):
+        v.write_streamed(needle(1, b""), len(data), iter(_chunked(data + b"more")))
+    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert v.read(1, COOKIE).data == data
+
+
 def test_a_streamed_re_upload_over_a_bad_checksum_stores_the_data_anew(
         make: Callable[..., Volume]) -> None:
     v = make()
