@@ -94,6 +94,8 @@ class WeedError(Exception):
         extra: Mapping[str, Any] | None = None,
         **context: object,
     ) -> None:
+        # A place left None is unknown to the raiser: it is not named.
+        context = {k: v for k, v in context.items() if v is not None}
         if context:
             where = ", ".join(f"{k}={v}" for k, v in context.items())
             message = f"{message} ({where})"

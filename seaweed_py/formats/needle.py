@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, fields
-from typing import Any, Final, final
+from typing import Final, final
 
 from crc32c import crc32c as _crc32c
 
@@ -732,14 +732,8 @@ def _short_field(buf: bytes, pos: int, end: int, what: str) -> tuple[bytes, int]
 def _corrupt(
     reason: str, volume_id: int | None, offset: int | None, key: int | None
 ) -> CorruptNeedle:
-    where: dict[str, Any] = {}
-    if volume_id is not None:
-        where["volume_id"] = volume_id
-    if offset is not None:
-        where["offset"] = offset
-    if key is not None:
-        where["key"] = f"{key:x}"
-    return CorruptNeedle(reason, **where)
+    return CorruptNeedle(reason, volume_id=volume_id, offset=offset,
+                         key=None if key is None else f"{key:x}")
 
 
 def _unsupported_version(version: int) -> CorruptVolume:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from seaweed_py.errors import CorruptVolume
 from seaweed_py.formats.crc import BytesLike
@@ -69,19 +69,18 @@ class SuperBlock:
     def decode(cls, data: BytesLike, *, volume_id: int | None = None) -> SuperBlock:
         """Decode the superblock from the start of `data` (pass at least `superblock_length`
         bytes when the extra size is not zero)."""
-        where: dict[str, Any] = {} if volume_id is None else {"volume_id": volume_id}
         if len(data) < SUPERBLOCK_SIZE:
-            raise CorruptVolume(f"superblock truncated to {len(data)} bytes", **where)
+            raise CorruptVolume(f"superblock truncated to {len(data)} bytes", volume_id=volume_id)
         version, placement, ttl_count, ttl_unit, revision, extra_size = SUPERBLOCK.unpack_from(
             data, 0
         )
         if version not in _VERSIONS:
-            raise CorruptVolume(f"unsupported needle version {version} in superblock", **where)
+            raise CorruptVolume(f"unsupported needle version {version} in superblock", volume_id=volume_id)
         extra = b""
         if version >= 2 and extra_size:
             end = SUPERBLOCK_SIZE + extra_size
             if len(data) < end:
-                raise CorruptVolume(f"superblock extra of {extra_size} bytes truncated", **where)
+                raise CorruptVolume(f"superblock extra of {extra_size} bytes truncated", volume_id=volume_id)
             extra = bytes(data[SUPERBLOCK_SIZE:end])
         return cls(
             version,

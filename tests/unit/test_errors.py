@@ -19,3 +19,8 @@ def test_extra_fields_and_headers_travel_with_the_error() -> None:
 def test_all_exported_names_are_weed_errors() -> None:
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.WeedError)
+
+
+def test_a_context_value_left_none_is_not_named() -> None:
+    exc = errors.CorruptVolume("bad", volume_id=None, offset=8)
+    assert exc.message == "bad (offset=8)" and exc.context == {"offset": 8}
