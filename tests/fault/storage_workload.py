@@ -6,10 +6,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from seaweed_py.errors import NeedleNotFound
 from seaweed_py.formats.needle import Needle
-from seaweed_py.storage.volume import Volume
+from seaweed_py.storage.volume import FsyncMode, Volume
 
 COOKIE = 0xC0FFEE
 
@@ -68,3 +69,14 @@ def assert_allowed(v: Volume, out: Outcomes) -> None:
         except NeedleNotFound:
             got = None
         assert got in allowed or (key not in out.acked and got is None), (key, got)
+
+
+def assert_reopens_clean(d: Path, key: int, data: bytes) -> None:
+    """Volume 1 in `d`, written to after its recovery, opens with nothing left to repair and
+    serves that write."""
+    again = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        assert not again.recovery, again.recovery
+        assert again.read(key, COOKIE).data == data
+    finally:
+        again.close()

@@ -24,7 +24,12 @@ from seaweed_py.errors import NeedleNotFound
 from seaweed_py.formats.needle import Needle
 from seaweed_py.storage.group_commit import GroupCommitter
 from seaweed_py.storage.volume import FsyncMode, Volume
-from tests.fault.storage_workload import COOKIE, assert_allowed, run_workload
+from tests.fault.storage_workload import (
+    COOKIE,
+    assert_allowed,
+    assert_reopens_clean,
+    run_workload,
+)
 from tests.fault.test_storage_recovery import PowerLossDisk, place
 
 _PAGE = 64  # small "pages" (4 entries) so that a short test has many of them
@@ -82,12 +87,7 @@ def test_power_loss_with_idx_pages_lost_in_any_order_loses_no_acknowledged_write
         v.write(Needle.build(COOKIE, 999, b"power is back"))
     finally:
         v.close()
-    again = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
-    try:
-        assert not again.recovery, again.recovery
-        assert again.read(999, COOKIE).data == b"power is back"
-    finally:
-        again.close()
+    assert_reopens_clean(d, 999, b"power is back")
 
 
 def test_group_mode_syncs_the_idx_lazily_and_on_close(

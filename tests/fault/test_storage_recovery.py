@@ -25,7 +25,13 @@ from seaweed_py.formats.idx import IDX4, iter_entries
 from seaweed_py.formats.needle import Needle
 from seaweed_py.storage.check import check_volume
 from seaweed_py.storage.volume import FsyncMode, Volume
-from tests.fault.storage_workload import COOKIE, assert_allowed, payload, run_workload
+from tests.fault.storage_workload import (
+    COOKIE,
+    assert_allowed,
+    assert_reopens_clean,
+    payload,
+    run_workload,
+)
 
 
 @dataclass
@@ -88,12 +94,7 @@ def assert_oracle(d: Path, b: Built, dat_len: int) -> None:
         v.write(Needle.build(COOKIE, 1000, b"after the crash"))
     finally:
         v.close()
-    again = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
-    try:
-        assert not again.recovery, again.recovery
-        assert again.read(1000, COOKIE).data == b"after the crash"
-    finally:
-        again.close()
+    assert_reopens_clean(d, 1000, b"after the crash")
 
 
 def test_torn_tail_at_every_byte_of_the_last_records_power_loss(tmp_path: Path) -> None:
