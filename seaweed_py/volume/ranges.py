@@ -4,15 +4,16 @@
 
 | result | response |
 |---|---|
-| `None` | the whole body, 200 |
-| `()` | 200 with an empty body: several ranges whose lengths add up to more than the file (quirk A7, kept: it is what reference clients have seen, and such requests are only ever fishing) |
+| `None` | the whole body, 200; also for several ranges whose lengths add up to more than the file |
 | one range | 206 with `Content-Range: bytes a-b/size` |
 | several | 206 `multipart/byteranges`, each part with its own `Content-Range` and `Content-Type` |
 
 A malformed header, a start beyond the end or an inverted range raises `RangeNotSatisfiable`
 (416 with `Content-Range: bytes */size`). One deliberate difference: a range that starts exactly
 at the end of the file (or a suffix of 0 bytes) is unsatisfiable (416, RFC 9110) where the
-reference answers a 206 whose `Content-Range` reads `bytes 5-4/5`.
+reference answers a 206 whose `Content-Range` reads `bytes 5-4/5`. Another: ranges adding up to
+more than the file are ignored, as RFC 9110 allows (and Go's `http.ServeContent` does), where the
+reference answers 200 with an empty body, which a client cannot tell from an empty blob (quirk A7).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def plan_ranges(header: str | None, size: int) -> tuple[ByteRange, ...] | None:
     if not ranges:
         return None
     if sum(r.length for r in ranges) > size:
-        return ()
+        return None
     return tuple(ranges)
 
 

@@ -265,8 +265,6 @@ class BlobReader:
             return prepared
         head, _, content_type = prepared
         start, length, status = 0, loc.data_size, 200
-        if ranges == ():
-            return Response(200, raw_headers=head, content_length=0)
         if ranges:
             start, length, status = ranges[0].start, ranges[0].length, 206
             head += _header("Content-Range", ranges[0].content_range(loc.data_size))
@@ -338,8 +336,6 @@ class BlobReader:
         if ranges is not None and len(ranges) == 1:
             start, length, status = ranges[0].start, ranges[0].length, 206
             head += _header("Content-Range", ranges[0].content_range(size))
-        elif ranges == ():
-            length = 0
         if req.method == "HEAD" or length == 0:
             return Response(status, raw_headers=head, content_length=length)
         return Response(status, raw_headers=head, body=self._chunks(manifest, start, length),
@@ -460,7 +456,7 @@ def _content_type_line(content_type: str) -> bytes:
 
 
 def _respond(req: Request, head: bytes, data: bytes, content_type: str) -> Response:
-    """200, 206, multipart 206 or the A7 empty 200 for in-memory data."""
+    """200, 206 or multipart 206 for in-memory data."""
     range_header = req.headers.get("range")
     if range_header:
         ranges = plan_ranges(range_header, len(data))
@@ -479,8 +475,6 @@ def _ranged(
     req: Request, head: bytes, data: bytes, content_type: str, ranges: tuple[ByteRange, ...]
 ) -> Response:
     size = len(data)
-    if not ranges:
-        return Response(200, raw_headers=head, content_length=0)
     if len(ranges) == 1:
         r = ranges[0]
         head += _header("Content-Range", r.content_range(size))
