@@ -258,6 +258,10 @@ class BlobWriter:
         volume = self._store.get(path.volume_id)
         if volume is None:
             return _size_response(404, None)
+        # Where the copies are is settled before anything is deleted: a volume short of copies
+        # (or a failed lookup) refuses the delete and leaves the blob as it was.
+        replicate = req.query.get("type") == "replicate"
+        remote = () if replicate else await self._replica_urls(path.volume_id, volume)
         reported: int | None = None
         if self._is_manifest(volume, path):
             manifest = await asyncio.to_thread(volume.read, path.key, path.cookie)
@@ -270,15 +274,13 @@ class BlobWriter:
         except NotFound:
             return _size_response(404, None)
         await self._durable.wait(result.durable)
-        if req.query.get("type") != "replicate":
-            remote = await self._replica_urls(path.volume_id, volume)
-            if remote:
-                failures = await self._replicator.delete(remote, req.path)
-                if failures:
-                    self._stats.replica_failures += 1
-                    await self._tell_master(path.volume_id)
-                    raise ReplicationFailed("Deletion Failed: " + _failure_text(failures),
-                                            volume_id=path.volume_id)
+        if remote:
+            failures = await self._replicator.delete(remote, req.path)
+            if failures:
+                self._stats.replica_failures += 1
+                await self._tell_master(path.volume_id)
+                raise ReplicationFailed("Deletion Failed: " + _failure_text(failures),
+                                        volume_id=path.volume_id)
         return _size_response(202, result.size if reported is None else reported)
 
     @staticmethod

@@ -472,6 +472,24 @@ async def test_admin_allocate_readonly_delete(vs: VolumeServer, http: Session) -
     assert vs.store.volume_infos() == []
 
 
+async def test_delete_short_of_copies_refuses_and_keeps_the_blob(
+    vs: VolumeServer, master: FakeMaster, http: Session
+) -> None:
+    # A 001 volume the master knows on this server alone: the delete cannot reach the second
+    # copy, so it is refused before the local tombstone (the reference checks first too).
+    await _allocate(http, vs, 2, replication="001")
+    master.locations[2] = [vs.url()]
+    fid = "2,01637037d6"
+    assert (await _post(http, vs, fid, b"kept", params={"type": "replicate"}))[0] == 201
+    async with http.delete(_url(vs, f"/{fid}")) as resp:
+        assert resp.status == 500
+        assert "less than volume replication copy count" in (await resp.json())["error"]
+    assert (await _get(http, _url(vs, f"/{fid}")))[2] == b"kept"
+    async with http.delete(_url(vs, f"/{fid}"), params={"type": "replicate"}) as resp:
+        assert resp.status == 202  # a replica's own delete asks nobody
+    assert (await _get(http, _url(vs, f"/{fid}")))[0] == 404
+
+
 async def test_admin_allocate_reserves_the_preallocate_bytes(vs: VolumeServer,
                                                              http: Session) -> None:
     """As the master asks with -volumePreallocate: the space is reserved, the file not grown."""
