@@ -196,15 +196,19 @@ class BlobReader:
         head, filename, content_type = prepared
         data = needle.data
         ops = ImageOps.from_query(query, path.ext or extension(filename)) if query else None
+        # Go's server sniffs a Content-Type only for a body sent without Content-Encoding.
+        sniff = not query.get("response-content-encoding")
         if needle.flags & FLAG_GZIP:
             if (ops is None and "gzip" in req.headers.get("accept-encoding", "")
                     and data[:2] == _GZIP_MAGIC):
-                head += b"Content-Encoding: gzip\r\n"
+                if sniff:  # else the override already names the encoding, once
+                    head += b"Content-Encoding: gzip\r\n"
+                sniff = False
             else:
                 data = gunzip(data)
         if ops is not None:
             return self._serve_image(req, head, data, content_type, ops)
-        return _respond(req, head, data, content_type)
+        return _respond(req, head, data, content_type, sniff)
 
     def _prepare(
         self, req: Request, path: BlobPath, needle: Needle, query: Mapping[str, str]
@@ -307,7 +311,7 @@ class BlobReader:
         self, req: Request, head: bytes, data: bytes, content_type: str, ops: ImageOps
     ) -> Response:
         data = await asyncio.to_thread(transform_image, data, ops)
-        return _respond(req, head, data, content_type)
+        return _respond(req, head, data, content_type, True)
 
     # ------------------------------------------------------------------ chunk manifests
 
@@ -455,14 +459,15 @@ def _content_type_line(content_type: str) -> bytes:
     return _header("Content-Type", content_type)
 
 
-def _respond(req: Request, head: bytes, data: bytes, content_type: str) -> Response:
-    """200, 206 or multipart 206 for in-memory data."""
+def _respond(req: Request, head: bytes, data: bytes, content_type: str, sniff: bool) -> Response:
+    """200, 206 or multipart 206 for in-memory data. Without a `content_type`, a GET's type is
+    sniffed from the bytes sent when `sniff` (no Content-Encoding), as Go's server does."""
     range_header = req.headers.get("range")
     if range_header:
         ranges = plan_ranges(range_header, len(data))
         if ranges is not None:
             return _ranged(req, head, data, content_type, ranges)
-    if not content_type and data and req.method == "GET":
+    if not content_type and sniff and data and req.method == "GET":
         content_type = detect_content_type(data)
     if content_type:
         head += _content_type_line(content_type)

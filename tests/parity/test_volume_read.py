@@ -23,6 +23,7 @@ from tests.parity.blobs import (
     put_raw,
     split_fid,
     store,
+    upload,
 )
 from tests.parity.client import Reply, get, head, request
 from tests.parity.targets import Endpoints
@@ -60,6 +61,15 @@ def blob(cluster: Endpoints) -> Stored:
 def text(cluster: Endpoints) -> Stored:
     """TEXT stored as t.txt (text/plain), which both implementations compress on upload."""
     fid = store(cluster, TEXT, "t.txt", content_type="text/plain")
+    return Stored(fid, f"{cluster.volume}/{fid}")
+
+
+@pytest.fixture(scope="module")
+def untyped(cluster: Endpoints) -> Stored:
+    """TEXT uploaded with no file name and no type: stored gzipped, with no name or MIME."""
+    fid = assign(cluster).fid
+    reply = upload(cluster.volume, fid, TEXT, None, content_type=None)
+    assert reply.status == 201, reply.describe()
     return Stored(fid, f"{cluster.volume}/{fid}")
 
 
@@ -260,6 +270,35 @@ def test_compressed_text_is_sent_gzipped_to_clients_that_accept_it(text: Stored)
     # ETag covers the stored (compressed) bytes, so it is the same whichever way it is sent.
     assert reply.header("ETag") == get(text.url).header("ETag")
     assert head(text.url, accept_encoding="gzip").header("Content-Length") == str(len(reply.body))
+
+
+def test_gzip_answer_keeps_the_stored_type(text: Stored) -> None:
+    reply = get(text.url, accept_encoding="gzip")
+    assert reply.header("Content-Encoding") == "gzip", reply.describe()
+    assert reply.header("Content-Type") == "text/plain"
+
+
+def test_gzip_answer_without_a_type_is_not_sniffed(untyped: Stored) -> None:
+    # Go's server sniffs no type for a body sent with a Content-Encoding: the gzip bytes are
+    # not the content, and `application/x-gzip` would be wrong.
+    for reply in (get(untyped.url, accept_encoding="gzip"), head(untyped.url, accept_encoding="gzip")):
+        assert reply.status == 200, reply.describe()
+        assert reply.header("Content-Encoding") == "gzip"
+        assert reply.header("Content-Type") is None, reply.describe()
+    zipped = get(untyped.url, accept_encoding="gzip")
+    assert gzip.decompress(zipped.body) == TEXT
+    plain = get(untyped.url)
+    assert plain.header("Content-Encoding") is None
+    assert plain.header("Content-Type") == "text/plain; charset=utf-8"  # sniffed from TEXT
+    assert plain.body == TEXT
+
+
+def test_content_encoding_override_replaces_gzip_and_stops_sniffing(untyped: Stored) -> None:
+    reply = get(f"{untyped.url}?response-content-encoding=br", accept_encoding="gzip")
+    assert reply.status == 200, reply.describe()
+    assert reply.headers.get_all("Content-Encoding") == ["br"]
+    assert reply.header("Content-Type") is None
+    assert gzip.decompress(reply.body) == TEXT
 
 
 def test_upload_already_gzipped_is_kept_and_reported_at_its_plain_size(cluster: Endpoints) -> None:
