@@ -125,8 +125,10 @@ class AdminHandlers:
         return Response(503 if self._server.stopping else 200)
 
     def readyz(self, req: Request) -> Response:
-        s = self._server
-        return Response(200 if not s.stopping and s.link.heartbeating else 503)
+        # Like the reference, readiness does not depend on the master: reads and writes of
+        # the volumes here go on while it is away, so a probe must not take every volume
+        # server out of service during a master outage.
+        return self.healthz(req)
 
     def metrics(self, req: Request) -> Response:
         return Response(200, raw_headers=_TEXT_PLAIN, body=self._server.stats.exposition())

@@ -601,6 +601,22 @@ async def test_writes_in_every_fsync_mode(start_server: Starter, http: Session,
     assert (await _get(http, _url(server, f"/{FID}")))[2] == b"durable enough"
 
 
+async def test_readiness_does_not_depend_on_the_master(
+    vs: VolumeServer, master: FakeMaster, http: Session
+) -> None:
+    await _post(http, vs, FID, b"still served")
+    await master.stop()
+    vs.link.poke()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while vs.link.heartbeating:
+        assert loop.time() < deadline
+        await asyncio.sleep(0.05)
+    assert (await _get(http, _url(vs, "/readyz")))[0] == 200
+    assert (await _get(http, _url(vs, "/healthz")))[0] == 200
+    assert (await _get(http, _url(vs, f"/{FID}")))[2] == b"still served"
+
+
 async def test_proxy_read_with_no_reachable_holder_is_503(
     start_server: Starter, master: FakeMaster, http: Session
 ) -> None:
