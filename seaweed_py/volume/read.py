@@ -80,6 +80,7 @@ _ANSWER_BUDGET = 64 << 20  # bytes of kept answers (records and bodies) before t
 _ANSWER_OVERHEAD = 400  # bytes of objects per kept answer, roughly
 # Needles with a larger body are streamed from disk in chunks instead of read whole.
 _STREAM_THRESHOLD = 1 << 20
+_SNIFF_SIZE = 512  # bytes Go's http.DetectContentType looks at
 _CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=3)
 
 
@@ -272,6 +273,13 @@ class BlobReader:
         if ranges:
             start, length, status = ranges[0].start, ranges[0].length, 206
             head += _header("Content-Range", ranges[0].content_range(loc.data_size))
+        if (not content_type and length and req.method == "GET"
+                and not query.get("response-content-encoding")):
+            # Go sniffs the first bytes sent: one small pread, not the needle.
+            first = replace(loc, data_offset=loc.data_offset + start,
+                            data_size=min(length, _SNIFF_SIZE))
+            content_type = detect_content_type(
+                next(volume.iter_data(first, _SNIFF_SIZE, verify=False), b""))
         if content_type:
             head += _header("Content-Type", content_type)
         if req.method == "HEAD":
@@ -466,7 +474,7 @@ def _respond(req: Request, head: bytes, data: bytes, content_type: str, sniff: b
     if range_header:
         ranges = plan_ranges(range_header, len(data))
         if ranges is not None:
-            return _ranged(req, head, data, content_type, ranges)
+            return _ranged(req, head, data, content_type, ranges, sniff)
     if not content_type and sniff and data and req.method == "GET":
         content_type = detect_content_type(data)
     if content_type:
@@ -477,12 +485,20 @@ def _respond(req: Request, head: bytes, data: bytes, content_type: str, sniff: b
 
 
 def _ranged(
-    req: Request, head: bytes, data: bytes, content_type: str, ranges: tuple[ByteRange, ...]
+    req: Request,
+    head: bytes,
+    data: bytes,
+    content_type: str,
+    ranges: tuple[ByteRange, ...],
+    sniff: bool,
 ) -> Response:
     size = len(data)
     if len(ranges) == 1:
         r = ranges[0]
         head += _header("Content-Range", r.content_range(size))
+        if not content_type and sniff and req.method == "GET":
+            # Sniffed from the part sent, as Go's server does: not from the start of the blob.
+            content_type = detect_content_type(data[r.start : r.start + r.length])
         if content_type:
             head += _header("Content-Type", content_type)
         if req.method == "HEAD":

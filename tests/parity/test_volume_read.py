@@ -169,6 +169,42 @@ def _byteranges(reply: Reply) -> list[tuple[str, str, bytes]]:
     return parts
 
 
+def test_untyped_range_is_sniffed_from_the_bytes_sent(cluster: Endpoints, untyped: Stored) -> None:
+    fid = assign(cluster).fid
+    data = b"hello text " + bytes(range(100))  # incompressible: stored as sent
+    assert put_raw(cluster.volume, fid, data, "application/octet-stream").status == 201
+    url = f"{cluster.volume}/{fid}"
+    assert get(url, range="bytes=0-9").header("Content-Type") == "text/plain; charset=utf-8"
+    binary = get(url, range="bytes=11-20")
+    assert binary.status == 206, binary.describe()
+    assert binary.header("Content-Type") == "application/octet-stream"
+    assert head(url, range="bytes=0-9").header("Content-Type") is None
+    # A compressed needle sent decompressed: sniffed from the plain bytes of the range.
+    text = get(untyped.url, range="bytes=0-9")
+    assert text.body == TEXT[:10]
+    assert text.header("Content-Type") == "text/plain; charset=utf-8"
+
+
+def test_large_untyped_blob_is_sniffed_from_its_first_bytes(cluster: Endpoints) -> None:
+    # Over 1 MiB (weedpy streams it from disk): the type comes from the first 512 bytes sent.
+    data = b"plain text line\n" * 40 + bytes(range(256)) * 4500
+    fid = assign(cluster).fid
+    assert put_raw(cluster.volume, fid, data, "application/octet-stream").status == 201
+    url = f"{cluster.volume}/{fid}"
+    whole = get(url)
+    assert whole.status == 200, whole.describe()
+    assert whole.body == data
+    assert whole.header("Content-Type") == "text/plain; charset=utf-8"
+    assert head(url).header("Content-Type") is None
+    binary = get(url, range="bytes=640-649")
+    assert binary.status == 206, binary.describe()
+    assert binary.body == bytes(range(10))
+    assert binary.header("Content-Type") == "application/octet-stream"
+    text = get(url, range="bytes=16-")
+    assert text.header("Content-Type") == "text/plain; charset=utf-8"
+    assert text.body == data[16:]
+
+
 def test_several_ranges_answer_multipart_byteranges(blob: Stored) -> None:
     reply = get(blob.url, range="bytes=0-1,4-5")
     assert reply.status == 206, reply.describe()
