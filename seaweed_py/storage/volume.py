@@ -195,6 +195,8 @@ class VolumeStatus:
     compact_revision: int
     modified_at_second: int
     max_file_key: int
+    content_size: int
+    """Body bytes of every put ever indexed (what `/status` calls Size; `size` is `.dat`'s)."""
     disk_type: str = "hdd"
 
 
@@ -631,6 +633,7 @@ class Volume:
             read_only=self.read_only, replica_placement=self.replica_placement, ttl=self.ttl,
             version=self.version, compact_revision=self.compact_revision,
             modified_at_second=self.modified_at_second, max_file_key=s.max_key,
+            content_size=s.content_size,
         )
 
     # ------------------------------------------------------------------ reads

@@ -238,7 +238,7 @@ def _status_volume(v: VolumeStatus) -> dict[str, Any]:
     return {
         "Id": v.id,
         "Collection": v.collection,
-        "Size": v.size,
+        "Size": v.content_size,  # not the .dat length here (spec §3.7), unlike heartbeats
         "ReplicaPlacement": placement,
         "Ttl": {"Count": v.ttl.count, "Unit": v.ttl.unit},
         "DiskType": v.disk_type,

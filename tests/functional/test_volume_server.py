@@ -601,6 +601,22 @@ async def test_writes_in_every_fsync_mode(start_server: Starter, http: Session,
     assert (await _get(http, _url(server, f"/{FID}")))[2] == b"durable enough"
 
 
+async def test_status_size_counts_needle_bodies_not_the_dat(
+    vs: VolumeServer, http: Session
+) -> None:
+    # As the reference: /status's Size sums the body sizes of every put (deleted ones too);
+    # heartbeats carry the .dat length, which the master compares with the size limit.
+    for fid in (FID, "1,02637037d6"):
+        assert (await _post(http, vs, fid, b"x" * 100, "b"))[0] == 201
+    async with http.delete(_url(vs, "/1,02637037d6")) as resp:
+        body_size = (await resp.json())["size"]
+    async with http.get(_url(vs, "/status")) as resp:
+        [volume] = [v for v in (await resp.json())["Volumes"] if v["Id"] == 1]
+    assert (volume["Size"], volume["DeletedByteCount"]) == (2 * body_size, body_size)
+    stored = vs.store.get(1)
+    assert stored is not None and stored.size > 2 * body_size
+
+
 async def test_readiness_does_not_depend_on_the_master(
     vs: VolumeServer, master: FakeMaster, http: Session
 ) -> None:
