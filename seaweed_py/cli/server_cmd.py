@@ -15,11 +15,13 @@ advertised), and the volume server does not linger after a stop signal
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.httpkit.allow_list import white_list_entries
 from seaweed_py.httpkit.run import run_servers
 from seaweed_py.master.options import add_master_flags, detect_ip, master_options
 from seaweed_py.volume.options import add_volume_flags, volume_options
@@ -42,7 +44,10 @@ def build_flags() -> FlagSet:
            "(default: -volume.dir)")
     fs.add("dataCenter", "", "data center of the volume server")
     fs.add("rack", "", "rack of the volume server")
-    fs.add("whiteList", "", "comma separated IP addresses or CIDRs allowed to use the master API")
+    fs.add("whiteList", "", "comma separated IP addresses or CIDRs allowed to use the master "
+           "API and to write, delete and call /admin/* on the volume server; empty: everyone. "
+           "The volume server also allows -ip (and loopback when -ip or -volume.master is a "
+           "loopback address), the address its master calls it from")
     add_master_flags(fs, "master.")
     add_volume_flags(fs, "volume.")
     return fs
@@ -77,9 +82,43 @@ def resolve(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
             v[prefixed] = v[shared]
     if "volume.preStopSeconds" not in given:
         v["volume.preStopSeconds"] = 0
+    v["volume.whiteList"] = ",".join(_volume_white_list(v))
     if v["master.port"] == v["volume.port"]:
         raise UsageError(f"-master.port and -volume.port are both {v['master.port']}")
     return v
+
+
+def _volume_white_list(v: dict[str, Any]) -> list[str]:
+    """The shared -whiteList plus the addresses the embedded master reaches the volume server
+    from: its -ip (a connection to a local address leaves from that address) and loopback
+    when either side is named by a loopback address. Host names are not resolved."""
+    entries = list(white_list_entries(v["whiteList"]))
+    if not entries:
+        return entries  # empty allows everyone; adding our own address would restrict it
+    own = [ip for ip in (v["ip"], v["volume.ip"]) if _is_ip(ip)]
+    masters = (v["volume.mserver"] or v["volume.master"]).split(",")
+    masters = [m.strip().rpartition(":")[0] for m in masters]
+    if any(_is_loopback(host) for host in (v["ip"], v["volume.ip"], *masters)):
+        own += ["127.0.0.1", "::1"]
+    return entries + [ip for ip in dict.fromkeys(own) if ip not in entries]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def run(argv: Sequence[str]) -> int:

@@ -6,7 +6,6 @@ declarations and their conversion take a prefix.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.errors import InvalidReplicaPlacement
 from seaweed_py.formats.replica_placement import ReplicaPlacement
+from seaweed_py.httpkit.allow_list import white_list_entries
 
 __all__ = [
     "MAX_VOLUME_SIZE_LIMIT_MB",
@@ -72,11 +72,7 @@ class MasterOptions:
             raise UsageError(
                 f"-peers={self.peers}: only a single master is supported (use -peers=none)"
             )
-        for entry in self.white_list:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise UsageError(f"-whiteList: {entry!r} is not an IP address or CIDR") from None
+        white_list_entries(self.white_list)
 
     @property
     def address(self) -> str:
@@ -156,6 +152,6 @@ def master_options(values: dict[str, Any], prefix: str = "") -> MasterOptions:
         volume_preallocate=values[f"{p}volumePreallocate"],
         garbage_threshold=values[f"{p}garbageThreshold"],
         pulse_seconds=values[f"{p}pulseSeconds"],
-        white_list=tuple(w.strip() for w in white.split(",") if w.strip()),
+        white_list=white_list_entries(white),
         file_size_limit_mb=values[f"{p}fileSizeLimitMB"],
     )

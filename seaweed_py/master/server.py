@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import ipaddress
 import logging
 import math
 import os
@@ -34,11 +33,11 @@ from seaweed_py.errors import (
     NoWritableVolume,
     RequestTimeout,
     ServiceUnavailable,
-    Unauthorized,
     VolumeNotFound,
     WeedError,
 )
 from seaweed_py.formats.fid import format_key_cookie, parse_volume_id
+from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.limits import Limits
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response, json_response
@@ -98,8 +97,7 @@ class MasterServer:
         self._cookies = array("I")
         self._cookie_at = 0
         self._preallocate = options.volume_size_limit if options.volume_preallocate else 0
-        self._white = [ipaddress.ip_network(w, strict=False) for w in options.white_list]
-        self._white_seen: dict[str, bool] = {}
+        self._white = AllowList(options.white_list)
         self._http: HttpServer | None = None
         self._session: aiohttp.ClientSession | None = None
         self._grower: VolumeGrower | None = None
@@ -216,19 +214,8 @@ class MasterServer:
 
     def _guard(self, req: Request) -> None:
         """The whitelist (spec §10.3): refuse API calls from other addresses with 401."""
-        if not self._white:
-            return
-        allowed = self._white_seen.get(req.remote)
-        if allowed is None:
-            try:
-                ip = ipaddress.ip_address(req.remote)
-                allowed = any(ip in net for net in self._white)
-            except ValueError:
-                allowed = False
-            if len(self._white_seen) < 4096:
-                self._white_seen[req.remote] = allowed
-        if not allowed:
-            raise Unauthorized(f"{req.remote} is not in the white list")
+        if self._white:
+            self._white.check(req)
 
     def _cookie(self) -> int:
         # Cookies guard fids against guessing, so they come from the OS CSPRNG, in batches.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.httpkit.allow_list import white_list_entries
 
 __all__ = ["ReadMode", "VolumeOptions", "add_volume_flags", "detect_ip", "volume_options"]
 
@@ -18,6 +19,11 @@ _READ_MODES: tuple[ReadMode, ...] = ("local", "proxy", "redirect")
 _INDEX_KINDS = ("memory", "mmap")
 _FSYNC_MODES = ("none", "group", "always")
 _MIB = 1024 * 1024
+_WHITE_LIST_HELP = (
+    "comma separated IP addresses or CIDRs allowed to write, delete and call /admin/*; "
+    "empty: everyone. Reads stay open. List the masters (-master) and the volume servers "
+    "that forward replicas here: host names are not resolved"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,11 @@ class VolumeOptions:
     pulse_seconds: float = 5.0
     pre_stop_seconds: float = 10.0
     idle_timeout: float = 30.0
+    white_list: tuple[str, ...] = ()
+    """IPs/CIDRs allowed to write, delete and call `/admin/*` (empty: everyone)."""
+
+    def __post_init__(self) -> None:
+        white_list_entries(self.white_list)
 
     @property
     def listen_host(self) -> str:
@@ -89,6 +100,8 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
     fs.add(f"{p}pulseSeconds", 5, "number of seconds between heartbeats")
     fs.add(f"{p}preStopSeconds", 10, "seconds between the last heartbeat and stopping")
     fs.add(f"{p}idleTimeout", 30, "connection idle seconds")
+    if not p:  # `weedpy server` has one -whiteList for both of its servers
+        fs.add("whiteList", "", _WHITE_LIST_HELP)
 
 
 def _split(text: str) -> list[str]:
@@ -143,4 +156,5 @@ def volume_options(values: Mapping[str, Any], prefix: str = "") -> VolumeOptions
         pulse_seconds=float(v["pulseSeconds"]),
         pre_stop_seconds=float(v["preStopSeconds"]),
         idle_timeout=float(v["idleTimeout"]),
+        white_list=white_list_entries(v.get("whiteList", "")),
     )

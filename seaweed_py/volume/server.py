@@ -8,6 +8,9 @@
 Routes: `/status`, `/healthz`, `/readyz`, `/metrics`, `/ui/index.html`, `/admin/...` (the
 master's calls, docs/internals.md) and, for every other path, the blob handler: GET/HEAD read,
 POST/PUT write, DELETE, OPTIONS (CORS preflight); other methods get 400 as in the reference.
+
+`-whiteList` (spec §10.3): when set, writes, deletes (replica forwards included) and every
+`/admin/` route answer 401 to other peers; reads, status, health, metrics and the UI stay open.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from seaweed_py import __version__
 from seaweed_py.client.master_link import MasterLink
 from seaweed_py.client.replicate import Replicator
 from seaweed_py.errors import BadRequest, MethodNotAllowed
+from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.limits import Limits
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
-from seaweed_py.httpkit.router import Router
+from seaweed_py.httpkit.router import Handler, Router
 from seaweed_py.httpkit.server import HttpServer
 from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.store import DiskLocation, Store
@@ -46,6 +50,8 @@ _PREFLIGHT = (b"Access-Control-Allow-Methods: PUT, POST, GET, DELETE, OPTIONS\r\
               b"Access-Control-Allow-Headers: *\r\n")
 _PUBLIC_PREFLIGHT = (b"Access-Control-Allow-Methods: GET, OPTIONS\r\n"
                      b"Access-Control-Allow-Headers: *\r\n")
+# Routes the master calls to change this server's volumes: behind the white list.
+_GUARDED_PREFIX = "/admin/"
 # Multipart framing around the largest accepted file.
 _MULTIPART_SLACK = 64 * 1024
 
@@ -80,6 +86,7 @@ class VolumeServer:
                                  spool_dir=options.dirs[0], stats=self.stats,
                                  clock=clock)
         self.admin = AdminHandlers(self)
+        self.allow = AllowList(options.white_list)
         self.stopping = False
         # Small reads answered in bursts: fewer wake-ups of clients and of this loop.
         self.http = HttpServer(self._router(), self._limits(), SERVER_HEADER, batch_writes=True)
@@ -142,9 +149,25 @@ class VolumeServer:
 
     def _router(self) -> Router:
         r = Router()
-        self.admin.register(r)
+        admin = Router()
+        self.admin.register(admin)
+        for path, route in admin.exact.items():
+            handler = route.handler
+            if self.allow and path.startswith(_GUARDED_PREFIX):
+                handler = self._guarded(handler)
+            r.add(path, handler, route.methods, max_body=route.max_body)
         r.fallback(self._blob, max_body=self.options.file_size_limit + _MULTIPART_SLACK)
         return r
+
+    def _guarded(self, handler: Handler) -> Handler:
+        """`handler` behind the white list (only wrapped when one is set: no cost otherwise)."""
+        check = self.allow.check
+
+        def guarded(req: Request) -> Response | Awaitable[Response]:
+            check(req)
+            return handler(req)
+
+        return guarded
 
     # ------------------------------------------------------------------ blob dispatch
 
@@ -181,8 +204,12 @@ class VolumeServer:
         if method == "GET" or method == "HEAD":
             return self.reader.get(req)
         if method == "POST" or method == "PUT":
+            if self.allow:
+                self.allow.check(req)
             return self.writer.write(req)
         if method == "DELETE":
+            if self.allow:
+                self.allow.check(req)
             return self.writer.delete(req)
         if method == "OPTIONS":
             return Response(200, raw_headers=_PREFLIGHT)
