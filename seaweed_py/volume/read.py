@@ -212,9 +212,18 @@ class BlobReader:
         return _respond(req, head, data, content_type, sniff)
 
     def _prepare(
-        self, req: Request, path: BlobPath, needle: Needle, query: Mapping[str, str]
+        self,
+        req: Request,
+        path: BlobPath,
+        needle: Needle,
+        query: Mapping[str, str],
+        stored_name: bytes | None = None,
+        stored_mime: bytes | None = None,
     ) -> Response | tuple[bytes, str, str]:
-        """The 304, or (header lines, file name, Content-Type) every answer for `needle` shares."""
+        """The 304, or (header lines, file name, Content-Type) every answer for `needle` shares.
+
+        `stored_name` and `stored_mime` replace the needle's own (a chunk manifest's describe
+        the file it lists)."""
         headers = req.headers
         etag = b'"%08x"' % needle.checksum
         head = b"Accept-Ranges: bytes\r\nEtag: " + etag + b"\r\n"
@@ -227,20 +236,22 @@ class BlobReader:
             return Response(304, raw_headers=head)
         if needle.pairs:
             head += pair_lines(needle.pairs)
-        meta = self._meta.get((path.filename, needle.name, needle.mime))
+        name = needle.name if stored_name is None else stored_name
+        mime = needle.mime if stored_mime is None else stored_mime
+        meta = self._meta.get((path.filename, name, mime))
         if meta is None:
-            meta = self._describe(path.filename, needle.name, needle.mime)
+            meta = self._describe(path.filename, name, mime)
         filename, content_type, inline = meta
         if not query:
             return head + inline, filename, content_type
         if filename and "response-content-disposition" not in query:
             head += (_header("Content-Disposition", content_disposition(filename, True))
                      if parse_bool(query.get("dl", "")) else inline)
-        for name, value in override_headers(query).items():
-            if name == "Content-Type":
+        for header, value in override_headers(query).items():
+            if header == "Content-Type":
                 content_type = value
             else:
-                head += _header(name, value)
+                head += _header(header, value)
         return head, filename, content_type
 
     # ------------------------------------------------------------------ large needles
@@ -326,32 +337,62 @@ class BlobReader:
     async def _serve_manifest(
         self, req: Request, path: BlobPath, needle: Needle, query: Mapping[str, str]
     ) -> Response:
+        """The file a chunk manifest describes, its chunks fetched in order. Validators, pairs,
+        `dl` and `response-*` overrides as for any needle; name and type are the manifest's."""
         try:
             manifest = load_chunk_manifest(needle.data, bool(needle.flags & FLAG_GZIP))
         except WeedError as exc:
             log.error("read %s: bad chunk manifest: %s", req.path, exc)
             return _SERVER_ERROR
+        prepared = self._prepare(req, path, needle, query, manifest.name.encode(),
+                                 manifest.mime.encode())
+        if isinstance(prepared, Response):
+            return prepared
+        head, _, content_type = prepared
+        head += b"X-File-Store: chunked\r\n"
         size = manifest.size or sum(c.size for c in manifest.chunks)
-        filename = path.filename or manifest.name
-        head = (b"Accept-Ranges: bytes\r\nX-File-Store: chunked\r\nEtag: "
-                + f'"{needle.checksum:08x}"'.encode() + b"\r\n")
-        if needle.last_modified:
-            head += last_modified_line(needle.last_modified)
-        content_type = content_type_for(manifest.mime, filename)
-        if content_type:
-            head += _header("Content-Type", content_type)
-        if filename:
-            head += _header("Content-Disposition",
-                            content_disposition(filename, parse_bool(query.get("dl", ""))))
         ranges = plan_ranges(req.headers.get("range"), size)
+        if ranges is not None and len(ranges) > 1:
+            return await self._manifest_byteranges(req, head, manifest, size, content_type, ranges)
         start, length, status = 0, size, 200
-        if ranges is not None and len(ranges) == 1:
+        if ranges is not None:
             start, length, status = ranges[0].start, ranges[0].length, 206
             head += _header("Content-Range", ranges[0].content_range(size))
+        body = self._chunks(manifest, start, length)
+        if (not content_type and length and req.method == "GET"
+                and not query.get("response-content-encoding")):
+            first, body = await _peek(body, _SNIFF_SIZE)
+            content_type = detect_content_type(first)
+        if content_type:
+            head += _header("Content-Type", content_type)
         if req.method == "HEAD" or length == 0:
             return Response(status, raw_headers=head, content_length=length)
-        return Response(status, raw_headers=head, body=self._chunks(manifest, start, length),
-                        content_length=length)
+        return Response(status, raw_headers=head, body=body, content_length=length)
+
+    async def _manifest_byteranges(
+        self,
+        req: Request,
+        head: bytes,
+        manifest: ChunkManifest,
+        size: int,
+        content_type: str,
+        ranges: tuple[ByteRange, ...],
+    ) -> Response:
+        """206 multipart/byteranges of a chunked file; the parts are fetched before answering
+        (Content-Length needs them), except for HEAD, which only needs their lengths."""
+        parts: dict[tuple[int, int], bytes] = {}
+        if req.method != "HEAD":
+            for r in ranges:
+                parts[r.start, r.length] = b"".join(
+                    [piece async for piece in self._chunks(manifest, r.start, r.length)])
+        # For HEAD, zeros stand in for the parts: the answer's length is all that is sent.
+        body, multipart_type = multipart_byteranges(
+            ranges, size, content_type,
+            lambda s, n: parts[s, n] if parts else bytes(n), secrets.token_hex(15))
+        head += _header("Content-Type", multipart_type)
+        if req.method == "HEAD":
+            return Response(206, raw_headers=head, content_length=len(body))
+        return Response(206, raw_headers=head, body=body)
 
     async def _chunks(self, manifest: ChunkManifest, start: int, length: int) -> AsyncIterator[bytes]:
         end = start + length
@@ -449,6 +490,25 @@ async def _stream(volume: Volume, loc: NeedleLocation, partial: bool) -> AsyncIt
         if chunk is None:
             return
         yield chunk
+
+
+async def _peek(body: AsyncIterator[bytes], size: int) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first `size` bytes of `body` (fewer if it is shorter), and all of `body` again."""
+    pieces: list[bytes] = []
+    got = 0
+    async for piece in body:
+        pieces.append(piece)
+        got += len(piece)
+        if got >= size:
+            break
+
+    async def replay() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+        async for piece in body:
+            yield piece
+
+    return b"".join(pieces)[:size], replay()
 
 
 def not_found(url_path: str) -> Response:
