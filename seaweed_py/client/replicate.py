@@ -40,6 +40,8 @@ class ReplicaCopy:
     chunk_manifest: bool
     pairs: Mapping[str, str] = field(default_factory=dict)
     content_md5: str = ""
+    fsync: bool = False
+    """Forwarded `fsync=true`: the replica, too, acknowledges only what is on its disk."""
 
     def query(self) -> str:
         parts = [f"type=replicate&ts={self.last_modified}"]
@@ -47,6 +49,8 @@ class ReplicaCopy:
             parts.append(f"ttl={self.ttl}")
         if self.chunk_manifest:
             parts.append("cm=true")
+        if self.fsync:
+            parts.append("fsync=true")
         return "&".join(parts)
 
     def multipart(self, boundary: str) -> bytes:

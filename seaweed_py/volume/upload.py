@@ -86,6 +86,8 @@ class UploadOptions:
     ttl: Ttl
     chunk_manifest: bool
     replicate: bool
+    fsync: bool = False
+    """`fsync=true`: acknowledge only once the data is on disk, whatever `-fsync` says."""
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], now: int) -> UploadOptions:
@@ -97,6 +99,7 @@ class UploadOptions:
             ttl=Ttl.parse(query.get("ttl", "")),
             chunk_manifest=query.get("cm", "").lower() in ("true", "1", "t"),
             replicate=query.get("type") == "replicate",
+            fsync=query.get("fsync") == "true",
         )
 
 

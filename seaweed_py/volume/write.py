@@ -47,7 +47,7 @@ from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
 from seaweed_py.storage.group_commit import SETTLED
 from seaweed_py.storage.store import Store
-from seaweed_py.storage.volume import Volume
+from seaweed_py.storage.volume import FsyncMode, Volume
 from seaweed_py.volume.durability import DurableWaits
 from seaweed_py.volume.spool import spool
 from seaweed_py.volume.stats import Stats
@@ -105,7 +105,7 @@ class BlobWriter:
         upload = parse_upload(req.method, url_path, req.headers, req.body, options, self._limit)
         volume = self._store.get(path.volume_id)
         data = upload.data
-        if (volume is None or len(data) > _OFF_LOOP_WRITE
+        if (volume is None or len(data) > _OFF_LOOP_WRITE or options.fsync
                 or not (options.replicate or volume.replica_placement.copy_count <= 1)):
             return self._store_upload(url_path, path, upload)
         needle = _needle(path, upload, volume)
@@ -136,6 +136,7 @@ class BlobWriter:
         else:
             result = volume.write(needle)
         await self._durable.wait(result.durable)
+        await _sync_if_asked(volume, upload.options)
         if remote:
             copy = _copy(url_path, needle, upload)
             failures = await self._replicator.write(remote, copy)
@@ -172,6 +173,7 @@ class BlobWriter:
             result = await asyncio.to_thread(volume.write_streamed, needle, end - start,
                                              checksummed())
             await self._durable.wait(result.durable)
+            await _sync_if_asked(volume, options)
             self._stats.bytes_written += end - start
             return _write_response(upload, replace(needle, checksum=crc[0]),
                                    unchanged=result.unchanged)
@@ -339,7 +341,15 @@ def _copy(url_path: str, needle: Needle, upload: Upload) -> ReplicaCopy:
         chunk_manifest=upload.options.chunk_manifest,
         pairs=pairs,
         content_md5=upload.content_md5,
+        fsync=upload.options.fsync,
     )
+
+
+async def _sync_if_asked(volume: Volume, options: UploadOptions) -> None:
+    """`fsync=true` on a server that acknowledges from the page cache (`-fsync=none`): sync
+    before answering. The other modes have synced the record already."""
+    if options.fsync and volume.fsync_mode is FsyncMode.NONE:
+        await asyncio.to_thread(volume.sync)
 
 
 def _failure_text(failures: Mapping[str, str]) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+import seaweed_py.storage.volume as storage_volume
 from seaweed_py.formats.crc import crc32c
 from seaweed_py.volume import VolumeOptions, VolumeServer
 from tests.fake_master import FakeMaster
@@ -631,6 +632,34 @@ async def test_readiness_does_not_depend_on_the_master(
     assert (await _get(http, _url(vs, "/readyz")))[0] == 200
     assert (await _get(http, _url(vs, "/healthz")))[0] == 200
     assert (await _get(http, _url(vs, f"/{FID}")))[2] == b"still served"
+
+
+async def test_fsync_query_syncs_on_a_page_cache_server_and_its_replica(
+    start_server: Starter, master: FakeMaster, http: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # -fsync=none acknowledges from the page cache; a write with fsync=true must not be, and
+    # the replica gets the request forwarded (spec §6.4).
+    synced: list[str] = []
+    real_sync = storage_volume.sync_file
+
+    def recording_sync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_sync(fd)
+
+    monkeypatch.setattr(storage_volume, "sync_file", recording_sync)
+    primary = await start_server("v0", fsync_mode="none")
+    replica = await start_server("v1", fsync_mode="none")
+    for server in (primary, replica):
+        await _allocate(http, server, 2, replication="001")
+    master.locations[2] = [primary.url(), replica.url()]
+    assert (await _post(http, primary, "2,01637037d6", b"page cache"))[0] == 201
+    assert synced == []
+    status, _, _ = await _post(http, primary, "2,02637037d6", b"on disk",
+                               params={"fsync": "true"})
+    assert status == 201
+    dats = {Path(path).parent.name for path in synced if path.endswith("/2.dat")}
+    assert dats == {"v0", "v1"}
+    assert (await _get(http, _url(replica, "/2,02637037d6")))[2] == b"on disk"
 
 
 async def test_proxy_read_with_no_reachable_holder_is_503(
