@@ -273,7 +273,7 @@ class BlobReader:
         query = req.query if req.query_string else _EMPTY_QUERY
         whole = needle.flags & (FLAG_GZIP | FLAG_CHUNK_MANIFEST) or (
             query and ImageOps.from_query(query, path.ext or extension(needle.name.decode("utf-8", "replace"))))
-        ranges = plan_ranges(req.headers.get("range"), loc.data_size)
+        ranges = _ranges(req, loc.data_size)
         if whole or (ranges is not None and len(ranges) > 1):
             return await self._serve_read_off_loop(req, path, volume)
         prepared = self._prepare(req, path, needle, query)
@@ -351,9 +351,9 @@ class BlobReader:
         head, _, content_type = prepared
         head += b"X-File-Store: chunked\r\n"
         size = manifest.size or sum(c.size for c in manifest.chunks)
-        ranges = plan_ranges(req.headers.get("range"), size)
+        ranges = _ranges(req, size)
         if ranges is not None and len(ranges) > 1:
-            return await self._manifest_byteranges(req, head, manifest, size, content_type, ranges)
+            return await self._manifest_byteranges(head, manifest, size, content_type, ranges)
         start, length, status = 0, size, 200
         if ranges is not None:
             start, length, status = ranges[0].start, ranges[0].length, 206
@@ -371,27 +371,21 @@ class BlobReader:
 
     async def _manifest_byteranges(
         self,
-        req: Request,
         head: bytes,
         manifest: ChunkManifest,
         size: int,
         content_type: str,
         ranges: tuple[ByteRange, ...],
     ) -> Response:
-        """206 multipart/byteranges of a chunked file; the parts are fetched before answering
-        (Content-Length needs them), except for HEAD, which only needs their lengths."""
+        """206 multipart/byteranges of a chunked file; the parts are fetched before answering,
+        since Content-Length needs them."""
         parts: dict[tuple[int, int], bytes] = {}
-        if req.method != "HEAD":
-            for r in ranges:
-                parts[r.start, r.length] = b"".join(
-                    [piece async for piece in self._chunks(manifest, r.start, r.length)])
-        # For HEAD, zeros stand in for the parts: the answer's length is all that is sent.
+        for r in ranges:
+            parts[r.start, r.length] = b"".join(
+                [piece async for piece in self._chunks(manifest, r.start, r.length)])
         body, multipart_type = multipart_byteranges(
-            ranges, size, content_type,
-            lambda s, n: parts[s, n] if parts else bytes(n), secrets.token_hex(15))
+            ranges, size, content_type, lambda s, n: parts[s, n], secrets.token_hex(15))
         head += _header("Content-Type", multipart_type)
-        if req.method == "HEAD":
-            return Response(206, raw_headers=head, content_length=len(body))
         return Response(206, raw_headers=head, body=body)
 
     async def _chunks(self, manifest: ChunkManifest, start: int, length: int) -> AsyncIterator[bytes]:
@@ -527,14 +521,21 @@ def _content_type_line(content_type: str) -> bytes:
     return _header("Content-Type", content_type)
 
 
+def _ranges(req: Request, size: int) -> tuple[ByteRange, ...] | None:
+    """The ranges to send of a body of `size` bytes (see ranges.py); None for the whole body.
+    Only a GET has ranges: a HEAD describes the whole blob (200 with its full Content-Length,
+    whatever its Range header says), as the reference answers and RFC 9110 §14.2 allows."""
+    if req.method != "GET":
+        return None
+    return plan_ranges(req.headers.get("range"), size)
+
+
 def _respond(req: Request, head: bytes, data: bytes, content_type: str, sniff: bool) -> Response:
     """200, 206 or multipart 206 for in-memory data. Without a `content_type`, a GET's type is
     sniffed from the bytes sent when `sniff` (no Content-Encoding), as Go's server does."""
-    range_header = req.headers.get("range")
-    if range_header:
-        ranges = plan_ranges(range_header, len(data))
-        if ranges is not None:
-            return _ranged(req, head, data, content_type, ranges, sniff)
+    ranges = _ranges(req, len(data))
+    if ranges is not None:
+        return _ranged(head, data, content_type, ranges, sniff)
     if not content_type and sniff and data and req.method == "GET":
         content_type = detect_content_type(data)
     if content_type:
@@ -545,7 +546,6 @@ def _respond(req: Request, head: bytes, data: bytes, content_type: str, sniff: b
 
 
 def _ranged(
-    req: Request,
     head: bytes,
     data: bytes,
     content_type: str,
@@ -556,18 +556,14 @@ def _ranged(
     if len(ranges) == 1:
         r = ranges[0]
         head += _header("Content-Range", r.content_range(size))
-        if not content_type and sniff and req.method == "GET":
+        if not content_type and sniff:
             # Sniffed from the part sent, as Go's server does: not from the start of the blob.
             content_type = detect_content_type(data[r.start : r.start + r.length])
         if content_type:
             head += _header("Content-Type", content_type)
-        if req.method == "HEAD":
-            return Response(206, raw_headers=head, content_length=r.length)
         return Response(206, raw_headers=head, body=data[r.start : r.start + r.length])
     body, multipart_type = multipart_byteranges(
         ranges, size, content_type, lambda s, n: data[s : s + n], secrets.token_hex(15)
     )
     head += _header("Content-Type", multipart_type)
-    if req.method == "HEAD":
-        return Response(206, raw_headers=head, content_length=len(body))
     return Response(206, raw_headers=head, body=body)

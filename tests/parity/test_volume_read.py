@@ -196,6 +196,9 @@ def test_large_untyped_blob_is_sniffed_from_its_first_bytes(cluster: Endpoints) 
     assert whole.body == data
     assert whole.header("Content-Type") == "text/plain; charset=utf-8"
     assert head(url).header("Content-Type") is None
+    headed = head(url, range="bytes=640-649")
+    assert headed.status == 200, headed.describe()
+    assert headed.header("Content-Length") == str(len(data))
     binary = get(url, range="bytes=640-649")
     assert binary.status == 206, binary.describe()
     assert binary.body == bytes(range(10))
@@ -222,6 +225,17 @@ def test_ranges_adding_up_past_the_end_are_ignored(cluster: Endpoints, blob: Sto
     assert reply.header("Content-Range") is None
     # Quirk A7 (docs/compat.md): the reference's body is empty; weedpy sends the whole blob.
     assert reply.body == (b"" if cluster.impl == "weed" else BODY)
+
+
+@pytest.mark.parametrize("range_header", ["bytes=5-14", "bytes=0-1,12-13", "bytes=50-", "chars=0-1"])
+def test_head_ignores_range(blob: Stored, chunked: Stored, range_header: str) -> None:
+    # A HEAD describes the whole blob, whatever its Range: no 206, no 416.
+    for url, size in ((blob.url, len(BODY)), (chunked.url, 20)):
+        reply = head(url, range=range_header)
+        assert reply.status == 200, reply.describe()
+        assert reply.header("Content-Length") == str(size)
+        assert reply.header("Content-Range") is None
+        assert reply.media_type() != "multipart/byteranges"
 
 
 @pytest.mark.parametrize("range_header", ["bytes=9999-10000", "bytes=16-"])
