@@ -625,6 +625,48 @@ def test_response_overrides_set_headers(cluster: Endpoints, blob: Stored) -> Non
     assert reply.body == BODY
 
 
+def test_response_content_disposition_beats_dl(blob: Stored) -> None:
+    disposition = "inline%3B%20filename%3Dx.txt"  # inline; filename=x.txt
+    reply = get(f"{blob.url}?dl=true&response-content-disposition={disposition}")
+    assert reply.status == 200, reply.describe()
+    assert reply.headers.get_all("Content-Disposition") == ["inline; filename=x.txt"]
+
+
+def test_response_expires_language_and_encoding_overrides(blob: Stored) -> None:
+    query = (
+        "response-expires=Thu,%2001%20Dec%202033%2016:00:00%20GMT"
+        "&response-content-language=de&response-content-encoding=identity"
+    )
+    reply = get(f"{blob.url}?{query}")
+    assert reply.status == 200, reply.describe()
+    assert reply.header("Expires") == "Thu, 01 Dec 2033 16:00:00 GMT"
+    assert reply.header("Content-Language") == "de"
+    assert reply.header("Content-Encoding") == "identity"
+    assert reply.header("Content-Type") == "application/octet-stream"  # from r.bin
+    assert reply.body == BODY
+
+
+def test_content_encoding_override_stops_sniffing(cluster: Endpoints) -> None:
+    fid = assign(cluster).fid
+    assert put_raw(cluster.volume, fid, b"plain text, no type", "application/octet-stream").status == 201
+    url = f"{cluster.volume}/{fid}"
+    assert get(url).header("Content-Type") == "text/plain; charset=utf-8"
+    reply = get(f"{url}?response-content-encoding=identity")
+    assert reply.header("Content-Encoding") == "identity"
+    assert reply.header("Content-Type") is None, reply.describe()
+
+
+def test_range_of_a_gzip_answer_is_taken_from_the_gzip_bytes(untyped: Stored) -> None:
+    whole = get(untyped.url, accept_encoding="gzip")
+    assert whole.header("Content-Encoding") == "gzip", whole.describe()
+    reply = get(untyped.url, accept_encoding="gzip", range="bytes=0-9")
+    assert reply.status == 206, reply.describe()
+    assert reply.header("Content-Encoding") == "gzip"
+    assert reply.header("Content-Range") == f"bytes 0-9/{len(whole.body)}"
+    assert reply.body == whole.body[:10]
+    assert reply.header("Content-Type") is None  # not sniffed from gzip bytes either
+
+
 def test_status_ignores_callback(cluster: Endpoints) -> None:
     reply = get(f"{cluster.volume}/status?callback=myFunc")
     assert reply.status == 200
