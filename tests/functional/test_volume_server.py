@@ -662,6 +662,27 @@ async def test_fsync_query_syncs_on_a_page_cache_server_and_its_replica(
     assert (await _get(http, _url(replica, "/2,02637037d6")))[2] == b"on disk"
 
 
+async def test_identical_reupload_to_a_replicated_volume_appends_nowhere(
+    start_server: Starter, master: FakeMaster, http: Session
+) -> None:
+    primary = await start_server("v0")
+    replica = await start_server("v1")
+    for server in (primary, replica):
+        await _allocate(http, server, 2, replication="001")
+    master.locations[2] = [primary.url(), replica.url()]
+    fid = "2,01637037d6"
+    assert (await _post(http, primary, fid, b"same bytes", "same.bin"))[0] == 201
+
+    def dat_sizes() -> list[int]:
+        volumes = [server.store.get(2) for server in (primary, replica)]
+        return [v.size for v in volumes if v is not None]
+
+    sizes = dat_sizes()
+    assert (await _post(http, primary, fid, b"same bytes", "same.bin"))[0] == 204
+    assert dat_sizes() == sizes and len(sizes) == 2
+    assert (await _get(http, _url(replica, f"/{fid}")))[2] == b"same bytes"
+
+
 async def test_proxy_read_with_no_reachable_holder_is_503(
     start_server: Starter, master: FakeMaster, http: Session
 ) -> None:
