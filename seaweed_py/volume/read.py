@@ -289,8 +289,12 @@ class BlobReader:
             # Go sniffs the first bytes sent: one small pread, not the needle.
             first = replace(loc, data_offset=loc.data_offset + start,
                             data_size=min(length, _SNIFF_SIZE))
-            content_type = detect_content_type(
-                next(volume.iter_data(first, _SNIFF_SIZE, verify=False), b""))
+            try:
+                content_type = detect_content_type(
+                    next(volume.iter_data(first, _SNIFF_SIZE, verify=False), b""))
+            except CorruptNeedle as exc:
+                log.error("read %s: %s", req.path, exc)
+                return _SERVER_ERROR
         if content_type:
             head += _header("Content-Type", content_type)
         if req.method == "HEAD":
