@@ -375,7 +375,7 @@ _should_compress_memo = functools.lru_cache(maxsize=256)(_compress_rule)
 
 
 def _maybe_compress(data: bytes, filename: str, mime: str) -> bytes | None:
-    sniffed = mime if mime and not mime.startswith(_OCTET) else detect_content_type(data)
+    sniffed = mime or detect_content_type(data)  # octet-stream: see _type_rule
     if not _should_compress(filename, sniffed):
         return None
     return _packed(data)
@@ -488,7 +488,10 @@ def _type_rule(declared: str, ext: str, raw: bool, as_sent: bool) -> _TypeRule:
     """`raw`: a raw body (which keeps a declared octet-stream type); `as_sent`: `cm` or
     `type=replicate`, which store the declared type unresolved."""
     mime = declared if as_sent else _mime_rule(declared, ext, raw)
-    compress = None if not mime or mime.startswith(_OCTET) else _compress_rule(ext, mime)
+    # Only a missing type is sniffed: a declared octet-stream (kept by raw bodies) counts as
+    # "no type" for the rules without being sniffed, so such an upload is stored as sent
+    # unless its extension asks for compression (as the reference).
+    compress = None if not mime else _compress_rule(ext, mime)
     return _TypeRule(ext, _fits(mime), compress, {})
 
 

@@ -117,6 +117,26 @@ def test_raw_put_takes_name_from_content_disposition(cluster: Endpoints) -> None
     assert read.header("Content-Disposition") == "inline; filename=pic.png"
 
 
+TEXT_BODY = b"".join(b"hello text line number %d\n" % i for i in range(100))
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+def test_raw_octet_stream_text_is_stored_as_sent(cluster: Endpoints, method: str) -> None:
+    # A declared octet-stream type is not sniffed on a raw body, so text is not compressed;
+    # without a type the same text is sniffed and stored gzipped (spec §15.1).
+    for content_type, stored_gzipped in (("application/octet-stream", False), ("", True)):
+        if method == "POST" and not content_type:
+            continue  # a POST without a type is not an upload (400)
+        fid = assign(cluster).fid
+        reply = put_raw(cluster.volume, fid, TEXT_BODY, content_type, method=method)
+        assert reply.status == 201, reply.describe()
+        read = get(f"{cluster.volume}/{fid}", accept_encoding="gzip")
+        assert (read.header("Content-Encoding") == "gzip") is stored_gzipped, content_type
+        plain = get(f"{cluster.volume}/{fid}")
+        assert plain.body == TEXT_BODY
+        assert plain.header("Content-Type") == "text/plain; charset=utf-8"
+
+
 def test_upload_with_ts_sets_last_modified(cluster: Endpoints) -> None:
     fid = assign(cluster).fid
     assert upload(cluster.volume, fid, b"dated", "d.bin", query="ts=1700000000").status == 201
