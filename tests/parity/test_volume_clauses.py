@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from tests.parity.blobs import assign_at, etag_of, put_raw, upload
 from tests.parity.client import get, head, multipart
 from tests.parity.client import request as send
 from tests.parity.targets import skip_unless_runnable
-from tests.servers import IMPLS, Impl, free_port, start_cluster
+from tests.servers import IMPLS, WEED, Impl, free_port, start_cluster
 
 pytestmark = pytest.mark.parity
 
@@ -202,3 +203,41 @@ def test_proxied_read_of_a_volume_not_held_here_is_404(site: Site) -> None:
     # ...and a volume held elsewhere (here: nowhere) is not looked up and proxied again.
     reply = get(f"{site.volume}/{NOWHERE},01637037d6?proxied=true")
     assert reply.status == 404, reply.describe()
+
+
+# ------------------------------------------------------------------ §3.6 read-only volumes
+# Last in the module: it marks a volume of the shared cluster read-only (and back).
+
+
+def _mark(site: Site, vid: str, read_only: bool) -> None:
+    if site.impl == "weed":
+        flag = "-readonly" if read_only else "-writable"
+        script = f"lock\nvolume.mark -node {site.volume} -volumeId {vid} {flag}\nunlock\n"
+        done = subprocess.run([str(WEED), "shell", f"-master={site.master}"],
+                              input=script.encode(), capture_output=True, timeout=30,
+                              check=False)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        return
+    route = "readonly" if read_only else "writable"
+    reply = send("POST", f"{site.volume}/admin/volume/{route}?volume={vid}")
+    assert reply.status == 200, reply.describe()
+
+
+def test_delete_on_a_read_only_volume_is_500_and_keeps_the_blob(site: Site) -> None:
+    fid = site.new_fid()
+    vid = fid.split(",", 1)[0]
+    assert upload(site.volume, fid, b"read-only now", "ro.bin").status == 201
+    _mark(site, vid, True)
+    try:
+        reply = send("DELETE", f"{site.volume}/{fid}")
+        assert reply.status == 500, reply.describe()
+        error = reply.json()["error"]
+        if site.impl == "weed":
+            assert error == f"Deletion Failed: volume {vid} is read only"
+        else:
+            assert "read-only" in error and f"volume_id={vid}" in error, error
+        kept = get(f"{site.volume}/{fid}")
+        assert (kept.status, kept.body) == (200, b"read-only now"), kept.describe()
+    finally:
+        _mark(site, vid, False)
+    assert send("DELETE", f"{site.volume}/{fid}").status == 202
