@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.server_harness import Fleet, Node, Oracle, call, fleet, put, read_checked
+from tests.fault.server_harness import (
+    Fleet,
+    Node,
+    Oracle,
+    call,
+    fleet,
+    put,
+    read_checked,
+    wait_for,
+)
 from tests.servers import free_port, skip_reason
 
 pytestmark = pytest.mark.skipif(skip_reason("weedpy") is not None,
@@ -133,6 +142,10 @@ def test_21_second_volume_server_on_the_same_dir_refuses(tmp_path: Path) -> None
             data = f.rng.randbytes(500 + i)
             assert put(first.url, fid, data)[0] == 201
             oracle.ack(fid, data)
+        # The first server writes its batched .idx entries out on its own (at the next pulse):
+        # let that happen before the snapshot, so only the second server could change a file.
+        wait_for("the first server's .idx entries on disk", lambda: sum(
+            p.stat().st_size for p in first.directory.glob("*.idx")) == 5 * 16)
         before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                   for p in first.directory.iterdir() if p.is_file()}
 
