@@ -294,10 +294,15 @@ def test_health_probes_answer_503_while_the_server_stops(
     stopping = threading.Thread(target=running.stop_volume, args=(0,))
     stopping.start()
     try:
-        time.sleep(0.3)  # SIGTERM delivered; -preStopSeconds keeps the listener open
-        for probe in ("/healthz", "/readyz"):
-            reply = get(f"{volume}{probe}")
-            assert (reply.status, reply.body) == (503, b""), reply.describe()
+        # Until SIGTERM lands the probe says 200; then -preStopSeconds keeps the listener open
+        # while it says 503.
+        deadline = time.monotonic() + 0.8
+        while (reply := get(f"{volume}/healthz")).status == 200:
+            assert time.monotonic() < deadline, "still healthy after SIGTERM"
+            time.sleep(0.02)
+        assert (reply.status, reply.body) == (503, b""), reply.describe()
+        ready = get(f"{volume}/readyz")
+        assert (ready.status, ready.body) == (503, b""), ready.describe()
         assert stopping.is_alive()
     finally:
         stopping.join()
