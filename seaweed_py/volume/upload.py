@@ -435,7 +435,11 @@ def _locate(method: str, path: str, headers: Mapping[str, str], body: Buffer) ->
     if multipart and not content_type:
         raise BadRequest("request Content-Type isn't multipart/form-data")
     if multipart:
-        return _multipart_body(body, content_type), True
+        part = _multipart_body(body, content_type)
+        if not part.content_md5 and "content-md5" in headers:
+            # The request's own Content-MD5 covers the file when its part names none.
+            part = part._replace(content_md5=headers["content-md5"])
+        return part, True
     return _raw_body(len(body), headers, path), False
 
 
@@ -461,7 +465,7 @@ def parse_upload(
     content_type = headers.get("content-type", "")
     if method != "POST" or (content_type and "form-data" not in content_type):
         upload = _raw_upload(path, headers, body, options, size_limit)
-    elif content_type:
+    elif content_type and "content-md5" not in headers:
         upload = _first_file_part(body, content_type, headers, options, size_limit)
     else:
         upload = None

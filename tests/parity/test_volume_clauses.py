@@ -95,21 +95,7 @@ def test_multipart_part_content_md5_is_reported_and_echoed(site: Site) -> None:
     assert reply.header("Content-MD5") == md5_of(data)
 
 
-MULTIPART_MD5_BUG = (
-    "weedpy ignores the request's Content-MD5 header on multipart uploads (only the part's "
-    "is read, seaweed_py/volume/upload.py _multipart_body): no contentMd5, an empty "
-    "Content-MD5 header, and a wrong digest is stored (201) instead of refused with 400")
-
-
-def test_multipart_upload_with_request_content_md5_reports_and_checks_it(
-    site: Site, request: pytest.FixtureRequest
-) -> None:
-    if site.impl == "weedpy":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=MULTIPART_MD5_BUG))
-    _assert_request_md5_on_multipart(site)
-
-
-def _assert_request_md5_on_multipart(site: Site) -> None:
+def test_multipart_upload_with_request_content_md5_reports_and_checks_it(site: Site) -> None:
     data = b"checked by md5, request header"
     fid = site.new_fid()
     reply = upload(site.volume, fid, data, "m.bin", headers={"Content-MD5": md5_of(data)})
