@@ -19,6 +19,7 @@ class FakeMaster:
         self.unwritable: list[str] = []  # volume ids as the request sent them
         self.locations: dict[int, list[Location]] = {}
         self.lookups = 0
+        self.locations_version: int | None = None  # sent in heartbeat answers when set
         self.port = 0
         self.address = ""
         self.runner: web.AppRunner | None = None
@@ -43,8 +44,11 @@ class FakeMaster:
 
     async def _heartbeat(self, request: web.Request) -> web.Response:
         self.heartbeats.append(await request.json())
-        return web.json_response({"volumeSizeLimit": self.volume_size_limit,
-                                  "leader": self.leader})
+        answer: dict[str, Any] = {"volumeSizeLimit": self.volume_size_limit,
+                                  "leader": self.leader}
+        if self.locations_version is not None:
+            answer["locationsVersion"] = self.locations_version
+        return web.json_response(answer)
 
     async def _lookup(self, request: web.Request) -> web.Response:
         self.lookups += 1

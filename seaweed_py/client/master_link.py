@@ -8,7 +8,10 @@ from the next one. On shutdown one last heartbeat with `hasNoVolumes` makes the 
 node at once.
 
 Lookups (`/dir/lookup?volumeId=`) are cached for `lookup_ttl` seconds (10 minutes, like Go
-clients); callers `forget(vid)` an entry that proved stale.
+clients); callers `forget(vid)` an entry that proved stale. The whole cache is dropped when a
+heartbeat answer carries a new `locationsVersion` (some volume gained or lost a holder), so a
+server that left is not asked for longer than about one pulse; the reference's volume servers
+hear of such changes by a push from the master instead.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class MasterLink:
         self._wake = asyncio.Event()
         self._last_ok = False
         self._warned = False
+        self._locations_version: object = None  # the master's, from its last answer
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -129,6 +133,13 @@ class MasterLink:
         if not self._last_ok:
             log.info("heartbeating to master %s", master)
         self._last_ok = True
+        version = answer.get("locationsVersion")
+        if version != self._locations_version:
+            # Some volume gained or lost a holder (or this is another master): cached lookups
+            # may name a server that is gone, and a replicated write or delete must not trust
+            # them.
+            self._locations_version = version
+            self._cache.clear()
         leader = answer.get("leader")
         if isinstance(leader, str) and leader and leader != master:
             self._leader = leader
@@ -168,12 +179,13 @@ class MasterLink:
     def forget(self, volume_id: int) -> None:
         self._cache.pop(volume_id, None)
 
-    async def lookup(self, volume_id: int) -> tuple[Location, ...]:
-        """Servers holding `volume_id` (cached); `VolumeNotFound` if the master knows none,
-        `ServiceUnavailable` if it answers 5xx (warming up, or every holder is down)."""
+    async def lookup(self, volume_id: int, *, fresh: bool = False) -> tuple[Location, ...]:
+        """Servers holding `volume_id` (cached; asked anew with `fresh`); `VolumeNotFound` if
+        the master knows none, `ServiceUnavailable` if it answers 5xx (warming up, or every
+        holder is down)."""
         cached = self._cache.get(volume_id)
         now = self._clock()
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > now and not fresh:
             return cached[1]
         master = self.master
         path = f"/dir/lookup?volumeId={volume_id}"

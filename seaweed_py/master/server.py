@@ -103,6 +103,7 @@ class MasterServer:
         self._grower: VolumeGrower | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._heartbeat_answer = b""
+        self._answered_version = -1  # topology.locations_version the answer carries
         self._warm_until = 0.0
 
     # ------------------------------------------------------------ lifetime
@@ -554,6 +555,7 @@ class MasterServer:
 
     def _render_heartbeat_answer(self) -> bytes:
         pulse = self.options.pulse_seconds
+        self._answered_version = self.topology.locations_version
         return _dumps(
             {
                 "volumeSizeLimit": self.options.volume_size_limit,
@@ -561,6 +563,7 @@ class MasterServer:
                 "preallocate": self.options.volume_preallocate,
                 # an int, as docs/internals.md says, unless a test runs sub-second pulses
                 "pulseSeconds": int(pulse) if pulse == int(pulse) else pulse,
+                "locationsVersion": self._answered_version,
             }
         )
 
@@ -579,6 +582,8 @@ class MasterServer:
         self.topology.apply_heartbeat(hb, self._clock())
         if self.topology.max_volume_id > self._meta.current.max_volume_id:
             self._meta.save_volume_id(self.topology.max_volume_id)
+        if self.topology.locations_version != self._answered_version:
+            self._heartbeat_answer = self._render_heartbeat_answer()
         return Response(200, None, self._heartbeat_answer, raw_headers=JSON_HEADERS)
 
     def _handle_unwritable(self, req: Request) -> Response:

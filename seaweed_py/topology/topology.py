@@ -78,6 +78,9 @@ class Topology:
         # unreachable rather than gone, so lookups answer 503, not 404 (scenario 11).
         self.lost_volumes: set[int] = set()
         self.max_volume_id = 0
+        self.locations_version = 0
+        """Bumped whenever a volume gains or loses a location: volume servers that cache
+        lookups drop them when the heartbeat answer carries a new value."""
 
     # ------------------------------------------------------------ layouts
 
@@ -189,6 +192,8 @@ class Topology:
             previous.remove_location(report.id, node, now)
         self._vid_layout[report.id] = layout
         self.lost_volumes.discard(report.id)
+        if node not in layout.locations(report.id):
+            self.locations_version += 1
         layout.add_location(report.id, node, now)
         if report.id > self.max_volume_id:
             self.max_volume_id = report.id
@@ -197,6 +202,8 @@ class Topology:
         layout = self._vid_layout.get(vid)
         if layout is None:
             return
+        if node in layout.locations(vid):
+            self.locations_version += 1
         layout.remove_location(vid, node, now)
         if vid not in layout.volumes:
             del self._vid_layout[vid]
@@ -300,6 +307,7 @@ class Topology:
     def drop_collection(self, collection: str, now: float) -> None:
         """Forget every volume of `collection` (after the volume servers deleted them)."""
         for key in [k for k in self.layouts if k.collection == collection]:
+            self.locations_version += 1
             layout = self.layouts.pop(key)
             for vid, vol in layout.volumes.items():
                 for node in vol.locations:

@@ -200,12 +200,14 @@ class BlobWriter:
             raise ReplicationFailed(_failure_text(failures), volume_id=path.volume_id)
         return _write_response(upload, needle, unchanged=False)
 
-    async def _replica_urls(self, volume_id: int, volume: Volume) -> Sequence[str]:
-        """The other servers holding `volume_id`; none for single-copy volumes."""
+    async def _replica_urls(self, volume_id: int, volume: Volume, *,
+                            fresh: bool = False) -> Sequence[str]:
+        """The other servers holding `volume_id`; none for single-copy volumes. `fresh` asks
+        the master instead of trusting a cached answer."""
         copies = volume.replica_placement.copy_count
         if copies <= 1 or self._link is None:
             return ()
-        locations = await self._link.lookup(volume_id)
+        locations = await self._link.lookup(volume_id, fresh=fresh)
         if len(locations) < copies:
             self._link.forget(volume_id)
             raise ReplicationFailed(
@@ -260,10 +262,12 @@ class BlobWriter:
         volume = self._store.get(path.volume_id)
         if volume is None:
             return _size_response(404, None)
-        # Where the copies are is settled before anything is deleted: a volume short of copies
-        # (or a failed lookup) refuses the delete and leaves the blob as it was.
+        # Where the copies are is settled before anything is deleted, from the master itself (a
+        # delete cannot be rolled back like a write): a volume short of copies, or a failed
+        # lookup, refuses the delete and leaves the blob as it was.
         replicate = req.query.get("type") == "replicate"
-        remote = () if replicate else await self._replica_urls(path.volume_id, volume)
+        remote = () if replicate else await self._replica_urls(path.volume_id, volume,
+                                                               fresh=True)
         reported: int | None = None
         if self._is_manifest(volume, path):
             manifest = await asyncio.to_thread(volume.read, path.key, path.cookie)

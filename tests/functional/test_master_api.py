@@ -393,8 +393,12 @@ async def test_goodbye_heartbeat_drops_the_server(
 ) -> None:
     fake = await volumes()
     await get(http, master, "/dir/assign")
+    version = (await fake.heartbeat())["locationsVersion"]
+    assert (await fake.heartbeat())["locationsVersion"] == version  # nothing moved
     await fake.heartbeat(goodbye=True)
     assert master.topology.nodes == {}
+    # Volume servers drop their cached lookups when the version moves.
+    assert (await fake.heartbeat(goodbye=True))["locationsVersion"] != version
     # Its volumes are not gone, only unreachable until it returns (scenario 11, docs/compat.md).
     assert (await get(http, master, "/dir/lookup?volumeId=1"))[0] == 503
     assert (await get(http, master, "/dir/lookup?volumeId=99"))[0] == 404

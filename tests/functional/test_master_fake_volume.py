@@ -184,6 +184,7 @@ async def test_a_heartbeat_registers_the_volume_server(
         "leader": master.address,
         "preallocate": False,
         "pulseSeconds": 5,
+        "locationsVersion": 0,  # no volume has a holder yet
     }
     node = master.topology.nodes[fake.url]
     assert (node.data_center.id, node.rack.id, node.free_slots("hdd")) == ("dc1", "r1", 3)

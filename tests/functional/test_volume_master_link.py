@@ -93,6 +93,28 @@ async def test_lookups_are_cached_until_forgotten(master: FakeMaster) -> None:
         await link.stop(goodbye=False)
 
 
+async def test_a_new_locations_version_drops_the_cached_lookups(master: FakeMaster) -> None:
+    master.locations_version = 7
+    link = MasterLink([f"127.0.0.1:{master.port}"], _state, pulse_seconds=0.05)
+    await link.start()
+    try:
+        await _until(lambda: len(master.heartbeats) >= 1)
+        await link.lookup(3)
+        count = master.lookups
+        await _until(lambda: len(master.heartbeats) >= 3)
+        await link.lookup(3)
+        assert master.lookups == count  # same version: still cached
+        master.locations_version = 8  # a holder came or went
+        seen = len(master.heartbeats)
+        await _until(lambda: len(master.heartbeats) >= seen + 2)
+        await link.lookup(3)
+        assert master.lookups == count + 1
+        await link.lookup(3, fresh=True)  # asked anew whatever the cache holds
+        assert master.lookups == count + 2
+    finally:
+        await link.stop(goodbye=False)
+
+
 def _parse(argv: list[str]) -> dict[str, Any]:
     fs = FlagSet("volume", "start a volume server")
     add_volume_flags(fs)

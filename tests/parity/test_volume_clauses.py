@@ -318,21 +318,9 @@ def test_write_short_of_copies_is_500_and_stores_nothing(
     assert get(f"{assigned.url}/{assigned.fid}?proxied=true").status == 404
 
 
-STALE_LOOKUP_BUG = (
-    "weedpy's volume server keeps a /dir/lookup answer 10 minutes "
-    "(seaweed_py/client/master_link.py lookup cache) and nothing invalidates it when a holder "
-    "leaves, so BlobWriter.delete (seaweed_py/volume/write.py, _replica_urls) still sees two "
-    "copies, tombstones locally, then fails to reach the gone replica: 500 'Deletion Failed: "
-    "[<gone>]: Cannot connect...' with the blob deleted here; the reference refuses first "
-    "(500 'replication locations [1] is less than volume <vid> replication copy count [2]') "
-    "and the blob stays readable")
-
-
 def test_delete_short_of_copies_after_a_replica_left_keeps_the_blob(
-    cluster_factory: Callable[..., Cluster], impl: Impl, request: pytest.FixtureRequest
+    cluster_factory: Callable[..., Cluster]
 ) -> None:
-    if impl == "weedpy":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=STALE_LOOKUP_BUG))
     running = cluster_factory(volumes=2, replication="001")
     assigned = assign_at(running.master_url, "replication=001")
     assert upload(assigned.url, assigned.fid, b"kept", "k.bin").status == 201

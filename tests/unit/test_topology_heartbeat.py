@@ -203,3 +203,24 @@ def test_a_goodbye_then_the_same_volumes_again_re_registers_them() -> None:
     topo.apply_heartbeat(hb, 2.0)
     assert [n.id for n in topo.lookup(1)] == [node_id("a")] and not topo.lost_volumes
     assert topo.layout(KEY_000).writables == [1, 2] and topo.layout(KEY_001).writables == [5]
+
+
+def test_locations_version_moves_only_when_a_volume_gains_or_loses_a_holder() -> None:
+    topo = build(CLUSTER)
+    hb = heartbeat("dc1", "r1", "a", {"max": 9, "volumes": A_VOLUMES})
+    version = topo.locations_version
+    busier = [replace(v, file_count=v.file_count + 1, size=v.size + 8) for v in A_VOLUMES]
+    topo.apply_heartbeat(replace(hb, volumes=tuple(busier)), 1.0)
+    topo.apply_heartbeat(hb, 2.0)
+    assert topo.locations_version == version  # same holders, other counters
+    topo.apply_heartbeat(replace(hb, volumes=tuple(A_VOLUMES[1:])), 3.0)  # volume 1 left "a"
+    assert topo.locations_version > version
+    version = topo.locations_version
+    topo.apply_heartbeat(hb, 4.0)  # and came back
+    assert topo.locations_version > version
+    version = topo.locations_version
+    assert topo.remove_node(node_id("b"), 5.0)  # the second holder of volume 5
+    assert topo.locations_version > version
+    version = topo.locations_version
+    topo.drop_collection("pics", 6.0)
+    assert topo.locations_version > version
