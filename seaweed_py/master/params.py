@@ -92,8 +92,8 @@ class AssignOption:
 def parse_assign(
     form: Mapping[str, str], default_replication: str, default_preallocate: int
 ) -> AssignOption:
-    """Parse assign/grow parameters. Bad replication, ttl or preallocate → 406 (as the
-    reference answers them); a missing or bad `count` means 1."""
+    """Parse assign/grow parameters. Bad replication, ttl, preallocate or memoryMapMaxSizeMb →
+    406 (as the reference answers them); a missing or bad `count` means 1."""
     get = form.get
     count = _uint(get("count", ""), _U64_MAX) or 1
     try:
@@ -101,6 +101,10 @@ def parse_assign(
         ttl = Ttl.parse(get("ttl", ""))
     except WeedError as exc:
         raise NotAcceptable(exc.message) from None
+    memory_map_text = get("memoryMapMaxSizeMb", "")
+    if memory_map_text and _uint(memory_map_text, _U32_MAX) is None:
+        # Volumes are never memory-mapped here, but a value the reference refuses is refused.
+        raise NotAcceptable(f"invalid memoryMapMaxSizeMb {memory_map_text!r}")
     preallocate_text = get("preallocate", "")
     preallocate = default_preallocate
     if preallocate_text:

@@ -72,6 +72,10 @@ _COOKIE_BATCH = 1024
 assert array("I").itemsize == 4, "cookies are drawn as 4-byte array items"
 _HTML_HEADERS = {"Content-Type": "text/html; charset=utf-8"}
 _NOT_FOUND_TEXT = b"404 page not found\n"
+_NOT_FOUND_HEADERS = {
+    "Content-Type": "text/plain; charset=utf-8",
+    "X-Content-Type-Options": "nosniff",
+}
 _FILENAME_RE = re.compile(rb'filename="((?:[^"\\]|\\.)*)"')
 
 _Assign = tuple[AssignOption, VolumeLayout, bool]
@@ -200,7 +204,9 @@ class MasterServer:
         ):
             r.add(path, handler, any_method, max_body=1 << 20)
         r.add("/submit", self._handle_submit, any_method)
-        for path in ("/healthz", "/readyz"):
+        # A single master is always its own leader and the topology takes no lock a request
+        # could find held, so readiness and raft health are the liveness answer (spec §2.13).
+        for path in ("/healthz", "/readyz", "/cluster/healthz"):
             r.add(path, _ok, ["GET"])
         r.add("/cluster/status", self._handle_cluster_status, ["GET"])
         r.add("/metrics", self._handle_metrics, ["GET"])
@@ -399,7 +405,7 @@ class MasterServer:
         """`/<fid>` → 308 to a random replica, so a POST stays a POST (spec §2.12)."""
         segment = req.path[1:]
         if not segment or "/" in segment:
-            return Response(404, {"Content-Type": "text/plain; charset=utf-8"}, _NOT_FOUND_TEXT)
+            return Response(404, _NOT_FOUND_HEADERS, _NOT_FOUND_TEXT)
         vid_text, vid = parse_lookup_vid(segment)
         nodes = (
             self.topology.lookup(vid, req.query.get("collection", "")) if vid is not None else []
@@ -408,8 +414,13 @@ class MasterServer:
             self._check_warm()
             if vid is not None:
                 self._check_lost(vid)
-            what = f"volume id {vid_text} not found"
-            raise VolumeNotFound(f"{what}: {what}")
+            # the reference repeats the lookup's own error after its summary
+            cause = (
+                f"volume id {vid_text} not found"
+                if vid is not None
+                else f"unknown volume id {vid_text}"
+            )
+            raise VolumeNotFound(f"volume id {vid_text} not found: {cause}")
         node = nodes[0] if len(nodes) == 1 else self._rng.choice(nodes)
         query = f"?{req.query_string}" if req.query_string else ""
         location = f"http://{node.public_url}{req.path}{query}"
