@@ -518,8 +518,11 @@ class MasterServer:
         if count_text and parse_count(count_text) is None:
             raise BadRequest(f"invalid count {count_text!r}")
         opt = parse_assign(query, self.options.default_replication, self._preallocate)
+        content_type = req.headers.get("content-type", "")
+        if not content_type:
+            # What the volume server answers an untyped POST; refused before any key is used.
+            raise BadRequest("request Content-Type isn't multipart/form-data")
         body = await req.read()
-        content_type = req.headers.get("content-type", "application/octet-stream")
         layout = self.topology.layout(opt.key)
         try:
             vol = self._pick(opt, layout) or await self._wait_for_writable(opt, layout)
@@ -538,6 +541,7 @@ class MasterServer:
                 "size": upload.get("size", len(body)),
             },
             201,
+            pretty=bool(query.get("pretty")),
         )
 
     async def _upload(
@@ -558,6 +562,8 @@ class MasterServer:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WeedError(f"upload to {server}/{fid} failed: {exc!r}") from exc
         answer = json_object(raw)
+        if status == 400:  # the volume server could not parse the body: the client's fault
+            raise BadRequest(f"upload to {server}/{fid}: {answer.get('error') or status}")
         if status >= 300:
             raise WeedError(f"upload to {server}/{fid}: {answer.get('error') or status}")
         return answer

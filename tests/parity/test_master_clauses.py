@@ -239,6 +239,19 @@ def test_ui_pages_are_html(cluster: Endpoints) -> None:
 # ------------------------------------------------------------ §2.11 /submit edges
 
 
+def test_submit_pretty_indents_the_answer(cluster: Endpoints) -> None:
+    body, form_type = multipart(b"pretty submit", "p.txt")
+    reply = request(
+        "POST",
+        f"{cluster.master}/submit?pretty=y",
+        headers={"Content-Type": form_type},
+        body=body,
+    )
+    assert_json(reply, 201)
+    assert_indented(reply)
+    assert reply.json()["fileName"] == "p.txt"
+
+
 def test_submit_of_a_raw_body_is_named_after_the_path(cluster: Endpoints) -> None:
     data = b"raw submitted body"
     reply = request(
@@ -252,6 +265,24 @@ def test_submit_of_a_raw_body_is_named_after_the_path(cluster: Endpoints) -> Non
     assert answer["fileName"] == "submit"
     assert answer["size"] == len(data)
     assert get(answer["fileUrl"]).body == data
+
+
+@pytest.mark.parametrize("data", [b"", b"untyped body"])
+def test_submit_without_a_content_type_is_400(cluster: Endpoints, data: bytes) -> None:
+    reply = request("POST", f"{cluster.master}/submit", body=data)
+    assert_json(reply, 400)
+    assert reply.json() == {"error": "request Content-Type isn't multipart/form-data"}
+
+
+def test_submit_of_a_malformed_multipart_body_is_400(cluster: Endpoints) -> None:
+    reply = request(
+        "POST",
+        f"{cluster.master}/submit",
+        headers={"Content-Type": "multipart/form-data; boundary=nowhere"},
+        body=b"no parts in here",
+    )
+    assert_json(reply, 400)
+    assert isinstance(reply.json()["error"], str)
 
 
 def test_submit_refuses_put(cluster: Endpoints) -> None:
