@@ -96,8 +96,13 @@ def parse_assign(
     406 (as the reference answers them); a missing or bad `count` means 1."""
     get = form.get
     count = _uint(get("count", ""), _U64_MAX) or 1
+    replication = get("replication") or default_replication
     try:
-        placement = ReplicaPlacement.parse(get("replication") or default_replication)
+        placement = ReplicaPlacement.parse(replication)
+    except WeedError:
+        # the reference's wording, which scripts match on
+        raise NotAcceptable(f"unexpected replication type: {replication}") from None
+    try:
         ttl = Ttl.parse(get("ttl", ""))
     except WeedError as exc:
         raise NotAcceptable(exc.message) from None

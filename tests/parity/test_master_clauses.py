@@ -116,6 +116,16 @@ def test_assign_with_an_unparsable_grow_option_is_406(cluster: Endpoints, param:
     assert set(reply.json()) == {"error"}, reply.json()
 
 
+@pytest.mark.parametrize("path", ["/dir/assign?", "/vol/grow?count=0&"])
+@pytest.mark.parametrize("code", ["abc", "300"])
+def test_a_malformed_replication_is_406_in_the_reference_s_words(
+    cluster: Endpoints, path: str, code: str
+) -> None:
+    reply = get(f"{cluster.master}{path}replication={code}")
+    assert_json(reply, 406)
+    assert reply.json() == {"error": f"unexpected replication type: {code}"}
+
+
 def test_assign_on_a_disk_type_nobody_has_is_406(cluster: Endpoints) -> None:
     # The parameter is `disk` (spec §2.3): no server has an ssd, so there is nowhere to grow.
     reply = get(f"{cluster.master}/dir/assign?disk=ssd")
