@@ -243,7 +243,7 @@ class MasterServer:
                 return hit
         form = req.form()
         opt = parse_assign(form, self.options.default_replication, self._preallocate)
-        entry = (opt, self.topology.layout(opt.key), bool(form.get("pretty")))
+        entry = (opt, self.topology.layout(opt.key), self._pretty(req))
         if cacheable and len(self._assign_cache) < _ASSIGN_CACHE_SIZE:
             self._assign_cache[req.query_string] = entry
         return entry
@@ -377,7 +377,7 @@ class MasterServer:
         form = req.form()
         text = form.get("fileId") or form.get("volumeId", "")
         vid_text, vid = parse_lookup_vid(text)
-        pretty = bool(form.get("pretty"))
+        pretty = self._pretty(req)
         if vid is None:
             self.stats.lookup_misses += 1
             body: dict[str, Any] = {"volumeOrFileId": vid_text} if vid_text else {}
@@ -433,6 +433,7 @@ class MasterServer:
     # ------------------------------------------------------------ status pages
 
     def _pretty(self, req: Request) -> bool:
+        # The reference's JSON writer reads `pretty` from the URL only, never from a form body.
         return bool(req.query.get("pretty"))
 
     def _handle_dir_status(self, req: Request) -> Response:
@@ -453,7 +454,7 @@ class MasterServer:
         if name not in self.topology.collections():
             raise BadRequest(f"collection {name} does not exist")
         info = collection_info(self.topology, name, self.version, form.get("detail") == "true")
-        return json_response(info, pretty=bool(form.get("pretty")))
+        return json_response(info, pretty=self._pretty(req))
 
     def _handle_cluster_status(self, req: Request) -> Response:
         status = cluster_status(self.address, self._max_volume_id())
@@ -485,7 +486,7 @@ class MasterServer:
             raise NotAcceptable(f"only {free} volumes left, not enough for {count * copies}")
         created = await self._grower.grow(opt, count) if count else 0
         # Quirk A6, kept: the count is of replica locations, not logical volumes.
-        return json_response({"count": created * copies}, pretty=bool(form.get("pretty")))
+        return json_response({"count": created * copies}, pretty=self._pretty(req))
 
     async def _handle_col_delete(self, req: Request) -> Response:
         self._guard(req)

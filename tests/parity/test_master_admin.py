@@ -136,3 +136,100 @@ def test_collection_info_of_an_unknown_collection_is_400(roomy: Endpoints) -> No
     reply = get(f"{roomy.master}/collection/info?collection=nope")
     assert reply.status == 400, reply.describe()
     assert reply.json() == {"error": "collection nope does not exist"}
+
+
+def test_vol_grow_of_zero_volumes_creates_none(roomy: Endpoints) -> None:
+    before = layouts(roomy)
+    reply = get(f"{roomy.master}/vol/grow?count=0&collection=none")
+    assert reply.status == 200, reply.describe()
+    assert reply.json() == {"count": 0}
+    assert layouts(roomy).get("none", []) == before.get("none", [])
+
+
+def test_vol_grow_beyond_the_free_slots_is_406(roomy: Endpoints) -> None:
+    reply = get(f"{roomy.master}/vol/grow?count=1000")
+    assert reply.status == 406, reply.describe()
+    error = reply.json()["error"]
+    assert re.fullmatch(r"only \d+ volumes left, not enough for 1000", error), error
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        (
+            "replication=010",
+            "No matching data node found! \nDefaultDataCenter:Only has 1 racks, not enough for 2.",
+        ),
+        (
+            "dataCenter=nowhere",
+            "No matching data node found! \nDefaultDataCenter:"
+            "Not matching preferred data center:nowhere",
+        ),
+    ],
+)
+def test_vol_grow_that_cannot_be_placed_says_why(roomy: Endpoints, query: str, error: str) -> None:
+    reply = get(f"{roomy.master}/vol/grow?count=1&{query}")
+    assert reply.status == 406, reply.describe()
+    assert reply.json() == {"error": error}
+
+
+@pytest.mark.parametrize("param", ["memoryMapMaxSizeMb=x", "preallocate=x", "ttl=abc"])
+def test_vol_grow_with_an_unparsable_option_grows_nothing(roomy: Endpoints, param: str) -> None:
+    before = layouts(roomy)
+    reply = get(f"{roomy.master}/vol/grow?count=1&collection=badopt&{param}")
+    assert reply.status == 406, reply.describe()
+    assert set(reply.json()) == {"error"}
+    assert layouts(roomy).get("badopt") == before.get("badopt")
+
+
+def test_vol_grow_and_col_delete_read_a_form_body(roomy: Endpoints) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    grown = request(
+        "POST", f"{roomy.master}/vol/grow", headers=form, body=b"count=1&collection=formed&pretty=y"
+    )
+    assert grown.status == 200, grown.describe()
+    assert grown.body == b'{"count":1}'  # `pretty` counts in the URL only
+    assert len(layouts(roomy)["formed"]) == 1
+    deleted = request("POST", f"{roomy.master}/col/delete", headers=form, body=b"collection=formed")
+    assert deleted.status == 204, deleted.describe()
+    assert "formed" not in layouts(roomy)
+
+
+@pytest.mark.parametrize("query", ["", "collection="])
+def test_collection_info_needs_a_collection(roomy: Endpoints, query: str) -> None:
+    reply = get(f"{roomy.master}/collection/info?{query}")
+    assert reply.status == 400, reply.describe()
+    assert reply.json() == {"error": "collection is required"}
+
+
+def test_collection_info_sums_and_details_a_collection(roomy: Endpoints) -> None:
+    assert get(f"{roomy.master}/vol/grow?count=1&collection=counted").status == 200
+    [vid] = layouts(roomy)["counted"]
+    data = b"counted blob"
+    body, form_type = multipart(data, "c.bin")
+    stored = request(
+        "POST",
+        f"{roomy.volume}/{vid},01637037d6",
+        headers={"Content-Type": form_type},
+        body=body,
+    )
+    assert stored.status == 201, stored.describe()
+    info = get(f"{roomy.master}/collection/info?collection=counted").json()
+    assert set(info) == {
+        "Version",
+        "Collection",
+        "TotalSize",
+        "FileCount",
+        "UsedSize",
+        "VolumeCount",
+    }, info
+    assert info["Collection"] == "counted"
+    assert info["VolumeCount"] == 1
+    # TotalSize counts the size limit of a writable volume (30 GB by default).
+    assert info["TotalSize"] == 30 * 1024**3
+    detail = get(f"{roomy.master}/collection/info?collection=counted&detail=true")
+    assert detail.status == 200, detail.describe()
+    [layout] = detail.json()
+    assert set(layout) == {"Version", "Collection", "TotalSize", "FileCount", "UsedSize"}
+    assert layout["Collection"] == "counted"
+    assert layout["TotalSize"] == info["TotalSize"]

@@ -84,6 +84,15 @@ def test_assign_reads_a_form_body(cluster: Endpoints) -> None:
     assert reply.json()["count"] == 3
 
 
+@pytest.mark.parametrize(
+    "path", ["/dir/assign", "/dir/lookup?volumeId=1", "/collection/info?collection=none"]
+)
+def test_pretty_is_read_from_the_url_only(cluster: Endpoints, path: str) -> None:
+    reply = request("POST", f"{cluster.master}{path}", headers=FORM, body=b"pretty=y")
+    assert reply.header("Content-Type") == "application/json", reply.describe()
+    assert_compact(reply)
+
+
 def test_lookup_reads_a_form_body(cluster: Endpoints) -> None:
     vid, _ = split_fid(assign(cluster).fid)
     reply = request(
