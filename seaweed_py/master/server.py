@@ -375,7 +375,10 @@ class MasterServer:
         self._guard(req)
         self.stats.lookups += 1
         form = req.form()
-        text = form.get("fileId") or form.get("volumeId", "")
+        file_id = form.get("fileId", "")
+        # As the reference: `fileId` wins only when it has a vid before a comma; otherwise
+        # `volumeId` is looked up as if no fileId had been sent.
+        text = file_id if file_id.find(",") > 0 else form.get("volumeId", "")
         vid_text, vid = parse_lookup_vid(text)
         pretty = self._pretty(req)
         if vid is None:

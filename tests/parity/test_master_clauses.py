@@ -178,6 +178,19 @@ def test_lookup_file_id_wins_over_volume_id(cluster: Endpoints) -> None:
     assert reply.json()["locations"][0]["url"] == cluster.volume
 
 
+@pytest.mark.parametrize("file_id", ["abc", "9999", ",01637037d6"])
+def test_lookup_file_id_without_a_vid_and_comma_falls_back_to_volume_id(
+    cluster: Endpoints, file_id: str
+) -> None:
+    vid, _ = split_fid(assign(cluster).fid)
+    reply = get(f"{cluster.master}/dir/lookup?fileId={file_id}&volumeId={vid}")
+    assert_json(reply)
+    assert reply.json()["volumeOrFileId"] == vid
+    alone = get(f"{cluster.master}/dir/lookup?fileId={file_id}")
+    assert_json(alone, 404)
+    assert alone.json() == {"error": "unknown volume id "}
+
+
 # ------------------------------------------------------------ §2.12 the /<fid> redirect
 
 
