@@ -233,3 +233,28 @@ def test_collection_info_sums_and_details_a_collection(roomy: Endpoints) -> None
     assert set(layout) == {"Version", "Collection", "TotalSize", "FileCount", "UsedSize"}
     assert layout["Collection"] == "counted"
     assert layout["TotalSize"] == info["TotalSize"]
+
+
+def test_a_ttl_volume_shows_its_ttl_in_both_status_pages(roomy: Endpoints) -> None:
+    grown = get(f"{roomy.master}/vol/grow?count=1&collection=ttlcol&ttl=3d")
+    assert grown.status == 200, grown.describe()
+    topology = get(f"{roomy.master}/dir/status").json()["Topology"]
+    [layout] = [lay for lay in topology["Layouts"] if lay["collection"] == "ttlcol"]
+    assert layout["ttl"] == "3d"
+    assert layout["replication"] == "000"
+    assert layout["diskType"] == "hdd"
+    [vid] = layout["writables"]
+    volumes = get(f"{roomy.master}/vol/status").json()["Volumes"]
+    [info] = [
+        v
+        for v in volumes["DataCenters"]["DefaultDataCenter"]["DefaultRack"][roomy.volume]
+        if v["Id"] == vid
+    ]
+    assert info["Ttl"] == {"Count": 3, "Unit": 3}  # unit 3 is days (spec §4.6)
+    assert info["ReplicaPlacement"] == {}  # zero counts are omitted
+    assert info["Collection"] == "ttlcol"
+    assert info["DiskType"] == ""
+    assert info["ReadOnly"] is False
+    assigned = get(f"{roomy.master}/dir/assign?collection=ttlcol&ttl=3d")
+    assert assigned.status == 200, assigned.describe()
+    assert assigned.json()["fid"].startswith(f"{vid},")
