@@ -51,6 +51,9 @@ class MasterOptions:
     pulse_seconds: float = 5.0
     white_list: tuple[str, ...] = ()
     file_size_limit_mb: int = 256
+    disable_http: bool = False
+    """Serve no client API (assign, lookup, status, grow, submit, redirects): only the UI, the
+    health and cluster probes, metrics and the volume-server protocol, as `-disableHttp`."""
     assign_wait_seconds: float = 10.0
     """How long an assign that found nothing writable waits for growth (the reference: 10 s)."""
 
@@ -129,6 +132,11 @@ def add_master_flags(fs: FlagSet, prefix: str = "") -> None:
             "",
             "comma separated IP addresses or CIDRs allowed to use the API; empty: all",
         )
+        fs.add(
+            "disableHttp",
+            False,
+            "serve no client API over HTTP (volume servers still heartbeat); UI and probes stay",
+        )
     fs.add(
         f"{p}telemetry", False, "accepted for compatibility and ignored: weedpy never phones home"
     )
@@ -154,4 +162,5 @@ def master_options(values: dict[str, Any], prefix: str = "") -> MasterOptions:
         pulse_seconds=values[f"{p}pulseSeconds"],
         white_list=white_list_entries(white),
         file_size_limit_mb=values[f"{p}fileSizeLimitMB"],
+        disable_http=bool(values.get("disableHttp", False)),
     )

@@ -193,17 +193,22 @@ class MasterServer:
     def _router(self) -> Router:
         r = Router()
         any_method = None
-        for path, handler in (
-            ("/dir/assign", self._handle_assign),
-            ("/dir/lookup", self._handle_lookup),
-            ("/dir/status", self._handle_dir_status),
-            ("/vol/grow", self._handle_vol_grow),
-            ("/vol/status", self._handle_vol_status),
-            ("/col/delete", self._handle_col_delete),
-            ("/collection/info", self._handle_collection_info),
-        ):
-            r.add(path, handler, any_method, max_body=1 << 20)
-        r.add("/submit", self._handle_submit, any_method)
+        if self.options.disable_http:
+            # -disableHttp: every client API path, /<fid> included, is Go's text 404.
+            r.fallback(_not_found)
+        else:
+            for path, handler in (
+                ("/dir/assign", self._handle_assign),
+                ("/dir/lookup", self._handle_lookup),
+                ("/dir/status", self._handle_dir_status),
+                ("/vol/grow", self._handle_vol_grow),
+                ("/vol/status", self._handle_vol_status),
+                ("/col/delete", self._handle_col_delete),
+                ("/collection/info", self._handle_collection_info),
+            ):
+                r.add(path, handler, any_method, max_body=1 << 20)
+            r.add("/submit", self._handle_submit, any_method)
+            r.fallback(self._handle_redirect)
         # A single master is always its own leader and the topology takes no lock a request
         # could find held, so readiness and raft health are the liveness answer (spec §2.13).
         for path in ("/healthz", "/readyz", "/cluster/healthz"):
@@ -214,7 +219,6 @@ class MasterServer:
         r.add("/ui/index.html", self._handle_page, ["GET"])
         r.add("/internal/heartbeat", self._handle_heartbeat, ["POST"], max_body=64 << 20)
         r.add("/internal/volume/unwritable", self._handle_unwritable, ["POST"], max_body=1 << 20)
-        r.fallback(self._handle_redirect)
         return r
 
     # ------------------------------------------------------------ guard and helpers
@@ -408,7 +412,7 @@ class MasterServer:
         """`/<fid>` → 308 to a random replica, so a POST stays a POST (spec §2.12)."""
         segment = req.path[1:]
         if not segment or "/" in segment:
-            return Response(404, _NOT_FOUND_HEADERS, _NOT_FOUND_TEXT)
+            return _not_found(req)
         vid_text, vid = parse_lookup_vid(segment)
         nodes = (
             self.topology.lookup(vid, req.query.get("collection", "")) if vid is not None else []
@@ -621,6 +625,11 @@ def _not_started(mark: int) -> None:
 
 def _ok(req: Request) -> Response:
     return Response(200)
+
+
+def _not_found(req: Request) -> Response:
+    """Go's mux answer for a path no route serves."""
+    return Response(404, _NOT_FOUND_HEADERS, _NOT_FOUND_TEXT)
 
 
 _dumps = orjson.dumps

@@ -7,12 +7,18 @@ Nothing here grows volumes: growth clauses live in test_master_admin.py, whose c
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.parity.blobs import CANONICAL_FID, assign, split_fid, store
 from tests.parity.client import Reply, get, head, multipart, request
-from tests.parity.targets import Endpoints
+from tests.parity.targets import Endpoints, skip_unless_runnable
+from tests.servers import IMPLS, STOP_GRACE, WEED, Impl, free_port
 
 pytestmark = pytest.mark.parity
 
@@ -324,3 +330,76 @@ def test_submit_refuses_put(cluster: Endpoints) -> None:
     )
     assert_json(reply, 405)
     assert reply.json() == {"error": "Only submit via POST!"}
+
+
+# ------------------------------------------------------------ §2.2 -disableHttp
+
+
+@pytest.fixture(scope="module", params=IMPLS)
+def api_disabled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A lone master started with `-disableHttp` (no volume server is needed to see its
+    routes); yields its `host:port`."""
+    impl: Impl = request.param
+    skip_unless_runnable(impl)
+    base: Path = tmp_path_factory.mktemp(f"disable-http-{impl}")
+    port = free_port()
+    command = [str(WEED)] if impl == "weed" else [sys.executable, "-m", "seaweed_py"]
+    args = ["master", "-ip=127.0.0.1", f"-port={port}", f"-mdir={base}", "-peers=none"]
+    with (base / "master.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*command, *args, "-telemetry=false", "-disableHttp"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (base / "master.log").read_text(errors="replace")
+            try:
+                if get(f"{address}/healthz").status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the master did not come up"
+            time.sleep(0.1)
+        yield address
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dir/assign",
+        "/dir/lookup?volumeId=1",
+        "/dir/status",
+        "/vol/status",
+        "/vol/grow?count=1",
+        "/col/delete?collection=x",
+        "/collection/info?collection=x",
+        "/submit",
+        "/3,01637037d6",
+    ],
+)
+def test_disable_http_turns_the_client_api_off(api_disabled: str, path: str) -> None:
+    reply = get(f"{api_disabled}{path}")
+    assert reply.status == 404, reply.describe()
+    assert reply.header("Content-Type") == "text/plain; charset=utf-8"
+    assert reply.body == b"404 page not found\n"
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/readyz", "/cluster/healthz", "/cluster/status", "/"]
+)
+def test_disable_http_keeps_the_ui_and_probes(api_disabled: str, path: str) -> None:
+    reply = get(f"{api_disabled}{path}")
+    assert reply.status == 200, reply.describe()
