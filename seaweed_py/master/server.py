@@ -215,8 +215,9 @@ class MasterServer:
             r.add(path, _ok, ["GET"])
         r.add("/cluster/status", self._handle_cluster_status, ["GET"])
         r.add("/metrics", self._handle_metrics, ["GET"])
-        r.add("/", self._handle_page, ["GET"])
-        r.add("/ui/index.html", self._handle_page, ["GET"])
+        # Like the reference's UI routes, the read-only page answers any method.
+        r.add("/", self._handle_page, any_method)
+        r.add("/ui/index.html", self._handle_page, any_method)
         r.add("/internal/heartbeat", self._handle_heartbeat, ["POST"], max_body=64 << 20)
         r.add("/internal/volume/unwritable", self._handle_unwritable, ["POST"], max_body=1 << 20)
         return r

@@ -266,12 +266,16 @@ def test_cluster_status_head_has_the_get_headers(cluster: Endpoints) -> None:
     assert reply.body == b""
 
 
-def test_ui_pages_are_html(cluster: Endpoints) -> None:
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_ui_pages_are_html_for_any_method(cluster: Endpoints, method: str) -> None:
     for path in ("/", "/ui/index.html"):
-        reply = get(f"{cluster.master}{path}")
+        reply = request(method, f"{cluster.master}{path}")
         assert reply.status == 200, reply.describe()
         assert reply.header("Content-Type") == "text/html; charset=utf-8"
         assert reply.body.lstrip().lower().startswith(b"<!doctype html>")
+    page = head(f"{cluster.master}/")
+    assert page.status == 200, page.describe()
+    assert page.body == b""
 
 
 # ------------------------------------------------------------ §2.11 /submit edges
