@@ -133,18 +133,20 @@ def vol_status(topo: Topology, version: str) -> dict[str, Any]:
 
 
 def _layout_usage(lay: VolumeLayout) -> tuple[int, int, int]:
-    """(total size, used size, file count) over every replica of the layout's volumes; a
-    writable replica counts the whole size limit toward the total (room it may still fill)."""
+    """(total size, used size, file count) of a layout, as the reference counts them: each
+    volume's live bytes and files (deletes subtracted) as its first reporting replica has
+    them; bytes count once per replica, files once per volume; the total counts the size limit
+    per replica of a volume that is not read-only (room it may still fill), else its bytes."""
     total = used = files = 0
     for vid, vol in lay.volumes.items():
-        writable = lay.is_writable(vid)
-        for loc in vol.locations:
-            report = loc.volumes.get(vid)
-            if report is None:
-                continue
-            used += report.size
-            files += report.file_count
-            total += lay.volume_size_limit if writable else report.size
+        report = next((loc.volumes[vid] for loc in vol.locations if vid in loc.volumes), None)
+        if report is None:
+            continue
+        live = max(0, report.size - report.deleted_byte_count)
+        replicas = len(vol.locations)
+        used += live * replicas
+        files += max(0, report.file_count - report.delete_count)
+        total += (live if vol.read_only else lay.volume_size_limit) * replicas
     return total, used, files
 
 

@@ -488,6 +488,30 @@ async def test_collection_info(
     )
 
 
+async def test_collection_info_counts_live_data_once_per_volume(
+    master: MasterServer, volumes: Volumes, http: aiohttp.ClientSession
+) -> None:
+    # As the reference: deletes are subtracted, bytes count per replica, files per volume.
+    a = await volumes(data_center="dc1", rack="r1")
+    b = await volumes(data_center="dc1", rack="r1")
+    status, grown = await get(http, master, "/vol/grow?count=1&collection=net&replication=001")
+    assert (status, grown) == (200, {"count": 2})
+    for fake in (a, b):
+        [info] = fake.volumes.values()
+        info.update(size=1000, fileCount=5, deleteCount=2, deletedByteCount=400)
+        await fake.heartbeat()
+    limit = master.options.volume_size_limit
+    status, info = await get(http, master, "/collection/info?collection=net")
+    assert status == 200
+    assert (info["UsedSize"], info["FileCount"], info["TotalSize"]) == (1200, 3, 2 * limit)
+    for fake in (a, b):
+        [report] = fake.volumes.values()
+        report["readOnly"] = True
+        await fake.heartbeat()
+    status, info = await get(http, master, "/collection/info?collection=net")
+    assert (info["UsedSize"], info["FileCount"], info["TotalSize"]) == (1200, 3, 1200)
+
+
 async def test_restarted_master_warms_up_before_answering_misses(
     tmp_path: Any, http: aiohttp.ClientSession
 ) -> None:
