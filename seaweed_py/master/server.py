@@ -654,13 +654,9 @@ def _growth_in_progress(opt: AssignOption) -> NoWritableVolume:
 
 def _no_free_volumes(opt: AssignOption, cause: WeedError) -> NotAcceptable:
     key = opt.key
-    where = (
-        f" in DataCenter:{opt.data_center} Rack:{opt.rack} DataNode:{opt.data_node}"
-        if opt.constrained
-        else ""
-    )
+    # The reference's message (the option JSON names any dataCenter/rack/dataNode), then why.
     return NotAcceptable(
         f"failed to find writable volumes for collection:{key.collection} "
-        f"replication:{key.replica_placement} ttl:{key.ttl} error: No writable volumes{where} "
+        f"replication:{key.replica_placement} ttl:{key.ttl} error: No writable volumes "
         f"and no free volumes left for {opt.describe()} ({cause.message})"
     )

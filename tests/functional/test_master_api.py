@@ -112,7 +112,12 @@ async def test_no_free_slot_is_406_with_the_reference_message(
         '"ttl":{"Count":0,"Unit":0},"version":3}'
     )
     status, body = await get(http, master, "/dir/assign?dataCenter=nope")
-    assert status == 406 and "No writable volumes in DataCenter:nope" in body["error"]
+    assert status == 406
+    assert body["error"].startswith(
+        "failed to find writable volumes for collection: replication:000 ttl: error: "
+        'No writable volumes and no free volumes left for {"replication":{},'
+        '"ttl":{"Count":0,"Unit":0},"dataCenter":"nope","version":3}'
+    )
 
 
 async def test_bad_replication_or_ttl_is_406(

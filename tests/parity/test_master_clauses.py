@@ -153,6 +153,19 @@ def test_assign_on_a_disk_type_nobody_has_is_406(cluster: Endpoints) -> None:
     assert '"ssd"' in error
 
 
+def test_a_constrained_assign_with_nowhere_to_grow_keeps_the_reference_message(
+    cluster: Endpoints,
+) -> None:
+    reply = get(f"{cluster.master}/dir/assign?disk=ssd&dataNode=nowhere")
+    assert_json(reply, 406)
+    error = reply.json()["error"]
+    assert error.startswith(
+        "failed to find writable volumes for collection: replication:000 ttl: error: "
+        "No writable volumes and no free volumes left for {"
+    ), error
+    assert '"dataNode":"nowhere"' in error
+
+
 # ------------------------------------------------------------ §2.4 /dir/lookup
 
 
