@@ -75,16 +75,17 @@ class AssignOption:
             obj["collection"] = self.key.collection
         obj["replication"] = placement_object(self.key.replica_placement)
         obj["ttl"] = {"Count": self.key.ttl.count, "Unit": self.key.ttl.unit}
+        if self.key.disk != "hdd":
+            obj["disk"] = self.key.disk
+        if self.preallocate:
+            obj["preallocate"] = self.preallocate
         for name, value in (
-            ("diskType", self.key.disk if self.key.disk != "hdd" else ""),
             ("dataCenter", self.data_center),
             ("rack", self.rack),
             ("dataNode", self.data_node),
         ):
             if value:
                 obj[name] = value
-        if self.preallocate:
-            obj["preallocate"] = self.preallocate
         obj["version"] = 3
         return orjson.dumps(obj).decode()
 

@@ -44,9 +44,10 @@ def test_assign_options_are_parsed_into_values() -> None:
     assert opt.key.ttl == Ttl.parse("1d") and opt.key.disk == "ssd"
     assert (opt.data_center, opt.rack, opt.data_node, opt.preallocate) == ("d", "r", "n:1", 1024)
     assert (opt.writable_volume_count, opt.data_size, opt.constrained) == (3, 10, True)
+    # Field names and order as `weed` 4.48 prints them (checked against the binary).
     assert opt.describe() == (
         '{"collection":"c","replication":{"rack":1,"dc":1},"ttl":{"Count":1,"Unit":3},'
-        '"diskType":"ssd","dataCenter":"d","rack":"r","dataNode":"n:1","preallocate":1024,"version":3}'
+        '"disk":"ssd","preallocate":1024,"dataCenter":"d","rack":"r","dataNode":"n:1","version":3}'
     )
 
 
