@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["Request", "RequestStream"]
 
 _FORM_TYPE = "application/x-www-form-urlencoded"
+_MULTIPART_TYPE = "multipart/form-data"
 _FORM_METHODS = frozenset(("POST", "PUT", "PATCH"))
 
 
@@ -230,19 +233,20 @@ class Request:
         return query
 
     def form(self) -> dict[str, str]:
-        """Query parameters merged with an `application/x-www-form-urlencoded` body of a POST,
-        PUT or PATCH, the body's values winning (Go's `FormValue`). A streamed body (above the
-        streaming threshold) is not read here."""
+        """Query parameters merged with the fields of an `application/x-www-form-urlencoded` or
+        `multipart/form-data` body of a POST, PUT or PATCH, the body's values winning (Go's
+        `FormValue`: `curl -F volumeId=3` works like `?volumeId=3`). File parts are not form
+        values. A streamed body (above the streaming threshold) is not read here."""
         form = self._form
         if form is None:
             form = dict(self.query)
-            content_type = self.headers.get("content-type", "")
-            if (
-                self.body
-                and self.method in _FORM_METHODS
-                and content_type.split(";", 1)[0].strip().lower() == _FORM_TYPE
-            ):
-                form.update(_first_values(self.body.decode("utf-8", "replace")))
+            if self.body and self.method in _FORM_METHODS:
+                content_type = self.headers.get("content-type", "")
+                kind = content_type.split(";", 1)[0].strip().lower()
+                if kind == _FORM_TYPE:
+                    form.update(_first_values(self.body.decode("utf-8", "replace")))
+                elif kind == _MULTIPART_TYPE:
+                    form.update(_multipart_values(content_type, self.body))
             self._form = form
         return form
 
@@ -253,6 +257,23 @@ class Request:
             self.body = await self.stream.read()
             self.stream = None
         return self.body
+
+
+def _multipart_values(content_type: str, body: bytes) -> dict[str, str]:
+    """The text fields of a `multipart/form-data` body, the first value of each name; parts
+    with a file name are skipped, and a body that does not parse yields no fields."""
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    values: dict[str, str] = {}
+    if not message.is_multipart():
+        return values
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or name in values or part.get_filename() is not None:
+            continue
+        payload = part.get_payload(decode=True)
+        values[name] = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    return values
 
 
 def _first_values(text: str) -> dict[str, str]:

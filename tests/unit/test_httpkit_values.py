@@ -95,6 +95,21 @@ def test_form_merges_query_with_urlencoded_body_body_wins() -> None:
     assert req.form() == {"count": "7", "dataCenter": "dc1", "replication": "001"}
 
 
+def test_form_takes_the_text_fields_of_a_multipart_body() -> None:
+    body = (b"--b0\r\nContent-Disposition: form-data; name=\"volumeId\"\r\n\r\n3\r\n"
+            b"--b0\r\nContent-Disposition: form-data; name=\"volumeId\"\r\n\r\n4\r\n"
+            b"--b0\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\n"
+            b"Content-Type: text/plain\r\n\r\nfile bytes\r\n"
+            b"--b0\r\nContent-Disposition: form-data; name=\"collection\"\r\n\r\npics\r\n"
+            b"--b0--\r\n")
+    req = Request("POST", "/dir/lookup", "volumeId=9&pretty=y",
+                  {"Content-Type": "multipart/form-data; boundary=b0"}, body)
+    assert req.form() == {"volumeId": "3", "collection": "pics", "pretty": "y"}
+    broken = Request("POST", "/", "a=1", {"Content-Type": "multipart/form-data; boundary=b0"},
+                     b"not multipart at all")
+    assert broken.form() == {"a": "1"}
+
+
 def test_form_ignores_bodies_of_other_types_and_methods() -> None:
     json_body = Request("POST", "/", "a=1", {"Content-Type": "application/json"}, b"a=2")
     assert json_body.form() == {"a": "1"}
