@@ -568,5 +568,11 @@ async def test_background_growth_when_every_writable_volume_is_crowded(
             await fake.heartbeat()  # keep the node alive while growth runs
             await asyncio.sleep(0.05)
         assert sorted(fake.volumes) == [1, 2, 3, 4, 5]  # 7 wanted, 4 slots were free
-        _, metrics = await get(http, m, "/metrics")
+        # The fake holds the last volume as soon as it answers the allocation; the master counts
+        # it a moment later, when that answer is in.
+        for _ in range(50):
+            _, metrics = await get(http, m, "/metrics")
+            if b"weedpy_master_grown_volumes_total 5.0" in metrics:
+                break
+            await asyncio.sleep(0.05)
         assert b"weedpy_master_grown_volumes_total 5.0" in metrics
