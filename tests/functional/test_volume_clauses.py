@@ -16,8 +16,7 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -25,60 +24,22 @@ import pytest
 
 from seaweed_py.formats.crc import crc32c
 from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle
-from seaweed_py.volume import VolumeOptions, VolumeServer
+from seaweed_py.volume import VolumeServer
+from tests import volume_harness
 from tests.fake_master import FakeMaster
 
-Session = aiohttp.ClientSession
-Starter = Callable[..., Awaitable[VolumeServer]]
+Session = volume_harness.Session
+Starter = volume_harness.Starter
+Clock = volume_harness.Clock
+master = volume_harness.master
+start_server = volume_harness.start_server
+http = volume_harness.http
+_url = volume_harness.url
+_allocate = volume_harness.allocate
+_get = volume_harness.get
 
 FID = "1,01637037d6"
 KEY, COOKIE = 0x01, 0x637037D6
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def master() -> AsyncIterator[FakeMaster]:
-    m = FakeMaster()
-    await m.start()
-    yield m
-    await m.stop()
-
-
-@pytest.fixture
-async def start_server(tmp_path: Path, master: FakeMaster) -> AsyncIterator[Starter]:
-    started: list[VolumeServer] = []
-
-    async def start(name: str = "v0", **overrides: Any) -> VolumeServer:
-        directory = tmp_path / name
-        directory.mkdir()
-        fields: dict[str, Any] = dict(
-            dirs=(str(directory),), max_volumes=(8,), masters=(master.address,),
-            ip="127.0.0.1", port=0, pulse_seconds=0.2, pre_stop_seconds=0,
-        )
-        fields.update(overrides)
-        clock = fields.pop("clock", None)
-        server = VolumeServer(VolumeOptions(**fields), **({"clock": clock} if clock else {}))
-        await server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if not server.stopping:
-            await server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[Session]:
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
-        yield session
 
 
 @pytest.fixture
@@ -101,16 +62,6 @@ async def pair(
     return primary, replica
 
 
-async def _allocate(http: Session, server: VolumeServer, vid: int, **params: str) -> None:
-    async with http.post(_url(server, "/admin/volume/allocate"),
-                         params={"volume": str(vid), **params}) as resp:
-        assert resp.status == 200, await resp.text()
-
-
-def _url(server: VolumeServer, path: str) -> str:
-    return f"http://127.0.0.1:{server.port}{path}"
-
-
 def _form(data: bytes, filename: str = "f.bin") -> aiohttp.FormData:
     form = aiohttp.FormData()
     form.add_field("file", io.BytesIO(data), filename=filename)
@@ -122,11 +73,6 @@ async def _post(http: Session, server: VolumeServer, fid: str, data: bytes,
     async with http.post(_url(server, f"/{fid}"), data=_form(data), **kw) as resp:
         body = await resp.read()
         return resp.status, json.loads(body) if body else None
-
-
-async def _get(http: Session, url: str, **kw: Any) -> tuple[int, Mapping[str, str], bytes]:
-    async with http.get(url, **kw) as resp:
-        return resp.status, resp.headers.copy(), await resp.read()
 
 
 def _stored(server: VolumeServer, vid: int, key: int, cookie: int = COOKIE) -> Needle:

@@ -13,7 +13,6 @@ import asyncio
 import io
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,55 +25,20 @@ from seaweed_py.config.flags import UsageError
 from seaweed_py.master.options import master_options
 from seaweed_py.master.server import MasterServer
 from seaweed_py.volume import VolumeOptions, VolumeServer, volume_options
+from tests import volume_harness
 from tests.fake_master import FakeMaster
 from tests.servers import free_port
 
-Session = aiohttp.ClientSession
-Starter = Callable[..., Awaitable[VolumeServer]]
+Session = volume_harness.Session
+Starter = volume_harness.Starter
+master = volume_harness.master
+start_server = volume_harness.start_server
+http = volume_harness.http
+_url = volume_harness.url
 
 FID = "1,01637037d6"
 OTHER_FID = "1,02637037d6"
 OUTSIDER = {"error": "127.0.0.1 is not in the white list"}
-
-
-@pytest.fixture
-async def master() -> AsyncIterator[FakeMaster]:
-    m = FakeMaster()
-    await m.start()
-    yield m
-    await m.stop()
-
-
-@pytest.fixture
-async def start_server(tmp_path: Path, master: FakeMaster) -> AsyncIterator[Starter]:
-    """`await start(name, white_list=...)`; the same name reopens the same directory."""
-    running: list[VolumeServer] = []
-
-    async def start(name: str = "v0", white_list: tuple[str, ...] = ()) -> VolumeServer:
-        directory = tmp_path / name
-        directory.mkdir(exist_ok=True)
-        server = VolumeServer(VolumeOptions(
-            dirs=(str(directory),), max_volumes=(8,), masters=(master.address,),
-            ip="127.0.0.1", port=0, pulse_seconds=0.2, pre_stop_seconds=0,
-            white_list=white_list))
-        await server.start()
-        running.append(server)
-        return server
-
-    yield start
-    for server in running:
-        if not server.stopping:
-            await server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[Session]:
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
-        yield session
-
-
-def _url(server: VolumeServer, path: str) -> str:
-    return f"http://127.0.0.1:{server.port}{path}"
 
 
 def _form(data: bytes) -> aiohttp.FormData:
