@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import html
 import shutil
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +28,10 @@ from seaweed_py.errors import BadRequest, VolumeNotFound
 from seaweed_py.formats.fid import parse_volume_id
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
+from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response, json_response
-from seaweed_py.httpkit.router import Router
+from seaweed_py.httpkit.router import Handler, Router
 from seaweed_py.storage.volume import VolumeStatus
 from seaweed_py.types import VolumeId
 
@@ -51,17 +52,21 @@ class AdminHandlers:
         self._server = server
 
     def register(self, r: Router) -> None:
+        """Status, health and metrics stay open; the `/admin/` calls (the master's) are behind
+        the server's `-whiteList` when one is set."""
         r.add("/status", self.status, ["GET"])
         r.add("/healthz", self.healthz, ["GET"])
         r.add("/readyz", self.readyz, ["GET"])
         r.add("/metrics", self.metrics, ["GET"])
         r.add("/ui/index.html", self.ui, ["GET"])
-        r.add("/admin/volume/allocate", self.allocate, ["POST"])
-        r.add("/admin/volume/delete", self.delete_volume, ["POST"])
-        r.add("/admin/volume/readonly", self.mark_readonly, ["POST"])
-        r.add("/admin/volume/writable", self.mark_writable, ["POST"])
-        r.add("/admin/collection/delete", self.delete_collection, ["POST"])
-        r.add("/admin/volume/status", self.volume_status, ["GET"])
+        allow = self._server.allow
+        guard = (lambda handler: _behind(allow, handler)) if allow else (lambda handler: handler)
+        r.add("/admin/volume/allocate", guard(self.allocate), ["POST"])
+        r.add("/admin/volume/delete", guard(self.delete_volume), ["POST"])
+        r.add("/admin/volume/readonly", guard(self.mark_readonly), ["POST"])
+        r.add("/admin/volume/writable", guard(self.mark_writable), ["POST"])
+        r.add("/admin/collection/delete", guard(self.delete_collection), ["POST"])
+        r.add("/admin/volume/status", guard(self.volume_status), ["GET"])
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -229,6 +234,14 @@ def _heartbeat_volume(v: VolumeStatus) -> dict[str, Any]:
         "modifiedAtSecond": v.modified_at_second,
         "diskType": v.disk_type or "hdd",
     }
+
+
+def _behind(allow: AllowList, handler: Handler) -> Handler:
+    def guarded(req: Request) -> Response | Awaitable[Response]:
+        allow.check(req)
+        return handler(req)
+
+    return guarded
 
 
 def _status_volume(v: VolumeStatus) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.limits import Limits
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
-from seaweed_py.httpkit.router import Handler, Router
+from seaweed_py.httpkit.router import Router
 from seaweed_py.httpkit.server import HttpServer
 from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.store import DiskLocation, Store
@@ -50,8 +50,6 @@ _PREFLIGHT = (b"Access-Control-Allow-Methods: PUT, POST, GET, DELETE, OPTIONS\r\
               b"Access-Control-Allow-Headers: *\r\n")
 _PUBLIC_PREFLIGHT = (b"Access-Control-Allow-Methods: GET, OPTIONS\r\n"
                      b"Access-Control-Allow-Headers: *\r\n")
-# Routes the master calls to change this server's volumes: behind the white list.
-_GUARDED_PREFIX = "/admin/"
 # Multipart framing around the largest accepted file.
 _MULTIPART_SLACK = 64 * 1024
 
@@ -149,25 +147,9 @@ class VolumeServer:
 
     def _router(self) -> Router:
         r = Router()
-        admin = Router()
-        self.admin.register(admin)
-        for path, route in admin.exact.items():
-            handler = route.handler
-            if self.allow and path.startswith(_GUARDED_PREFIX):
-                handler = self._guarded(handler)
-            r.add(path, handler, route.methods, max_body=route.max_body)
+        self.admin.register(r)
         r.fallback(self._blob, max_body=self.options.file_size_limit + _MULTIPART_SLACK)
         return r
-
-    def _guarded(self, handler: Handler) -> Handler:
-        """`handler` behind the white list (only wrapped when one is set: no cost otherwise)."""
-        check = self.allow.check
-
-        def guarded(req: Request) -> Response | Awaitable[Response]:
-            check(req)
-            return handler(req)
-
-        return guarded
 
     # ------------------------------------------------------------------ blob dispatch
 
