@@ -197,8 +197,7 @@ class BlobReader:
         head, filename, content_type = prepared
         data = needle.data
         ops = ImageOps.from_query(query, path.ext or extension(filename)) if query else None
-        # Go's server sniffs a Content-Type only for a body sent without Content-Encoding.
-        sniff = not query.get("response-content-encoding")
+        sniff = not query.get("response-content-encoding")  # see _sniffs
         if needle.flags & FLAG_GZIP:
             if (ops is None and "gzip" in req.headers.get("accept-encoding", "")
                     and data[:2] == _GZIP_MAGIC):
@@ -284,8 +283,7 @@ class BlobReader:
         if ranges:
             start, length, status = ranges[0].start, ranges[0].length, 206
             head += _header("Content-Range", ranges[0].content_range(loc.data_size))
-        if (not content_type and length and req.method == "GET"
-                and not query.get("response-content-encoding")):
+        if not content_type and length and _sniffs(req, query):
             # Go sniffs the first bytes sent: one small pread, not the needle.
             first = replace(loc, data_offset=loc.data_offset + start,
                             data_size=min(length, _SNIFF_SIZE))
@@ -363,8 +361,7 @@ class BlobReader:
             start, length, status = ranges[0].start, ranges[0].length, 206
             head += _header("Content-Range", ranges[0].content_range(size))
         body = self._chunks(manifest, start, length)
-        if (not content_type and length and req.method == "GET"
-                and not query.get("response-content-encoding")):
+        if not content_type and length and _sniffs(req, query):
             first, body = await _peek(body, _SNIFF_SIZE)
             content_type = detect_content_type(first)
         if content_type:
@@ -523,6 +520,12 @@ def _header(name: str, value: str) -> bytes:
 @functools.lru_cache(maxsize=1024)
 def _content_type_line(content_type: str) -> bytes:
     return _header("Content-Type", content_type)
+
+
+def _sniffs(req: Request, query: Mapping[str, str]) -> bool:
+    """Whether an untyped answer gets a Content-Type sniffed from its bytes: only a GET's, and
+    only when no Content-Encoding is sent, as Go's server decides."""
+    return req.method == "GET" and not query.get("response-content-encoding")
 
 
 def _ranges(req: Request, size: int) -> tuple[ByteRange, ...] | None:
