@@ -550,7 +550,7 @@ class MasterServer:
                 "size": upload.get("size", len(body)),
             },
             201,
-            pretty=bool(query.get("pretty")),
+            pretty=self._pretty(req),
         )
 
     async def _upload(
