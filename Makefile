@@ -42,6 +42,7 @@ test-all: $(STAMP) $(NPM_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check seaweed_py tests master volume bench
+	$(BIN)/ruff format --check seaweed_py tests master volume bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -26,7 +26,9 @@ def main(argv: list[str]) -> int:
     code = subprocess.call([sys.executable, "-m", "bench.storage_bench"], cwd=ROOT, env=env)
     if code:
         return code
-    missing = [tool for tool in ("wrk", "weed", "weedpy") if not shutil.which(tool, path=env["PATH"])]
+    missing = [
+        tool for tool in ("wrk", "weed", "weedpy") if not shutil.which(tool, path=env["PATH"])
+    ]
     if missing or not COMPARE.exists():
         what = ", ".join(missing) or str(COMPARE)
         print(f"== servers: skipped, not found: {what} (apt-get install wrk; make install) ==")

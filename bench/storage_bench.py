@@ -111,9 +111,11 @@ def measure_map(n: int, base: Path) -> list[dict[str, Any]]:
     build_sparse_volume(directory, n)
     for kind in ("memory", "mmap"):
         out = subprocess.run(
-            [sys.executable, "-m", "bench.storage_bench", "--child", str(directory), kind,
-             str(n)],
-            check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+            [sys.executable, "-m", "bench.storage_bench", "--child", str(directory), kind, str(n)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
         ).stdout
         rows.append({"needles": n, "kind": kind, **json.loads(out.strip().splitlines()[-1])})
     shutil.rmtree(directory)
@@ -145,16 +147,30 @@ def measure_throughput(mode: FsyncMode, ops: int, base: Path) -> dict[str, Any]:
     read_s = time.perf_counter() - t0
     v.close()
     shutil.rmtree(directory)
-    return {"mode": mode.value, "ops": ops, "appends_per_s": ops / write_s,
-            "reads_per_s": len(keys) / read_s, "read_us": read_s / len(keys) * 1e6}
+    return {
+        "mode": mode.value,
+        "ops": ops,
+        "appends_per_s": ops / write_s,
+        "reads_per_s": len(keys) / read_s,
+        "read_us": read_s / len(keys) * 1e6,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--needles", type=int, nargs="*", default=[1_000_000, 10_000_000],
-                   help="needle counts for the map memory/load measurement")
-    p.add_argument("--ops", type=int, default=100_000,
-                   help="appends per throughput run (fsync=always runs ops/20)")
+    p.add_argument(
+        "--needles",
+        type=int,
+        nargs="*",
+        default=[1_000_000, 10_000_000],
+        help="needle counts for the map memory/load measurement",
+    )
+    p.add_argument(
+        "--ops",
+        type=int,
+        default=100_000,
+        help="appends per throughput run (fsync=always runs ops/20)",
+    )
     p.add_argument("--dir", default=None, help="scratch directory (default: a temp dir)")
     p.add_argument("--child", nargs=3, metavar=("DIR", "KIND", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -164,23 +180,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     base = Path(tempfile.mkdtemp(prefix="weedpy-bench-", dir=args.dir))
     try:
-        print("RSS per needle: all / anonymous (the rest is mapped page cache), after open and "
-              "after 600k random lookups")
+        print(
+            "RSS per needle: all / anonymous (the rest is mapped page cache), after open and "
+            "after 600k random lookups"
+        )
         print("   needles  index   open s   RSS B/needle   after lookups   lookup us")
         for n in args.needles:
             for row in measure_map(n, base):
-                print(f"{row['needles']:>10,}  {row['kind']:<6}  {row['open_s']:6.2f}  "
-                      f"{row['rss_per_needle']:6.2f}/{row['anon_per_needle']:<6.2f} "
-                      f"{row['rss_per_needle_after_lookups']:6.2f}/"
-                      f"{row['anon_per_needle_after_lookups']:<6.2f}  {row['lookup_us']:9.2f}"
-                      f"{'' if row['ok'] else '  WRONG ANSWERS'}", flush=True)
+                print(
+                    f"{row['needles']:>10,}  {row['kind']:<6}  {row['open_s']:6.2f}  "
+                    f"{row['rss_per_needle']:6.2f}/{row['anon_per_needle']:<6.2f} "
+                    f"{row['rss_per_needle_after_lookups']:6.2f}/"
+                    f"{row['anon_per_needle_after_lookups']:<6.2f}  {row['lookup_us']:9.2f}"
+                    f"{'' if row['ok'] else '  WRONG ANSWERS'}",
+                    flush=True,
+                )
         print()
         print("fsync    appends/s (1 KiB)   reads/s (1 KiB)   read us")
         for mode in FsyncMode:
             ops = args.ops // 20 if mode is FsyncMode.ALWAYS else args.ops
             r = measure_throughput(mode, ops, base)
-            print(f"{r['mode']:<7}  {r['appends_per_s']:17,.0f}  {r['reads_per_s']:16,.0f}  "
-                  f"{r['read_us']:8.2f}", flush=True)
+            print(
+                f"{r['mode']:<7}  {r['appends_per_s']:17,.0f}  {r['reads_per_s']:16,.0f}  "
+                f"{r['read_us']:8.2f}",
+                flush=True,
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -44,8 +44,7 @@ class FakeMaster:
 
     async def _heartbeat(self, request: web.Request) -> web.Response:
         self.heartbeats.append(await request.json())
-        answer: dict[str, Any] = {"volumeSizeLimit": self.volume_size_limit,
-                                  "leader": self.leader}
+        answer: dict[str, Any] = {"volumeSizeLimit": self.volume_size_limit, "leader": self.leader}
         if self.locations_version is not None:
             answer["locationsVersion"] = self.locations_version
         return web.json_response(answer)
@@ -55,10 +54,10 @@ class FakeMaster:
         vid = int(request.query["volumeId"])
         entries = self.locations.get(vid, [])
         if not entries:
-            return web.json_response({"volumeOrFileId": str(vid), "error": "not found"},
-                                     status=404)
-        return web.json_response({"volumeOrFileId": str(vid),
-                                  "locations": [_location(e) for e in entries]})
+            return web.json_response({"volumeOrFileId": str(vid), "error": "not found"}, status=404)
+        return web.json_response(
+            {"volumeOrFileId": str(vid), "locations": [_location(e) for e in entries]}
+        )
 
     async def _unwritable(self, request: web.Request) -> web.Response:
         self.unwritable.append(request.query["volume"])

@@ -213,11 +213,15 @@ def _get_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
             return exc.code, None
 
 
-def call(method: str, url: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+def call(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
     """One HTTP request to `host:port/path`; connection failures raise OSError."""
-    req = urllib.request.Request(f"http://{url}", data=body, method=method,
-                                 headers=headers or {})
+    req = urllib.request.Request(f"http://{url}", data=body, method=method, headers=headers or {})
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -226,8 +230,7 @@ def call(method: str, url: str, body: bytes | None = None,
 
 
 def put(url: str, fid: str, data: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
-    return call("PUT", f"{url}/{fid}", data, {"Content-Type": "application/octet-stream"},
-                timeout)
+    return call("PUT", f"{url}/{fid}", data, {"Content-Type": "application/octet-stream"}, timeout)
 
 
 def get_json(url: str) -> Any:
@@ -292,8 +295,14 @@ def start_cluster(
     master_port = free_port(rng)
     mdir = directory / "master"
     mdir.mkdir()
-    margs = ["master", "-ip=127.0.0.1", f"-port={master_port}", f"-mdir={mdir}",
-             "-peers=none", "-telemetry=false"]
+    margs = [
+        "master",
+        "-ip=127.0.0.1",
+        f"-port={master_port}",
+        f"-mdir={mdir}",
+        "-peers=none",
+        "-telemetry=false",
+    ]
     if volume_size_limit_mb is not None:
         margs.append(f"-volumeSizeLimitMB={volume_size_limit_mb}")
     if pulse_seconds is not None:
@@ -316,8 +325,12 @@ def start_cluster(
         if wait_writable:
             query = f"replication={replication}&collection={collection}"
             assign_url = f"{cluster.master_http}/dir/assign?{query}"
-            _wait("a writable volume", lambda: "fid" in (_get_json(assign_url, 12.0)[1] or {}),
-                  procs, deadline)
+            _wait(
+                "a writable volume",
+                lambda: "fid" in (_get_json(assign_url, 12.0)[1] or {}),
+                procs,
+                deadline,
+            )
     except BaseException:
         cluster.stop()
         raise
@@ -336,8 +349,14 @@ def _start_volume(
     port = free_port(rng)
     vdir = cluster.directory / f"volume{index}"
     vdir.mkdir()
-    args = ["volume", "-ip=127.0.0.1", f"-port={port}", f"-dir={vdir}",
-            f"-max={spec.max_volumes}", f"-master={cluster.master_url}"]
+    args = [
+        "volume",
+        "-ip=127.0.0.1",
+        f"-port={port}",
+        f"-dir={vdir}",
+        f"-max={spec.max_volumes}",
+        f"-master={cluster.master_url}",
+    ]
     if spec.data_center:
         args.append(f"-dataCenter={spec.data_center}")
     if spec.rack:
@@ -399,4 +418,3 @@ def cluster_factory(impl: Impl, tmp_path: Path) -> Iterator[Callable[..., Cluste
     yield factory
     for cluster in started:
         cluster.stop()
-

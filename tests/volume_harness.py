@@ -46,8 +46,13 @@ async def start_server(tmp_path: Path, master: FakeMaster) -> AsyncIterator[Star
         directory = tmp_path / name
         directory.mkdir(exist_ok=True)
         fields: dict[str, Any] = dict(
-            dirs=(str(directory),), max_volumes=(8,), masters=(master.address,),
-            ip="127.0.0.1", port=0, pulse_seconds=0.2, pre_stop_seconds=0,
+            dirs=(str(directory),),
+            max_volumes=(8,),
+            masters=(master.address,),
+            ip="127.0.0.1",
+            port=0,
+            pulse_seconds=0.2,
+            pre_stop_seconds=0,
         )
         fields.update(overrides)
         clock = fields.pop("clock", None)
@@ -73,8 +78,9 @@ def url(server: VolumeServer, path: str) -> str:
 
 
 async def allocate(http: Session, server: VolumeServer, vid: int, **params: str) -> None:
-    async with http.post(url(server, "/admin/volume/allocate"),
-                         params={"volume": str(vid), **params}) as resp:
+    async with http.post(
+        url(server, "/admin/volume/allocate"), params={"volume": str(vid), **params}
+    ) as resp:
         assert resp.status == 200, await resp.text()
 
 

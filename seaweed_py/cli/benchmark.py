@@ -56,8 +56,11 @@ _REQUEST_TIMEOUT: Final = 60.0
 
 
 def build_flags() -> FlagSet:
-    flags = FlagSet("benchmark", "Write small blobs, then read them back at random, and report "
-                    "throughput and latency like weed benchmark.")
+    flags = FlagSet(
+        "benchmark",
+        "Write small blobs, then read them back at random, and report "
+        "throughput and latency like weed benchmark.",
+    )
     flags.add("master", "localhost:9333", "master address host:port")
     flags.add("n", 1024 * 1024, "number of files to write, and of random reads")
     flags.add("c", 16, "number of concurrent requests, shared by the worker processes")
@@ -66,8 +69,11 @@ def build_flags() -> FlagSet:
     flags.add("replication", "000", "replica placement code xyz")
     flags.add("dataCenter", "", "assign only volumes in this data center")
     flags.add("disk", "", "disk type: hdd, ssd or a tag")
-    flags.add("list", str(Path(tempfile.gettempdir()) / "benchmark_list.txt"),
-              "file that receives the written fids, one per line; -readOnly reads it")
+    flags.add(
+        "list",
+        str(Path(tempfile.gettempdir()) / "benchmark_list.txt"),
+        "file that receives the written fids, one per line; -readOnly reads it",
+    )
     flags.add("readOnly", False, "only read, the fids in -list")
     flags.add("writeOnly", False, "only write")
     flags.add("procs", os.cpu_count() or 1, "worker processes generating the load")
@@ -199,8 +205,9 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def _run_phase(opts: dict[str, Any], phase: str, targets: list[tuple[VolumeId, str]]
-               ) -> tuple[PhaseStats, list[str]]:
+def _run_phase(
+    opts: dict[str, Any], phase: str, targets: list[tuple[VolumeId, str]]
+) -> tuple[PhaseStats, list[str]]:
     procs = min(opts["procs"], opts["c"], opts["n"])
     counts = _split(opts["n"], procs)
     concurrency = _split(opts["c"], procs)
@@ -214,8 +221,10 @@ def _run_phase(opts: dict[str, Any], phase: str, targets: list[tuple[VolumeId, s
     with concurrent.futures.ProcessPoolExecutor(
         procs, mp_context=context, initializer=_init_worker, initargs=(counters, start_line)
     ) as pool:
-        jobs = [pool.submit(_worker, phase, i, counts[i], concurrency[i], opts, targets)
-                for i in range(procs)]
+        jobs = [
+            pool.submit(_worker, phase, i, counts[i], concurrency[i], opts, targets)
+            for i in range(procs)
+        ]
         start_line.wait(_START_TIMEOUT)
         started = time.perf_counter()
         _report_progress(jobs, counters, opts["n"])
@@ -230,8 +239,7 @@ def _run_phase(opts: dict[str, Any], phase: str, targets: list[tuple[VolumeId, s
     return stats, written
 
 
-def _report_progress(jobs: list[concurrent.futures.Future[Any]], counters: Any, total: int
-                     ) -> None:
+def _report_progress(jobs: list[concurrent.futures.Future[Any]], counters: Any, total: int) -> None:
     """Every second: `Completed <done> of <total> requests, <pct>% <rate>/s <MB/s>MB/s`."""
     last_done = last_bytes = 0
     last = time.perf_counter()
@@ -243,9 +251,12 @@ def _report_progress(jobs: list[concurrent.futures.Future[Any]], counters: Any, 
         done = sum(counters[i] for i in range(0, len(counters), _FIELDS))
         moved = sum(counters[i] for i in range(1, len(counters), _FIELDS))
         elapsed = max(now - last, 1e-9)
-        print(f"Completed {done} of {total} requests, {done * 100 / total:3.1f}% "
-              f"{(done - last_done) / elapsed:3.1f}/s "
-              f"{(moved - last_bytes) / elapsed / 1e6:3.1f}MB/s", flush=True)
+        print(
+            f"Completed {done} of {total} requests, {done * 100 / total:3.1f}% "
+            f"{(done - last_done) / elapsed:3.1f}/s "
+            f"{(moved - last_bytes) / elapsed / 1e6:3.1f}MB/s",
+            flush=True,
+        )
         last_done, last_bytes, last = done, moved, now
 
 
@@ -262,8 +273,14 @@ def _init_worker(counters: Any, start_line: Any) -> None:
     _counters, _start_line = counters, start_line
 
 
-def _worker(phase: str, index: int, count: int, concurrency: int, opts: dict[str, Any],
-            targets: list[tuple[VolumeId, str]]) -> tuple[PhaseStats, list[str]]:
+def _worker(
+    phase: str,
+    index: int,
+    count: int,
+    concurrency: int,
+    opts: dict[str, Any],
+    targets: list[tuple[VolumeId, str]],
+) -> tuple[PhaseStats, list[str]]:
     load = _WriteLoad(opts) if phase == "write" else _ReadLoad(opts, targets)
     _start_line.wait(_START_TIMEOUT)
     try:
@@ -410,8 +427,12 @@ def _get(address: str, target: str) -> bytes:
 class _WriteLoad(_Load):
     def __init__(self, opts: dict[str, Any]) -> None:
         super().__init__(opts)
-        params = {"collection": opts["collection"], "replication": opts["replication"],
-                  "dataCenter": opts["dataCenter"], "disk": opts["disk"]}
+        params = {
+            "collection": opts["collection"],
+            "replication": opts["replication"],
+            "dataCenter": opts["dataCenter"],
+            "disk": opts["disk"],
+        }
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v})
         self.assign_request = _get(self.master, f"/dir/assign?{query}")
         # One random buffer per worker; each body is a slice of it (content does not matter,
@@ -419,8 +440,10 @@ class _WriteLoad(_Load):
         self.size = int(opts["size"])
         self.pool = os.urandom(self.size + 64)
         boundary = secrets.token_hex(16)
-        self.head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                     f"filename=\"bench\"\r\nContent-Type: image/bench\r\n\r\n").encode()
+        self.head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="bench"\r\nContent-Type: image/bench\r\n\r\n'
+        ).encode()
         self.tail = f"\r\n--{boundary}--\r\n".encode()
         self.content_type = f"multipart/form-data; boundary={boundary}"
         self.fids: list[str] = []
@@ -444,8 +467,10 @@ class _WriteLoad(_Load):
         size = self.size + self.rng.randrange(64)
         fid, url = assigned["fid"], assigned["url"]
         body_length = len(self.head) + size + len(self.tail)
-        request = (f"POST /{fid} HTTP/1.1\r\nHost: {url}\r\nContent-Type: {self.content_type}"
-                   f"\r\nContent-Length: {body_length}\r\n\r\n").encode()
+        request = (
+            f"POST /{fid} HTTP/1.1\r\nHost: {url}\r\nContent-Type: {self.content_type}"
+            f"\r\nContent-Length: {body_length}\r\n\r\n"
+        ).encode()
         status, answer, _ = await client.call(
             url, b"".join((request, self.head, self.pool[:size], self.tail))
         )

@@ -67,8 +67,11 @@ def _list(volume: Volume) -> int:
             print(f"corrupt needle at offset {offset}: {item}", file=sys.stderr)
             status = 1
             continue
-        modified = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(item.last_modified))
-                    if item.last_modified else "-")
+        modified = (
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(item.last_modified))
+            if item.last_modified
+            else "-"
+        )
         name = item.name.decode("utf-8", "replace") or "-"
         mime = item.mime.decode("utf-8", "replace") or "-"
         out.write(f"{_fid(volume, item)}\t{len(item.data)}\t{name}\t{mime}\t{modified}\n")

@@ -64,8 +64,10 @@ def _fix_one(directory: str, collection: str, vid: int, *, rebuild: bool) -> int
     except (WeedError, OSError) as exc:
         print(f"volume {name}: cannot check: {exc}", file=sys.stderr)
         return 1
-    print(f"volume {name}: {report.records} records, {report.indexed} index entries, "
-          f"{len(report.corrupt)} corrupt")
+    print(
+        f"volume {name}: {report.records} records, {report.indexed} index entries, "
+        f"{len(report.corrupt)} corrupt"
+    )
     for c in report.corrupt:
         print(f"  corrupt needle key={c.key:x} offset={c.offset} size={c.size}: {c.reason}")
     for offset in report.unindexed:

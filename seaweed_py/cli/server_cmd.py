@@ -37,17 +37,28 @@ def build_flags() -> FlagSet:
         "start a master and a volume server in one process.\n"
         "Example: weedpy server -dir=./data   (master :9333, volume :8080)",
     )
-    fs.add("ip", "", "address advertised by both servers, also their identifier "
-           "(default: this host's address)")
+    fs.add(
+        "ip",
+        "",
+        "address advertised by both servers, also their identifier (default: this host's address)",
+    )
     fs.add("ip.bind", "0.0.0.0", "address both servers listen on")
-    fs.add("dir", "", "data directory: volumes, and the master's metadata unless -master.dir "
-           "(default: -volume.dir)")
+    fs.add(
+        "dir",
+        "",
+        "data directory: volumes, and the master's metadata unless -master.dir "
+        "(default: -volume.dir)",
+    )
     fs.add("dataCenter", "", "data center of the volume server")
     fs.add("rack", "", "rack of the volume server")
-    fs.add("whiteList", "", "comma separated IP addresses or CIDRs allowed to use the master "
-           "API and to write, delete and call /admin/* on the volume server; empty: everyone. "
-           "The volume server also allows -ip (and loopback when -ip or -volume.master is a "
-           "loopback address), the address its master calls it from")
+    fs.add(
+        "whiteList",
+        "",
+        "comma separated IP addresses or CIDRs allowed to use the master "
+        "API and to write, delete and call /admin/* on the volume server; empty: everyone. "
+        "The volume server also allows -ip (and loopback when -ip or -volume.master is a "
+        "loopback address), the address its master calls it from",
+    )
     add_master_flags(fs, "master.")
     add_volume_flags(fs, "volume.")
     return fs

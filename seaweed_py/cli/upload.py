@@ -38,8 +38,11 @@ def build_flags() -> FlagSet:
         "FILE...",
     )
     flags.add("master", "localhost:9333", "master address host:port (comma-separated for several)")
-    flags.add("maxMB", 4, "split files larger than this many MiB into chunks plus a chunk "
-              "manifest; 0 never splits")
+    flags.add(
+        "maxMB",
+        4,
+        "split files larger than this many MiB into chunks plus a chunk manifest; 0 never splits",
+    )
     flags.add("collection", "", "collection to store the files in")
     flags.add("replication", "", "replica placement code xyz, e.g. 001 (default: the master's)")
     flags.add("ttl", "", "time to live, e.g. 3m, 1h, 1d, 1w, 1M, 1y")
@@ -90,8 +93,9 @@ def run(argv: Sequence[str]) -> int:
     walked = _walk(Path(opts["dir"]), opts["include"]) if opts["dir"] else []
     outcomes = asyncio.run(_upload_all(opts, listed, walked))
     if opts["json"]:
-        print(json.dumps([o.as_json() for o in outcomes], separators=(",", ":"),
-                         ensure_ascii=False))
+        print(
+            json.dumps([o.as_json() for o in outcomes], separators=(",", ":"), ensure_ascii=False)
+        )
     for outcome in outcomes:
         if outcome.error:
             print(f"weedpy upload: {outcome.path}: {outcome.error}", file=sys.stderr)
@@ -105,28 +109,40 @@ def _walk(root: Path, include: str) -> list[Path]:
         raise UsageError(f"-dir is not a directory: {root}")
     found = []
     for folder, _, names in os.walk(root):
-        found += [Path(folder, n) for n in sorted(names)
-                  if not include or fnmatch.fnmatch(n, include)]
+        found += [
+            Path(folder, n) for n in sorted(names) if not include or fnmatch.fnmatch(n, include)
+        ]
     return [p for p in found if p.is_file()]
 
 
-async def _upload_all(opts: dict[str, Any], listed: list[Path], walked: list[Path]
-                      ) -> list[_Outcome]:
+async def _upload_all(
+    opts: dict[str, Any], listed: list[Path], walked: list[Path]
+) -> list[_Outcome]:
     chunk_size = opts["maxMB"] * 1024 * 1024 or None
-    placement = {"collection": opts["collection"], "replication": opts["replication"],
-                 "ttl": opts["ttl"], "data_center": opts["dataCenter"]}
+    placement = {
+        "collection": opts["collection"],
+        "replication": opts["replication"],
+        "ttl": opts["ttl"],
+        "data_center": opts["dataCenter"],
+    }
     sizes = [p.stat().st_size for p in [*listed, *walked]]
-    bar = ProgressBar(f"uploading {len(sizes)} file(s)", sys.stderr,
-                      enabled=opts["progress"] and sys.stderr.isatty()
-                      and chunk_size is not None and max(sizes, default=0) > chunk_size)
+    bar = ProgressBar(
+        f"uploading {len(sizes)} file(s)",
+        sys.stderr,
+        enabled=opts["progress"]
+        and sys.stderr.isatty()
+        and chunk_size is not None
+        and max(sizes, default=0) > chunk_size,
+    )
     slots = asyncio.Semaphore(_PARALLEL_FILES)
     total = sum(sizes)
 
     def progress(delta: int, _total: int | None) -> None:
         bar.update(delta, total)
 
-    async with AsyncClient(opts["master"], chunk_size=chunk_size,
-                           use_public_url=opts["usePublicUrl"]) as client:
+    async with AsyncClient(
+        opts["master"], chunk_size=chunk_size, use_public_url=opts["usePublicUrl"]
+    ) as client:
 
         async def one(
             path: Path, fid: str | None, url: str, auth: str, public_url: str = ""
@@ -135,12 +151,16 @@ async def _upload_all(opts: dict[str, Any], listed: list[Path], walked: list[Pat
             async with slots:
                 try:
                     meta: dict[str, Any] = {
-                        "name": path.name, "mime": mimetypes.guess_type(path.name)[0] or "",
-                        "ts": int(path.stat().st_mtime), "progress": progress, **placement,
+                        "name": path.name,
+                        "mime": mimetypes.guess_type(path.name)[0] or "",
+                        "ts": int(path.stat().st_mtime),
+                        "progress": progress,
+                        **placement,
                     }
                     if fid is None:
-                        result = await client.upload(path, rack=opts["rack"],
-                                                     disk=opts["disk"], **meta)
+                        result = await client.upload(
+                            path, rack=opts["rack"], disk=opts["disk"], **meta
+                        )
                     else:
                         result = await client.write(fid, path, url=url, auth=auth, **meta)
                 except (WeedError, OSError) as exc:
@@ -156,16 +176,21 @@ async def _upload_all(opts: dict[str, Any], listed: list[Path], walked: list[Pat
             if listed:
                 try:
                     assignment = await client.assign(
-                        len(listed), rack=opts["rack"], disk=opts["disk"],
+                        len(listed),
+                        rack=opts["rack"],
+                        disk=opts["disk"],
                         **placement,
                     )
                 except WeedError as exc:
                     failed = [_Outcome(p, error=str(exc)) for p in listed]
-                    return failed + list(await asyncio.gather(
-                        *(one(p, None, "", "") for p in walked)))
+                    return failed + list(
+                        await asyncio.gather(*(one(p, None, "", "") for p in walked))
+                    )
                 url = assignment.public_url if opts["usePublicUrl"] else assignment.url
-                jobs += [one(p, f, url, assignment.auth, assignment.public_url)
-                         for p, f in zip(listed, assignment.fids, strict=True)]
+                jobs += [
+                    one(p, f, url, assignment.auth, assignment.public_url)
+                    for p, f in zip(listed, assignment.fids, strict=True)
+                ]
             jobs += [one(p, None, "", "") for p in walked]
             return list(await asyncio.gather(*jobs))
         finally:

@@ -166,9 +166,9 @@ class MasterLink:
     async def _post(self, master: str, path: str, body: bytes) -> dict[str, Any]:
         url = f"http://{master}{path}"
         status, answer = await self._request(
-            lambda: self._http().post(url, data=body,
-                                      headers={"Content-Type": "application/json"}),
-            master, path,
+            lambda: self._http().post(url, data=body, headers={"Content-Type": "application/json"}),
+            master,
+            path,
         )
         if status != 200 or not isinstance(answer, dict):
             raise ServerUnreachable(f"master {master}{path} answered {status}: {answer}")
@@ -198,11 +198,11 @@ class MasterLink:
         )
         if status >= 500:
             # Warming up, or every holder is down: a reader must hear "unavailable", not "gone".
-            raise ServiceUnavailable(f"master {master} answered {status} for a lookup",
-                                     volume_id=volume_id)
+            raise ServiceUnavailable(
+                f"master {master} answered {status} for a lookup", volume_id=volume_id
+            )
         if status != 200 or not locations:
-            raise VolumeNotFound(f"master {master} has no location for volume",
-                                 volume_id=volume_id)
+            raise VolumeNotFound(f"master {master} has no location for volume", volume_id=volume_id)
         self._cache[volume_id] = (now + self._lookup_ttl, locations)
         return locations
 

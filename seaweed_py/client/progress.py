@@ -70,8 +70,10 @@ class ProgressBar:
             fraction = min(self.done / self.total, 1.0)
             filled = int(fraction * self._width)
             bar = "#" * filled + "." * (self._width - filled)
-            return (f"{self.label} [{bar}] {fraction * 100:5.1f}% "
-                    f"{format_bytes(self.done)}/{format_bytes(self.total)} {rate}")
+            return (
+                f"{self.label} [{bar}] {fraction * 100:5.1f}% "
+                f"{format_bytes(self.done)}/{format_bytes(self.total)} {rate}"
+            )
         return f"{self.label} {format_bytes(self.done)} {rate}"
 
     def _draw(self, now: float) -> None:

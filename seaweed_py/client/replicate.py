@@ -93,8 +93,7 @@ class Replicator:
         headers.update({f"Seaweed-{k}": v for k, v in copy.pairs.items()})
         target = f"{quote(copy.path, safe='/,._-')}?{copy.query()}"
         results = await asyncio.gather(
-            *(self._send("POST", f"http://{url}{target}", body, headers, _WRITE_OK)
-              for url in urls)
+            *(self._send("POST", f"http://{url}{target}", body, headers, _WRITE_OK) for url in urls)
         )
         return {url: err for url, err in zip(urls, results, strict=True) if err}
 

@@ -90,7 +90,6 @@ DEFAULT_CHUNK_SIZE: Final = 4 * 1024 * 1024
 """Like `weed upload -maxMB=4`."""
 
 
-
 class ReadableBinary(Protocol):
     """Anything with a binary `read(size)`: open files, `io.BytesIO`, pipes, sockets' files."""
 
@@ -261,8 +260,12 @@ def _read_full(stream: ReadableBinary, n: int) -> bytes:
 class _Sink:
     """Where a download goes; counts bytes so an interrupted read can resume."""
 
-    def __init__(self, write: Callable[[bytes], Awaitable[None]], progress: Progress | None,
-                 rewind: Callable[[], Awaitable[None]] | None = None):
+    def __init__(
+        self,
+        write: Callable[[bytes], Awaitable[None]],
+        progress: Progress | None,
+        rewind: Callable[[], Awaitable[None]] | None = None,
+    ):
         self._write = write
         self._progress = progress
         self._rewind = rewind
@@ -334,8 +337,11 @@ async def _error_from(
         message = str(json.loads(body).get("error") or message)
     cls = not_found if resp.status == 404 else _STATUS_ERRORS.get(resp.status, WeedError)
     headers = {"Retry-After": resp.headers["Retry-After"]} if "Retry-After" in resp.headers else {}
-    return cls(f"{what}: HTTP {resp.status} {message or resp.reason}".rstrip(),
-               headers=headers, url=str(resp.url))
+    return cls(
+        f"{what}: HTTP {resp.status} {message or resp.reason}".rstrip(),
+        headers=headers,
+        url=str(resp.url),
+    )
 
 
 def _unreachable(what: str, url: str, exc: BaseException) -> ServerUnreachable:
@@ -409,7 +415,10 @@ class AsyncClient:
     # ---- master ---------------------------------------------------------------------------
 
     async def _master_get(
-        self, path: str, params: Mapping[str, str], what: str,
+        self,
+        path: str,
+        params: Mapping[str, str],
+        what: str,
         not_found: type[NotFound] = NotFound,
     ) -> tuple[dict[str, Any], Mapping[str, str]]:
         """JSON from the first reachable master; rotates the list so it sticks to that one."""
@@ -486,8 +495,11 @@ class AsyncClient:
         obj, _ = await self._master_get(
             "/dir/lookup", {"volumeId": str(vid)}, f"lookup volume {vid}", VolumeNotFound
         )
-        locations = [Location.from_json(o) for o in obj.get("locations") or []
-                     if isinstance(o, dict) and o.get("url")]
+        locations = [
+            Location.from_json(o)
+            for o in obj.get("locations") or []
+            if isinstance(o, dict) and o.get("url")
+        ]
         if not locations:
             raise VolumeNotFound(f"lookup volume {vid}: no locations", volume_id=vid)
         self.cache.put(vid, locations)
@@ -530,9 +542,19 @@ class AsyncClient:
         """
         options = _AssignOptions(collection, replication, ttl, data_center, rack, disk)
         assignment = await self._assign(1, options)
-        result = await self._write(assignment.fid, source, self._assigned_url(assignment),
-                                   options, name, mime, pairs, ts, chunk_size, progress,
-                                   assignment.auth)
+        result = await self._write(
+            assignment.fid,
+            source,
+            self._assigned_url(assignment),
+            options,
+            name,
+            mime,
+            pairs,
+            ts,
+            chunk_size,
+            progress,
+            assignment.auth,
+        )
         return dataclasses.replace(result, url=f"{assignment.public_url}/{result.fid}")
 
     async def write(
@@ -563,8 +585,9 @@ class AsyncClient:
         if url is None:
             url = self._address((await self.lookup(fid))[0])
         options = _AssignOptions(collection, replication, ttl, data_center)
-        return await self._write(fid, source, url, options, name, mime, pairs, ts, chunk_size,
-                                 progress, auth)
+        return await self._write(
+            fid, source, url, options, name, mime, pairs, ts, chunk_size, progress, auth
+        )
 
     def _assigned_url(self, assignment: Assignment) -> str:
         return assignment.public_url if self.use_public_url else assignment.url
@@ -586,13 +609,18 @@ class AsyncClient:
         limit = self.chunk_size if chunk_size is ... else chunk_size
         src = _Source(source)
         try:
-            meta = _NeedleMeta(name if name is not None else src.name, mime, pairs or {},
-                               options.ttl, ts, auth=auth)
+            meta = _NeedleMeta(
+                name if name is not None else src.name,
+                mime,
+                pairs or {},
+                options.ttl,
+                ts,
+                auth=auth,
+            )
             if limit is None or (src.size is not None and src.size <= limit):
                 return await self._write_whole(fid, url, src, meta, progress)
             if src.size is not None:
-                return await self._write_chunked(fid, url, src, [], limit, meta, options,
-                                                 progress)
+                return await self._write_chunked(fid, url, src, [], limit, meta, options, progress)
             first = await src.read(limit)
             second = await src.read(limit)
             if not second:
@@ -600,8 +628,9 @@ class AsyncClient:
                 if progress is not None:
                     progress(len(first), len(first))
                 return result
-            return await self._write_chunked(fid, url, src, [first, second], limit, meta,
-                                             options, progress)
+            return await self._write_chunked(
+                fid, url, src, [first, second], limit, meta, options, progress
+            )
         finally:
             src.close()
 
@@ -636,8 +665,12 @@ class AsyncClient:
         async def one(index: int, offset: int, data: bytes) -> None:
             try:
                 assignment = await self._assign(1, options)
-                chunk = _NeedleMeta(f"{meta.name}-{index + 1}" if meta.name else "",
-                                    ttl=chunk_meta.ttl, ts=chunk_meta.ts, auth=assignment.auth)
+                chunk = _NeedleMeta(
+                    f"{meta.name}-{index + 1}" if meta.name else "",
+                    ttl=chunk_meta.ttl,
+                    ts=chunk_meta.ts,
+                    auth=assignment.auth,
+                )
                 await self._post(assignment.fid, self._assigned_url(assignment), data, chunk)
                 done.append(ChunkInfo(assignment.fid, offset, len(data)))
                 if progress is not None:
@@ -660,10 +693,21 @@ class AsyncClient:
                 index += 1
                 offset += len(data)
             await asyncio.gather(*tasks)
-            manifest = ChunkManifest(meta.name, meta.mime or "application/octet-stream",
-                                     offset, tuple(sorted(done, key=lambda c: c.offset)))
-            manifest_meta = _NeedleMeta(meta.name, "application/json", meta.pairs, meta.ttl,
-                                        meta.ts, manifest=True, auth=meta.auth)
+            manifest = ChunkManifest(
+                meta.name,
+                meta.mime or "application/octet-stream",
+                offset,
+                tuple(sorted(done, key=lambda c: c.offset)),
+            )
+            manifest_meta = _NeedleMeta(
+                meta.name,
+                "application/json",
+                meta.pairs,
+                meta.ttl,
+                meta.ts,
+                manifest=True,
+                auth=meta.auth,
+            )
             result = await self._post(fid, url, encode_manifest(manifest), manifest_meta)
         except BaseException as exc:
             # Chunks still in flight finish (unless we are being cancelled) so that every
@@ -674,8 +718,9 @@ class AsyncClient:
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(self._delete_quietly(c.fid) for c in done))
             raise
-        return UploadResult(fid, result.url, meta.name, offset, result.etag,
-                            manifest.mime, len(done))
+        return UploadResult(
+            fid, result.url, meta.name, offset, result.etag, manifest.mime, len(done)
+        )
 
     async def _delete_quietly(self, fid: str) -> None:
         with contextlib.suppress(WeedError):
@@ -718,8 +763,7 @@ class AsyncClient:
             size = body.size or 0
         target = f"{_http(url)}/{fid}"
         try:
-            async with self._http().post(target, data=data, headers=headers,
-                                         params=params) as resp:
+            async with self._http().post(target, data=data, headers=headers, params=params) as resp:
                 if resp.status == 204:
                     etag = resp.headers.get("ETag", "").strip('"')
                     return UploadResult(fid, f"{url}/{fid}", meta.name, size, etag, meta.mime)
@@ -728,9 +772,14 @@ class AsyncClient:
                 obj = await resp.json(content_type=None)
         except _CONNECTION_ERRORS as exc:
             raise _unreachable(f"upload {fid}", target, exc) from exc
-        return UploadResult(fid, f"{url}/{fid}", str(obj.get("name") or ""),
-                            int(obj.get("size") or size), str(obj.get("eTag") or ""),
-                            str(obj.get("mime") or ""))
+        return UploadResult(
+            fid,
+            f"{url}/{fid}",
+            str(obj.get("name") or ""),
+            int(obj.get("size") or size),
+            str(obj.get("eTag") or ""),
+            str(obj.get("mime") or ""),
+        )
 
     # ---- download -------------------------------------------------------------------------
 
@@ -748,8 +797,11 @@ class AsyncClient:
         return bytes(buffer)
 
     async def download_to(
-        self, fid: str, destination: os.PathLike[str] | IO[bytes],
-        *, progress: Progress | None = None,
+        self,
+        fid: str,
+        destination: os.PathLike[str] | IO[bytes],
+        *,
+        progress: Progress | None = None,
     ) -> int:
         """Stream the blob into a file path or a writable binary stream; returns its length.
 
@@ -782,7 +834,11 @@ class AsyncClient:
         return sink.written
 
     async def save(
-        self, fid: str, directory: os.PathLike[str] | str = ".", *, name: str | None = None,
+        self,
+        fid: str,
+        directory: os.PathLike[str] | str = ".",
+        *,
+        name: str | None = None,
         progress: Progress | None = None,
     ) -> Path:
         """Download into `directory` like `weed download`: the file is named `name`, else the
@@ -831,9 +887,7 @@ class AsyncClient:
                 break
         missing = [e for e in failures if isinstance(e, NotFound)]
         if missing:
-            raise NeedleNotFound(
-                "; ".join(e.message for e in failures), volume_id=vid, fid=fid
-            )
+            raise NeedleNotFound("; ".join(e.message for e in failures), volume_id=vid, fid=fid)
         raise failures[-1] if failures else NeedleNotFound(f"read {fid}: no replica", fid=fid)
 
     async def _read_from(self, address: str, fid: str, sink: _Sink) -> None:
@@ -861,18 +915,18 @@ class AsyncClient:
                         prefix_crc = zlib.crc32(piece[:cut], prefix_crc)
                         piece, skip = piece[cut:], skip - cut
                         if not skip and prefix_crc != sink.crc:
-                            raise CorruptNeedle(f"read {fid}: the first {resume} bytes, "
-                                                "delivered by another replica, differ here",
-                                                url=url)
+                            raise CorruptNeedle(
+                                f"read {fid}: the first {resume} bytes, "
+                                "delivered by another replica, differ here",
+                                url=url,
+                            )
                         if not piece:
                             continue
                     await sink.write(piece)
         except _CONNECTION_ERRORS as exc:
             raise _unreachable(f"read {fid}", url, exc) from exc
         if total is not None and sink.written != total:
-            raise ServerUnreachable(
-                f"read {fid}: got {sink.written} of {total} bytes", url=url
-            )
+            raise ServerUnreachable(f"read {fid}: got {sink.written} of {total} bytes", url=url)
 
     # ---- delete ---------------------------------------------------------------------------
 
@@ -991,10 +1045,17 @@ class Client:
         disk: str = "",
     ) -> Assignment:
         """See `AsyncClient.assign`."""
-        return self._run(self._client.assign(
-            count, collection=collection, replication=replication, ttl=ttl,
-            data_center=data_center, rack=rack, disk=disk,
-        ))
+        return self._run(
+            self._client.assign(
+                count,
+                collection=collection,
+                replication=replication,
+                ttl=ttl,
+                data_center=data_center,
+                rack=rack,
+                disk=disk,
+            )
+        )
 
     def lookup(self, volume_id: int | str, *, refresh: bool = False) -> list[Location]:
         """See `AsyncClient.lookup`."""
@@ -1018,11 +1079,23 @@ class Client:
         progress: Progress | None = None,
     ) -> UploadResult:
         """See `AsyncClient.upload`."""
-        return self._run(self._client.upload(
-            source, name=name, mime=mime, pairs=pairs, ttl=ttl, collection=collection,
-            replication=replication, data_center=data_center, rack=rack, disk=disk, ts=ts,
-            chunk_size=chunk_size, progress=progress,
-        ))
+        return self._run(
+            self._client.upload(
+                source,
+                name=name,
+                mime=mime,
+                pairs=pairs,
+                ttl=ttl,
+                collection=collection,
+                replication=replication,
+                data_center=data_center,
+                rack=rack,
+                disk=disk,
+                ts=ts,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
+        )
 
     def write(
         self,
@@ -1043,25 +1116,45 @@ class Client:
         auth: str = "",
     ) -> UploadResult:
         """See `AsyncClient.write`."""
-        return self._run(self._client.write(
-            fid, source, url=url, name=name, mime=mime, pairs=pairs, ttl=ttl,
-            collection=collection, replication=replication, data_center=data_center, ts=ts,
-            chunk_size=chunk_size, progress=progress, auth=auth,
-        ))
+        return self._run(
+            self._client.write(
+                fid,
+                source,
+                url=url,
+                name=name,
+                mime=mime,
+                pairs=pairs,
+                ttl=ttl,
+                collection=collection,
+                replication=replication,
+                data_center=data_center,
+                ts=ts,
+                chunk_size=chunk_size,
+                progress=progress,
+                auth=auth,
+            )
+        )
 
     def download(self, fid: str, *, progress: Progress | None = None) -> bytes:
         """See `AsyncClient.download`."""
         return self._run(self._client.download(fid, progress=progress))
 
     def download_to(
-        self, fid: str, destination: os.PathLike[str] | IO[bytes],
-        *, progress: Progress | None = None,
+        self,
+        fid: str,
+        destination: os.PathLike[str] | IO[bytes],
+        *,
+        progress: Progress | None = None,
     ) -> int:
         """See `AsyncClient.download_to`."""
         return self._run(self._client.download_to(fid, destination, progress=progress))
 
     def save(
-        self, fid: str, directory: os.PathLike[str] | str = ".", *, name: str | None = None,
+        self,
+        fid: str,
+        directory: os.PathLike[str] | str = ".",
+        *,
+        name: str | None = None,
         progress: Progress | None = None,
     ) -> Path:
         """See `AsyncClient.save`."""

@@ -70,8 +70,13 @@ class FlagSet:
         return dict(self._flags)
 
     def usage(self) -> str:
-        lines = [f"Usage: weedpy {self.command} [flags] {self.positional}".rstrip(), "",
-                 self.summary, "", "Flags:"]
+        lines = [
+            f"Usage: weedpy {self.command} [flags] {self.positional}".rstrip(),
+            "",
+            self.summary,
+            "",
+            "Flags:",
+        ]
         for f in sorted(self._flags.values(), key=lambda f: f.name.lower()):
             kind = "" if f.kind is bool else f" {f.kind.__name__}"
             default = f" (default {f.default!r})" if f.default not in ("", None, False) else ""

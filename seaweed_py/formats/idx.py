@@ -97,8 +97,9 @@ def layout_for(bytes_offset: int, volume_id: int | None = None) -> IdxLayout:
         return IDX4
     if bytes_offset == 5:
         return IDX5
-    raise CorruptVolume(f"unsupported bytesOffset {bytes_offset} in volume info",
-                        volume_id=volume_id)
+    raise CorruptVolume(
+        f"unsupported bytesOffset {bytes_offset} in volume info", volume_id=volume_id
+    )
 
 
 def entry_dtype(layout: IdxLayout) -> np.dtype[np.void]:

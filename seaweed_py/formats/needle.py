@@ -255,8 +255,9 @@ def upload_needle(
         flags |= FLAG_HAS_TTL
     if pairs:
         flags |= FLAG_HAS_PAIRS
-    return _make_needle(cookie, key, data, flags, name, mime, last_modified, ttl, pairs,
-                        _crc32c(data), 0)
+    return _make_needle(
+        cookie, key, data, flags, name, mime, last_modified, ttl, pairs, _crc32c(data), 0
+    )
 
 
 # The generated frozen __init__ sets each field through object.__setattr__; decoding builds a
@@ -408,18 +409,24 @@ def _encode_upload_v3(
         return None
     # Size: DataSize, data, flags, name and MIME with their lengths, last-modified.
     size = 4 + data_size + 8 + len(name) + len(mime)
-    return b"".join((
-        _pack_head(n.cookie, n.key, size, data_size),
-        data,
-        _BYTE[flags],
-        _BYTE[len(name)],
-        name,
-        _BYTE[len(mime)],
-        mime,
-        _pack_upload_end_v3(last_modified >> 32, last_modified & 0xFFFFFFFF, n.checksum,
-                            n.append_at_ns if append_at_ns is None else append_at_ns),
-        _PADDING[NEEDLE_PADDING - ((NEEDLE_HEADER_SIZE + size + 12) % NEEDLE_PADDING)],
-    ))
+    return b"".join(
+        (
+            _pack_head(n.cookie, n.key, size, data_size),
+            data,
+            _BYTE[flags],
+            _BYTE[len(name)],
+            name,
+            _BYTE[len(mime)],
+            mime,
+            _pack_upload_end_v3(
+                last_modified >> 32,
+                last_modified & 0xFFFFFFFF,
+                n.checksum,
+                n.append_at_ns if append_at_ns is None else append_at_ns,
+            ),
+            _PADDING[NEEDLE_PADDING - ((NEEDLE_HEADER_SIZE + size + 12) % NEEDLE_PADDING)],
+        )
+    )
 
 
 def encode_needle_head(
@@ -732,8 +739,9 @@ def _short_field(buf: bytes, pos: int, end: int, what: str) -> tuple[bytes, int]
 def _corrupt(
     reason: str, volume_id: int | None, offset: int | None, key: int | None
 ) -> CorruptNeedle:
-    return CorruptNeedle(reason, volume_id=volume_id, offset=offset,
-                         key=None if key is None else f"{key:x}")
+    return CorruptNeedle(
+        reason, volume_id=volume_id, offset=offset, key=None if key is None else f"{key:x}"
+    )
 
 
 def _unsupported_version(version: int) -> CorruptVolume:

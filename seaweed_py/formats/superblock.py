@@ -75,12 +75,16 @@ class SuperBlock:
             data, 0
         )
         if version not in _VERSIONS:
-            raise CorruptVolume(f"unsupported needle version {version} in superblock", volume_id=volume_id)
+            raise CorruptVolume(
+                f"unsupported needle version {version} in superblock", volume_id=volume_id
+            )
         extra = b""
         if version >= 2 and extra_size:
             end = SUPERBLOCK_SIZE + extra_size
             if len(data) < end:
-                raise CorruptVolume(f"superblock extra of {extra_size} bytes truncated", volume_id=volume_id)
+                raise CorruptVolume(
+                    f"superblock extra of {extra_size} bytes truncated", volume_id=volume_id
+                )
             extra = bytes(data[SUPERBLOCK_SIZE:end])
         return cls(
             version,

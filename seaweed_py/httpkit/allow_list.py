@@ -62,7 +62,9 @@ class AllowList:
             try:
                 networks.append(_network(entry))
             except ValueError:
-                raise ValueError(f"white list entry {entry!r} is not an IP address or CIDR") from None
+                raise ValueError(
+                    f"white list entry {entry!r} is not an IP address or CIDR"
+                ) from None
         self._networks = tuple(networks)
         if memo_limit < 1:
             raise ValueError(f"memo_limit must be positive, got {memo_limit}")

@@ -75,8 +75,9 @@ class VolumeFiles:
         return self.directory / volume_base_name(self.collection, self.volume_id)
 
     @classmethod
-    def find(cls, directory: str | os.PathLike[str], volume_id: int,
-             collection: str = "") -> VolumeFiles:
+    def find(
+        cls, directory: str | os.PathLike[str], volume_id: int, collection: str = ""
+    ) -> VolumeFiles:
         d = Path(directory)
         base = d / volume_base_name(collection, volume_id)
         dat = base.with_suffix(".dat")
@@ -124,8 +125,7 @@ def check_volume(
             report.records += 1
             if rec.error is not None:
                 if rec.offset not in checked:
-                    report.corrupt.append(CorruptRecord(rec.key, rec.offset, rec.size,
-                                                        rec.error))
+                    report.corrupt.append(CorruptRecord(rec.key, rec.offset, rec.size, rec.error))
             elif rec.offset not in indexed:
                 report.unindexed.append(rec.offset)
     finally:
@@ -160,8 +160,7 @@ def walk_index_entries(fd: int, files: VolumeFiles, end: int) -> Iterator[tuple[
     reads report them corrupt rather than missing; the walk stops at a header it cannot trust.
     """
     live: set[int] = set()
-    for rec in scan_records(fd, files.block_size, end, files.version,
-                            volume_id=files.volume_id):
+    for rec in scan_records(fd, files.block_size, end, files.version, volume_id=files.volume_id):
         if rec.fatal:
             return
         if rec.size == 0 and rec.key in live:
@@ -172,9 +171,7 @@ def walk_index_entries(fd: int, files: VolumeFiles, end: int) -> Iterator[tuple[
             yield rec, rec.size
 
 
-def rebuild_index(
-    directory: str | os.PathLike[str], volume_id: int, collection: str = ""
-) -> int:
+def rebuild_index(directory: str | os.PathLike[str], volume_id: int, collection: str = "") -> int:
     """Write a new `.idx` from a walk of `.dat` (atomically); returns the entry count.
 
     The volume must not be open for writing meanwhile."""

@@ -156,8 +156,9 @@ class HelperGroupCommitter:
             if self._closed:
                 return
             pending = list(self._next.values())
-            pending += [future for waiting in self._inflight.values()
-                        for future in waiting.values()]
+            pending += [
+                future for waiting in self._inflight.values() for future in waiting.values()
+            ]
             if self._lazy and not self._next:
                 pending.append(self._next.setdefault((), _HelperRoundFuture(self)))
             for fd in list(self._lazy):
@@ -352,8 +353,9 @@ class HelperGroupCommitter:
         rounds, self._inflight = self._inflight, {}
         self._unsent.clear()
         self._retire()
-        self._resolved += [(future, error) for waiting in rounds.values()
-                           for future in waiting.values()]
+        self._resolved += [
+            (future, error) for waiting in rounds.values() for future in waiting.values()
+        ]
 
     def _ensure_helper(self) -> None:
         if self._sock is not None:
@@ -361,8 +363,13 @@ class HelperGroupCommitter:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [self._python, "-m", "seaweed_py.storage.fsync_worker", str(theirs.fileno()),
-                 str(self._max_rounds)],
+                [
+                    self._python,
+                    "-m",
+                    "seaweed_py.storage.fsync_worker",
+                    str(theirs.fileno()),
+                    str(self._max_rounds),
+                ],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 close_fds=True,

@@ -62,16 +62,17 @@ def decode_answer(msg: bytes) -> tuple[int, list[tuple[int, int]]]:
         kind, round_id = _HEAD.unpack_from(msg)
         results = list(_RESULT.iter_unpack(msg[_HEAD.size :]))
     except struct.error as exc:
-        raise ValueError(f"malformed answer {msg[:_HEAD.size]!r}: {exc}") from None
+        raise ValueError(f"malformed answer {msg[: _HEAD.size]!r}: {exc}") from None
     if kind != DONE:
-        raise ValueError(f"unexpected answer {msg[:_HEAD.size]!r}")
+        raise ValueError(f"unexpected answer {msg[: _HEAD.size]!r}")
     return round_id, results
 
 
 def serve(sock: socket.socket, threads: int = 1) -> None:
     """Serve rounds from `threads` threads until the server's end closes."""
-    workers = [threading.Thread(target=_rounds, args=(sock,), daemon=True)
-               for _ in range(threads - 1)]
+    workers = [
+        threading.Thread(target=_rounds, args=(sock,), daemon=True) for _ in range(threads - 1)
+    ]
     for worker in workers:
         worker.start()
     _rounds(sock)
@@ -89,8 +90,10 @@ def _rounds(sock: socket.socket) -> None:
             return
         try:
             round_id, keys = _decode_round(msg)
-            answer = _encode_answer(round_id, [
-                (key, _sync(fds[i] if i < len(fds) else None)) for i, key in enumerate(keys)])
+            answer = _encode_answer(
+                round_id,
+                [(key, _sync(fds[i] if i < len(fds) else None)) for i, key in enumerate(keys)],
+            )
         finally:
             for fd in fds:
                 os.close(fd)

@@ -32,8 +32,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Protocol
 
-__all__ = ["LAZY_SYNC_INTERVAL", "MAX_DELAY", "SETTLED", "Committer", "GroupCommitter",
-           "RoundFuture", "due_lazy", "sync_file"]
+__all__ = [
+    "LAZY_SYNC_INTERVAL",
+    "MAX_DELAY",
+    "SETTLED",
+    "Committer",
+    "GroupCommitter",
+    "RoundFuture",
+    "due_lazy",
+    "sync_file",
+]
 
 log = logging.getLogger(__name__)
 

@@ -198,8 +198,19 @@ class _Columns:
     a few slots of it, a single probe instead of ~24 bisect steps.
     """
 
-    __slots__ = ("first", "keys", "kmv", "last", "n", "recent", "sizes", "smv", "span",
-                 "umv", "units")
+    __slots__ = (
+        "first",
+        "keys",
+        "kmv",
+        "last",
+        "n",
+        "recent",
+        "sizes",
+        "smv",
+        "span",
+        "umv",
+        "units",
+    )
 
     def __init__(
         self,
@@ -335,9 +346,9 @@ class MemoryNeedleMap(NeedleMap):
                 count += 1
         return count
 
-    def _recent_arrays(self, c: _Columns) -> tuple[
-        npt.NDArray[np.uint64], npt.NDArray[np.unsignedinteger[Any]], npt.NDArray[np.int32]
-    ]:
+    def _recent_arrays(
+        self, c: _Columns
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.unsignedinteger[Any]], npt.NDArray[np.int32]]:
         m = len(c.recent)
         rk = np.fromiter(c.recent.keys(), dtype=np.uint64, count=m)
         vals = np.fromiter(
@@ -464,8 +475,9 @@ class _Sorted:
 
     __slots__ = ("mm", "n", "nbytes", "overlay", "samples", "smv")
 
-    def __init__(self, mm: mmap.mmap | None, n: int, samples: npt.NDArray[np.uint64],
-                 entry_size: int) -> None:
+    def __init__(
+        self, mm: mmap.mmap | None, n: int, samples: npt.NDArray[np.uint64], entry_size: int
+    ) -> None:
         self.mm = mm
         self.n = n
         self.nbytes = n * entry_size

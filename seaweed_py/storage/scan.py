@@ -36,8 +36,9 @@ def read_superblock(fd: int, *, volume_id: int) -> SuperBlock:
     if len(head) < SUPERBLOCK_SIZE:
         raise CorruptVolume("superblock truncated", volume_id=volume_id, size=len(head))
     length = superblock_length(head)
-    return SuperBlock.decode(head if length == len(head) else os.pread(fd, length, 0),
-                             volume_id=volume_id)
+    return SuperBlock.decode(
+        head if length == len(head) else os.pread(fd, length, 0), volume_id=volume_id
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +89,17 @@ def scan_records(
             yield Record(pos, cookie, key, size, 0, 0, 0, "zeroed header (key 0)", fatal=True)
             return
         if size < 0 or pos + NEEDLE_HEADER_SIZE + size + tail > end:
-            yield Record(pos, cookie, key, size, 0, 0, 0,
-                         f"header Size {size} runs past the end ({end})", fatal=True)
+            yield Record(
+                pos,
+                cookie,
+                key,
+                size,
+                0,
+                0,
+                0,
+                f"header Size {size} runs past the end ({end})",
+                fatal=True,
+            )
             return
         length = record_length(size, version)
         need = NEEDLE_HEADER_SIZE + size + tail  # the padding of the last record may be cut

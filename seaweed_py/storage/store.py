@@ -129,8 +129,12 @@ class Store:
             for v in volumes:
                 if v.id in self._volumes:
                     other = self._volumes[v.id]
-                    log.error("volume %d found twice: %s and %s; keeping the first",
-                              v.id, other.base, v.base)
+                    log.error(
+                        "volume %d found twice: %s and %s; keeping the first",
+                        v.id,
+                        other.base,
+                        v.base,
+                    )
                     v.close()
                     continue
                 self._volumes[v.id] = v
@@ -157,9 +161,16 @@ class Store:
         return volumes
 
     def _open(self, directory: Path, vid: int, collection: str) -> Volume:
-        return Volume.open(directory, vid, collection=collection, index_kind=self.index_kind,
-                           fsync_mode=self.fsync_mode, committer=self._committer,
-                           size_limit=self._size_limit, clock_ns=self._clock_ns)
+        return Volume.open(
+            directory,
+            vid,
+            collection=collection,
+            index_kind=self.index_kind,
+            fsync_mode=self.fsync_mode,
+            committer=self._committer,
+            size_limit=self._size_limit,
+            clock_ns=self._clock_ns,
+        )
 
     # ------------------------------------------------------------------ queries
 
@@ -233,11 +244,18 @@ class Store:
                 raise NoFreeSlots("no free volume slot on this server", volume_id=volume_id)
             i = min(candidates, key=self._count)
             v = Volume.create(
-                self.locations[i].path, volume_id, collection=collection,
-                replica_placement=replica_placement, ttl=ttl, large_disk=self.large_disk,
-                index_kind=self.index_kind, fsync_mode=self.fsync_mode,
-                committer=self._committer, size_limit=self._size_limit,
-                clock_ns=self._clock_ns, preallocate=preallocate,
+                self.locations[i].path,
+                volume_id,
+                collection=collection,
+                replica_placement=replica_placement,
+                ttl=ttl,
+                large_disk=self.large_disk,
+                index_kind=self.index_kind,
+                fsync_mode=self.fsync_mode,
+                committer=self._committer,
+                size_limit=self._size_limit,
+                clock_ns=self._clock_ns,
+                preallocate=preallocate,
             )
             self._volumes[volume_id] = v
             self._where[volume_id] = i
@@ -250,8 +268,7 @@ class Store:
             if v is None:
                 raise VolumeNotFound("volume not found on this server", volume_id=volume_id)
             if only_empty and v.live_count:
-                raise Conflict("volume is not empty", volume_id=volume_id,
-                               needles=v.live_count)
+                raise Conflict("volume is not empty", volume_id=volume_id, needles=v.live_count)
             del self._volumes[volume_id]
             del self._where[volume_id]
         v.destroy()
@@ -312,8 +329,10 @@ def _lock_directory(directory: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise DirectoryInUse(f"data directory is in use by another process (it holds {_LOCK_FILE})",
-                             directory=str(directory)) from None
+        raise DirectoryInUse(
+            f"data directory is in use by another process (it holds {_LOCK_FILE})",
+            directory=str(directory),
+        ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd

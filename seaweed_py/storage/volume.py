@@ -173,7 +173,9 @@ class RecoveryReport:
 
     def __bool__(self) -> bool:
         return bool(
-            self.idx_entries_dropped or self.idx_bytes_cut or self.records_indexed
+            self.idx_entries_dropped
+            or self.idx_bytes_cut
+            or self.records_indexed
             or self.dat_bytes_cut
         )
 
@@ -229,9 +231,7 @@ class Volume:
         self.index_kind = index_kind
         self.fsync_mode = fsync_mode
         self._own_committer = committer is None and fsync_mode is FsyncMode.GROUP
-        self._committer: Committer | None = (
-            GroupCommitter() if self._own_committer else committer
-        )
+        self._committer: Committer | None = GroupCommitter() if self._own_committer else committer
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._dat = -1
@@ -279,17 +279,28 @@ class Volume:
     ) -> Volume:
         """Create a new, empty volume; refuses to overwrite an existing `.dat`. `preallocate`
         bytes of disk are reserved for the `.dat` (see `_reserve`)."""
-        v = cls(Path(directory), volume_id, collection, index_kind=index_kind,
-                fsync_mode=fsync_mode, committer=committer, size_limit=size_limit,
-                clock_ns=clock_ns)
+        v = cls(
+            Path(directory),
+            volume_id,
+            collection,
+            index_kind=index_kind,
+            fsync_mode=fsync_mode,
+            committer=committer,
+            size_limit=size_limit,
+            clock_ns=clock_ns,
+        )
         dat = v.base.with_suffix(".dat")
         if dat.exists():
             raise FileExistsError(f"volume {volume_id} already exists: {dat}")
         ttl = ttl or Ttl.EMPTY
         sb = SuperBlock(replica_placement=replica_placement or ReplicaPlacement(), ttl=ttl)
         expire = clock_ns() // 1_000_000_000 + ttl.seconds if ttl else 0
-        info = VolumeInfo(version=sb.version, replication=str(sb.replica_placement),
-                          bytes_offset=5 if large_disk else 4, expire_at_sec=expire)
+        info = VolumeInfo(
+            version=sb.version,
+            replication=str(sb.replica_placement),
+            bytes_offset=5 if large_disk else 4,
+            expire_at_sec=expire,
+        )
         _write_file_durably(v.base.with_suffix(".vif"), info.to_json().encode())
         with open(dat, "xb") as f:
             f.write(sb.encode())
@@ -320,9 +331,16 @@ class Volume:
 
         With `writable=False` (offline tools) no file is changed: the volume is read-only, a
         torn tail is ignored rather than cut, and the index is kept in memory."""
-        v = cls(Path(directory), volume_id, collection, index_kind=index_kind,
-                fsync_mode=fsync_mode, committer=committer, size_limit=size_limit,
-                clock_ns=clock_ns)
+        v = cls(
+            Path(directory),
+            volume_id,
+            collection,
+            index_kind=index_kind,
+            fsync_mode=fsync_mode,
+            committer=committer,
+            size_limit=size_limit,
+            clock_ns=clock_ns,
+        )
         v._load(writable)
         return v
 
@@ -351,24 +369,29 @@ class Volume:
         self.superblock = read_superblock(self._dat, volume_id=self.id)
         self.version = self.superblock.version
         if self.version not in (2, 3):
-            raise CorruptVolume(f"needle version {self.version} is not supported",
-                                volume_id=self.id)
+            raise CorruptVolume(
+                f"needle version {self.version} is not supported", volume_id=self.id
+            )
         self._tail = tail_length(self.version)
         if self.info.replication:
             self.superblock = replace(
                 self.superblock, replica_placement=ReplicaPlacement.parse(self.info.replication)
             )
         if not vif_text.strip() and self._writable_files:
-            self.info = VolumeInfo(version=self.version,
-                                   replication=str(self.superblock.replica_placement),
-                                   bytes_offset=self.layout.offset_bytes)
+            self.info = VolumeInfo(
+                version=self.version,
+                replication=str(self.superblock.replica_placement),
+                bytes_offset=self.layout.offset_bytes,
+            )
             _write_file_durably(self.base.with_suffix(".vif"), self.info.to_json().encode())
         idx_path = self.base.with_suffix(".idx")
         if not idx_path.exists() and self._writable_files:
             idx_path.write_bytes(b"")
         if idx_path.exists():
-            self._idx = os.open(idx_path, (os.O_RDWR if self._writable_files else os.O_RDONLY)
-                                | getattr(os, "O_CLOEXEC", 0))
+            self._idx = os.open(
+                idx_path,
+                (os.O_RDWR if self._writable_files else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0),
+            )
         entries, idx_size = _load_idx(self._idx, self.layout)
         live, stats = self._recover(entries, idx_size, dat_size)
         del entries
@@ -422,11 +445,11 @@ class Volume:
         good_end = min(scan_from, dat_size)
         if scan_from < dat_size:
             state: dict[int, int] = {}  # keys the scan touched: live size, or -1
-            for rec in scan_records(self._dat, scan_from, dat_size, self.version,
-                                    volume_id=self.id):
+            for rec in scan_records(
+                self._dat, scan_from, dat_size, self.version, volume_id=self.id
+            ):
                 if rec.error is not None:
-                    log.warning("volume %d: cutting .dat at %d: %s", self.id, rec.offset,
-                                rec.error)
+                    log.warning("volume %d: cutting .dat at %d: %s", self.id, rec.offset, rec.error)
                     break
                 size = rec.size
                 if size == 0 and self._is_live(rec.key, live, state):
@@ -493,9 +516,10 @@ class Volume:
         suspects = np.flatnonzero((units > near_end) | ((units < low) & (units != 0)))
         for i in suspects:
             off = int(units[i]) * 8
-            if off and (off < block
-                        or off + NEEDLE_HEADER_SIZE + max(int(sizes[i]), 0) + self._tail
-                        > dat_size):
+            if off and (
+                off < block
+                or off + NEEDLE_HEADER_SIZE + max(int(sizes[i]), 0) + self._tail > dat_size
+            ):
                 return int(i)
         return len(units)
 
@@ -628,11 +652,19 @@ class Volume:
                 self._lock.release()
         s = self._map.stats
         return VolumeStatus(
-            id=self.id, collection=self.collection, size=self._end, file_count=s.file_count,
-            delete_count=s.delete_count, deleted_byte_count=s.deleted_bytes,
-            read_only=self.read_only, replica_placement=self.replica_placement, ttl=self.ttl,
-            version=self.version, compact_revision=self.compact_revision,
-            modified_at_second=self.modified_at_second, max_file_key=s.max_key,
+            id=self.id,
+            collection=self.collection,
+            size=self._end,
+            file_count=s.file_count,
+            delete_count=s.delete_count,
+            deleted_byte_count=s.deleted_bytes,
+            read_only=self.read_only,
+            replica_placement=self.replica_placement,
+            ttl=self.ttl,
+            version=self.version,
+            compact_revision=self.compact_revision,
+            modified_at_second=self.modified_at_second,
+            max_file_key=s.max_key,
             content_size=s.content_size,
         )
 
@@ -667,8 +699,13 @@ class Volume:
             if stored_cookie != cookie and stored_key == key:
                 raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
             if stored_key != key:
-                raise CorruptNeedle("record holds another key", volume_id=self.id,
-                                    offset=offset, key=f"{key:x}", found=f"{stored_key:x}")
+                raise CorruptNeedle(
+                    "record holds another key",
+                    volume_id=self.id,
+                    offset=offset,
+                    key=f"{key:x}",
+                    found=f"{stored_key:x}",
+                )
         return decode_needle(record, self.version, volume_id=self.id, offset=offset)
 
     def record_at(self, hit: tuple[int, int]) -> bytes:
@@ -708,8 +745,9 @@ class Volume:
             start = max(0, end - block)
             buf = os.pread(self._idx, end - start, start)
             if len(buf) != end - start:
-                raise CorruptVolume("index shrank while being scanned", volume_id=self.id,
-                                    offset=start)
+                raise CorruptVolume(
+                    "index shrank while being scanned", volume_id=self.id, offset=start
+                )
             yield buf
             end = start
 
@@ -722,29 +760,45 @@ class Volume:
             raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
         return self._meta_at(key, cookie, hit, NeedleNotFound)
 
-    def _meta_at(self, key: int, cookie: int, hit: tuple[int, int],
-                 wrong_cookie: type[NeedleNotFound | CookieMismatch]) -> NeedleLocation:
+    def _meta_at(
+        self,
+        key: int,
+        cookie: int,
+        hit: tuple[int, int],
+        wrong_cookie: type[NeedleNotFound | CookieMismatch],
+    ) -> NeedleLocation:
         """`read_meta` of the record `hit` points at; a cookie other than the stored one
         raises `wrong_cookie` (checked before the metadata is decoded)."""
         offset, size = hit
         head = os.pread(self._dat, NEEDLE_HEAD_SIZE, offset)
         if len(head) < NEEDLE_HEADER_SIZE:
-            raise CorruptNeedle("record truncated", volume_id=self.id, offset=offset,
-                                key=f"{key:x}")
+            raise CorruptNeedle(
+                "record truncated", volume_id=self.id, offset=offset, key=f"{key:x}"
+            )
         stored_cookie, stored_key, stored_size = NEEDLE_HEADER.unpack_from(head)
         if stored_key != key or stored_size != size:
-            raise CorruptNeedle("record header does not match the index", volume_id=self.id,
-                                offset=offset, key=f"{key:x}")
+            raise CorruptNeedle(
+                "record header does not match the index",
+                volume_id=self.id,
+                offset=offset,
+                key=f"{key:x}",
+            )
         if stored_cookie != cookie:
-            raise wrong_cookie("cookie does not match the stored needle"
-                               if wrong_cookie is CookieMismatch else "needle not found",
-                               volume_id=self.id, key=f"{key:x}")
+            raise wrong_cookie(
+                "cookie does not match the stored needle"
+                if wrong_cookie is CookieMismatch
+                else "needle not found",
+                volume_id=self.id,
+                key=f"{key:x}",
+            )
         data_size = int.from_bytes(head[16:20], "big") if size else 0
         tail_at = offset + NEEDLE_HEAD_SIZE + data_size if size else offset + NEEDLE_HEADER_SIZE
-        tail = os.pread(self._dat, offset + NEEDLE_HEADER_SIZE + size + self._tail - tail_at,
-                        tail_at)
-        needle, data_size = decode_needle_meta(head, tail, self.version, volume_id=self.id,
-                                               offset=offset)
+        tail = os.pread(
+            self._dat, offset + NEEDLE_HEADER_SIZE + size + self._tail - tail_at, tail_at
+        )
+        needle, data_size = decode_needle_meta(
+            head, tail, self.version, volume_id=self.id, offset=offset
+        )
         return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size)
 
     def iter_data(
@@ -760,8 +814,9 @@ class Volume:
         while pos < stop:
             chunk = os.pread(self._dat, min(chunk_size, stop - pos), pos)
             if not chunk:
-                raise CorruptNeedle("data truncated", volume_id=self.id, offset=pos,
-                                    key=f"{loc.needle.key:x}")
+                raise CorruptNeedle(
+                    "data truncated", volume_id=self.id, offset=pos, key=f"{loc.needle.key:x}"
+                )
             crc = crc32c(chunk, crc)
             pos += len(chunk)
             if pos < stop or not verify:
@@ -770,9 +825,12 @@ class Volume:
                 held = chunk
         stored = loc.needle.checksum
         if verify and loc.data_size and not checksum_matches(stored, crc):
-            raise CorruptNeedle(f"crc mismatch: stored {stored:08x}, data {crc:08x}",
-                                volume_id=self.id, offset=loc.data_offset - NEEDLE_HEAD_SIZE,
-                                key=f"{loc.needle.key:x}")
+            raise CorruptNeedle(
+                f"crc mismatch: stored {stored:08x}, data {crc:08x}",
+                volume_id=self.id,
+                offset=loc.data_offset - NEEDLE_HEAD_SIZE,
+                key=f"{loc.needle.key:x}",
+            )
         if held:
             yield held
 
@@ -780,14 +838,14 @@ class Volume:
         """Every live needle in key order, as (offset, needle), or (offset, the error) for a
         record that fails its checks. For offline tools (export): no cookie is asked."""
         keys, offsets, sizes = self._map.live_arrays()
-        for key, offset, size in zip(keys.tolist(), offsets.tolist(), sizes.tolist(),
-                                     strict=True):
+        for key, offset, size in zip(keys.tolist(), offsets.tolist(), sizes.tolist(), strict=True):
             record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
             try:
                 needle = decode_needle(record, self.version, volume_id=self.id, offset=offset)
                 if needle.key != key:
-                    raise CorruptNeedle("record holds another key", volume_id=self.id,
-                                        offset=offset, key=f"{key:x}")
+                    raise CorruptNeedle(
+                        "record holds another key", volume_id=self.id, offset=offset, key=f"{key:x}"
+                    )
                 yield offset, needle
             except CorruptNeedle as exc:
                 yield offset, exc
@@ -826,16 +884,22 @@ class Volume:
         with self._lock:
             self._check_writable()
             hit = self._map.get(needle.key)
-            old = (self._existing_meta(needle.key, needle.cookie, hit) if hit is not None
-                   else None)
+            old = self._existing_meta(needle.key, needle.cookie, hit) if hit is not None else None
             chunks = iter(chunks)
             same, crc, first = 0, 0, b""  # bytes equal to the old data, their CRC, a chunk
-            if (old is not None and data_size and old.data_size == data_size
-                    and self._same_meta(old.needle, replace(needle, data=b"",
-                                                            checksum=old.needle.checksum))):
+            if (
+                old is not None
+                and data_size
+                and old.data_size == data_size
+                and self._same_meta(
+                    old.needle, replace(needle, data=b"", checksum=old.needle.checksum)
+                )
+            ):
                 for chunk in chunks:
-                    if (same + len(chunk) > data_size
-                            or os.pread(self._dat, len(chunk), old.data_offset + same) != chunk):
+                    if (
+                        same + len(chunk) > data_size
+                        or os.pread(self._dat, len(chunk), old.data_offset + same) != chunk
+                    ):
                         first = chunk
                         break
                     crc = crc32c(chunk, crc)
@@ -856,26 +920,38 @@ class Volume:
                 pos = 0
                 while pos < same:
                     assert old is not None
-                    piece = os.pread(self._dat, min(_READ_CHUNK, same - pos),
-                                     old.data_offset + pos)
+                    piece = os.pread(self._dat, min(_READ_CHUNK, same - pos), old.data_offset + pos)
                     if not piece:
-                        raise CorruptVolume("record shrank while being copied",
-                                            volume_id=self.id, offset=old.data_offset + pos)
+                        raise CorruptVolume(
+                            "record shrank while being copied",
+                            volume_id=self.id,
+                            offset=old.data_offset + pos,
+                        )
                     pos += len(piece)
                     yield piece
                 got, sum_ = same, crc
                 for chunk in itertools.chain((first,), chunks) if first else chunks:
                     got += len(chunk)
                     if got > data_size:
-                        raise BadRequest("upload longer than announced", volume_id=self.id,
-                                         key=f"{needle.key:x}", expected=data_size)
+                        raise BadRequest(
+                            "upload longer than announced",
+                            volume_id=self.id,
+                            key=f"{needle.key:x}",
+                            expected=data_size,
+                        )
                     sum_ = crc32c(chunk, sum_)
                     yield chunk
                 if got != data_size:
-                    raise BadRequest("upload shorter than announced", volume_id=self.id,
-                                     key=f"{needle.key:x}", expected=data_size, got=got)
-                yield encode_needle_tail(needle, data_size, self.version, checksum=sum_,
-                                         append_at_ns=ts)
+                    raise BadRequest(
+                        "upload shorter than announced",
+                        volume_id=self.id,
+                        key=f"{needle.key:x}",
+                        expected=data_size,
+                        got=got,
+                    )
+                yield encode_needle_tail(
+                    needle, data_size, self.version, checksum=sum_, append_at_ns=ts
+                )
 
             offset = self._append(parts(), total, needle.key, size)
             self._map.put(needle.key, offset, size)
@@ -900,8 +976,9 @@ class Volume:
             head = os.pread(self._dat, NEEDLE_HEADER_SIZE, offset)
             stored_cookie = NEEDLE_HEADER.unpack_from(head)[0] if len(head) == 16 else None
             if stored_cookie != cookie:
-                raise CookieMismatch("cookie does not match the stored needle",
-                                     volume_id=self.id, key=f"{key:x}")
+                raise CookieMismatch(
+                    "cookie does not match the stored needle", volume_id=self.id, key=f"{key:x}"
+                )
             crc_bytes = os.pread(self._dat, 4, offset + NEEDLE_HEADER_SIZE + size)
             checksum = int.from_bytes(crc_bytes, "big") if len(crc_bytes) == 4 else 0
             ts = self._next_append_ns()
@@ -917,16 +994,16 @@ class Volume:
         offset = hit[0]
         record = self.record_at(hit)
         if len(record) >= NEEDLE_HEADER_SIZE and NEEDLE_HEADER.unpack_from(record)[0] != cookie:
-            raise CookieMismatch("cookie does not match the stored needle",
-                                     volume_id=self.id, key=f"{key:x}")
+            raise CookieMismatch(
+                "cookie does not match the stored needle", volume_id=self.id, key=f"{key:x}"
+            )
         try:
             return decode_needle(record, self.version, volume_id=self.id, offset=offset)
         except CorruptNeedle as exc:
             log.error("overwriting a corrupt needle: %s", exc)
             return None
 
-    def _existing_meta(self, key: int, cookie: int,
-                       hit: tuple[int, int]) -> NeedleLocation | None:
+    def _existing_meta(self, key: int, cookie: int, hit: tuple[int, int]) -> NeedleLocation | None:
         """`_existing` without the data: its metadata and where the data lies."""
         try:
             return self._meta_at(key, cookie, hit, CookieMismatch)
@@ -971,7 +1048,9 @@ class Volume:
         if end > self._size_limit or (end > _IDX4_MAX_DAT and end > self.layout.max_dat_size):
             raise VolumeFull(
                 f"volume would exceed its size limit of {self.size_limit} bytes",
-                volume_id=self.id, size=offset, needed=total,
+                volume_id=self.id,
+                size=offset,
+                needed=total,
             )
         idx_at = self._idx_end
         try:
@@ -981,8 +1060,11 @@ class Volume:
                     _pwrite_all(self._dat, part, pos)
                     pos += len(part)
             if pos != offset + total:
-                raise CorruptVolume(f"record of {pos - offset} bytes, expected {total}",
-                                    volume_id=self.id, offset=offset)
+                raise CorruptVolume(
+                    f"record of {pos - offset} bytes, expected {total}",
+                    volume_id=self.id,
+                    offset=offset,
+                )
             entry = encode_entry(key, offset, size, self.layout)
             if self.fsync_mode is FsyncMode.ALWAYS:
                 _pwrite_all(self._idx, entry, idx_at)
@@ -995,8 +1077,12 @@ class Volume:
             # Stop taking writes until an operator marks the volume writable again; the
             # heartbeat reports it read-only, so the master stops assigning to it.
             self.read_only_reason = "disk full"
-            raise DiskFull("no space left for the append; volume is now read-only",
-                           volume_id=self.id, offset=offset, needed=total) from exc
+            raise DiskFull(
+                "no space left for the append; volume is now read-only",
+                volume_id=self.id,
+                offset=offset,
+                needed=total,
+            ) from exc
         except BaseException:
             self._truncate_back(offset, idx_at)
             raise
@@ -1037,12 +1123,20 @@ class Volume:
         try:
             _pwrite_all(self._idx, bytes(batch), self._idx_end - len(batch))
         except OSError as exc:
-            log.error("volume %d: could not write %d .idx entries at %d (rebuilt from .dat "
-                      "on the next open): %s", self.id, len(batch) // self.layout.entry_size,
-                      self._idx_end - len(batch), exc)
+            log.error(
+                "volume %d: could not write %d .idx entries at %d (rebuilt from .dat "
+                "on the next open): %s",
+                self.id,
+                len(batch) // self.layout.entry_size,
+                self._idx_end - len(batch),
+                exc,
+            )
             if not self._closed:
-                self.read_only_reason = ("disk full" if exc.errno == errno.ENOSPC
-                                         else f"index write failed: {exc.strerror or exc}")
+                self.read_only_reason = (
+                    "disk full"
+                    if exc.errno == errno.ENOSPC
+                    else f"index write failed: {exc.strerror or exc}"
+                )
             return
         batch.clear()
 
@@ -1051,7 +1145,7 @@ class Volume:
         entries, and cut `.idx` to what remains of it on disk."""
         on_disk = self._idx_end - len(self._idx_batch)
         if idx_end >= on_disk:
-            del self._idx_batch[idx_end - on_disk:]
+            del self._idx_batch[idx_end - on_disk :]
         else:  # a flush already wrote some of them
             self._idx_batch.clear()
             on_disk = idx_end

@@ -87,8 +87,7 @@ class AdminHandlers:
             "maxFileKey": store.max_file_key,
             "locationUuids": list(store.location_uuids),
             "hasNoVolumes": False,
-            "volumes": [_heartbeat_volume(v) for v in store.volume_infos()
-                        if v.id not in missing],
+            "volumes": [_heartbeat_volume(v) for v in store.volume_infos() if v.id not in missing],
         }
 
     def gauges(self) -> list[tuple[str, str, float]]:
@@ -96,10 +95,16 @@ class AdminHandlers:
         infos = store.volume_infos()
         return [
             ("weedpy_volume_volumes", "Volumes on this server", float(len(infos))),
-            ("weedpy_volume_needles", "Live needles on this server",
-             float(sum(v.file_count - v.delete_count for v in infos))),
-            ("weedpy_volume_free_slots", "Volumes that can still be created",
-             float(store.free_slots)),
+            (
+                "weedpy_volume_needles",
+                "Live needles on this server",
+                float(sum(v.file_count - v.delete_count for v in infos)),
+            ),
+            (
+                "weedpy_volume_free_slots",
+                "Volumes that can still be created",
+                float(store.free_slots),
+            ),
         ]
 
     # ------------------------------------------------------------------ status and health
@@ -107,8 +112,11 @@ class AdminHandlers:
     async def status(self, req: Request) -> Response:
         disks = await asyncio.to_thread(self._disk_statuses)
         volumes = sorted(self._server.store.volume_infos(), key=lambda v: v.id)
-        body = {"Version": VERSION, "DiskStatuses": disks,
-                "Volumes": [_status_volume(v) for v in volumes]}
+        body = {
+            "Version": VERSION,
+            "DiskStatuses": disks,
+            "Volumes": [_status_volume(v) for v in volumes],
+        }
         return json_response(body, pretty=bool(req.query.get("pretty")))
 
     def _disk_statuses(self) -> list[dict[str, Any]]:
@@ -121,9 +129,16 @@ class AdminHandlers:
                 out.append({"dir": path, "error": str(exc)})
                 continue
             total = usage.total or 1
-            out.append({"dir": path, "all": usage.total, "used": usage.used, "free": usage.free,
-                        "percent_free": round(usage.free * 100 / total, 5),
-                        "percent_used": round(usage.used * 100 / total, 5)})
+            out.append(
+                {
+                    "dir": path,
+                    "all": usage.total,
+                    "used": usage.used,
+                    "free": usage.free,
+                    "percent_free": round(usage.free * 100 / total, 5),
+                    "percent_used": round(usage.used * 100 / total, 5),
+                }
+            )
         return out
 
     def healthz(self, req: Request) -> Response:
@@ -180,15 +195,15 @@ class AdminHandlers:
     async def delete_volume(self, req: Request) -> Response:
         q = req.form()
         vid = _volume_id(q)
-        await asyncio.to_thread(self._server.store.delete_volume, vid,
-                                only_empty=q.get("onlyEmpty") == "true")
+        await asyncio.to_thread(
+            self._server.store.delete_volume, vid, only_empty=q.get("onlyEmpty") == "true"
+        )
         self._server.link.poke()
         return json_response({})
 
     def mark_readonly(self, req: Request) -> Response:
         q = req.form()
-        self._server.store.mark_read_only(_volume_id(q), True,
-                                          persist=q.get("persist") == "true")
+        self._server.store.mark_read_only(_volume_id(q), True, persist=q.get("persist") == "true")
         self._server.link.poke()
         return json_response({})
 
@@ -246,8 +261,15 @@ def _behind(allow: AllowList, handler: Handler) -> Handler:
 
 def _status_volume(v: VolumeStatus) -> dict[str, Any]:
     rp = v.replica_placement
-    placement = {k: n for k, n in (("SameRackCount", rp.same_rack), ("DiffRackCount", rp.diff_rack),
-                                   ("DiffDataCenterCount", rp.diff_data_center)) if n}
+    placement = {
+        k: n
+        for k, n in (
+            ("SameRackCount", rp.same_rack),
+            ("DiffRackCount", rp.diff_rack),
+            ("DiffDataCenterCount", rp.diff_data_center),
+        )
+        if n
+    }
     return {
         "Id": v.id,
         "Collection": v.collection,

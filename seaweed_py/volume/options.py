@@ -92,8 +92,11 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
     fs.add(f"{p}rack", "", "current volume server's rack name")
     fs.add(f"{p}readMode", "proxy", "[local|proxy|redirect] how to serve non-local volumes")
     fs.add(f"{p}fileSizeLimitMB", 256, "limit file size to avoid out of memory")
-    fs.add(f"{p}compactionMBps", 0, "accepted for compatibility with weed volume; weedpy does "
-           "not compact volumes yet")
+    fs.add(
+        f"{p}compactionMBps",
+        0,
+        "accepted for compatibility with weed volume; weedpy does not compact volumes yet",
+    )
     fs.add(f"{p}index", "memory", "[memory|mmap] needle map kind")
     fs.add(f"{p}fsync", "group", "[none|group|always] when a write is acknowledged")
     fs.add(f"{p}largeDisk", False, "create volumes with 5-byte offsets (8 TiB volumes)")

@@ -67,8 +67,20 @@ log = logging.getLogger(__name__)
 
 _SERVER_ERROR = Response(500, raw_headers=JSON_HEADERS, body=b'{"error":"internal error"}')
 _GZIP_MAGIC = b"\x1f\x8b"
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
-                         "server", "date", "te", "trailer", "upgrade", "proxy-connection"})
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "server",
+        "date",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+    }
+)
 _META_CACHE_SIZE = 4096
 # Request headers that change a GET's answer (besides the needle): such reads are not cached.
 _PLAIN = frozenset(("range", "if-modified-since", "if-none-match"))
@@ -155,8 +167,11 @@ class BlobReader:
                 needle = volume.read_at(path.key, path.cookie, hit, record)
             else:
                 # Spec §3.3: `readDeleted=true` reads a deleted needle's last live version.
-                needle = volume.read(path.key, path.cookie, read_deleted=bool(req.query_string)
-                                     and req.query.get("readDeleted") == "true")
+                needle = volume.read(
+                    path.key,
+                    path.cookie,
+                    read_deleted=bool(req.query_string) and req.query.get("readDeleted") == "true",
+                )
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:
@@ -165,8 +180,12 @@ class BlobReader:
         if needle.flags & FLAG_HAS_TTL and needle.append_at_ns and self._expired(needle):
             return not_found(req.path)
         answer = self.serve(req, path, needle)
-        if (record is not None and type(answer) is Response and answer.status == 200
-                and not needle.flags & _UNSTABLE_FLAGS):
+        if (
+            record is not None
+            and type(answer) is Response
+            and answer.status == 200
+            and not needle.flags & _UNSTABLE_FLAGS
+        ):
             assert hit is not None
             self._remember(req.path, (path.volume_id, path.key, hit, record, answer))
         return answer
@@ -199,8 +218,11 @@ class BlobReader:
         ops = ImageOps.from_query(query, path.ext or extension(filename)) if query else None
         sniff = not query.get("response-content-encoding")  # see _sniffs
         if needle.flags & FLAG_GZIP:
-            if (ops is None and "gzip" in req.headers.get("accept-encoding", "")
-                    and data[:2] == _GZIP_MAGIC):
+            if (
+                ops is None
+                and "gzip" in req.headers.get("accept-encoding", "")
+                and data[:2] == _GZIP_MAGIC
+            ):
                 if sniff:  # else the override already names the encoding, once
                     head += b"Content-Encoding: gzip\r\n"
                 sniff = False
@@ -229,8 +251,10 @@ class BlobReader:
         if needle.last_modified:
             head += last_modified_line(needle.last_modified)
         if ("if-modified-since" in headers or "if-none-match" in headers) and is_not_modified(
-            headers.get("if-modified-since"), headers.get("if-none-match"),
-            needle.last_modified, etag.decode(),
+            headers.get("if-modified-since"),
+            headers.get("if-none-match"),
+            needle.last_modified,
+            etag.decode(),
         ):
             return Response(304, raw_headers=head)
         if needle.pairs:
@@ -244,8 +268,11 @@ class BlobReader:
         if not query:
             return head + inline, filename, content_type
         if filename and "response-content-disposition" not in query:
-            head += (_header("Content-Disposition", content_disposition(filename, True))
-                     if parse_bool(query.get("dl", "")) else inline)
+            head += (
+                _header("Content-Disposition", content_disposition(filename, True))
+                if parse_bool(query.get("dl", ""))
+                else inline
+            )
         for header, value in override_headers(query).items():
             if header == "Content-Type":
                 content_type = value
@@ -271,7 +298,11 @@ class BlobReader:
             return not_found(req.path)
         query = req.query if req.query_string else _EMPTY_QUERY
         whole = needle.flags & (FLAG_GZIP | FLAG_CHUNK_MANIFEST) or (
-            query and ImageOps.from_query(query, path.ext or extension(needle.name.decode("utf-8", "replace"))))
+            query
+            and ImageOps.from_query(
+                query, path.ext or extension(needle.name.decode("utf-8", "replace"))
+            )
+        )
         ranges = _ranges(req, loc.data_size)
         if whole or (ranges is not None and len(ranges) > 1):
             return await self._serve_read_off_loop(req, path, volume)
@@ -285,11 +316,13 @@ class BlobReader:
             head += _header("Content-Range", ranges[0].content_range(loc.data_size))
         if not content_type and length and _sniffs(req, query):
             # Go sniffs the first bytes sent: one small pread, not the needle.
-            first = replace(loc, data_offset=loc.data_offset + start,
-                            data_size=min(length, _SNIFF_SIZE))
+            first = replace(
+                loc, data_offset=loc.data_offset + start, data_size=min(length, _SNIFF_SIZE)
+            )
             try:
                 content_type = detect_content_type(
-                    next(volume.iter_data(first, _SNIFF_SIZE, verify=False), b""))
+                    next(volume.iter_data(first, _SNIFF_SIZE, verify=False), b"")
+                )
             except CorruptNeedle as exc:
                 log.error("read %s: %s", req.path, exc)
                 return _SERVER_ERROR
@@ -300,12 +333,11 @@ class BlobReader:
         partial = length != loc.data_size
         if partial:
             loc = replace(loc, data_offset=loc.data_offset + start, data_size=length)
-        return Response(status, raw_headers=head, body=_stream(volume, loc, partial),
-                        content_length=length)
+        return Response(
+            status, raw_headers=head, body=_stream(volume, loc, partial), content_length=length
+        )
 
-    async def _serve_read_off_loop(
-        self, req: Request, path: BlobPath, volume: Volume
-    ) -> Response:
+    async def _serve_read_off_loop(self, req: Request, path: BlobPath, volume: Volume) -> Response:
         try:
             needle = await asyncio.to_thread(volume.read, path.key, path.cookie)
         except NotFound:
@@ -321,7 +353,11 @@ class BlobReader:
         cached, since most reads repeat a few combinations."""
         filename = url_name or name.decode("utf-8", "replace")
         content_type = content_type_for(mime.decode("utf-8", "replace"), filename)
-        inline = _header("Content-Disposition", content_disposition(filename, False)) if filename else b""
+        inline = (
+            _header("Content-Disposition", content_disposition(filename, False))
+            if filename
+            else b""
+        )
         if len(self._meta) >= _META_CACHE_SIZE:
             self._meta.clear()
         meta = (filename, content_type, inline)
@@ -346,8 +382,9 @@ class BlobReader:
         except WeedError as exc:
             log.error("read %s: bad chunk manifest: %s", req.path, exc)
             return _SERVER_ERROR
-        prepared = self._prepare(req, path, needle, query, manifest.name.encode(),
-                                 manifest.mime.encode())
+        prepared = self._prepare(
+            req, path, needle, query, manifest.name.encode(), manifest.mime.encode()
+        )
         if isinstance(prepared, Response):
             return prepared
         head, _, content_type = prepared
@@ -383,13 +420,17 @@ class BlobReader:
         parts: dict[tuple[int, int], bytes] = {}
         for r in ranges:
             parts[r.start, r.length] = b"".join(
-                [piece async for piece in self._chunks(manifest, r.start, r.length)])
+                [piece async for piece in self._chunks(manifest, r.start, r.length)]
+            )
         body, multipart_type = multipart_byteranges(
-            ranges, size, content_type, lambda s, n: parts[s, n], secrets.token_hex(15))
+            ranges, size, content_type, lambda s, n: parts[s, n], secrets.token_hex(15)
+        )
         head += _header("Content-Type", multipart_type)
         return Response(206, raw_headers=head, body=body)
 
-    async def _chunks(self, manifest: ChunkManifest, start: int, length: int) -> AsyncIterator[bytes]:
+    async def _chunks(
+        self, manifest: ChunkManifest, start: int, length: int
+    ) -> AsyncIterator[bytes]:
         end = start + length
         for chunk in manifest.chunks:
             lo, hi = max(start, chunk.offset), min(end, chunk.offset + chunk.size)
@@ -409,8 +450,7 @@ class BlobReader:
             raise NotFound(f"chunk {fid} is on no known server")
         locations = await self._link.lookup(fid.volume_id)
         url = f"http://{random.choice(locations).url}/{fid}"
-        headers = {"Range": f"bytes={offset}-{offset + length - 1}",
-                   "Accept-Encoding": "identity"}
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}", "Accept-Encoding": "identity"}
         async with self._http().get(url, headers=headers) as resp:
             body = await resp.read()
             if resp.status not in (200, 206):

@@ -101,7 +101,7 @@ def content_type_for(stored_mime: str, filename: str) -> str:
 
 
 # Go `mime` token: printable ASCII except space and the tspecials ()<>@,;:\"/[]?=
-_is_token = re.compile(r'[!#-\'*+\-.0-9A-Z^-~]+').fullmatch
+_is_token = re.compile(r"[!#-\'*+\-.0-9A-Z^-~]+").fullmatch
 
 
 def content_disposition(filename: str, attachment: bool) -> str:

@@ -46,10 +46,13 @@ log = logging.getLogger(__name__)
 
 SERVER_HEADER = f"SeaweedFS Volume weedpy {__version__}"
 _CORS = b"Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\n"
-_PREFLIGHT = (b"Access-Control-Allow-Methods: PUT, POST, GET, DELETE, OPTIONS\r\n"
-              b"Access-Control-Allow-Headers: *\r\n")
-_PUBLIC_PREFLIGHT = (b"Access-Control-Allow-Methods: GET, OPTIONS\r\n"
-                     b"Access-Control-Allow-Headers: *\r\n")
+_PREFLIGHT = (
+    b"Access-Control-Allow-Methods: PUT, POST, GET, DELETE, OPTIONS\r\n"
+    b"Access-Control-Allow-Headers: *\r\n"
+)
+_PUBLIC_PREFLIGHT = (
+    b"Access-Control-Allow-Methods: GET, OPTIONS\r\nAccess-Control-Allow-Headers: *\r\n"
+)
 # Multipart framing around the largest accepted file.
 _MULTIPART_SLACK = 64 * 1024
 
@@ -77,12 +80,24 @@ class VolumeServer:
             on_answer=self._on_master_answer,
         )
         self.replicator = Replicator()
-        self.reader = BlobReader(self.store, self.link, self_url=self.url,
-                                 read_mode=options.read_mode, stats=self.stats, clock=clock)
-        self.writer = BlobWriter(self.store, self.link, self.replicator, self_url=self.url,
-                                 file_size_limit=options.file_size_limit,
-                                 spool_dir=options.dirs[0], stats=self.stats,
-                                 clock=clock)
+        self.reader = BlobReader(
+            self.store,
+            self.link,
+            self_url=self.url,
+            read_mode=options.read_mode,
+            stats=self.stats,
+            clock=clock,
+        )
+        self.writer = BlobWriter(
+            self.store,
+            self.link,
+            self.replicator,
+            self_url=self.url,
+            file_size_limit=options.file_size_limit,
+            spool_dir=options.dirs[0],
+            stats=self.stats,
+            clock=clock,
+        )
         self.admin = AdminHandlers(self)
         self.allow = AllowList(options.white_list)
         self.stopping = False
@@ -92,8 +107,7 @@ class VolumeServer:
         if options.public_port and options.public_port != options.port:
             public = Router()
             public.fallback(self._public_blob)
-            self.public_http = HttpServer(public, self._limits(), SERVER_HEADER,
-                                          batch_writes=True)
+            self.public_http = HttpServer(public, self._limits(), SERVER_HEADER, batch_writes=True)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -170,8 +184,10 @@ class VolumeServer:
         elif method == "OPTIONS":
             answer = Response(200, raw_headers=_PUBLIC_PREFLIGHT)
         else:
-            raise MethodNotAllowed(f"{method} is not served on the public port",
-                                   headers={"Allow": "GET, HEAD, OPTIONS"})
+            raise MethodNotAllowed(
+                f"{method} is not served on the public port",
+                headers={"Allow": "GET, HEAD, OPTIONS"},
+            )
         if "origin" not in req.headers:
             return answer
         if isinstance(answer, Response):
@@ -214,6 +230,10 @@ class VolumeServer:
 
 def _with_cors(response: Response) -> Response:
     """A copy of `response` with the CORS headers (responses may be shared constants)."""
-    return Response(response.status, response.headers, response.body,
-                    raw_headers=_CORS + response.raw_headers,
-                    content_length=response.content_length)
+    return Response(
+        response.status,
+        response.headers,
+        response.body,
+        raw_headers=_CORS + response.raw_headers,
+        content_length=response.content_length,
+    )

@@ -40,18 +40,23 @@ class _Collector:
 
     def collect(self) -> Iterator[Any]:
         s = self._stats
-        requests = CounterMetricFamily("weedpy_volume_requests", "Blob requests handled",
-                                       labels=["type"])
+        requests = CounterMetricFamily(
+            "weedpy_volume_requests", "Blob requests handled", labels=["type"]
+        )
         requests.add_metric(["read"], s.reads)
         requests.add_metric(["write"], s.writes)
         requests.add_metric(["delete"], s.deletes)
         yield requests
-        yield CounterMetricFamily("weedpy_volume_write_errors", "Writes that failed",
-                                  value=s.write_errors)
-        yield CounterMetricFamily("weedpy_volume_replica_failures",
-                                  "Writes or deletes a replica did not store",
-                                  value=s.replica_failures)
-        yield CounterMetricFamily("weedpy_volume_written_bytes", "Bytes of blob data written",
-                                  value=s.bytes_written)
+        yield CounterMetricFamily(
+            "weedpy_volume_write_errors", "Writes that failed", value=s.write_errors
+        )
+        yield CounterMetricFamily(
+            "weedpy_volume_replica_failures",
+            "Writes or deletes a replica did not store",
+            value=s.replica_failures,
+        )
+        yield CounterMetricFamily(
+            "weedpy_volume_written_bytes", "Bytes of blob data written", value=s.bytes_written
+        )
         for name, help_text, value in s._gauges():
             yield GaugeMetricFamily(name, help_text, value=value)

@@ -106,8 +106,7 @@ class UploadOptions:
 @functools.lru_cache(maxsize=2)
 def _plain_options(now: int) -> UploadOptions:
     """The options of an upload without a query string (most of them), shared per second."""
-    return UploadOptions(last_modified=now, ttl=Ttl.EMPTY, chunk_manifest=False,
-                         replicate=False)
+    return UploadOptions(last_modified=now, ttl=Ttl.EMPTY, chunk_manifest=False, replicate=False)
 
 
 class Upload(NamedTuple):
@@ -188,8 +187,9 @@ def _parse_part_headers(block: bytes) -> _PartHeaders:
     for line in block.split(b"\r\n"):
         name, sep, value = line.partition(b":")
         if sep:
-            headers.setdefault(name.strip().lower().decode("latin-1"),
-                               value.strip().decode("utf-8", "replace"))
+            headers.setdefault(
+                name.strip().lower().decode("latin-1"), value.strip().decode("utf-8", "replace")
+            )
     return _PartHeaders(
         filename=_filename(headers.get("content-disposition", "")),
         content_type=headers.get("content-type", ""),
@@ -250,8 +250,14 @@ def _multipart_body(body: Buffer, content_type: str) -> _Body:
             if later_headers.filename:
                 headers, start, end = later_headers, later_start, later_end
                 break
-    return _Body(start, end, _base_name(headers.filename), headers.content_type,
-                 headers.content_encoding, headers.content_md5)
+    return _Body(
+        start,
+        end,
+        _base_name(headers.filename),
+        headers.content_type,
+        headers.content_encoding,
+        headers.content_md5,
+    )
 
 
 def _disposition_name(disposition: str) -> str:
@@ -308,8 +314,25 @@ _resolve_mime_memo = functools.lru_cache(maxsize=256)(_mime_rule)
 
 _COMPRESS_EXT = frozenset({".svg", ".bmp", ".wav"})
 _NO_COMPRESS_EXT = frozenset({".zip", ".rar", ".gz", ".bz2", ".xz", ".zst", ".br"})
-_TEXT_EXT = frozenset({".pdf", ".txt", ".html", ".htm", ".css", ".js", ".json", ".php",
-                       ".java", ".go", ".rb", ".c", ".cpp", ".h", ".hpp"})
+_TEXT_EXT = frozenset(
+    {
+        ".pdf",
+        ".txt",
+        ".html",
+        ".htm",
+        ".css",
+        ".js",
+        ".json",
+        ".php",
+        ".java",
+        ".go",
+        ".rb",
+        ".c",
+        ".cpp",
+        ".h",
+        ".hpp",
+    }
+)
 _IMAGE_EXT = frozenset({".png", ".jpg", ".jpeg"})
 _WAV_MIMES = frozenset({"audio/wave", "audio/wav", "audio/x-wav", "audio/x-pn-wav"})
 
@@ -530,12 +553,12 @@ def _file_part(block: bytes, as_sent: bool) -> _FilePart | None:
 
 def _new_file_part(block: bytes, as_sent: bool) -> _FilePart | None:
     headers = _parse_part_headers(block)
-    if (not headers.filename or headers.content_md5
-            or headers.content_encoding.lower() == "gzip"):
+    if not headers.filename or headers.content_md5 or headers.content_encoding.lower() == "gzip":
         return None
     filename = _base_name(headers.filename)
-    return _FilePart(_fits(filename),
-                     _type_rule(headers.content_type, _ext(filename), False, as_sent))
+    return _FilePart(
+        _fits(filename), _type_rule(headers.content_type, _ext(filename), False, as_sent)
+    )
 
 
 def _raw_rule(declared: str, ext: str, as_sent: bool) -> _TypeRule:
@@ -606,11 +629,14 @@ def _raw_upload(
     size = len(body)
     declared = headers.get("content-type", "")
     disposition = headers.get("content-disposition", "")
-    if ("content-encoding" in headers or "content-md5" in headers or size > size_limit
-            or len(disposition) > _MEMO_LIMIT):
+    if (
+        "content-encoding" in headers
+        or "content-md5" in headers
+        or size > size_limit
+        or len(disposition) > _MEMO_LIMIT
+    ):
         return None
-    filename = ((disposition and _disposition_name_memo(disposition))
-                or path[path.rfind("/") + 1 :])
+    filename = (disposition and _disposition_name_memo(disposition)) or path[path.rfind("/") + 1 :]
     ext = _ext(filename)
     if len(declared) + len(ext) > _MEMO_LIMIT:  # the memo must stay small
         return None
@@ -624,8 +650,19 @@ def _upload(
     """The `Upload` of a shortcut: `data` as sent, gzipped if its rule says so and it pays."""
     packed = _compressed(data, rule) if data and not options.replicate else None
     # Upload's fields in order, without its generated __new__.
-    return _new_upload(Upload, (data if packed is None else packed, name, rule.mime,
-                                packed is not None, len(data), _pairs(headers), "", options))
+    return _new_upload(
+        Upload,
+        (
+            data if packed is None else packed,
+            name,
+            rule.mime,
+            packed is not None,
+            len(data),
+            _pairs(headers),
+            "",
+            options,
+        ),
+    )
 
 
 def _parse_upload(
@@ -701,8 +738,10 @@ def parse_spooled_upload(
     (it would need the whole body in memory). Runs in a worker thread."""
     part, multipart = _locate(method, path, headers, body)
     gzipped = part.content_encoding.lower() == "gzip"
-    pieces = (body[pos : min(pos + _SPOOL_CHUNK, part.end)]
-              for pos in range(part.start, part.end, _SPOOL_CHUNK))
+    pieces = (
+        body[pos : min(pos + _SPOOL_CHUNK, part.end)]
+        for pos in range(part.start, part.end, _SPOOL_CHUNK)
+    )
     upload = Upload(
         data=b"",
         name=_fits(part.filename),

@@ -97,16 +97,21 @@ class BlobWriter:
         self._stats.writes += 1
         url_path = req.path
         path = parse_write_path(url_path)
-        options = UploadOptions.from_query(req.query if req.query_string else _NO_QUERY,
-                                           int(self._clock()))
+        options = UploadOptions.from_query(
+            req.query if req.query_string else _NO_QUERY, int(self._clock())
+        )
         if req.stream is not None:
             return self._write_spooled(req, path, options)
         # parse_upload refuses data above the limit itself, so no _check_limit here.
         upload = parse_upload(req.method, url_path, req.headers, req.body, options, self._limit)
         volume = self._store.get(path.volume_id)
         data = upload.data
-        if (volume is None or len(data) > _OFF_LOOP_WRITE or options.fsync
-                or not (options.replicate or volume.replica_placement.copy_count <= 1)):
+        if (
+            volume is None
+            or len(data) > _OFF_LOOP_WRITE
+            or options.fsync
+            or not (options.replicate or volume.replica_placement.copy_count <= 1)
+        ):
             return self._store_upload(url_path, path, upload)
         needle = _needle(path, upload, volume)
         result = volume.write(needle)
@@ -131,8 +136,9 @@ class BlobWriter:
         if len(needle.data) > _OFF_LOOP_WRITE:
             # Streamed append: head, data and tail are written separately, so the record is
             # never assembled as one more copy of the data.
-            result = await asyncio.to_thread(volume.write_streamed, needle, len(needle.data),
-                                             (needle.data,))
+            result = await asyncio.to_thread(
+                volume.write_streamed, needle, len(needle.data), (needle.data,)
+            )
         else:
             result = volume.write(needle)
         await self._durable.wait(result.durable)
@@ -141,25 +147,34 @@ class BlobWriter:
             copy = _copy(url_path, needle, upload)
             failures = await self._replicator.write(remote, copy)
             if failures:
-                await self._undo_write(volume, needle, url_path, remote, failures,
-                                       appended=not result.unchanged)
+                await self._undo_write(
+                    volume, needle, url_path, remote, failures, appended=not result.unchanged
+                )
         self._stats.bytes_written += len(needle.data)
         return _write_response(upload, needle, unchanged=result.unchanged)
 
-    async def _write_spooled(self, req: Request, path: BlobPath, options: UploadOptions) -> Response:
+    async def _write_spooled(
+        self, req: Request, path: BlobPath, options: UploadOptions
+    ) -> Response:
         """A body that arrived as a stream: spooled to a file, appended from it in slices.
         Replicated writes load the data once, to forward it."""
         assert req.stream is not None
         spooled = await spool(req.stream, self._spool_dir)
         try:
             upload, start, end = await asyncio.to_thread(
-                parse_spooled_upload, req.method, req.path, req.headers, spooled.map, options,
+                parse_spooled_upload,
+                req.method,
+                req.path,
+                req.headers,
+                spooled.map,
+                options,
                 self._limit,
             )
             self._check_limit(path, upload)
             volume = self._store.get(path.volume_id)
-            if volume is None or (not options.replicate
-                                  and volume.replica_placement.copy_count > 1):
+            if volume is None or (
+                not options.replicate and volume.replica_placement.copy_count > 1
+            ):
                 data = await asyncio.to_thread(spooled.read, start, end)
                 return await self._store_upload(req.path, path, upload._replace(data=data))
             needle = _needle(path, upload, volume)
@@ -170,20 +185,23 @@ class BlobWriter:
                     crc[0] = crc32c(piece, crc[0])
                     yield piece
 
-            result = await asyncio.to_thread(volume.write_streamed, needle, end - start,
-                                             checksummed())
+            result = await asyncio.to_thread(
+                volume.write_streamed, needle, end - start, checksummed()
+            )
             await self._durable.wait(result.durable)
             await _sync_if_asked(volume, options)
             self._stats.bytes_written += end - start
-            return _write_response(upload, replace(needle, checksum=crc[0]),
-                                   unchanged=result.unchanged)
+            return _write_response(
+                upload, replace(needle, checksum=crc[0]), unchanged=result.unchanged
+            )
         finally:
             await asyncio.to_thread(spooled.close)
 
     def _check_limit(self, path: BlobPath, upload: Upload) -> None:
         if upload.original_size > self._limit:
-            raise PayloadTooLarge(f"file over the limited {self._limit} bytes",
-                                  volume_id=path.volume_id)
+            raise PayloadTooLarge(
+                f"file over the limited {self._limit} bytes", volume_id=path.volume_id
+            )
 
     async def _forward_only(self, path: BlobPath, url_path: str, upload: Upload) -> Response:
         """The volume is not here: store it on every holder (quirk A28, kept), unless this is
@@ -200,8 +218,9 @@ class BlobWriter:
             raise ReplicationFailed(_failure_text(failures), volume_id=path.volume_id)
         return _write_response(upload, needle, unchanged=False)
 
-    async def _replica_urls(self, volume_id: int, volume: Volume, *,
-                            fresh: bool = False) -> Sequence[str]:
+    async def _replica_urls(
+        self, volume_id: int, volume: Volume, *, fresh: bool = False
+    ) -> Sequence[str]:
         """The other servers holding `volume_id`; none for single-copy volumes. `fresh` asks
         the master instead of trusting a cached answer."""
         copies = volume.replica_placement.copy_count
@@ -266,8 +285,7 @@ class BlobWriter:
         # delete cannot be rolled back like a write): a volume short of copies, or a failed
         # lookup, refuses the delete and leaves the blob as it was.
         replicate = req.query.get("type") == "replicate"
-        remote = () if replicate else await self._replica_urls(path.volume_id, volume,
-                                                               fresh=True)
+        remote = () if replicate else await self._replica_urls(path.volume_id, volume, fresh=True)
         reported: int | None = None
         if self._is_manifest(volume, path):
             manifest = await asyncio.to_thread(volume.read, path.key, path.cookie)
@@ -275,8 +293,9 @@ class BlobWriter:
         try:
             result = volume.delete(path.key, path.cookie)
         except CookieMismatch:
-            raise BadRequest("File Random Cookie does not match.", volume_id=path.volume_id,
-                             key=f"{path.key:x}") from None
+            raise BadRequest(
+                "File Random Cookie does not match.", volume_id=path.volume_id, key=f"{path.key:x}"
+            ) from None
         except NotFound:
             return _size_response(404, None)
         await self._durable.wait(result.durable)
@@ -285,8 +304,9 @@ class BlobWriter:
             if failures:
                 self._stats.replica_failures += 1
                 await self._tell_master(path.volume_id)
-                raise ReplicationFailed("Deletion Failed: " + _failure_text(failures),
-                                        volume_id=path.volume_id)
+                raise ReplicationFailed(
+                    "Deletion Failed: " + _failure_text(failures), volume_id=path.volume_id
+                )
         return _size_response(202, result.size if reported is None else reported)
 
     @staticmethod
@@ -301,8 +321,9 @@ class BlobWriter:
         """Delete every chunk of a manifest before the manifest itself (spec §13.3); returns
         the file size the manifest records, which is what the DELETE reports."""
         try:
-            manifest = load_chunk_manifest(manifest_needle.data,
-                                           bool(manifest_needle.flags & FLAG_GZIP))
+            manifest = load_chunk_manifest(
+                manifest_needle.data, bool(manifest_needle.flags & FLAG_GZIP)
+            )
             for chunk in manifest.chunks:
                 await self._delete_one(chunk.file_id)
         except WeedError as exc:
@@ -318,8 +339,7 @@ class BlobWriter:
         if self._link is None:
             raise VolumeNotFound("chunk volume is not on this server", volume_id=fid.volume_id)
         locations = await self._link.lookup(fid.volume_id)
-        failures = await self._replicator.delete([locations[0].url], f"/{fid}",
-                                                 as_replica=False)
+        failures = await self._replicator.delete([locations[0].url], f"/{fid}", as_replica=False)
         if failures:
             raise ReplicationFailed(_failure_text(failures), volume_id=fid.volume_id)
 
@@ -327,9 +347,18 @@ class BlobWriter:
 def _needle(path: BlobPath, upload: Upload, volume: Volume) -> Needle:
     options = upload.options
     ttl = options.ttl or volume.ttl or None  # the upload's, else the volume's
-    return upload_needle(path.cookie, path.key, upload.data, upload.name.encode(),
-                         upload.mime.encode(), options.last_modified, ttl, upload.pairs,
-                         upload.gzipped, options.chunk_manifest)
+    return upload_needle(
+        path.cookie,
+        path.key,
+        upload.data,
+        upload.name.encode(),
+        upload.mime.encode(),
+        options.last_modified,
+        ttl,
+        upload.pairs,
+        upload.gzipped,
+        options.chunk_manifest,
+    )
 
 
 def _copy(url_path: str, needle: Needle, upload: Upload) -> ReplicaCopy:
@@ -368,8 +397,12 @@ def _write_response(upload: Upload, needle: Needle, *, unchanged: bool) -> Respo
         checksum = needle.checksum
         mime = upload.mime
         if mime:
-            body = _CREATED_MIME % (orjson.dumps(name), upload.original_size, checksum,
-                                    orjson.dumps(mime))
+            body = _CREATED_MIME % (
+                orjson.dumps(name),
+                upload.original_size,
+                checksum,
+                orjson.dumps(mime),
+            )
         else:
             body = _CREATED % (orjson.dumps(name), upload.original_size, checksum)
         return Response(201, None, body, raw_headers=_CREATED_HEAD % checksum)

@@ -102,9 +102,7 @@ def cluster(
 
 
 @pytest.fixture(scope="module")
-def drive(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str], Run]:
+def drive(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Run]:
     """`drive(client)`: run drive.js for `client` once against this module's cluster."""
     runs: dict[str, Run] = {}
 
@@ -119,8 +117,12 @@ def drive(
 def _drive(client: str, cluster: Cluster, scratch: Path) -> Run:
     # Three sizes (one multipart frame, a few, a body node streams in many chunks) and a text
     # volume servers store gzipped.
-    contents = [("a.bin", os.urandom(7000)), ("b.bin", os.urandom(3000)),
-                ("c.bin", os.urandom(300_000)), ("notes.txt", b"the quick brown fox\n" * 1000)]
+    contents = [
+        ("a.bin", os.urandom(7000)),
+        ("b.bin", os.urandom(3000)),
+        ("c.bin", os.urandom(300_000)),
+        ("notes.txt", b"the quick brown fox\n" * 1000),
+    ]
     blobs = [Blob(scratch / name, data) for name, data in contents]
     for blob in blobs:
         blob.path.write_bytes(blob.data)
@@ -246,13 +248,16 @@ def test_replicated_write_is_found_and_removed_everywhere(drive: Callable[[str],
     fid = run.ok("writeReplicated")["fid"]
     vid = int(fid.split(",")[0])
     layouts = get_json(f"{run.cluster.master_url}/dir/status")["Topology"]["Layouts"]
-    assert [(lay["collection"], lay["replication"]) for lay in layouts
-            if vid in lay["writables"]] == [("npm", "001")]
+    assert [
+        (lay["collection"], lay["replication"]) for lay in layouts if vid in lay["writables"]
+    ] == [("npm", "001")]
     assert run.ok("findReplicated") == sorted(run.cluster.volume_urls)
     assert run.ok("readReplicated") == run.blobs[1].digest
     removed = run.steps["removeReplicated"]
     assert removed == {"ok": True, "value": {"count": 2}} or removed == {
-        "ok": False, "error": f"file '{fid}' not found"}, removed
+        "ok": False,
+        "error": f"file '{fid}' not found",
+    }, removed
     assert run.error("readReplicatedAfterRemove") == f"file '{fid}' not found"
     for volume in run.cluster.volume_urls:
         assert call("GET", f"{volume}/{fid}")[0] == 404, volume
@@ -280,9 +285,11 @@ def test_find_of_an_unknown_volume_is_an_error(drive: Callable[[str], Run]) -> N
 def test_vacuum(drive: Callable[[str], Run], request: pytest.FixtureRequest) -> None:
     run = drive("node-seaweedfs")
     if run.cluster.impl == "weedpy":
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="vacuum is not built (README 'Not yet built'): GET /vol/vacuum answers 404 "
-                   "'404 page not found' and node-seaweedfs's JSON.parse of it throws",
-        ))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="vacuum is not built (README 'Not yet built'): GET /vol/vacuum answers 404 "
+                "'404 page not found' and node-seaweedfs's JSON.parse of it throws",
+            )
+        )
     assert run.ok("vacuum") == {"topology": True}

@@ -94,8 +94,10 @@ def test_upload_of_streams_reads_back(cluster: Cluster, tmp_path: Path) -> None:
     assert weed.get_file_size(fid) == len(on_disk)
 
 
-@pytest.mark.parametrize("name", ["naïve café.bin", 'quo"te.bin', "日本.txt", "semi;colon.jpg",
-                                  "a b.tar.gz", "no-extension"])
+@pytest.mark.parametrize(
+    "name",
+    ["naïve café.bin", 'quo"te.bin', "日本.txt", "semi;colon.jpg", "a b.tar.gz", "no-extension"],
+)
 def test_awkward_file_names_upload(cluster: Cluster, name: str) -> None:
     """requests (urllib3 2) writes the multipart filename raw in UTF-8 with `"` as %22; the
     volume server must take the part whatever its name says."""
@@ -121,8 +123,9 @@ def test_assign_options_reach_the_master(cluster: Cluster) -> None:
     """upload_file's keyword arguments are /dir/assign's query: collection, replication, ttl."""
     weed = _client(cluster)
     data = os.urandom(1000)
-    fid = weed.upload_file(stream=io.BytesIO(data), name="r.bin",
-                           collection="clients", replication="001")
+    fid = weed.upload_file(
+        stream=io.BytesIO(data), name="r.bin", collection="clients", replication="001"
+    )
     ttl_fid = weed.upload_file(stream=io.BytesIO(data), name="t.bin", ttl="5m")
     assert weed.get_file(fid) == data
     assert weed.get_file(ttl_fid) == data
@@ -185,11 +188,13 @@ def test_empty_file_is_stored_but_not_reported(cluster: Cluster) -> None:
 
 def test_vacuum(cluster: Cluster, request: pytest.FixtureRequest) -> None:
     if cluster.impl == "weedpy":
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="vacuum is not built (README 'Not yet built'): the master has no /vol/vacuum "
-                   "route, answers 404, and pyseaweed's vacuum() returns False",
-        ))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="vacuum is not built (README 'Not yet built'): the master has no /vol/vacuum "
+                "route, answers 404, and pyseaweed's vacuum() returns False",
+            )
+        )
     weed = _client(cluster)
     assert weed.vacuum() is True
     assert weed.vacuum(threshold=0.9) is True

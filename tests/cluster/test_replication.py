@@ -20,11 +20,15 @@ import pytest
 
 from tests.servers import Cluster, VolumeSpec, call, get_json, put, skip_reason, start_cluster
 
-pytestmark = pytest.mark.skipif(skip_reason("weedpy") is not None,
-                                reason=str(skip_reason("weedpy")))
+pytestmark = pytest.mark.skipif(
+    skip_reason("weedpy") is not None, reason=str(skip_reason("weedpy"))
+)
 
-_TOPOLOGY = [VolumeSpec("dc1", "rack1", 16), VolumeSpec("dc1", "rack1", 16),
-             VolumeSpec("dc1", "rack2", 16)]
+_TOPOLOGY = [
+    VolumeSpec("dc1", "rack1", 16),
+    VolumeSpec("dc1", "rack1", 16),
+    VolumeSpec("dc1", "rack2", 16),
+]
 # Stopping servers need not linger for clients to notice (-preStopSeconds, default 10).
 _FAST_STOP = ["-preStopSeconds=0"]
 
@@ -42,16 +46,22 @@ def _racks(cluster: Cluster, urls: list[str]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    running = start_cluster("weedpy", tmp_path_factory.mktemp("replication"), _TOPOLOGY,
-                            replication="001", volume_args=_FAST_STOP)
+    running = start_cluster(
+        "weedpy",
+        tmp_path_factory.mktemp("replication"),
+        _TOPOLOGY,
+        replication="001",
+        volume_args=_FAST_STOP,
+    )
     try:
         yield running
     finally:
         running.stop()
 
 
-@pytest.mark.parametrize(("replication", "copies", "racks"),
-                         [("000", 1, 1), ("001", 2, 1), ("010", 2, 2)])
+@pytest.mark.parametrize(
+    ("replication", "copies", "racks"), [("000", 1, 1), ("001", 2, 1), ("010", 2, 2)]
+)
 def test_write_reaches_every_replica_and_delete_removes_it(
     cluster: Cluster, replication: str, copies: int, racks: int
 ) -> None:
@@ -84,8 +94,9 @@ def test_write_through_a_server_without_the_volume_is_forwarded(cluster: Cluster
 def test_replica_down_during_a_write_fails_rolls_back_and_tells_the_master(
     tmp_path: Path,
 ) -> None:
-    with start_cluster("weedpy", tmp_path, _TOPOLOGY, replication="001",
-                       volume_args=_FAST_STOP) as cluster:
+    with start_cluster(
+        "weedpy", tmp_path, _TOPOLOGY, replication="001", volume_args=_FAST_STOP
+    ) as cluster:
         assigned = get_json(f"{cluster.master_url}/dir/assign?replication=001&count=2")
         fid, url = assigned["fid"], assigned["url"]
         earlier = f"{fid}_1"

@@ -35,8 +35,14 @@ def seeded(name: str) -> random.Random:
     return random.Random(seed)
 
 
-def raw(host_port: str, method: str, target: str, body: bytes = b"",
-        headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+def raw(
+    host_port: str,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
     """A request sent as given (no quoting of `target`), for hostile input."""
     host, port = host_port.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -95,7 +101,9 @@ class Node:
             out.flush()
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "seaweed_py", self.role, *self.args],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 cwd=self.directory.parent,
             )
         return self.popen
@@ -168,9 +176,20 @@ class Fleet:
         port = free_port(self.rng)
         mdir = self.root / "master"
         mdir.mkdir(exist_ok=True)
-        node = Node("master", ["-ip=127.0.0.1", f"-port={port}", f"-mdir={mdir}",
-                               "-peers=none", f"-pulseSeconds={pulse}", *extra],
-                    mdir, port, self.root / "master.log")
+        node = Node(
+            "master",
+            [
+                "-ip=127.0.0.1",
+                f"-port={port}",
+                f"-mdir={mdir}",
+                "-peers=none",
+                f"-pulseSeconds={pulse}",
+                *extra,
+            ],
+            mdir,
+            port,
+            self.root / "master.log",
+        )
         self.nodes.append(node)
         self.master = node
         node.start()
@@ -182,10 +201,24 @@ class Fleet:
         port = free_port(self.rng)
         vdir = self.root / f"volume{index}"
         vdir.mkdir()
-        node = Node("volume", ["-ip=127.0.0.1", f"-port={port}", f"-dir={vdir}", "-max=8",
-                               f"-master={self.master.url}", "-preStopSeconds=0",
-                               "-pulseSeconds=1", "-dataCenter=dc1", f"-rack={rack}", *extra],
-                    vdir, port, self.root / f"volume{index}.log")
+        node = Node(
+            "volume",
+            [
+                "-ip=127.0.0.1",
+                f"-port={port}",
+                f"-dir={vdir}",
+                "-max=8",
+                f"-master={self.master.url}",
+                "-preStopSeconds=0",
+                "-pulseSeconds=1",
+                "-dataCenter=dc1",
+                f"-rack={rack}",
+                *extra,
+            ],
+            vdir,
+            port,
+            self.root / f"volume{index}.log",
+        )
         self.nodes.append(node)
         self.volumes.append(node)
         if start:
@@ -197,8 +230,9 @@ class Fleet:
         want = len(self.volumes) if count is None else count
         url = f"{self.master.url}/dir/status"
 
-        wait_for(f"{want} volume servers to register",
-                 lambda: count_data_nodes(get_json(url)) == want)
+        wait_for(
+            f"{want} volume servers to register", lambda: count_data_nodes(get_json(url)) == want
+        )
 
     def assign(self, replication: str = "000", count: int = 1) -> dict[str, Any]:
         assert self.master is not None
@@ -273,5 +307,16 @@ def read_checked(url: str, fid: str, expected: bytes) -> int:
     return status
 
 
-__all__ = ["Fleet", "Node", "Oracle", "call", "fleet", "get_json", "put", "raw",
-           "read_checked", "seeded", "wait_for"]
+__all__ = [
+    "Fleet",
+    "Node",
+    "Oracle",
+    "call",
+    "fleet",
+    "get_json",
+    "put",
+    "raw",
+    "read_checked",
+    "seeded",
+    "wait_for",
+]

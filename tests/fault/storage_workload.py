@@ -25,8 +25,16 @@ class Outcomes:
     maybe: dict[int, set[bytes | None]] = field(default_factory=dict)  # unacknowledged
 
 
-def run_workload(v: Volume, rng: random.Random, seed: int, *, steps: int, keys: int,
-                 ack_chance: float, at_step: Callable[[int], None] | None = None) -> Outcomes:
+def run_workload(
+    v: Volume,
+    rng: random.Random,
+    seed: int,
+    *,
+    steps: int,
+    keys: int,
+    ack_chance: float,
+    at_step: Callable[[int], None] | None = None,
+) -> Outcomes:
     """Writes and deletes of keys 1..keys-1; each is acknowledged (its `durable` awaited) with
     probability `ack_chance`, else left in flight. `at_step` runs before each step."""
     out = Outcomes()
@@ -37,7 +45,8 @@ def run_workload(v: Volume, rng: random.Random, seed: int, *, steps: int, keys: 
         key = rng.randrange(1, keys)
         data = b"%d:%d:" % (seed, step) + payload(key)
         live = (key in acked and acked[key] is not None) or any(
-            x is not None for x in maybe.get(key, ()))
+            x is not None for x in maybe.get(key, ())
+        )
         if live and rng.random() < 0.3:
             try:
                 result = v.delete(key, COOKIE)

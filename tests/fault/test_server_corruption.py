@@ -31,8 +31,9 @@ from seaweed_py.storage.scan import read_superblock, scan_records
 from tests.fault.server_harness import Fleet, Node, Oracle, call, fleet, put
 from tests.servers import skip_reason
 
-pytestmark = pytest.mark.skipif(skip_reason("weedpy") is not None,
-                                reason=str(skip_reason("weedpy")))
+pytestmark = pytest.mark.skipif(
+    skip_reason("weedpy") is not None, reason=str(skip_reason("weedpy"))
+)
 
 NEEDLE_HEADER = 16  # cookie u32, key u64, size u32
 DATA_SIZE_FIELD = 4  # a version-3 body starts with the data size
@@ -45,9 +46,13 @@ def needle_offset(vdir: Path, fid: str) -> tuple[Path, int]:
     fd = os.open(dat, os.O_RDONLY)
     try:
         sb = read_superblock(fd, volume_id=parsed.volume_id)
-        found = [rec.offset for rec in scan_records(fd, sb.block_size, os.fstat(fd).st_size,
-                                                    sb.version, volume_id=parsed.volume_id)
-                 if not rec.fatal and rec.key == parsed.key and rec.size > 0]
+        found = [
+            rec.offset
+            for rec in scan_records(
+                fd, sb.block_size, os.fstat(fd).st_size, sb.version, volume_id=parsed.volume_id
+            )
+            if not rec.fatal and rec.key == parsed.key and rec.size > 0
+        ]
     finally:
         os.close(fd)
     assert found, f"{fid} not in {vdir}"
@@ -135,8 +140,19 @@ def test_4_flipped_payload_byte_is_never_served(tmp_path: Path, size: int) -> No
                     assert client.download(victim) == data
 
         vid = parse_file_id(victim).volume_id
-        fix = subprocess.run([sys.executable, "-m", "seaweed_py", "fix", f"-dir={bad.directory}",
-                              f"-volumeId={vid}"], capture_output=True, text=True, timeout=30)
+        fix = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "seaweed_py",
+                "fix",
+                f"-dir={bad.directory}",
+                f"-volumeId={vid}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         print(fix.stdout, fix.stderr)
         assert fix.returncode == 1
         _, offset = needle_offset(bad.directory, victim)

@@ -33,8 +33,9 @@ from tests.fault.server_harness import (
 )
 from tests.servers import free_port, skip_reason
 
-pytestmark = pytest.mark.skipif(skip_reason("weedpy") is not None,
-                                reason=str(skip_reason("weedpy")))
+pytestmark = pytest.mark.skipif(
+    skip_reason("weedpy") is not None, reason=str(skip_reason("weedpy"))
+)
 
 WRITERS = 4
 
@@ -55,9 +56,12 @@ class Stream:
 
     def run(self, threads: int = WRITERS) -> list[threading.Thread]:
         shares = [self.fids[i::threads] for i in range(threads)]
-        workers = [threading.Thread(target=self._write,
-                                    args=(share, random.Random(self.rng.random())), daemon=True)
-                   for share in shares]
+        workers = [
+            threading.Thread(
+                target=self._write, args=(share, random.Random(self.rng.random())), daemon=True
+            )
+            for share in shares
+        ]
         for w in workers:
             w.start()
         return workers
@@ -114,8 +118,14 @@ def test_1_sigkill_during_acknowledged_writes(tmp_path: Path, fsync: str) -> Non
 
         node.start()
         f.wait_registered()
-        print("restart log:", [line for line in node.tail(20_000).splitlines()
-                               if "recovered" in line or "cutting" in line])
+        print(
+            "restart log:",
+            [
+                line
+                for line in node.tail(20_000).splitlines()
+                if "recovered" in line or "cutting" in line
+            ],
+        )
         for fid, data in stream.in_flight.items():
             assert read_checked(node.url, fid, data) in (200, 404), fid
         stream.oracle.check(lambda fid: [node.url])
@@ -144,10 +154,15 @@ def test_21_second_volume_server_on_the_same_dir_refuses(tmp_path: Path) -> None
             oracle.ack(fid, data)
         # The first server writes its batched .idx entries out on its own (at the next pulse):
         # let that happen before the snapshot, so only the second server could change a file.
-        wait_for("the first server's .idx entries on disk", lambda: sum(
-            p.stat().st_size for p in first.directory.glob("*.idx")) == 5 * 16)
-        before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                  for p in first.directory.iterdir() if p.is_file()}
+        wait_for(
+            "the first server's .idx entries on disk",
+            lambda: sum(p.stat().st_size for p in first.directory.glob("*.idx")) == 5 * 16,
+        )
+        before = {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in first.directory.iterdir()
+            if p.is_file()
+        }
 
         port = free_port(f.rng)
         args = [a if not a.startswith("-port=") else f"-port={port}" for a in first.args]
@@ -159,8 +174,11 @@ def test_21_second_volume_server_on_the_same_dir_refuses(tmp_path: Path) -> None
         assert str(first.directory) in log and "lock" in log.lower(), log
         assert "Traceback" not in log, log
 
-        after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                 for p in first.directory.iterdir() if p.is_file()}
+        after = {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in first.directory.iterdir()
+            if p.is_file()
+        }
         assert after == before
         oracle.check(lambda fid: [first.url])
 
@@ -199,8 +217,10 @@ def test_35_sigterm_with_uploads_and_reads_in_flight(tmp_path: Path) -> None:
         stream.stop.set()
         for w in [*workers, *readers]:
             w.join(10)
-        print(f"exit {code} after {took:.2f} s; acknowledged {len(stream.oracle.acked)}, "
-              f"in flight {len(stream.in_flight)}")
+        print(
+            f"exit {code} after {took:.2f} s; acknowledged {len(stream.oracle.acked)}, "
+            f"in flight {len(stream.in_flight)}"
+        )
         assert code == 0, node.tail()
         assert not wrong, wrong
         assert not stream.errors, stream.errors[:5]

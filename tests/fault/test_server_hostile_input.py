@@ -19,8 +19,9 @@ from seaweed_py.formats.fid import parse_file_id
 from tests.fault.server_harness import Fleet, Oracle, call, fleet, put, raw
 from tests.servers import skip_reason
 
-pytestmark = pytest.mark.skipif(skip_reason("weedpy") is not None,
-                                reason=str(skip_reason("weedpy")))
+pytestmark = pytest.mark.skipif(
+    skip_reason("weedpy") is not None, reason=str(skip_reason("weedpy"))
+)
 
 LIMIT_MB = 1
 
@@ -45,16 +46,37 @@ def _stored(f: Fleet, data: bytes, oracle: Oracle) -> str:
 def _fuzzed_targets(fid: str, rng_bytes: bytes) -> list[str]:
     vid, rest = fid.split(",")
     return [
-        "/zz,0123", f"/{vid},zzzz", f"/{vid},{rest}zz", f"/99999999999999999999,{rest}",
-        f"/{vid},ffffffffffffffffffffffffffffffff", f"/{vid},01", f"/{vid},{rest},x",
-        f"/{vid},,{rest}", f"/,{rest}", "/,", f"/{vid}/../../etc/passwd", "/../../etc/passwd",
-        f"/{vid},{rest}/../../x", f"/%2e%2e/%2e%2e/{vid},{rest}", f"/{vid}%2C{rest}",
-        f"/{vid},{rest}%00", f"/{vid},{rest}_99999999999999999999", f"/{vid},{rest}_-1",
-        f"/-1,{rest}", f"/{vid}.dat", f"/{vid}.idx", "/%ff%fe", "/%C3%A9,01",
-        "/" + rng_bytes.hex(), f"/{vid},{rest}?readDeleted=true&width=-5&height=99999999",
-        "/dir/lookup?volumeId=99999999999999999999", "/dir/lookup?volumeId=-1",
-        "/dir/assign?count=99999999999999999999", "/dir/assign?count=-3&replication=zzz",
-        "/dir/assign?ttl=99999999y", "/vol/grow?count=999999&replication=9999",
+        "/zz,0123",
+        f"/{vid},zzzz",
+        f"/{vid},{rest}zz",
+        f"/99999999999999999999,{rest}",
+        f"/{vid},ffffffffffffffffffffffffffffffff",
+        f"/{vid},01",
+        f"/{vid},{rest},x",
+        f"/{vid},,{rest}",
+        f"/,{rest}",
+        "/,",
+        f"/{vid}/../../etc/passwd",
+        "/../../etc/passwd",
+        f"/{vid},{rest}/../../x",
+        f"/%2e%2e/%2e%2e/{vid},{rest}",
+        f"/{vid}%2C{rest}",
+        f"/{vid},{rest}%00",
+        f"/{vid},{rest}_99999999999999999999",
+        f"/{vid},{rest}_-1",
+        f"/-1,{rest}",
+        f"/{vid}.dat",
+        f"/{vid}.idx",
+        "/%ff%fe",
+        "/%C3%A9,01",
+        "/" + rng_bytes.hex(),
+        f"/{vid},{rest}?readDeleted=true&width=-5&height=99999999",
+        "/dir/lookup?volumeId=99999999999999999999",
+        "/dir/lookup?volumeId=-1",
+        "/dir/assign?count=99999999999999999999",
+        "/dir/assign?count=-3&replication=zzz",
+        "/dir/assign?ttl=99999999y",
+        "/vol/grow?count=999999&replication=9999",
         "/" + "a" * 70_000,
     ]
 
@@ -83,7 +105,8 @@ def test_25_fuzzed_fids_and_paths(cluster: Fleet) -> None:
                     # Lookups and assigns answer (bad counts fall back to 1, as in the
                     # reference); a fid-shaped path is redirected to a volume server.
                     assert status in (308, 400, 404, 406) or (
-                        status == 200 and target.startswith("/dir/")), seen
+                        status == 200 and target.startswith("/dir/")
+                    ), seen
                 elif _decodes_to(target, decoy):
                     assert status in (200, 201, 202, 204, 400, 404), seen
                 else:
@@ -115,8 +138,10 @@ def _chunked(url: str, target: str, total: int, piece: int = 64 * 1024) -> int:
     """Stream `total` bytes chunked; the status, 0 if the server hung up first."""
     host, port = url.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                  "Content-Type: application/octet-stream\r\n\r\n".encode())
+        s.sendall(
+            f"PUT {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+        )
         block = f"{piece:x}\r\n".encode() + b"x" * piece + b"\r\n"
         try:
             for _ in range(total // piece):
@@ -151,15 +176,27 @@ def test_26_oversized_and_malformed_uploads(cluster: Fleet) -> None:
     assert status in (0, 413), status
     fid3 = f.assign()["fid"]
     bomb = gzip.compress(b"\0" * (200 << 20))
-    status, body = call("PUT", f"{node.url}/{fid3}", bomb,
-                        {"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"})
+    status, body = call(
+        "PUT",
+        f"{node.url}/{fid3}",
+        bomb,
+        {"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"},
+    )
     assert status in (400, 413), (status, body)
     fid4 = f.assign()["fid"]
-    status, body = call("POST", f"{node.url}/{fid4}", b"--x\r\nno boundary\r\n",
-                        {"Content-Type": "multipart/form-data"})
+    status, body = call(
+        "POST",
+        f"{node.url}/{fid4}",
+        b"--x\r\nno boundary\r\n",
+        {"Content-Type": "multipart/form-data"},
+    )
     assert status == 400, (status, body)
-    status, body = call("POST", f"{node.url}/{fid4}", b"garbage without parts",
-                        {"Content-Type": "multipart/form-data; boundary=zz"})
+    status, body = call(
+        "POST",
+        f"{node.url}/{fid4}",
+        b"garbage without parts",
+        {"Content-Type": "multipart/form-data; boundary=zz"},
+    )
     assert status == 400, (status, body)
     assert _dat_sizes(node.directory) == sizes, "a rejected upload left bytes in a .dat"
 

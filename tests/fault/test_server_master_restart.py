@@ -15,15 +15,18 @@ from seaweed_py.formats.fid import parse_file_id
 from tests.fault.server_harness import Fleet, Oracle, call, fleet, get_json, put
 from tests.servers import skip_reason
 
-pytestmark = pytest.mark.skipif(skip_reason("weedpy") is not None,
-                                reason=str(skip_reason("weedpy")))
+pytestmark = pytest.mark.skipif(
+    skip_reason("weedpy") is not None, reason=str(skip_reason("weedpy"))
+)
 
 
-def _assign_and_write(f: Fleet, oracle: Oracle, seen: list[tuple[int, int]],
-                      statuses: dict[int, int]) -> None:
+def _assign_and_write(
+    f: Fleet, oracle: Oracle, seen: list[tuple[int, int]], statuses: dict[int, int]
+) -> None:
     for replication in ("000", "001"):
-        status, body = call("GET", f"{f.master_url}/dir/assign?replication={replication}"
-                                   "&count=3", timeout=5.0)
+        status, body = call(
+            "GET", f"{f.master_url}/dir/assign?replication={replication}&count=3", timeout=5.0
+        )
         statuses[status] = statuses.get(status, 0) + 1
         if status != 200:
             assert status in (406, 503), (status, body)
@@ -41,8 +44,7 @@ def _assign_and_write(f: Fleet, oracle: Oracle, seen: list[tuple[int, int]],
 
 def _volume_ids(f: Fleet) -> set[int]:
     """Every volume id the volume servers hold."""
-    return {int(v["Id"]) for node in f.volumes
-            for v in get_json(f"{node.url}/status")["Volumes"]}
+    return {int(v["Id"]) for node in f.volumes for v in get_json(f"{node.url}/status")["Volumes"]}
 
 
 def test_18_master_sigkilled_and_restarted_alone(tmp_path: Path) -> None:

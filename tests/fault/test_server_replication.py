@@ -22,8 +22,9 @@ from seaweed_py.errors import ServiceUnavailable
 from tests.fault.server_harness import Oracle, call, fleet, put, wait_for
 from tests.servers import skip_reason
 
-pytestmark = pytest.mark.skipif(skip_reason("weedpy") is not None,
-                                reason=str(skip_reason("weedpy")))
+pytestmark = pytest.mark.skipif(
+    skip_reason("weedpy") is not None, reason=str(skip_reason("weedpy"))
+)
 
 
 def test_8_9_replica_killed_during_replicated_writes(tmp_path: Path) -> None:
@@ -54,8 +55,9 @@ def test_8_9_replica_killed_during_replicated_writes(tmp_path: Path) -> None:
                 else:
                     failed.append(fid)
 
-        threads = [threading.Thread(target=writer, args=(fids[i::3],), daemon=True)
-                   for i in range(3)]
+        threads = [
+            threading.Thread(target=writer, args=(fids[i::3],), daemon=True) for i in range(3)
+        ]
         for t in threads:
             t.start()
         time.sleep(0.2 + f.rng.random() * 0.4)
@@ -114,8 +116,10 @@ def test_11_every_replica_down_is_unavailable_not_missing(tmp_path: Path) -> Non
         assert status == 503, (status, body)
 
         # Once the master drops the dead node, the volume has no location at all.
-        wait_for("the master to drop the dead holder",
-                 lambda: call("GET", f"{f.master_url}/dir/lookup?volumeId={vid}")[0] != 200)
+        wait_for(
+            "the master to drop the dead holder",
+            lambda: call("GET", f"{f.master_url}/dir/lookup?volumeId={vid}")[0] != 200,
+        )
         status, body = call("GET", f"{f.master_url}/dir/lookup?volumeId={vid}")
         print("lookup with every holder down:", status, body[:200])
         assert status == 503, (status, body)
@@ -129,6 +133,8 @@ def test_11_every_replica_down_is_unavailable_not_missing(tmp_path: Path) -> Non
 
         holder.start()
         f.wait_registered()
-        wait_for("the volume to be readable again",
-                 lambda: call("GET", f"{other.url}/{fid}") == (200, data))
+        wait_for(
+            "the volume to be readable again",
+            lambda: call("GET", f"{other.url}/{fid}") == (200, data),
+        )
         oracle.check(f.holders)

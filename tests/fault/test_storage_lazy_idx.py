@@ -60,7 +60,8 @@ class StepClock:
 
 @pytest.mark.parametrize("seed", range(16))
 def test_power_loss_with_idx_pages_lost_in_any_order_loses_no_acknowledged_write(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
     rng = random.Random(seed)
     print("seed", seed)
     disk = PowerLossDisk(monkeypatch)
@@ -91,7 +92,8 @@ def test_power_loss_with_idx_pages_lost_in_any_order_loses_no_acknowledged_write
 
 
 def test_group_mode_syncs_the_idx_lazily_and_on_close(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Acknowledgements fsync the .dat only. The .idx entries are written in batches (here: once
     the batch has aged) and synced once the lazy request has waited `lazy_interval`; closing
     writes and syncs the rest."""
@@ -99,8 +101,9 @@ def test_group_mode_syncs_the_idx_lazily_and_on_close(
     clock = StepClock()
     volume_ns = [0]
     committer = GroupCommitter(lazy_interval=10.0, clock=clock)
-    v = Volume.create(tmp_path, 1, fsync_mode=FsyncMode.GROUP, committer=committer,
-                      clock_ns=lambda: volume_ns[0])
+    v = Volume.create(
+        tmp_path, 1, fsync_mode=FsyncMode.GROUP, committer=committer, clock_ns=lambda: volume_ns[0]
+    )
     try:
         idx_fd = v._idx
         v.write(Needle.build(COOKIE, 1, b"one")).durable.result(timeout=10)
@@ -139,11 +142,15 @@ _IDLE_WRITER = textwrap.dedent(
 
 @pytest.mark.parametrize("mode", [FsyncMode.NONE, FsyncMode.GROUP])
 def test_sigkill_with_batched_idx_entries_keeps_every_write_and_delete(
-        tmp_path: Path, mode: FsyncMode) -> None:
+    tmp_path: Path, mode: FsyncMode
+) -> None:
     """kill -9 a writer whose last entries (the final ones deletes) are batched, not yet in
     the .idx: reopening indexes every write from the .dat and no deleted needle comes back."""
-    proc = subprocess.Popen([sys.executable, "-c", _IDLE_WRITER, str(tmp_path), mode.value],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _IDLE_WRITER, str(tmp_path), mode.value],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     try:
         idx_on_disk = int(proc.stdout.readline())

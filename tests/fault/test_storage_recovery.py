@@ -57,8 +57,12 @@ def build(tmp: Path, keys: int = 8, delete: tuple[int, ...] = (2, 5)) -> Built:
         r = v.write(Needle.build(COOKIE, k, payload(k)))
         ends[k] = r.offset + 16 + r.size + 12
     v.close()
-    b = Built(v.base.with_suffix(".dat").read_bytes(), v.base.with_suffix(".idx").read_bytes(),
-              ends, deleted_at)
+    b = Built(
+        v.base.with_suffix(".dat").read_bytes(),
+        v.base.with_suffix(".idx").read_bytes(),
+        ends,
+        deleted_at,
+    )
     for ext in (".dat", ".idx", ".vif"):
         v.base.with_suffix(ext).unlink()
     return b
@@ -150,14 +154,19 @@ def test_idx_cut_at_every_entry_boundary_and_inside_entries(tmp_path: Path) -> N
         pytest.param(lambda idx: None, id="idx-deleted"),
         pytest.param(lambda idx: b"", id="idx-empty"),
         pytest.param(lambda idx: idx + b"\x13\x37garbage", id="idx-partial-garbage-entry"),
-        pytest.param(lambda idx: idx + bytes.fromhex("00000000000000630fffffff00000010"),
-                     id="idx-entry-past-the-end"),
-        pytest.param(lambda idx: idx + bytes.fromhex("00000000000000630000000100000010"),
-                     id="idx-entry-pointing-at-another-record"),
+        pytest.param(
+            lambda idx: idx + bytes.fromhex("00000000000000630fffffff00000010"),
+            id="idx-entry-past-the-end",
+        ),
+        pytest.param(
+            lambda idx: idx + bytes.fromhex("00000000000000630000000100000010"),
+            id="idx-entry-pointing-at-another-record",
+        ),
     ],
 )
-def test_damaged_idx_is_rebuilt_from_the_dat(tmp_path: Path,
-                                             damage: Callable[[bytes], bytes | None]) -> None:
+def test_damaged_idx_is_rebuilt_from_the_dat(
+    tmp_path: Path, damage: Callable[[bytes], bytes | None]
+) -> None:
     b = build(tmp_path)
     want = live_and_deleted(place(tmp_path, "whole", b.dat, b.idx, VIF))
     d = place(tmp_path, "damaged", b.dat, damage(b.idx), VIF)
@@ -167,7 +176,8 @@ def test_damaged_idx_is_rebuilt_from_the_dat(tmp_path: Path,
 
 
 def test_corrupt_header_in_the_middle_is_reported_and_neighbours_stay_readable(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Scenario 5: a needle header with a huge Size; the volume loads, the needle is
     reported corrupt, its neighbours read back."""
     b = build(tmp_path)
@@ -190,7 +200,8 @@ def test_corrupt_header_in_the_middle_is_reported_and_neighbours_stay_readable(
 
 @pytest.mark.parametrize("failing_write", [0, 1], ids=["dat-write", "idx-write"])
 def test_enospc_during_append_keeps_nothing_and_turns_read_only(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_write: int) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_write: int
+) -> None:
     """Scenario 14: ENOSPC on the .dat or the .idx write of an append (an append writes its
     .idx entry itself only with fsync=always; batched entries: test_storage_volume_idx_batch)."""
     v = Volume.create(tmp_path, 1, fsync_mode=FsyncMode.ALWAYS if failing_write else FsyncMode.NONE)
@@ -244,11 +255,11 @@ _WRITER = textwrap.dedent(
 )
 
 
-def test_sigkill_during_fsync_always_writes_loses_no_acknowledged_write(
-        tmp_path: Path) -> None:
+def test_sigkill_during_fsync_always_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:
     """Scenario 1: kill -9 a writer that prints each key once its write is durable."""
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     acked = 0
     try:
@@ -329,7 +340,8 @@ def _read_fd(fd: int) -> bytes:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_power_loss_in_group_mode_loses_only_unacknowledged_writes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
     """Scenario 2 with group commit: writes and deletes, some acknowledged (their `durable`
     resolved), the rest not; then the power goes. Every acknowledged write reads back, every
     acknowledged delete stays deleted, nothing reads back wrong, the volume takes writes."""
@@ -340,12 +352,18 @@ def test_power_loss_in_group_mode_loses_only_unacknowledged_writes(
     v = Volume.create(tmp_path / "live", 1, fsync_mode=FsyncMode.GROUP)
     try:
         outcomes = run_workload(v, rng, seed, steps=60, keys=25, ack_chance=0.5)
-        images = {suffix: disk.crash_image(fd, rng)
-                  for suffix, fd in ((".dat", v._dat), (".idx", v._idx))}
+        images = {
+            suffix: disk.crash_image(fd, rng) for suffix, fd in ((".dat", v._dat), (".idx", v._idx))
+        }
     finally:
         v.close()
-    d = place(tmp_path, "after", images[".dat"], images[".idx"],
-              (tmp_path / "live" / "1.vif").read_bytes())
+    d = place(
+        tmp_path,
+        "after",
+        images[".dat"],
+        images[".idx"],
+        (tmp_path / "live" / "1.vif").read_bytes(),
+    )
     v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
     try:
         assert_allowed(v, outcomes)

@@ -78,8 +78,15 @@ def test_benchmark_writes_then_reads_with_no_failures(
         assert time.monotonic() < deadline, answer
         time.sleep(0.2)
     listing = tmp_path / "fids.txt"
-    args = ["benchmark", f"-master={shared_cluster.master_url}", "-n=300", "-c=4", "-procs=2",
-            "-size=100", f"-list={listing}"]
+    args = [
+        "benchmark",
+        f"-master={shared_cluster.master_url}",
+        "-n=300",
+        "-c=4",
+        "-procs=2",
+        "-size=100",
+        f"-list={listing}",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("This is weedpy version")
@@ -112,8 +119,7 @@ def test_a_list_entry_that_is_not_a_fid_is_refused_before_any_read(
     # `_N` batch suffixes are fids; the bad entry is named, and no worker starts (the master
     # address is unreachable, so a started read phase would report failed reads instead).
     listing.write_text("3,01637037d6\n3,01637037d6_1\n4,x1637037d6\n")
-    args = ["benchmark", "-readOnly", f"-list={listing}", "-master=127.0.0.1:1", "-n=1",
-            "-procs=1"]
+    args = ["benchmark", "-readOnly", f"-list={listing}", "-master=127.0.0.1:1", "-n=1", "-procs=1"]
     assert main(args) == 2
     captured = capsys.readouterr()
     assert str(listing) in captured.err and "'x1637037d6'" in captured.err

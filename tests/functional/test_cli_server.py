@@ -35,8 +35,15 @@ def test_shared_flags_feed_both_servers() -> None:
 
 
 def test_explicit_prefixed_flags_win() -> None:
-    v = parse("-dir=/a", "-volume.dir=/b,/c", "-master.dir=/m", "-volume.master=h:1",
-              "-volume.preStopSeconds=3", "-volume.rack=x", "-rack=y")
+    v = parse(
+        "-dir=/a",
+        "-volume.dir=/b,/c",
+        "-master.dir=/m",
+        "-volume.master=h:1",
+        "-volume.preStopSeconds=3",
+        "-volume.rack=x",
+        "-rack=y",
+    )
     assert (v["volume.dir"], v["master.dir"], v["volume.master"]) == ("/b,/c", "/m", "h:1")
     assert (v["volume.preStopSeconds"], v["volume.rack"]) == (3, "x")
     assert parse("-volume.dir=/b,/c")["master.dir"] == "/b"
@@ -61,10 +68,21 @@ def test_server_stores_and_serves_then_stops_on_ctrl_c(tmp_path: Path) -> None:
     master_port, volume_port = free_port(), free_port()
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "seaweed_py", "server", f"-dir={tmp_path}", "-ip=127.0.0.1",
-         "-ip.bind=127.0.0.1", f"-master.port={master_port}", f"-volume.port={volume_port}",
-         "-master.pulseSeconds=1", "-volume.pulseSeconds=1"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "seaweed_py",
+            "server",
+            f"-dir={tmp_path}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={master_port}",
+            f"-volume.port={volume_port}",
+            "-master.pulseSeconds=1",
+            "-volume.pulseSeconds=1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         with Client(f"127.0.0.1:{master_port}", connect_timeout=1) as sdk:

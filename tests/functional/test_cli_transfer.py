@@ -21,8 +21,9 @@ shared_cluster = servers.shared_cluster
 MiB = 1024 * 1024
 
 
-def upload_json(cluster: Cluster, capsys: pytest.CaptureFixture[str], *args: str
-                ) -> list[dict[str, object]]:
+def upload_json(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str], *args: str
+) -> list[dict[str, object]]:
     assert main(["upload", f"-master={cluster.master_url}", "-json", *args]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1
@@ -54,8 +55,10 @@ def test_upload_then_download_is_byte_identical_and_large_files_are_chunked(
 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    assert main(["download", f"-master={shared_cluster.master_url}", f"-dir={out_dir}",
-                 first, second]) == 0
+    assert (
+        main(["download", f"-master={shared_cluster.master_url}", f"-dir={out_dir}", first, second])
+        == 0
+    )
     assert (out_dir / "notes.txt").read_bytes() == b"some notes\n"
     assert (out_dir / "disk.img").read_bytes() == big_data
     assert sorted(p.name for p in out_dir.iterdir()) == ["disk.img", "notes.txt"]
@@ -88,7 +91,9 @@ def test_dir_upload_with_include_pattern(
 
 
 def test_download_to_stdout_concatenates(
-    shared_cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    shared_cluster: Cluster,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
@@ -163,8 +168,17 @@ def test_fifty_mib_file_round_trips_through_the_cli_in_chunks(
     assert len(chunks) == 13
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    assert main(["download", f"-master={shared_cluster.master_url}", f"-dir={out_dir}",
-                 str(result["fid"])]) == 0
+    assert (
+        main(
+            [
+                "download",
+                f"-master={shared_cluster.master_url}",
+                f"-dir={out_dir}",
+                str(result["fid"]),
+            ]
+        )
+        == 0
+    )
     assert (out_dir / "fifty.bin").read_bytes() == data
 
 

@@ -110,7 +110,10 @@ async def test_large_file_is_chunked_with_a_manifest_and_reads_whole(
     assert manifest.name == "big.iso"
     assert manifest.size == len(data)
     assert [(c.offset, c.size) for c in manifest.chunks] == [
-        (0, MiB), (MiB, MiB), (2 * MiB, MiB), (3 * MiB, 12345)
+        (0, MiB),
+        (MiB, MiB),
+        (2 * MiB, MiB),
+        (3 * MiB, 12345),
     ]
     for chunk in manifest.chunks:
         assert await client.download(chunk.fid) == data[chunk.offset : chunk.offset + chunk.size]

@@ -38,8 +38,9 @@ def test_reference_manifest_decodes_and_re_encodes_byte_identically() -> None:
 
 
 def test_chunks_are_sorted_by_offset_and_empty_fields_omitted() -> None:
-    manifest = ChunkManifest("", "", 6, (ChunkInfo("3,0201020304", 4, 2),
-                                         ChunkInfo("3,0101020304", 0, 4)))
+    manifest = ChunkManifest(
+        "", "", 6, (ChunkInfo("3,0201020304", 4, 2), ChunkInfo("3,0101020304", 0, 4))
+    )
     obj = json.loads(encode_manifest(manifest))
     assert list(obj) == ["size", "chunks"]
     assert [c["offset"] for c in obj["chunks"]] == [0, 4]

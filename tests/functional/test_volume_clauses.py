@@ -68,8 +68,9 @@ def _form(data: bytes, filename: str = "f.bin") -> aiohttp.FormData:
     return form
 
 
-async def _post(http: Session, server: VolumeServer, fid: str, data: bytes,
-                **kw: Any) -> tuple[int, Any]:
+async def _post(
+    http: Session, server: VolumeServer, fid: str, data: bytes, **kw: Any
+) -> tuple[int, Any]:
     async with http.post(_url(server, f"/{fid}"), data=_form(data), **kw) as resp:
         body = await resp.read()
         return resp.status, json.loads(body) if body else None
@@ -157,8 +158,7 @@ async def test_health_probes_answer_503_while_the_server_stops(
             await asyncio.sleep(0.01)
         # -preStopSeconds: still listening, but telling load balancers to go away.
         for probe in ("/healthz", "/readyz"):
-            status, _, _ = await _get(http, _url(server, probe),
-                                      headers={"Connection": "close"})
+            status, _, _ = await _get(http, _url(server, probe), headers={"Connection": "close"})
             assert status == 503, probe
         assert not stopping.done()
     finally:
@@ -217,8 +217,9 @@ async def test_write_to_a_single_copy_volume_asks_the_master_nothing(
 ) -> None:
     lookups = master.lookups
     assert (await _post(http, vs, FID, b"one copy"))[0] == 201
-    async with http.put(_url(vs, "/1,02637037d6"), data=io.BytesIO(b"x" * (2 << 20)),
-                        params={"fsync": "true"}) as resp:  # the coroutine path, spooled
+    async with http.put(
+        _url(vs, "/1,02637037d6"), data=io.BytesIO(b"x" * (2 << 20)), params={"fsync": "true"}
+    ) as resp:  # the coroutine path, spooled
         assert resp.status == 201
     assert master.lookups == lookups
 
@@ -240,35 +241,60 @@ async def test_replicated_write_keeps_every_field_on_the_replica(
         "Seaweed-Owner": "alice",
         "Seaweed-Camel-Case": "Xy",
     }
-    async with http.put(_url(primary, "/2,01637037d6"), data=packed, headers=headers,
-                        params={"ts": "1700000000", "ttl": "3m"}) as resp:
+    async with http.put(
+        _url(primary, "/2,01637037d6"),
+        data=packed,
+        headers=headers,
+        params={"ts": "1700000000", "ttl": "3m"},
+    ) as resp:
         assert resp.status == 201, await resp.text()
-        assert await resp.json() == {"name": "notes.txt", "size": len(text),
-                                     "eTag": f"{crc32c(packed):08x}", "mime": "text/plain",
-                                     "contentMd5": _md5(text)}
+        assert await resp.json() == {
+            "name": "notes.txt",
+            "size": len(text),
+            "eTag": f"{crc32c(packed):08x}",
+            "mime": "text/plain",
+            "contentMd5": _md5(text),
+        }
         assert resp.headers["Content-MD5"] == _md5(text)
 
-    compared = ("Content-Type", "Content-Disposition", "Last-Modified", "Owner", "Camel-Case",
-                "ETag", "Content-Encoding", "Content-Length")
+    compared = (
+        "Content-Type",
+        "Content-Disposition",
+        "Last-Modified",
+        "Owner",
+        "Camel-Case",
+        "ETag",
+        "Content-Encoding",
+        "Content-Length",
+    )
     answers = []
     for server in (primary, replica):
-        status, got, body = await _get(http, _url(server, "/2,01637037d6"),
-                                       headers={"Accept-Encoding": "gzip"})
+        status, got, body = await _get(
+            http, _url(server, "/2,01637037d6"), headers={"Accept-Encoding": "gzip"}
+        )
         assert (status, body) == (200, packed)
         answers.append({name: got.get(name) for name in compared})
     assert answers[1] == answers[0]
     assert answers[1] == {
-        "Content-Type": "text/plain", "Content-Disposition": "inline; filename=notes.txt",
-        "Last-Modified": "Tue, 14 Nov 2023 22:13:20 GMT", "Owner": "alice",
-        "Camel-Case": "Xy", "ETag": f'"{crc32c(packed):08x}"', "Content-Encoding": "gzip",
+        "Content-Type": "text/plain",
+        "Content-Disposition": "inline; filename=notes.txt",
+        "Last-Modified": "Tue, 14 Nov 2023 22:13:20 GMT",
+        "Owner": "alice",
+        "Camel-Case": "Xy",
+        "ETag": f'"{crc32c(packed):08x}"',
+        "Content-Encoding": "gzip",
         "Content-Length": str(len(packed)),
     }
-    status, _, body = await _get(http, _url(replica, "/2,01637037d6"),
-                                 headers={"Accept-Encoding": "identity"})
+    status, _, body = await _get(
+        http, _url(replica, "/2,01637037d6"), headers={"Accept-Encoding": "identity"}
+    )
     assert (status, body) == (200, text)
     needle = _stored(replica, 2, KEY)
     assert (str(needle.ttl), needle.last_modified, bool(needle.flags & FLAG_GZIP)) == (
-        "3m", 1_700_000_000, True)
+        "3m",
+        1_700_000_000,
+        True,
+    )
     assert (needle.name, needle.mime) == (b"notes.txt", b"text/plain")
 
 
@@ -280,15 +306,17 @@ async def test_replicated_write_forwards_the_content_md5(
     sent: list[tuple[str, str, bytes]] = []
     forward = primary.replicator._send
 
-    async def watched(method: str, url: str, body: bytes, headers: Mapping[str, str],
-                      ok: frozenset[int]) -> str:
+    async def watched(
+        method: str, url: str, body: bytes, headers: Mapping[str, str], ok: frozenset[int]
+    ) -> str:
         sent.append((method, url, body))
         return await forward(method, url, body, headers, ok)
 
     monkeypatch.setattr(primary.replicator, "_send", watched)
     data = b"digest travels with the copy"
-    async with http.put(_url(primary, "/2,01637037d6"), data=data,
-                        headers={"Content-MD5": _md5(data)}) as resp:
+    async with http.put(
+        _url(primary, "/2,01637037d6"), data=data, headers={"Content-MD5": _md5(data)}
+    ) as resp:
         assert resp.status == 201
     [(method, url, body)] = sent
     assert method == "POST" and url.startswith(f"http://{replica.url()}/2,01637037d6?")
@@ -303,11 +331,18 @@ async def test_replicated_chunk_manifest_stays_a_manifest_on_the_replica(
     primary, replica = pair
     chunk = b"the only chunk of the file"
     assert (await _post(http, primary, "2,0a00000001", chunk))[0] == 201
-    manifest = {"name": "whole.bin", "mime": "application/octet-stream", "size": len(chunk),
-                "chunks": [{"fid": "2,0a00000001", "offset": 0, "size": len(chunk)}]}
-    async with http.put(_url(primary, "/2,0c00000001"), params={"cm": "true"},
-                        data=json.dumps(manifest).encode(),
-                        headers={"Content-Type": "application/json"}) as resp:
+    manifest = {
+        "name": "whole.bin",
+        "mime": "application/octet-stream",
+        "size": len(chunk),
+        "chunks": [{"fid": "2,0a00000001", "offset": 0, "size": len(chunk)}],
+    }
+    async with http.put(
+        _url(primary, "/2,0c00000001"),
+        params={"cm": "true"},
+        data=json.dumps(manifest).encode(),
+        headers={"Content-Type": "application/json"},
+    ) as resp:
         assert resp.status == 201
     status, headers, body = await _get(http, _url(replica, "/2,0c00000001"))
     assert (status, body, headers["X-File-Store"]) == (200, chunk, "chunked")

@@ -31,8 +31,12 @@ def _apply(data: bytes, query: dict[str, str], ext: str = ".png") -> bytes:
 def test_no_transform_for_other_types_or_without_parameters() -> None:
     assert ImageOps.from_query({"width": "2"}, ".txt") is None
     assert ImageOps.from_query({}, ".png") is None
-    assert ImageOps.from_query({"crop_x1": "0", "crop_y1": "0", "crop_x2": "1", "crop_y2": "1"},
-                               ".webp") is None
+    assert (
+        ImageOps.from_query(
+            {"crop_x1": "0", "crop_y1": "0", "crop_x2": "1", "crop_y2": "1"}, ".webp"
+        )
+        is None
+    )
 
 
 def test_resize_shrinks_within_the_requested_box() -> None:

@@ -40,8 +40,9 @@ def _state() -> dict[str, Any]:
 
 async def test_heartbeats_carry_full_state_and_goodbye_drops_volumes(master: FakeMaster) -> None:
     answers: list[Any] = []
-    link = MasterLink([f"127.0.0.1:{master.port}"], _state, pulse_seconds=0.05,
-                      on_answer=answers.append)
+    link = MasterLink(
+        [f"127.0.0.1:{master.port}"], _state, pulse_seconds=0.05, on_answer=answers.append
+    )
     await link.start()
     await _until(lambda: len(master.heartbeats) >= 2)
     assert link.heartbeating
@@ -122,9 +123,22 @@ def _parse(argv: list[str]) -> dict[str, Any]:
 
 
 def test_volume_flags_as_weed_spells_them() -> None:
-    opts = volume_options(_parse(["-port=9090", "-dir=/a,/b", "-max=3,4", "-mserver=m1:1,m2:2",
-                                  "-readMode", "redirect", "-fsync=always", "-largeDisk",
-                                  "-ip=10.0.0.1", "-fileSizeLimitMB=1"]))
+    opts = volume_options(
+        _parse(
+            [
+                "-port=9090",
+                "-dir=/a,/b",
+                "-max=3,4",
+                "-mserver=m1:1,m2:2",
+                "-readMode",
+                "redirect",
+                "-fsync=always",
+                "-largeDisk",
+                "-ip=10.0.0.1",
+                "-fileSizeLimitMB=1",
+            ]
+        )
+    )
     assert (opts.port, opts.dirs, opts.max_volumes) == (9090, ("/a", "/b"), (3, 4))
     assert opts.masters == ("m1:1", "m2:2")
     assert (opts.read_mode, opts.fsync_mode, opts.large_disk) == ("redirect", "always", True)
@@ -132,8 +146,16 @@ def test_volume_flags_as_weed_spells_them() -> None:
     assert volume_options(_parse(["-dir=/a,/b", "-max=5"])).max_volumes == (5, 5)
 
 
-@pytest.mark.parametrize("argv", [["-readMode=nope"], ["-dir=/a,/b", "-max=1,2,3"],
-                                  ["-index=leveldb"], ["-fsync=sometimes"], ["-dir="]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-readMode=nope"],
+        ["-dir=/a,/b", "-max=1,2,3"],
+        ["-index=leveldb"],
+        ["-fsync=sometimes"],
+        ["-dir="],
+    ],
+)
 def test_bad_volume_flags_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(UsageError):
         volume_options(_parse(argv))

@@ -50,8 +50,15 @@ def test_batch_suffix_adds_to_the_key() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/3", "/invalid,needle", "/not-a-vid/not-a-fid", "/1,ffffffffffffffff00000000_1",
-     "/1,4ed4c811", "/x,01637037d6"],
+    [
+        "/",
+        "/3",
+        "/invalid,needle",
+        "/not-a-vid/not-a-fid",
+        "/1,ffffffffffffffff00000000_1",
+        "/1,4ed4c811",
+        "/x,01637037d6",
+    ],
 )
 def test_malformed_read_paths_are_rejected(path: str) -> None:
     with pytest.raises(InvalidFileId):
@@ -137,7 +144,7 @@ def test_if_modified_since_wins_over_a_non_matching_etag_quirk_a8() -> None:
 def test_if_none_match_needs_the_exact_quoted_etag() -> None:
     assert is_not_modified(None, '"9a71bb4c"', 1700000000, '"9a71bb4c"')
     assert not is_not_modified(None, "9a71bb4c", 1700000000, '"9a71bb4c"')
-    assert not is_not_modified(None, '*', 1700000000, '"9a71bb4c"')
+    assert not is_not_modified(None, "*", 1700000000, '"9a71bb4c"')
     assert not is_not_modified("garbage", '"x"', 1700000000, '"9a71bb4c"')
 
 
@@ -196,8 +203,12 @@ def _multipart(parts: list[tuple[str, str | None, str | None, bytes]]) -> tuple[
 def test_multipart_first_file_part_whatever_its_field_name() -> None:
     body, ctype = _multipart([("anything", "photo.jpg", None, b"\xff\xd8\xffjpeg")])
     up = parse_upload("POST", "/3,01637037d6", {"content-type": ctype}, body, _opts(), _LIMIT)
-    assert (up.data, up.name, up.mime, up.original_size) == (b"\xff\xd8\xffjpeg", "photo.jpg",
-                                                             "image/jpeg", 7)
+    assert (up.data, up.name, up.mime, up.original_size) == (
+        b"\xff\xd8\xffjpeg",
+        "photo.jpg",
+        "image/jpeg",
+        7,
+    )
     assert not up.gzipped
 
 
@@ -215,8 +226,14 @@ def test_multipart_windows_path_is_stripped() -> None:
 
 
 def test_raw_upload_without_disposition_is_named_after_the_fid_quirk_a3() -> None:
-    up = parse_upload("PUT", "/3,01637037d6", {"content-type": "application/octet-stream"},
-                      b"\x00\x01", _opts(), _LIMIT)
+    up = parse_upload(
+        "PUT",
+        "/3,01637037d6",
+        {"content-type": "application/octet-stream"},
+        b"\x00\x01",
+        _opts(),
+        _LIMIT,
+    )
     assert (up.name, up.mime, up.data) == ("3,01637037d6", "application/octet-stream", b"\x00\x01")
 
 
@@ -224,8 +241,9 @@ def test_raw_upload_name_from_content_disposition() -> None:
     headers = {"content-disposition": 'attachment; filename="pic.png"', "content-type": ""}
     up = parse_upload("PUT", "/3,01637037d6", headers, b"\x89PNG\r\n\x1a\n", _opts(), _LIMIT)
     assert (up.name, up.mime) == ("pic.png", "image/png")
-    up = parse_upload("PUT", "/3,01637037d6", {"content-disposition": "name=x.gif"}, b"GIF89a",
-                      _opts(), _LIMIT)
+    up = parse_upload(
+        "PUT", "/3,01637037d6", {"content-disposition": "name=x.gif"}, b"GIF89a", _opts(), _LIMIT
+    )
     assert up.name == "x.gif"
 
 
@@ -233,8 +251,9 @@ def test_post_without_content_type_or_boundary_is_rejected() -> None:
     with pytest.raises(BadRequest, match="multipart"):
         parse_upload("POST", "/3,01637037d6", {}, b"x", _opts(), _LIMIT)
     with pytest.raises(BadRequest, match="boundary"):
-        parse_upload("POST", "/3,01637037d6", {"content-type": "multipart/form-data"}, b"x",
-                     _opts(), _LIMIT)
+        parse_upload(
+            "POST", "/3,01637037d6", {"content-type": "multipart/form-data"}, b"x", _opts(), _LIMIT
+        )
 
 
 def test_gzip_uploads_are_kept_compressed_and_report_the_plain_size() -> None:
@@ -248,10 +267,18 @@ def test_compressible_text_is_gzipped_when_it_saves_enough() -> None:
     text = b"".join(b"%d\n" % i for i in range(2000))
     up = parse_upload("PUT", "/3,01637037d6", {"content-type": "text/plain"}, text, _opts(), _LIMIT)
     assert up.gzipped and gzip.decompress(up.data) == text and up.original_size == len(text)
-    tiny = parse_upload("PUT", "/3,01637037d6", {"content-type": "text/plain"}, b"hi", _opts(), _LIMIT)
+    tiny = parse_upload(
+        "PUT", "/3,01637037d6", {"content-type": "text/plain"}, b"hi", _opts(), _LIMIT
+    )
     assert not tiny.gzipped
-    replica = parse_upload("PUT", "/3,01637037d6", {"content-type": "text/plain"}, text,
-                           _opts({"type": "replicate"}), _LIMIT)
+    replica = parse_upload(
+        "PUT",
+        "/3,01637037d6",
+        {"content-type": "text/plain"},
+        text,
+        _opts({"type": "replicate"}),
+        _LIMIT,
+    )
     assert not replica.gzipped
 
 
@@ -277,8 +304,14 @@ def test_gzip_bombs_are_refused_without_unpacking_them_in_memory() -> None:
 
 def test_content_md5_mismatch_is_rejected_and_a_match_is_kept() -> None:
     with pytest.raises(BadRequest, match="Content-MD5"):
-        parse_upload("PUT", "/3,01637037d6", {"content-md5": "AAAAAAAAAAAAAAAAAAAAAA=="}, b"x",
-                     _opts(), _LIMIT)
+        parse_upload(
+            "PUT",
+            "/3,01637037d6",
+            {"content-md5": "AAAAAAAAAAAAAAAAAAAAAA=="},
+            b"x",
+            _opts(),
+            _LIMIT,
+        )
     good = base64.b64encode(hashlib.md5(b"x").digest()).decode()
     up = parse_upload("PUT", "/3,01637037d6", {"content-md5": good}, b"x", _opts(), _LIMIT)
     assert up.content_md5 == good
@@ -293,13 +326,17 @@ def test_seaweed_headers_become_canonical_pairs() -> None:
 
 def test_names_of_256_bytes_or_more_are_dropped_quirk_a12() -> None:
     long = "n" * 252 + ".txt"
-    up = parse_upload("PUT", "/3,01637037d6", {"content-disposition": f"filename={long}"}, b"x",
-                      _opts(), _LIMIT)
+    up = parse_upload(
+        "PUT", "/3,01637037d6", {"content-disposition": f"filename={long}"}, b"x", _opts(), _LIMIT
+    )
     assert up.name == ""
 
 
 def test_query_options() -> None:
     opts = UploadOptions.from_query({"ts": "1600000000", "ttl": "3d", "cm": "true"}, _NOW)
-    assert (opts.last_modified, opts.ttl, opts.chunk_manifest) == (1600000000, Ttl.parse("3d"),
-                                                                   True)
+    assert (opts.last_modified, opts.ttl, opts.chunk_manifest) == (
+        1600000000,
+        Ttl.parse("3d"),
+        True,
+    )
     assert not opts.replicate

@@ -46,17 +46,20 @@ async def vs(start_server: Starter, http: Session) -> VolumeServer:
     return server
 
 
-def _form(data: bytes, filename: str = "f.bin", content_type: str | None = None,
-          field: str = "file") -> aiohttp.FormData:
+def _form(
+    data: bytes, filename: str = "f.bin", content_type: str | None = None, field: str = "file"
+) -> aiohttp.FormData:
     form = aiohttp.FormData()
     form.add_field(field, io.BytesIO(data), filename=filename, content_type=content_type)
     return form
 
 
-async def _post(http: Session, server: VolumeServer, fid: str, data: bytes,
-                filename: str = "f.bin", **kw: Any) -> tuple[int, Mapping[str, str], Any]:
-    async with http.post(_url(server, f"/{fid}"), data=_form(data, filename,
-                         kw.pop("content_type", None)), **kw) as resp:
+async def _post(
+    http: Session, server: VolumeServer, fid: str, data: bytes, filename: str = "f.bin", **kw: Any
+) -> tuple[int, Mapping[str, str], Any]:
+    async with http.post(
+        _url(server, f"/{fid}"), data=_form(data, filename, kw.pop("content_type", None)), **kw
+    ) as resp:
         body = await resp.read()
         return resp.status, resp.headers.copy(), json.loads(body) if body else None
 
@@ -88,8 +91,9 @@ async def test_round_trip_write_read_conditional_range_head_delete(
     assert (status, body) == (304, b"")
     status, headers, body = await _get(http, _url(vs, f"/{FID}"), headers={"Range": "bytes=0-4"})
     assert (status, body, headers["Content-Range"]) == (206, b"hello", "bytes 0-4/31")
-    status, headers, _ = await _get(http, _url(vs, f"/{FID}"),
-                                    headers={"Range": "bytes=9999-10000"})
+    status, headers, _ = await _get(
+        http, _url(vs, f"/{FID}"), headers={"Range": "bytes=9999-10000"}
+    )
     assert (status, headers["Content-Range"]) == (416, "bytes */31")
 
     async with http.head(_url(vs, f"/{FID}")) as resp:
@@ -108,8 +112,13 @@ async def test_round_trip_write_read_conditional_range_head_delete(
 
 async def test_every_url_form_reads_the_same_blob(vs: VolumeServer, http: Session) -> None:
     await _post(http, vs, FID, b"formed", "r.bin")
-    for path in ("/1,01637037d6", "/1,01637037d6.jpg", "/1/01637037d6", "/1/01637037d6.bin",
-                 "/1/01637037d6/other.txt"):
+    for path in (
+        "/1,01637037d6",
+        "/1,01637037d6.jpg",
+        "/1/01637037d6",
+        "/1/01637037d6.bin",
+        "/1/01637037d6/other.txt",
+    ):
         status, headers, body = await _get(http, _url(vs, path))
         assert (status, body) == (200, b"formed"), path
     _, headers, _ = await _get(http, _url(vs, "/1/01637037d6/other.txt"))
@@ -135,7 +144,9 @@ async def test_malformed_paths_and_methods_are_400(vs: VolumeServer, http: Sessi
 # ------------------------------------------------------------------ writes
 
 
-async def test_identical_reupload_is_204_and_appends_nothing(vs: VolumeServer, http: Session) -> None:
+async def test_identical_reupload_is_204_and_appends_nothing(
+    vs: VolumeServer, http: Session
+) -> None:
     assert (await _post(http, vs, FID, b"same bytes"))[0] == 201
     size_before = _volume_size(vs, 1)
     status, headers, body = await _post(http, vs, FID, b"same bytes")
@@ -149,7 +160,9 @@ def _volume_size(server: VolumeServer, vid: int) -> int:
     return info.size
 
 
-async def test_wrong_cookie_write_and_delete_change_nothing(vs: VolumeServer, http: Session) -> None:
+async def test_wrong_cookie_write_and_delete_change_nothing(
+    vs: VolumeServer, http: Session
+) -> None:
     await _post(http, vs, FID, b"the original")
     status, _, result = await _post(http, vs, "1,01637037d7", b"impostor")
     assert status >= 400 and isinstance(result["error"], str)
@@ -162,15 +175,25 @@ async def test_raw_put_named_after_the_fid_and_by_content_disposition(
     vs: VolumeServer, http: Session
 ) -> None:
     data = b'{"a":1}'
-    async with http.put(_url(vs, f"/{FID}"), data=data,
-                        headers={"Content-Type": "application/json"}) as resp:
-        assert await resp.json() == {"name": FID, "size": 7, "eTag": f"{crc32c(data):08x}",
-                                     "mime": "application/json"}
+    async with http.put(
+        _url(vs, f"/{FID}"), data=data, headers={"Content-Type": "application/json"}
+    ) as resp:
+        assert await resp.json() == {
+            "name": FID,
+            "size": 7,
+            "eTag": f"{crc32c(data):08x}",
+            "mime": "application/json",
+        }
     _, headers, _ = await _get(http, _url(vs, f"/{FID}"))
     assert headers["Content-Disposition"] == f'inline; filename="{FID}"'
-    async with http.put(_url(vs, "/1,02637037d6"), data=b"png-ish",
-                        headers={"Content-Disposition": 'attachment; filename="pic.png"',
-                                 "Content-Type": "image/png"}) as resp:
+    async with http.put(
+        _url(vs, "/1,02637037d6"),
+        data=b"png-ish",
+        headers={
+            "Content-Disposition": 'attachment; filename="pic.png"',
+            "Content-Type": "image/png",
+        },
+    ) as resp:
         assert (await resp.json())["name"] == "pic.png"
     _, headers, _ = await _get(http, _url(vs, "/1,02637037d6"))
     assert headers["Content-Type"] == "image/png"
@@ -182,16 +205,22 @@ async def test_ts_sets_last_modified_and_if_modified_since_is_304(
     await _post(http, vs, FID, b"dated", params={"ts": "1700000000"})
     _, headers, _ = await _get(http, _url(vs, f"/{FID}"))
     assert headers["Last-Modified"] == "Tue, 14 Nov 2023 22:13:20 GMT"
-    status, _, _ = await _get(http, _url(vs, f"/{FID}"), headers={
-        "If-Modified-Since": "Tue, 14 Nov 2023 22:13:20 GMT", "If-None-Match": '"nope"'})
+    status, _, _ = await _get(
+        http,
+        _url(vs, f"/{FID}"),
+        headers={"If-Modified-Since": "Tue, 14 Nov 2023 22:13:20 GMT", "If-None-Match": '"nope"'},
+    )
     assert status == 304  # quirk A8
-    status, _, _ = await _get(http, _url(vs, f"/{FID}"), headers={
-        "If-Modified-Since": "Tue, 14 Nov 2023 22:13:19 GMT"})
+    status, _, _ = await _get(
+        http, _url(vs, f"/{FID}"), headers={"If-Modified-Since": "Tue, 14 Nov 2023 22:13:19 GMT"}
+    )
     assert status == 200
 
 
 async def test_pairs_come_back_as_headers(vs: VolumeServer, http: Session) -> None:
-    await _post(http, vs, FID, b"paired", headers={"Seaweed-Foo": "bar", "Seaweed-Camel-Case": "Xy"})
+    await _post(
+        http, vs, FID, b"paired", headers={"Seaweed-Foo": "bar", "Seaweed-Camel-Case": "Xy"}
+    )
     _, headers, _ = await _get(http, _url(vs, f"/{FID}"))
     assert (headers["Foo"], headers["Camel-Case"]) == ("bar", "Xy")
 
@@ -212,8 +241,9 @@ async def test_large_blob_round_trips_with_ranges(vs: VolumeServer, http: Sessio
     assert status == 201 and result["size"] == len(data)
     status, headers, body = await _get(http, _url(vs, f"/{FID}"))
     assert status == 200 and body == data and headers["Content-Length"] == str(len(data))
-    status, headers, middle = await _get(http, _url(vs, f"/{FID}"),
-                                         headers={"Range": "bytes=2000000-2000099"})
+    status, headers, middle = await _get(
+        http, _url(vs, f"/{FID}"), headers={"Range": "bytes=2000000-2000099"}
+    )
     assert (status, middle) == (206, data[2_000_000:2_000_100])
     assert headers["Content-Range"] == f"bytes 2000000-2000099/{len(data)}"
     async with http.head(_url(vs, f"/{FID}")) as resp:
@@ -227,14 +257,16 @@ async def test_large_blob_round_trips_with_ranges(vs: VolumeServer, http: Sessio
 
 async def test_multi_range_and_oversized_ranges(vs: VolumeServer, http: Session) -> None:
     await _post(http, vs, FID, b"0123456789abcdef")
-    status, headers, body = await _get(http, _url(vs, f"/{FID}"),
-                                       headers={"Range": "bytes=0-1,4-5"})
+    status, headers, body = await _get(
+        http, _url(vs, f"/{FID}"), headers={"Range": "bytes=0-1,4-5"}
+    )
     assert status == 206
     assert headers["Content-Type"].startswith("multipart/byteranges; boundary=")
     assert b"bytes 0-1/16" in body and b"\r\n\r\n01\r\n" in body and b"\r\n\r\n45\r\n" in body
     # Quirk A7: ranges adding up past the blob are ignored, and the whole blob is sent.
-    status, headers, body = await _get(http, _url(vs, f"/{FID}"),
-                                       headers={"Range": "bytes=0-10,5-15"})
+    status, headers, body = await _get(
+        http, _url(vs, f"/{FID}"), headers={"Range": "bytes=0-10,5-15"}
+    )
     assert (status, body) == (200, b"0123456789abcdef")
     assert "Content-Range" not in headers
 
@@ -242,16 +274,21 @@ async def test_multi_range_and_oversized_ranges(vs: VolumeServer, http: Session)
 async def test_gzip_upload_is_served_compressed_or_plain(vs: VolumeServer, http: Session) -> None:
     plain = b"compress me please " * 50
     packed = gzip.compress(plain)
-    async with http.put(_url(vs, f"/{FID}"), data=packed, headers={
-            "Content-Type": "text/plain", "Content-Encoding": "gzip"}) as resp:
+    async with http.put(
+        _url(vs, f"/{FID}"),
+        data=packed,
+        headers={"Content-Type": "text/plain", "Content-Encoding": "gzip"},
+    ) as resp:
         assert resp.status == 201
         assert (await resp.json())["size"] == len(plain)
-    status, headers, body = await _get(http, _url(vs, f"/{FID}"),
-                                       headers={"Accept-Encoding": "gzip"})
+    status, headers, body = await _get(
+        http, _url(vs, f"/{FID}"), headers={"Accept-Encoding": "gzip"}
+    )
     assert status == 200
     assert headers["Content-Encoding"] == "gzip" and gzip.decompress(body) == plain
-    status, headers, body = await _get(http, _url(vs, f"/{FID}"),
-                                       headers={"Accept-Encoding": "identity"})
+    status, headers, body = await _get(
+        http, _url(vs, f"/{FID}"), headers={"Accept-Encoding": "identity"}
+    )
     assert status == 200
     assert "Content-Encoding" not in headers and body == plain
     assert headers["Content-Type"] == "text/plain"
@@ -273,12 +310,20 @@ async def test_chunk_manifest_is_expanded_and_deleted_with_its_chunks(
 ) -> None:
     await _post(http, vs, "1,0a00000001", b"first-chunk|")
     await _post(http, vs, "1,0b00000001", b"second-chunk")
-    manifest = {"name": "whole.bin", "mime": "application/octet-stream", "size": 24,
-                "chunks": [{"fid": "1,0b00000001", "offset": 12, "size": 12},
-                           {"fid": "1,0a00000001", "offset": 0, "size": 12}]}
-    async with http.post(_url(vs, "/1,0c00000001"), params={"cm": "true"},
-                         data=_form(json.dumps(manifest).encode(), "m.json",
-                                    "application/json")) as resp:
+    manifest = {
+        "name": "whole.bin",
+        "mime": "application/octet-stream",
+        "size": 24,
+        "chunks": [
+            {"fid": "1,0b00000001", "offset": 12, "size": 12},
+            {"fid": "1,0a00000001", "offset": 0, "size": 12},
+        ],
+    }
+    async with http.post(
+        _url(vs, "/1,0c00000001"),
+        params={"cm": "true"},
+        data=_form(json.dumps(manifest).encode(), "m.json", "application/json"),
+    ) as resp:
         assert resp.status == 201
     status, headers, body = await _get(http, _url(vs, "/1,0c00000001"))
     assert (status, body) == (200, b"first-chunk|second-chunk")
@@ -287,11 +332,13 @@ async def test_chunk_manifest_is_expanded_and_deleted_with_its_chunks(
     _, _, part = await _get(http, _url(vs, "/1,0c00000001"), headers={"Range": "bytes=6-17"})
     assert part == b"chunk|second"
     # Quirk A7: ranges adding up past the file are ignored here too.
-    status, _, body = await _get(http, _url(vs, "/1,0c00000001"),
-                                 headers={"Range": "bytes=0-15,8-23"})
+    status, _, body = await _get(
+        http, _url(vs, "/1,0c00000001"), headers={"Range": "bytes=0-15,8-23"}
+    )
     assert (status, body) == (200, b"first-chunk|second-chunk")
-    _, headers, raw = await _get(http, _url(vs, "/1,0c00000001?cm=false"),
-                                 headers={"Accept-Encoding": "identity"})
+    _, headers, raw = await _get(
+        http, _url(vs, "/1,0c00000001?cm=false"), headers={"Accept-Encoding": "identity"}
+    )
     assert json.loads(raw)["name"] == "whole.bin" and "X-File-Store" not in headers
     async with http.delete(_url(vs, "/1,0c00000001")) as resp:
         assert resp.status == 202
@@ -309,8 +356,7 @@ async def test_reads_of_volumes_held_elsewhere_follow_read_mode(
     other = await start_server("v1", read_mode=mode)
     await _post(http, vs, FID, b"held by v0", "x.bin")
     master.locations[1] = [vs.url()]
-    async with http.get(_url(other, "/1/01637037d6/y.bin?dl=1"),
-                        allow_redirects=False) as resp:
+    async with http.get(_url(other, "/1/01637037d6/y.bin?dl=1"), allow_redirects=False) as resp:
         if mode == "proxy":
             assert (resp.status, await resp.read()) == (200, b"held by v0")
             assert resp.headers["Content-Disposition"] == "attachment; filename=y.bin"
@@ -335,8 +381,9 @@ async def test_write_to_a_server_without_the_volume_is_forwarded(
     status, _, _ = await _post(http, other, FID, b"forwarded")  # quirk A28
     assert status == 201
     assert (await _get(http, _url(vs, f"/{FID}")))[2] == b"forwarded"
-    async with http.post(_url(other, "/1,02637037d6"), params={"type": "replicate"},
-                         data=_form(b"x")) as resp:
+    async with http.post(
+        _url(other, "/1,02637037d6"), params={"type": "replicate"}, data=_form(b"x")
+    ) as resp:
         assert resp.status == 404  # quirk A17 fixed: not acknowledged unstored
 
 
@@ -412,8 +459,9 @@ async def test_admin_allocate_readonly_delete(vs: VolumeServer, http: Session) -
     async with http.post(_url(vs, "/admin/volume/delete"), params={"volume": "1"}) as resp:
         assert resp.status == 200
     assert (await _get(http, _url(vs, f"/{FID}")))[0] == 404
-    async with http.post(_url(vs, "/admin/collection/delete"),
-                         params={"collection": "pics"}) as resp:
+    async with http.post(
+        _url(vs, "/admin/collection/delete"), params={"collection": "pics"}
+    ) as resp:
         assert resp.status == 200
     assert vs.store.volume_infos() == []
 
@@ -436,8 +484,9 @@ async def test_delete_short_of_copies_refuses_and_keeps_the_blob(
     assert (await _get(http, _url(vs, f"/{fid}")))[0] == 404
 
 
-async def test_admin_allocate_reserves_the_preallocate_bytes(vs: VolumeServer,
-                                                             http: Session) -> None:
+async def test_admin_allocate_reserves_the_preallocate_bytes(
+    vs: VolumeServer, http: Session
+) -> None:
     """As the master asks with -volumePreallocate: the space is reserved, the file not grown."""
     await _allocate(http, vs, 3, preallocate=str(4 << 20))
     volume = vs.store.get(3)
@@ -458,7 +507,11 @@ async def test_heartbeats_report_volumes_and_goodbye(
         await asyncio.sleep(0.05)
     hb = next(hb for hb in master.heartbeats if hb["volumes"])
     assert (hb["ip"], hb["port"], hb["dataCenter"], hb["rack"]) == (
-        "127.0.0.1", server.port, "dc1", "r1")
+        "127.0.0.1",
+        server.port,
+        "dc1",
+        "r1",
+    )
     assert hb["volumes"][0]["id"] == 7 and hb["maxVolumeCount"] == 8
     assert (await _get(http, _url(server, "/readyz")))[0] == 200
     await server.stop()
@@ -491,14 +544,21 @@ async def test_manifest_chunks_on_another_server_are_fetched(
     text = b"remote chunk, compressible text " * 64
     await _post(http, other, "2,0a00000001", text, "c.txt", content_type="text/plain")
     master.locations[2] = [other.url()]
-    manifest = {"name": "m.txt", "size": len(text),
-                "chunks": [{"fid": "2,0a00000001", "offset": 0, "size": len(text)}]}
-    async with http.put(_url(vs, "/1,0c00000001"), params={"cm": "true"},
-                        data=json.dumps(manifest).encode(),
-                        headers={"Content-Type": "application/json"}) as resp:
+    manifest = {
+        "name": "m.txt",
+        "size": len(text),
+        "chunks": [{"fid": "2,0a00000001", "offset": 0, "size": len(text)}],
+    }
+    async with http.put(
+        _url(vs, "/1,0c00000001"),
+        params={"cm": "true"},
+        data=json.dumps(manifest).encode(),
+        headers={"Content-Type": "application/json"},
+    ) as resp:
         assert resp.status == 201
-    status, headers, body = await _get(http, _url(vs, "/1,0c00000001"),
-                                       headers={"Range": "bytes=7-11"})
+    status, headers, body = await _get(
+        http, _url(vs, "/1,0c00000001"), headers={"Range": "bytes=7-11"}
+    )
     assert (status, body) == (206, text[7:12])
     assert headers["X-File-Store"] == "chunked"
     assert (await _get(http, _url(vs, "/1,0c00000001")))[2] == text
@@ -509,25 +569,36 @@ async def test_large_bodies_are_spooled_with_md5_gzip_and_later_file_parts(
 ) -> None:
     data = bytes(range(256)) * 8_000  # 2 MB: above the streaming threshold
     good_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-    async with http.put(_url(vs, f"/{FID}"), data=io.BytesIO(data),
-                        headers={"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="}) as resp:
+    async with http.put(
+        _url(vs, f"/{FID}"),
+        data=io.BytesIO(data),
+        headers={"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="},
+    ) as resp:
         assert resp.status == 400 and "Content-MD5" in (await resp.json())["error"]
     assert (await _get(http, _url(vs, f"/{FID}")))[0] == 404
-    async with http.put(_url(vs, f"/{FID}"), data=io.BytesIO(data), headers={"Content-MD5": good_md5}) as resp:
+    async with http.put(
+        _url(vs, f"/{FID}"), data=io.BytesIO(data), headers={"Content-MD5": good_md5}
+    ) as resp:
         assert resp.status == 201
         assert (await resp.json())["eTag"] == f"{crc32c(data):08x}"
     assert (await _get(http, _url(vs, f"/{FID}")))[2] == data
-    async with http.put(_url(vs, f"/{FID}"), data=io.BytesIO(data), headers={"Content-MD5": good_md5}) as resp:
+    async with http.put(
+        _url(vs, f"/{FID}"), data=io.BytesIO(data), headers={"Content-MD5": good_md5}
+    ) as resp:
         assert resp.status == 204  # identical re-upload, also when spooled
 
     text = b"".join(os.urandom(24).hex().encode() + b"\n" for _ in range(60_000))
     packed = gzip.compress(text)
     assert len(packed) > 1 << 20
-    async with http.put(_url(vs, "/1,02637037d6"), data=io.BytesIO(packed),
-                        headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"}) as resp:
+    async with http.put(
+        _url(vs, "/1,02637037d6"),
+        data=io.BytesIO(packed),
+        headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"},
+    ) as resp:
         assert (await resp.json())["size"] == len(text)
-    assert (await _get(http, _url(vs, "/1,02637037d6"),
-                       headers={"Accept-Encoding": "identity"}))[2] == text
+    assert (await _get(http, _url(vs, "/1,02637037d6"), headers={"Accept-Encoding": "identity"}))[
+        2
+    ] == text
 
     form = aiohttp.FormData()
     form.add_field("note", "a text field first")
@@ -538,8 +609,9 @@ async def test_large_bodies_are_spooled_with_md5_gzip_and_later_file_parts(
 
 
 @pytest.mark.parametrize("fsync_mode", ["none", "always"])
-async def test_writes_in_every_fsync_mode(start_server: Starter, http: Session,
-                                          fsync_mode: str) -> None:
+async def test_writes_in_every_fsync_mode(
+    start_server: Starter, http: Session, fsync_mode: str
+) -> None:
     server = await start_server(fsync_mode=fsync_mode)
     await _allocate(http, server, 1)
     assert (await _post(http, server, FID, b"durable enough"))[0] == 201
@@ -599,8 +671,7 @@ async def test_fsync_query_syncs_on_a_page_cache_server_and_its_replica(
     master.locations[2] = [primary.url(), replica.url()]
     assert (await _post(http, primary, "2,01637037d6", b"page cache"))[0] == 201
     assert synced == []
-    status, _, _ = await _post(http, primary, "2,02637037d6", b"on disk",
-                               params={"fsync": "true"})
+    status, _, _ = await _post(http, primary, "2,02637037d6", b"on disk", params={"fsync": "true"})
     assert status == 201
     dats = {Path(path).parent.name for path in synced if path.endswith("/2.dat")}
     assert dats == {"v0", "v1"}
@@ -661,8 +732,11 @@ async def test_form_urlencoded_raw_put_stores_the_bytes_sent(
     # curl --data-binary sends this content type; the reference parses the body as a form and
     # stores an empty needle (docs/compat.md). weedpy keeps the user's bytes.
     data = b"a=1;b=2&c=%zz binary \x00\xff"
-    async with http.put(_url(vs, f"/{FID}"), data=data,
-                        headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+    async with http.put(
+        _url(vs, f"/{FID}"),
+        data=data,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ) as resp:
         assert resp.status == 201
         assert (await resp.json())["size"] == len(data)
     status, _, body = await _get(http, _url(vs, f"/{FID}"))

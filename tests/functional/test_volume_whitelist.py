@@ -64,16 +64,30 @@ async def _refused(http: Session, method: str, url: str, **kw: Any) -> None:
     assert content_type.startswith("application/json")
 
 
-async def _prepared(start_server: Starter, http: Session, name: str = "v0",
-                    replication: str = "000") -> None:
+async def _prepared(
+    start_server: Starter, http: Session, name: str = "v0", replication: str = "000"
+) -> None:
     """Volume 1 holding FID, volume 2 in collection "pics", written by an unguarded start."""
     open_server = await start_server(name)
-    await _ok(http, "POST", _url(open_server, "/admin/volume/allocate"),
-              params={"volume": "1", "replication": replication})
-    await _ok(http, "POST", _url(open_server, "/admin/volume/allocate"),
-              params={"volume": "2", "collection": "pics"})
-    await _ok(http, "POST", _url(open_server, f"/{FID}"), data=_form(b"kept"),
-              params={"type": "replicate"})
+    await _ok(
+        http,
+        "POST",
+        _url(open_server, "/admin/volume/allocate"),
+        params={"volume": "1", "replication": replication},
+    )
+    await _ok(
+        http,
+        "POST",
+        _url(open_server, "/admin/volume/allocate"),
+        params={"volume": "2", "collection": "pics"},
+    )
+    await _ok(
+        http,
+        "POST",
+        _url(open_server, f"/{FID}"),
+        data=_form(b"kept"),
+        params={"type": "replicate"},
+    )
     await open_server.stop()
 
 
@@ -90,8 +104,13 @@ async def test_outsider_writes_deletes_and_admin_calls_are_401_and_change_nothin
     await _refused(http, "POST", _url(vs, f"/{OTHER_FID}"), data=_form(b"new"))
     await _refused(http, "POST", _url(vs, f"/{OTHER_FID}"), data=_form(b"new"), headers=forged)
     await _refused(http, "PUT", _url(vs, f"/{OTHER_FID}"), data=b"new")
-    await _refused(http, "POST", _url(vs, f"/{OTHER_FID}"), data=_form(b"replica"),
-                   params={"type": "replicate"})
+    await _refused(
+        http,
+        "POST",
+        _url(vs, f"/{OTHER_FID}"),
+        data=_form(b"replica"),
+        params={"type": "replicate"},
+    )
     await _refused(http, "DELETE", _url(vs, f"/{FID}"))
     await _refused(http, "DELETE", _url(vs, f"/{FID}"), params={"type": "replicate"})
     for path, params in (
@@ -102,8 +121,9 @@ async def test_outsider_writes_deletes_and_admin_calls_are_401_and_change_nothin
     ):
         await _refused(http, "POST", _url(vs, path), params=params)
     await _refused(http, "GET", _url(vs, "/admin/volume/status"), params={"volume": "1"})
-    await _refused(http, "POST", _url(vs, "/admin/volume/writable"), params={"volume": "1"},
-                   headers=forged)
+    await _refused(
+        http, "POST", _url(vs, "/admin/volume/writable"), params={"volume": "1"}, headers=forged
+    )
 
     # Nothing changed: the blob still reads, the refused write stored nothing, no volume was
     # allocated, deleted or frozen.
@@ -149,8 +169,12 @@ async def test_a_peer_outside_the_replicas_list_fails_the_replicated_write(
     await _prepared(start_server, http, "replica", replication="001")
     replica = await start_server("replica", white_list=("10.9.9.9",))
     primary = await start_server("primary")
-    await _ok(http, "POST", _url(primary, "/admin/volume/allocate"),
-              params={"volume": "1", "replication": "001"})
+    await _ok(
+        http,
+        "POST",
+        _url(primary, "/admin/volume/allocate"),
+        params={"volume": "1", "replication": "001"},
+    )
     master.locations[1] = [primary.url(), replica.url()]
     status, _, _ = await _call(http, "POST", _url(primary, f"/{OTHER_FID}"), data=_form(b"x"))
     assert status >= 500
@@ -213,10 +237,16 @@ def _client_address_available() -> bool:
 async def test_server_with_only_a_client_listed_still_grows_volumes(tmp_path: Path) -> None:
     """The master allocates on its volume server from 127.0.0.1, which the operator did not
     list; the client (127.0.0.2) assigns, uploads and reads; others cannot use the master."""
-    v = _server_values("-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={tmp_path}",
-                       f"-master.port={free_port()}", f"-volume.port={free_port()}",
-                       "-master.pulseSeconds=1", "-volume.pulseSeconds=1",
-                       "-whiteList=127.0.0.2")
+    v = _server_values(
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-dir={tmp_path}",
+        f"-master.port={free_port()}",
+        f"-volume.port={free_port()}",
+        "-master.pulseSeconds=1",
+        "-volume.pulseSeconds=1",
+        "-whiteList=127.0.0.2",
+    )
     master = MasterServer(master_options(v, "master."))
     volume = VolumeServer(volume_options(v, "volume."))
     await master.start()

@@ -41,14 +41,36 @@ _NOW = 1700000000
 
 # ------------------------------------------------------------------ sniffing
 
-_SNIFF_PREFIXES = [b"", b"%PDF-", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM",
-                   b"\x1f\x8b\x08", b"PK\x03\x04", b"RIFF\0\0\0\0WEBP", b"RIFF\0\0\0\0WAVE",
-                   b"  <html>", b"<p ", b"\t<?xml", b"\xfe\xff", b"\xff\xfe", b"\xef\xbb\xbf",
-                   b"OggS\x00", b"\x00asm", b"Rar!\x1a\x07", b"\x1aE\xdf\xa3", b"hello", b"\x01"]
+_SNIFF_PREFIXES = [
+    b"",
+    b"%PDF-",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF89a",
+    b"BM",
+    b"\x1f\x8b\x08",
+    b"PK\x03\x04",
+    b"RIFF\0\0\0\0WEBP",
+    b"RIFF\0\0\0\0WAVE",
+    b"  <html>",
+    b"<p ",
+    b"\t<?xml",
+    b"\xfe\xff",
+    b"\xff\xfe",
+    b"\xef\xbb\xbf",
+    b"OggS\x00",
+    b"\x00asm",
+    b"Rar!\x1a\x07",
+    b"\x1aE\xdf\xa3",
+    b"hello",
+    b"\x01",
+]
 
 
-@given(st.sampled_from(_SNIFF_PREFIXES),
-       st.binary(max_size=700) | st.text(max_size=600).map(str.encode))
+@given(
+    st.sampled_from(_SNIFF_PREFIXES),
+    st.binary(max_size=700) | st.text(max_size=600).map(str.encode),
+)
 @example(b"", b"")
 @example(b"", b"x" * 511 + b"\x00")
 @example(b"", b"x" * 512 + b"\x00")
@@ -101,15 +123,45 @@ def test_the_url_shortcut_reads_what_the_general_parser_reads(path: str) -> None
 # ------------------------------------------------------------------ uploads
 
 _BOUNDARIES = ["XyZ", "weedbenchboundary7f3a", '"quoted-bnd"', "a'b(c)"]
-_FILENAMES = [None, "", "bench.bin", "a.txt", "photo.JPG", "C:\\dir\\x.json", "dir/",
-              'q\\"uote.html', "é.css", "x" * 255 + ".txt", "é" * 130, ".txt", "noext"]
-_TYPES = [None, "", "application/octet-stream", "text/plain", "image/png", "application/json",
-          "application/x-zstd", "text/html; charset=utf-8", "x" * 300]
+_FILENAMES = [
+    None,
+    "",
+    "bench.bin",
+    "a.txt",
+    "photo.JPG",
+    "C:\\dir\\x.json",
+    "dir/",
+    'q\\"uote.html',
+    "é.css",
+    "x" * 255 + ".txt",
+    "é" * 130,
+    ".txt",
+    "noext",
+]
+_TYPES = [
+    None,
+    "",
+    "application/octet-stream",
+    "text/plain",
+    "image/png",
+    "application/json",
+    "application/x-zstd",
+    "text/html; charset=utf-8",
+    "x" * 300,
+]
 _ENCODINGS = [None, None, None, "gzip", "GZip", "deflate"]
 
 
-def _part(field: str, filename: str | None, ctype: str | None, encoding: str | None,
-          md5: str | None, data: bytes, *, unquoted: bool = False) -> bytes:
+def _part(
+    field: str,
+    filename: str | None,
+    ctype: str | None,
+    encoding: str | None,
+    md5: str | None,
+    data: bytes,
+    *,
+    unquoted: bool = False,
+) -> bytes:
     disposition = f'form-data; name="{field}"'
     if filename is not None:
         disposition += f"; filename={filename}" if unquoted else f'; filename="{filename}"'
@@ -123,24 +175,50 @@ def _part(field: str, filename: str | None, ctype: str | None, encoding: str | N
     return head.encode() + b"\r\n" + data
 
 
-_PATHS = ["/3,01637037d6", "/3,01637037d6.txt", "/3,01637037d6.PNG", "/3,01637037d6.tar.gz",
-          "/3,01637037d6.bin", "/3,01637037d6." + "t" * 600]
+_PATHS = [
+    "/3,01637037d6",
+    "/3,01637037d6.txt",
+    "/3,01637037d6.PNG",
+    "/3,01637037d6.tar.gz",
+    "/3,01637037d6.bin",
+    "/3,01637037d6." + "t" * 600,
+]
 
 
 @st.composite
 def _uploads(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes, UploadOptions, int]:
     boundary = draw(st.sampled_from(_BOUNDARIES))
     delimiter = b"--" + boundary.strip('"').encode()
-    data = draw(st.sampled_from([b"", b"a" * 2000, b"\x00\x01" * 40, b"<html>hi</html>" * 9])
-                | st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+    data = draw(
+        st.sampled_from([b"", b"a" * 2000, b"\x00\x01" * 40, b"<html>hi</html>" * 9])
+        | st.binary(max_size=300)
+        | st.text(max_size=300).map(str.encode)
+    )
     encoding = draw(st.sampled_from(_ENCODINGS))
     if encoding is not None and encoding.lower() == "gzip" and draw(st.booleans()):
         data = gzip.compress(data)
-    md5 = draw(st.sampled_from([None, None, None, None, "", "bad",
-                                base64.b64encode(hashlib.md5(data).digest()).decode()]))
-    part = _part(draw(st.sampled_from(["file", "other"])), draw(st.sampled_from(_FILENAMES)),
-                 draw(st.sampled_from(_TYPES)), encoding, md5, data,
-                 unquoted=draw(st.booleans()))
+    md5 = draw(
+        st.sampled_from(
+            [
+                None,
+                None,
+                None,
+                None,
+                "",
+                "bad",
+                base64.b64encode(hashlib.md5(data).digest()).decode(),
+            ]
+        )
+    )
+    part = _part(
+        draw(st.sampled_from(["file", "other"])),
+        draw(st.sampled_from(_FILENAMES)),
+        draw(st.sampled_from(_TYPES)),
+        encoding,
+        md5,
+        data,
+        unquoted=draw(st.booleans()),
+    )
     parts = [part]
     if draw(st.integers(0, 4)) == 0:
         parts.insert(0, _part("field", None, None, None, None, b"text"))
@@ -151,29 +229,53 @@ def _uploads(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes, UploadOp
         body = draw(st.sampled_from([b"preamble\r\n", b"\r\n"])) + body
     if draw(st.integers(0, 9)) == 0:
         body = body[: draw(st.integers(0, len(body)))]
-    headers = {"content-type": draw(st.sampled_from(
-        [f"multipart/form-data; boundary={boundary}"] * 4
-        + [f'form-data; charset=x; BOUNDARY="{boundary.strip(chr(34))}"', "multipart/form-data"]))}
+    headers = {
+        "content-type": draw(
+            st.sampled_from(
+                [f"multipart/form-data; boundary={boundary}"] * 4
+                + [
+                    f'form-data; charset=x; BOUNDARY="{boundary.strip(chr(34))}"',
+                    "multipart/form-data",
+                ]
+            )
+        )
+    }
     method = draw(st.sampled_from(["POST", "POST", "POST", "PUT"]))
     if draw(st.integers(0, 2)) == 0:  # a raw body, POST or PUT
         raw_type = draw(st.sampled_from([*_TYPES, "image/JPEG", "text/plain; charset=utf-8"]))
         headers = {} if raw_type is None else {"content-type": raw_type}
         body = data
-        dispositions = ['attachment; filename="r.txt"', "inline", 'name="n.css"', "attachment",
-                        'attachment; filename="C:\\x\\y.json"', "filename=z.html; name=q",
-                        'INLINE; name=""; filename="é.js"', "x" * 600]
-        for name, values in (("content-disposition", dispositions),
-                             ("content-encoding", ["gzip", "identity", ""]),
-                             ("content-md5", ["", "bad"])):
+        dispositions = [
+            'attachment; filename="r.txt"',
+            "inline",
+            'name="n.css"',
+            "attachment",
+            'attachment; filename="C:\\x\\y.json"',
+            "filename=z.html; name=q",
+            'INLINE; name=""; filename="é.js"',
+            "x" * 600,
+        ]
+        for name, values in (
+            ("content-disposition", dispositions),
+            ("content-encoding", ["gzip", "identity", ""]),
+            ("content-md5", ["", "bad"]),
+        ):
             if draw(st.integers(0, 3)) == 0:
                 headers[name] = draw(st.sampled_from(values))
     if draw(st.booleans()):
-        headers["seaweed-tag"] = draw(st.sampled_from(["v", "é", "a\"b"]))
-    query = draw(st.sampled_from([{}, {"cm": "true"}, {"type": "replicate"}, {"ttl": "3m"},
-                                  {"ts": "123"}]))
+        headers["seaweed-tag"] = draw(st.sampled_from(["v", "é", 'a"b']))
+    query = draw(
+        st.sampled_from([{}, {"cm": "true"}, {"type": "replicate"}, {"ttl": "3m"}, {"ts": "123"}])
+    )
     limit = draw(st.sampled_from([1 << 30, 1 << 30, 1 << 30, 100, 0]))
-    return (method, draw(st.sampled_from(_PATHS)), headers, body,
-            UploadOptions.from_query(query, _NOW), limit)
+    return (
+        method,
+        draw(st.sampled_from(_PATHS)),
+        headers,
+        body,
+        UploadOptions.from_query(query, _NOW),
+        limit,
+    )
 
 
 def _outcome(parse: object, *args: object) -> Upload | tuple[type, str]:
@@ -197,14 +299,20 @@ def test_the_upload_shortcuts_store_what_the_general_parser_stores(
 
 def test_the_bench_upload_takes_the_shortcut_and_is_gzipped() -> None:
     data = b"qwertyuiopasdfghjklzxcvbnm" * 40
-    body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n"
-            b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--B--\r\n")
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="bench.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--B--\r\n"
+    )
     headers = {"content-type": "multipart/form-data; boundary=B"}
     options = UploadOptions.from_query({}, _NOW)
     fast = upload_mod._first_file_part(body, headers["content-type"], headers, options, 1 << 20)
     assert fast is not None
-    assert (fast.name, fast.mime, fast.gzipped, fast.original_size) == ("bench.bin", "", True,
-                                                                         len(data))
+    assert (fast.name, fast.mime, fast.gzipped, fast.original_size) == (
+        "bench.bin",
+        "",
+        True,
+        len(data),
+    )
     assert zlib.decompress(fast.data, 47) == data
     assert fast == upload_mod._parse_upload("POST", "/3,01", headers, body, options, 1 << 20)
 
@@ -239,15 +347,25 @@ def test_isal_gzip_output_is_plain_gzip() -> None:
     unchanged=st.booleans(),
 )
 def test_the_templated_answer_is_the_described_one(
-    name: str, mime: str, size: int, md5: str, data: bytes, unchanged: bool,
+    name: str,
+    mime: str,
+    size: int,
+    md5: str,
+    data: bytes,
+    unchanged: bool,
 ) -> None:
     upload = Upload(data, name, mime, False, size, b"", md5, UploadOptions.from_query({}, _NOW))
-    needle = upload_needle(Cookie(1), NeedleId(2), data, name.encode(), mime.encode(), _NOW,
-                           None, b"", False, False)
+    needle = upload_needle(
+        Cookie(1), NeedleId(2), data, name.encode(), mime.encode(), _NOW, None, b"", False, False
+    )
     fast = _write_response(upload, needle, unchanged=unchanged)
     described = _described_response(upload, needle, unchanged=unchanged)
     assert (fast.status, fast.headers, fast.raw_headers, fast.body) == (
-        described.status, described.headers, described.raw_headers, described.body)
+        described.status,
+        described.headers,
+        described.raw_headers,
+        described.body,
+    )
 
 
 # ------------------------------------------------------------------ the inline write
@@ -263,20 +381,32 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _writer(store: Store, tmp_path: Path) -> BlobWriter:
-    return BlobWriter(store, None, Replicator(), self_url=lambda: "127.0.0.1:1",
-                      file_size_limit=1 << 20, spool_dir=str(tmp_path), stats=Stats(list),
-                      clock=lambda: float(_NOW))
+    return BlobWriter(
+        store,
+        None,
+        Replicator(),
+        self_url=lambda: "127.0.0.1:1",
+        file_size_limit=1 << 20,
+        spool_dir=str(tmp_path),
+        stats=Stats(list),
+        clock=lambda: float(_NOW),
+    )
 
 
 def _bench_request(key: int, data: bytes) -> Request:
-    body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n"
-            b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--B--\r\n")
-    return Request("POST", f"/3,{key:x}12345678", headers={
-        "Content-Type": "multipart/form-data; boundary=B"}, body=body)
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="bench.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--B--\r\n"
+    )
+    return Request(
+        "POST",
+        f"/3,{key:x}12345678",
+        headers={"Content-Type": "multipart/form-data; boundary=B"},
+        body=body,
+    )
 
 
-def test_a_bench_upload_is_stored_gzipped_and_answered_inline(store: Store,
-                                                              tmp_path: Path) -> None:
+def test_a_bench_upload_is_stored_gzipped_and_answered_inline(store: Store, tmp_path: Path) -> None:
     writer = _writer(store, tmp_path)
     data = b"qwertyuiopasdfghjklzxcvbnm" * 40
     for key in (1, 2):  # the second meets the durability future the first one settled
@@ -288,14 +418,17 @@ def test_a_bench_upload_is_stored_gzipped_and_answered_inline(store: Store,
         assert stored.flags & FLAG_GZIP and zlib.decompress(stored.data, 47) == data
         assert (stored.name, stored.mime, stored.last_modified) == (b"bench.bin", b"", _NOW)
         assert isinstance(answer.body, bytes)
-        assert orjson.loads(answer.body) == {"name": "bench.bin", "size": len(data),
-                                             "eTag": stored.etag}
-        assert answer.raw_headers.endswith(f'ETag: "{stored.etag}"\r\nContent-MD5: \r\n'
-                                           .encode())
+        assert orjson.loads(answer.body) == {
+            "name": "bench.bin",
+            "size": len(data),
+            "eTag": stored.etag,
+        }
+        assert answer.raw_headers.endswith(f'ETag: "{stored.etag}"\r\nContent-MD5: \r\n'.encode())
 
 
-def test_a_failed_sync_fails_the_write_every_time(store: Store, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_sync_fails_the_write_every_time(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     writer = _writer(store, tmp_path)
     volume = store.get(3)
     assert volume is not None

@@ -114,17 +114,21 @@ def test_lookup_and_assign_read_multipart_form_fields(cluster: Endpoints) -> Non
     boundary = "parityform"
 
     def fields(**values: str) -> bytes:
-        return b"".join(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
-            .encode() for k, v in values.items()) + f"--{boundary}--\r\n".encode()
+        return (
+            b"".join(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                for k, v in values.items()
+            )
+            + f"--{boundary}--\r\n".encode()
+        )
 
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    reply = request("POST", f"{cluster.master}/dir/lookup", headers=headers,
-                    body=fields(volumeId=vid))
+    reply = request(
+        "POST", f"{cluster.master}/dir/lookup", headers=headers, body=fields(volumeId=vid)
+    )
     assert_json(reply)
     assert reply.json()["volumeOrFileId"] == vid
-    reply = request("POST", f"{cluster.master}/dir/assign", headers=headers,
-                    body=fields(count="3"))
+    reply = request("POST", f"{cluster.master}/dir/assign", headers=headers, body=fields(count="3"))
     assert_json(reply)
     assert reply.json()["count"] == 3
 

@@ -48,12 +48,17 @@ class Site:
 
 
 @pytest.fixture(scope="module", params=IMPLS)
-def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
     impl: Impl = request.param
     skip_unless_runnable(impl)
     public_port = free_port()
-    running = start_cluster(impl, tmp_path_factory.mktemp(f"clauses-{impl}"),
-                            volume_args=[f"-port.public={public_port}"])
+    running = start_cluster(
+        impl,
+        tmp_path_factory.mktemp(f"clauses-{impl}"),
+        volume_args=[f"-port.public={public_port}"],
+    )
     try:
         yield Site(impl, running.master_url, running.volume_urls[0], f"127.0.0.1:{public_port}")
     finally:
@@ -70,11 +75,17 @@ def md5_of(data: bytes) -> str:
 def test_raw_upload_with_content_md5_reports_and_echoes_it(site: Site) -> None:
     data = b"checked by md5, raw body"
     fid = site.new_fid()
-    reply = put_raw(site.volume, fid, data, "application/octet-stream",
-                    headers={"Content-MD5": md5_of(data)})
+    reply = put_raw(
+        site.volume, fid, data, "application/octet-stream", headers={"Content-MD5": md5_of(data)}
+    )
     assert reply.status == 201, reply.describe()
-    assert reply.json() == {"name": fid, "size": len(data), "eTag": etag_of(data),
-                            "mime": "application/octet-stream", "contentMd5": md5_of(data)}
+    assert reply.json() == {
+        "name": fid,
+        "size": len(data),
+        "eTag": etag_of(data),
+        "mime": "application/octet-stream",
+        "contentMd5": md5_of(data),
+    }
     assert reply.header("Content-MD5") == md5_of(data)
     assert reply.header("ETag") == f'"{etag_of(data)}"'
 
@@ -82,16 +93,29 @@ def test_raw_upload_with_content_md5_reports_and_echoes_it(site: Site) -> None:
 def test_multipart_part_content_md5_is_reported_and_echoed(site: Site) -> None:
     data = b"checked by md5, in the part"
     boundary = "clausesboundaryQ1w2E3r4"
-    body = (f"--{boundary}\r\n"
+    body = (
+        (
+            f"--{boundary}\r\n"
             'Content-Disposition: form-data; name="file"; filename="p.bin"\r\n'
-            f"Content-MD5: {md5_of(data)}\r\n\r\n").encode() + data + (
-            f"\r\n--{boundary}--\r\n").encode()
+            f"Content-MD5: {md5_of(data)}\r\n\r\n"
+        ).encode()
+        + data
+        + (f"\r\n--{boundary}--\r\n").encode()
+    )
     fid = site.new_fid()
-    reply = send("POST", f"{site.volume}/{fid}", body=body,
-                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    reply = send(
+        "POST",
+        f"{site.volume}/{fid}",
+        body=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert reply.status == 201, reply.describe()
-    assert reply.json() == {"name": "p.bin", "size": len(data), "eTag": etag_of(data),
-                            "contentMd5": md5_of(data)}
+    assert reply.json() == {
+        "name": "p.bin",
+        "size": len(data),
+        "eTag": etag_of(data),
+        "contentMd5": md5_of(data),
+    }
     assert reply.header("Content-MD5") == md5_of(data)
 
 
@@ -100,16 +124,21 @@ def test_multipart_upload_with_request_content_md5_reports_and_checks_it(site: S
     fid = site.new_fid()
     reply = upload(site.volume, fid, data, "m.bin", headers={"Content-MD5": md5_of(data)})
     assert reply.status == 201, reply.describe()
-    assert reply.json() == {"name": "m.bin", "size": len(data), "eTag": etag_of(data),
-                            "contentMd5": md5_of(data)}
+    assert reply.json() == {
+        "name": "m.bin",
+        "size": len(data),
+        "eTag": etag_of(data),
+        "contentMd5": md5_of(data),
+    }
     assert reply.header("Content-MD5") == md5_of(data)
     again = upload(site.volume, fid, data, "m.bin", headers={"Content-MD5": md5_of(data)})
     assert (again.status, again.body) == (204, b""), again.describe()
     assert again.header("Content-MD5") == md5_of(data)
 
     wrong_fid = site.new_fid()
-    wrong = upload(site.volume, wrong_fid, data, "m.bin",
-                   headers={"Content-MD5": md5_of(b"other bytes")})
+    wrong = upload(
+        site.volume, wrong_fid, data, "m.bin", headers={"Content-MD5": md5_of(b"other bytes")}
+    )
     assert wrong.status == 400, wrong.describe()
     assert "Content-MD5 did not match" in wrong.json()["error"]
     assert get(f"{site.volume}/{wrong_fid}").status == 404
@@ -126,8 +155,11 @@ def test_delete_on_a_volume_held_nowhere_is_404_size_0(site: Site) -> None:
 
 
 def test_manifest_whose_chunk_cannot_be_deleted_stays(site: Site) -> None:
-    manifest = {"name": "whole.bin", "size": 5,
-                "chunks": [{"fid": f"{NOWHERE},0a00000001", "offset": 0, "size": 5}]}
+    manifest = {
+        "name": "whole.bin",
+        "size": 5,
+        "chunks": [{"fid": f"{NOWHERE},0a00000001", "offset": 0, "size": 5}],
+    }
     raw = json.dumps(manifest).encode()
     fid = site.new_fid()
     stored = put_raw(site.volume, fid, raw, "application/json", query="cm=true")
@@ -174,8 +206,7 @@ def test_public_port_refuses_writes(site: Site) -> None:
     fid = site.new_fid()
     assert upload(site.volume, fid, b"the original", "o.bin").status == 201
     body, form_type = multipart(b"overwrite attempt", "x.bin")
-    reply = send("POST", f"{site.public}/{fid}", body=body,
-                    headers={"Content-Type": form_type})
+    reply = send("POST", f"{site.public}/{fid}", body=body, headers={"Content-Type": form_type})
     if site.impl == "weed":
         assert (reply.status, reply.body) == (200, b""), reply.describe()  # quirk A9
     else:
@@ -198,7 +229,6 @@ def test_proxied_read_of_a_volume_not_held_here_is_404(site: Site) -> None:
     assert reply.status == 404, reply.describe()
 
 
-
 # ------------------------------------------------------------------ §6.2-§6.3 two servers
 
 
@@ -216,11 +246,14 @@ class Pair:
 
 
 @pytest.fixture(scope="module", params=IMPLS)
-def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
     impl: Impl = request.param
     skip_unless_runnable(impl)
-    running = start_cluster(impl, tmp_path_factory.mktemp(f"clauses-pair-{impl}"), volumes=2,
-                            replication="001")
+    running = start_cluster(
+        impl, tmp_path_factory.mktemp(f"clauses-pair-{impl}"), volumes=2, replication="001"
+    )
     try:
         first, second = running.volume_urls
         yield Pair(impl, running.master_url, (first, second))
@@ -232,20 +265,44 @@ def test_replicated_write_keeps_every_field_on_the_replica(pair: Pair) -> None:
     fid, primary, replica = pair.assign()
     text = b"replicated text, stored gzipped as sent\n" * 40
     packed = gzip.compress(text)
-    headers = {"Content-Encoding": "gzip", "Content-MD5": md5_of(text),
-               "Content-Disposition": 'attachment; filename="notes.txt"',
-               "Seaweed-Owner": "alice", "Seaweed-Camel-Case": "Xy"}
-    stored = put_raw(primary, fid, packed, "text/plain", headers=headers,
-                     query="ts=1700000000&ttl=3m")
+    headers = {
+        "Content-Encoding": "gzip",
+        "Content-MD5": md5_of(text),
+        "Content-Disposition": 'attachment; filename="notes.txt"',
+        "Seaweed-Owner": "alice",
+        "Seaweed-Camel-Case": "Xy",
+    }
+    stored = put_raw(
+        primary, fid, packed, "text/plain", headers=headers, query="ts=1700000000&ttl=3m"
+    )
     assert stored.status == 201, stored.describe()
-    assert stored.json() == {"name": "notes.txt", "size": len(text), "eTag": etag_of(packed),
-                             "mime": "text/plain", "contentMd5": md5_of(text)}
-    compared = ("Content-Type", "Content-Disposition", "Last-Modified", "Owner", "Camel-Case",
-                "ETag", "Content-Encoding", "Content-Length")
-    expected = {"Content-Type": "text/plain", "Content-Disposition": "inline; filename=notes.txt",
-                "Last-Modified": "Tue, 14 Nov 2023 22:13:20 GMT", "Owner": "alice",
-                "Camel-Case": "Xy", "ETag": f'"{etag_of(packed)}"', "Content-Encoding": "gzip",
-                "Content-Length": str(len(packed))}
+    assert stored.json() == {
+        "name": "notes.txt",
+        "size": len(text),
+        "eTag": etag_of(packed),
+        "mime": "text/plain",
+        "contentMd5": md5_of(text),
+    }
+    compared = (
+        "Content-Type",
+        "Content-Disposition",
+        "Last-Modified",
+        "Owner",
+        "Camel-Case",
+        "ETag",
+        "Content-Encoding",
+        "Content-Length",
+    )
+    expected = {
+        "Content-Type": "text/plain",
+        "Content-Disposition": "inline; filename=notes.txt",
+        "Last-Modified": "Tue, 14 Nov 2023 22:13:20 GMT",
+        "Owner": "alice",
+        "Camel-Case": "Xy",
+        "ETag": f'"{etag_of(packed)}"',
+        "Content-Encoding": "gzip",
+        "Content-Length": str(len(packed)),
+    }
     for server in (primary, replica):
         # proxied=true: each server answers from its own copy.
         reply = get(f"{server}/{fid}?proxied=true", accept_encoding="gzip")
@@ -271,7 +328,7 @@ def test_replicated_delete_succeeds_when_the_replica_never_had_the_blob(pair: Pa
 
 
 def test_health_probes_answer_503_while_the_server_stops(
-    cluster_factory: Callable[..., Cluster]
+    cluster_factory: Callable[..., Cluster],
 ) -> None:
     running = cluster_factory(volume_args=["-preStopSeconds=1"], wait_writable=False)
     volume = running.volume_urls[0]
@@ -306,7 +363,7 @@ def _lose_a_replica(running: Cluster, fid: str, holder: str) -> None:
 
 
 def test_write_short_of_copies_is_500_and_stores_nothing(
-    cluster_factory: Callable[..., Cluster]
+    cluster_factory: Callable[..., Cluster],
 ) -> None:
     running = cluster_factory(volumes=2, replication="001")
     assigned = assign_at(running.master_url, "replication=001")
@@ -319,7 +376,7 @@ def test_write_short_of_copies_is_500_and_stores_nothing(
 
 
 def test_delete_short_of_copies_after_a_replica_left_keeps_the_blob(
-    cluster_factory: Callable[..., Cluster]
+    cluster_factory: Callable[..., Cluster],
 ) -> None:
     running = cluster_factory(volumes=2, replication="001")
     assigned = assign_at(running.master_url, "replication=001")
@@ -341,9 +398,13 @@ def _mark(site: Site, vid: str, read_only: bool) -> None:
     if site.impl == "weed":
         flag = "-readonly" if read_only else "-writable"
         script = f"lock\nvolume.mark -node {site.volume} -volumeId {vid} {flag}\nunlock\n"
-        done = subprocess.run([str(WEED), "shell", f"-master={site.master}"],
-                              input=script.encode(), capture_output=True, timeout=30,
-                              check=False)
+        done = subprocess.run(
+            [str(WEED), "shell", f"-master={site.master}"],
+            input=script.encode(),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr.decode(errors="replace")
         return
     route = "readonly" if read_only else "writable"

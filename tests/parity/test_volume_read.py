@@ -227,7 +227,9 @@ def test_ranges_adding_up_past_the_end_are_ignored(cluster: Endpoints, blob: Sto
     assert reply.body == (b"" if cluster.impl == "weed" else BODY)
 
 
-@pytest.mark.parametrize("range_header", ["bytes=5-14", "bytes=0-1,12-13", "bytes=50-", "chars=0-1"])
+@pytest.mark.parametrize(
+    "range_header", ["bytes=5-14", "bytes=0-1,12-13", "bytes=50-", "chars=0-1"]
+)
 def test_head_ignores_range(blob: Stored, chunked: Stored, range_header: str) -> None:
     # A HEAD describes the whole blob, whatever its Range: no 206, no 416.
     for url, size in ((blob.url, len(BODY)), (chunked.url, 20)):
@@ -331,7 +333,10 @@ def test_gzip_answer_keeps_the_stored_type(text: Stored) -> None:
 def test_gzip_answer_without_a_type_is_not_sniffed(untyped: Stored) -> None:
     # Go's server sniffs no type for a body sent with a Content-Encoding: the gzip bytes are
     # not the content, and `application/x-gzip` would be wrong.
-    for reply in (get(untyped.url, accept_encoding="gzip"), head(untyped.url, accept_encoding="gzip")):
+    for reply in (
+        get(untyped.url, accept_encoding="gzip"),
+        head(untyped.url, accept_encoding="gzip"),
+    ):
         assert reply.status == 200, reply.describe()
         assert reply.header("Content-Encoding") == "gzip"
         assert reply.header("Content-Type") is None, reply.describe()
@@ -648,7 +653,10 @@ def test_response_expires_language_and_encoding_overrides(blob: Stored) -> None:
 
 def test_content_encoding_override_stops_sniffing(cluster: Endpoints) -> None:
     fid = assign(cluster).fid
-    assert put_raw(cluster.volume, fid, b"plain text, no type", "application/octet-stream").status == 201
+    assert (
+        put_raw(cluster.volume, fid, b"plain text, no type", "application/octet-stream").status
+        == 201
+    )
     url = f"{cluster.volume}/{fid}"
     assert get(url).header("Content-Type") == "text/plain; charset=utf-8"
     reply = get(f"{url}?response-content-encoding=identity")

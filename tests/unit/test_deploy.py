@@ -31,8 +31,11 @@ def compose() -> dict[str, Any]:
 
 
 def kubernetes_docs() -> list[dict[str, Any]]:
-    return [d for p in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
-            for d in load_yaml(f"kubernetes/{p.name}")]
+    return [
+        d
+        for p in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+        for d in load_yaml(f"kubernetes/{p.name}")
+    ]
 
 
 def test_every_yaml_and_json_file_parses() -> None:
@@ -107,12 +110,17 @@ def _systemd_invocations() -> list[list[str]]:
 def invocations() -> list[tuple[str, list[str]]]:
     """(where, [command, args...]) for every weedpy run in deploy/."""
     runs = [("Dockerfile", argv) for argv in _dockerfile_invocations()]
-    runs += [(f"docker-compose.yml:{name}", [str(a) for a in s["command"]])
-             for name, s in compose()["services"].items() if s.get("image", "").startswith("weedpy")
-             and "command" in s]
-    runs += [(f"kubernetes:{d['metadata']['name']}", c["args"])
-             for d in kubernetes_docs() if d["kind"] == "StatefulSet"
-             for c in d["spec"]["template"]["spec"]["containers"]]
+    runs += [
+        (f"docker-compose.yml:{name}", [str(a) for a in s["command"]])
+        for name, s in compose()["services"].items()
+        if s.get("image", "").startswith("weedpy") and "command" in s
+    ]
+    runs += [
+        (f"kubernetes:{d['metadata']['name']}", c["args"])
+        for d in kubernetes_docs()
+        if d["kind"] == "StatefulSet"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
     runs += [("systemd", argv) for argv in _systemd_invocations()]
     return runs
 

@@ -34,22 +34,52 @@ _TTLS = st.sampled_from([None, Ttl.EMPTY, Ttl.parse("3m"), Ttl.parse("1d")])
     chunk_manifest=st.booleans(),
 )
 def test_upload_needle_is_build_with_the_upload_fields(
-    cookie: int, key: int, data: bytes, name: bytes, mime: bytes, last_modified: int,
-    ttl: Ttl | None, pairs: bytes, gzipped: bool, chunk_manifest: bool,
+    cookie: int,
+    key: int,
+    data: bytes,
+    name: bytes,
+    mime: bytes,
+    last_modified: int,
+    ttl: Ttl | None,
+    pairs: bytes,
+    gzipped: bool,
+    chunk_manifest: bool,
 ) -> None:
-    fast = upload_needle(Cookie(cookie), NeedleId(key), data, name, mime, last_modified, ttl,
-                         pairs, gzipped, chunk_manifest)
-    built = Needle.build(Cookie(cookie), NeedleId(key), data, name=name, mime=mime,
-                         last_modified=last_modified, ttl=ttl, pairs=pairs or None,
-                         gzipped=gzipped, chunk_manifest=chunk_manifest)
+    fast = upload_needle(
+        Cookie(cookie),
+        NeedleId(key),
+        data,
+        name,
+        mime,
+        last_modified,
+        ttl,
+        pairs,
+        gzipped,
+        chunk_manifest,
+    )
+    built = Needle.build(
+        Cookie(cookie),
+        NeedleId(key),
+        data,
+        name=name,
+        mime=mime,
+        last_modified=last_modified,
+        ttl=ttl,
+        pairs=pairs or None,
+        gzipped=gzipped,
+        chunk_manifest=chunk_manifest,
+    )
     assert fast == built
 
 
 def _outcome(needle: Needle, version: int, streamed: bool) -> bytes | tuple[type, str]:
     try:
         if streamed:
-            return (encode_needle_head(needle, version=version) + needle.data
-                    + encode_needle_tail(needle, version=version, append_at_ns=77))
+            return (
+                encode_needle_head(needle, version=version)
+                + needle.data
+                + encode_needle_tail(needle, version=version, append_at_ns=77)
+            )
         return encode_needle(needle, version, append_at_ns=77)
     except Exception as exc:  # the same refusal either way
         return type(exc), str(exc)
@@ -66,15 +96,35 @@ def _outcome(needle: Needle, version: int, streamed: bool) -> bytes | tuple[type
     version=st.sampled_from([VERSION_2, VERSION_3]),
 )
 def test_upload_records_encode_as_head_data_and_tail(
-    data: bytes, name: bytes, mime: bytes, last_modified: int, flags: int, ttl: Ttl,
-    pairs: bytes, version: int,
+    data: bytes,
+    name: bytes,
+    mime: bytes,
+    last_modified: int,
+    flags: int,
+    ttl: Ttl,
+    pairs: bytes,
+    version: int,
 ) -> None:
-    needle = Needle(Cookie(0x12345678), NeedleId(0xABC), data, flags, name, mime,
-                    last_modified, ttl, pairs, checksum=0xDEADBEEF)
+    needle = Needle(
+        Cookie(0x12345678),
+        NeedleId(0xABC),
+        data,
+        flags,
+        name,
+        mime,
+        last_modified,
+        ttl,
+        pairs,
+        checksum=0xDEADBEEF,
+    )
     whole = _outcome(needle, version, streamed=False)
     assert whole == _outcome(needle, version, streamed=True)
     if isinstance(whole, bytes):
         assert len(whole) % 8 == 0
         back = decode_needle(whole, version, verify=False)
         assert (back.name, back.mime, back.data, back.append_at_ns) == (
-            name, mime, data, 77 if version == VERSION_3 else 0)
+            name,
+            mime,
+            data,
+            77 if version == VERSION_3 else 0,
+        )

@@ -57,8 +57,12 @@ def test_check_raises_unauthorized_naming_the_peer() -> None:
 
 def test_forwarded_headers_are_not_trusted() -> None:
     allow = AllowList(["10.9.9.9"])
-    req = Request("POST", "/1,01", headers={"x-forwarded-for": "10.9.9.9",
-                                            "x-real-ip": "10.9.9.9"}, remote="127.0.0.1")
+    req = Request(
+        "POST",
+        "/1,01",
+        headers={"x-forwarded-for": "10.9.9.9", "x-real-ip": "10.9.9.9"},
+        remote="127.0.0.1",
+    )
     with pytest.raises(Unauthorized):
         allow.check(req)
 

@@ -96,17 +96,29 @@ def test_form_merges_query_with_urlencoded_body_body_wins() -> None:
 
 
 def test_form_takes_the_text_fields_of_a_multipart_body() -> None:
-    body = (b"--b0\r\nContent-Disposition: form-data; name=\"volumeId\"\r\n\r\n3\r\n"
-            b"--b0\r\nContent-Disposition: form-data; name=\"volumeId\"\r\n\r\n4\r\n"
-            b"--b0\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\n"
-            b"Content-Type: text/plain\r\n\r\nfile bytes\r\n"
-            b"--b0\r\nContent-Disposition: form-data; name=\"collection\"\r\n\r\npics\r\n"
-            b"--b0--\r\n")
-    req = Request("POST", "/dir/lookup", "volumeId=9&pretty=y",
-                  {"Content-Type": "multipart/form-data; boundary=b0"}, body)
+    body = (
+        b'--b0\r\nContent-Disposition: form-data; name="volumeId"\r\n\r\n3\r\n'
+        b'--b0\r\nContent-Disposition: form-data; name="volumeId"\r\n\r\n4\r\n'
+        b'--b0\r\nContent-Disposition: form-data; name="f"; filename="x.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\nfile bytes\r\n"
+        b'--b0\r\nContent-Disposition: form-data; name="collection"\r\n\r\npics\r\n'
+        b"--b0--\r\n"
+    )
+    req = Request(
+        "POST",
+        "/dir/lookup",
+        "volumeId=9&pretty=y",
+        {"Content-Type": "multipart/form-data; boundary=b0"},
+        body,
+    )
     assert req.form() == {"volumeId": "3", "collection": "pics", "pretty": "y"}
-    broken = Request("POST", "/", "a=1", {"Content-Type": "multipart/form-data; boundary=b0"},
-                     b"not multipart at all")
+    broken = Request(
+        "POST",
+        "/",
+        "a=1",
+        {"Content-Type": "multipart/form-data; boundary=b0"},
+        b"not multipart at all",
+    )
     assert broken.form() == {"a": "1"}
 
 

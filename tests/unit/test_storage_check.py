@@ -36,8 +36,9 @@ def test_an_unknown_bytes_offset_is_refused_by_check_and_rebuild_as_by_volume_op
     idx = _volume_claiming_bytes_offset(tmp_path, 7)
     before = idx.read_bytes()
     attempts: list[Callable[[], object]] = [
-        lambda: Volume.open(tmp_path, 7, collection="pics", fsync_mode=FsyncMode.NONE,
-                            writable=False),
+        lambda: Volume.open(
+            tmp_path, 7, collection="pics", fsync_mode=FsyncMode.NONE, writable=False
+        ),
         lambda: check_volume(tmp_path, 7, "pics"),
         lambda: rebuild_index(tmp_path, 7, "pics"),
     ]

@@ -69,8 +69,7 @@ def test_healthy_and_empty_volumes_report_nothing(tmp_path: Path) -> None:
     assert check_volume(tmp_path, 1, "empty").ok
 
 
-def test_bitrot_volume_opens_serves_the_sound_needles_and_never_the_rotten(
-        tmp_path: Path) -> None:
+def test_bitrot_volume_opens_serves_the_sound_needles_and_never_the_rotten(tmp_path: Path) -> None:
     copy_repo_volume("bitrot", tmp_path)
     v = Volume.open(tmp_path, 1, collection="bitrot", fsync_mode=FsyncMode.NONE)
     try:
@@ -146,16 +145,19 @@ def _manifest() -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("index_kind", ["memory", "mmap"])
-def test_weed_448_five_byte_volumes_give_the_manifest_bodies(tmp_path: Path,
-                                                             index_kind: str) -> None:
+def test_weed_448_five_byte_volumes_give_the_manifest_bodies(
+    tmp_path: Path, index_kind: str
+) -> None:
     for f in WEED48.iterdir():
         if f.suffix in (".dat", ".idx", ".vif"):
             shutil.copyfile(f, tmp_path / f.name)
     volumes = {
-        4: Volume.open(tmp_path, 4, collection="golden", index_kind=index_kind,
-                       fsync_mode=FsyncMode.NONE),
-        10: Volume.open(tmp_path, 10, collection="goldenttl", index_kind=index_kind,
-                        fsync_mode=FsyncMode.NONE),
+        4: Volume.open(
+            tmp_path, 4, collection="golden", index_kind=index_kind, fsync_mode=FsyncMode.NONE
+        ),
+        10: Volume.open(
+            tmp_path, 10, collection="goldenttl", index_kind=index_kind, fsync_mode=FsyncMode.NONE
+        ),
     }
     try:
         assert all(v.layout.entry_size == 17 and not v.recovery for v in volumes.values())
@@ -181,7 +183,8 @@ def test_weed_448_five_byte_volumes_give_the_manifest_bodies(tmp_path: Path,
 
 
 def test_weedpy_fix_prints_the_corrupt_needles_and_rebuilds(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     copy_repo_volume("bitrot", tmp_path)
     copy_repo_volume("healthy", tmp_path)
     assert fix_run(["-dir", str(tmp_path), "-collection", "healthy", "-volumeId", "1"]) == 0
@@ -194,7 +197,8 @@ def test_weedpy_fix_prints_the_corrupt_needles_and_rebuilds(
 
 
 def test_weedpy_export_lists_and_tars_the_live_needles_without_touching_files(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for ext in ("dat", "idx", "vif"):
         shutil.copyfile(WEED48 / f"golden_4.{ext}", tmp_path / f"golden_4.{ext}")
     before = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
@@ -205,8 +209,7 @@ def test_weedpy_export_lists_and_tars_the_live_needles_without_touching_files(
     assert {str(parse_file_id(f)) for f in live} == listed
     assert "4,08779fc7ca\t3145728\tbig.bin\t-\t" in "\n".join(lines)
     out = tmp_path / "out.tar"
-    assert export_run([f"-dir={tmp_path}", "-collection=golden", "-volumeId=4",
-                       f"-o={out}"]) == 0
+    assert export_run([f"-dir={tmp_path}", "-collection=golden", "-volumeId=4", f"-o={out}"]) == 0
     with tarfile.open(out) as tar:
         member = tar.extractfile("readme.txt")
         assert member is not None
@@ -223,8 +226,7 @@ def test_volume_without_an_index_is_rebuilt_from_its_dat(tmp_path: Path) -> None
     v = Volume.open(tmp_path, 43, fsync_mode=FsyncMode.NONE)
     try:
         assert v.recovery.records_indexed == 1 and v.recovery.dat_bytes_cut == 0
-        (key, offset, size), = zip(*(a.tolist() for a in v.needle_map.live_arrays()),
-                                   strict=True)
+        ((key, offset, size),) = zip(*(a.tolist() for a in v.needle_map.live_arrays()), strict=True)
         assert (offset, size) == (8, 1_153_890)  # the body Size
         n = v.read(key, _cookie(v, key))
         assert n.name == b"Stickies.app.zip" and n.data.startswith(b"PK\x03\x04")

@@ -92,8 +92,10 @@ def test_random_puts_and_deletes_agree_with_a_dict(
     rng = random.Random(seed)
     print("seed", seed)
     big = 1 << 35 if layout is IDX5 else 1 << 34  # 5-byte offsets reach past 32 GiB
-    initial = [(rng.randrange(1, 3000), rng.randrange(1, big // 8) * 8, rng.randrange(0, 9000))
-               for _ in range(1500)]
+    initial = [
+        (rng.randrange(1, 3000), rng.randrange(1, big // 8) * 8, rng.randrange(0, 9000))
+        for _ in range(1500)
+    ]
     m = make_map(kind, tmp_path, layout, initial)
     model, stats = model_replay(initial)
     assert len(m) == len(model)
@@ -156,18 +158,24 @@ def test_put_and_delete_keep_the_reference_counters(tmp_path: Path) -> None:
     m.put(1, 24, 30)  # overwrite: the old 10 bytes become garbage
     m.delete(2)
     m.put(7, 40, 5)
-    assert m.stats == IndexStats(file_count=4, delete_count=2, deleted_bytes=30,
-                                 content_size=65, max_key=7)
+    assert m.stats == IndexStats(
+        file_count=4, delete_count=2, deleted_bytes=30, content_size=65, max_key=7
+    )
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.one_of(st.integers(1, 2000), st.integers(1, 2**64 - 1)), min_size=1,
-             max_size=1000, unique=True),
+    st.lists(
+        st.one_of(st.integers(1, 2000), st.integers(1, 2**64 - 1)),
+        min_size=1,
+        max_size=1000,
+        unique=True,
+    ),
     st.lists(st.integers(0, 2**64 - 1), max_size=50),
 )
-def test_lookups_find_every_key_however_skewed_the_spread(keys: list[int],
-                                                          probes: list[int]) -> None:
+def test_lookups_find_every_key_however_skewed_the_spread(
+    keys: list[int], probes: list[int]
+) -> None:
     """Clustered keys make the interpolation guess miss by far: the search still finds."""
     entries = [(k, 8 * (i + 1), i % 100) for i, k in enumerate(keys)]
     m = MemoryNeedleMap(*replay_index(*arrays(entries)))
@@ -216,8 +224,9 @@ def test_readers_never_miss_a_key_while_a_writer_merges(kind: str, tmp_path: Pat
 
 
 def test_appends_keep_dead_markers_until_compaction(tmp_path: Path) -> None:
-    m = MemoryNeedleMap(*replay_index(*arrays([(k, 8 * k, 10) for k in range(1, 2001)])),
-                        merge_min=16)
+    m = MemoryNeedleMap(
+        *replay_index(*arrays([(k, 8 * k, 10) for k in range(1, 2001)])), merge_min=16
+    )
     for k in range(1, 200, 2):
         assert m.delete(k) == 10  # 100 dead markers: below 1/8, no rebuild needed
     model = {k: (8 * k, 10) for k in range(1, 2001) if not (k % 2 and k < 200)}

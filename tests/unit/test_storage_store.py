@@ -22,8 +22,7 @@ def make_store(tmp_path: Path) -> Iterator[Callable[..., Store]]:
     stores: list[Store] = []
 
     def factory(**kw: object) -> Store:
-        s = Store([DiskLocation(tmp_path / "a", 2), DiskLocation(tmp_path / "b", 3)],
-                  **kw)  # type: ignore[arg-type]
+        s = Store([DiskLocation(tmp_path / "a", 2), DiskLocation(tmp_path / "b", 3)], **kw)  # type: ignore[arg-type]
         s.load()
         stores.append(s)
         return s
@@ -50,7 +49,8 @@ def test_volume_file_names(name: str, parsed: tuple[str, int] | None) -> None:
 
 
 def test_allocate_fills_the_emptiest_directory_then_refuses(
-        make_store: Callable[..., Store], tmp_path: Path) -> None:
+    make_store: Callable[..., Store], tmp_path: Path
+) -> None:
     s = make_store()
     assert (s.max_volume_count, s.free_slots) == (5, 5)
     for vid in range(1, 6):
@@ -67,8 +67,9 @@ def test_allocate_fills_the_emptiest_directory_then_refuses(
 
 def test_volumes_and_uuids_are_found_again_on_start(make_store: Callable[..., Store]) -> None:
     s = make_store(fsync_mode=FsyncMode.GROUP)
-    v = s.allocate(3, collection="my_col", replica_placement=ReplicaPlacement.parse("001"),
-                   ttl=Ttl.parse("2h"))
+    v = s.allocate(
+        3, collection="my_col", replica_placement=ReplicaPlacement.parse("001"), ttl=Ttl.parse("2h")
+    )
     result = v.write(Needle.build(COOKIE, 77, b"kept"))
     result.durable.result(timeout=10)
     s.allocate(4)
@@ -88,7 +89,8 @@ def test_volumes_and_uuids_are_found_again_on_start(make_store: Callable[..., St
 
 
 def test_delete_volume_and_collection_remove_the_files(
-        make_store: Callable[..., Store], tmp_path: Path) -> None:
+    make_store: Callable[..., Store], tmp_path: Path
+) -> None:
     s = make_store()
     for vid, col in ((1, "x"), (2, "x"), (3, "")):
         s.allocate(vid, collection=col)
@@ -120,8 +122,9 @@ def test_read_only_mark_persists_across_restart(make_store: Callable[..., Store]
     assert {i.id: i.read_only for i in again.volume_infos()} == {1: True, 2: False}
 
 
-def test_a_broken_volume_is_skipped_and_reported(make_store: Callable[..., Store],
-                                                 tmp_path: Path) -> None:
+def test_a_broken_volume_is_skipped_and_reported(
+    make_store: Callable[..., Store], tmp_path: Path
+) -> None:
     s = make_store()
     s.allocate(1)
     s.allocate(2)
@@ -139,8 +142,9 @@ def test_size_limit_reaches_every_volume(make_store: Callable[..., Store]) -> No
     assert v.size_limit == 1 << 20
 
 
-def test_a_second_store_on_the_same_directory_is_refused(make_store: Callable[..., Store],
-                                                        tmp_path: Path) -> None:
+def test_a_second_store_on_the_same_directory_is_refused(
+    make_store: Callable[..., Store], tmp_path: Path
+) -> None:
     """Scenario 21: the lock is held until close; the data is untouched."""
     s = make_store()
     s.allocate(1).write(Needle.build(COOKIE, 5, b"mine"))
@@ -155,8 +159,9 @@ def test_a_second_store_on_the_same_directory_is_refused(make_store: Callable[..
     assert [i.id for i in again.volume_infos()] == [1]
 
 
-def test_deleted_volume_files_are_noticed_while_running(make_store: Callable[..., Store],
-                                                       tmp_path: Path) -> None:
+def test_deleted_volume_files_are_noticed_while_running(
+    make_store: Callable[..., Store], tmp_path: Path
+) -> None:
     """Scenario 12: a .dat or .idx removed under a running server is reported missing."""
     s = make_store()
     s.allocate(1)

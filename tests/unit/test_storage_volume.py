@@ -73,8 +73,9 @@ def idx_bytes(v: Volume) -> bytes:
 
 def reopen(v: Volume, clock: Clock, **kw: object) -> Volume:
     v.close()
-    return Volume.open(v.directory, v.id, collection=v.collection, clock_ns=clock,
-                       fsync_mode=FsyncMode.NONE, **kw)  # type: ignore[arg-type]
+    return Volume.open(
+        v.directory, v.id, collection=v.collection, clock_ns=clock, fsync_mode=FsyncMode.NONE, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_create_writes_the_superblock_vif_and_empty_idx(make: Callable[..., Volume]) -> None:
@@ -93,8 +94,9 @@ def test_the_default_collection_uses_the_bare_volume_id(make: Callable[..., Volu
     assert make().base.name == "7"
 
 
-def test_append_and_read_back_with_the_spec_record_layout(make: Callable[..., Volume],
-                                                          clock: Clock) -> None:
+def test_append_and_read_back_with_the_spec_record_layout(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
     v = make()
     clock.now = 1700000000123456789
     n = needle(1, b"hello", name=b"hello.txt", mime=b"text/plain", last_modified=1700000000)
@@ -107,12 +109,17 @@ def test_append_and_read_back_with_the_spec_record_layout(make: Callable[..., Vo
     assert idx_bytes(v).hex() == "00000000000000010000000100000024"
     got = v.read(1, COOKIE)
     assert (got.data, got.name, got.mime, got.append_at_ns) == (
-        b"hello", b"hello.txt", b"text/plain", 1700000000123456789)
+        b"hello",
+        b"hello.txt",
+        b"text/plain",
+        1700000000123456789,
+    )
     assert v.lookup(1) == (8, 36)
 
 
 def test_wrong_cookie_unknown_and_deleted_keys_read_as_not_found(
-        make: Callable[..., Volume]) -> None:
+    make: Callable[..., Volume],
+) -> None:
     v = make()
     v.write(needle(1, b"secret"))
     for key, cookie in ((1, COOKIE ^ 1), (2, COOKIE)):
@@ -125,7 +132,8 @@ def test_wrong_cookie_unknown_and_deleted_keys_read_as_not_found(
 
 
 def test_a_flipped_data_byte_raises_corrupt_needle_never_the_bytes(
-        make: Callable[..., Volume]) -> None:
+    make: Callable[..., Volume],
+) -> None:
     v = make()
     v.write(needle(1, b"a" * 100))
     r = v.write(needle(2, b"b" * 100))
@@ -139,7 +147,8 @@ def test_a_flipped_data_byte_raises_corrupt_needle_never_the_bytes(
 
 
 def test_overwrite_replaces_and_counts_the_old_needle_as_garbage(
-        make: Callable[..., Volume], clock: Clock) -> None:
+    make: Callable[..., Volume], clock: Clock
+) -> None:
     v = make()
     v.write(needle(5, b"one"))
     second = v.write(needle(5, b"two!"))
@@ -153,7 +162,8 @@ def test_overwrite_replaces_and_counts_the_old_needle_as_garbage(
 
 
 def test_overwrite_or_delete_with_another_cookie_changes_nothing(
-        make: Callable[..., Volume]) -> None:
+    make: Callable[..., Volume],
+) -> None:
     v = make()
     v.write(needle(5, b"mine"))
     size = v.size
@@ -219,8 +229,9 @@ def test_deletes_stay_deleted_after_reopen(make: Callable[..., Volume], clock: C
     assert (v.file_count, v.delete_count, v.max_file_key) == (10, 3, 10)
 
 
-def test_empty_file_is_stored_as_a_size_zero_needle(make: Callable[..., Volume],
-                                                    clock: Clock) -> None:
+def test_empty_file_is_stored_as_a_size_zero_needle(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
     v = make()
     r = v.write(needle(3, b""))
     assert r.size == 0
@@ -229,8 +240,9 @@ def test_empty_file_is_stored_as_a_size_zero_needle(make: Callable[..., Volume],
     assert v.read(3, COOKIE).data == b""
 
 
-def test_append_at_ns_strictly_increases_with_a_stuck_clock(make: Callable[..., Volume],
-                                                           clock: Clock) -> None:
+def test_append_at_ns_strictly_increases_with_a_stuck_clock(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
     v = make()
     for k in range(1, 6):
         v.write(needle(k, b"d"))
@@ -242,8 +254,9 @@ def test_append_at_ns_strictly_increases_with_a_stuck_clock(make: Callable[..., 
     assert v.read(6, COOKIE).append_at_ns == clock.now + 6  # the tombstone took +5
 
 
-def test_open_reads_the_last_record_once(make: Callable[..., Volume], clock: Clock,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_reads_the_last_record_once(
+    make: Callable[..., Volume], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The record that checks the `.idx` tail also gives the AppendAtNs to continue from."""
     v = make()
     for k in range(1, 4):
@@ -266,8 +279,9 @@ def test_open_reads_the_last_record_once(make: Callable[..., Volume], clock: Clo
     assert v.read(4, COOKIE).append_at_ns == clock.now + 3  # after now, now+1, now+2
 
 
-def test_preallocate_reserves_disk_without_growing_the_dat(make: Callable[..., Volume],
-                                                           clock: Clock) -> None:
+def test_preallocate_reserves_disk_without_growing_the_dat(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
     v = make(preallocate=8 << 20)
     dat = v.base.with_suffix(".dat")
     st = os.stat(dat)
@@ -279,16 +293,18 @@ def test_preallocate_reserves_disk_without_growing_the_dat(make: Callable[..., V
     assert v.read(1, COOKIE).data == b"d" * 1000
 
 
-def test_preallocate_beyond_the_disk_only_warns(make: Callable[..., Volume],
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_preallocate_beyond_the_disk_only_warns(
+    make: Callable[..., Volume], caplog: pytest.LogCaptureFixture
+) -> None:
     v = make(preallocate=1 << 62)
     assert "cannot preallocate" in caplog.text
     v.write(needle(1, b"d"))
     assert v.read(1, COOKIE).data == b"d"
 
 
-def test_read_only_volume_refuses_writes_and_deletes(make: Callable[..., Volume],
-                                                     clock: Clock) -> None:
+def test_read_only_volume_refuses_writes_and_deletes(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
     v = make()
     v.write(needle(1, b"keep"))
     v.set_read_only(True)
@@ -316,8 +332,9 @@ def test_size_limit_raises_volume_full_and_leaves_no_trace(make: Callable[..., V
     assert len(idx_bytes(v)) == 3 * 16
 
 
-def test_large_disk_volume_uses_five_byte_offsets(make: Callable[..., Volume],
-                                                  clock: Clock) -> None:
+def test_large_disk_volume_uses_five_byte_offsets(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
     v = make(large_disk=True)
     assert json.loads(v.base.with_suffix(".vif").read_text())["bytesOffset"] == 5
     for k in range(1, 4):
@@ -334,8 +351,9 @@ def test_large_disk_volume_uses_five_byte_offsets(make: Callable[..., Volume],
 
 
 @pytest.mark.parametrize("mode", list(FsyncMode))
-def test_every_durability_mode_resolves_durable(make: Callable[..., Volume],
-                                                mode: FsyncMode) -> None:
+def test_every_durability_mode_resolves_durable(
+    make: Callable[..., Volume], mode: FsyncMode
+) -> None:
     v = make(fsync_mode=mode)
     results = [v.write(needle(k, b"d" * 10)) for k in range(1, 20)]
     if mode is not FsyncMode.GROUP:
@@ -345,8 +363,9 @@ def test_every_durability_mode_resolves_durable(make: Callable[..., Volume],
     assert v.delete(3, COOKIE).durable.result(timeout=10) is None
 
 
-def test_mmap_index_kind_serves_reads_writes_and_deletes(make: Callable[..., Volume],
-                                                         clock: Clock) -> None:
+def test_mmap_index_kind_serves_reads_writes_and_deletes(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
     v = make(index_kind="mmap")
     for k in range(1, 50):
         v.write(needle(k, b"m" * k))
@@ -363,7 +382,7 @@ def test_mmap_index_kind_serves_reads_writes_and_deletes(make: Callable[..., Vol
 def test_streamed_write_equals_a_whole_write(make: Callable[..., Volume]) -> None:
     v = make()
     data = os.urandom(300_000)
-    chunks = [data[i:i + 65536] for i in range(0, len(data), 65536)]
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
     n = needle(1, b"")
     r = v.write_streamed(n, len(data), iter(chunks))
     whole = needle(2, data)
@@ -378,11 +397,12 @@ def test_streamed_write_equals_a_whole_write(make: Callable[..., Volume]) -> Non
 
 
 def _chunked(data: bytes, size: int = 65536) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def test_an_identical_streamed_re_upload_writes_nothing_and_never_reads_the_old_whole(
-        make: Callable[..., Volume], monkeypatch: pytest.MonkeyPatch) -> None:
+    make: Callable[..., Volume], monkeypatch: pytest.MonkeyPatch
+) -> None:
     v = make()
     data = os.urandom(300_000)
     first = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
@@ -401,11 +421,12 @@ def test_an_identical_streamed_re_upload_writes_nothing_and_never_reads_the_old_
 
 @pytest.mark.parametrize("at", [0, 70_000, 299_999])
 def test_a_streamed_re_upload_differing_at_some_byte_stores_the_new_data_whole(
-        make: Callable[..., Volume], at: int) -> None:
+    make: Callable[..., Volume], at: int
+) -> None:
     v = make()
     data = os.urandom(300_000)
     first = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
-    new = data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+    new = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
     again = v.write_streamed(needle(1, b""), len(new), iter(_chunked(new)))
     assert not again.unchanged and again.offset > first.offset
     got = v.read(1, COOKIE)
@@ -413,7 +434,8 @@ def test_a_streamed_re_upload_differing_at_some_byte_stores_the_new_data_whole(
 
 
 def test_a_streamed_re_upload_that_matches_but_ends_short_keeps_the_old_needle(
-        make: Callable[..., Volume]) -> None:
+    make: Callable[..., Volume],
+) -> None:
     v = make()
     data = os.urandom(200_000)
     v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
@@ -425,7 +447,8 @@ def test_a_streamed_re_upload_that_matches_but_ends_short_keeps_the_old_needle(
 
 
 def test_a_streamed_re_upload_that_matches_but_runs_long_keeps_the_old_needle(
-        make: Callable[..., Volume]) -> None:
+    make: Callable[..., Volume],
+) -> None:
     v = make()
     data = os.urandom(200_000)
     v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
@@ -437,7 +460,8 @@ def test_a_streamed_re_upload_that_matches_but_runs_long_keeps_the_old_needle(
 
 
 def test_a_streamed_re_upload_over_a_bad_checksum_stores_the_data_anew(
-        make: Callable[..., Volume]) -> None:
+    make: Callable[..., Volume],
+) -> None:
     v = make()
     data = os.urandom(100_000)
     first = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
@@ -452,7 +476,8 @@ def test_a_streamed_re_upload_over_a_bad_checksum_stores_the_data_anew(
 
 
 def test_a_streamed_re_upload_with_another_cookie_is_refused_and_keeps_nothing(
-        make: Callable[..., Volume]) -> None:
+    make: Callable[..., Volume],
+) -> None:
     v = make()
     data = os.urandom(100_000)
     v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
@@ -465,7 +490,8 @@ def test_a_streamed_re_upload_with_another_cookie_is_refused_and_keeps_nothing(
 
 @pytest.mark.parametrize("chunks", [[b"abc"], [b"abcdef", b"ghij"]])
 def test_streamed_write_with_the_wrong_length_keeps_nothing(
-        make: Callable[..., Volume], chunks: list[bytes]) -> None:
+    make: Callable[..., Volume], chunks: list[bytes]
+) -> None:
     v = make()
     v.write(needle(1, b"before"))
     size = v.size
@@ -492,12 +518,17 @@ def test_iter_data_raises_after_the_last_chunk_on_a_bad_crc(make: Callable[..., 
 
 
 def test_status_reports_what_a_heartbeat_needs(make: Callable[..., Volume]) -> None:
-    v = make(collection="c_1", replica_placement=ReplicaPlacement.parse("010"),
-             ttl=Ttl.parse("3d"))
+    v = make(collection="c_1", replica_placement=ReplicaPlacement.parse("010"), ttl=Ttl.parse("3d"))
     v.write(needle(40, b"x"))
     s = v.status()
     assert (s.id, s.collection, s.size, s.file_count, s.delete_count, s.max_file_key) == (
-        7, "c_1", os.path.getsize(v.base.with_suffix(".dat")), 1, 0, 40)
+        7,
+        "c_1",
+        os.path.getsize(v.base.with_suffix(".dat")),
+        1,
+        0,
+        40,
+    )
     assert str(s.replica_placement) == "010" and str(s.ttl) == "3d" and s.version == 3
     assert not s.read_only and s.compact_revision == 0
     header = NEEDLE_HEADER.unpack_from(v.base.with_suffix(".dat").read_bytes(), 8)
@@ -505,7 +536,8 @@ def test_status_reports_what_a_heartbeat_needs(make: Callable[..., Volume]) -> N
 
 
 def test_concurrent_writers_racing_the_size_limit_never_exceed_it(
-        make: Callable[..., Volume]) -> None:
+    make: Callable[..., Volume],
+) -> None:
     """Scenario 16: every acknowledged write reads back and the .dat stays under the limit."""
     v = make(size_limit=64 * 1024)
     acked: list[int] = []
@@ -534,8 +566,8 @@ def test_concurrent_writers_racing_the_size_limit_never_exceed_it(
 
 @pytest.mark.parametrize("index_kind", ["memory", "mmap"])
 def test_read_deleted_finds_the_last_live_version_until_it_is_gone(
-        make: Callable[..., Volume], clock: Clock, index_kind: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    make: Callable[..., Volume], clock: Clock, index_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("seaweed_py.storage.volume._SCAN_ENTRIES", 2)  # scan crosses blocks
     v = make(index_kind=index_kind)
     v.write(needle(1, b"first"))
@@ -558,8 +590,7 @@ def test_read_deleted_finds_the_last_live_version_until_it_is_gone(
     assert v.read(1, COOKIE, read_deleted=True).data == b"third"
 
 
-def test_record_at_is_the_stored_record_and_read_at_decodes_it(
-        make: Callable[..., Volume]) -> None:
+def test_record_at_is_the_stored_record_and_read_at_decodes_it(make: Callable[..., Volume]) -> None:
     v = make()
     v.write(needle(1, b"one"))
     r = v.write(needle(2, b"two"))

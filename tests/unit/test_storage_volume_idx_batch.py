@@ -42,13 +42,15 @@ def committer() -> Iterator[GroupCommitter]:
 def make(tmp_path: Path, committer: GroupCommitter) -> Iterator[Callable[..., Volume]]:
     opened: list[Volume] = []
 
-    def factory(name: str = "v", mode: FsyncMode = FsyncMode.NONE, clock: Clock | None = None,
-                **kw: object) -> Volume:
+    def factory(
+        name: str = "v", mode: FsyncMode = FsyncMode.NONE, clock: Clock | None = None, **kw: object
+    ) -> Volume:
         """A volume in its own directory (clocks start equal: same appends, same bytes)."""
         d = tmp_path / name
         d.mkdir()
-        v = Volume.create(d, 3, fsync_mode=mode, committer=committer,
-                          clock_ns=clock or Clock(), **kw)  # type: ignore[arg-type]
+        v = Volume.create(
+            d, 3, fsync_mode=mode, committer=committer, clock_ns=clock or Clock(), **kw
+        )  # type: ignore[arg-type]
         opened.append(v)
         return v
 
@@ -58,8 +60,9 @@ def make(tmp_path: Path, committer: GroupCommitter) -> Iterator[Callable[..., Vo
 
 
 def needle(key: int, data: bytes | None = None) -> Needle:
-    return Needle.build(COOKIE, NeedleId(key), b"%d:" % key * 3 if data is None else data,
-                        name=b"n%d" % key)
+    return Needle.build(
+        COOKIE, NeedleId(key), b"%d:" % key * 3 if data is None else data, name=b"n%d" % key
+    )
 
 
 def on_disk(v: Volume) -> int:
@@ -71,8 +74,14 @@ def entries(v: Volume) -> int:
 
 
 def counters(v: Volume) -> tuple[int, ...]:
-    return (v.size, v.file_count, v.delete_count, v.deleted_byte_count, v.max_file_key,
-            v.live_count)
+    return (
+        v.size,
+        v.file_count,
+        v.delete_count,
+        v.deleted_byte_count,
+        v.max_file_key,
+        v.live_count,
+    )
 
 
 def abandon(v: Volume, where: Path) -> Path:
@@ -84,8 +93,9 @@ def abandon(v: Volume, where: Path) -> Path:
 
 
 @pytest.mark.parametrize(("large_disk", "per_page"), [(False, 256), (True, 240)])
-def test_entries_are_written_a_page_at_a_time(make: Callable[..., Volume], large_disk: bool,
-                                              per_page: int) -> None:
+def test_entries_are_written_a_page_at_a_time(
+    make: Callable[..., Volume], large_disk: bool, per_page: int
+) -> None:
     v = make(large_disk=large_disk)
     w = v.layout.entry_size
     for k in range(1, per_page):
@@ -100,8 +110,7 @@ def test_entries_are_written_a_page_at_a_time(make: Callable[..., Volume], large
         v.read(1, COOKIE)
 
 
-def test_the_next_append_writes_a_batch_older_than_its_bound(
-        make: Callable[..., Volume]) -> None:
+def test_the_next_append_writes_a_batch_older_than_its_bound(make: Callable[..., Volume]) -> None:
     clock = Clock()
     v = make(clock=clock)
     v.write(needle(1))
@@ -135,10 +144,12 @@ def trigger_read_deleted(v: Volume) -> None:
     assert v.read(2, COOKIE, read_deleted=True).data == needle(2).data
 
 
-@pytest.mark.parametrize("trigger", [trigger_sync, trigger_seal, trigger_heartbeat,
-                                     trigger_read_deleted])
+@pytest.mark.parametrize(
+    "trigger", [trigger_sync, trigger_seal, trigger_heartbeat, trigger_read_deleted]
+)
 def test_syncs_seals_heartbeats_and_idx_scans_write_out_the_batch(
-        make: Callable[..., Volume], trigger: Callable[[Volume], None]) -> None:
+    make: Callable[..., Volume], trigger: Callable[[Volume], None]
+) -> None:
     v = make()
     for k in range(1, 4):
         v.write(needle(k))
@@ -163,7 +174,8 @@ def test_a_heartbeat_does_not_wait_for_a_write_in_progress(make: Callable[..., V
 
 
 def test_always_mode_writes_and_syncs_every_entry_with_its_record(
-        make: Callable[..., Volume]) -> None:
+    make: Callable[..., Volume],
+) -> None:
     v = make(mode=FsyncMode.ALWAYS)
     v.write(needle(1))
     assert on_disk(v) == 16
@@ -198,7 +210,8 @@ def workload(v: Volume, clock: Clock) -> None:
 
 @pytest.mark.parametrize("mode", [FsyncMode.NONE, FsyncMode.GROUP])
 def test_the_closed_files_are_byte_identical_to_per_write_entries(
-        make: Callable[..., Volume], tmp_path: Path, mode: FsyncMode) -> None:
+    make: Callable[..., Volume], tmp_path: Path, mode: FsyncMode
+) -> None:
     for name, m in (("always", FsyncMode.ALWAYS), ("batched", mode)):
         clock = Clock()
         v = make(name, m, clock)
@@ -211,7 +224,8 @@ def test_the_closed_files_are_byte_identical_to_per_write_entries(
 
 @pytest.mark.parametrize("mode", [FsyncMode.NONE, FsyncMode.GROUP])
 def test_an_abandoned_volume_reopens_with_every_batched_write_and_delete(
-        make: Callable[..., Volume], tmp_path: Path, mode: FsyncMode) -> None:
+    make: Callable[..., Volume], tmp_path: Path, mode: FsyncMode
+) -> None:
     clock = Clock()
     v = make(mode=mode, clock=clock)
     workload(v, clock)
@@ -262,7 +276,8 @@ def fail_idx_writes(monkeypatch: pytest.MonkeyPatch, v: Volume, written: int) ->
 
 
 def test_a_failed_flush_keeps_the_batch_and_the_next_one_rewrites_it(
-        make: Callable[..., Volume], monkeypatch: pytest.MonkeyPatch) -> None:
+    make: Callable[..., Volume], monkeypatch: pytest.MonkeyPatch
+) -> None:
     want, v = make("always", FsyncMode.ALWAYS), make("batched")
     for k in range(1, 256):
         want.write(needle(k))
@@ -280,12 +295,12 @@ def test_a_failed_flush_keeps_the_batch_and_the_next_one_rewrites_it(
         x.write(needle(257))
         x.close()
     for suffix in (".dat", ".idx"):
-        assert v.base.with_suffix(suffix).read_bytes() == \
-            want.base.with_suffix(suffix).read_bytes()
+        assert v.base.with_suffix(suffix).read_bytes() == want.base.with_suffix(suffix).read_bytes()
 
 
 def test_a_volume_abandoned_after_a_failed_flush_reopens_with_everything(
-        make: Callable[..., Volume], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make: Callable[..., Volume], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     v = make()
     for k in range(1, 255):
         v.write(needle(k))
@@ -307,7 +322,8 @@ def test_a_volume_abandoned_after_a_failed_flush_reopens_with_everything(
 
 
 def test_a_flush_that_fails_at_close_leaves_the_rebuild_to_the_next_open(
-        make: Callable[..., Volume], monkeypatch: pytest.MonkeyPatch) -> None:
+    make: Callable[..., Volume], monkeypatch: pytest.MonkeyPatch
+) -> None:
     v = make()
     for k in range(1, 11):
         v.write(needle(k))

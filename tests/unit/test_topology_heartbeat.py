@@ -39,8 +39,14 @@ def snapshot(topo: Topology) -> Any:
             list(layout.writables),
             {
                 vid: (
-                    [n.id for n in vol.locations], vol.size, vol.read_only, vol.oversized,
-                    vol.crowded, vol.full_since, vol.unwritable_until, vol.strikes,
+                    [n.id for n in vol.locations],
+                    vol.size,
+                    vol.read_only,
+                    vol.oversized,
+                    vol.crowded,
+                    vol.full_since,
+                    vol.unwritable_until,
+                    vol.strikes,
                     vol.last_failure,
                 )
                 for vid, vol in layout.volumes.items()
@@ -147,7 +153,9 @@ def _mutate(rng: random.Random, volumes: dict[int, VolumeReport]) -> None:
     if change == 0 and vid in volumes:
         del volumes[vid]
     elif change == 1:
-        volumes[vid] = replace(old, size=rng.choice([0, 100, 899, 901, 950, LIMIT - 1, LIMIT, 2000]))
+        volumes[vid] = replace(
+            old, size=rng.choice([0, 100, 899, 901, 950, LIMIT - 1, LIMIT, 2000])
+        )
     elif change == 2:
         volumes[vid] = replace(old, read_only=not old.read_only)
     elif change == 3:
@@ -173,8 +181,12 @@ def test_the_cheap_path_agrees_with_applying_every_report(seed: int) -> None:
             name = rng.choice(names)
             if rng.random() < 0.3:
                 _mutate(rng, held[name])
-            hb = heartbeat(f"dc{names.index(name) % 2}", "r1", name,
-                           {"max": 9, "volumes": list(held[name].values())})
+            hb = heartbeat(
+                f"dc{names.index(name) % 2}",
+                "r1",
+                name,
+                {"max": 9, "volumes": list(held[name].values())},
+            )
             if rng.random() < 0.02:
                 hb = replace(hb, has_no_volumes=True)
             for topo in (cheap, full):
