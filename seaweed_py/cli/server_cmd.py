@@ -18,15 +18,21 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.httpkit.allow_list import white_list_entries
 from seaweed_py.httpkit.run import run_servers
-from seaweed_py.master.options import add_master_flags, detect_ip, master_options
-from seaweed_py.volume.options import add_volume_flags, volume_options
+from seaweed_py.master.options import (
+    MasterOptions,
+    add_master_flags,
+    detect_ip,
+    master_options,
+)
+from seaweed_py.volume.options import VolumeOptions, add_volume_flags, volume_options
 
-__all__ = ["build_flags", "run"]
+__all__ = ["build_flags", "run", "server_options"]
 
 _SHARED_TO_VOLUME = {"dataCenter": "volume.dataCenter", "rack": "volume.rack"}
 
@@ -101,17 +107,23 @@ def resolve(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
 
 def _volume_white_list(v: dict[str, Any]) -> list[str]:
     """The shared -whiteList plus the addresses the embedded master reaches the volume server
-    from: its -ip (a connection to a local address leaves from that address) and loopback
-    when either side is named by a loopback address. Host names are not resolved."""
+    from (`_own_addresses`)."""
     entries = list(white_list_entries(v["whiteList"]))
     if not entries:
         return entries  # empty allows everyone; adding our own address would restrict it
+    return entries + [ip for ip in _own_addresses(v) if ip not in entries]
+
+
+def _own_addresses(v: dict[str, Any]) -> list[str]:
+    """The addresses one of the two embedded servers reaches the other from: -ip (a
+    connection to a local address leaves from that address) and loopback when either side is
+    named by a loopback address. Host names are not resolved."""
     own = [ip for ip in (v["ip"], v["volume.ip"]) if _is_ip(ip)]
     masters = (v["volume.mserver"] or v["volume.master"]).split(",")
     masters = [m.strip().rpartition(":")[0] for m in masters]
     if any(_is_loopback(host) for host in (v["ip"], v["volume.ip"], *masters)):
         own += ["127.0.0.1", "::1"]
-    return entries + [ip for ip in dict.fromkeys(own) if ip not in entries]
+    return list(dict.fromkeys(own))
 
 
 def _is_ip(text: str) -> bool:
@@ -132,6 +144,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def server_options(resolved: dict[str, Any]) -> tuple[MasterOptions, VolumeOptions]:
+    """The two servers' options from `resolve`d values. The master's client API keeps the
+    operator's -whiteList; its volume-server protocol also admits the embedded volume server's
+    heartbeats."""
+    master = master_options(resolved, "master.")
+    master = replace(master, cluster_white_list=tuple(_own_addresses(resolved)))
+    return master, volume_options(resolved, "volume.")
+
+
 def run(argv: Sequence[str]) -> int:
     values, rest = build_flags().parse(argv)
     if rest:
@@ -141,8 +162,9 @@ def run(argv: Sequence[str]) -> int:
     from seaweed_py.master.server import MasterServer
     from seaweed_py.volume.server import VolumeServer
 
-    master = MasterServer(master_options(resolved, "master."))
-    volume = VolumeServer(volume_options(resolved, "volume."))
+    master_opts, volume_opts = server_options(resolved)
+    master = MasterServer(master_opts)
+    volume = VolumeServer(volume_opts)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

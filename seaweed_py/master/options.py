@@ -50,6 +50,9 @@ class MasterOptions:
     garbage_threshold: float = 0.3
     pulse_seconds: float = 5.0
     white_list: tuple[str, ...] = ()
+    cluster_white_list: tuple[str, ...] = ()
+    """Addresses allowed on the volume-server protocol (`/internal/*`) besides `white_list`,
+    when that is set: `weedpy server` lists the ones its own volume server heartbeats from."""
     file_size_limit_mb: int = 256
     disable_http: bool = False
     """Serve no client API (assign, lookup, status, grow, submit, redirects): only the UI, the
@@ -76,6 +79,7 @@ class MasterOptions:
                 f"-peers={self.peers}: only a single master is supported (use -peers=none)"
             )
         white_list_entries(self.white_list)
+        white_list_entries(self.cluster_white_list)
 
     @property
     def address(self) -> str:

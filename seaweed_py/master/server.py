@@ -41,7 +41,7 @@ from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.limits import Limits
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response, json_response
-from seaweed_py.httpkit.router import Router
+from seaweed_py.httpkit.router import Handler, Router
 from seaweed_py.httpkit.server import HttpServer
 from seaweed_py.master.growth import VolumeGrower
 from seaweed_py.master.meta import MetaStore
@@ -102,6 +102,10 @@ class MasterServer:
         self._cookie_at = 0
         self._preallocate = options.volume_size_limit if options.volume_preallocate else 0
         self._white = AllowList(options.white_list)
+        # Empty (everyone) when no white list is set: the extra entries only widen a list.
+        self._cluster_white = AllowList(
+            options.white_list + options.cluster_white_list if options.white_list else ()
+        )
         self._http: HttpServer | None = None
         self._session: aiohttp.ClientSession | None = None
         self._grower: VolumeGrower | None = None
@@ -218,9 +222,22 @@ class MasterServer:
         # Like the reference's UI routes, the read-only page answers any method.
         r.add("/", self._handle_page, any_method)
         r.add("/ui/index.html", self._handle_page, any_method)
-        r.add("/internal/heartbeat", self._handle_heartbeat, ["POST"], max_body=64 << 20)
-        r.add("/internal/volume/unwritable", self._handle_unwritable, ["POST"], max_body=1 << 20)
+        # The volume-server protocol changes the topology (locations, dead servers, writable
+        # volumes): an outsider must not reach it, so every /internal/ route is behind the
+        # white list, registered through `_internal` so that a new one cannot be forgotten.
+        self._internal(r, "/internal/heartbeat", self._handle_heartbeat, max_body=64 << 20)
+        self._internal(r, "/internal/volume/unwritable", self._handle_unwritable)
         return r
+
+    def _internal(self, r: Router, path: str, handler: Handler, *, max_body: int = 1 << 20) -> None:
+        """Register a POST route of the volume-server protocol behind the white list."""
+
+        def guarded(req: Request) -> Response | Awaitable[Response]:
+            if self._cluster_white:
+                self._cluster_white.check(req)
+            return handler(req)
+
+        r.add(path, guarded, ["POST"], max_body=max_body)
 
     # ------------------------------------------------------------ guard and helpers
 

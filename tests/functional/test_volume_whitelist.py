@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from seaweed_py.cli.server_cmd import build_flags, resolve
+from seaweed_py.cli.server_cmd import build_flags, resolve, server_options
 from seaweed_py.cli.volume_cmd import flag_set
 from seaweed_py.config.flags import UsageError
 from seaweed_py.master.options import master_options
@@ -124,6 +124,12 @@ async def test_outsider_writes_deletes_and_admin_calls_are_401_and_change_nothin
     await _refused(
         http, "POST", _url(vs, "/admin/volume/writable"), params={"volume": "1"}, headers=forged
     )
+    # Every /admin/ route, enumerated from the router so that a new one cannot be left open.
+    for path, route in vs.http.router.exact.items():
+        if path.startswith("/admin/"):
+            assert route.methods is not None
+            for method in sorted(route.methods - {"HEAD"}):
+                await _refused(http, method, _url(vs, path), params={"volume": "1"})
 
     # Nothing changed: the blob still reads, the refused write stored nothing, no volume was
     # allocated, deleted or frozen.
@@ -247,8 +253,9 @@ async def test_server_with_only_a_client_listed_still_grows_volumes(tmp_path: Pa
         "-volume.pulseSeconds=1",
         "-whiteList=127.0.0.2",
     )
-    master = MasterServer(master_options(v, "master."))
-    volume = VolumeServer(volume_options(v, "volume."))
+    master_opts, volume_opts = server_options(v)
+    master = MasterServer(master_opts)
+    volume = VolumeServer(volume_opts)
     await master.start()
     try:
         await volume.start()
