@@ -4,6 +4,7 @@ modules share. A module takes the fixtures by naming them (`master = volume_harn
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,12 @@ async def allocate(http: Session, server: VolumeServer, vid: int, **params: str)
 async def get(http: Session, target: str, **kw: Any) -> tuple[int, Mapping[str, str], bytes]:
     async with http.get(target, **kw) as resp:
         return resp.status, resp.headers.copy(), await resp.read()
+
+
+async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait for `check()` to hold, polling; fail the test after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)

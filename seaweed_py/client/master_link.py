@@ -11,7 +11,9 @@ Lookups (`/dir/lookup?volumeId=`) are cached for `lookup_ttl` seconds (10 minute
 clients); callers `forget(vid)` an entry that proved stale. The whole cache is dropped when a
 heartbeat answer carries a new `locationsVersion` (some volume gained or lost a holder), so a
 server that left is not asked for longer than about one pulse; the reference's volume servers
-hear of such changes by a push from the master instead.
+hear of such changes by a push from the master instead. `dropped(vid, urls)` waits for such a
+change that takes some of `urls` off the volume: a forward in flight to a server the master
+dropped stops waiting for it.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class MasterLink:
         self._last_ok = False
         self._warned = False
         self._locations_version: object = None  # the master's, from its last answer
+        self._locations_changed = asyncio.Event()  # set (and replaced) at each new version
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -140,6 +143,8 @@ class MasterLink:
             # them.
             self._locations_version = version
             self._cache.clear()
+            self._locations_changed.set()
+            self._locations_changed = asyncio.Event()
         leader = answer.get("leader")
         if isinstance(leader, str) and leader and leader != master:
             self._leader = leader
@@ -205,6 +210,23 @@ class MasterLink:
             raise VolumeNotFound(f"master {master} has no location for volume", volume_id=volume_id)
         self._cache[volume_id] = (now + self._lookup_ttl, locations)
         return locations
+
+    async def dropped(self, volume_id: int, urls: Sequence[str]) -> set[str]:
+        """Return once the master stops listing some of `urls` as holders of `volume_id`
+        (looked up afresh after each new `locationsVersion`): those URLs. A lookup that fails
+        tells nothing (the master may be away or warming up), except that it knows no holder
+        at all."""
+        want = set(urls)
+        while True:
+            await self._locations_changed.wait()
+            try:
+                held = {loc.url for loc in await self.lookup(volume_id, fresh=True)}
+            except VolumeNotFound:
+                return want
+            except WeedError:
+                continue
+            if gone := want - held:
+                return gone
 
     async def report_unwritable(self, volume_id: int) -> None:
         """Tell the master to stop assigning `volume_id` (a replica failed a write)."""

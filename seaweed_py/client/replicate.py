@@ -7,21 +7,39 @@ as `Seaweed-<name>` headers. The receiver stores exactly these fields (no MIME g
 compression). Deletes are `DELETE <path>?type=replicate`; 200, 202, 204 and 404 count as done.
 
 Every replica is contacted in parallel, once; the result maps each failed replica URL to why.
+
+Waits are bounded by `timeout` (`-replicationTimeout`), measured as a wait without progress
+rather than for the whole transfer, so a large body on a slow link is not failed: connecting,
+each piece of a body above `_PIECE` being taken by the connection, and the answer once the body
+is sent each get `timeout` seconds. A frozen replica (SIGSTOP, a hung disk) therefore fails the
+forward after `timeout`, however large the body. Callers may also pass `gone`, which names
+replicas the master has stopped listing: forwards to those stop waiting at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-__all__ = ["ReplicaCopy", "Replicator"]
+__all__ = ["DEFAULT_TIMEOUT", "Gone", "ReplicaCopy", "Replicator"]
 
-_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=3)
+DEFAULT_TIMEOUT = 5.0
+# Bodies above this go out in pieces of this size, each one renewing the deadline.
+_PIECE = 256 * 1024
 _WRITE_OK = frozenset({201, 204})
 _DELETE_OK = frozenset({200, 202, 204, 404})
 
@@ -66,14 +84,22 @@ class ReplicaCopy:
         return preamble + self.data + f"\r\n--{boundary}--\r\n".encode()
 
 
+Gone = Callable[[Sequence[str]], Awaitable[Collection[str]]]
+"""`gone(urls)` returns once the master no longer lists some of `urls`: those."""
+
+
 class Replicator:
     """Forwards writes and deletes to peer volume servers over one pooled HTTP session."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if not timeout > 0:
+            raise ValueError(f"replication timeout must be positive, got {timeout}")
+        self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=_TIMEOUT)
+        # The deadlines are ours (`_send`); aiohttp's own would bound the whole transfer.
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -85,37 +111,105 @@ class Replicator:
             raise RuntimeError("Replicator used before start()")
         return self._session
 
-    async def write(self, urls: Sequence[str], copy: ReplicaCopy) -> dict[str, str]:
+    async def write(
+        self, urls: Sequence[str], copy: ReplicaCopy, *, gone: Gone | None = None
+    ) -> dict[str, str]:
         """Send `copy` to every URL; returns {url: error} for the ones that did not store it."""
         boundary = secrets.token_hex(16)
         body = copy.multipart(boundary)
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         headers.update({f"Seaweed-{k}": v for k, v in copy.pairs.items()})
         target = f"{quote(copy.path, safe='/,._-')}?{copy.query()}"
-        results = await asyncio.gather(
-            *(self._send("POST", f"http://{url}{target}", body, headers, _WRITE_OK) for url in urls)
+        return await self._fan_out(
+            urls,
+            lambda url: self._send("POST", f"http://{url}{target}", body, headers, _WRITE_OK),
+            gone,
         )
-        return {url: err for url, err in zip(urls, results, strict=True) if err}
 
     async def delete(
-        self, urls: Sequence[str], path: str, *, as_replica: bool = True
+        self, urls: Sequence[str], path: str, *, as_replica: bool = True, gone: Gone | None = None
     ) -> dict[str, str]:
         """Delete `path` on every URL; returns {url: error} for the ones that failed.
 
         `as_replica=False` sends a plain client delete, which the receiver itself replicates.
         """
         target = quote(path, safe="/,._-") + ("?type=replicate" if as_replica else "")
-        results = await asyncio.gather(
-            *(self._send("DELETE", f"http://{url}{target}", b"", {}, _DELETE_OK) for url in urls)
+        return await self._fan_out(
+            urls,
+            lambda url: self._send("DELETE", f"http://{url}{target}", b"", {}, _DELETE_OK),
+            gone,
         )
-        return {url: err for url, err in zip(urls, results, strict=True) if err}
+
+    async def _fan_out(
+        self, urls: Sequence[str], send: Callable[[str], Awaitable[str]], gone: Gone | None
+    ) -> dict[str, str]:
+        """`send` to every URL at once; with `gone`, a URL the master drops is failed without
+        waiting for its answer."""
+        if gone is None:
+            results = await asyncio.gather(*(send(url) for url in urls))
+            return {url: err for url, err in zip(urls, results, strict=True) if err}
+        tasks: dict[asyncio.Future[str], str] = {asyncio.ensure_future(send(u)): u for u in urls}
+        errors: dict[str, str] = {}
+        pending = set(tasks)
+        watch: asyncio.Future[Collection[str]] | None = None
+        abandoned: list[asyncio.Future[str]] = []
+        try:
+            while pending:
+                if watch is None:
+                    watch = asyncio.ensure_future(gone([tasks[t] for t in pending]))
+                waiting: set[asyncio.Future[Any]] = {*pending, watch}
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending & done:
+                    if err := task.result():
+                        errors[tasks[task]] = err
+                pending -= done
+                if watch.done():
+                    dropped = [t for t in pending if tasks[t] in watch.result()]
+                    watch = None
+                    for task in dropped:
+                        errors[tasks[task]] = "dropped by the master while we waited for it"
+                    pending.difference_update(dropped)
+                    _cancel(dropped)
+                    abandoned += dropped  # awaited below, once their cancellation has run
+        finally:
+            leftovers: list[asyncio.Future[Any]] = [
+                *pending,
+                *abandoned,
+                *([watch] if watch else []),
+            ]
+            _cancel(leftovers)
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        return {url: errors[url] for url in urls if url in errors}
 
     async def _send(
         self, method: str, url: str, body: bytes, headers: Mapping[str, str], ok: frozenset[int]
     ) -> str:
+        timeout = self.timeout
         try:
-            async with self._http().request(method, url, data=body, headers=headers) as resp:
-                text = await resp.text(errors="replace")
-                return "" if resp.status in ok else f"{resp.status} {text.strip()}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            async with asyncio.timeout(timeout) as deadline:
+                data: bytes | AsyncIterator[memoryview] = body
+                if len(body) > _PIECE:
+                    data = self._pieces(body, deadline)
+                    headers = {**headers, "Content-Length": str(len(body))}
+                async with self._http().request(method, url, data=data, headers=headers) as resp:
+                    text = await resp.text(errors="replace")
+                    return "" if resp.status in ok else f"{resp.status} {text.strip()}"
+        except TimeoutError:
+            return f"replica did not answer within {timeout:g} s"
+        except aiohttp.ClientError as exc:
             return str(exc) or type(exc).__name__
+
+    async def _pieces(self, body: bytes, deadline: asyncio.Timeout) -> AsyncIterator[memoryview]:
+        """`body` in pieces; each one the connection asks for renews `deadline` (progress),
+        and so does the end of the body (the answer gets `timeout` from then)."""
+        loop = asyncio.get_running_loop()
+        view = memoryview(body)
+        for start in range(0, len(view), _PIECE):
+            deadline.reschedule(loop.time() + self.timeout)
+            yield view[start : start + _PIECE]
+        deadline.reschedule(loop.time() + self.timeout)
+
+
+def _cancel(futures: Iterable[asyncio.Future[Any]]) -> None:
+    for future in futures:
+        future.cancel()

@@ -44,6 +44,9 @@ class Flag:
                 return False
             raise UsageError(f"invalid boolean value {text!r} for -{self.name}")
         try:
+            if self.kind in (int, float) and not (text.isascii() and text == text.strip()):
+                # Python's int() takes other scripts' digits and surrounding blanks; Go's not.
+                raise ValueError(text)
             return self.kind(text)
         except ValueError:
             raise UsageError(

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from seaweed_py.client.replicate import DEFAULT_TIMEOUT as DEFAULT_REPLICATION_TIMEOUT
 from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.httpkit.allow_list import white_list_entries
 
@@ -19,6 +20,7 @@ _READ_MODES: tuple[ReadMode, ...] = ("local", "proxy", "redirect")
 _INDEX_KINDS = ("memory", "mmap")
 _FSYNC_MODES = ("none", "group", "always")
 _MIB = 1024 * 1024
+_MAX_REPLICATION_TIMEOUT = 3600
 _WHITE_LIST_HELP = (
     "comma separated IP addresses or CIDRs allowed to write, delete and call /admin/*; "
     "empty: everyone. Reads stay open. List the masters (-master) and the volume servers "
@@ -51,6 +53,8 @@ class VolumeOptions:
     pulse_seconds: float = 5.0
     pre_stop_seconds: float = 10.0
     idle_timeout: float = 30.0
+    replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
+    """Seconds a forward to a replica may go without progress before it counts as failed."""
     white_list: tuple[str, ...] = ()
     """IPs/CIDRs allowed to write, delete and call `/admin/*` (empty: everyone)."""
 
@@ -103,6 +107,13 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
     fs.add(f"{p}pulseSeconds", 5, "number of seconds between heartbeats")
     fs.add(f"{p}preStopSeconds", 10, "seconds between the last heartbeat and stopping")
     fs.add(f"{p}idleTimeout", 30, "connection idle seconds")
+    fs.add(
+        f"{p}replicationTimeout",
+        int(DEFAULT_REPLICATION_TIMEOUT),
+        "seconds a write or delete forwarded to a replica may wait without progress (to "
+        f"connect, to send the next piece, for the answer), 1..{_MAX_REPLICATION_TIMEOUT}; "
+        "past it the replica counts as failed (weedpy addition)",
+    )
     if not p:  # `weedpy server` has one -whiteList for both of its servers
         fs.add("whiteList", "", _WHITE_LIST_HELP)
 
@@ -121,6 +132,14 @@ def _max_counts(text: str, dirs: int) -> tuple[int, ...]:
     if len(counts) != dirs or any(c < 0 for c in counts):
         raise UsageError(f"-max {text!r} needs one non-negative count per -dir ({dirs})")
     return tuple(counts)
+
+
+def _replication_timeout(seconds: int) -> float:
+    if not 1 <= seconds <= _MAX_REPLICATION_TIMEOUT:
+        raise UsageError(
+            f"-replicationTimeout must be 1..{_MAX_REPLICATION_TIMEOUT} seconds, got {seconds}"
+        )
+    return float(seconds)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -159,5 +178,6 @@ def volume_options(values: Mapping[str, Any], prefix: str = "") -> VolumeOptions
         pulse_seconds=float(v["pulseSeconds"]),
         pre_stop_seconds=float(v["preStopSeconds"]),
         idle_timeout=float(v["idleTimeout"]),
+        replication_timeout=_replication_timeout(v["replicationTimeout"]),
         white_list=white_list_entries(v.get("whiteList", "")),
     )

@@ -79,7 +79,7 @@ class VolumeServer:
             pulse_seconds=options.pulse_seconds,
             on_answer=self._on_master_answer,
         )
-        self.replicator = Replicator()
+        self.replicator = Replicator(options.replication_timeout)
         self.reader = BlobReader(
             self.store,
             self.link,

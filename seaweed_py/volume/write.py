@@ -6,7 +6,10 @@ other replica of the volume in parallel. The client hears success only when ever
 stored it. When one did not, the write is undone where it landed — the local copy and the
 copies of the replicas that succeeded are tombstoned — the master is told to stop assigning the
 volume, and the client gets a 500. (The reference leaves the diverged copies in place, quirk
-A20; a write the client was told failed should not be readable afterwards.)
+A20; a write the client was told failed should not be readable afterwards.) Every forward,
+rollback deletes included, waits at most `-replicationTimeout` without progress, and not at all
+for a replica the master stops listing (`MasterLink.dropped`), so a frozen replica costs a
+write seconds, not minutes.
 
 Bodies up to httpkit's streaming threshold (1 MiB) arrive whole; larger ones are spooled to a
 temporary file and appended from it in slices (`spool.py`), so memory stays flat. Either way
@@ -29,7 +32,7 @@ from dataclasses import replace
 import orjson
 
 from seaweed_py.client.master_link import MasterLink
-from seaweed_py.client.replicate import ReplicaCopy, Replicator
+from seaweed_py.client.replicate import Gone, ReplicaCopy, Replicator
 from seaweed_py.errors import (
     BadRequest,
     CookieMismatch,
@@ -145,7 +148,7 @@ class BlobWriter:
         await _sync_if_asked(volume, upload.options)
         if remote:
             copy = _copy(url_path, needle, upload)
-            failures = await self._replicator.write(remote, copy)
+            failures = await self._replicator.write(remote, copy, gone=self._gone(path.volume_id))
             if failures:
                 await self._undo_write(
                     volume, needle, url_path, remote, failures, appended=not result.unchanged
@@ -211,7 +214,9 @@ class BlobWriter:
         locations = await self._link.lookup(path.volume_id)
         needle = Needle.build(path.cookie, path.key, upload.data, gzipped=upload.gzipped)
         failures = await self._replicator.write(
-            [loc.url for loc in locations], _copy(url_path, needle, upload)
+            [loc.url for loc in locations],
+            _copy(url_path, needle, upload),
+            gone=self._gone(path.volume_id),
         )
         if failures:
             self._link.forget(path.volume_id)
@@ -258,11 +263,18 @@ class BlobWriter:
                 log.error("rollback of %s on volume %d failed: %s", url_path, vid, exc)
             stored = [url for url in remote if url not in failures]
             if stored:
-                leftovers = await self._replicator.delete(stored, url_path)
+                leftovers = await self._replicator.delete(stored, url_path, gone=self._gone(vid))
                 for url, err in leftovers.items():
                     log.error("rollback of %s on replica %s failed: %s", url_path, url, err)
         await self._tell_master(vid)
         raise ReplicationFailed(_failure_text(failures), volume_id=vid)
+
+    def _gone(self, volume_id: int) -> Gone | None:
+        """Which forwards to stop waiting for: those to servers the master drops."""
+        link = self._link
+        if link is None:
+            return None
+        return lambda urls: link.dropped(volume_id, urls)
 
     async def _tell_master(self, volume_id: int) -> None:
         if self._link is None:
@@ -300,7 +312,9 @@ class BlobWriter:
             return _size_response(404, None)
         await self._durable.wait(result.durable)
         if remote:
-            failures = await self._replicator.delete(remote, req.path)
+            failures = await self._replicator.delete(
+                remote, req.path, gone=self._gone(path.volume_id)
+            )
             if failures:
                 self._stats.replica_failures += 1
                 await self._tell_master(path.volume_id)
@@ -339,7 +353,9 @@ class BlobWriter:
         if self._link is None:
             raise VolumeNotFound("chunk volume is not on this server", volume_id=fid.volume_id)
         locations = await self._link.lookup(fid.volume_id)
-        failures = await self._replicator.delete([locations[0].url], f"/{fid}", as_replica=False)
+        failures = await self._replicator.delete(
+            [locations[0].url], f"/{fid}", as_replica=False, gone=self._gone(fid.volume_id)
+        )
         if failures:
             raise ReplicationFailed(_failure_text(failures), volume_id=fid.volume_id)
 

@@ -15,6 +15,7 @@ from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.errors import VolumeNotFound
 from seaweed_py.volume.options import add_volume_flags, volume_options
 from tests.fake_master import FakeMaster
+from tests.volume_harness import until
 
 
 @pytest.fixture
@@ -24,14 +25,6 @@ async def master() -> AsyncIterator[FakeMaster]:
     await m.start()
     yield m
     await m.stop()
-
-
-async def _until(check: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def _state() -> dict[str, Any]:
@@ -44,7 +37,7 @@ async def test_heartbeats_carry_full_state_and_goodbye_drops_volumes(master: Fak
         [f"127.0.0.1:{master.port}"], _state, pulse_seconds=0.05, on_answer=answers.append
     )
     await link.start()
-    await _until(lambda: len(master.heartbeats) >= 2)
+    await until(lambda: len(master.heartbeats) >= 2)
     assert link.heartbeating
     await link.stop()
     assert master.heartbeats[0]["volumes"] == [{"id": 3}]
@@ -57,7 +50,7 @@ async def test_unreachable_master_fails_over_to_the_next(master: FakeMaster) -> 
     dead = "127.0.0.1:1"
     link = MasterLink([dead, f"127.0.0.1:{master.port}"], _state, pulse_seconds=0.05)
     await link.start()
-    await _until(lambda: len(master.heartbeats) >= 1)
+    await until(lambda: len(master.heartbeats) >= 1)
     assert link.master == f"127.0.0.1:{master.port}"
     await link.stop(goodbye=False)
 
@@ -69,7 +62,7 @@ async def test_answer_naming_another_leader_moves_heartbeats_there(master: FakeM
     try:
         link = MasterLink([f"127.0.0.1:{master.port}"], _state, pulse_seconds=0.05)
         await link.start()
-        await _until(lambda: len(leader.heartbeats) >= 1)
+        await until(lambda: len(leader.heartbeats) >= 1)
         await link.stop(goodbye=False)
     finally:
         await leader.stop()
@@ -99,19 +92,45 @@ async def test_a_new_locations_version_drops_the_cached_lookups(master: FakeMast
     link = MasterLink([f"127.0.0.1:{master.port}"], _state, pulse_seconds=0.05)
     await link.start()
     try:
-        await _until(lambda: len(master.heartbeats) >= 1)
+        await until(lambda: len(master.heartbeats) >= 1)
         await link.lookup(3)
         count = master.lookups
-        await _until(lambda: len(master.heartbeats) >= 3)
+        await until(lambda: len(master.heartbeats) >= 3)
         await link.lookup(3)
         assert master.lookups == count  # same version: still cached
         master.locations_version = 8  # a holder came or went
         seen = len(master.heartbeats)
-        await _until(lambda: len(master.heartbeats) >= seen + 2)
+        await until(lambda: len(master.heartbeats) >= seen + 2)
         await link.lookup(3)
         assert master.lookups == count + 1
         await link.lookup(3, fresh=True)  # asked anew whatever the cache holds
         assert master.lookups == count + 2
+    finally:
+        await link.stop(goodbye=False)
+
+
+async def test_dropped_returns_the_holders_a_new_locations_version_took_away(
+    master: FakeMaster,
+) -> None:
+    master.locations_version = 1
+    link = MasterLink([f"127.0.0.1:{master.port}"], _state, pulse_seconds=0.05)
+    await link.start()
+    try:
+        await until(lambda: len(master.heartbeats) >= 1)
+        watch = asyncio.ensure_future(link.dropped(3, ["127.0.0.1:1", "127.0.0.1:2"]))
+        master.locations_version = 2  # a change that keeps both: looked up, still waiting
+        lookups = master.lookups
+        await until(lambda: master.lookups > lookups)
+        seen = len(master.heartbeats)
+        await until(lambda: len(master.heartbeats) >= seen + 3)
+        assert not watch.done()
+        master.locations[3] = [("127.0.0.1:1", "pub:1")]
+        master.locations_version = 3
+        assert await asyncio.wait_for(watch, 10) == {"127.0.0.1:2"}
+        watch = asyncio.ensure_future(link.dropped(3, ["127.0.0.1:1"]))
+        del master.locations[3]  # no holder left at all
+        master.locations_version = 4
+        assert await asyncio.wait_for(watch, 10) == {"127.0.0.1:1"}
     finally:
         await link.stop(goodbye=False)
 
@@ -154,6 +173,15 @@ def test_volume_flags_as_weed_spells_them() -> None:
         ["-index=leveldb"],
         ["-fsync=sometimes"],
         ["-dir="],
+        ["-replicationTimeout=0"],
+        ["-replicationTimeout=-1"],
+        ["-replicationTimeout=3601"],
+        ["-replicationTimeout=99999999999999999999999"],
+        ["-replicationTimeout=2.5"],
+        ["-replicationTimeout=5s"],
+        ["-replicationTimeout=ten"],
+        ["-replicationTimeout="],
+        ["-replicationTimeout=\u0665"],  # an Arabic-Indic five: Python's int() takes it, Go's not
     ],
 )
 def test_bad_volume_flags_are_usage_errors(argv: list[str]) -> None:
@@ -161,18 +189,28 @@ def test_bad_volume_flags_are_usage_errors(argv: list[str]) -> None:
         volume_options(_parse(argv))
 
 
+def test_replication_timeout_flag() -> None:
+    """A weedpy addition: documented in -h, 5 s by default, whole seconds 1..3600."""
+    assert volume_options(_parse([])).replication_timeout == 5.0
+    assert volume_options(_parse(["-replicationTimeout=1"])).replication_timeout == 1.0
+    assert volume_options(_parse(["-replicationTimeout", "3600"])).replication_timeout == 3600.0
+    fs = FlagSet("volume", "start a volume server")
+    add_volume_flags(fs)
+    assert "-replicationTimeout int" in fs.usage() and "weedpy addition" in fs.usage()
+
+
 async def test_heartbeats_resume_when_the_master_comes_back() -> None:
     first, restarted = FakeMaster(), FakeMaster()
     link = MasterLink([await first.start()], _state, pulse_seconds=0.05)
     await link.start()
     try:
-        await _until(lambda: len(first.heartbeats) >= 1)
+        await until(lambda: len(first.heartbeats) >= 1)
         await first.stop()
-        await _until(lambda: not link.heartbeating)
+        await until(lambda: not link.heartbeating)
         await restarted.start(port=first.port)
-        await _until(lambda: len(restarted.heartbeats) >= 1)
+        await until(lambda: len(restarted.heartbeats) >= 1)
         assert restarted.heartbeats[0]["volumes"] == [{"id": 3}]  # full state: re-registered
-        await _until(lambda: link.heartbeating)
+        await until(lambda: link.heartbeating)
     finally:
         await link.stop(goodbye=False)
         if restarted.runner is not None:

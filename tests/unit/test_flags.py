@@ -42,6 +42,10 @@ def test_unknown_flag_and_bad_value_are_usage_errors() -> None:
         _flags().parse(["-nope=1"])
     with pytest.raises(UsageError, match="want int"):
         _flags().parse(["-port=abc"])
+    # Python's int() takes each of these (Arabic-Indic digits, blanks); Go's flag package not.
+    for junk in ("\u0668\u0660\u0668\u0660", " 8080", "8080\n"):
+        with pytest.raises(UsageError, match="want int"):
+            _flags().parse([f"-port={junk}"])
     with pytest.raises(UsageError, match="needs an argument"):
         _flags().parse(["-port"])
 
