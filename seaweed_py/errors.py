@@ -31,7 +31,7 @@
         ├── CorruptVolume
         ├── VolumeReadOnly
         ├── VolumeFull
-        ├── DiskFull (507)          (ENOSPC on append; the volume turns read-only)
+        ├── DiskFull (507)          (ENOSPC on append, and writes while the volume is read-only for it)
         └── DirectoryInUse          (another process holds a data directory's lock)
 
 Only `httpkit` renders these: the body is `{"error": message, **extra}` with `status` and
@@ -230,7 +230,8 @@ class InvalidChunkManifest(BadRequest):
 
 
 class DiskFull(StorageError):
-    """The disk ran out of space during an append; nothing was kept."""
+    """The disk ran out of space during an append (nothing was kept), or the volume is still
+    read-only because of that; it takes writes again once its disk has room."""
 
     status = 507
 

@@ -5,6 +5,10 @@ it, so the master can tell when one directory is served twice. On `load()` every
 is opened (directories in parallel); a volume is recognised by its `.idx` or `.vif` file, and
 its collection is the text before the last `_` of the base name (spec §4.1), so collection
 names may contain `_`.
+
+A volume whose disk filled turns read-only (`DISK_FULL`); `reopen_full_volumes()`, which the
+volume server calls every pulse, lets it take writes again once its directory has room
+(`DISK_FULL_MARGIN`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from seaweed_py.errors import (
     Conflict,
@@ -35,15 +40,22 @@ from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.group_commit import Committer, GroupCommitter
 from seaweed_py.storage.volume import (
     DEFAULT_SIZE_LIMIT,
+    DISK_FULL,
     FsyncMode,
     Volume,
     VolumeStatus,
     volume_base_name,
 )
 
-__all__ = ["DiskLocation", "Store", "parse_volume_file_name"]
+__all__ = ["DISK_FULL_MARGIN", "DiskLocation", "Store", "parse_volume_file_name"]
 
 log = logging.getLogger(__name__)
+
+DISK_FULL_MARGIN: Final = 64 << 20
+"""Free bytes a volume's directory needs before a volume read-only because its disk filled takes
+writes again, or 1 % of the file system if that is more (the default of `weed volume
+-minFreeSpace`, below which the reference stops writing): room for a few large needles, so a
+disk hovering at full does not flip its volumes between writable and full every pulse."""
 
 _UUID_FILE = "vol_dir.uuid"
 _LOCK_FILE = ".weedpy.lock"
@@ -86,9 +98,11 @@ class Store:
         size_limit: int = DEFAULT_SIZE_LIMIT,
         clock_ns: Callable[[], int] = time.time_ns,
         fsync_helper: bool = False,
+        disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage,
     ) -> None:
         """`fsync_helper`: group-commit fsyncs run in a helper process whose answers an event
-        loop reads (storage/fsync_helper.py; the volume server), not in a thread."""
+        loop reads (storage/fsync_helper.py; the volume server), not in a thread.
+        `disk_usage`: (total, used, free) bytes of the file system holding a directory."""
         if not locations:
             raise ValueError("a store needs at least one directory")
         self.locations = list(locations)
@@ -105,6 +119,7 @@ class Store:
         self._uuids: list[str] = []
         self._lock = threading.Lock()
         self.load_errors: dict[str, str] = {}  # file base -> why it could not be opened
+        self.disk_usage = disk_usage
         self._locks: list[int] = []  # fds holding each directory's lock
 
     # ------------------------------------------------------------------ start-up
@@ -283,6 +298,29 @@ class Store:
         for v in doomed:
             v.destroy()
         return [v.id for v in doomed]
+
+    def reopen_full_volumes(self) -> list[int]:
+        """Let volumes read-only because their disk filled take writes again where their
+        directory has room now; their ids. Probes disks (statvfs) only when some volume is
+        full: call it off the event loop."""
+        reopened: list[int] = []
+        room: dict[Path, bool] = {}
+        full = [v for v in list(self._volumes.values()) if v.read_only_reason == DISK_FULL]
+        for v in sorted(full, key=lambda v: v.id):
+            if v.directory not in room:
+                room[v.directory] = self._has_room(v.directory)
+            if room[v.directory] and v.clear_disk_full():
+                log.info("volume %d takes writes again: its disk has room", v.id)
+                reopened.append(v.id)
+        return reopened
+
+    def _has_room(self, directory: Path) -> bool:
+        try:
+            total, _, free = self.disk_usage(directory)
+        except OSError as exc:
+            log.warning("cannot read the free space of %s: %s", directory, exc)
+            return False
+        return free >= max(DISK_FULL_MARGIN, total // 100)
 
     def mark_read_only(self, volume_id: int, read_only: bool, *, persist: bool = True) -> None:
         v = self._volumes.get(volume_id)

@@ -48,6 +48,7 @@ from seaweed_py.errors import (
     CorruptVolume,
     DiskFull,
     NeedleNotFound,
+    StorageError,
     VolumeFull,
     VolumeReadOnly,
 )
@@ -98,6 +99,7 @@ from seaweed_py.storage.scan import read_superblock, scan_records
 
 __all__ = [
     "DEFAULT_SIZE_LIMIT",
+    "DISK_FULL",
     "DeleteResult",
     "FsyncMode",
     "NeedleLocation",
@@ -111,6 +113,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE_LIMIT: Final = 30 << 30  # -volumeSizeLimitMB 30720
+DISK_FULL: Final = "disk full"
+"""`Volume.read_only_reason` after ENOSPC: writes answer 507, and it clears by itself."""
 INDEX_KINDS: Final = ("memory", "mmap")
 _READ_CHUNK: Final = 1 << 20
 _SCAN_ENTRIES: Final = 1 << 16  # .idx entries per block of a backward scan
@@ -253,7 +257,9 @@ class Volume:
         self.modified_at_second = 0
         self._writable_files = True
         self.recovery = RecoveryReport()
-        self.read_only_reason = ""  # set when the volume stops taking writes on its own
+        # Set when the volume stops taking writes on its own: DISK_FULL (cleared by itself once
+        # the store finds room again, `clear_disk_full`) or an index write failure.
+        self.read_only_reason = ""
         self._map: NeedleMap = MemoryNeedleMap(
             (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int32)), IndexStats()
         )
@@ -966,7 +972,7 @@ class Volume:
         (quirk A20)."""
         with self._lock:
             if self.read_only and not self.info.read_only_can_delete:
-                raise VolumeReadOnly("volume is read-only", volume_id=self.id)
+                raise self._read_only_error()
             if not self._writable_files:
                 raise VolumeReadOnly("volume files are not writable", volume_id=self.id)
             hit = self._map.get(key)
@@ -1029,11 +1035,23 @@ class Volume:
             and old.pairs == new.pairs
         )
 
+    def check_writable(self) -> None:
+        """Raise what a write would raise now for a closed or read-only volume (without the
+        lock: a caller's early refusal, before it reads a body; the write checks again)."""
+        self._check_writable()
+
     def _check_writable(self) -> None:
         if self._closed:
             raise VolumeReadOnly("volume is closed", volume_id=self.id)
         if self.read_only:
-            raise VolumeReadOnly("volume is read-only", volume_id=self.id)
+            raise self._read_only_error()
+
+    def _read_only_error(self) -> StorageError:
+        """Why a write is refused: `DiskFull` (507) while the volume is read-only only
+        because its disk filled, which passes by itself; `VolumeReadOnly` otherwise."""
+        if self.read_only_reason == DISK_FULL and not self.info.read_only and self._writable_files:
+            return DiskFull(f"volume is read-only: {DISK_FULL}", volume_id=self.id)
+        return VolumeReadOnly("volume is read-only", volume_id=self.id)
 
     def _next_append_ns(self) -> int:
         return max(self._clock_ns(), self._last_append_ns + 1)
@@ -1074,9 +1092,10 @@ class Volume:
             self._truncate_back(offset, idx_at)
             if exc.errno != errno.ENOSPC:
                 raise
-            # Stop taking writes until an operator marks the volume writable again; the
-            # heartbeat reports it read-only, so the master stops assigning to it.
-            self.read_only_reason = "disk full"
+            # Stop taking writes until the disk has room again (the store checks every pulse,
+            # or an operator marks the volume writable); the heartbeat reports it read-only,
+            # so the master stops assigning to it.
+            self.read_only_reason = DISK_FULL
             raise DiskFull(
                 "no space left for the append; volume is now read-only",
                 volume_id=self.id,
@@ -1133,7 +1152,7 @@ class Volume:
             )
             if not self._closed:
                 self.read_only_reason = (
-                    "disk full"
+                    DISK_FULL
                     if exc.errno == errno.ENOSPC
                     else f"index write failed: {exc.strerror or exc}"
                 )
@@ -1191,6 +1210,17 @@ class Volume:
             old.close()
             if want == "memory":
                 self.base.with_suffix(".sdx").unlink(missing_ok=True)
+
+    def clear_disk_full(self) -> bool:
+        """Take writes again after a full disk (the caller found room on it): clears the
+        DISK_FULL reason, and only that one, and writes the `.idx` entries a failed flush
+        kept (a failure sets the reason again). True if the volume is now writable."""
+        with self._lock:
+            if self.read_only_reason != DISK_FULL or self._closed:
+                return False
+            self.read_only_reason = ""
+            self._flush_idx()
+            return not self.read_only
 
     def files_missing(self) -> bool:
         """Whether `.dat` or `.idx` has been unlinked (or replaced) since the volume opened."""

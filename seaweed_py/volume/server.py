@@ -1,7 +1,7 @@
 """The volume server: storage behind the blob REST API, heartbeats and admin endpoints.
 
     server = VolumeServer(options)
-    await server.start()      # loads the volumes, listens, starts heartbeating
+    await server.start()      # loads the volumes, listens, heartbeats; rechecks full disks
     ...                       # server.port is the bound port (options.port may be 0)
     await server.stop()       # goodbye heartbeat, -preStopSeconds, drain requests, close volumes
 
@@ -72,6 +72,7 @@ class VolumeServer:
             fsync_helper=True,
         )
         self._fsync_driver: HelperDriver | None = None
+        self._disk_check: asyncio.Task[None] | None = None
         self.stats = Stats(self._gauges)
         self.link = MasterLink(
             options.masters,
@@ -137,11 +138,16 @@ class VolumeServer:
         if self.public_http is not None:
             await self.public_http.start(self.options.listen_host, self.options.public_port)
         await self.link.start()
+        self._disk_check = asyncio.create_task(self._reopen_full_volumes(), name="disk check")
         log.info("volume server %s serving %s", self.url(), ", ".join(self.options.dirs))
 
     async def stop(self) -> None:
         """Leave the cluster, wait `-preStopSeconds`, finish in-flight requests, close."""
         self.stopping = True
+        if self._disk_check is not None:
+            self._disk_check.cancel()
+            await asyncio.gather(self._disk_check, return_exceptions=True)
+            self._disk_check = None
         serving = self.http.port != 0
         await self.link.stop(goodbye=serving)
         if serving and self.options.pre_stop_seconds > 0:
@@ -223,6 +229,19 @@ class VolumeServer:
             limit = answer.get("volumeSizeLimit")
             if isinstance(limit, int) and limit > 0 and limit != self.store.volume_size_limit:
                 self.store.volume_size_limit = limit
+
+    async def _reopen_full_volumes(self) -> None:
+        """Every pulse: volumes read-only because their disk filled take writes again once it
+        has room (the probe is a statvfs: off the loop), and the master hears it at once."""
+        while True:
+            await asyncio.sleep(self.options.pulse_seconds)
+            try:
+                reopened = await asyncio.to_thread(self.store.reopen_full_volumes)
+            except Exception:  # keep checking; the next pulse may succeed
+                log.exception("checking full disks failed")
+                continue
+            if reopened:
+                self.link.poke()
 
     def _gauges(self) -> list[tuple[str, str, float]]:
         return self.admin.gauges()

@@ -162,6 +162,9 @@ class BlobWriter:
         """A body that arrived as a stream: spooled to a file, appended from it in slices.
         Replicated writes load the data once, to forward it."""
         assert req.stream is not None
+        early = self._store.get(path.volume_id)
+        if early is not None:
+            early.check_writable()  # a read-only (e.g. full) volume refuses before the body
         spooled = await spool(req.stream, self._spool_dir)
         try:
             upload, start, end = await asyncio.to_thread(

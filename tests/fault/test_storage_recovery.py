@@ -228,13 +228,51 @@ def test_enospc_during_append_keeps_nothing_and_turns_read_only(
             v.read(2, COOKIE)
         assert v.read(1, COOKIE).data == b"existing"
         assert v.read_only and v.status().read_only
-        with pytest.raises(VolumeReadOnly):
-            v.write(Needle.build(COOKIE, 3, b"x"))
+        with pytest.raises(DiskFull, match=r"read-only: disk full .*volume_id=1"):
+            v.write(Needle.build(COOKIE, 3, b"x"))  # 507 while it stays full, not a 500
+        with pytest.raises(DiskFull):
+            v.delete(1, COOKIE)  # a tombstone needs room too
         v.set_read_only(False)  # the operator freed space
         v.write(Needle.build(COOKIE, 3, b"x"))
         assert v.read(3, COOKIE).data == b"x"
     finally:
         v.close()
+
+
+def test_a_volume_read_only_for_another_reason_keeps_its_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only "disk full" answers 507: an operator's mark and a failed index write keep the
+    read-only error (500), and neither clears by itself (see the store's disk-full check)."""
+    marked = Volume.create(tmp_path, 1)
+    broken = Volume.create(tmp_path, 2)
+    try:
+        marked.set_read_only(True)
+        with pytest.raises(VolumeReadOnly) as exc:
+            marked.write(Needle.build(COOKIE, 1, b"x"))
+        assert exc.value.status == 500 and not isinstance(exc.value, DiskFull)
+        real = os.pwrite
+
+        def pwrite(fd: int, data: bytes, offset: int) -> int:
+            if fd == broken._idx:
+                raise OSError(errno.EIO, "Input/output error")
+            return real(fd, data, offset)
+
+        monkeypatch.setattr(os, "pwrite", pwrite)
+        for key in range(1, 300):  # enough for a batched .idx page to be flushed
+            broken.write(Needle.build(COOKIE, key, b"y"))
+            if broken.read_only:
+                break
+        monkeypatch.undo()
+        assert broken.read_only_reason.startswith("index write failed")
+        with pytest.raises(VolumeReadOnly) as exc:
+            broken.write(Needle.build(COOKIE, 999, b"z"))
+        assert not isinstance(exc.value, DiskFull)
+        assert not marked.clear_disk_full() and not broken.clear_disk_full()
+        assert marked.read_only and broken.read_only
+    finally:
+        marked.close()
+        broken.close()
 
 
 _WRITER = textwrap.dedent(

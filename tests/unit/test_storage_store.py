@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from seaweed_py.errors import Conflict, DirectoryInUse, NoFreeSlots, VolumeNotFound
+from seaweed_py.errors import (
+    Conflict,
+    DirectoryInUse,
+    DiskFull,
+    NeedleNotFound,
+    NoFreeSlots,
+    VolumeNotFound,
+    VolumeReadOnly,
+)
 from seaweed_py.formats.needle import Needle
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
-from seaweed_py.storage.store import DiskLocation, Store, parse_volume_file_name
+from seaweed_py.storage.store import (
+    DISK_FULL_MARGIN,
+    DiskLocation,
+    Store,
+    parse_volume_file_name,
+)
 from seaweed_py.storage.volume import FsyncMode
 
 COOKIE = 0x1234
@@ -170,3 +185,70 @@ def test_deleted_volume_files_are_noticed_while_running(
     next((tmp_path / "a").glob("1.dat")).unlink()
     next((tmp_path / "b").glob("2.idx")).unlink()
     assert sorted(s.missing_volumes()) == [1, 2]
+
+
+class FakeDisk:
+    """`shutil.disk_usage` of a disk whose free space the test sets; counts the probes."""
+
+    def __init__(self, total: int = 100 << 30) -> None:
+        self.total = total
+        self.free = total
+        self.probes = 0
+
+    def __call__(self, path: object) -> tuple[int, int, int]:
+        self.probes += 1
+        return self.total, self.total - self.free, self.free
+
+
+def _fill_up(s: Store, vid: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An append to `vid` that meets ENOSPC (the way tests/fault/test_storage_recovery.py
+    injects it): the volume turns read-only, "disk full"."""
+    real = os.pwrite
+    monkeypatch.setattr(
+        os,
+        "pwrite",
+        lambda fd, data, offset: _enospc() if fd == s.get(vid)._dat else real(fd, data, offset),
+    )
+    with pytest.raises(DiskFull):
+        s.get(vid).write(Needle.build(COOKIE, 99, b"does not fit"))
+    monkeypatch.undo()
+
+
+def _enospc() -> int:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_volume_whose_disk_filled_is_writable_again_once_there_is_room(
+    make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FakeDisk()
+    s = make_store(disk_usage=disk)
+    for vid in (1, 2, 3):
+        s.allocate(vid)
+        s.get(vid).write(Needle.build(COOKIE, 1, b"kept"))
+    assert s.reopen_full_volumes() == [] and disk.probes == 0  # nothing full: no probe
+    sizes = {vid: s.get(vid).size for vid in (1, 2, 3)}
+    for vid in (1, 2, 3):
+        _fill_up(s, vid, monkeypatch)
+    s.mark_read_only(3, True)  # an operator's mark is not the disk's to lift
+    margin = max(DISK_FULL_MARGIN, disk.total // 100)
+
+    disk.free = margin - 1
+    assert s.reopen_full_volumes() == []
+    with pytest.raises(DiskFull, match="disk full"):
+        s.get(1).write(Needle.build(COOKIE, 2, b"in between"))
+
+    disk.free = margin
+    assert s.reopen_full_volumes() == [1, 2]
+    for vid in (1, 2, 3):
+        v = s.get(vid)
+        assert v.size == sizes[vid] == os.path.getsize(v.base.with_suffix(".dat"))  # no partial
+        assert v.read(1, COOKIE).data == b"kept"
+        with pytest.raises(NeedleNotFound):
+            v.read(99, COOKIE)
+    s.get(1).write(Needle.build(COOKIE, 2, b"after"))
+    assert s.get(1).read(2, COOKIE).data == b"after"
+    assert s.get(3).read_only and not s.get(3).read_only_reason
+    with pytest.raises(VolumeReadOnly):
+        s.get(3).write(Needle.build(COOKIE, 2, b"still marked"))
+    assert s.reopen_full_volumes() == []
