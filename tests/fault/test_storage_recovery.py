@@ -25,6 +25,7 @@ from seaweed_py.formats.idx import IDX4, iter_entries
 from seaweed_py.formats.needle import Needle
 from seaweed_py.storage.check import check_volume
 from seaweed_py.storage.volume import FsyncMode, Volume
+from tests.disk_faults import fail_writes_to
 from tests.fault.storage_workload import (
     COOKIE,
     assert_allowed,
@@ -251,14 +252,7 @@ def test_a_volume_read_only_for_another_reason_keeps_its_answer(
         with pytest.raises(VolumeReadOnly) as exc:
             marked.write(Needle.build(COOKIE, 1, b"x"))
         assert exc.value.status == 500 and not isinstance(exc.value, DiskFull)
-        real = os.pwrite
-
-        def pwrite(fd: int, data: bytes, offset: int) -> int:
-            if fd == broken._idx:
-                raise OSError(errno.EIO, "Input/output error")
-            return real(fd, data, offset)
-
-        monkeypatch.setattr(os, "pwrite", pwrite)
+        fail_writes_to(monkeypatch, broken._idx, errno.EIO, "Input/output error")
         for key in range(1, 300):  # enough for a batched .idx page to be flushed
             broken.write(Needle.build(COOKIE, key, b"y"))
             if broken.read_only:

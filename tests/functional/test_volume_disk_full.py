@@ -13,7 +13,6 @@ import asyncio
 import errno
 import io
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from seaweed_py.master.options import MasterOptions
 from seaweed_py.master.server import MasterServer
 from seaweed_py.volume import VolumeOptions, VolumeServer
 from seaweed_py.volume import write as volume_write
+from tests.disk_faults import FakeDisk, fail_writes_to
 from tests.servers import free_port
-from tests.unit.test_storage_store import FakeDisk
 from tests.volume_harness import until
 
 Cluster = tuple[MasterServer, VolumeServer, FakeDisk]
@@ -95,14 +94,7 @@ async def test_a_full_disk_answers_507_and_the_volume_takes_writes_again_once_th
         assert v is not None
         size = v.size
 
-        real = os.pwrite
-
-        def full(fd: int, data: bytes, offset: int) -> int:
-            if fd == v._dat:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(fd, data, offset)
-
-        monkeypatch.setattr(os, "pwrite", full)
+        fail_writes_to(monkeypatch, v._dat, errno.ENOSPC, "No space left on device")
         disk.free = 0
         status, answer = await _call(http, "POST", f"{blob}_1", b"does not fit")
         monkeypatch.undo()

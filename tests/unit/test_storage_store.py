@@ -28,6 +28,7 @@ from seaweed_py.storage.store import (
     parse_volume_file_name,
 )
 from seaweed_py.storage.volume import FsyncMode
+from tests.disk_faults import FakeDisk, fail_writes_to
 
 COOKIE = 0x1234
 
@@ -187,35 +188,14 @@ def test_deleted_volume_files_are_noticed_while_running(
     assert sorted(s.missing_volumes()) == [1, 2]
 
 
-class FakeDisk:
-    """`shutil.disk_usage` of a disk whose free space the test sets; counts the probes."""
-
-    def __init__(self, total: int = 100 << 30) -> None:
-        self.total = total
-        self.free = total
-        self.probes = 0
-
-    def __call__(self, path: object) -> tuple[int, int, int]:
-        self.probes += 1
-        return self.total, self.total - self.free, self.free
-
-
 def _fill_up(s: Store, vid: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An append to `vid` that meets ENOSPC (the way tests/fault/test_storage_recovery.py
-    injects it): the volume turns read-only, "disk full"."""
-    real = os.pwrite
-    monkeypatch.setattr(
-        os,
-        "pwrite",
-        lambda fd, data, offset: _enospc() if fd == s.get(vid)._dat else real(fd, data, offset),
-    )
+    """An append to `vid` that meets ENOSPC: the volume turns read-only, "disk full"."""
+    v = s.get(vid)
+    assert v is not None
+    fail_writes_to(monkeypatch, v._dat, errno.ENOSPC, "No space left on device")
     with pytest.raises(DiskFull):
-        s.get(vid).write(Needle.build(COOKIE, 99, b"does not fit"))
+        v.write(Needle.build(COOKIE, 99, b"does not fit"))
     monkeypatch.undo()
-
-
-def _enospc() -> int:
-    raise OSError(errno.ENOSPC, "No space left on device")
 
 
 def test_a_volume_whose_disk_filled_is_writable_again_once_there_is_room(
