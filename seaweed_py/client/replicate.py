@@ -14,6 +14,10 @@ each piece of a body above `_PIECE` being taken by the connection, and the answe
 is sent each get `timeout` seconds. A frozen replica (SIGSTOP, a hung disk) therefore fails the
 forward after `timeout`, however large the body. Callers may also pass `gone`, which names
 replicas the master has stopped listing: forwards to those stop waiting at once.
+
+Stored bytes too large to hold (a spooled upload) come as a `BodySource` and are streamed to
+each replica from it, a piece at a time read off the loop, with the same bytes on the wire as
+an in-memory copy: the same multipart framing and a Content-Length (never chunked).
 """
 
 from __future__ import annotations
@@ -30,12 +34,12 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
 
-__all__ = ["DEFAULT_TIMEOUT", "Gone", "ReplicaCopy", "Replicator"]
+__all__ = ["DEFAULT_TIMEOUT", "BodySource", "Gone", "ReplicaCopy", "Replicator"]
 
 DEFAULT_TIMEOUT = 5.0
 # Bodies above this go out in pieces of this size, each one renewing the deadline.
@@ -44,12 +48,22 @@ _WRITE_OK = frozenset({201, 204})
 _DELETE_OK = frozenset({200, 202, 204, 404})
 
 
+class BodySource(Protocol):
+    """`size` bytes kept outside memory; `read_at` is blocking and thread-safe (it is called
+    from worker threads, for several replicas at once)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read_at(self, pos: int, size: int) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReplicaCopy:
     """One needle as it is sent to a replica."""
 
     path: str
-    data: bytes
+    data: bytes | BodySource
     name: str
     mime: str
     gzipped: bool
@@ -71,7 +85,8 @@ class ReplicaCopy:
             parts.append("fsync=true")
         return "&".join(parts)
 
-    def multipart(self, boundary: str) -> bytes:
+    def framing(self, boundary: str) -> tuple[bytes, bytes]:
+        """(what goes before the data, what goes after it) in the multipart body."""
         name = self.name.replace("\\", "\\\\").replace('"', '\\"')
         head = [f"--{boundary}", f'Content-Disposition: form-data; name="file"; filename="{name}"']
         if self.mime:
@@ -81,7 +96,14 @@ class ReplicaCopy:
         if self.content_md5:
             head.append(f"Content-MD5: {self.content_md5}")
         preamble = ("\r\n".join(head) + "\r\n\r\n").encode()
-        return preamble + self.data + f"\r\n--{boundary}--\r\n".encode()
+        return preamble, f"\r\n--{boundary}--\r\n".encode()
+
+    def multipart(self, boundary: str) -> bytes:
+        """The whole multipart body of an in-memory copy."""
+        if not isinstance(self.data, bytes):
+            raise TypeError("a streamed copy has no in-memory multipart body")
+        head, tail = self.framing(boundary)
+        return head + self.data + tail
 
 
 Gone = Callable[[Sequence[str]], Awaitable[Collection[str]]]
@@ -116,10 +138,15 @@ class Replicator:
     ) -> dict[str, str]:
         """Send `copy` to every URL; returns {url: error} for the ones that did not store it."""
         boundary = secrets.token_hex(16)
-        body = copy.multipart(boundary)
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         headers.update({f"Seaweed-{k}": v for k, v in copy.pairs.items()})
         target = f"{quote(copy.path, safe='/,._-')}?{copy.query()}"
+        body: bytes | _Streamed
+        if isinstance(copy.data, bytes):
+            body = copy.multipart(boundary)
+        else:  # read anew for each replica, as it is sent
+            head, tail = copy.framing(boundary)
+            body = _Streamed(head, copy.data, tail)
         return await self._fan_out(
             urls,
             lambda url: self._send("POST", f"http://{url}{target}", body, headers, _WRITE_OK),
@@ -182,15 +209,22 @@ class Replicator:
         return {url: errors[url] for url in urls if url in errors}
 
     async def _send(
-        self, method: str, url: str, body: bytes, headers: Mapping[str, str], ok: frozenset[int]
+        self,
+        method: str,
+        url: str,
+        body: bytes | _Streamed,
+        headers: Mapping[str, str],
+        ok: frozenset[int],
     ) -> str:
         timeout = self.timeout
         try:
             async with asyncio.timeout(timeout) as deadline:
-                data: bytes | AsyncIterator[memoryview] = body
-                if len(body) > _PIECE:
+                data: bytes | AsyncIterator[bytes | memoryview]
+                if isinstance(body, _Streamed) or len(body) > _PIECE:
                     data = self._pieces(body, deadline)
                     headers = {**headers, "Content-Length": str(len(body))}
+                else:
+                    data = body
                 async with self._http().request(method, url, data=data, headers=headers) as resp:
                     text = await resp.text(errors="replace")
                     return "" if resp.status in ok else f"{resp.status} {text.strip()}"
@@ -199,17 +233,45 @@ class Replicator:
         except aiohttp.ClientError as exc:
             return str(exc) or type(exc).__name__
 
-    async def _pieces(self, body: bytes, deadline: asyncio.Timeout) -> AsyncIterator[memoryview]:
-        """`body` in pieces; each one the connection asks for renews `deadline` (progress),
-        and so does the end of the body (the answer gets `timeout` from then)."""
+    async def _pieces(
+        self, body: bytes | _Streamed, deadline: asyncio.Timeout
+    ) -> AsyncIterator[bytes | memoryview]:
+        """`body` in pieces (a streamed one's data read in a worker thread); each piece the
+        connection asks for renews `deadline` (progress), and so does the end of the body (the
+        answer gets `timeout` from then)."""
         loop = asyncio.get_running_loop()
-        view = memoryview(body)
-        for start in range(0, len(view), _PIECE):
+        if isinstance(body, _Streamed):
             deadline.reschedule(loop.time() + self.timeout)
-            yield view[start : start + _PIECE]
+            yield body.head
+            source, pos = body.source, 0
+            while pos < source.size:
+                piece = await asyncio.to_thread(source.read_at, pos, min(_PIECE, source.size - pos))
+                if not piece:
+                    raise OSError(f"replica body source ended at {pos} of {source.size} bytes")
+                pos += len(piece)
+                deadline.reschedule(loop.time() + self.timeout)
+                yield piece
+            yield body.tail
+        else:
+            view = memoryview(body)
+            for start in range(0, len(view), _PIECE):
+                deadline.reschedule(loop.time() + self.timeout)
+                yield view[start : start + _PIECE]
         deadline.reschedule(loop.time() + self.timeout)
 
 
 def _cancel(futures: Iterable[asyncio.Future[Any]]) -> None:
     for future in futures:
         future.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class _Streamed:
+    """A multipart body whose data part is read from a `BodySource` as it is sent."""
+
+    head: bytes
+    source: BodySource
+    tail: bytes
+
+    def __len__(self) -> int:
+        return len(self.head) + self.source.size + len(self.tail)

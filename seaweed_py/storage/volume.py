@@ -877,7 +877,7 @@ class Volume:
             return WriteResult(offset, size, False, self._durable())
 
     def write_streamed(
-        self, needle: Needle, data_size: int, chunks: Iterable[bytes]
+        self, needle: Needle, data_size: int, chunks: Iterable[bytes | memoryview]
     ) -> WriteResult:
         """Append a needle whose data arrives in chunks (`needle.data` is ignored; its
         checksum is computed here). The chunks must add up to `data_size` exactly, else
@@ -892,7 +892,8 @@ class Volume:
             hit = self._map.get(needle.key)
             old = self._existing_meta(needle.key, needle.cookie, hit) if hit is not None else None
             chunks = iter(chunks)
-            same, crc, first = 0, 0, b""  # bytes equal to the old data, their CRC, a chunk
+            same, crc = 0, 0  # bytes equal to the old data, their CRC
+            first: bytes | memoryview = b""  # the chunk that differs
             if (
                 old is not None
                 and data_size
@@ -921,7 +922,7 @@ class Volume:
             size: int = NEEDLE_HEADER.unpack_from(head)[2]
             total = record_length(size, self.version)
 
-            def parts() -> Iterator[bytes]:
+            def parts() -> Iterator[bytes | memoryview]:
                 yield head
                 pos = 0
                 while pos < same:
@@ -1056,7 +1057,7 @@ class Volume:
     def _next_append_ns(self) -> int:
         return max(self._clock_ns(), self._last_append_ns + 1)
 
-    def _append(self, parts: Iterable[bytes], total: int, key: int, size: int) -> int:
+    def _append(self, parts: Iterable[bytes | memoryview], total: int, key: int, size: int) -> int:
         """Write one record (given as parts adding up to `total` bytes) at the end of `.dat`
         and batch its `.idx` entry (`-fsync=always`: write and sync both); on any failure cut
         both files back and re-raise."""
@@ -1304,7 +1305,7 @@ def _before_first_hole(
     return int(hole[0]) if len(hole) else keep
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     # The usual case is one call; after a short one the rest is redone from the start (the
     # same bytes to the same place).
     if os.pwrite(fd, data, offset) == len(data):

@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import mmap
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -53,6 +52,7 @@ from isal import isal_zlib
 from seaweed_py.errors import BadRequest, PayloadTooLarge
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.volume.mime import detect_content_type, extension, type_by_extension
+from seaweed_py.volume.spool import MAX_SLICE, SpooledBody
 
 __all__ = [
     "MAX_NAME_BYTES",
@@ -66,10 +66,10 @@ __all__ = [
 ]
 
 MAX_NAME_BYTES = 255
-_SPOOL_CHUNK = 1 << 20
+_INFLATE_CHUNK = 1 << 20
 
-Buffer = bytes | mmap.mmap
-"""A whole request body: in memory, or spooled to a file and mapped."""
+Buffer = bytes | SpooledBody
+"""A whole request body: in memory, or spooled to a file (read in bounded pieces)."""
 _MAX_PAIRS_BYTES = 65535
 _OCTET = "application/octet-stream"
 _PAIR_PREFIX = "seaweed-"
@@ -235,6 +235,9 @@ def _iter_parts(body: Buffer, part_end: bytes) -> Iterator[tuple[_PartHeaders, i
         end = body.find(part_end, head_end + 2) if head_end >= 0 else -1
         if head_start < 2 or end < 0:
             raise BadRequest("truncated multipart body")
+        if head_end - head_start > MAX_SLICE:
+            # (Only a spooled body can get here: buffered ones are smaller than this.)
+            raise BadRequest(f"multipart part headers longer than {MAX_SLICE} bytes")
         yield _part_headers(body[head_start:head_end]), head_end + 4, max(end, head_end + 4)
         pos = end + len(part_end)
 
@@ -695,7 +698,9 @@ def _parse_upload(
     )
 
 
-def _measure(pieces: Iterable[bytes], gzipped: bool, content_md5: str, limit: int) -> int:
+def _measure(
+    pieces: Iterable[bytes | memoryview], gzipped: bool, content_md5: str, limit: int
+) -> int:
     """The plain size of the data (gunzipped if `gzipped`, a piece at a time so a gzip bomb
     never unpacks in memory); checks `content_md5` if given. Raises `PayloadTooLarge` past
     `limit`, `BadRequest` for corrupt gzip or an MD5 mismatch."""
@@ -716,10 +721,10 @@ def _measure(pieces: Iterable[bytes], gzipped: bool, content_md5: str, limit: in
     return size
 
 
-def _inflate(inflate: Any, piece: bytes) -> Iterator[bytes]:
+def _inflate(inflate: Any, piece: bytes | memoryview) -> Iterator[bytes]:
     try:
         while piece:
-            yield inflate.decompress(piece, _SPOOL_CHUNK)
+            yield inflate.decompress(piece, _INFLATE_CHUNK)
             piece = inflate.unconsumed_tail
     except zlib.error as exc:
         raise BadRequest(f"invalid gzip data: {exc}") from None
@@ -729,25 +734,27 @@ def parse_spooled_upload(
     method: str,
     path: str,
     headers: Mapping[str, str],
-    body: mmap.mmap,
+    body: SpooledBody,
     options: UploadOptions,
     size_limit: int,
 ) -> tuple[Upload, int, int]:
     """`parse_upload` for a body spooled to a file: (metadata with empty `data`, start, end of
     the file's bytes in `body`). Such bodies are stored as sent, without automatic compression
-    (it would need the whole body in memory). Runs in a worker thread."""
+    (it would need the whole body in memory). Every pass reads the file in bounded pieces.
+    Runs in a worker thread."""
     part, multipart = _locate(method, path, headers, body)
     gzipped = part.content_encoding.lower() == "gzip"
-    pieces = (
-        body[pos : min(pos + _SPOOL_CHUNK, part.end)]
-        for pos in range(part.start, part.end, _SPOOL_CHUNK)
-    )
+    original_size = part.end - part.start
+    if gzipped or part.content_md5:
+        original_size = _measure(
+            body.chunks(part.start, part.end), gzipped, part.content_md5, size_limit
+        )
     upload = Upload(
         data=b"",
         name=_fits(part.filename),
         mime=_fits(_stored_mime(part, multipart, options)),
         gzipped=gzipped,
-        original_size=_measure(pieces, gzipped, part.content_md5, size_limit),
+        original_size=original_size,
         pairs=_pairs(headers),
         content_md5=part.content_md5,
         options=options,

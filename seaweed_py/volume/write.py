@@ -12,9 +12,10 @@ for a replica the master stops listing (`MasterLink.dropped`), so a frozen repli
 write seconds, not minutes.
 
 Bodies up to httpkit's streaming threshold (1 MiB) arrive whole; larger ones are spooled to a
-temporary file and appended from it in slices (`spool.py`), so memory stays flat. Either way
-the size is bounded by `-fileSizeLimitMB`, checked against Content-Length before a byte is
-read, and records above 1 MiB are appended from a worker thread so the loop keeps serving.
+temporary file, then appended to the volume and forwarded to the replicas from it in pieces
+(`spool.py`), so memory stays flat whatever their size. Either way the size is bounded by
+`-fileSizeLimitMB`, checked against Content-Length before a byte is read, and records above
+1 MiB are appended from a worker thread so the loop keeps serving.
 
 Deletes tombstone locally first, then on the replicas; a replica failure is reported to the
 client and the master, and the local tombstone stays.
@@ -50,9 +51,9 @@ from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
 from seaweed_py.storage.group_commit import SETTLED
 from seaweed_py.storage.store import Store
-from seaweed_py.storage.volume import FsyncMode, Volume
+from seaweed_py.storage.volume import FsyncMode, Volume, WriteResult
 from seaweed_py.volume.durability import DurableWaits
-from seaweed_py.volume.spool import spool
+from seaweed_py.volume.spool import SpooledPart, spool
 from seaweed_py.volume.stats import Stats
 from seaweed_py.volume.upload import Upload, UploadOptions, parse_spooled_upload, parse_upload
 from seaweed_py.volume.urls import BlobPath, parse_blob_path, parse_write_path
@@ -128,39 +129,45 @@ class BlobWriter:
             return answer
         return self._durable.deliver(durable, answer)
 
-    async def _store_upload(self, url_path: str, path: BlobPath, upload: Upload) -> Response:
+    async def _store_upload(
+        self, url_path: str, path: BlobPath, upload: Upload, spooled: SpooledPart | None = None
+    ) -> Response:
+        """Store `upload` here and on the other replicas. Its data is `upload.data`, or for
+        a spooled body `spooled`, which is appended and forwarded in pieces from the file."""
         self._check_limit(path, upload)
         volume = self._store.get(path.volume_id)
         if volume is None:
-            return await self._forward_only(path, url_path, upload)
+            return await self._forward_only(path, url_path, upload, spooled)
         needle = _needle(path, upload, volume)
         replicate = upload.options.replicate
         remote = () if replicate else await self._replica_urls(path.volume_id, volume)
-        if len(needle.data) > _OFF_LOOP_WRITE:
+        size = len(needle.data) if spooled is None else spooled.size
+        if spooled is not None:
+            result, checksum = await asyncio.to_thread(_append_spooled, volume, needle, spooled)
+            needle = replace(needle, checksum=checksum)
+        elif size > _OFF_LOOP_WRITE:
             # Streamed append: head, data and tail are written separately, so the record is
             # never assembled as one more copy of the data.
-            result = await asyncio.to_thread(
-                volume.write_streamed, needle, len(needle.data), (needle.data,)
-            )
+            result = await asyncio.to_thread(volume.write_streamed, needle, size, (needle.data,))
         else:
             result = volume.write(needle)
         await self._durable.wait(result.durable)
         await _sync_if_asked(volume, upload.options)
         if remote:
-            copy = _copy(url_path, needle, upload)
+            copy = _copy(url_path, needle, upload, spooled)
             failures = await self._replicator.write(remote, copy, gone=self._gone(path.volume_id))
             if failures:
                 await self._undo_write(
                     volume, needle, url_path, remote, failures, appended=not result.unchanged
                 )
-        self._stats.bytes_written += len(needle.data)
+        self._stats.bytes_written += size
         return _write_response(upload, needle, unchanged=result.unchanged)
 
     async def _write_spooled(
         self, req: Request, path: BlobPath, options: UploadOptions
     ) -> Response:
-        """A body that arrived as a stream: spooled to a file, appended from it in slices.
-        Replicated writes load the data once, to forward it."""
+        """A body that arrived as a stream (above httpkit's streaming threshold): spooled to
+        a file, then parsed, appended and forwarded from it in pieces, never held whole."""
         assert req.stream is not None
         early = self._store.get(path.volume_id)
         if early is not None:
@@ -172,34 +179,11 @@ class BlobWriter:
                 req.method,
                 req.path,
                 req.headers,
-                spooled.map,
+                spooled,
                 options,
                 self._limit,
             )
-            self._check_limit(path, upload)
-            volume = self._store.get(path.volume_id)
-            if volume is None or (
-                not options.replicate and volume.replica_placement.copy_count > 1
-            ):
-                data = await asyncio.to_thread(spooled.read, start, end)
-                return await self._store_upload(req.path, path, upload._replace(data=data))
-            needle = _needle(path, upload, volume)
-            crc = [0]
-
-            def checksummed() -> Iterator[bytes]:
-                for piece in spooled.slices(start, end):
-                    crc[0] = crc32c(piece, crc[0])
-                    yield piece
-
-            result = await asyncio.to_thread(
-                volume.write_streamed, needle, end - start, checksummed()
-            )
-            await self._durable.wait(result.durable)
-            await _sync_if_asked(volume, options)
-            self._stats.bytes_written += end - start
-            return _write_response(
-                upload, replace(needle, checksum=crc[0]), unchanged=result.unchanged
-            )
+            return await self._store_upload(req.path, path, upload, spooled.part(start, end))
         finally:
             await asyncio.to_thread(spooled.close)
 
@@ -209,16 +193,20 @@ class BlobWriter:
                 f"file over the limited {self._limit} bytes", volume_id=path.volume_id
             )
 
-    async def _forward_only(self, path: BlobPath, url_path: str, upload: Upload) -> Response:
+    async def _forward_only(
+        self, path: BlobPath, url_path: str, upload: Upload, spooled: SpooledPart | None
+    ) -> Response:
         """The volume is not here: store it on every holder (quirk A28, kept), unless this is
         itself a replica copy, which must not be acknowledged unstored (quirk A17, fixed)."""
         if upload.options.replicate or self._link is None:
             raise VolumeNotFound("volume is not on this server", volume_id=path.volume_id)
         locations = await self._link.lookup(path.volume_id)
         needle = Needle.build(path.cookie, path.key, upload.data, gzipped=upload.gzipped)
+        if spooled is not None:
+            needle = replace(needle, checksum=await asyncio.to_thread(_checksum, spooled))
         failures = await self._replicator.write(
             [loc.url for loc in locations],
-            _copy(url_path, needle, upload),
+            _copy(url_path, needle, upload, spooled),
             gone=self._gone(path.volume_id),
         )
         if failures:
@@ -380,11 +368,36 @@ def _needle(path: BlobPath, upload: Upload, volume: Volume) -> Needle:
     )
 
 
-def _copy(url_path: str, needle: Needle, upload: Upload) -> ReplicaCopy:
+def _append_spooled(
+    volume: Volume, needle: Needle, spooled: SpooledPart
+) -> tuple[WriteResult, int]:
+    """Append a spooled body's data as `needle`'s (in a worker thread): (the result, the
+    data's CRC32-C)."""
+    crc = 0
+
+    def checksummed() -> Iterator[memoryview]:
+        nonlocal crc
+        for piece in spooled.chunks():
+            crc = crc32c(piece, crc)
+            yield piece
+
+    return volume.write_streamed(needle, spooled.size, checksummed()), crc
+
+
+def _checksum(spooled: SpooledPart) -> int:
+    crc = 0
+    for piece in spooled.chunks():
+        crc = crc32c(piece, crc)
+    return crc
+
+
+def _copy(
+    url_path: str, needle: Needle, upload: Upload, spooled: SpooledPart | None = None
+) -> ReplicaCopy:
     pairs = orjson.loads(upload.pairs) if upload.pairs else {}
     return ReplicaCopy(
         path=url_path,
-        data=needle.data,
+        data=needle.data if spooled is None else spooled,
         name=upload.name,
         mime=upload.mime,
         gzipped=upload.gzipped,

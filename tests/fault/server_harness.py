@@ -10,6 +10,7 @@ request ever returned 200 with wrong bytes.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import random
@@ -144,11 +145,20 @@ class Node:
                 self.popen.kill()
         return self.popen.wait(STOP_GRACE)
 
-    def rss_kib(self) -> int:
+    def rss_kib(self, field: str = "VmRSS") -> int:
+        """The process's resident memory now, or at its peak (`field="VmHWM"`), in KiB."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
-        raise AssertionError(f"no VmRSS for pid {self.pid}")
+        raise AssertionError(f"no {field} for pid {self.pid}")
+
+    def open_files(self) -> list[str]:
+        """What the process's file descriptors point to."""
+        found = []
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                found.append(str(fd.readlink()))
+        return found
 
     def tail(self, limit: int = 3000) -> str:
         try:
