@@ -21,6 +21,7 @@
     ├── UriTooLong (414)
     ├── RangeNotSatisfiable (416)
     ├── ExpectationFailed (417)     (an `Expect` other than 100-continue)
+    ├── TooManyRequests (429)       (the in-flight upload cap stayed full past the wait)
     ├── HeaderFieldsTooLarge (431)
     ├── ServiceUnavailable (503)
     │   ├── NoWritableVolume        (growth in progress; carries Retry-After)
@@ -72,6 +73,7 @@ __all__ = [
     "ServerUnreachable",
     "ServiceUnavailable",
     "StorageError",
+    "TooManyRequests",
     "Unauthorized",
     "UriTooLong",
     "VolumeFull",
@@ -172,6 +174,10 @@ class UriTooLong(WeedError):
 
 class RangeNotSatisfiable(WeedError):
     status = 416
+
+
+class TooManyRequests(WeedError):
+    status = 429
 
 
 class HeaderFieldsTooLarge(WeedError):

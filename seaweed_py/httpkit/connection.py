@@ -15,7 +15,14 @@ Phases of the message being received (`_phase`):
                         └───────────► closed ◄────┘ (LINGER first if input is unread)
 
 Reading pauses (a bitmask of reasons) while a streamed body's consumer is behind, while too
-many requests are queued, and while the transport's write buffer is above its high-water mark.
+many requests are queued, while the transport's write buffer is above its high-water mark, and
+while a request waits for room under its route's `InflightLimit`.
+
+A route with an `InflightLimit` counts the body of each request it admits from the end of the
+headers until the answer is handed over (or the connection is lost: `_release`). A request it
+does not admit at once gets a stream whatever its size and is handled by `_admit` instead of
+the route's handler: the body stays unread until there is room, and a request that fits the
+buffered size then reaches the handler buffered, as it would have without the wait.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import asyncio
 import functools
 import logging
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_to_bytes
@@ -47,6 +54,7 @@ from seaweed_py.errors import (
     UriTooLong,
     WeedError,
 )
+from seaweed_py.httpkit.inflight import InflightLimit
 from seaweed_py.httpkit.request import Request, RequestStream
 from seaweed_py.httpkit.response import (
     JSON_HEADERS,
@@ -55,9 +63,9 @@ from seaweed_py.httpkit.response import (
     error_response,
     status_line,
 )
+from seaweed_py.httpkit.router import Route
 
 if TYPE_CHECKING:
-    from seaweed_py.httpkit.router import Route
     from seaweed_py.httpkit.server import HttpServer
 
 __all__ = ["HttpConnection"]
@@ -66,7 +74,7 @@ log = logging.getLogger("seaweed_py.httpkit")
 
 _IDLE, _HEADERS, _BODY, _LINGER = 0, 1, 2, 3
 
-_PAUSE_STREAM, _PAUSE_PIPELINE, _PAUSE_WRITE = 1, 2, 4
+_PAUSE_STREAM, _PAUSE_PIPELINE, _PAUSE_WRITE, _PAUSE_INFLIGHT = 1, 2, 4, 8
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CLOSE = b"Connection: close\r\n"
@@ -112,6 +120,8 @@ class _ParseRejection(Exception):
 class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "_active",
+        "_admitting",
+        "_body_inflight",
         "_body_parts",
         "_body_size",
         "_closed",
@@ -179,6 +189,9 @@ class HttpConnection(asyncio.Protocol):
         self._stream: RequestStream | None = None  # its stream, if it is streamed
         self._body_parts: list[bytes] | None = None
         self._body_size = 0
+        # The limit that counts `self._req`'s chunked body as it arrives, if any.
+        self._body_inflight: InflightLimit | None = None
+        self._admitting = False  # the active request waits for room under its InflightLimit
         self._active: Request | None = None  # the request being handled
         self._queue: deque[Request] = deque()  # parsed, waiting for `_active` to finish
         self._task: asyncio.Future[Any] | None = None  # the async handler's task or future
@@ -218,7 +231,13 @@ class HttpConnection(asyncio.Protocol):
         for req in self._queue:
             if req.stream is not None:
                 req.stream.fail(ConnectionResetError("client closed the connection"))
+            self._release(req)
         self._queue.clear()
+        for unanswered in (self._active, self._req):
+            if unanswered is not None:
+                self._release(unanswered)
+        if self._admitting and self._task is not None:
+            self._task.cancel()  # nobody is left to answer: stop waiting for room
         self._release_drain_waiter()
         self._server.connection_closed(self)
 
@@ -234,6 +253,8 @@ class HttpConnection(asyncio.Protocol):
             # Its handler is running and answers for it: it sees the error from the stream.
             stream.fail(ConnectionResetError("client ended its side before the body was complete"))
         # A request still arriving can never complete: drop it.
+        if self._req is not None:
+            self._release(self._req)
         self._req = None
         self._stream = None
         self._phase = _IDLE
@@ -403,16 +424,82 @@ class HttpConnection(asyncio.Protocol):
                 raise _StopParsing
             self._enqueue(req)
             return
+        assert route is not None  # (no error)
         req._route = route
         self._req = req
         self._stream = None
         self._body_size = 0
         self._max_body = max_body
         self._continue_wanted = continue_wanted
+        self._body_inflight = None
+        inflight = route.inflight
+        if inflight is not None and has_body:
+            if not inflight.admits(req):
+                self._wait_for_room(req, route, inflight, length)
+                return
+            self._count(req, inflight, length, chunked)
         if length is not None and length > self._limits.stream_threshold:
             self._start_stream(req, length)
         elif continue_wanted and self._active is None and not self._queue:
             self._send_continue()
+
+    # -- the in-flight body limit of a route ----------------------------------------------------
+
+    def _count(
+        self, req: Request, inflight: InflightLimit, length: int | None, chunked: bool
+    ) -> None:
+        """Count an admitted request's body: its length now, or a chunked one as it comes."""
+        if length:
+            req._charge = length
+            inflight.add(length)
+        if chunked and self._req is req:
+            self._body_inflight = inflight
+
+    def _release(self, req: Request) -> None:
+        """`req` is answered, or will never be: its body no longer counts."""
+        if self._req is req:
+            self._body_inflight = None
+        charge = req._charge
+        if charge:
+            req._charge = 0
+            route = req._route
+            if route is not None and route.inflight is not None:
+                route.inflight.release(charge)
+
+    def _wait_for_room(
+        self, req: Request, route: Route, inflight: InflightLimit, length: int | None
+    ) -> None:
+        """Hold `req` unread until its route's limit has room (`_admit`)."""
+        self._pause(_PAUSE_INFLIGHT)
+        req._route = Route(
+            functools.partial(self._admit, route.handler, inflight),
+            route.methods,
+            route.max_body,
+            route.inflight,
+        )
+        self._start_stream(req, length)
+
+    async def _admit(
+        self,
+        handler: Callable[[Request], Response | Awaitable[Response]],
+        inflight: InflightLimit,
+        req: Request,
+    ) -> Response:
+        """Wait for room (the limit's rejection after its timeout), count the body, read on,
+        and hand the request to `handler` as if it had not waited."""
+        self._admitting = True
+        try:
+            await inflight.wait()
+        finally:
+            self._admitting = False
+        stream = req.stream
+        assert stream is not None
+        self._count(req, inflight, stream.expected or stream.received, stream.expected is None)
+        self._resume(_PAUSE_INFLIGHT)
+        if stream.expected is None or stream.expected <= self._limits.stream_threshold:
+            await _buffer_if_small(req, self._limits.stream_threshold)
+        answer = handler(req)
+        return await answer if isawaitable(answer) else answer
 
     def on_body(self, chunk: bytes) -> None:
         req = self._req
@@ -427,6 +514,10 @@ class HttpConnection(asyncio.Protocol):
             raise _ParseRejection(
                 PayloadTooLarge(f"chunked request body exceeds the limit of {self._max_body} bytes")
             )
+        inflight = self._body_inflight
+        if inflight is not None:  # a chunked body counts what has arrived
+            req._charge += len(chunk)
+            inflight.add(len(chunk))
         stream = self._stream
         if stream is not None:
             stream.feed(chunk)
@@ -450,6 +541,7 @@ class HttpConnection(asyncio.Protocol):
         if req is None:
             return  # answered already (rejected at the headers)
         self._req = None
+        self._body_inflight = None
         stream = self._stream
         if stream is not None:
             self._stream = None
@@ -494,6 +586,8 @@ class HttpConnection(asyncio.Protocol):
         if type(result) is Response and type(result.body) is bytes:
             # The hot path: a sync handler with a bytes body, answered with one write.
             self._write_response(req, result, result.body)
+            if req._charge:
+                self._release(req)
             if req.keep_alive and not self._queue and self._req is None:
                 self._active = None
                 self._last_activity = self._server.now
@@ -521,6 +615,7 @@ class HttpConnection(asyncio.Protocol):
             result = self._render_error(req, exc)
         self._task = None
         if self._closed:
+            self._release(req)
             self._active = None
             return
         self._send(req, result)
@@ -528,6 +623,7 @@ class HttpConnection(asyncio.Protocol):
     def _future_done(self, req: Request, future: asyncio.Future[Any]) -> None:
         self._task = None
         if self._closed:
+            self._release(req)
             self._active = None
             return
         if future.cancelled():
@@ -551,6 +647,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _finish(self, req: Request) -> None:
         """The response to `req` is fully handed to the transport: close, or go on."""
+        self._release(req)
         self._active = None
         self._task = None
         self._last_activity = self._server.now
@@ -765,6 +862,7 @@ class HttpConnection(asyncio.Protocol):
         finally:
             await _close_iterable(body)
         if self._closed:
+            self._release(req)
             self._active = None
             return
         if length is not None and sent != length:
@@ -880,6 +978,7 @@ class HttpConnection(asyncio.Protocol):
         stream = self._stream
         req = self._req
         self._req = None
+        self._body_inflight = None
         self._stream = None
         self._continue_wanted = False
         if stream is not None:
@@ -920,6 +1019,7 @@ class HttpConnection(asyncio.Protocol):
         for queued in self._queue:  # pipelined behind an answer that ended the connection
             if queued.stream is not None:
                 queued.stream.fail(ConnectionResetError("connection closed before this request"))
+            self._release(queued)
         self._queue.clear()
         if linger and not self._peer_eof and transport.can_write_eof():
             # Unread input is on its way: closing now would answer it with a reset that can
@@ -939,6 +1039,8 @@ class HttpConnection(asyncio.Protocol):
         self._held = None
         self._closed = True
         self._parsing = False
+        if self._active is not None:
+            self._release(self._active)
         self._active = None
         if self._transport is not None:
             self._transport.abort()
@@ -1031,3 +1133,20 @@ async def _close_iterable(body: object) -> None:
             await aclose()
         except Exception:
             log.exception("closing a response body failed")
+
+
+async def _buffer_if_small(req: Request, threshold: int) -> None:
+    """Read a streamed body into `req.body` if it turns out no larger than `threshold`; else
+    leave it a stream, the bytes read put back."""
+    stream = req.stream
+    assert stream is not None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > threshold:
+            stream.unread(parts)
+            return
+    req.body = b"".join(parts)
+    req.stream = None

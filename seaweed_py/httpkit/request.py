@@ -124,6 +124,11 @@ class RequestStream:
             parts.append(chunk)
         return b"".join(parts)
 
+    def unread(self, chunks: list[bytes]) -> None:
+        """Put back `chunks`, just read from this stream, for the next reader to get first."""
+        self._chunks.extendleft(reversed(chunks))
+        self._buffered += sum(len(chunk) for chunk in chunks)
+
     # -- fed by the connection ------------------------------------------------------------------
 
     def feed(self, chunk: bytes) -> None:
@@ -163,6 +168,7 @@ class Request:
     """
 
     __slots__ = (
+        "_charge",
         "_error",
         "_form",
         "_headers",
@@ -207,6 +213,7 @@ class Request:
         self._form: dict[str, str] | None = None
         self._route: Route | None = None
         self._error: BaseException | None = None
+        self._charge = 0  # body bytes counted by its route's `InflightLimit`
 
     def __repr__(self) -> str:
         target = self.path + ("?" + self.query_string if self.query_string else "")

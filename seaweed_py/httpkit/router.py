@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
+from seaweed_py.httpkit.inflight import InflightLimit
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
 
@@ -17,14 +18,20 @@ function / any callable returning an awaitable of one."""
 class Route:
     """A handler and what it accepts. `methods` None accepts every method (the handler sorts
     them out itself, as the volume server's blob handler does); a route that accepts GET also
-    accepts HEAD. `max_body` None means the server's `Limits.max_body`."""
+    accepts HEAD. `max_body` None means the server's `Limits.max_body`. `inflight` caps the
+    body bytes in flight on the route (`inflight.py`); None: no cap."""
 
-    __slots__ = ("allow", "handler", "max_body", "methods")
+    __slots__ = ("allow", "handler", "inflight", "max_body", "methods")
 
     def __init__(
-        self, handler: Handler, methods: Iterable[str] | None = None, max_body: int | None = None
+        self,
+        handler: Handler,
+        methods: Iterable[str] | None = None,
+        max_body: int | None = None,
+        inflight: InflightLimit | None = None,
     ) -> None:
         self.handler = handler
+        self.inflight = inflight
         if methods is None:
             self.methods: frozenset[str] | None = None
             self.allow = ""
@@ -59,12 +66,13 @@ class Router:
         methods: Iterable[str] | None = None,
         *,
         max_body: int | None = None,
+        inflight: InflightLimit | None = None,
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/': {path!r}")
         if path in self.exact:
             raise ValueError(f"route {path!r} is already registered")
-        self.exact[path] = Route(handler, methods, max_body)
+        self.exact[path] = Route(handler, methods, max_body, inflight)
 
     def fallback(
         self,
@@ -72,10 +80,11 @@ class Router:
         methods: Iterable[str] | None = None,
         *,
         max_body: int | None = None,
+        inflight: InflightLimit | None = None,
     ) -> None:
         if self.fallback_route is not None:
             raise ValueError("the router already has a fallback")
-        self.fallback_route = Route(handler, methods, max_body)
+        self.fallback_route = Route(handler, methods, max_body, inflight)
 
     def match(self, path: str) -> Route | None:
         return self.exact.get(path, self.fallback_route)
