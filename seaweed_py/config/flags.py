@@ -9,11 +9,12 @@ more is harmless and friendlier).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Flag", "FlagSet", "HelpRequested", "UsageError"]
+__all__ = ["Duration", "Flag", "FlagSet", "HelpRequested", "UsageError"]
 
 
 class UsageError(Exception):
@@ -26,6 +27,73 @@ class HelpRequested(Exception):
 
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off"}
+
+
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,  # micro sign
+    "\u03bcs": 1e-6,  # Greek mu
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_MAX_DURATION = (2**63 - 1) / 1e9  # Go's: nanoseconds in an int64
+_DURATION_TERM = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+class Duration(float):
+    """A Go `time.Duration` flag value, held in seconds: `90s`, `1m30s`, `1.5h`, `300ms`, `0`
+    (Go's `time.ParseDuration` grammar: a sign, then number-unit terms); shown as Go shows it
+    (`1m0s`). A malformed text raises ValueError."""
+
+    def __new__(cls, value: str | float = 0.0) -> Duration:
+        return super().__new__(cls, _parse_duration(value) if isinstance(value, str) else value)
+
+    def __repr__(self) -> str:
+        return _format_duration(float(self))
+
+    __str__ = __repr__
+
+
+def _parse_duration(text: str) -> float:
+    body = text[1:] if text[:1] in ("+", "-") else text
+    if body == "0":
+        return 0.0
+    total, pos = 0.0, 0
+    while pos < len(body):
+        term = _DURATION_TERM.match(body, pos)
+        if term is None:
+            raise ValueError(f"invalid duration {text!r}")
+        total += float(term.group(1)) * _DURATION_UNITS[term.group(2)]
+        pos = term.end()
+    if not body or total > _MAX_DURATION:
+        raise ValueError(f"invalid duration {text!r}")
+    return -total if text.startswith("-") else total
+
+
+def _format_duration(seconds: float) -> str:
+    ns = round(seconds * 1e9)
+    sign, ns = ("-" if ns < 0 else ""), abs(ns)
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("\u00b5s", 1_000), ("ns", 1)):
+            if ns >= size:
+                return sign + _decimal(ns / size) + unit
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    text = _decimal(rest / 1e9) + "s"
+    if hours or minutes:
+        text = f"{minutes}m" + text
+    if hours:
+        text = f"{hours}h" + text
+    return sign + text
+
+
+def _decimal(value: float) -> str:
+    return f"{value:.9f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)

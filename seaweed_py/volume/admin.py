@@ -92,6 +92,7 @@ class AdminHandlers:
 
     def gauges(self) -> list[tuple[str, str, float]]:
         store = self._server.store
+        uploads = self._server.uploads
         infos = store.volume_infos()
         return [
             ("weedpy_volume_volumes", "Volumes on this server", float(len(infos))),
@@ -104,6 +105,11 @@ class AdminHandlers:
                 "weedpy_volume_free_slots",
                 "Volumes that can still be created",
                 float(store.free_slots),
+            ),
+            (
+                "weedpy_volume_inflight_upload_bytes",
+                "Upload body bytes in flight, as -concurrentUploadLimitMB counts them",
+                float(uploads.in_flight if uploads is not None else 0),
             ),
         ]
 

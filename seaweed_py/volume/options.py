@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from seaweed_py.client.replicate import DEFAULT_TIMEOUT as DEFAULT_REPLICATION_TIMEOUT
-from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.config.flags import Duration, FlagSet, UsageError
 from seaweed_py.httpkit.allow_list import white_list_entries
 
 __all__ = ["ReadMode", "VolumeOptions", "add_volume_flags", "detect_ip", "volume_options"]
@@ -21,6 +21,9 @@ _INDEX_KINDS = ("memory", "mmap")
 _FSYNC_MODES = ("none", "group", "always")
 _MIB = 1024 * 1024
 _MAX_REPLICATION_TIMEOUT = 3600
+# Buffered bodies (up to 1 MiB each) are the only ones held whole; this bounds them (and the
+# number of streamed ones) while staying far above any small-write load. docs/compat.md.
+_UPLOAD_LIMIT_MB = 64
 _WHITE_LIST_HELP = (
     "comma separated IP addresses or CIDRs allowed to write, delete and call /admin/*; "
     "empty: everyone. Reads stay open. List the masters (-master) and the volume servers "
@@ -57,9 +60,23 @@ class VolumeOptions:
     """Seconds a forward to a replica may go without progress before it counts as failed."""
     white_list: tuple[str, ...] = ()
     """IPs/CIDRs allowed to write, delete and call `/admin/*` (empty: everyone)."""
+    concurrent_upload_limit: int = _UPLOAD_LIMIT_MB * _MIB
+    """Upload body bytes in flight past which new uploads wait (0: no limit)."""
+    inflight_upload_timeout: float = 60.0
+    """How long an upload waits for room under `concurrent_upload_limit` before a 429."""
 
     def __post_init__(self) -> None:
         white_list_entries(self.white_list)
+        if self.concurrent_upload_limit < 0:
+            raise UsageError(
+                "-concurrentUploadLimitMB cannot be negative, got "
+                f"{self.concurrent_upload_limit / _MIB:g}"
+            )
+        if not 0 <= self.inflight_upload_timeout < float("inf"):
+            raise UsageError(
+                "-inflightUploadDataTimeout must be a duration of 0 or more, got "
+                f"{Duration(self.inflight_upload_timeout)}"
+            )
 
     @property
     def listen_host(self) -> str:
@@ -97,6 +114,18 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
     fs.add(f"{p}readMode", "proxy", "[local|proxy|redirect] how to serve non-local volumes")
     fs.add(f"{p}fileSizeLimitMB", 256, "limit file size to avoid out of memory")
     fs.add(
+        f"{p}concurrentUploadLimitMB",
+        _UPLOAD_LIMIT_MB,
+        "limit total concurrent upload size (Content-Length, or bytes received so far of a "
+        "chunked body); past it new uploads wait, then get 429. 0 means unlimited (weed's "
+        "default)",
+    )
+    fs.add(
+        f"{p}inflightUploadDataTimeout",
+        Duration("1m0s"),
+        "inflight upload data wait timeout of volume servers",
+    )
+    fs.add(
         f"{p}compactionMBps",
         0,
         "accepted for compatibility with weed volume; weedpy does not compact volumes yet",
@@ -106,7 +135,11 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
     fs.add(f"{p}largeDisk", False, "create volumes with 5-byte offsets (8 TiB volumes)")
     fs.add(f"{p}pulseSeconds", 5, "number of seconds between heartbeats")
     fs.add(f"{p}preStopSeconds", 10, "seconds between the last heartbeat and stopping")
-    fs.add(f"{p}idleTimeout", 30, "connection idle seconds")
+    fs.add(
+        f"{p}idleTimeout",
+        30,
+        "connection idle seconds; also the longest silence in the middle of a request body",
+    )
     fs.add(
         f"{p}replicationTimeout",
         int(DEFAULT_REPLICATION_TIMEOUT),
@@ -180,4 +213,6 @@ def volume_options(values: Mapping[str, Any], prefix: str = "") -> VolumeOptions
         idle_timeout=float(v["idleTimeout"]),
         replication_timeout=_replication_timeout(v["replicationTimeout"]),
         white_list=white_list_entries(v.get("whiteList", "")),
+        concurrent_upload_limit=v["concurrentUploadLimitMB"] * _MIB,
+        inflight_upload_timeout=float(v["inflightUploadDataTimeout"]),
     )

@@ -11,6 +11,10 @@ POST/PUT write, DELETE, OPTIONS (CORS preflight); other methods get 400 as in th
 
 `-whiteList` (spec §10.3): when set, writes, deletes (replica forwards included) and every
 `/admin/` route answer 401 to other peers; reads, status, health, metrics and the UI stay open.
+
+`-concurrentUploadLimitMB` (spec §3.8): the blob route's `InflightLimit` (httpkit), so an
+upload past the limit waits with its body unread and then gets 429; replica copies
+(`type=replicate`) and other methods never wait.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from collections.abc import Awaitable, Callable
 from seaweed_py import __version__
 from seaweed_py.client.master_link import MasterLink
 from seaweed_py.client.replicate import Replicator
-from seaweed_py.errors import BadRequest, MethodNotAllowed
+from seaweed_py.errors import BadRequest, MethodNotAllowed, TooManyRequests
 from seaweed_py.httpkit.allow_list import AllowList
+from seaweed_py.httpkit.inflight import InflightLimit
 from seaweed_py.httpkit.limits import Limits
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
@@ -101,6 +106,14 @@ class VolumeServer:
         )
         self.admin = AdminHandlers(self)
         self.allow = AllowList(options.white_list)
+        self.uploads: InflightLimit | None = None
+        if options.concurrent_upload_limit:
+            self.uploads = InflightLimit(
+                options.concurrent_upload_limit,
+                options.inflight_upload_timeout,
+                _upload_rejection,
+                exempt=_never_waits,
+            )
         self.stopping = False
         # Small reads answered in bursts: fewer wake-ups of clients and of this loop.
         self.http = HttpServer(self._router(), self._limits(), SERVER_HEADER, batch_writes=True)
@@ -163,12 +176,18 @@ class VolumeServer:
         await asyncio.to_thread(self.store.close)
 
     def _limits(self) -> Limits:
-        return Limits(idle_timeout=self.options.idle_timeout)
+        # `weed volume -idleTimeout` bounds every read of a connection, a body's too.
+        idle = self.options.idle_timeout
+        return Limits(idle_timeout=idle, body_timeout=idle)
 
     def _router(self) -> Router:
         r = Router()
         self.admin.register(r)
-        r.fallback(self._blob, max_body=self.options.file_size_limit + _MULTIPART_SLACK)
+        r.fallback(
+            self._blob,
+            max_body=self.options.file_size_limit + _MULTIPART_SLACK,
+            inflight=self.uploads,
+        )
         return r
 
     # ------------------------------------------------------------------ blob dispatch
@@ -245,6 +264,19 @@ class VolumeServer:
 
     def _gauges(self) -> list[tuple[str, str, float]]:
         return self.admin.gauges()
+
+
+def _upload_rejection(in_flight: int, limit: int) -> TooManyRequests:
+    return TooManyRequests(
+        f"reject because inflight upload data {in_flight} > {limit}, and wait timeout"
+    )
+
+
+def _never_waits(req: Request) -> bool:
+    """Replica copies (as the reference) and anything but an upload are never held back."""
+    if req.method != "POST" and req.method != "PUT":
+        return True
+    return "type=replicate" in req.query_string and req.query.get("type") == "replicate"
 
 
 def _with_cors(response: Response) -> Response:

@@ -15,7 +15,9 @@ Bodies up to httpkit's streaming threshold (1 MiB) arrive whole; larger ones are
 temporary file, then appended to the volume and forwarded to the replicas from it in pieces
 (`spool.py`), so memory stays flat whatever their size. Either way the size is bounded by
 `-fileSizeLimitMB`, checked against Content-Length before a byte is read, and records above
-1 MiB are appended from a worker thread so the loop keeps serving.
+1 MiB are appended from a worker thread so the loop keeps serving. How many upload bytes may be
+in flight at once is `-concurrentUploadLimitMB`, enforced by httpkit before a body is read
+(`server.py`).
 
 Deletes tombstone locally first, then on the replicas; a replica failure is reported to the
 client and the master, and the local tombstone stays.

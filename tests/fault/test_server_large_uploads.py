@@ -1,10 +1,12 @@
 """Large uploads against real `weedpy volume` processes (reliability scenario 26, issue 12):
-memory stays bounded whatever the size of an upload.
+memory stays bounded whatever the size of an upload and however many arrive at once.
 
 The peak resident memory of a server (VmHWM, reset before each measurement through
 `/proc/<pid>/clear_refs`) is measured during uploads far larger than any buffer: a multipart
 upload, the same on a replicated volume (both servers), a gzip-encoded one; blobs read back
-byte-identical (compared by hash, streaming), and no spool file is left open.
+byte-identical (compared by hash, streaming). Past `-concurrentUploadLimitMB` uploads wait,
+unread, then get 429 and store nothing; replica copies pass. A client that vanishes or stalls
+mid-body leaves no partial needle, no spool file and nothing counted in flight.
 
 The default run uploads 256 MiB (growth bound: a quarter of that); the `slow` ones 1 GiB
 (bound: 300 MiB of peak RSS, issue 12).
@@ -16,15 +18,19 @@ import hashlib
 import http.client
 import json
 import random
+import re
 import shutil
+import socket
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from isal import isal_zlib
 
-from tests.fault.server_harness import Fleet, Node, call, fleet
+from tests.fault.server_harness import Fleet, Node, call, fleet, wait_for
 from tests.servers import skip_reason
 
 pytestmark = pytest.mark.skipif(
@@ -71,6 +77,24 @@ def single(root: Path) -> Iterator[Fleet]:
 @pytest.fixture(scope="module")
 def pair(root: Path) -> Iterator[Fleet]:
     with _started(root, "pair", LIMIT_FLAGS, LIMIT_FLAGS) as f:
+        yield f
+
+
+@pytest.fixture(scope="module")
+def impatient(root: Path) -> Iterator[Fleet]:
+    """A volume server that gives a silent body one second (`-idleTimeout=1`)."""
+    with _started(root, "impatient", ("-idleTimeout=1",)) as f:
+        yield f
+
+
+CAP = 4 * MIB
+
+
+@pytest.fixture(scope="module")
+def capped(root: Path) -> Iterator[Fleet]:
+    with _started(
+        root, "capped", ("-concurrentUploadLimitMB=4", "-inflightUploadDataTimeout=1s")
+    ) as f:
         yield f
 
 
@@ -160,6 +184,19 @@ def _read_back(url: str, fid: str, headers: dict[str, str] | None = None) -> tup
         return resp.status, digest.hexdigest(), length
     finally:
         conn.close()
+
+
+def _dat_size(node: Node, fid: str) -> int:
+    """The size of the `.dat` of `fid`'s volume (the master may grow other volumes meanwhile)."""
+    return (node.directory / f"{fid.split(',')[0]}.dat").stat().st_size
+
+
+def _inflight(node: Node) -> float:
+    status, body = call("GET", f"{node.url}/metrics")
+    assert status == 200
+    found = re.search(rb"^weedpy_volume_inflight_upload_bytes (\S+)$", body, re.MULTILINE)
+    assert found is not None, body[:500]
+    return float(found.group(1))
 
 
 def _spool_files(node: Node) -> list[str]:
@@ -262,3 +299,133 @@ def test_26_a_large_gzip_upload_is_measured_in_bounded_memory(single: Fleet, siz
         assert check.hexdigest() == digest
     finally:
         conn.close()
+
+
+# ------------------------------------------------------------------ abandoned bodies
+
+
+def _send_part(url: str, target: str, length: int, sent: int) -> socket.socket:
+    """A PUT announcing `length` bytes of which only `sent` are sent."""
+    host, port = url.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(
+        f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+    )
+    block = b"z" * MIB
+    for _ in range(sent // MIB):
+        sock.sendall(block)
+    return sock
+
+
+def _answer(sock: socket.socket) -> tuple[int, bytes]:
+    """Status and body of the answer on `sock` (0 when the server closed without one)."""
+    data = b""
+    while True:
+        try:
+            more = sock.recv(65536)
+        except OSError:
+            break
+        if not more:
+            break
+        data += more
+        head, sep, body = data.partition(b"\r\n\r\n")
+        found = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+        if sep and found and len(body) >= int(found.group(1)):
+            return int(head.split()[1]), body[: int(found.group(1))]
+    return (int(data.split()[1]) if data.startswith(b"HTTP/1.1 ") else 0), b""
+
+
+def _left_nothing(node: Node, fid: str, dat_before: int) -> None:
+    wait_for("the spool file to be closed", lambda: _spool_files(node) == [])
+    wait_for("nothing to count in flight", lambda: _inflight(node) == 0)
+    assert _dat_size(node, fid) == dat_before, "an abandoned upload left bytes in a .dat"
+    assert call("GET", f"{node.url}/{fid}")[0] == 404
+
+
+def test_26_a_client_gone_mid_body_leaves_no_needle_and_no_spool_file(impatient: Fleet) -> None:
+    node = impatient.volumes[0]
+    fid = impatient.assign()["fid"]
+    before = _dat_size(node, fid)
+    sock = _send_part(node.url, f"/{fid}", 64 * MIB, 8 * MIB)
+    wait_for("the body to be spooled", lambda: bool(_spool_files(node)))
+    sock.close()
+    _left_nothing(node, fid, before)
+    assert call("PUT", f"{node.url}/{fid}", b"after", {"Content-Type": "text/plain"})[0] == 201
+
+
+def test_26_a_stalled_body_times_out_and_leaves_no_needle_and_no_spool_file(
+    impatient: Fleet,
+) -> None:
+    node = impatient.volumes[0]
+    fid = impatient.assign()["fid"]
+    before = _dat_size(node, fid)
+    sock = _send_part(node.url, f"/{fid}", 32 * MIB, 4 * MIB)
+    try:
+        status, body = _answer(sock)  # the server gives up on the silence (-idleTimeout=1)
+    finally:
+        sock.close()
+    assert status == 408, body
+    _left_nothing(node, fid, before)
+
+
+# ------------------------------------------------------------------ the cap
+
+
+def test_26_uploads_past_the_cap_wait_unread_then_get_429_and_store_nothing(
+    capped: Fleet,
+) -> None:
+    node = capped.volumes[0]
+    fids = capped.assign(count=30)["fid"]
+    vid, key = fids.split(",")
+    targets = [f"/{vid},{key}_{i}" for i in range(1, 30)]
+    holder = _send_part(node.url, f"/{fids}", 8 * MIB, 2 * MIB)
+    try:
+        wait_for("the first upload to count", lambda: _inflight(node) == 8 * MIB)
+        before = _dat_size(node, fids)
+        baseline = _reset_peak(node)
+        started = time.monotonic()
+
+        def refused(target: str) -> tuple[int, bytes]:
+            sock = _send_part(node.url, target, 16 * MIB, 0)
+            try:
+                sock.sendall(b"q" * 65536)  # a client that does not wait for 100 Continue
+                return _answer(sock)
+            finally:
+                sock.close()
+
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(refused, targets[:20]))
+        waited = time.monotonic() - started
+        expected = {
+            "error": f"reject because inflight upload data {8 * MIB} > {CAP}, and wait timeout"
+        }
+        assert all(status == 429 for status, _ in answers), answers
+        assert all(json.loads(body) == expected for _, body in answers)
+        assert waited >= 0.9  # they waited out -inflightUploadDataTimeout=1s
+        assert _peak(node) - baseline < 16 * MIB, "refused uploads were read into memory"
+        assert _dat_size(node, fids) == before
+        for target in targets[:20]:
+            assert call("GET", f"{node.url}{target}")[0] == 404, target
+        # A replica copy never waits.
+        status, body = call(
+            "PUT", f"{node.url}{targets[20]}?type=replicate", b"copy", {"Content-Type": "a/b"}
+        )
+        assert status == 201, body
+    finally:
+        holder.sendall(b"z" * (6 * MIB))
+        status, body = _answer(holder)
+        holder.close()
+    assert status == 201, body
+    wait_for("nothing to count in flight", lambda: _inflight(node) == 0)
+    # Below the cap uploads go ahead side by side.
+    holder = _send_part(node.url, targets[21], 2 * MIB, 1 * MIB)
+    try:
+        wait_for("the upload to count", lambda: _inflight(node) == 2 * MIB)
+        data = b"w" * MIB
+        assert call("PUT", f"{node.url}{targets[22]}", data, {"Content-Type": "a/b"})[0] == 201
+        holder.sendall(b"z" * MIB)
+        assert _answer(holder)[0] == 201
+    finally:
+        holder.close()
+    assert call("GET", f"{node.url}{targets[22]}") == (200, data)

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from seaweed_py.cli.server_cmd import build_flags, resolve
 from seaweed_py.client.master_link import Location, MasterLink
-from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.config.flags import FlagSet, HelpRequested, UsageError
 from seaweed_py.errors import VolumeNotFound
 from seaweed_py.volume.options import add_volume_flags, volume_options
 from tests.fake_master import FakeMaster
@@ -182,6 +183,12 @@ def test_volume_flags_as_weed_spells_them() -> None:
         ["-replicationTimeout=ten"],
         ["-replicationTimeout="],
         ["-replicationTimeout=\u0665"],  # an Arabic-Indic five: Python's int() takes it, Go's not
+        ["-concurrentUploadLimitMB=lots"],
+        ["-concurrentUploadLimitMB=-1"],
+        ["-concurrentUploadLimitMB=1.5"],
+        ["-inflightUploadDataTimeout=soon"],
+        ["-inflightUploadDataTimeout=5"],
+        ["-inflightUploadDataTimeout=-1s"],
     ],
 )
 def test_bad_volume_flags_are_usage_errors(argv: list[str]) -> None:
@@ -197,6 +204,32 @@ def test_replication_timeout_flag() -> None:
     fs = FlagSet("volume", "start a volume server")
     add_volume_flags(fs)
     assert "-replicationTimeout int" in fs.usage() and "weedpy addition" in fs.usage()
+
+
+def test_upload_limit_flags_as_weed_spells_them() -> None:
+    default = volume_options(_parse([]))
+    assert (default.concurrent_upload_limit, default.inflight_upload_timeout) == (64 << 20, 60.0)
+    opts = volume_options(
+        _parse(["-concurrentUploadLimitMB=0", "-inflightUploadDataTimeout=1m30s"])
+    )
+    assert (opts.concurrent_upload_limit, opts.inflight_upload_timeout) == (0, 90.0)
+    opts = volume_options(_parse(["-concurrentUploadLimitMB", "8", "-inflightUploadDataTimeout=0"]))
+    assert (opts.concurrent_upload_limit, opts.inflight_upload_timeout) == (8 << 20, 0.0)
+    with pytest.raises(HelpRequested) as usage:
+        _parse(["-h"])
+    assert "-concurrentUploadLimitMB int" in str(usage.value)
+    assert "-inflightUploadDataTimeout Duration" in str(usage.value)
+    assert "(default 1m0s)" in str(usage.value)
+
+
+def test_server_passes_the_upload_limit_flags_to_its_volume_server() -> None:
+    values, _ = build_flags().parse(
+        ["-volume.concurrentUploadLimitMB=3", "-volume.inflightUploadDataTimeout=2s"]
+    )
+    opts = volume_options(resolve(values, set()), "volume.")
+    assert (opts.concurrent_upload_limit, opts.inflight_upload_timeout) == (3 << 20, 2.0)
+    with pytest.raises(UsageError):
+        build_flags().parse(["-volume.inflightUploadDataTimeout=later"])
 
 
 async def test_heartbeats_resume_when_the_master_comes_back() -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from seaweed_py.config.flags import FlagSet, HelpRequested, UsageError
+from seaweed_py.config.flags import Duration, FlagSet, HelpRequested, UsageError
 
 
 def _flags() -> FlagSet:
@@ -55,3 +55,36 @@ def test_help_lists_every_flag_with_its_default() -> None:
         _flags().parse(["-h"])
     text = str(info.value)
     assert "-port int" in text and "(default 9333)" in text and "-largeDisk" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "shown"),
+    [
+        ("1m0s", 60.0, "1m0s"),
+        ("60s", 60.0, "1m0s"),
+        ("1.5h", 5400.0, "1h30m0s"),
+        ("1h2m3.5s", 3723.5, "1h2m3.5s"),
+        ("300ms", 0.3, "300ms"),
+        (".5s", 0.5, "500ms"),
+        ("2us", 2e-6, "2\u00b5s"),
+        ("2\u00b5s", 2e-6, "2\u00b5s"),
+        ("7ns", 7e-9, "7ns"),
+        ("0", 0.0, "0s"),
+        ("+3s", 3.0, "3s"),
+        ("-2s", -2.0, "-2s"),
+    ],
+)
+def test_durations_parse_and_show_as_go_does(text: str, seconds: float, shown: str) -> None:
+    value = Duration(text)
+    assert float(value) == pytest.approx(seconds) and repr(value) == str(value) == shown
+
+
+@pytest.mark.parametrize(
+    "text", ["", "5", "s", "-", "1d", "1s ", " 1s", "1 s", "1.s2", "1e3s", "++1s", "99999999999h"]
+)
+def test_malformed_durations_are_usage_errors(text: str) -> None:
+    fs = FlagSet("volume", "start a volume server")
+    fs.add("timeout", Duration("1m0s"), "how long")
+    assert fs.parse([])[0]["timeout"] == 60.0
+    with pytest.raises(UsageError, match="-timeout"):
+        fs.parse([f"-timeout={text}"])
