@@ -381,6 +381,11 @@ async def test_write_to_a_server_without_the_volume_is_forwarded(
     status, _, _ = await _post(http, other, FID, b"forwarded")  # quirk A28
     assert status == 201
     assert (await _get(http, _url(vs, f"/{FID}")))[2] == b"forwarded"
+    large = os.urandom(3 << 20)  # spooled, and forwarded from the spool file
+    async with http.put(_url(other, "/1,03637037d6"), data=io.BytesIO(large)) as resp:
+        assert resp.status == 201
+        assert (await resp.json())["eTag"] == f"{crc32c(large):08x}"
+    assert (await _get(http, _url(vs, "/1,03637037d6")))[2] == large
     async with http.post(
         _url(other, "/1,02637037d6"), params={"type": "replicate"}, data=_form(b"x")
     ) as resp:
