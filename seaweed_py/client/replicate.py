@@ -11,8 +11,10 @@ Every replica is contacted in parallel, once; the result maps each failed replic
 Waits are bounded by `timeout` (`-replicationTimeout`), measured as a wait without progress
 rather than for the whole transfer, so a large body on a slow link is not failed: connecting,
 each piece of a body above `_PIECE` being taken by the connection, and the answer once the body
-is sent each get `timeout` seconds. A frozen replica (SIGSTOP, a hung disk) therefore fails the
-forward after `timeout`, however large the body. Callers may also pass `gone`, which names
+is sent each get `timeout` seconds; the answer to a large body gets one more second per
+`_ANSWER_RATE` bytes, since the replica appends, checks and syncs the whole body before it
+answers (a 1 GiB copy takes seconds of disk time there). A frozen replica (SIGSTOP, a hung
+disk) therefore fails the forward within `timeout` of its last progress, plus that allowance. Callers may also pass `gone`, which names
 replicas the master has stopped listing: forwards to those stop waiting at once.
 
 Stored bytes too large to hold (a spooled upload) come as a `BodySource` and are streamed to
@@ -44,6 +46,9 @@ __all__ = ["DEFAULT_TIMEOUT", "BodySource", "Gone", "ReplicaCopy", "Replicator"]
 DEFAULT_TIMEOUT = 5.0
 # Bodies above this go out in pieces of this size, each one renewing the deadline.
 _PIECE = 256 * 1024
+# The slowest rate at which a replica is expected to store a body it has received; what a body
+# of N bytes may take to be answered beyond `timeout`.
+_ANSWER_RATE = 32 * 1024 * 1024
 _WRITE_OK = frozenset({201, 204})
 _DELETE_OK = frozenset({200, 202, 204, 404})
 
@@ -232,13 +237,15 @@ class Replicator:
             return f"replica did not answer within {timeout:g} s"
         except aiohttp.ClientError as exc:
             return str(exc) or type(exc).__name__
+        except OSError as exc:  # the spooled body could not be read back: this copy failed
+            return f"could not read the body to send: {exc}"
 
     async def _pieces(
         self, body: bytes | _Streamed, deadline: asyncio.Timeout
     ) -> AsyncIterator[bytes | memoryview]:
         """`body` in pieces (a streamed one's data read in a worker thread); each piece the
         connection asks for renews `deadline` (progress), and so does the end of the body (the
-        answer gets `timeout` from then)."""
+        answer gets `timeout` from then, plus the time to store the body at `_ANSWER_RATE`)."""
         loop = asyncio.get_running_loop()
         if isinstance(body, _Streamed):
             deadline.reschedule(loop.time() + self.timeout)
@@ -257,7 +264,7 @@ class Replicator:
             for start in range(0, len(view), _PIECE):
                 deadline.reschedule(loop.time() + self.timeout)
                 yield view[start : start + _PIECE]
-        deadline.reschedule(loop.time() + self.timeout)
+        deadline.reschedule(loop.time() + self.timeout + len(body) / _ANSWER_RATE)
 
 
 def _cancel(futures: Iterable[asyncio.Future[Any]]) -> None:
