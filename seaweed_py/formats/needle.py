@@ -70,6 +70,7 @@ __all__ = [
     "VERSION_3",
     "Needle",
     "body_size",
+    "decode_footer",
     "decode_header",
     "decode_needle",
     "decode_needle_meta",
@@ -552,6 +553,23 @@ def decode_header(b: BytesLike, offset: int = 0) -> tuple[int, int, int]:
         raise CorruptNeedle("needle header truncated", offset=offset)
     cookie, key, size = _unpack_header(b, offset)
     return cookie, key, size
+
+
+def decode_footer(record: BytesLike, version: int = CURRENT_VERSION) -> tuple[int, int]:
+    """(stored checksum, AppendAtNs) of a record whose header and footer `record` holds, read
+    where its header's Size puts them, unchecked (AppendAtNs is 0 before version 3). A record
+    too short for them raises `CorruptNeedle`."""
+    if len(record) < NEEDLE_HEADER_SIZE:
+        raise CorruptNeedle("needle header truncated")
+    key, size = _unpack_header(record, 0)[1:]
+    tail_len = tail_length(version)
+    at = NEEDLE_HEADER_SIZE + size
+    if size < 0 or at + tail_len > len(record):
+        raise _corrupt(f"record too short for the footer of body size {size}", None, None, key)
+    if tail_len == 12:
+        checksum, append_at_ns = _unpack_tail_v3(record, at)
+        return checksum, append_at_ns
+    return _unpack_u32(record, at)[0], 0
 
 
 def decode_needle(

@@ -2,8 +2,9 @@
 
 `check_volume` reads the volume's files without changing them. It checks every record the
 index points at (header key and Size, field bounds, CRC), then walks `.dat` record by record
-to find corrupt records the index does not point at, records the index misses, and bytes
-after the last record. `rebuild_index` writes a fresh `.idx` from a walk of `.dat` (what
+to find corrupt records the index does not point at, records the index misses, and where the
+walk ends early: trailing bytes, a header it cannot trust, or a torn record (the rule is
+`scan.py`'s; recovery on open cuts from there). `rebuild_index` writes a fresh `.idx` from a walk of `.dat` (what
 `weed fix` does), keeping deleted needles deleted.
 """
 
@@ -23,6 +24,7 @@ from seaweed_py.formats.needle import (
     tail_length,
 )
 from seaweed_py.formats.vif import VolumeInfo
+from seaweed_py.storage.integrity import CorruptRecord
 from seaweed_py.storage.scan import Record, read_superblock, scan_records
 from seaweed_py.storage.volume import volume_base_name
 
@@ -34,14 +36,6 @@ __all__ = [
     "rebuild_index",
     "walk_index_entries",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class CorruptRecord:
-    key: int
-    offset: int
-    size: int
-    reason: str
 
 
 @dataclass
@@ -156,8 +150,9 @@ def walk_index_entries(fd: int, files: VolumeFiles, end: int) -> Iterator[tuple[
     """Index entries for the sound records of `.dat` in file order: (record, idx size).
 
     A Size-0 record is a tombstone when its key is live at that point, else an empty file
-    (the two are byte-identical; quirk A2). Records failing their CRC are indexed too, so
-    reads report them corrupt rather than missing; the walk stops at a header it cannot trust.
+    (the two are byte-identical; quirk A2). Rotted records (failing their CRC) are indexed
+    too, so reads report them corrupt rather than missing; the walk stops at a torn record or
+    a header it cannot trust (`scan.py`).
     """
     live: set[int] = set()
     for rec in scan_records(fd, files.block_size, end, files.version, volume_id=files.volume_id):

@@ -1,10 +1,45 @@
-"""Walk the needle records of a `.dat` in file order (recovery, `weedpy fix`, export).
+"""Walk the needle records of a `.dat` in file order (recovery, `weedpy fix`, export), and
+tell a torn record from a rotted one.
 
 Records are read in large blocks (one pread per ~4 MiB, or per record when a record is bigger)
-and checked with the formats codec. A record whose header cannot be trusted (Size negative or
-running past the end of the file, key 0, or a truncated header) ends the walk: without a Size there
-is no way to find the next record. A record whose bytes fail the check (CRC, field bounds) is
-reported and the walk goes on, since its header still says where the next one starts.
+and checked with the formats codec. A record is one of:
+
+* **sound**: it decodes and its data matches its CRC;
+* **torn** (`Record.fatal`): provably never written whole, so no write that was acknowledged
+  as durable can depend on it or on anything after it (see below); the walk ends there;
+* **rotted** (`Record.error` set, not fatal): complete, with a footer that this write wrote,
+  but its bytes fail a check (CRC, field bounds). Its header still says where the next record
+  starts, so the walk goes on.
+
+The rule, in the order it is applied:
+
+1. Fewer than 16 bytes left, a header with key 0, a negative Size, or a body and footer
+   (checksum, AppendAtNs) running past the end of the file: torn. No file id names key 0, so
+   a zero header is a page that never reached the disk, and without a Size there is no way
+   to find the next record anyway.
+2. The record decodes and its CRC matches: sound, whatever its footer says.
+3. Otherwise the footer decides. Torn if the stored checksum is 0, if (version 3) AppendAtNs
+   is 0, or if AppendAtNs is not after the AppendAtNs of the record before it in the file
+   (`after_ns`): weedpy writes a real checksum and a non-zero AppendAtNs in every record with
+   data, and keeps AppendAtNs strictly increasing per volume (`max(now, last + 1)`, compat row
+   A14), so such a footer was not written by this record's append. Anything else is rotted.
+
+Why cutting at a torn record loses nothing acknowledged, in every durability mode: a write is
+acknowledged after its record is in the page cache (`-fsync=none`, which promises survival of
+a process crash only: the page cache keeps every completed pwrite, so the only torn record a
+crash can leave is the one being written), or after an fsync that started after the record was
+written (`group`, `always`). A record that never reached the disk whole was therefore not
+covered by a completed fsync, and neither was any record written after it, since appends are
+serialised and an fsync covers everything written before it started. The rule only ever calls
+a record torn on evidence that its bytes were never all written (zeros or bytes where this
+append's footer must be, or a file too short); a record whose footer is this append's own but
+whose data does not match is kept and reported, even though a power loss that lost one page in
+the middle of an unacknowledged record (file systems may write pages in any order) looks the
+same: keeping it costs a "corrupt" answer for a write that never succeeded, cutting it could
+destroy an acknowledged one. Version-2 records have no AppendAtNs: only rules 1 and the zero
+checksum apply. A volume whose records are not in AppendAtNs order (the reference's vacuum
+copies needles in key order) could see a rotted record called torn by the last part of rule 3;
+weedpy volumes never are.
 """
 
 from __future__ import annotations
@@ -18,13 +53,15 @@ from seaweed_py.errors import CorruptNeedle, CorruptVolume
 from seaweed_py.formats.needle import (
     NEEDLE_HEADER,
     NEEDLE_HEADER_SIZE,
+    VERSION_3,
+    decode_footer,
     decode_needle,
     record_length,
     tail_length,
 )
 from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock, superblock_length
 
-__all__ = ["Record", "read_superblock", "scan_records"]
+__all__ = ["Record", "read_superblock", "scan_records", "torn_footer"]
 
 _BLOCK: Final = 4 << 20
 
@@ -45,8 +82,9 @@ def read_superblock(fd: int, *, volume_id: int) -> SuperBlock:
 class Record:
     """One record found in a `.dat`.
 
-    `error` is None for a sound record. `fatal` means the header itself is bad: `length` is
-    unknown (0) and nothing after `offset` can be walked.
+    `error` is None for a sound record; for a rotted one it says what failed (`append_at_ns`
+    is then the stored, unverified one; `checksum` 0). `fatal` means the record is torn (rule
+    in the module docstring): `length` is 0 and nothing from `offset` on is a record.
     """
 
     offset: int
@@ -68,8 +106,10 @@ def scan_records(
     *,
     verify: bool = True,
     volume_id: int | None = None,
+    after_ns: int = 0,
 ) -> Iterator[Record]:
-    """Records from byte `start` up to byte `end` of the open `.dat` `fd`."""
+    """Records from byte `start` up to byte `end` of the open `.dat` `fd`; `after_ns` is the
+    AppendAtNs of the record before `start` (0: none)."""
     tail = tail_length(version)
     buf = b""
     buf_at = start
@@ -113,6 +153,27 @@ def scan_records(
             n = decode_needle(record, version, verify=verify, volume_id=volume_id, offset=pos)
             checksum, append_at_ns = n.checksum, n.append_at_ns
         except CorruptNeedle as exc:
+            stored, append_at_ns = decode_footer(record, version)
+            torn = torn_footer(stored, append_at_ns, version, after_ns)
+            if torn is not None:
+                yield Record(pos, cookie, key, size, 0, 0, 0, f"{exc.message}; {torn}", True)
+                return
             error = exc.message
         yield Record(pos, cookie, key, size, length, checksum, append_at_ns, error)
+        after_ns = append_at_ns
         pos += length
+
+
+def torn_footer(checksum: int, append_at_ns: int, version: int, after_ns: int) -> str | None:
+    """Why the footer of a complete record that failed its checks was not written by its own
+    append (the record is torn), or None (it was: the record rotted). Rule 3 of the module
+    docstring; `after_ns` is the AppendAtNs of the record before it."""
+    if checksum == 0:
+        return "torn: the checksum was never written"
+    if version < VERSION_3:
+        return None
+    if append_at_ns == 0:
+        return "torn: the footer was never written (AppendAtNs 0)"
+    if append_at_ns <= after_ns:
+        return f"torn: AppendAtNs {append_at_ns} is not after the previous record's {after_ns}"
+    return None

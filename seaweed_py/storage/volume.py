@@ -9,7 +9,8 @@ entry goes to an in-memory batch that one pwrite appends to `.idx` (see `Volume.
 when), except with `-fsync=always`, where every write pwrites and fsyncs both files. The needle
 map is updated at once, and reads never look at `.idx`. A read is one needle-map lookup and one
 pread of the whole record, decoded and CRC-checked; a wrong cookie reads as not found, corrupt
-bytes are never returned.
+bytes are never returned. A large needle is streamed: `verify` checks all of its data first
+(remembered per record, module `integrity`), then `iter_data` hands out chunks.
 
 In group-commit mode an acknowledgement waits for an fsync of `.dat` only; `.idx` is fsynced
 lazily (within a second of a request, and on close), off the acknowledgement path.
@@ -18,8 +19,12 @@ Opening recovers from a crash, treating `.dat` as the truth (the reference only 
 spec §4.12; docs/compat.md): index entries pointing past the end of `.dat`, or at a record
 that is not theirs, are cut from `.idx` (and a partial last entry), as is everything from the
 first all-zero entry on (a page of an unsynced `.idx` lost in a power loss); records after the
-last indexed one are scanned, checked, and indexed; the first record that does not check out
-(torn header, short body, CRC mismatch) and everything after it is cut from `.dat`.
+last indexed sound one are walked in file order, checked, and indexed. The walk tells torn
+records from rotted ones (the rule and why it is safe in every `-fsync` mode: `scan.py`): the
+first torn record (short, or a footer its append never wrote) and everything after it is cut
+from `.dat`; a rotted record (complete, but its data fails its CRC) is not a crash's doing and
+may hold an acknowledged write, so it stays on disk and in the index, is logged and listed by
+`corrupt_needles`, and reads answer it as corrupt; the walk goes on past it.
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ from seaweed_py.storage.group_commit import (
     GroupCommitter,
     sync_file,
 )
+from seaweed_py.storage.integrity import CorruptNeedles, CorruptRecord, VerifiedMemo
 from seaweed_py.storage.needle_map import (
     IndexStats,
     LiveArrays,
@@ -117,6 +123,7 @@ DISK_FULL: Final = "disk full"
 """`Volume.read_only_reason` after ENOSPC: writes answer 507, and it clears by itself."""
 INDEX_KINDS: Final = ("memory", "mmap")
 _READ_CHUNK: Final = 1 << 20
+_VERIFY_CHUNK: Final = 1 << 20  # bytes read per pread when a large needle is verified
 _SCAN_ENTRIES: Final = 1 << 16  # .idx entries per block of a backward scan
 _TRIM_AFTER: Final = 1 << 20  # .idx bytes above which a load returns its scratch memory
 _IDX4_MAX_DAT: Final = IDX4.max_dat_size
@@ -158,12 +165,14 @@ class NeedleLocation:
     """Where a needle's data lies, for streaming large bodies with preads.
 
     `needle` has every field but `data`; its checksum is the stored one, unverified
-    (`Volume.iter_data` verifies it after the last chunk).
+    (`Volume.verify` checks the data against it). `hit` is the record's (byte offset, body
+    Size), as `Volume.lookup` answers it.
     """
 
     needle: Needle
     data_offset: int
     data_size: int
+    hit: tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +269,8 @@ class Volume:
         # Set when the volume stops taking writes on its own: DISK_FULL (cleared by itself once
         # the store finds room again, `clear_disk_full`) or an index write failure.
         self.read_only_reason = ""
+        self._corrupt = CorruptNeedles(volume_id)
+        self._verified = VerifiedMemo()
         self._map: NeedleMap = MemoryNeedleMap(
             (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int32)), IndexStats()
         )
@@ -422,7 +433,8 @@ class Volume:
     def _recover(
         self, entries: LiveArrays, idx_size: int, dat_size: int
     ) -> tuple[LiveArrays, IndexStats]:
-        """Check `.idx` against `.dat`, index unindexed records, cut torn tails.
+        """Check `.idx` against `.dat`, index unindexed records, cut torn tails, keep and
+        report rotted records (module docstring; the torn/rotted rule is `scan.py`'s).
 
         `entries` are (keys, offsets in 8-byte units, sizes) in file order; so are the live
         entries returned."""
@@ -431,32 +443,32 @@ class Volume:
         block = self.superblock.block_size
         keep = self._entries_inside(units, sizes, dat_size, block)
         keep = _before_first_hole(keys, units, sizes, keep)
-        keep, checked = self._last_entries_match(keys, units, sizes, keep)
-        dropped = len(keys) - keep
+        keep, checked = self._last_sound_entry(keys, units, sizes, keep)
         keys, units, sizes = keys[:keep], units[:keep], sizes[:keep]
         scan_from, last_ns = block, 0
         last = int(np.argmax(units)) if keep else 0
         if keep and int(units[last]):
             off, size = int(units[last]) * 8, max(int(sizes[last]), 0)
             scan_from = off + record_length(size, self.version)
-            # Usually the record `_last_entries_match` just read: not read again.
+            # Usually the record `_last_sound_entry` just read: not read again.
             last_ns = checked[1] if checked and checked[0] == off else self._append_ns_at(off, size)
         if scan_from > dat_size and self._writable_files:
             # The last indexed record lost (part of) its padding only.
             os.pwrite(self._dat, bytes(scan_from - dat_size), dat_size)
             dat_size = scan_from
-        cut_idx_at = keep * w
         live, stats = replay_index(keys, units, sizes)
         new_entries: list[tuple[int, int, int]] = []
         good_end = min(scan_from, dat_size)
         if scan_from < dat_size:
             state: dict[int, int] = {}  # keys the scan touched: live size, or -1
             for rec in scan_records(
-                self._dat, scan_from, dat_size, self.version, volume_id=self.id
+                self._dat, scan_from, dat_size, self.version, volume_id=self.id, after_ns=last_ns
             ):
-                if rec.error is not None:
+                if rec.fatal:
                     log.warning("volume %d: cutting .dat at %d: %s", self.id, rec.offset, rec.error)
                     break
+                if rec.error is not None:
+                    self._corrupt.note(CorruptRecord(rec.key, rec.offset, rec.size, rec.error))
                 size = rec.size
                 if size == 0 and self._is_live(rec.key, live, state):
                     new_entries.append((rec.key, rec.offset, -1))  # a tombstone
@@ -478,9 +490,15 @@ class Volume:
                 np.concatenate((units.astype(np.uint64), more[:, 1].astype(np.uint64) >> 3)),
                 np.concatenate((sizes, more[:, 2].astype(np.int32))),
             )
+        # Entries the walk found again as `.idx` has them (rotted records after the last sound
+        # indexed one) stay where they are: a volume with a rotted last record reopens without
+        # rewriting its index, and without reporting a repair.
+        same = _same_entries(entries, keep, new_entries)
+        cut_idx_at = (keep + same) * w
+        fresh = new_entries[same:]
         idx_cut = idx_size - cut_idx_at
-        if self._writable_files and self._idx >= 0 and (idx_cut or new_entries):
-            tail = b"".join(encode_entry(k, o, s, self.layout) for k, o, s in new_entries)
+        if self._writable_files and self._idx >= 0 and (idx_cut or fresh):
+            tail = b"".join(encode_entry(k, o, s, self.layout) for k, o, s in fresh)
             os.ftruncate(self._idx, cut_idx_at)
             if tail:
                 os.pwrite(self._idx, tail, cut_idx_at)
@@ -488,11 +506,11 @@ class Volume:
             if dat_cut:
                 os.fdatasync(self._dat)
         self._end = good_end if self._writable_files else dat_size
-        self._idx_end = cut_idx_at + len(new_entries) * w
+        self._idx_end = cut_idx_at + len(fresh) * w
         self.recovery = RecoveryReport(
-            idx_entries_dropped=dropped,
+            idx_entries_dropped=len(entries[0]) - keep - same,
             idx_bytes_cut=idx_size - len(entries[0]) * w,
-            records_indexed=len(new_entries),
+            records_indexed=len(fresh),
             dat_bytes_cut=dat_cut,
         )
         if self.recovery:
@@ -538,19 +556,20 @@ class Volume:
         i = int(np.searchsorted(keys, np.uint64(key)))
         return i < len(keys) and int(keys[i]) == key
 
-    def _last_entries_match(
+    def _last_sound_entry(
         self,
         keys: npt.NDArray[np.uint64],
         units: npt.NDArray[np.unsignedinteger[Any]],
         sizes: npt.NDArray[np.int32],
         keep: int,
     ) -> tuple[int, tuple[int, int] | None]:
-        """Drop trailing entries whose record is not theirs or does not check out (CRC).
-        Returns how many entries stay, and the byte offset and AppendAtNs of the record that
-        checked out (None if none was read).
+        """Set aside trailing entries whose record is not theirs or does not check out (CRC):
+        the walk of `.dat` after the last sound one decides about their records again, cutting
+        torn ones and indexing rotted ones anew. Returns how many entries stay, and the byte
+        offset and AppendAtNs of the sound record (None if none was read).
 
-        After a power loss the last record's pages may be missing (zeros) even though the
-        `.idx` entry made it; such a write was never acknowledged as durable."""
+        After a power loss the last records' pages may be missing (zeros) even though their
+        `.idx` entries made it; such writes were never acknowledged as durable."""
         while keep:
             i = keep - 1
             off = int(units[i]) * 8
@@ -562,8 +581,8 @@ class Volume:
                 n = decode_needle(record, self.version, volume_id=self.id, offset=off)
                 if n.key == int(keys[i]) and NEEDLE_HEADER.unpack_from(record)[2] == want:
                     return keep, (off, n.append_at_ns)
-            except CorruptNeedle as exc:
-                log.warning("volume %d: last indexed record is bad: %s", self.id, exc)
+            except CorruptNeedle:
+                pass  # the walk reports it, or cuts it
             keep -= 1
         return keep, None
 
@@ -700,19 +719,23 @@ class Volume:
         offset, size = hit
         if record is None:
             record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
-        if len(record) >= NEEDLE_HEADER_SIZE:
-            stored_cookie, stored_key, _ = NEEDLE_HEADER.unpack_from(record)
-            if stored_cookie != cookie and stored_key == key:
-                raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
-            if stored_key != key:
-                raise CorruptNeedle(
-                    "record holds another key",
-                    volume_id=self.id,
-                    offset=offset,
-                    key=f"{key:x}",
-                    found=f"{stored_key:x}",
-                )
-        return decode_needle(record, self.version, volume_id=self.id, offset=offset)
+        try:
+            if len(record) >= NEEDLE_HEADER_SIZE:
+                stored_cookie, stored_key, _ = NEEDLE_HEADER.unpack_from(record)
+                if stored_cookie != cookie and stored_key == key:
+                    raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+                if stored_key != key:
+                    raise CorruptNeedle(
+                        "record holds another key",
+                        volume_id=self.id,
+                        offset=offset,
+                        key=f"{key:x}",
+                        found=f"{stored_key:x}",
+                    )
+            return decode_needle(record, self.version, volume_id=self.id, offset=offset)
+        except CorruptNeedle as exc:
+            self._corrupt.note(CorruptRecord(key, offset, size, exc.message))
+            raise
 
     def record_at(self, hit: tuple[int, int]) -> bytes:
         """The stored bytes of the record `hit` (from `lookup`) points at, unchecked: for a
@@ -783,12 +806,14 @@ class Volume:
             )
         stored_cookie, stored_key, stored_size = NEEDLE_HEADER.unpack_from(head)
         if stored_key != key or stored_size != size:
-            raise CorruptNeedle(
+            exc = CorruptNeedle(
                 "record header does not match the index",
                 volume_id=self.id,
                 offset=offset,
                 key=f"{key:x}",
             )
+            self._corrupt.note(CorruptRecord(key, offset, size, exc.message))
+            raise exc
         if stored_cookie != cookie:
             raise wrong_cookie(
                 "cookie does not match the stored needle"
@@ -805,24 +830,48 @@ class Volume:
         needle, data_size = decode_needle_meta(
             head, tail, self.version, volume_id=self.id, offset=offset
         )
-        return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size)
+        return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size, hit)
+
+    def verify(self, loc: NeedleLocation) -> bool:
+        """Check the whole data of `loc` (from `read_meta`) against its stored CRC, so that a
+        streamed answer can start only once its needle is known sound. Returns True when the
+        data was read to check it, False when this record passed before (remembered per record
+        and compaction revision, module `integrity`). A mismatch raises CorruptNeedle and lists
+        the needle in `corrupt_needles`. Memory stays bounded: one reused buffer of at most
+        `_VERIFY_CHUNK` bytes, whatever the needle's size. Blocks: run it off the event loop."""
+        memo_key = (loc.hit[0], self.compact_revision)
+        if memo_key in self._verified:
+            return False
+        buf = memoryview(bytearray(min(_VERIFY_CHUNK, loc.data_size)))
+        crc = 0
+        pos, stop = loc.data_offset, loc.data_offset + loc.data_size
+        while pos < stop:
+            got = os.preadv(self._dat, [buf[: stop - pos]], pos)
+            if got <= 0:
+                raise self._corrupt_data(loc, "data truncated")
+            crc = crc32c(buf[:got], crc)
+            pos += got
+        stored = loc.needle.checksum
+        if loc.data_size and not checksum_matches(stored, crc):
+            raise self._corrupt_data(loc, f"crc mismatch: stored {stored:08x}, data {crc:08x}")
+        self._verified.add(memo_key)
+        return True
 
     def iter_data(
         self, loc: NeedleLocation, chunk_size: int = _READ_CHUNK, *, verify: bool = True
     ) -> Iterator[bytes]:
         """The data of `loc` in chunks. With `verify` (a whole needle), the last chunk is held
         back until the CRC matches and CorruptNeedle is raised instead of it: a reader never
-        receives every byte of a corrupt needle, so its answer is cut short, never a complete
-        200. A range cannot be verified: pass `verify=False`."""
+        receives every byte of a corrupt needle. The volume server calls `verify` first, so
+        this only catches bytes that rotted since; the needle is then no longer remembered as
+        verified. A range cannot be checked on its own: pass `verify=False`."""
         crc = 0
         held = b""
         pos, stop = loc.data_offset, loc.data_offset + loc.data_size
         while pos < stop:
             chunk = os.pread(self._dat, min(chunk_size, stop - pos), pos)
             if not chunk:
-                raise CorruptNeedle(
-                    "data truncated", volume_id=self.id, offset=pos, key=f"{loc.needle.key:x}"
-                )
+                raise self._corrupt_data(loc, "data truncated", at=pos)
             crc = crc32c(chunk, crc)
             pos += len(chunk)
             if pos < stop or not verify:
@@ -831,14 +880,25 @@ class Volume:
                 held = chunk
         stored = loc.needle.checksum
         if verify and loc.data_size and not checksum_matches(stored, crc):
-            raise CorruptNeedle(
-                f"crc mismatch: stored {stored:08x}, data {crc:08x}",
-                volume_id=self.id,
-                offset=loc.data_offset - NEEDLE_HEAD_SIZE,
-                key=f"{loc.needle.key:x}",
-            )
+            raise self._corrupt_data(loc, f"crc mismatch: stored {stored:08x}, data {crc:08x}")
         if held:
             yield held
+
+    def _corrupt_data(
+        self, loc: NeedleLocation, reason: str, at: int | None = None
+    ) -> CorruptNeedle:
+        """The error for the data of `loc` failing its check (at byte `at`, if not the record's
+        start), noted as corrupt and no longer remembered as verified."""
+        offset, size = loc.hit
+        key = loc.needle.key
+        self._verified.discard((offset, self.compact_revision))
+        self._corrupt.note(CorruptRecord(key, offset, size, reason))
+        return CorruptNeedle(reason, volume_id=self.id, offset=at or offset, key=f"{key:x}")
+
+    def corrupt_needles(self) -> list[CorruptRecord]:
+        """The live needles found corrupt (on open, or by a read) that no overwrite or delete
+        has replaced since: reads answer them as corrupt."""
+        return [r for r in self._corrupt.records() if self._map.get(r.key) == (r.offset, r.size)]
 
     def iter_needles(self) -> Iterator[tuple[int, Needle | CorruptNeedle]]:
         """Every live needle in key order, as (offset, needle), or (offset, the error) for a
@@ -1303,6 +1363,23 @@ def _before_first_hole(
     deletes, of keys the master never hands out as 0."""
     hole = np.flatnonzero((keys[:keep] == 0) & (units[:keep] == 0) & (sizes[:keep] == 0))
     return int(hole[0]) if len(hole) else keep
+
+
+def _same_entries(entries: LiveArrays, start: int, found: list[tuple[int, int, int]]) -> int:
+    """How many leading entries of `found` (key, byte offset, size) equal the `.idx` entries
+    from `start` on (offsets in 8-byte units)."""
+    keys, units, sizes = entries
+    n = 0
+    for key, offset, size in found:
+        i = start + n
+        if i >= len(keys) or (int(keys[i]), int(units[i]) * 8, int(sizes[i])) != (
+            key,
+            offset,
+            size,
+        ):
+            break
+        n += 1
+    return n
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:

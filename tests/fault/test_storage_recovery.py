@@ -9,6 +9,7 @@ writes. Needles are small so that cutting at every byte stays fast.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import random
 import subprocess
@@ -401,5 +402,165 @@ def test_power_loss_in_group_mode_loses_only_unacknowledged_writes(
         assert_allowed(v, outcomes)
         v.write(Needle.build(COOKIE, 999, b"power is back"))
         assert v.read(999, COOKIE).data == b"power is back"
+    finally:
+        v.close()
+
+
+# ---------------------------------------------------------------- rotted, not torn (scenario 4)
+
+
+def flip(path: Path, at: int) -> None:
+    """Flip the bits of one byte in place, as bit rot would (and make it durable)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, bytes([os.pread(fd, 1, at)[0] ^ 0x5A]), at)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def data_at(record_offset: int, i: int = 0) -> int:
+    """File offset of data byte `i` of the version-3 needle record at `record_offset`."""
+    return record_offset + 16 + 4 + i
+
+
+@pytest.mark.parametrize("mode", list(FsyncMode), ids=lambda m: m.value)
+def test_rotted_last_record_stays_and_reads_as_corrupt_not_missing(
+    tmp_path: Path, mode: FsyncMode, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A complete, fsynced last record whose data byte rotted is no torn write: opening keeps it
+    on disk and in the index, reports it, and reads raise CorruptNeedle (never NotFound, never
+    the bytes); later appends go after it."""
+    v = Volume.create(tmp_path, 1, fsync_mode=mode)
+    try:
+        for k in range(1, 5):
+            last = v.write(Needle.build(COOKIE, k, payload(k)))
+            last.durable.result(timeout=10)
+    finally:
+        v.close()
+    dat = tmp_path / "1.dat"
+    dat_len = dat.stat().st_size
+    flip(dat, data_at(last.offset, 5))
+    caplog.set_level(logging.WARNING, logger="seaweed_py.storage")
+    v = Volume.open(tmp_path, 1, fsync_mode=mode)
+    try:
+        assert not v.recovery, v.recovery
+        assert v.size == dat_len == dat.stat().st_size
+        with pytest.raises(CorruptNeedle, match="crc mismatch"):
+            v.read(4, COOKIE)
+        for k in (1, 2, 3):
+            assert v.read(k, COOKIE).data == payload(k)
+        assert [(c.key, c.offset) for c in v.corrupt_needles()] == [(4, last.offset)]
+        logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert any(f"offset={last.offset}" in m and "key=4" in m for m in logged), logged
+        after = v.write(Needle.build(COOKIE, 5, b"after the rot"))
+        after.durable.result(timeout=10)
+        assert after.offset == dat_len
+    finally:
+        v.close()
+    v = Volume.open(tmp_path, 1, fsync_mode=mode)
+    try:
+        assert not v.recovery, v.recovery
+        assert v.read(5, COOKIE).data == b"after the rot"
+        with pytest.raises(CorruptNeedle):
+            v.read(4, COOKIE)
+    finally:
+        v.close()
+
+
+@pytest.mark.parametrize("entries_kept", [None, 0, 3, 5])
+def test_rotted_record_in_the_unindexed_tail_keeps_the_sound_records_after_it(
+    tmp_path: Path, entries_kept: int | None
+) -> None:
+    """The index lost its tail (or all of it): the walk of the `.dat` meets a rotted record
+    with sound ones after it. The rotted one is indexed and answers corrupt; the sound ones
+    after it are indexed and served; nothing is cut."""
+    b = build(tmp_path)
+    victim_key = 6  # live; keys 7 to 10 and two tombstones follow it
+    victim_at = next(o for k, o, _ in iter_entries(b.idx, IDX4) if k == victim_key)
+    dat = bytearray(b.dat)
+    dat[data_at(victim_at, 2)] ^= 0x5A
+    idx = None if entries_kept is None else b.idx[: entries_kept * 16]
+    d = place(tmp_path, f"tail{entries_kept}", bytes(dat), idx, VIF)
+    v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        assert v.recovery.dat_bytes_cut == 0
+        for k in b.ends:
+            if k in b.deleted_at:
+                with pytest.raises(NeedleNotFound):
+                    v.read(k, COOKIE)
+            elif k == victim_key:
+                with pytest.raises(CorruptNeedle):
+                    v.read(k, COOKIE)
+            else:
+                assert v.read(k, COOKIE).data == payload(k), k
+        assert [(c.key, c.offset) for c in v.corrupt_needles()] == [(victim_key, victim_at)]
+        v.write(Needle.build(COOKIE, 1000, b"after"))
+    finally:
+        v.close()
+    assert_reopens_clean(d, 1000, b"after")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["append-at-ns-zero", "append-at-ns-equal", "append-at-ns-older", "checksum-zero"],
+)
+def test_a_last_record_whose_footer_was_never_written_whole_is_cut(
+    tmp_path: Path, damage: str
+) -> None:
+    """Torn, provably: the last record fails its CRC and its footer is not this write's (a
+    zero checksum or AppendAtNs, or an AppendAtNs not after the previous record's, which a
+    weedpy volume never writes). It is cut as before, whatever the index says."""
+    b = build(tmp_path)
+    entries = list(iter_entries(b.idx, IDX4))
+    (_, prev_at, prev_size), (last_key, last_at, last_size) = entries[-2], entries[-1]
+    prev_ns = int.from_bytes(b.dat[prev_at + 16 + prev_size + 4 : prev_at + 16 + prev_size + 12])
+    dat = bytearray(b.dat)
+    dat[data_at(last_at, 1)] ^= 0x5A
+    foot = last_at + 16 + last_size
+    if damage == "checksum-zero":
+        dat[foot : foot + 4] = bytes(4)
+    else:
+        ns = {"append-at-ns-zero": 0, "append-at-ns-equal": prev_ns}.get(damage, prev_ns - 1000)
+        dat[foot + 4 : foot + 12] = ns.to_bytes(8, "big")
+    for name, idx in (("indexed", b.idx), ("unindexed", b.idx[:-16])):
+        d = place(tmp_path, f"{damage}-{name}", bytes(dat), idx, VIF)
+        v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
+        try:
+            assert v.recovery.dat_bytes_cut == len(b.dat) - last_at
+            assert v.size == last_at
+            with pytest.raises(NeedleNotFound):
+                v.read(last_key, COOKIE)
+            assert v.read(last_key - 1, COOKIE).data == payload(last_key - 1)
+            assert not v.corrupt_needles()
+            v.write(Needle.build(COOKIE, 1000, b"after"))
+        finally:
+            v.close()
+        assert_reopens_clean(d, 1000, b"after")
+
+
+def test_a_last_record_with_a_lost_middle_page_but_its_footer_is_kept_as_corrupt(
+    tmp_path: Path,
+) -> None:
+    """Zeros inside the data with the footer written could be a power loss that dropped one
+    page of an unacknowledged write, or an acknowledged record the disk damaged: not provably
+    torn, so the record is kept and reported, and never served."""
+    v = Volume.create(tmp_path, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        v.write(Needle.build(COOKIE, 1, b"first"))
+        last = v.write(Needle.build(COOKIE, 2, os.urandom(20_000)))
+    finally:
+        v.close()
+    dat = tmp_path / "1.dat"
+    raw = bytearray(dat.read_bytes())
+    raw[data_at(last.offset, 4096) : data_at(last.offset, 8192)] = bytes(4096)
+    dat.write_bytes(bytes(raw))
+    v = Volume.open(tmp_path, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        assert v.recovery.dat_bytes_cut == 0
+        with pytest.raises(CorruptNeedle):
+            v.read(2, COOKIE)
+        assert [c.key for c in v.corrupt_needles()] == [2]
+        assert v.read(1, COOKIE).data == b"first"
     finally:
         v.close()

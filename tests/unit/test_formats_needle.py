@@ -23,6 +23,7 @@ from seaweed_py.formats.needle import (
     NEEDLE_HEAD_SIZE,
     Needle,
     body_size,
+    decode_footer,
     decode_header,
     decode_needle,
     decode_needle_meta,
@@ -364,3 +365,12 @@ def test_short_header_is_corrupt() -> None:
         decode_header(SPEC_EXAMPLE[:15])
     with pytest.raises(CorruptNeedle, match="header truncated"):
         decode_header(SPEC_EXAMPLE, 60)
+
+
+def test_decode_footer_reads_checksum_and_append_at_ns_where_the_size_puts_them() -> None:
+    assert decode_footer(SPEC_EXAMPLE) == (0x9A71BB4C, 1700000000123456789)
+    assert decode_footer(SPEC_EXAMPLE[:56], 2) == (0x9A71BB4C, 0)
+    with pytest.raises(CorruptNeedle, match="footer"):
+        decode_footer(SPEC_EXAMPLE[:60])
+    with pytest.raises(CorruptNeedle, match="header"):
+        decode_footer(SPEC_EXAMPLE[:10])
