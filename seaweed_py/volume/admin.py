@@ -111,6 +111,11 @@ class AdminHandlers:
                 "Upload body bytes in flight, as -concurrentUploadLimitMB counts them",
                 float(uploads.in_flight if uploads is not None else 0),
             ),
+            (
+                "weedpy_volume_corrupt_needles",
+                "Live needles found corrupt (on load or by a read) and not yet repaired",
+                float(sum(len(v.corrupt_needles()) for v in store.volumes())),
+            ),
         ]
 
     # ------------------------------------------------------------------ status and health

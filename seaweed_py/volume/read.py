@@ -12,8 +12,15 @@ the record, and reuses the answer only when the bytes are identical, so overwrit
 and corruption are seen exactly as without it.
 
 Read failures answer with the reference's statuses — 400 for a malformed id, 404 for an unknown,
-deleted, expired or wrong-cookie needle, 500 for a corrupt one (its bytes are never served) —
-and a JSON error body where the reference sends none (docs/compat.md).
+deleted, expired or wrong-cookie needle, 500 for a corrupt one — and a JSON error body where the
+reference sends none (docs/compat.md); a corrupt needle's says `... is corrupt: <reason>`.
+
+A 2xx only ever carries bytes of a needle that passed its CRC. Small needles are read whole and
+checked before any answer (ranges are cut from the checked data). A large needle is checked
+whole off the loop before its headers go out (`Volume.verify`, remembered per record, so a hot
+blob is read from disk twice only on its first read), then streamed; a whole-needle stream is
+checked again as it goes, so bytes that rotted since cut the answer short rather than complete
+it.
 """
 
 from __future__ import annotations
@@ -175,8 +182,7 @@ class BlobReader:
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:
-            log.error("read %s: %s", req.path, exc)
-            return _SERVER_ERROR
+            return self._corrupt(req, exc)
         if needle.flags & FLAG_HAS_TTL and needle.append_at_ns and self._expired(needle):
             return not_found(req.path)
         answer = self.serve(req, path, needle)
@@ -291,8 +297,7 @@ class BlobReader:
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:
-            log.error("read %s: %s", req.path, exc)
-            return _SERVER_ERROR
+            return self._corrupt(req, exc)
         needle = loc.needle
         if needle.flags & FLAG_HAS_TTL and needle.append_at_ns and self._expired(needle):
             return not_found(req.path)
@@ -306,6 +311,13 @@ class BlobReader:
         ranges = _ranges(req, loc.data_size)
         if whole or (ranges is not None and len(ranges) > 1):
             return await self._serve_read_off_loop(req, path, volume)
+        try:
+            if await asyncio.to_thread(volume.verify, loc):
+                self._stats.verify_reads += 1
+            else:
+                self._stats.verify_memo_hits += 1
+        except CorruptNeedle as exc:
+            return self._corrupt(req, exc)
         prepared = self._prepare(req, path, needle, query)
         if isinstance(prepared, Response):
             return prepared
@@ -324,8 +336,7 @@ class BlobReader:
                     next(volume.iter_data(first, _SNIFF_SIZE, verify=False), b"")
                 )
             except CorruptNeedle as exc:
-                log.error("read %s: %s", req.path, exc)
-                return _SERVER_ERROR
+                return self._corrupt(req, exc)
         if content_type:
             head += _header("Content-Type", content_type)
         if req.method == "HEAD":
@@ -343,10 +354,18 @@ class BlobReader:
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:
-            log.error("read %s: %s", req.path, exc)
-            return _SERVER_ERROR
+            return self._corrupt(req, exc)
         answer = self.serve(req, path, needle)
         return answer if isinstance(answer, Response) else await answer
+
+    def _corrupt(self, req: Request, exc: CorruptNeedle) -> Response:
+        """The answer for a needle whose stored bytes fail their checks: 500, as the
+        reference, with a JSON error that says so (the storage layer logged it the first time
+        it was seen)."""
+        self._stats.corrupt_reads += 1
+        log.debug("read %s: %s", req.path, exc)
+        body = orjson.dumps({"error": f"{req.path} is corrupt: {exc.message}"})
+        return Response(500, raw_headers=JSON_HEADERS, body=body)
 
     def _describe(self, url_name: str, name: bytes, mime: bytes) -> tuple[str, str, bytes]:
         """(file name, Content-Type, inline Content-Disposition line) for a needle's metadata;
@@ -511,8 +530,10 @@ _EMPTY_QUERY: Mapping[str, str] = {}
 
 
 async def _stream(volume: Volume, loc: NeedleLocation, partial: bool) -> AsyncIterator[bytes]:
-    """The data at `loc`, one chunk per executor hop. A whole needle's CRC is verified after
-    the last chunk (a mismatch aborts the response); a range cannot be verified."""
+    """The data at `loc` (verified beforehand), one chunk per executor hop. A whole needle's
+    CRC is checked again after the last chunk, which is withheld on a mismatch (bytes that
+    rotted since the verification abort the response); a range is only as good as that
+    verification."""
     chunks = volume.iter_data(loc, verify=not partial)
     while True:
         try:

@@ -26,6 +26,9 @@ class Stats:
         self.write_errors = 0
         self.replica_failures = 0
         self.bytes_written = 0
+        self.corrupt_reads = 0  # reads answered "corrupt"
+        self.verify_reads = 0  # large needles whose data was read to check its CRC
+        self.verify_memo_hits = 0  # large needles a remembered verification vouched for
         self._gauges = gauges
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -58,5 +61,18 @@ class _Collector:
         yield CounterMetricFamily(
             "weedpy_volume_written_bytes", "Bytes of blob data written", value=s.bytes_written
         )
+        yield CounterMetricFamily(
+            "weedpy_volume_corrupt_reads",
+            "Reads answered 500 because the needle's stored bytes fail their checks",
+            value=s.corrupt_reads,
+        )
+        verifications = CounterMetricFamily(
+            "weedpy_volume_needle_verifications",
+            "Large needles checked before streaming: data read, or a remembered verdict",
+            labels=["how"],
+        )
+        verifications.add_metric(["read"], s.verify_reads)
+        verifications.add_metric(["memo"], s.verify_memo_hits)
+        yield verifications
         for name, help_text, value in s._gauges():
             yield GaugeMetricFamily(name, help_text, value=value)

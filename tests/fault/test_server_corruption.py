@@ -162,8 +162,10 @@ def test_4_flipped_payload_byte_is_never_served(tmp_path: Path, size: int) -> No
 
 
 def test_4_sdk_falls_back_from_a_corrupt_streamed_replica(tmp_path: Path) -> None:
-    """The corrupt replica, tried first, sends most of the blob and then breaks off: the SDK
-    must not complete that prefix with the healthy replica's tail."""
+    """The corrupt replica, tried first, answers 500 before any byte (it verifies a streamed
+    needle first) or, had its bytes rotted after a verification it remembers, sends most of
+    the blob and breaks off: either way the SDK reads the healthy replica, never completing a
+    prefix with the other's tail."""
     with fleet(tmp_path, "scenario 4 sdk streamed") as f:
         oracle, victim, bad = _flip_on_one_replica(f, 3 << 20, within=2 << 20)
         data = oracle.acked[victim]
