@@ -555,13 +555,16 @@ def decode_header(b: BytesLike, offset: int = 0) -> tuple[int, int, int]:
     return cookie, key, size
 
 
-def decode_footer(record: BytesLike, version: int = CURRENT_VERSION) -> tuple[int, int]:
+def decode_footer(
+    record: BytesLike, version: int = CURRENT_VERSION, size: int | None = None
+) -> tuple[int, int]:
     """(stored checksum, AppendAtNs) of a record whose header and footer `record` holds, read
-    where its header's Size puts them, unchecked (AppendAtNs is 0 before version 3). A record
-    too short for them raises `CorruptNeedle`."""
+    where its header's Size (or `size`, when given) puts them, unchecked (AppendAtNs is 0
+    before version 3). A record too short for them raises `CorruptNeedle`."""
     if len(record) < NEEDLE_HEADER_SIZE:
         raise CorruptNeedle("needle header truncated")
-    key, size = _unpack_header(record, 0)[1:]
+    key, stored_size = _unpack_header(record, 0)[1:]
+    size = stored_size if size is None else size
     tail_len = tail_length(version)
     at = NEEDLE_HEADER_SIZE + size
     if size < 0 or at + tail_len > len(record):

@@ -564,3 +564,30 @@ def test_a_last_record_with_a_lost_middle_page_but_its_footer_is_kept_as_corrupt
         assert v.read(1, COOKIE).data == b"first"
     finally:
         v.close()
+
+
+@pytest.mark.parametrize(
+    "size_field", [0x7FFFFFF0, 0xFFFFFFFB, 7], ids=["huge", "negative", "small"]
+)
+def test_a_rotted_header_size_of_the_last_record_keeps_it_as_corrupt(
+    tmp_path: Path, size_field: int
+) -> None:
+    """Scenario 5 on the last record: its header's Size rotted, its key and footer did not. A
+    torn write leaves zeros there, not another Size, so the record is kept where its index
+    entry says it ends, reads as corrupt, and later appends go after it."""
+    b = build(tmp_path)
+    last_key, last_at, _ = list(iter_entries(b.idx, IDX4))[-1]
+    dat = bytearray(b.dat)
+    dat[last_at + 12 : last_at + 16] = size_field.to_bytes(4, "big")
+    d = place(tmp_path, "hdr", bytes(dat), b.idx, VIF)
+    v = Volume.open(d, 1, fsync_mode=FsyncMode.NONE)
+    try:
+        assert not v.recovery, v.recovery
+        with pytest.raises(CorruptNeedle):
+            v.read(last_key, COOKIE)
+        assert v.read(last_key - 1, COOKIE).data == payload(last_key - 1)
+        assert [(c.key, c.offset) for c in v.corrupt_needles()] == [(last_key, last_at)]
+        assert v.write(Needle.build(COOKIE, 1000, b"after")).offset == len(b.dat)
+    finally:
+        v.close()
+    assert_reopens_clean(d, 1000, b"after")
