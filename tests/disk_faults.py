@@ -1,10 +1,11 @@
 """Disk faults for storage and volume-server tests, injected in-process: a write that fails
-with a chosen errno on one file descriptor (`os.pwrite` is how volumes write), and a disk whose
-free space the test sets (the store's `disk_usage` probe)."""
+with a chosen errno on one file descriptor (`os.pwrite` is how volumes write), a disk whose
+free space the test sets (the store's `disk_usage` probe), and a byte that rots in place."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,13 @@ class FakeDisk:
     def __call__(self, path: object) -> tuple[int, int, int]:
         self.probes += 1
         return self.total, self.total - self.free, self.free
+
+
+def flip_byte(path: Path, at: int) -> None:
+    """Flip the bits of the byte at `at` in place (bit rot), durably."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, bytes([os.pread(fd, 1, at)[0] ^ 0x5A]), at)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -28,6 +28,7 @@ from seaweed_py.client import Client
 from seaweed_py.errors import CorruptNeedle
 from seaweed_py.formats.fid import parse_file_id
 from seaweed_py.storage.scan import read_superblock, scan_records
+from tests.disk_faults import flip_byte
 from tests.fault.server_harness import Fleet, Node, Oracle, call, fleet, put
 from tests.servers import skip_reason
 
@@ -57,16 +58,6 @@ def needle_offset(vdir: Path, fid: str) -> tuple[Path, int]:
         os.close(fd)
     assert found, f"{fid} not in {vdir}"
     return dat, found[-1]
-
-
-def flip_byte(dat: Path, at: int) -> None:
-    fd = os.open(dat, os.O_RDWR)
-    try:
-        old = os.pread(fd, 1, at)
-        os.pwrite(fd, bytes([old[0] ^ 0x5A]), at)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def get_never_wrong(url: str, fid: str, data: bytes) -> int:

@@ -26,7 +26,7 @@ from seaweed_py.formats.idx import IDX4, iter_entries
 from seaweed_py.formats.needle import Needle
 from seaweed_py.storage.check import check_volume
 from seaweed_py.storage.volume import FsyncMode, Volume
-from tests.disk_faults import fail_writes_to
+from tests.disk_faults import fail_writes_to, flip_byte
 from tests.fault.storage_workload import (
     COOKIE,
     assert_allowed,
@@ -409,16 +409,6 @@ def test_power_loss_in_group_mode_loses_only_unacknowledged_writes(
 # ---------------------------------------------------------------- rotted, not torn (scenario 4)
 
 
-def flip(path: Path, at: int) -> None:
-    """Flip the bits of one byte in place, as bit rot would (and make it durable)."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.pwrite(fd, bytes([os.pread(fd, 1, at)[0] ^ 0x5A]), at)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def data_at(record_offset: int, i: int = 0) -> int:
     """File offset of data byte `i` of the version-3 needle record at `record_offset`."""
     return record_offset + 16 + 4 + i
@@ -440,7 +430,7 @@ def test_rotted_last_record_stays_and_reads_as_corrupt_not_missing(
         v.close()
     dat = tmp_path / "1.dat"
     dat_len = dat.stat().st_size
-    flip(dat, data_at(last.offset, 5))
+    flip_byte(dat, data_at(last.offset, 5))
     caplog.set_level(logging.WARNING, logger="seaweed_py.storage")
     v = Volume.open(tmp_path, 1, fsync_mode=mode)
     try:

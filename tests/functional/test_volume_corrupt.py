@@ -21,6 +21,7 @@ from seaweed_py.cli.fix import run as fix_run
 from seaweed_py.formats.idx import IDX4, iter_entries
 from seaweed_py.volume import VolumeServer
 from tests import volume_harness
+from tests.disk_faults import flip_byte
 
 Session = volume_harness.Session
 Starter = volume_harness.Starter
@@ -36,6 +37,14 @@ BIG = 3 << 20
 RANGES = ["bytes=0-99", "bytes=-100", f"bytes={BIG // 2}-{BIG // 2 + 9}", "bytes=0-9,-10"]
 
 
+@pytest.fixture
+async def server(start_server: Starter, http: Session) -> VolumeServer:
+    """A volume server holding volume 1."""
+    started = await start_server()
+    await allocate(http, started, 1)
+    return started
+
+
 def fid(key: int) -> str:
     return f"1,{key:x}{COOKIE}"
 
@@ -43,15 +52,6 @@ def fid(key: int) -> str:
 async def put(http: Session, server: VolumeServer, key: int, data: bytes) -> None:
     async with http.put(url(server, f"/{fid(key)}"), data=io.BytesIO(data)) as resp:
         assert resp.status == 201, await resp.text()
-
-
-def flip(path: Path, at: int) -> None:
-    """Flip one byte in place, as bit rot would."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.pwrite(fd, bytes([os.pread(fd, 1, at)[0] ^ 0x5A]), at)
-    finally:
-        os.close(fd)
 
 
 def data_byte(server: VolumeServer, key: int, i: int) -> tuple[Path, int]:
@@ -92,7 +92,7 @@ async def test_a_rotted_last_record_survives_a_restart_and_answers_corrupt_until
     dat, at = data_byte(server, 3, 7)
     await server.stop()
     dat_len = dat.stat().st_size
-    flip(dat, at)
+    flip_byte(dat, at)
 
     server = await start_server()
     assert dat.stat().st_size == dat_len
@@ -119,32 +119,26 @@ async def test_a_rotted_last_record_survives_a_restart_and_answers_corrupt_until
 
 
 async def test_a_rotted_small_needle_answers_corrupt_for_every_range(
-    start_server: Starter, http: Session
+    server: VolumeServer, http: Session
 ) -> None:
-    server = await start_server()
-    await allocate(http, server, 1)
     await put(http, server, 1, os.urandom(5000))
-    flip(*data_byte(server, 1, 4321))
+    flip_byte(*data_byte(server, 1, 4321))
     await assert_corrupt(http, server, 1)
 
 
 @pytest.mark.parametrize("where", [0, BIG // 2, BIG - 1], ids=["first", "middle", "last"])
 async def test_a_rotted_large_needle_never_answers_2xx(
-    start_server: Starter, http: Session, where: int
+    server: VolumeServer, http: Session, where: int
 ) -> None:
-    server = await start_server()
-    await allocate(http, server, 1)
     await put(http, server, 1, os.urandom(BIG))
-    flip(*data_byte(server, 1, where))
+    flip_byte(*data_byte(server, 1, where))
     await assert_corrupt(http, server, 1)
     assert await metric(http, server, "weedpy_volume_corrupt_needles") == 1
 
 
 async def test_an_intact_large_needle_streams_and_later_reads_use_the_remembered_verdict(
-    start_server: Starter, http: Session
+    server: VolumeServer, http: Session
 ) -> None:
-    server = await start_server()
-    await allocate(http, server, 1)
     data = os.urandom(BIG)
     await put(http, server, 1, data)
     target = url(server, f"/{fid(1)}")
@@ -165,14 +159,12 @@ async def test_an_intact_large_needle_streams_and_later_reads_use_the_remembered
 
 
 async def test_bytes_rotting_after_verification_cut_the_stream_and_then_answer_corrupt(
-    start_server: Starter, http: Session
+    server: VolumeServer, http: Session
 ) -> None:
-    server = await start_server()
-    await allocate(http, server, 1)
     data = os.urandom(BIG)
     await put(http, server, 1, data)
     assert (await get(http, url(server, f"/{fid(1)}")))[2] == data  # verified, remembered
-    flip(*data_byte(server, 1, 100))
+    flip_byte(*data_byte(server, 1, 100))
     with pytest.raises(aiohttp.ClientPayloadError):
         await get(http, url(server, f"/{fid(1)}"))
     await assert_corrupt(http, server, 1)

@@ -16,6 +16,7 @@ from seaweed_py.formats.needle import Needle, encode_needle
 from seaweed_py.storage.integrity import CorruptNeedles, CorruptRecord, VerifiedMemo
 from seaweed_py.storage.scan import scan_records, torn_footer
 from seaweed_py.storage.volume import FsyncMode, Volume
+from tests.disk_faults import flip_byte
 
 COOKIE = 0x637037D6
 BIG = 3 << 20
@@ -46,11 +47,7 @@ class PreadvSpy:
 
 
 def flip(v: Volume, at: int) -> None:
-    fd = os.open(v.base.with_suffix(".dat"), os.O_RDWR)
-    try:
-        os.pwrite(fd, bytes([os.pread(fd, 1, at)[0] ^ 0x5A]), at)
-    finally:
-        os.close(fd)
+    flip_byte(v.base.with_suffix(".dat"), at)
 
 
 def test_verify_reads_a_large_needle_once_in_bounded_chunks_then_remembers_it(
