@@ -860,16 +860,17 @@ class Volume:
         )
         return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size, hit)
 
-    def verify(self, loc: NeedleLocation) -> bool:
+    def verified(self, loc: NeedleLocation) -> bool:
+        """Whether the record of `loc` passed `verify` before (remembered per record and
+        compaction revision, module `integrity`): a dict lookup, fine on the event loop."""
+        return (loc.hit[0], self.compact_revision) in self._verified
+
+    def verify(self, loc: NeedleLocation) -> None:
         """Check the whole data of `loc` (from `read_meta`) against its stored CRC, so that a
-        streamed answer can start only once its needle is known sound. Returns True when the
-        data was read to check it, False when this record passed before (remembered per record
-        and compaction revision, module `integrity`). A mismatch raises CorruptNeedle and lists
-        the needle in `corrupt_needles`. Memory stays bounded: one reused buffer of at most
-        `_VERIFY_CHUNK` bytes, whatever the needle's size. Blocks: run it off the event loop."""
-        memo_key = (loc.hit[0], self.compact_revision)
-        if memo_key in self._verified:
-            return False
+        streamed answer can start only once its needle is known sound, and remember that it
+        passed (`verified`). A mismatch raises CorruptNeedle and lists the needle in
+        `corrupt_needles`. Memory stays bounded: one reused buffer of at most `_VERIFY_CHUNK`
+        bytes, whatever the needle's size. Blocks: run it off the event loop."""
         buf = memoryview(bytearray(min(_VERIFY_CHUNK, loc.data_size)))
         crc = 0
         pos, stop = loc.data_offset, loc.data_offset + loc.data_size
@@ -882,8 +883,7 @@ class Volume:
         stored = loc.needle.checksum
         if loc.data_size and not checksum_matches(stored, crc):
             raise self._corrupt_data(loc, f"crc mismatch: stored {stored:08x}, data {crc:08x}")
-        self._verified.add(memo_key)
-        return True
+        self._verified.add((loc.hit[0], self.compact_revision))
 
     def iter_data(
         self, loc: NeedleLocation, chunk_size: int = _READ_CHUNK, *, verify: bool = True

@@ -311,13 +311,14 @@ class BlobReader:
         ranges = _ranges(req, loc.data_size)
         if whole or (ranges is not None and len(ranges) > 1):
             return await self._serve_read_off_loop(req, path, volume)
-        try:
-            if await asyncio.to_thread(volume.verify, loc):
-                self._stats.verify_reads += 1
-            else:
-                self._stats.verify_memo_hits += 1
-        except CorruptNeedle as exc:
-            return self._corrupt(req, exc)
+        if volume.verified(loc):
+            self._stats.verify_memo_hits += 1
+        else:
+            try:
+                await asyncio.to_thread(volume.verify, loc)
+            except CorruptNeedle as exc:
+                return self._corrupt(req, exc)
+            self._stats.verify_reads += 1
         prepared = self._prepare(req, path, needle, query)
         if isinstance(prepared, Response):
             return prepared

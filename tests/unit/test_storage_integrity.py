@@ -57,21 +57,25 @@ def test_verify_reads_a_large_needle_once_in_bounded_chunks_then_remembers_it(
     volume.write(Needle.build(COOKIE, 1, data))
     spy = PreadvSpy(monkeypatch)
     loc = volume.read_meta(1, COOKIE)
-    assert volume.verify(loc) is True
+    assert not volume.verified(loc)
+    volume.verify(loc)
     assert spy.bytes == BIG and spy.largest <= 1 << 20
-    assert volume.verify(volume.read_meta(1, COOKIE)) is False
-    assert spy.bytes == BIG
+    assert volume.verified(volume.read_meta(1, COOKIE))
     # An overwrite is another record: checked afresh.
     volume.write(Needle.build(COOKIE, 1, os.urandom(BIG)))
-    assert volume.verify(volume.read_meta(1, COOKIE)) is True
-    assert spy.bytes == 2 * BIG
+    loc = volume.read_meta(1, COOKIE)
+    assert not volume.verified(loc)
+    volume.verify(loc)
+    assert spy.bytes == 2 * BIG and volume.verified(loc)
 
 
 def test_a_new_compaction_revision_forgets_every_verdict(volume: Volume) -> None:
     volume.write(Needle.build(COOKIE, 1, os.urandom(BIG)))
-    assert volume.verify(volume.read_meta(1, COOKIE)) is True
+    loc = volume.read_meta(1, COOKIE)
+    volume.verify(loc)
+    assert volume.verified(loc)
     volume.superblock = replace(volume.superblock, compaction_revision=1)
-    assert volume.verify(volume.read_meta(1, COOKIE)) is True
+    assert not volume.verified(loc)
 
 
 def test_verify_of_a_rotted_needle_raises_every_time_and_lists_it_until_overwritten(
@@ -82,9 +86,11 @@ def test_verify_of_a_rotted_needle_raises_every_time_and_lists_it_until_overwrit
     assert hit is not None
     flip(volume, hit[0] + 20 + BIG - 1)  # the last data byte
     for _ in range(2):
+        loc = volume.read_meta(1, COOKIE)
         with pytest.raises(CorruptNeedle, match="crc mismatch") as exc:
-            volume.verify(volume.read_meta(1, COOKIE))
+            volume.verify(loc)
         assert exc.value.context["offset"] == hit[0] and exc.value.context["key"] == "1"
+        assert not volume.verified(loc)
     assert [(c.key, c.offset, c.size) for c in volume.corrupt_needles()] == [(1, *hit)]
     volume.write(Needle.build(COOKIE, 1, b"repaired"))
     assert volume.corrupt_needles() == []
@@ -95,12 +101,13 @@ def test_bytes_that_rot_after_verification_fail_the_streamed_check_and_the_verdi
 ) -> None:
     volume.write(Needle.build(COOKIE, 1, os.urandom(BIG)))
     loc = volume.read_meta(1, COOKIE)
-    assert volume.verify(loc) is True
+    volume.verify(loc)
     flip(volume, loc.data_offset + 12345)
-    assert volume.verify(loc) is False  # remembered: not read again...
+    assert volume.verified(loc)  # remembered: not read again...
     with pytest.raises(CorruptNeedle):
         for _ in volume.iter_data(loc):  # ...but the streamed copy is still checked
             pass
+    assert not volume.verified(loc)
     with pytest.raises(CorruptNeedle):
         volume.verify(loc)
     assert [c.key for c in volume.corrupt_needles()] == [1]
