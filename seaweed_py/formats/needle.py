@@ -629,6 +629,10 @@ def decode_needle(
         pos = NEEDLE_HEAD_SIZE + _unpack_u32(record, NEEDLE_HEADER_SIZE)[0]
         if pos > body_end:
             raise _corrupt("DataSize runs past the body", volume_id, offset, key)
+        if pos == NEEDLE_HEAD_SIZE:
+            # Every writer stores empty data as Size 0 (no body): a body without data is
+            # zeros where a record was never written whole, whose zero CRC would match.
+            raise _corrupt(f"body of size {size} holds no data", volume_id, offset, key)
         data = record[NEEDLE_HEAD_SIZE:pos]
         # The common upload shape (name, mime, last-modified) is parsed inline: this runs on
         # every read. Anything else goes through the general parser.
@@ -689,6 +693,8 @@ def decode_needle_meta(
         if size < 4 or len(head) < NEEDLE_HEAD_SIZE:
             raise _corrupt("record too short for DataSize", volume_id, offset, key)
         data_size = _unpack_u32(head, NEEDLE_HEADER_SIZE)[0]
+        if not data_size:  # see decode_needle
+            raise _corrupt(f"body of size {size} holds no data", volume_id, offset, key)
         meta_len = size - 4 - data_size
         if meta_len < 0:
             raise _corrupt("DataSize runs past the body", volume_id, offset, key)

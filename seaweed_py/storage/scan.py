@@ -17,12 +17,18 @@ The rule, in the order it is applied:
    (checksum, AppendAtNs) running past the end of the file: torn. No file id names key 0, so
    a zero header is a page that never reached the disk, and without a Size there is no way
    to find the next record anyway.
-2. The record decodes and its CRC matches: sound, whatever its footer says.
+2. The record has data, decodes and its CRC matches: sound, whatever its footer says. A
+   Size-0 record (a tombstone or an empty file) has no data to check, and a header whose Size
+   bytes were never written reads as one: in version 3 it is sound only if its AppendAtNs is
+   non-zero and after the previous record's (as in rule 3), else torn. A body with Size > 0
+   but no data is never written (empty data is stored as Size 0) and fails to decode: zeros
+   whose zero checksum would match the empty data.
 3. Otherwise the footer decides. Torn if the stored checksum is 0, if (version 3) AppendAtNs
    is 0, or if AppendAtNs is not after the AppendAtNs of the record before it in the file
    (`after_ns`): weedpy writes a real checksum and a non-zero AppendAtNs in every record with
    data, and keeps AppendAtNs strictly increasing per volume (`max(now, last + 1)`, compat row
-   A14), so such a footer was not written by this record's append. Anything else is rotted.
+   A14; tombstones included), so such a footer was not written by this record's append.
+   Anything else is rotted.
 
 Why cutting at a torn record loses nothing acknowledged, in every durability mode: a write is
 acknowledged after its record is in the page cache (`-fsync=none`, which promises survival of
@@ -36,10 +42,10 @@ append's footer must be, or a file too short); a record whose footer is this app
 whose data does not match is kept and reported, even though a power loss that lost one page in
 the middle of an unacknowledged record (file systems may write pages in any order) looks the
 same: keeping it costs a "corrupt" answer for a write that never succeeded, cutting it could
-destroy an acknowledged one. Version-2 records have no AppendAtNs: only rules 1 and the zero
-checksum apply. A volume whose records are not in AppendAtNs order (the reference's vacuum
-copies needles in key order) could see a rotted record called torn by the last part of rule 3;
-weedpy volumes never are.
+destroy an acknowledged one. Version-2 records have no AppendAtNs: only rule 1 and the zero
+checksum of rule 3 apply. A volume whose records are not in AppendAtNs order (the reference's
+vacuum copies needles in key order) could see a rotted record, or an empty file in a tail its
+index lost, called torn by the AppendAtNs order; weedpy volumes are always in that order.
 """
 
 from __future__ import annotations
@@ -152,23 +158,29 @@ def scan_records(
         try:
             n = decode_needle(record, version, verify=verify, volume_id=volume_id, offset=pos)
             checksum, append_at_ns = n.checksum, n.append_at_ns
+            torn = None if size else torn_footer(checksum, append_at_ns, version, after_ns, False)
         except CorruptNeedle as exc:
-            stored, append_at_ns = decode_footer(record, version)
-            torn = torn_footer(stored, append_at_ns, version, after_ns)
-            if torn is not None:
-                yield Record(pos, cookie, key, size, 0, 0, 0, f"{exc.message}; {torn}", True)
-                return
             error = exc.message
+            checksum, append_at_ns = decode_footer(record, version)
+            torn = torn_footer(checksum, append_at_ns, version, after_ns)
+            checksum = 0
+        if torn is not None:
+            reason = torn if error is None else f"{error}; {torn}"
+            yield Record(pos, cookie, key, size, 0, 0, 0, reason, fatal=True)
+            return
         yield Record(pos, cookie, key, size, length, checksum, append_at_ns, error)
         after_ns = append_at_ns
         pos += length
 
 
-def torn_footer(checksum: int, append_at_ns: int, version: int, after_ns: int) -> str | None:
-    """Why the footer of a complete record that failed its checks was not written by its own
-    append (the record is torn), or None (it was: the record rotted). Rule 3 of the module
-    docstring; `after_ns` is the AppendAtNs of the record before it."""
-    if checksum == 0:
+def torn_footer(
+    checksum: int, append_at_ns: int, version: int, after_ns: int, has_data: bool = True
+) -> str | None:
+    """Why the footer of a complete record was not written by its own append (the record is
+    torn), or None. Rules 2 and 3 of the module docstring: for a record that failed its
+    checks (None: it rotted), or for a Size-0 one (`has_data` False: its checksum field is a
+    copy, or 0, and proves nothing). `after_ns` is the AppendAtNs of the record before it."""
+    if has_data and checksum == 0:
         return "torn: the checksum was never written"
     if version < VERSION_3:
         return None

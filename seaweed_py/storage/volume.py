@@ -73,7 +73,6 @@ from seaweed_py.formats.needle import (
     NEEDLE_HEADER_SIZE,
     VERSION_3,
     Needle,
-    decode_footer,
     decode_needle,
     decode_needle_meta,
     encode_needle,
@@ -102,7 +101,7 @@ from seaweed_py.storage.needle_map import (
     NeedleMap,
     replay_index,
 )
-from seaweed_py.storage.scan import read_superblock, scan_records, torn_footer
+from seaweed_py.storage.scan import read_superblock, scan_records
 
 __all__ = [
     "DEFAULT_SIZE_LIMIT",
@@ -584,31 +583,29 @@ class Volume:
                     return keep, (off, n.append_at_ns)
             except CorruptNeedle:
                 pass  # the walk reports it, or cuts it
-            prev_ns = (
-                self._append_ns_at(int(units[i - 1]) * 8, max(int(sizes[i - 1]), 0)) if i else 0
-            )
-            rotted = self._rotted_header(record, off, int(keys[i]), want, prev_ns)
+            rotted = self._rotted_header(record, off, int(keys[i]), want)
             if rotted is not None:
                 return keep, (off, rotted)
             keep -= 1
         return keep, None
 
-    def _rotted_header(
-        self, record: bytes, offset: int, key: int, size: int, prev_ns: int
-    ) -> int | None:
+    def _rotted_header(self, record: bytes, offset: int, key: int, size: int) -> int | None:
         """The AppendAtNs of the indexed record `record` if only its header's Size rotted, else
-        None. Its header names the entry's `key` with another Size, while the footer where the
-        entry's `size` puts it is the record's own (`scan.torn_footer`, `prev_ns` being the
-        AppendAtNs of the record before it). A torn write leaves zeros, not another Size, so
-        the record is kept and reported; the walk could not step over it (its Size is wrong),
-        but the entry knows where it ends."""
-        if len(record) < NEEDLE_HEADER_SIZE + size + self._tail:
+        None: its header names the entry's `key` with another Size, and read with the entry's
+        `size` instead, its data matches its CRC. That proves the entry right and the record
+        whole (an `.idx` entry a power loss tore, its Size zeroed, proves nothing: a record
+        without data has no CRC, and no other Size lines up data with its CRC), so it is kept
+        and reported; the walk could not step over it (its Size is wrong), but the entry
+        knows where it ends."""
+        if size <= 0 or len(record) < NEEDLE_HEADER_SIZE + size + self._tail:
             return None
         stored_key, stored_size = NEEDLE_HEADER.unpack_from(record)[1:]
         if stored_key != key or stored_size == size:
             return None
-        checksum, append_at_ns = decode_footer(record, self.version, size)
-        if torn_footer(checksum, append_at_ns, self.version, prev_ns) is not None:
+        mended = record[:12] + size.to_bytes(4, "big") + record[NEEDLE_HEADER_SIZE:]
+        try:
+            append_at_ns = decode_needle(mended, self.version).append_at_ns
+        except CorruptNeedle:
             return None
         reason = f"header Size {stored_size} does not match the index's {size}"
         self._corrupt.note(CorruptRecord(key, offset, size, reason))

@@ -164,6 +164,9 @@ def test_idx_cut_at_every_entry_boundary_and_inside_entries(tmp_path: Path) -> N
             lambda idx: idx + bytes.fromhex("00000000000000630000000100000010"),
             id="idx-entry-pointing-at-another-record",
         ),
+        # A page of the lazily synced .idx lost mid-entry: the last entry's Size reads 0.
+        pytest.param(lambda idx: idx[:-4] + bytes(4), id="idx-last-entry-size-zeroed"),
+        pytest.param(lambda idx: idx[:-6] + bytes(6), id="idx-last-entry-half-zeroed"),
     ],
 )
 def test_damaged_idx_is_rebuilt_from_the_dat(
@@ -327,6 +330,11 @@ def test_last_record_zeroed_by_power_loss_is_dropped_not_served(tmp_path: Path) 
     start = next(o for k, o, _ in iter_entries(b.idx, IDX4) if k == last_key)
     for name, damaged in (
         ("all-zero", b.dat[:start] + bytes(len(b.dat) - start)),
+        # From the header's Size on: it reads as a Size-0 record (a tombstone, or an empty
+        # file of a new key) whose footer was never written.
+        ("zero-from-size", b.dat[: start + 12] + bytes(len(b.dat) - start - 12)),
+        # From DataSize on: a body without data, whose zero checksum matches empty data.
+        ("zero-from-data-size", b.dat[: start + 16] + bytes(len(b.dat) - start - 16)),
         ("zero-body", b.dat[: start + 20] + bytes(len(b.dat) - start - 20)),
     ):
         d = place(tmp_path, name, damaged, b.idx, VIF)

@@ -374,3 +374,14 @@ def test_decode_footer_reads_checksum_and_append_at_ns_where_the_size_puts_them(
         decode_footer(SPEC_EXAMPLE[:60])
     with pytest.raises(CorruptNeedle, match="header"):
         decode_footer(SPEC_EXAMPLE[:10])
+
+
+def test_a_body_without_data_is_corrupt_not_an_empty_needle() -> None:
+    """Writers store empty data as Size 0; a Size > 0 body whose DataSize is 0 is zeros where
+    a record was never written whole (its zero checksum would match the empty data)."""
+    record = bytearray(SPEC_EXAMPLE)
+    record[16:] = bytes(len(record) - 16)
+    with pytest.raises(CorruptNeedle, match="holds no data"):
+        decode_needle(bytes(record))
+    with pytest.raises(CorruptNeedle, match="holds no data"):
+        decode_needle_meta(bytes(record[:NEEDLE_HEAD_SIZE]), bytes(record[NEEDLE_HEAD_SIZE:]))
