@@ -7,6 +7,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from seaweed_py.errors import NeedleNotFound
 from seaweed_py.formats.needle import Needle
@@ -78,6 +81,15 @@ def assert_allowed(v: Volume, out: Outcomes) -> None:
         except NeedleNotFound:
             got = None
         assert got in allowed or (key not in out.acked and got is None), (key, got)
+
+
+def seeds(default: int, slow: int = 400) -> list[Any]:
+    """Seeds 0..default-1 for the default run, and the rest up to `slow` for `make test-all`
+    (power-loss states that go wrong on about one seed in a hundred need the many)."""
+    return [
+        *range(default),
+        *(pytest.param(s, marks=pytest.mark.slow) for s in range(default, slow)),
+    ]
 
 
 def assert_reopens_clean(d: Path, key: int, data: bytes) -> None:

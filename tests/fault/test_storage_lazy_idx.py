@@ -29,6 +29,7 @@ from tests.fault.storage_workload import (
     assert_allowed,
     assert_reopens_clean,
     run_workload,
+    seeds,
 )
 from tests.fault.test_storage_recovery import PowerLossDisk, place
 
@@ -58,7 +59,7 @@ class StepClock:
         return self.now
 
 
-@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("seed", seeds(16))
 def test_power_loss_with_idx_pages_lost_in_any_order_loses_no_acknowledged_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:

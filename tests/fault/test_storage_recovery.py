@@ -33,6 +33,7 @@ from tests.fault.storage_workload import (
     assert_reopens_clean,
     payload,
     run_workload,
+    seeds,
 )
 
 
@@ -379,7 +380,7 @@ def _read_fd(fd: int) -> bytes:
     return os.pread(fd, os.fstat(fd).st_size, 0)
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", seeds(12))
 def test_power_loss_in_group_mode_loses_only_unacknowledged_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
