@@ -19,10 +19,11 @@ The rule, in the order it is applied:
    to find the next record anyway.
 2. The record has data, decodes and its CRC matches: sound, whatever its footer says. A
    Size-0 record (a tombstone or an empty file) has no data to check, and a header whose Size
-   bytes were never written reads as one: in version 3 it is sound only if its AppendAtNs is
-   non-zero and after the previous record's (as in rule 3), else torn. A body with Size > 0
-   but no data is never written (empty data is stored as Size 0) and fails to decode: zeros
-   whose zero checksum would match the empty data.
+   bytes were never written reads as one: in version 3 it is torn if its AppendAtNs is 0 (every
+   writer sets it; the order test of rule 3 is not applied here, since it would call sound
+   empty files of a volume the reference compacted torn), else sound. A body with Size > 0 but
+   no data is never written (empty data is stored as Size 0) and fails to decode: zeros whose
+   zero checksum would match the empty data.
 3. Otherwise the footer decides. Torn if the stored checksum is 0, if (version 3) AppendAtNs
    is 0, or if AppendAtNs is not after the AppendAtNs of the record before it in the file
    (`after_ns`): weedpy writes a real checksum and a non-zero AppendAtNs in every record with
@@ -44,8 +45,9 @@ the middle of an unacknowledged record (file systems may write pages in any orde
 same: keeping it costs a "corrupt" answer for a write that never succeeded, cutting it could
 destroy an acknowledged one. Version-2 records have no AppendAtNs: only rule 1 and the zero
 checksum of rule 3 apply. A volume whose records are not in AppendAtNs order (the reference's
-vacuum copies needles in key order) could see a rotted record, or an empty file in a tail its
-index lost, called torn by the AppendAtNs order; weedpy volumes are always in that order.
+vacuum copies needles in key order) could see a rotted record called torn by the AppendAtNs
+order; weedpy volumes are always in that order (a vacuum, when weedpy has one, must keep them
+so, or this rule must learn where a compaction began).
 """
 
 from __future__ import annotations
@@ -178,14 +180,15 @@ def torn_footer(
 ) -> str | None:
     """Why the footer of a complete record was not written by its own append (the record is
     torn), or None. Rules 2 and 3 of the module docstring: for a record that failed its
-    checks (None: it rotted), or for a Size-0 one (`has_data` False: its checksum field is a
-    copy, or 0, and proves nothing). `after_ns` is the AppendAtNs of the record before it."""
+    checks (None: it rotted), or for a Size-0 one (`has_data` False: only a zero AppendAtNs
+    counts, since its checksum field is a copy, or 0, and the record is otherwise sound).
+    `after_ns` is the AppendAtNs of the record before it."""
     if has_data and checksum == 0:
         return "torn: the checksum was never written"
     if version < VERSION_3:
         return None
     if append_at_ns == 0:
         return "torn: the footer was never written (AppendAtNs 0)"
-    if append_at_ns <= after_ns:
+    if has_data and append_at_ns <= after_ns:
         return f"torn: AppendAtNs {append_at_ns} is not after the previous record's {after_ns}"
     return None

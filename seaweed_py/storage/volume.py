@@ -1394,17 +1394,11 @@ def _same_entries(entries: LiveArrays, start: int, found: list[tuple[int, int, i
     """How many leading entries of `found` (key, byte offset, size) equal the `.idx` entries
     from `start` on (offsets in 8-byte units)."""
     keys, units, sizes = entries
-    n = 0
-    for key, offset, size in found:
+    for n, entry in enumerate(found):
         i = start + n
-        if i >= len(keys) or (int(keys[i]), int(units[i]) * 8, int(sizes[i])) != (
-            key,
-            offset,
-            size,
-        ):
-            break
-        n += 1
-    return n
+        if i >= len(keys) or (int(keys[i]), int(units[i]) * 8, int(sizes[i])) != entry:
+            return n
+    return len(found)
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:

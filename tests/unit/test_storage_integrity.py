@@ -146,21 +146,27 @@ def test_corrupt_needles_remember_a_bounded_number_and_count_them_all() -> None:
 
 
 @pytest.mark.parametrize(
-    ("checksum", "append_at_ns", "version", "after_ns", "torn"),
+    ("checksum", "append_at_ns", "version", "after_ns", "has_data", "torn"),
     [
-        (0x1234, 500, 3, 499, False),  # this append's footer: rotted
-        (0x1234, 500, 3, 500, True),  # not after the previous record's
-        (0x1234, 400, 3, 500, True),
-        (0x1234, 0, 3, 0, True),  # footer never written
-        (0, 500, 3, 0, True),  # checksum never written
-        (0x1234, 0, 2, 0, False),  # version 2 has no AppendAtNs
-        (0, 0, 2, 0, True),
+        (0x1234, 500, 3, 499, True, False),  # this append's footer: rotted
+        (0x1234, 500, 3, 500, True, True),  # not after the previous record's
+        (0x1234, 400, 3, 500, True, True),
+        (0x1234, 0, 3, 0, True, True),  # footer never written
+        (0, 500, 3, 0, True, True),  # checksum never written
+        (0x1234, 0, 2, 0, True, False),  # version 2 has no AppendAtNs
+        (0, 0, 2, 0, True, True),
+        # Size 0 (tombstone, empty file): only a footer never written is torn
+        (0, 500, 3, 499, False, False),
+        (0, 400, 3, 500, False, False),
+        (0x1234, 0, 3, 0, False, True),
+        (0, 0, 2, 0, False, False),
     ],
 )
 def test_torn_footer_rule(
-    checksum: int, append_at_ns: int, version: int, after_ns: int, torn: bool
+    checksum: int, append_at_ns: int, version: int, after_ns: int, has_data: bool, torn: bool
 ) -> None:
-    assert (torn_footer(checksum, append_at_ns, version, after_ns) is not None) is torn
+    found = torn_footer(checksum, append_at_ns, version, after_ns, has_data)
+    assert (found is not None) is torn
 
 
 def test_the_walk_goes_on_past_a_rotted_record_and_stops_at_a_torn_one(tmp_path: Path) -> None:
@@ -168,14 +174,16 @@ def test_the_walk_goes_on_past_a_rotted_record_and_stops_at_a_torn_one(tmp_path:
         encode_needle(Needle.build(COOKIE, k, b"%d" % k * 50), 3, append_at_ns=1000 + k)
         for k in (1, 2, 3, 4)
     ]
+    # An empty file out of AppendAtNs order (a volume the reference compacted): sound.
+    records.insert(3, encode_needle(Needle.build(COOKIE, 9, b""), 3, append_at_ns=7))
     rotted = bytearray(records[1])
     rotted[30] ^= 0x5A
-    torn = bytearray(records[3])
+    torn = bytearray(records[4])
     torn[30] ^= 0x5A
     footer = 16 + int.from_bytes(torn[12:16], "big")
-    torn[footer + 4 : footer + 12] = (1001).to_bytes(8, "big")  # record 1's AppendAtNs
+    torn[footer + 4 : footer + 12] = (7).to_bytes(8, "big")  # the empty file's AppendAtNs
     path = tmp_path / "walk.dat"
-    path.write_bytes(b"\x03" + bytes(7) + records[0] + rotted + records[2] + torn)
+    path.write_bytes(b"\x03" + bytes(7) + records[0] + rotted + records[2] + records[3] + torn)
     fd = os.open(path, os.O_RDONLY)
     try:
         found = list(scan_records(fd, 8, path.stat().st_size, 3))
@@ -185,7 +193,8 @@ def test_the_walk_goes_on_past_a_rotted_record_and_stops_at_a_torn_one(tmp_path:
         (1, False, False),
         (2, True, False),
         (3, False, False),
+        (9, False, False),
         (4, True, True),
     ]
-    assert "crc mismatch" in str(found[1].error) and "not after" in str(found[3].error)
+    assert "crc mismatch" in str(found[1].error) and "not after" in str(found[4].error)
     assert found[1].append_at_ns == 1002
