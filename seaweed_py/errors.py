@@ -5,6 +5,7 @@
     │   ├── InvalidFileId
     │   ├── InvalidTtl
     │   ├── InvalidReplicaPlacement
+    │   ├── InvalidCollection       (a collection name outside formats/collection.py's rules)
     │   └── InvalidChunkManifest    (manifest JSON that does not parse or names bad chunks)
     │       └── InvalidChunkFileId  (a chunk's fid does not parse; also an InvalidFileId)
     ├── Unauthorized (401)
@@ -33,6 +34,7 @@
         ├── VolumeReadOnly
         ├── VolumeFull
         ├── DiskFull (507)          (ENOSPC on append, and writes while the volume is read-only for it)
+        ├── PathEscapesDirectory    (a volume file would resolve outside its data directory)
         └── DirectoryInUse          (another process holds a data directory's lock)
 
 Only `httpkit` renders these: the body is `{"error": message, **extra}` with `status` and
@@ -57,6 +59,7 @@ __all__ = [
     "HeaderFieldsTooLarge",
     "InvalidChunkFileId",
     "InvalidChunkManifest",
+    "InvalidCollection",
     "InvalidFileId",
     "InvalidReplicaPlacement",
     "InvalidTtl",
@@ -66,6 +69,7 @@ __all__ = [
     "NoWritableVolume",
     "NotAcceptable",
     "NotFound",
+    "PathEscapesDirectory",
     "PayloadTooLarge",
     "RangeNotSatisfiable",
     "ReplicationFailed",
@@ -126,6 +130,10 @@ class InvalidTtl(BadRequest):
 
 class InvalidReplicaPlacement(BadRequest):
     pass
+
+
+class InvalidCollection(BadRequest):
+    """A collection name that is not a value `formats.collection.parse_collection` accepts."""
 
 
 class Unauthorized(WeedError):
@@ -240,6 +248,11 @@ class DiskFull(StorageError):
     read-only because of that; it takes writes again once its disk has room."""
 
     status = 507
+
+
+class PathEscapesDirectory(StorageError):
+    """A file a volume would create or delete resolves outside its data directory (a symlink,
+    or a name that slipped past the collection parser): refused before anything is touched."""
 
 
 class DirectoryInUse(StorageError):

@@ -17,8 +17,9 @@ import tarfile
 import time
 from collections.abc import Sequence
 
-from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.config.flags import FlagSet, UsageError, flag_value
 from seaweed_py.errors import CorruptNeedle, WeedError
+from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import format_key_cookie
 from seaweed_py.formats.needle import Needle
 from seaweed_py.storage.volume import Volume
@@ -42,8 +43,9 @@ def run(argv: Sequence[str]) -> int:
     vid: int = values["volumeId"]
     if vid <= 0:
         raise UsageError("-volumeId is required")
+    collection = flag_value("collection", parse_collection, values["collection"])
     try:
-        volume = Volume.open(values["dir"], vid, collection=values["collection"], writable=False)
+        volume = Volume.open(values["dir"], vid, collection=collection, writable=False)
     except (WeedError, OSError) as exc:
         print(f"cannot open volume {vid}: {exc}", file=sys.stderr)
         return 1

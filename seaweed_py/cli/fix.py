@@ -11,11 +11,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.config.flags import FlagSet, UsageError, flag_value
 from seaweed_py.errors import WeedError
+from seaweed_py.formats.collection import parse_collection
 from seaweed_py.storage.check import check_volume, rebuild_index
-from seaweed_py.storage.store import parse_volume_file_name
-from seaweed_py.storage.volume import volume_base_name
+from seaweed_py.storage.volume_paths import parse_volume_file_name, volume_base_name
 
 __all__ = ["build_flags", "run"]
 
@@ -40,13 +40,14 @@ def run(argv: Sequence[str]) -> int:
     directory: str = values["dir"]
     if not os.path.isdir(directory):
         raise UsageError(f"-dir {directory!r} is not a directory")
-    targets = _targets(directory, values["collection"], values["volumeId"])
+    collection = flag_value("collection", parse_collection, values["collection"])
+    targets = _targets(directory, collection, values["volumeId"])
     if not targets:
         print(f"no volumes found in {directory}", file=sys.stderr)
         return 1
     status = 0
-    for collection, vid in targets:
-        status |= _fix_one(directory, collection, vid, rebuild=values["rebuild"])
+    for target_collection, vid in targets:
+        status |= _fix_one(directory, target_collection, vid, rebuild=values["rebuild"])
     return status
 
 

@@ -10,11 +10,15 @@ more is harmless and friendlier).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Duration", "Flag", "FlagSet", "HelpRequested", "UsageError"]
+from seaweed_py.errors import WeedError
+
+__all__ = ["Duration", "Flag", "FlagSet", "HelpRequested", "UsageError", "flag_value"]
+
+_T = TypeVar("_T")
 
 
 class UsageError(Exception):
@@ -120,6 +124,15 @@ class Flag:
             raise UsageError(
                 f"invalid value {text!r} for -{self.name}: want {self.kind.__name__}"
             ) from None
+
+
+def flag_value(name: str, parse: Callable[[str], _T], text: str) -> _T:
+    """`parse(text)` for flag `-name`; the `WeedError` a value parser raises (e.g.
+    `parse_collection`'s `InvalidCollection`) becomes a `UsageError` naming the flag."""
+    try:
+        return parse(text)
+    except WeedError as exc:
+        raise UsageError(f"-{name}: {exc.message}") from None
 
 
 class FlagSet:

@@ -26,7 +26,7 @@ from seaweed_py.formats.needle import (
 from seaweed_py.formats.vif import VolumeInfo
 from seaweed_py.storage.integrity import CorruptRecord
 from seaweed_py.storage.scan import Record, read_superblock, scan_records
-from seaweed_py.storage.volume import volume_base_name
+from seaweed_py.storage.volume_paths import check_inside, volume_file
 
 __all__ = [
     "CheckReport",
@@ -64,20 +64,20 @@ class VolumeFiles:
     block_size: int
     layout: IdxLayout
 
-    @property
-    def base(self) -> Path:
-        return self.directory / volume_base_name(self.collection, self.volume_id)
+    def path(self, ext: str) -> Path:
+        """The volume's file with extension `ext` (`.dat`, `.idx`...)."""
+        return volume_file(self.directory, self.collection, self.volume_id, ext)
 
     @classmethod
     def find(
         cls, directory: str | os.PathLike[str], volume_id: int, collection: str = ""
     ) -> VolumeFiles:
+        """The volume's facts; `InvalidCollection` for a collection that names no file."""
         d = Path(directory)
-        base = d / volume_base_name(collection, volume_id)
-        dat = base.with_suffix(".dat")
+        dat = volume_file(d, collection, volume_id, ".dat")
         if not dat.exists():
             raise CorruptVolume("no .dat file", volume_id=volume_id, path=str(dat))
-        vif = base.with_suffix(".vif")
+        vif = volume_file(d, collection, volume_id, ".vif")
         info = VolumeInfo.from_json(vif.read_bytes()) if vif.exists() else VolumeInfo()
         layout = layout_for(info.bytes_offset, volume_id)
         fd = os.open(dat, os.O_RDONLY)
@@ -94,9 +94,9 @@ def check_volume(
     """Scrub one volume (read-only): see the module docstring."""
     files = VolumeFiles.find(directory, volume_id, collection)
     report = CheckReport(volume_id)
-    idx_path = files.base.with_suffix(".idx")
+    idx_path = files.path(".idx")
     raw = idx_path.read_bytes() if idx_path.exists() else b""
-    fd = os.open(files.base.with_suffix(".dat"), os.O_RDONLY)
+    fd = os.open(files.path(".dat"), os.O_RDONLY)
     try:
         end = os.fstat(fd).st_size
         checked: set[int] = set()
@@ -171,9 +171,9 @@ def rebuild_index(directory: str | os.PathLike[str], volume_id: int, collection:
 
     The volume must not be open for writing meanwhile."""
     files = VolumeFiles.find(directory, volume_id, collection)
-    idx_path = files.base.with_suffix(".idx")
-    tmp = idx_path.with_name(idx_path.name + ".tmp")
-    fd = os.open(files.base.with_suffix(".dat"), os.O_RDONLY)
+    idx_path, tmp = files.path(".idx"), files.path(".idx.tmp")
+    check_inside(files.directory, idx_path, tmp)
+    fd = os.open(files.path(".dat"), os.O_RDONLY)
     count = 0
     try:
         end = os.fstat(fd).st_size

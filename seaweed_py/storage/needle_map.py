@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from seaweed_py.formats.idx import IDX4, IDX4_ENTRY, IDX5_ENTRY, IdxLayout, entry_dtype
+from seaweed_py.storage.volume_paths import check_inside
 
 __all__ = [
     "IndexStats",
@@ -443,10 +444,12 @@ def write_sdx(path: Path, live: LiveArrays, layout: IdxLayout) -> None:
     """Write sorted live entries as a `.sdx` (atomically: a temporary file renamed over it).
 
     Not fsynced: the `.sdx` is derived from the `.idx` and rebuilt whenever it is doubted.
+    Neither file may resolve outside `path`'s directory (`PathEscapesDirectory`).
     """
     keys, offsets, sizes = live
     dtype = entry_dtype(layout)
     tmp = path.with_name(path.name + ".tmp")
+    check_inside(path.parent, path, tmp)
     with open(tmp, "wb") as f:
         for start in range(0, len(keys), _WRITE_CHUNK):
             stop = start + _WRITE_CHUNK

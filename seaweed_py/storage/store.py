@@ -4,7 +4,13 @@ Each directory (`DiskLocation`) holds at most `max_volumes` volumes and a `vol_d
 it, so the master can tell when one directory is served twice. On `load()` every volume found
 is opened (directories in parallel); a volume is recognised by its `.idx` or `.vif` file, and
 its collection is the text before the last `_` of the base name (spec §4.1), so collection
-names may contain `_`.
+names may contain `_`. An `.idx` or `.vif` whose name is not one `volume_base_name` builds
+(storage/volume_paths.py: a collection `formats.collection` refuses, a vid with leading zeros)
+is skipped with one log line and never opened.
+
+Collection names given to `allocate` and `delete_collection` are parsed by
+`formats.collection.parse_collection` (`InvalidCollection`, 400); volume files are checked to
+resolve inside their directory before they are created or deleted (`PathEscapesDirectory`).
 
 A volume whose disk filled turns read-only (`DISK_FULL`); `reopen_full_volumes()`, which the
 volume server calls every pulse, lets it take writes again once its directory has room
@@ -16,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -34,6 +39,7 @@ from seaweed_py.errors import (
     VolumeNotFound,
     WeedError,
 )
+from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.storage.fsync_helper import HelperGroupCommitter
@@ -44,10 +50,10 @@ from seaweed_py.storage.volume import (
     FsyncMode,
     Volume,
     VolumeStatus,
-    volume_base_name,
 )
+from seaweed_py.storage.volume_paths import parse_volume_file_name, volume_base_name
 
-__all__ = ["DISK_FULL_MARGIN", "DiskLocation", "Store", "parse_volume_file_name"]
+__all__ = ["DISK_FULL_MARGIN", "DiskLocation", "Store"]
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +65,6 @@ disk hovering at full does not flip its volumes between writable and full every 
 
 _UUID_FILE = "vol_dir.uuid"
 _LOCK_FILE = ".weedpy.lock"
-_VOLUME_FILE = re.compile(r"^(?:(?P<collection>.*)_)?(?P<vid>\d+)\.(?:idx|vif)$")
-
-
-def parse_volume_file_name(name: str) -> tuple[str, int] | None:
-    """(collection, volume id) of `<collection>_<vid>.idx|.vif` or `<vid>.idx|.vif`."""
-    m = _VOLUME_FILE.match(name)
-    if m is None:
-        return None
-    vid = int(m.group("vid"))
-    if vid >= 1 << 32:
-        return None
-    return m.group("collection") or "", vid
 
 
 @dataclass(frozen=True)
@@ -147,8 +141,8 @@ class Store:
                     log.error(
                         "volume %d found twice: %s and %s; keeping the first",
                         v.id,
-                        other.base,
-                        v.base,
+                        other.path(".dat"),
+                        v.path(".dat"),
                     )
                     v.close()
                     continue
@@ -158,22 +152,36 @@ class Store:
     def _load_location(self, i: int) -> list[Volume]:
         loc = self.locations[i]
         seen: set[tuple[str, int]] = set()
+        strangers: set[str] = set()
         volumes: list[Volume] = []
         for entry in sorted(os.listdir(loc.path)):
             parsed = parse_volume_file_name(entry)
-            if parsed is None or parsed in seen:
+            if parsed is None:
+                self._skip_stranger(loc.path, entry, strangers)
+                continue
+            if parsed in seen:
                 continue
             seen.add(parsed)
             collection, vid = parsed
-            base = loc.path / volume_base_name(collection, vid)
-            if not base.with_suffix(".dat").exists():
+            base = str(loc.path / volume_base_name(collection, vid))
+            if not os.path.exists(base + ".dat"):
                 continue
             try:
                 volumes.append(self._open(loc.path, vid, collection))
             except (WeedError, OSError, ValueError) as exc:
                 log.error("cannot load volume %s: %s", base, exc)
-                self.load_errors[str(base)] = str(exc)
+                self.load_errors[base] = str(exc)
         return volumes
+
+    def _skip_stranger(self, directory: Path, entry: str, strangers: set[str]) -> None:
+        """Log (once per base name) an `.idx`/`.vif` whose name no volume of ours has."""
+        stem, dot, ext = entry.rpartition(".")
+        if not dot or ext not in ("idx", "vif") or stem in strangers:
+            return
+        strangers.add(stem)
+        why = "not a volume file name (<collection>_<vid>, formats/collection.py); not opened"
+        log.error("skipping %s.*: %s", directory / stem, why)
+        self.load_errors[str(directory / stem)] = why
 
     def _open(self, directory: Path, vid: int, collection: str) -> Volume:
         return Volume.open(
@@ -249,6 +257,7 @@ class Store:
     ) -> Volume:
         """Create a volume in the directory with the fewest volumes that has a free slot,
         reserving `preallocate` bytes of disk for its `.dat` (`Volume.create`)."""
+        collection = parse_collection(collection)
         with self._lock:
             if volume_id in self._volumes:
                 raise Conflict("volume already exists", volume_id=volume_id)
@@ -284,14 +293,19 @@ class Store:
                 raise VolumeNotFound("volume not found on this server", volume_id=volume_id)
             if only_empty and v.live_count:
                 raise Conflict("volume is not empty", volume_id=volume_id, needles=v.live_count)
+            v.removable_files()  # a file outside the directory: refused, the volume stays
             del self._volumes[volume_id]
             del self._where[volume_id]
         v.destroy()
 
     def delete_collection(self, collection: str) -> list[int]:
-        """Delete every volume of `collection`; returns their ids."""
+        """Delete every volume of `collection`; returns their ids. If a file of one resolves
+        outside its directory, none is deleted (`PathEscapesDirectory`)."""
+        collection = parse_collection(collection)
         with self._lock:
             doomed = [v for v in self._volumes.values() if v.collection == collection]
+            for v in doomed:
+                v.removable_files()
             for v in doomed:
                 del self._volumes[v.id]
                 del self._where[v.id]

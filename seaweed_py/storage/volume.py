@@ -1,7 +1,9 @@
 """One volume: a `.dat` of needle records, its `.idx` log and its `.vif` (spec §4).
 
 Files are `<collection>_<vid>.dat/.idx/.vif` (`<vid>.*` for the empty collection), plus a
-`.sdx` (sorted index, memory-mapped) for sealed volumes and the `mmap` index kind.
+`.sdx` (sorted index, memory-mapped) for sealed volumes and the `mmap` index kind. `path(ext)`
+names each (storage/volume_paths.py); every file a volume creates or deletes is first checked to
+resolve inside its directory.
 
 Writes append one record at the current end of `.dat` (always 8-aligned) with one pwrite; if
 it fails `.dat` is cut back to where it was, so a failed write leaves nothing behind. Its `.idx`
@@ -57,6 +59,7 @@ from seaweed_py.errors import (
     VolumeFull,
     VolumeReadOnly,
 )
+from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.crc import checksum_matches, crc32c
 from seaweed_py.formats.idx import (
     IDX4,
@@ -102,6 +105,11 @@ from seaweed_py.storage.needle_map import (
     replay_index,
 )
 from seaweed_py.storage.scan import read_superblock, scan_records
+from seaweed_py.storage.volume_paths import (
+    VOLUME_FILE_SUFFIXES,
+    check_inside,
+    volume_base_name,
+)
 
 __all__ = [
     "DEFAULT_SIZE_LIMIT",
@@ -113,7 +121,6 @@ __all__ = [
     "Volume",
     "VolumeStatus",
     "WriteResult",
-    "volume_base_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -215,10 +222,6 @@ class VolumeStatus:
     disk_type: str = "hdd"
 
 
-def volume_base_name(collection: str, volume_id: int) -> str:
-    return f"{collection}_{volume_id}" if collection else str(volume_id)
-
-
 class Volume:
     """A volume open for reads and (unless read-only) writes. One writer at a time (a lock
     serialises writes and deletes); reads take no lock."""
@@ -238,9 +241,10 @@ class Volume:
         if index_kind not in INDEX_KINDS:
             raise ValueError(f"index kind must be one of {INDEX_KINDS}: {index_kind!r}")
         self.id = volume_id
-        self.collection = collection
+        self.collection = parse_collection(collection)
         self.directory = Path(directory)
-        self.base = self.directory / volume_base_name(collection, volume_id)
+        self.name = volume_base_name(self.collection, volume_id)
+        """The base name of the volume's files: `<collection>_<vid>` or `<vid>`."""
         self.index_kind = index_kind
         self.fsync_mode = fsync_mode
         self._own_committer = committer is None and fsync_mode is FsyncMode.GROUP
@@ -275,6 +279,22 @@ class Volume:
             (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int32)), IndexStats()
         )
 
+    def path(self, ext: str) -> Path:
+        """The path of this volume's file with extension `ext` (`.dat`, `.idx`, `.sdx.tmp`...),
+        by concatenation: a dotted collection (`my.bucket_3`) keeps its whole name."""
+        return self.directory / (self.name + ext)
+
+    def _checked(self, *exts: str) -> list[Path]:
+        """`path(ext)` of each, once every one is known to resolve inside the directory
+        (`PathEscapesDirectory` otherwise): called before files are created or deleted."""
+        paths = [self.path(ext) for ext in exts]
+        check_inside(self.directory, *paths)
+        return paths
+
+    def _write_vif(self, info: VolumeInfo) -> None:
+        vif, _ = self._checked(".vif", ".vif.tmp")
+        _write_file_durably(vif, info.to_json().encode())
+
     # ------------------------------------------------------------------ create / open
 
     @classmethod
@@ -306,7 +326,10 @@ class Volume:
             size_limit=size_limit,
             clock_ns=clock_ns,
         )
-        dat = v.base.with_suffix(".dat")
+        # Checked before the first file appears, so a refusal leaves nothing behind.
+        dat, idx, _, _ = v._checked(".dat", ".idx", ".vif", ".vif.tmp")
+        if index_kind == "mmap":
+            v._checked(".sdx", ".sdx.tmp")
         if dat.exists():
             raise FileExistsError(f"volume {volume_id} already exists: {dat}")
         ttl = ttl or Ttl.EMPTY
@@ -318,14 +341,14 @@ class Volume:
             bytes_offset=5 if large_disk else 4,
             expire_at_sec=expire,
         )
-        _write_file_durably(v.base.with_suffix(".vif"), info.to_json().encode())
+        v._write_vif(info)
         with open(dat, "xb") as f:
             f.write(sb.encode())
             f.flush()
             if preallocate > 0:
                 _reserve(f.fileno(), preallocate, dat)
             os.fsync(f.fileno())
-        v.base.with_suffix(".idx").write_bytes(b"")
+        idx.write_bytes(b"")
         _sync_dir(v.directory)
         v._load()
         return v
@@ -362,8 +385,8 @@ class Volume:
         return v
 
     def _load(self, writable: bool = True) -> None:
-        dat_path = self.base.with_suffix(".dat")
-        vif_path = self.base.with_suffix(".vif")
+        dat_path = self.path(".dat")
+        vif_path = self.path(".vif")
         if not dat_path.exists():
             raise CorruptVolume("volume has no .dat file", volume_id=self.id, path=str(dat_path))
         vif_text = vif_path.read_bytes() if vif_path.exists() else b""
@@ -400,9 +423,10 @@ class Volume:
                 replication=str(self.superblock.replica_placement),
                 bytes_offset=self.layout.offset_bytes,
             )
-            _write_file_durably(self.base.with_suffix(".vif"), self.info.to_json().encode())
-        idx_path = self.base.with_suffix(".idx")
+            self._write_vif(self.info)
+        idx_path = self.path(".idx")
         if not idx_path.exists() and self._writable_files:
+            self._checked(".idx")
             idx_path.write_bytes(b"")
         if idx_path.exists():
             self._idx = os.open(
@@ -425,7 +449,7 @@ class Volume:
         if (sealed or self.index_kind == "mmap") and self._writable_files:
             if in_units:
                 live = (live[0], live[1].astype(np.uint64) << np.uint64(3), live[2])
-            return MmapNeedleMap(self.base.with_suffix(".sdx"), live, stats, self.layout)
+            return MmapNeedleMap(self.path(".sdx"), live, stats, self.layout)
         return MemoryNeedleMap(live, stats, self.layout, in_units=in_units)
 
     # ------------------------------------------------------------------ recovery
@@ -1284,8 +1308,10 @@ class Volume:
             if read_only == self.info.read_only:
                 return
             new_info = replace(self.info, read_only=read_only)
+            if self._writable_files:  # every file this may write or delete, before any is
+                self._checked(".vif", ".vif.tmp", ".sdx", ".sdx.tmp")
             if persist and self._writable_files:
-                _write_file_durably(self.base.with_suffix(".vif"), new_info.to_json().encode())
+                self._write_vif(new_info)
             self.info = new_info
             old = self._map
             want = "mmap" if self.read_only or self.index_kind == "mmap" else "memory"
@@ -1295,7 +1321,8 @@ class Volume:
             self._map = self._make_map(old.live_arrays(), old.stats, sealed=want == "mmap")
             old.close()
             if want == "memory":
-                self.base.with_suffix(".sdx").unlink(missing_ok=True)
+                sdx, _ = self._checked(".sdx", ".sdx.tmp")
+                sdx.unlink(missing_ok=True)
 
     def clear_disk_full(self) -> bool:
         """Take writes again after a full disk (the caller found room on it): clears the
@@ -1315,7 +1342,7 @@ class Volume:
                 continue
             try:
                 st = os.fstat(fd)
-                on_disk = os.stat(self.base.with_suffix(suffix))
+                on_disk = os.stat(self.path(suffix))
             except OSError:
                 return True
             if st.st_nlink == 0 or (st.st_ino, st.st_dev) != (on_disk.st_ino, on_disk.st_dev):
@@ -1361,15 +1388,22 @@ class Volume:
         self._dat = self._idx = -1
         self._idx_batch.clear()  # what close could not write, the next open rebuilds
 
+    def removable_files(self) -> list[Path]:
+        """Every path `destroy` unlinks; `PathEscapesDirectory` if one resolves outside the
+        directory (check this before giving the volume up: `destroy` then deletes nothing)."""
+        return self._checked(*VOLUME_FILE_SUFFIXES)
+
     def destroy(self) -> None:
-        """Close and delete every file of the volume."""
+        """Close and delete every file of the volume (none if one resolves outside the
+        directory: `PathEscapesDirectory` is raised before the volume is closed)."""
+        doomed = self.removable_files()
         self.close()
-        for suffix in (".dat", ".idx", ".vif", ".sdx", ".sdx.tmp", ".note", ".cpd", ".cpx"):
-            self.base.with_suffix(suffix).unlink(missing_ok=True)
+        for path in doomed:
+            path.unlink(missing_ok=True)
         _sync_dir(self.directory)
 
     def __repr__(self) -> str:
-        return f"<Volume {self.id} {self.base} end={self._end} live={len(self._map)}>"
+        return f"<Volume {self.id} {self.path('.dat')} end={self._end} live={len(self._map)}>"
 
 
 def _before_first_hole(

@@ -77,7 +77,7 @@ def test_power_loss_with_idx_pages_lost_in_any_order_loses_no_acknowledged_write
     try:
         outcomes = run_workload(v, rng, seed, steps=80, keys=30, ack_chance=0.6, at_step=tick)
         dat = disk.crash_image(v._dat, rng)
-        idx_now = v.base.with_suffix(".idx").read_bytes()
+        idx_now = v.path(".idx").read_bytes()
         idx = idx_crash_image(disk.synced.get(v._idx, b""), idx_now, rng)
     finally:
         v.close()
@@ -135,7 +135,7 @@ _IDLE_WRITER = textwrap.dedent(
             v.delete(key - 3, 0xC0FFEE).durable.result()
     v.delete(1, 0xC0FFEE).durable.result()  # its put entry is in the .idx, the tombstone's not
     v.delete(300, 0xC0FFEE).durable.result()  # both entries batched
-    print(os.path.getsize(v.base.with_suffix(".idx")), flush=True)
+    print(os.path.getsize(v.path(".idx")), flush=True)
     time.sleep(60)
     """
 )

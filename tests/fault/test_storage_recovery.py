@@ -61,13 +61,13 @@ def build(tmp: Path, keys: int = 8, delete: tuple[int, ...] = (2, 5)) -> Built:
         ends[k] = r.offset + 16 + r.size + 12
     v.close()
     b = Built(
-        v.base.with_suffix(".dat").read_bytes(),
-        v.base.with_suffix(".idx").read_bytes(),
+        v.path(".dat").read_bytes(),
+        v.path(".idx").read_bytes(),
         ends,
         deleted_at,
     )
     for ext in (".dat", ".idx", ".vif"):
-        v.base.with_suffix(ext).unlink()
+        v.path(ext).unlink()
     return b
 
 
@@ -213,7 +213,7 @@ def test_enospc_during_append_keeps_nothing_and_turns_read_only(
     v = Volume.create(tmp_path, 1, fsync_mode=FsyncMode.ALWAYS if failing_write else FsyncMode.NONE)
     try:
         v.write(Needle.build(COOKIE, 1, b"existing"))
-        dat_len, idx_len = v.size, len(v.base.with_suffix(".idx").read_bytes())
+        dat_len, idx_len = v.size, len(v.path(".idx").read_bytes())
         real = os.pwrite
         calls = [0]
 
@@ -228,8 +228,8 @@ def test_enospc_during_append_keeps_nothing_and_turns_read_only(
             v.write(Needle.build(COOKIE, 2, b"does not fit"))
         monkeypatch.undo()
         assert exc.value.status == 507
-        assert os.path.getsize(v.base.with_suffix(".dat")) == dat_len == v.size
-        assert len(v.base.with_suffix(".idx").read_bytes()) == idx_len
+        assert os.path.getsize(v.path(".dat")) == dat_len == v.size
+        assert len(v.path(".idx").read_bytes()) == idx_len
         with pytest.raises(NeedleNotFound):
             v.read(2, COOKIE)
         assert v.read(1, COOKIE).data == b"existing"

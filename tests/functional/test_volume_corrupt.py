@@ -60,7 +60,7 @@ def data_byte(server: VolumeServer, key: int, i: int) -> tuple[Path, int]:
     assert volume is not None
     hit = volume.lookup(key)
     assert hit is not None
-    return volume.base.with_suffix(".dat"), hit[0] + 20 + i
+    return volume.path(".dat"), hit[0] + 20 + i
 
 
 async def assert_corrupt(http: Session, server: VolumeServer, key: int, **kw: str) -> None:

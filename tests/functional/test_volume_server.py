@@ -496,7 +496,7 @@ async def test_admin_allocate_reserves_the_preallocate_bytes(
     await _allocate(http, vs, 3, preallocate=str(4 << 20))
     volume = vs.store.get(3)
     assert volume is not None
-    st = os.stat(volume.base.with_suffix(".dat"))
+    st = os.stat(volume.path(".dat"))
     assert st.st_size == 8 and st.st_blocks * 512 >= 4 << 20
 
 
@@ -773,13 +773,13 @@ async def test_repeated_plain_reads_never_outlive_the_stored_bytes(
     hit = volume.lookup(2)
     assert hit is not None
     at = hit[0] + 16 + 4 + 3  # needle header, DataSize, then a data byte
-    with open(volume.base.with_suffix(".dat"), "r+b") as f:
+    with open(volume.path(".dat"), "r+b") as f:
         f.seek(at)
         original = f.read(1)
         f.seek(at)
         f.write(b"X")
     assert (await _get(http, url))[0] == 500
-    with open(volume.base.with_suffix(".dat"), "r+b") as f:
+    with open(volume.path(".dat"), "r+b") as f:
         f.seek(at)
         f.write(original)
     assert (await _get(http, url))[2] == b"second version"

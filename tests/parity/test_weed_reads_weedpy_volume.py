@@ -149,13 +149,13 @@ def assert_served(volume: str, b: Blob) -> None:
 
 def place_beyond_32_gib(directory: Path, b: Blob) -> None:
     """Append `b` to the closed volume at a byte offset above 2**35, after a sparse hole."""
-    base = directory / f"{COLLECTION}_{VOLUME_ID}"
+    base = f"{COLLECTION}_{VOLUME_ID}"
     offset = (32 << 30) + 4096  # unit offset 2**32 + 512: the fifth byte is 1
     needle = Needle.build(Cookie(COOKIE), NeedleId(b.key), b.data, name=b.name.encode())
-    with base.with_suffix(".dat").open("r+b") as dat:
+    with (directory / f"{base}.dat").open("r+b") as dat:
         dat.seek(offset)
         dat.write(encode_needle(needle))
-    with base.with_suffix(".idx").open("ab") as idx:
+    with (directory / f"{base}.idx").open("ab") as idx:
         idx.write(encode_entry(b.key, offset, body_size(needle), IDX5))
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from seaweed_py.cli.export import run as export_run
 from seaweed_py.cli.fix import run as fix_run
+from seaweed_py.config.flags import UsageError
 from seaweed_py.errors import CorruptVolume
 from seaweed_py.formats.needle import Needle
 from seaweed_py.storage.check import check_volume, rebuild_index
@@ -65,3 +67,24 @@ def test_a_known_bytes_offset_still_checks_clean(tmp_path: Path) -> None:
     _volume_claiming_bytes_offset(tmp_path, 4)
     report = check_volume(tmp_path, 7, "pics")
     assert report.ok and (report.records, report.indexed) == (1, 1)
+
+
+def test_weedpy_fix_and_export_find_a_dotted_collection_and_refuse_a_traversal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "a" / "data"
+    data.mkdir(parents=True)
+    v = Volume.create(data, 7, collection="my.bucket", fsync_mode=FsyncMode.NONE)
+    v.write(Needle.build(Cookie(0x637037D6), NeedleId(1), b"hello", name=b"a.txt"))
+    v.close()
+    assert fix_run([f"-dir={data}", "-rebuild"]) == 0
+    assert "volume my.bucket_7: 1 records" in capsys.readouterr().out
+    assert fix_run([f"-dir={data}", "-collection=my.bucket", "-volumeId=7"]) == 0
+    assert export_run([f"-dir={data}", "-collection=my.bucket", "-volumeId=7"]) == 0
+    assert "\ta.txt\t" in capsys.readouterr().out
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for bad in ("../a/x", "..", "/etc/x", "my bucket"):
+        for run in (fix_run, export_run):
+            with pytest.raises(UsageError, match=r"^-collection: invalid collection "):
+                run([f"-dir={data}", f"-collection={bad}", "-volumeId=7"])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

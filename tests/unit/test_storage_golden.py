@@ -94,7 +94,7 @@ def test_bitrot_volume_opens_serves_the_sound_needles_and_never_the_rotten(tmp_p
 def _cookie(v: Volume, key: int) -> int:
     hit = v.lookup(key)
     assert hit is not None
-    with open(v.base.with_suffix(".dat"), "rb") as f:
+    with open(v.path(".dat"), "rb") as f:
         f.seek(hit[0])
         return int.from_bytes(f.read(4), "big")
 

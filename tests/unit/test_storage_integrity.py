@@ -47,7 +47,7 @@ class PreadvSpy:
 
 
 def flip(v: Volume, at: int) -> None:
-    flip_byte(v.base.with_suffix(".dat"), at)
+    flip_byte(v.path(".dat"), at)
 
 
 def test_verify_reads_a_large_needle_once_in_bounded_chunks_then_remembers_it(

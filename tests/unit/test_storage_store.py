@@ -21,13 +21,9 @@ from seaweed_py.errors import (
 from seaweed_py.formats.needle import Needle
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
-from seaweed_py.storage.store import (
-    DISK_FULL_MARGIN,
-    DiskLocation,
-    Store,
-    parse_volume_file_name,
-)
+from seaweed_py.storage.store import DISK_FULL_MARGIN, DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
+from seaweed_py.storage.volume_paths import parse_volume_file_name
 from tests.disk_faults import FakeDisk, fail_writes_to
 
 COOKIE = 0x1234
@@ -58,6 +54,19 @@ def make_store(tmp_path: Path) -> Iterator[Callable[..., Store]]:
         ("x.idx", None),
         ("pics_.idx", None),
         ("99999999999.idx", None),
+        ("my.bucket_3.idx", ("my.bucket", 3)),
+        ("my.bucket_3.vif", ("my.bucket", 3)),
+        ("4294967295.idx", ("", 4294967295)),
+        ("4294967296.idx", None),
+        ("_7.idx", None),  # an empty collection is written `7.idx`
+        ("07.idx", None),  # leading zeros would name another file (`7.dat`)
+        ("pics_07.idx", None),
+        ("\u0663.idx", None),  # an Arabic-Indic three: not an ASCII digit
+        ("7.idx\n", None),
+        ("my bucket_3.idx", None),
+        ("..\\x_3.idx", None),
+        ("a..b_3.vif", None),
+        ("x" * 121 + "_3.idx", None),
     ],
 )
 def test_volume_file_names(name: str, parsed: tuple[str, int] | None) -> None:
@@ -222,7 +231,7 @@ def test_a_volume_whose_disk_filled_is_writable_again_once_there_is_room(
     assert s.reopen_full_volumes() == [1, 2]
     for vid in (1, 2, 3):
         v = s.get(vid)
-        assert v.size == sizes[vid] == os.path.getsize(v.base.with_suffix(".dat"))  # no partial
+        assert v.size == sizes[vid] == os.path.getsize(v.path(".dat"))  # no partial
         assert v.read(1, COOKIE).data == b"kept"
         with pytest.raises(NeedleNotFound):
             v.read(99, COOKIE)

@@ -68,7 +68,7 @@ def needle(key: int, data: bytes, cookie: int = COOKIE, **kw: object) -> Needle:
 def idx_bytes(v: Volume) -> bytes:
     """The `.idx` of an open volume, batched entries included."""
     v.sync()
-    return v.base.with_suffix(".idx").read_bytes()
+    return v.path(".idx").read_bytes()
 
 
 def reopen(v: Volume, clock: Clock, **kw: object) -> Volume:
@@ -80,18 +80,18 @@ def reopen(v: Volume, clock: Clock, **kw: object) -> Volume:
 
 def test_create_writes_the_superblock_vif_and_empty_idx(make: Callable[..., Volume]) -> None:
     v = make(collection="pics", replica_placement=ReplicaPlacement.parse("001"))
-    assert v.base.name == "pics_7"
-    dat = v.base.with_suffix(".dat").read_bytes()
+    assert v.name == "pics_7"
+    dat = v.path(".dat").read_bytes()
     assert dat == bytes([3, 1, 0, 0, 0, 0, 0, 0])
-    assert v.base.with_suffix(".idx").read_bytes() == b""
-    info = json.loads(v.base.with_suffix(".vif").read_text())
+    assert v.path(".idx").read_bytes() == b""
+    info = json.loads(v.path(".vif").read_text())
     assert info["bytesOffset"] == 4 and info["version"] == 3 and info["replication"] == "001"
     with pytest.raises(FileExistsError):
         Volume.create(v.directory, 7, collection="pics")
 
 
 def test_the_default_collection_uses_the_bare_volume_id(make: Callable[..., Volume]) -> None:
-    assert make().base.name == "7"
+    assert make().name == "7"
 
 
 def test_append_and_read_back_with_the_spec_record_layout(
@@ -103,7 +103,7 @@ def test_append_and_read_back_with_the_spec_record_layout(
     r = v.write(n)
     assert (r.offset, r.size, r.unchanged) == (8, 36, False)
     assert r.durable.done()
-    raw = v.base.with_suffix(".dat").read_bytes()
+    raw = v.path(".dat").read_bytes()
     assert len(raw) == 8 + 72  # spec §4.8 worked example: 72-byte record
     assert raw[8:24].hex() == "637037d6000000000000000100000024"
     assert idx_bytes(v).hex() == "00000000000000010000000100000024"
@@ -137,7 +137,7 @@ def test_a_flipped_data_byte_raises_corrupt_needle_never_the_bytes(
     v = make()
     v.write(needle(1, b"a" * 100))
     r = v.write(needle(2, b"b" * 100))
-    with open(v.base.with_suffix(".dat"), "r+b") as f:
+    with open(v.path(".dat"), "r+b") as f:
         f.seek(r.offset + 40)
         f.write(b"X")
     with pytest.raises(CorruptNeedle) as exc:
@@ -200,7 +200,7 @@ def test_delete_appends_a_tombstone_carrying_the_checksum(make: Callable[..., Vo
     end = v.size
     d = v.delete(9, COOKIE)
     assert d.size == w.size  # the body Size, quirk A5
-    raw = v.base.with_suffix(".dat").read_bytes()
+    raw = v.path(".dat").read_bytes()
     assert len(raw) == end + 32
     tomb = decode_needle(raw[end:], 3)
     assert (tomb.cookie, tomb.key, tomb.data) == (COOKIE, 9, b"")
@@ -283,7 +283,7 @@ def test_preallocate_reserves_disk_without_growing_the_dat(
     make: Callable[..., Volume], clock: Clock
 ) -> None:
     v = make(preallocate=8 << 20)
-    dat = v.base.with_suffix(".dat")
+    dat = v.path(".dat")
     st = os.stat(dat)
     assert st.st_size == 8  # the superblock only: the file still ends at its last record
     assert st.st_blocks * 512 >= 8 << 20
@@ -308,7 +308,7 @@ def test_read_only_volume_refuses_writes_and_deletes(
     v = make()
     v.write(needle(1, b"keep"))
     v.set_read_only(True)
-    assert v.needle_map.kind == "mmap" and v.base.with_suffix(".sdx").exists()
+    assert v.needle_map.kind == "mmap" and v.path(".sdx").exists()
     with pytest.raises(VolumeReadOnly):
         v.write(needle(2, b"no"))
     with pytest.raises(VolumeReadOnly):
@@ -328,7 +328,7 @@ def test_size_limit_raises_volume_full_and_leaves_no_trace(make: Callable[..., V
     size = v.size
     with pytest.raises(VolumeFull):
         v.write(needle(4, b"hello"))
-    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert v.size == size == os.path.getsize(v.path(".dat"))
     assert len(idx_bytes(v)) == 3 * 16
 
 
@@ -336,7 +336,7 @@ def test_large_disk_volume_uses_five_byte_offsets(
     make: Callable[..., Volume], clock: Clock
 ) -> None:
     v = make(large_disk=True)
-    assert json.loads(v.base.with_suffix(".vif").read_text())["bytesOffset"] == 5
+    assert json.loads(v.path(".vif").read_text())["bytesOffset"] == 5
     for k in range(1, 4):
         v.write(needle(k, b"big disk %d" % k))
     v.delete(2, COOKIE)
@@ -415,7 +415,7 @@ def test_an_identical_streamed_re_upload_writes_nothing_and_never_reads_the_old_
     monkeypatch.setattr(Volume, "read_at", whole_record)
     again = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data, 50_000)))
     assert again.unchanged and (again.offset, again.size) == (first.offset, first.size)
-    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert v.size == size == os.path.getsize(v.path(".dat"))
     assert idx_bytes(v) == idx
 
 
@@ -442,7 +442,7 @@ def test_a_streamed_re_upload_that_matches_but_ends_short_keeps_the_old_needle(
     size = v.size
     with pytest.raises(BadRequest, match="shorter"):
         v.write_streamed(needle(1, b""), len(data), iter(_chunked(data[:150_000])))
-    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert v.size == size == os.path.getsize(v.path(".dat"))
     assert v.read(1, COOKIE).data == data
 
 
@@ -455,7 +455,7 @@ def test_a_streamed_re_upload_that_matches_but_runs_long_keeps_the_old_needle(
     size = v.size
     with pytest.raises(BadRequest, match="longer"):
         v.write_streamed(needle(1, b""), len(data), iter(_chunked(data + b"more")))
-    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert v.size == size == os.path.getsize(v.path(".dat"))
     assert v.read(1, COOKIE).data == data
 
 
@@ -465,7 +465,7 @@ def test_a_streamed_re_upload_over_a_bad_checksum_stores_the_data_anew(
     v = make()
     data = os.urandom(100_000)
     first = v.write_streamed(needle(1, b""), len(data), iter(_chunked(data)))
-    with open(v.base.with_suffix(".dat"), "r+b") as f:  # the stored CRC, after the body
+    with open(v.path(".dat"), "r+b") as f:  # the stored CRC, after the body
         f.seek(first.offset + 16 + first.size)
         f.write(b"\0\0\0\0")
     with pytest.raises(CorruptNeedle):
@@ -497,7 +497,7 @@ def test_streamed_write_with_the_wrong_length_keeps_nothing(
     size = v.size
     with pytest.raises(BadRequest):
         v.write_streamed(needle(2, b""), 8, iter(chunks))
-    assert v.size == size == os.path.getsize(v.base.with_suffix(".dat"))
+    assert v.size == size == os.path.getsize(v.path(".dat"))
     assert len(idx_bytes(v)) == 16
     with pytest.raises(NeedleNotFound):
         v.read(2, COOKIE)
@@ -506,7 +506,7 @@ def test_streamed_write_with_the_wrong_length_keeps_nothing(
 def test_iter_data_raises_after_the_last_chunk_on_a_bad_crc(make: Callable[..., Volume]) -> None:
     v = make()
     r = v.write(needle(1, b"z" * 5000))
-    with open(v.base.with_suffix(".dat"), "r+b") as f:
+    with open(v.path(".dat"), "r+b") as f:
         f.seek(r.offset + 20 + 4000)
         f.write(b"!")
     loc = v.read_meta(1, COOKIE)
@@ -524,14 +524,14 @@ def test_status_reports_what_a_heartbeat_needs(make: Callable[..., Volume]) -> N
     assert (s.id, s.collection, s.size, s.file_count, s.delete_count, s.max_file_key) == (
         7,
         "c_1",
-        os.path.getsize(v.base.with_suffix(".dat")),
+        os.path.getsize(v.path(".dat")),
         1,
         0,
         40,
     )
     assert str(s.replica_placement) == "010" and str(s.ttl) == "3d" and s.version == 3
     assert not s.read_only and s.compact_revision == 0
-    header = NEEDLE_HEADER.unpack_from(v.base.with_suffix(".dat").read_bytes(), 8)
+    header = NEEDLE_HEADER.unpack_from(v.path(".dat").read_bytes(), 8)
     assert header[1] == 40
 
 
@@ -558,7 +558,7 @@ def test_concurrent_writers_racing_the_size_limit_never_exceed_it(
     for t in threads:
         t.join()
     assert v.size <= 64 * 1024 == v.size_limit
-    assert os.path.getsize(v.base.with_suffix(".dat")) == v.size
+    assert os.path.getsize(v.path(".dat")) == v.size
     assert len(acked) == v.live_count > 100
     for key in acked:
         assert v.read(key, COOKIE).data == b"w" * 300
@@ -597,7 +597,7 @@ def test_record_at_is_the_stored_record_and_read_at_decodes_it(make: Callable[..
     hit = v.lookup(2)
     assert hit == (r.offset, r.size)
     record = v.record_at(hit)
-    raw = v.base.with_suffix(".dat").read_bytes()
+    raw = v.path(".dat").read_bytes()
     assert record == raw[r.offset : r.offset + len(record)]
     assert decode_needle(record).data == b"two"
     assert v.read_at(2, COOKIE, hit, record).data == b"two"

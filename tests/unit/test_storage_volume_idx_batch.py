@@ -66,7 +66,7 @@ def needle(key: int, data: bytes | None = None) -> Needle:
 
 
 def on_disk(v: Volume) -> int:
-    return os.path.getsize(v.base.with_suffix(".idx"))
+    return os.path.getsize(v.path(".idx"))
 
 
 def entries(v: Volume) -> int:
@@ -88,7 +88,7 @@ def abandon(v: Volume, where: Path) -> Path:
     """Copy the volume's files as they are now, as a kill -9 would leave them."""
     where.mkdir()
     for suffix in (".dat", ".idx", ".vif"):
-        shutil.copyfile(v.base.with_suffix(suffix), where / v.base.with_suffix(suffix).name)
+        shutil.copyfile(v.path(suffix), where / v.path(suffix).name)
     return where
 
 
@@ -217,9 +217,9 @@ def test_the_closed_files_are_byte_identical_to_per_write_entries(
         v = make(name, m, clock)
         workload(v, clock)
         v.close()
-    want, got = (tmp_path / "always" / "3", tmp_path / "batched" / "3")
-    for suffix in (".dat", ".idx"):
-        assert got.with_suffix(suffix).read_bytes() == want.with_suffix(suffix).read_bytes()
+    want, got = (tmp_path / "always", tmp_path / "batched")
+    for name in ("3.dat", "3.idx"):
+        assert (got / name).read_bytes() == (want / name).read_bytes()
 
 
 @pytest.mark.parametrize("mode", [FsyncMode.NONE, FsyncMode.GROUP])
@@ -254,7 +254,7 @@ def test_an_abandoned_volume_reopens_with_every_batched_write_and_delete(
     finally:
         back.close()
     v.close()  # the rebuilt .idx is the one the volume writes when closed
-    assert (copy / "3.idx").read_bytes() == v.base.with_suffix(".idx").read_bytes()
+    assert (copy / "3.idx").read_bytes() == v.path(".idx").read_bytes()
 
 
 def fail_idx_writes(monkeypatch: pytest.MonkeyPatch, v: Volume, written: int) -> list[int]:
@@ -295,7 +295,7 @@ def test_a_failed_flush_keeps_the_batch_and_the_next_one_rewrites_it(
         x.write(needle(257))
         x.close()
     for suffix in (".dat", ".idx"):
-        assert v.base.with_suffix(suffix).read_bytes() == want.base.with_suffix(suffix).read_bytes()
+        assert v.path(suffix).read_bytes() == want.path(suffix).read_bytes()
 
 
 def test_a_volume_abandoned_after_a_failed_flush_reopens_with_everything(
