@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from seaweed_py.errors import BadRequest, InvalidFileId, NotAcceptable, WeedError
+from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import parse_volume_id
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
@@ -93,9 +94,11 @@ class AssignOption:
 def parse_assign(
     form: Mapping[str, str], default_replication: str, default_preallocate: int
 ) -> AssignOption:
-    """Parse assign/grow parameters. Bad replication, ttl, preallocate or memoryMapMaxSizeMb →
-    406 (as the reference answers them); a missing or bad `count` means 1."""
+    """Parse assign/grow parameters. A collection `parse_collection` refuses → 400; bad
+    replication, ttl, preallocate or memoryMapMaxSizeMb → 406 (as the reference answers them); a
+    missing or bad `count` means 1."""
     get = form.get
+    collection = parse_collection(get("collection", ""))
     count = _uint(get("count", ""), _U64_MAX) or 1
     replication = get("replication") or default_replication
     try:
@@ -120,7 +123,7 @@ def parse_assign(
             raise NotAcceptable(f"invalid preallocate {preallocate_text!r}") from None
     return AssignOption(
         count=count,
-        key=LayoutKey(get("collection", ""), placement, ttl, normalize_disk(get("disk", ""))),
+        key=LayoutKey(collection, placement, ttl, normalize_disk(get("disk", ""))),
         data_center=get("dataCenter", ""),
         rack=get("rack", ""),
         data_node=get("dataNode", ""),
@@ -144,9 +147,12 @@ def _volume(raw: Any) -> VolumeReport:
         raise BadRequest(f"heartbeat volume must be an object, got {raw!r}")
     placement = raw.get("replicaPlacement", "")
     ttl = raw.get("ttl", "")
+    collection = raw.get("collection", "")
+    if not isinstance(collection, str):
+        raise BadRequest(f"heartbeat volume collection must be a string, got {collection!r}")
     return VolumeReport(
         id=int(raw["id"]),
-        collection=str(raw.get("collection", "")),
+        collection=parse_collection(collection, "heartbeat volume collection"),
         size=int(raw.get("size", 0)),
         file_count=int(raw.get("fileCount", 0)),
         delete_count=int(raw.get("deleteCount", 0)),

@@ -36,6 +36,7 @@ from seaweed_py.errors import (
     VolumeNotFound,
     WeedError,
 )
+from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import format_key_cookie, parse_volume_id
 from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.limits import Limits
@@ -402,13 +403,14 @@ class MasterServer:
         # `volumeId` is looked up as if no fileId had been sent.
         text = file_id if file_id.find(",") > 0 else form.get("volumeId", "")
         vid_text, vid = parse_lookup_vid(text)
+        collection = parse_collection(form.get("collection", ""))
         pretty = self._pretty(req)
         if vid is None:
             self.stats.lookup_misses += 1
             body: dict[str, Any] = {"volumeOrFileId": vid_text} if vid_text else {}
             body["error"] = f"unknown volume id {vid_text}"
             return json_response(body, 404, pretty=pretty)
-        nodes = self.topology.lookup(vid, form.get("collection", ""))
+        nodes = self.topology.lookup(vid, collection)
         if not nodes:
             self.stats.lookup_misses += 1
             self._check_warm("service warming up, please retry", {"volumeOrFileId": vid_text})
@@ -432,9 +434,8 @@ class MasterServer:
         if not segment or "/" in segment:
             return _not_found(req)
         vid_text, vid = parse_lookup_vid(segment)
-        nodes = (
-            self.topology.lookup(vid, req.query.get("collection", "")) if vid is not None else []
-        )
+        collection = parse_collection(req.query.get("collection", ""))
+        nodes = self.topology.lookup(vid, collection) if vid is not None else []
         if not nodes:
             self._check_warm()
             if vid is not None:
@@ -473,7 +474,7 @@ class MasterServer:
     def _handle_collection_info(self, req: Request) -> Response:
         self._guard(req)
         form = req.form()
-        name = form.get("collection", "")
+        name = parse_collection(form.get("collection", ""))
         if not name:
             raise BadRequest("collection is required")
         if name not in self.topology.collections():
@@ -519,7 +520,7 @@ class MasterServer:
         form = req.form()
         if "collection" not in form:
             raise BadRequest("collection is required")
-        name = form["collection"]
+        name = parse_collection(form["collection"])
         if name not in self.topology.collections():
             raise BadRequest(f"collection {name} does not exist")
         admin = VolumeAdmin(self._session)

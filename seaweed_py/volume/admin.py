@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from seaweed_py import __version__
 from seaweed_py.errors import BadRequest, VolumeNotFound
+from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import parse_volume_id
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
@@ -192,10 +193,11 @@ class AdminHandlers:
     async def allocate(self, req: Request) -> Response:
         q = req.form()
         vid = _volume_id(q)
+        collection = parse_collection(q.get("collection", ""))
         await asyncio.to_thread(
             self._server.store.allocate,
             vid,
-            collection=q.get("collection", ""),
+            collection=collection,
             replica_placement=ReplicaPlacement.parse(q.get("replication", "")),
             ttl=Ttl.parse(q.get("ttl", "")),
             preallocate=int(q.get("preallocate") or 0),
@@ -224,7 +226,7 @@ class AdminHandlers:
         return json_response({})
 
     async def delete_collection(self, req: Request) -> Response:
-        name = req.form().get("collection", "")
+        name = parse_collection(req.form().get("collection", ""))
         await asyncio.to_thread(self._server.store.delete_collection, name)
         self._server.link.poke()
         return json_response({})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from seaweed_py.errors import BadRequest, NotAcceptable
+from seaweed_py.errors import BadRequest, InvalidCollection, NotAcceptable
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.master.params import parse_assign, parse_heartbeat, parse_lookup_vid
 from seaweed_py.master.views import volume_id_runs
@@ -110,11 +110,29 @@ def test_heartbeat_body() -> None:
         b'{"ip":"h","port":"x"}',
         b'{"ip":"h","port":1,"volumes":[1]}',
         b'{"ip":"h","port":1,"volumes":[{"id":1,"replicaPlacement":"xyz"}]}',
+        b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":"../../x"}]}',
+        b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":"/abs"}]}',
+        b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":".."}]}',
+        b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":7}]}',
+        b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":null}]}',
     ],
 )
 def test_malformed_heartbeats_are_400(body: bytes) -> None:
     with pytest.raises(BadRequest):
         parse_heartbeat(body)
+
+
+def test_a_heartbeat_collection_is_parsed_and_a_bad_one_named() -> None:
+    hb = parse_heartbeat(b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":"my.bucket"}]}')
+    assert hb.volumes[0].collection == "my.bucket"
+    with pytest.raises(BadRequest, match=r"invalid heartbeat volume collection '\.\./x'"):
+        parse_heartbeat(b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":"../x"}]}')
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/x", "..", "a b", "x" * 121])
+def test_a_bad_assign_collection_is_400_not_406(name: str) -> None:
+    with pytest.raises(InvalidCollection, match=r"^invalid collection "):
+        parse_assign({"collection": name}, "", 0)
 
 
 def test_volume_id_runs_like_the_reference() -> None:
