@@ -117,8 +117,11 @@ class MasterLink:
     async def _run(self) -> None:
         while True:
             await self._send_heartbeat(dict(self._heartbeat()))
+            # asyncio.timeout, not wait_for: under Python 3.11 wait_for swallows a cancel that
+            # lands as a poke() wakes it, and this loop would outlive stop() (which waits on it).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._pulse)
+                async with asyncio.timeout(self._pulse):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _send_heartbeat(self, state: Mapping[str, Any]) -> None:

@@ -248,3 +248,21 @@ async def test_heartbeats_resume_when_the_master_comes_back() -> None:
         await link.stop(goodbye=False)
         if restarted.runner is not None:
             await restarted.stop()
+
+
+async def test_stop_right_after_a_poke_ends_the_heartbeat_loop(master: FakeMaster) -> None:
+    """A volume created while the server stops pokes the loop just as `stop` cancels it. Under
+    Python 3.11's `asyncio.wait_for` the cancellation could be swallowed when the wake-up won
+    the race: the loop went on heartbeating, `stop` waited for it forever, and the master kept
+    the leaving server until it was killed."""
+    for _ in range(50):  # the race is lost only some of the time
+        await _poke_then_stop(MasterLink([f"127.0.0.1:{master.port}"], _state, pulse_seconds=60))
+        assert master.heartbeats[-1]["hasNoVolumes"] is True
+
+
+async def _poke_then_stop(link: MasterLink) -> None:
+    await link.start()
+    await until(lambda: link.heartbeating)
+    await asyncio.sleep(0)  # the loop is now waiting for a pulse or a poke
+    link.poke()
+    await asyncio.wait_for(link.stop(), timeout=5)
