@@ -18,31 +18,25 @@ from collections.abc import Iterable
 from seaweed_py.config.flags import UsageError
 from seaweed_py.errors import Unauthorized
 from seaweed_py.httpkit.request import Request
+from seaweed_py.security.guard import network as _network
+from seaweed_py.security.guard import split_entries
 
 __all__ = ["MEMO_LIMIT", "AllowList", "white_list_entries"]
 
 MEMO_LIMIT = 4096
 """Most decisions remembered; a peer address is parsed and matched once, not per request."""
 
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 def white_list_entries(entries: str | Iterable[str], flag: str = "-whiteList") -> tuple[str, ...]:
     """The entries of a comma-separated `-whiteList` (or an iterable of entries), blanks
     dropped, each checked to be an IP address or CIDR; a bad one is a `UsageError` naming it."""
-    parts = entries.split(",") if isinstance(entries, str) else entries
-    kept = tuple(part.strip() for part in parts if part.strip())
+    kept = split_entries(entries)
     for entry in kept:
         try:
             _network(entry)
         except ValueError:
             raise UsageError(f"{flag}: {entry!r} is not an IP address or CIDR") from None
     return kept
-
-
-def _network(entry: str) -> _Network:
-    # strict=False: "10.1.2.3/8" means 10.0.0.0/8, as Go's net.ParseCIDR takes it.
-    return ipaddress.ip_network(entry.strip(), strict=False)
 
 
 class AllowList:
@@ -56,7 +50,7 @@ class AllowList:
     __slots__ = ("_memo", "_memo_limit", "_networks", "entries")
 
     def __init__(self, entries: Iterable[str] = (), *, memo_limit: int = MEMO_LIMIT) -> None:
-        self.entries = tuple(e.strip() for e in entries if e.strip())
+        self.entries = split_entries(entries)
         networks = []
         for entry in self.entries:
             try:
