@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from seaweed_py.client.cluster import Outgoing
 from seaweed_py.errors import ServerUnreachable, ServiceUnavailable, VolumeNotFound, WeedError
 
 __all__ = ["Location", "MasterLink"]
@@ -58,10 +59,12 @@ class MasterLink:
         on_answer: Callable[[Mapping[str, Any]], None] | None = None,
         lookup_ttl: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        out: Outgoing | None = None,
     ) -> None:
         if not masters:
             raise ValueError("MasterLink needs at least one master address")
         self._masters = list(masters)
+        self._out = out or Outgoing()
         self._index = 0
         self._leader: str | None = None
         self._heartbeat = heartbeat
@@ -81,7 +84,9 @@ class MasterLink:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=_REQUEST_TIMEOUT)
+        self._session = aiohttp.ClientSession(
+            timeout=_REQUEST_TIMEOUT, connector=self._out.connector()
+        )
         self._task = asyncio.create_task(self._run(), name="heartbeat")
 
     async def stop(self, *, goodbye: bool = True) -> None:
@@ -172,11 +177,11 @@ class MasterLink:
             raise ServerUnreachable(f"master {master}{path}: {exc or type(exc).__name__}") from None
 
     async def _post(self, master: str, path: str, body: bytes) -> dict[str, Any]:
-        url = f"http://{master}{path}"
+        """A call of the volume-server protocol (`/internal/*`): with a cluster token."""
+        url = self._out.url(master, path)
+        headers = {"Content-Type": "application/json", **self._out.cluster_headers()}
         status, answer = await self._request(
-            lambda: self._http().post(url, data=body, headers={"Content-Type": "application/json"}),
-            master,
-            path,
+            lambda: self._http().post(url, data=body, headers=headers), master, path
         )
         if status != 200 or not isinstance(answer, dict):
             raise ServerUnreachable(f"master {master}{path} answered {status}: {answer}")
@@ -198,7 +203,7 @@ class MasterLink:
         master = self.master
         path = f"/dir/lookup?volumeId={volume_id}"
         status, answer = await self._request(
-            lambda: self._http().get(f"http://{master}{path}"), master, path
+            lambda: self._http().get(self._out.url(master, path)), master, path
         )
         locations = tuple(
             Location(str(loc.get("url", "")), str(loc.get("publicUrl") or loc.get("url", "")))

@@ -20,6 +20,9 @@ replicas the master has stopped listing: forwards to those stop waiting at once.
 Stored bytes too large to hold (a spooled upload) come as a `BodySource` and are streamed to
 each replica from it, a piece at a time read off the loop, with the same bytes on the wire as
 an in-memory copy: the same multipart framing and a Content-Length (never chunked).
+
+With a signing key, each call carries a write token in `Authorization: Bearer` (spec §10.2):
+the client's own, forwarded unchanged, or one the sending server signed for its own deletes.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
+
+from seaweed_py.client.cluster import Outgoing, bearer
 
 __all__ = ["DEFAULT_TIMEOUT", "BodySource", "Gone", "ReplicaCopy", "Replicator"]
 
@@ -79,6 +84,8 @@ class ReplicaCopy:
     content_md5: str = ""
     fsync: bool = False
     """Forwarded `fsync=true`: the replica, too, acknowledges only what is on its disk."""
+    token: str = ""
+    """The client's write token, forwarded so the replica checks it too (empty: none)."""
 
     def query(self) -> str:
         parts = [f"type=replicate&ts={self.last_modified}"]
@@ -118,15 +125,18 @@ Gone = Callable[[Sequence[str]], Awaitable[Collection[str]]]
 class Replicator:
     """Forwards writes and deletes to peer volume servers over one pooled HTTP session."""
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, out: Outgoing | None = None) -> None:
         if not timeout > 0:
             raise ValueError(f"replication timeout must be positive, got {timeout}")
         self.timeout = timeout
+        self._out = out or Outgoing()
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         # The deadlines are ours (`_send`); aiohttp's own would bound the whole transfer.
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None), connector=self._out.connector()
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -145,6 +155,7 @@ class Replicator:
         boundary = secrets.token_hex(16)
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         headers.update({f"Seaweed-{k}": v for k, v in copy.pairs.items()})
+        headers.update(bearer(copy.token))
         target = f"{quote(copy.path, safe='/,._-')}?{copy.query()}"
         body: bytes | _Streamed
         if isinstance(copy.data, bytes):
@@ -152,23 +163,33 @@ class Replicator:
         else:  # read anew for each replica, as it is sent
             head, tail = copy.framing(boundary)
             body = _Streamed(head, copy.data, tail)
+        url_of = self._out.url
         return await self._fan_out(
             urls,
-            lambda url: self._send("POST", f"http://{url}{target}", body, headers, _WRITE_OK),
+            lambda url: self._send("POST", url_of(url, target), body, headers, _WRITE_OK),
             gone,
         )
 
     async def delete(
-        self, urls: Sequence[str], path: str, *, as_replica: bool = True, gone: Gone | None = None
+        self,
+        urls: Sequence[str],
+        path: str,
+        *,
+        as_replica: bool = True,
+        gone: Gone | None = None,
+        token: str = "",
     ) -> dict[str, str]:
-        """Delete `path` on every URL; returns {url: error} for the ones that failed.
+        """Delete `path` on every URL, with the write `token` if any; returns {url: error} for
+        the ones that failed.
 
         `as_replica=False` sends a plain client delete, which the receiver itself replicates.
         """
         target = quote(path, safe="/,._-") + ("?type=replicate" if as_replica else "")
+        headers = bearer(token)
+        url_of = self._out.url
         return await self._fan_out(
             urls,
-            lambda url: self._send("DELETE", f"http://{url}{target}", b"", {}, _DELETE_OK),
+            lambda url: self._send("DELETE", url_of(url, target), b"", headers, _DELETE_OK),
             gone,
         )
 

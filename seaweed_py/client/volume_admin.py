@@ -1,6 +1,7 @@
 """Master → volume server admin calls (docs/internals.md "Master → volume admin").
 
-Each call is one HTTP request to the volume server's own port. Failures raise:
+Each call is one HTTP request to the volume server's own port, over `[https.client]`'s scheme and
+carrying a cluster token when a signing key is set (`client.cluster.Outgoing`). Failures raise:
 
 | what happened | raised |
 |---|---|
@@ -16,6 +17,7 @@ import aiohttp
 import orjson
 
 from seaweed_py import errors
+from seaweed_py.client.cluster import Outgoing
 
 __all__ = ["VolumeAdmin", "json_object"]
 
@@ -30,8 +32,11 @@ _BY_STATUS: dict[int, type[errors.WeedError]] = {
 class VolumeAdmin:
     """Admin calls over one shared aiohttp session (the caller owns the session)."""
 
-    def __init__(self, session: aiohttp.ClientSession, timeout: float = 60.0) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, timeout: float = 60.0, *, out: Outgoing | None = None
+    ) -> None:
         self._session = session
+        self._out = out or Outgoing()
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(5.0, timeout))
 
     async def allocate(
@@ -86,10 +91,11 @@ class VolumeAdmin:
     async def _call(
         self, method: str, server: str, path: str, params: dict[str, str]
     ) -> dict[str, Any]:
-        url = f"http://{server}{path}"
+        url = self._out.url(server, path)
+        headers = self._out.cluster_headers()
         try:
             async with self._session.request(
-                method, url, params=params, timeout=self._timeout
+                method, url, params=params, headers=headers, timeout=self._timeout
             ) as resp:
                 body = await resp.read()
                 status = resp.status

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import socket
+import ssl
 import time
 from collections.abc import Coroutine
 from email.utils import formatdate
@@ -31,6 +32,10 @@ class HttpServer:
     inter-processor interrupt costing more than the write itself; writes issued in a burst find
     the client already awake, and its next requests come back in a burst too. Answers leave a
     few handler-runs later (a loop iteration), for fewer wake-ups on both sides.
+
+    With `ssl`, the listener speaks only HTTPS (a plain-HTTP client fails the handshake) and
+    the connections run over the loop's TLS transport; the protocol code is the same. A client
+    has `Limits.header_timeout` to complete its handshake.
     """
 
     def __init__(
@@ -40,8 +45,10 @@ class HttpServer:
         server_header: str | None = "weedpy",
         *,
         batch_writes: bool = False,
+        ssl: ssl.SSLContext | None = None,
     ) -> None:
         self.router = router
+        self.ssl = ssl
         self.batch_writes = batch_writes
         self._held: list[HttpConnection] = []  # connections with a held answer (batch_writes)
         # asyncio.get_running_loop() costs a getpid() system call (fork check): looked up once.
@@ -82,6 +89,8 @@ class HttpServer:
             port,
             reuse_address=True,
             backlog=backlog,
+            ssl=self.ssl,
+            ssl_handshake_timeout=self.limits.header_timeout if self.ssl is not None else None,
         )
         sockets = self._listener.sockets
         for sock in sockets:

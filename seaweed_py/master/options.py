@@ -15,6 +15,7 @@ from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.errors import InvalidReplicaPlacement
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.httpkit.allow_list import white_list_entries
+from seaweed_py.security.settings import SecuritySettings
 
 __all__ = [
     "MAX_VOLUME_SIZE_LIMIT_MB",
@@ -59,6 +60,9 @@ class MasterOptions:
     health and cluster probes, metrics and the volume-server protocol, as `-disableHttp`."""
     assign_wait_seconds: float = 10.0
     """How long an assign that found nothing writable waits for growth (the reference: 10 s)."""
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    """security.toml as read at start (keys, `guard.white_list`, `[https.master]`,
+    `[https.client]`); SIGHUP hands the server a fresh one (`MasterServer.reload_security`)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.volume_size_limit_mb <= MAX_VOLUME_SIZE_LIMIT_MB:

@@ -24,6 +24,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from seaweed_py import __version__
+from seaweed_py.client.cluster import Outgoing, bearer
 from seaweed_py.client.volume_admin import VolumeAdmin, json_object
 from seaweed_py.errors import (
     BadRequest,
@@ -39,6 +40,7 @@ from seaweed_py.errors import (
 from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import format_key_cookie, parse_volume_id
 from seaweed_py.httpkit.allow_list import AllowList
+from seaweed_py.httpkit.auth import check_cluster
 from seaweed_py.httpkit.limits import Limits
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response, json_response
@@ -62,6 +64,9 @@ from seaweed_py.master.views import (
     status_page,
     vol_status,
 )
+from seaweed_py.security.settings import SecuritySettings
+from seaweed_py.security.tls import server_context
+from seaweed_py.security.tokens import fid_token
 from seaweed_py.topology import LayoutVolume, Sequencer, Topology, VolumeLayout
 
 __all__ = ["MasterServer"]
@@ -80,6 +85,7 @@ _NOT_FOUND_HEADERS = {
 _FILENAME_RE = re.compile(rb'filename="((?:[^"\\]|\\.)*)"')
 
 _Assign = tuple[AssignOption, VolumeLayout, bool]
+_POST = ["POST"]
 
 
 class MasterServer:
@@ -102,11 +108,12 @@ class MasterServer:
         self._cookies = array("I")
         self._cookie_at = 0
         self._preallocate = options.volume_size_limit if options.volume_preallocate else 0
-        self._white = AllowList(options.white_list)
-        # Empty (everyone) when no white list is set: the extra entries only widen a list.
-        self._cluster_white = AllowList(
-            options.white_list + options.cluster_white_list if options.white_list else ()
-        )
+        security = options.security
+        # Built now, so that a certificate that cannot be used stops the start (fail closed).
+        self._ssl = server_context(security.https_master) if security.https_master else None
+        self._out = Outgoing(security.https_client, security.keys)
+        self._white = self._cluster_white = AllowList()
+        self._set_white_lists(security.white_list)
         self._http: HttpServer | None = None
         self._session: aiohttp.ClientSession | None = None
         self._grower: VolumeGrower | None = None
@@ -135,17 +142,17 @@ class MasterServer:
             self._warm_until = self._clock() + 3 * self.options.pulse_seconds
         self._sequencer = Sequencer(meta.max_file_key, self._meta.save_file_key, self._clock)
         self._registry = master_registry(self.stats, self.topology, self._sequencer)
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(connector=self._out.connector())
         self._grower = VolumeGrower(
             self.topology,
-            VolumeAdmin(self._session),
+            VolumeAdmin(self._session, out=self._out),
             self._meta,
             self._rng,
             self._clock,
             self.stats,
         )
         limits = Limits(max_body=self.options.file_size_limit_mb << 20)
-        self._http = HttpServer(self._router(), limits, server_header="")
+        self._http = HttpServer(self._router(), limits, server_header="", ssl=self._ssl)
         try:
             await self._http.start(self.options.listen_ip, self.options.port)
         except BaseException:
@@ -154,6 +161,25 @@ class MasterServer:
         self._heartbeat_answer = self._render_heartbeat_answer()
         self._maintenance = asyncio.get_running_loop().create_task(self._maintenance_loop())
         log.info("master %s listening on %s:%d", self.address, self.options.listen_ip, self.port)
+        _log_security(self.options.security, "https" if self._ssl else "http")
+
+    def reload_security(self, settings: SecuritySettings) -> None:
+        """New keys and `guard.white_list` (SIGHUP). TLS stays as started."""
+        self._out.keys = settings.keys
+        self._set_white_lists(settings.white_list)
+        log.info("security reloaded from %s", settings.describe())
+        if settings.https_master != self.options.security.https_master:
+            log.warning("[https.master] changed: the listener keeps its TLS until a restart")
+
+    def _set_white_lists(self, from_file: tuple[str, ...]) -> None:
+        """`-whiteList` merged with `guard.white_list` for the client API; the volume-server
+        protocol also admits `cluster_white_list`. Empty (everyone) when neither is set: the
+        extra entries only widen a list."""
+        white = self.options.white_list + tuple(
+            e for e in from_file if e not in self.options.white_list
+        )
+        self._white = AllowList(white)
+        self._cluster_white = AllowList(white + self.options.cluster_white_list if white else ())
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._maintenance is not None:
@@ -206,12 +232,14 @@ class MasterServer:
                 ("/dir/assign", self._handle_assign),
                 ("/dir/lookup", self._handle_lookup),
                 ("/dir/status", self._handle_dir_status),
-                ("/vol/grow", self._handle_vol_grow),
                 ("/vol/status", self._handle_vol_status),
-                ("/col/delete", self._handle_col_delete),
                 ("/collection/info", self._handle_collection_info),
             ):
                 r.add(path, handler, any_method, max_body=1 << 20)
+            # Growing volumes and deleting collections change the cluster: with a signing key,
+            # only holders of the key may (weed leaves them to its white list alone).
+            self._cluster(r, "/vol/grow", self._handle_vol_grow, any_method)
+            self._cluster(r, "/col/delete", self._handle_col_delete, any_method)
             r.add("/submit", self._handle_submit, any_method)
             r.fallback(self._handle_redirect)
         # A single master is always its own leader and the topology takes no lock a request
@@ -225,20 +253,33 @@ class MasterServer:
         r.add("/ui/index.html", self._handle_page, any_method)
         # The volume-server protocol changes the topology (locations, dead servers, writable
         # volumes): an outsider must not reach it, so every /internal/ route is behind the
-        # white list, registered through `_internal` so that a new one cannot be forgotten.
-        self._internal(r, "/internal/heartbeat", self._handle_heartbeat, max_body=64 << 20)
-        self._internal(r, "/internal/volume/unwritable", self._handle_unwritable)
+        # white list and the cluster token, registered through `_cluster` so that a new one
+        # cannot be forgotten.
+        self._cluster(r, "/internal/heartbeat", self._handle_heartbeat, max_body=64 << 20)
+        self._cluster(r, "/internal/volume/unwritable", self._handle_unwritable)
         return r
 
-    def _internal(self, r: Router, path: str, handler: Handler, *, max_body: int = 1 << 20) -> None:
-        """Register a POST route of the volume-server protocol behind the white list."""
+    def _cluster(
+        self,
+        r: Router,
+        path: str,
+        handler: Handler,
+        methods: list[str] | None = _POST,
+        *,
+        max_body: int = 1 << 20,
+    ) -> None:
+        """Register a route that changes the cluster: behind the white list of the
+        volume-server protocol and, with a signing key, a cluster token (docs/internals.md)."""
 
         def guarded(req: Request) -> Response | Awaitable[Response]:
             if self._cluster_white:
                 self._cluster_white.check(req)
+            key = self._out.keys.signing_key
+            if key:
+                check_cluster(req, key, time.time())
             return handler(req)
 
-        r.add(path, guarded, ["POST"], max_body=max_body)
+        r.add(path, guarded, methods, max_body=max_body)
 
     # ------------------------------------------------------------ guard and helpers
 
@@ -306,6 +347,8 @@ class MasterServer:
         key_cookie = b"%x%08x" % (key, self._cookie())
         if len(key_cookie) & 1:  # the key's hex keeps whole bytes
             key_cookie = b"0" + key_cookie
+        # The write token of this fid (spec §10.2), when a signing key is set.
+        token = self._write_token(f"{vol.id},{key_cookie.decode()}")
         if pretty:
             answer = {
                 "fid": f"{vol.id},{key_cookie.decode()}",
@@ -313,14 +356,20 @@ class MasterServer:
                 "publicUrl": node.public_url,
                 "count": count,
             }
-            return json_response(answer, pretty=True)
+            return json_response(answer, pretty=True, headers=bearer(token))
         tail = self._assign_tails.get(node.id)
         if tail is None or tail[0] != node.public_url:
             # `","url":...,"count":` for this node, JSON-escaped once
             url_part = _dumps({"url": node.url, "publicUrl": node.public_url})[1:-1]
             tail = self._assign_tails[node.id] = (node.public_url, b'",' + url_part + b',"count":')
         body = b'{"fid":"%d,%s%s%d}' % (vol.id, key_cookie, tail[1], count)
-        return Response(200, None, body, raw_headers=JSON_HEADERS)
+        return Response(200, None, body, raw_headers=_with_token(JSON_HEADERS, token))
+
+    def _write_token(self, fid: str) -> str:
+        keys = self._out.keys
+        if not keys.signing_key:
+            return ""
+        return fid_token(keys.signing_key, keys.expires_after_seconds, fid, time.time())
 
     async def _assign_waiting(
         self, opt: AssignOption, layout: VolumeLayout, pretty: bool
@@ -424,9 +473,23 @@ class MasterServer:
             {"url": n.url, "publicUrl": n.public_url, "dataCenter": n.data_center.id} for n in nodes
         ]
         answer = {"volumeOrFileId": vid_text, "locations": locations}
+        auth = self._lookup_token(file_id, form.get("read") == "yes")
         if pretty:
-            return json_response(answer, pretty=True)
-        return Response(200, None, _dumps(answer), raw_headers=JSON_HEADERS)
+            return json_response(answer, pretty=True, headers=bearer(auth))
+        return Response(200, None, _dumps(answer), raw_headers=_with_token(JSON_HEADERS, auth))
+
+    def _lookup_token(self, file_id: str, read: bool) -> str:
+        """As weed's lookup: a `fileId` gets a write token, or a read token with `read=yes`
+        (none when that kind of key is not set), signed over the `fileId` text as sent."""
+        if not file_id:
+            return ""
+        keys = self._out.keys
+        key, lifetime = (
+            (keys.read_key, keys.read_expires_after_seconds)
+            if read
+            else (keys.signing_key, keys.expires_after_seconds)
+        )
+        return fid_token(key, lifetime, file_id, time.time()) if key else ""
 
     def _handle_redirect(self, req: Request) -> Response:
         """`/<fid>` → 308 to a random replica, so a POST stays a POST (spec §2.12)."""
@@ -449,7 +512,7 @@ class MasterServer:
             raise VolumeNotFound(f"volume id {vid_text} not found: {cause}")
         node = nodes[0] if len(nodes) == 1 else self._rng.choice(nodes)
         query = f"?{req.query_string}" if req.query_string else ""
-        location = f"http://{node.public_url}{req.path}{query}"
+        location = self._out.url(node.public_url, f"{req.path}{query}")
         if req.method not in ("GET", "HEAD"):
             return Response(308, {"Location": location})
         # Go's http.Redirect adds a tiny HTML body for GET and HEAD
@@ -578,10 +641,10 @@ class MasterServer:
         params = {k: query[k] for k in ("ts", "ttl") if query.get(k)}
         try:
             async with self._session.post(
-                f"http://{server}/{fid}",
+                self._out.url(server, f"/{fid}"),
                 data=body,
                 params=params,
-                headers={"Content-Type": content_type},
+                headers={"Content-Type": content_type, **bearer(self._out.write_token(fid))},
                 timeout=aiohttp.ClientTimeout(total=60),
             ) as resp:
                 raw = await resp.read()
@@ -652,6 +715,20 @@ def _not_found(req: Request) -> Response:
 
 
 _dumps = orjson.dumps
+
+
+def _with_token(head: bytes, token: str) -> bytes:
+    """`head` with an `Authorization: Bearer` line when there is a token (weed's header)."""
+    return head + b"Authorization: Bearer %s\r\n" % token.encode() if token else head
+
+
+def _log_security(security: SecuritySettings, scheme: str) -> None:
+    log.info("security: %s; serving %s", security.describe(), scheme)
+    if not security.keys.signing_key:
+        log.warning(
+            "no jwt.signing.key (security.toml or WEED_JWT_SIGNING_KEY): anyone who can "
+            "reach this master may grow volumes, delete collections and heartbeat to it"
+        )
 
 
 def _file_name(body: bytes, content_type: str, path: str) -> str:

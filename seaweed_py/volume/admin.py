@@ -29,7 +29,7 @@ from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import parse_volume_id
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
-from seaweed_py.httpkit.allow_list import AllowList
+from seaweed_py.httpkit.auth import check_cluster
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response, json_response
 from seaweed_py.httpkit.router import Handler, Router
@@ -54,14 +54,18 @@ class AdminHandlers:
 
     def register(self, r: Router) -> None:
         """Status, health and metrics stay open; the `/admin/` calls (the master's) are behind
-        the server's `-whiteList` when one is set."""
+        the server's white list and, with a signing key, a cluster token (`_behind`)."""
         r.add("/status", self.status, ["GET"])
         r.add("/healthz", self.healthz, ["GET"])
         r.add("/readyz", self.readyz, ["GET"])
         r.add("/metrics", self.metrics, ["GET"])
-        r.add("/ui/index.html", self.ui, ["GET"])
-        allow = self._server.allow
-        guard = (lambda handler: _behind(allow, handler)) if allow else (lambda handler: handler)
+        if self._server.ui_served():
+            r.add("/ui/index.html", self.ui, ["GET"])
+        server = self._server
+
+        def guard(handler: Handler) -> Handler:
+            return _behind(server, handler)
+
         r.add("/admin/volume/allocate", guard(self.allocate), ["POST"])
         r.add("/admin/volume/delete", guard(self.delete_volume), ["POST"])
         r.add("/admin/volume/readonly", guard(self.mark_readonly), ["POST"])
@@ -264,9 +268,17 @@ def _heartbeat_volume(v: VolumeStatus) -> dict[str, Any]:
     }
 
 
-def _behind(allow: AllowList, handler: Handler) -> Handler:
+def _behind(server: VolumeServer, handler: Handler) -> Handler:
+    """`handler` for the white list's peers only and, with a signing key, for requests with a
+    cluster token; both read at each call, so a reload (SIGHUP) takes effect at once."""
+
     def guarded(req: Request) -> Response | Awaitable[Response]:
-        allow.check(req)
+        allow = server.allow
+        if allow:
+            allow.check(req)
+        key = server.out.keys.signing_key
+        if key:
+            check_cluster(req, key, server.now())
         return handler(req)
 
     return guarded

@@ -6,12 +6,13 @@ from __future__ import annotations
 import socket
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from seaweed_py.client.replicate import DEFAULT_TIMEOUT as DEFAULT_REPLICATION_TIMEOUT
 from seaweed_py.config.flags import Duration, FlagSet, UsageError
 from seaweed_py.httpkit.allow_list import white_list_entries
+from seaweed_py.security.settings import SecuritySettings
 
 __all__ = ["ReadMode", "VolumeOptions", "add_volume_flags", "detect_ip", "volume_options"]
 
@@ -64,6 +65,9 @@ class VolumeOptions:
     """Upload body bytes in flight past which new uploads wait (0: no limit)."""
     inflight_upload_timeout: float = 60.0
     """How long an upload waits for room under `concurrent_upload_limit` before a 429."""
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    """security.toml as read at start (keys, `guard.white_list`, `access.ui`,
+    `[https.volume]`, `[https.client]`); SIGHUP hands the server a fresh one."""
 
     def __post_init__(self) -> None:
         white_list_entries(self.white_list)

@@ -37,6 +37,7 @@ from dataclasses import replace
 import aiohttp
 import orjson
 
+from seaweed_py.client.cluster import Outgoing, bearer
 from seaweed_py.client.master_link import MasterLink
 from seaweed_py.errors import (
     CorruptNeedle,
@@ -119,9 +120,11 @@ class BlobReader:
         read_mode: str,
         stats: Stats,
         clock: Callable[[], float] = time.time,
+        out: Outgoing | None = None,
     ) -> None:
         self._store = store
         self._link = link
+        self._out = out or Outgoing()
         self._self_url = self_url
         self._read_mode = read_mode
         self._stats = stats
@@ -142,7 +145,9 @@ class BlobReader:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=_CHUNK_TIMEOUT, auto_decompress=False)
+            self._session = aiohttp.ClientSession(
+                timeout=_CHUNK_TIMEOUT, auto_decompress=False, connector=self._out.connector()
+            )
         return self._session
 
     # ------------------------------------------------------------------ entry point
@@ -469,8 +474,9 @@ class BlobReader:
         if self._link is None:
             raise NotFound(f"chunk {fid} is on no known server")
         locations = await self._link.lookup(fid.volume_id)
-        url = f"http://{random.choice(locations).url}/{fid}"
+        url = self._out.url(random.choice(locations).url, f"/{fid}")
         headers = {"Range": f"bytes={offset}-{offset + length - 1}", "Accept-Encoding": "identity"}
+        headers.update(bearer(self._out.read_token(str(fid))))
         async with self._http().get(url, headers=headers) as resp:
             body = await resp.read()
             if resp.status not in (200, 206):
@@ -503,9 +509,9 @@ class BlobReader:
         query = f"{req.query_string}&proxied=true" if req.query_string else "proxied=true"
         target = f"{req.path}?{query}"
         if self._read_mode == "redirect":
-            return Response(301, {"Location": f"http://{others[0]}{target}"})
+            return Response(301, {"Location": self._out.url(others[0], target)})
         for url in others:
-            answer = await self._proxy(req, f"http://{url}{target}")
+            answer = await self._proxy(req, self._out.url(url, target))
             if answer is not None:
                 return answer
         self._link.forget(path.volume_id)

@@ -15,6 +15,11 @@ POST/PUT write, DELETE, OPTIONS (CORS preflight); other methods get 400 as in th
 `-concurrentUploadLimitMB` (spec §3.8): the blob route's `InflightLimit` (httpkit), so an
 upload past the limit waits with its body unread and then gets 429; replica copies
 (`type=replicate`) and other methods never wait.
+
+security.toml (spec §10): with `jwt.signing.key`, writes and deletes need a file-id token
+(`access.py`) and `/admin/` routes a cluster token, and the UI is not served unless
+`access.ui`; with `jwt.signing.read.key`, reads need a read token; `[https.volume]` makes the
+port HTTPS. SIGHUP swaps keys and white list (`reload_security`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from seaweed_py import __version__
+from seaweed_py.client.cluster import Outgoing
 from seaweed_py.client.master_link import MasterLink
 from seaweed_py.client.replicate import Replicator
 from seaweed_py.errors import BadRequest, MethodNotAllowed, TooManyRequests
@@ -35,9 +41,12 @@ from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
 from seaweed_py.httpkit.router import Router
 from seaweed_py.httpkit.server import HttpServer
+from seaweed_py.security.settings import SecuritySettings
+from seaweed_py.security.tls import server_context
 from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
+from seaweed_py.volume.access import check_delete, check_read, check_write
 from seaweed_py.volume.admin import AdminHandlers
 from seaweed_py.volume.durability import HelperDriver
 from seaweed_py.volume.options import VolumeOptions
@@ -68,6 +77,12 @@ class VolumeServer:
     def __init__(self, options: VolumeOptions, *, clock: Callable[[], float] = time.time) -> None:
         self.options = options
         self._clock = clock
+        security = options.security
+        # Built first, so that a certificate that cannot be used stops the start (fail closed).
+        self._ssl = server_context(security.https_volume) if security.https_volume else None
+        self.out = Outgoing(security.https_client, security.keys)
+        self._write_key = security.keys.signing_key
+        self._read_key = security.keys.read_key
         self.store = Store(
             [DiskLocation(d, m) for d, m in zip(options.dirs, options.max_volumes, strict=True)],
             index_kind=options.index_kind,
@@ -84,8 +99,9 @@ class VolumeServer:
             self._heartbeat,
             pulse_seconds=options.pulse_seconds,
             on_answer=self._on_master_answer,
+            out=self.out,
         )
-        self.replicator = Replicator(options.replication_timeout)
+        self.replicator = Replicator(options.replication_timeout, self.out)
         self.reader = BlobReader(
             self.store,
             self.link,
@@ -93,6 +109,7 @@ class VolumeServer:
             read_mode=options.read_mode,
             stats=self.stats,
             clock=clock,
+            out=self.out,
         )
         self.writer = BlobWriter(
             self.store,
@@ -103,9 +120,11 @@ class VolumeServer:
             spool_dir=options.dirs[0],
             stats=self.stats,
             clock=clock,
+            out=self.out,
         )
         self.admin = AdminHandlers(self)
-        self.allow = AllowList(options.white_list)
+        self.allow = AllowList()
+        self._set_white_list(security.white_list)
         self.uploads: InflightLimit | None = None
         if options.concurrent_upload_limit:
             self.uploads = InflightLimit(
@@ -116,12 +135,16 @@ class VolumeServer:
             )
         self.stopping = False
         # Small reads answered in bursts: fewer wake-ups of clients and of this loop.
-        self.http = HttpServer(self._router(), self._limits(), SERVER_HEADER, batch_writes=True)
+        self.http = HttpServer(
+            self._router(), self._limits(), SERVER_HEADER, batch_writes=True, ssl=self._ssl
+        )
         self.public_http: HttpServer | None = None
         if options.public_port and options.public_port != options.port:
             public = Router()
             public.fallback(self._public_blob)
-            self.public_http = HttpServer(public, self._limits(), SERVER_HEADER, batch_writes=True)
+            self.public_http = HttpServer(
+                public, self._limits(), SERVER_HEADER, batch_writes=True, ssl=self._ssl
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -153,6 +176,37 @@ class VolumeServer:
         await self.link.start()
         self._disk_check = asyncio.create_task(self._reopen_full_volumes(), name="disk check")
         log.info("volume server %s serving %s", self.url(), ", ".join(self.options.dirs))
+        security = self.options.security
+        log.info("security: %s; serving %s", security.describe(), self.out.scheme)
+        if not self._write_key:
+            log.warning(
+                "no jwt.signing.key (security.toml or WEED_JWT_SIGNING_KEY): anyone who can "
+                "reach this server may write, delete and call /admin/"
+            )
+
+    def reload_security(self, settings: SecuritySettings) -> None:
+        """New keys and `guard.white_list` (SIGHUP). TLS and `access.ui` stay as started."""
+        self.out.keys = settings.keys
+        self._write_key = settings.keys.signing_key
+        self._read_key = settings.keys.read_key
+        self._set_white_list(settings.white_list)
+        log.info("security reloaded from %s", settings.describe())
+        if settings.https_volume != self.options.security.https_volume:
+            log.warning("[https.volume] changed: the listener keeps its TLS until a restart")
+
+    def _set_white_list(self, from_file: tuple[str, ...]) -> None:
+        own = self.options.white_list
+        self.allow = AllowList(own + tuple(e for e in from_file if e not in own))
+
+    def now(self) -> float:
+        """This server's wall clock (Unix seconds): TTLs and token expiry."""
+        return self._clock()
+
+    def ui_served(self) -> bool:
+        """weed does not serve its status page while a signing key is set, unless
+        `access.ui`: it lists the volumes to anyone."""
+        security = self.options.security
+        return not security.keys.signing_key or security.access_ui
 
     async def stop(self) -> None:
         """Leave the cluster, wait `-preStopSeconds`, finish in-flight requests, close."""
@@ -205,6 +259,8 @@ class VolumeServer:
         a silent 200 (quirk A9, fixed: a client must not believe a write succeeded)."""
         method = req.method
         if method == "GET" or method == "HEAD":
+            if self._read_key:
+                check_read(req, self._read_key, self.now())
             answer = self.reader.get(req)
         elif method == "OPTIONS":
             answer = Response(200, raw_headers=_PUBLIC_PREFLIGHT)
@@ -225,14 +281,20 @@ class VolumeServer:
     def _dispatch(self, req: Request) -> Response | Awaitable[Response]:
         method = req.method
         if method == "GET" or method == "HEAD":
+            if self._read_key:
+                check_read(req, self._read_key, self.now())
             return self.reader.get(req)
         if method == "POST" or method == "PUT":
             if self.allow:
                 self.allow.check(req)
+            if self._write_key:
+                check_write(req, self._write_key, self.now())
             return self.writer.write(req)
         if method == "DELETE":
             if self.allow:
                 self.allow.check(req)
+            if self._write_key:
+                check_delete(req, self._write_key, self.now())
             return self.writer.delete(req)
         if method == "OPTIONS":
             return Response(200, raw_headers=_PREFLIGHT)

@@ -88,6 +88,8 @@ class UploadOptions:
     replicate: bool
     fsync: bool = False
     """`fsync=true`: acknowledge only once the data is on disk, whatever `-fsync` says."""
+    token: str = ""
+    """The client's write token (when a signing key is set): forwarded to the replicas."""
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], now: int) -> UploadOptions:

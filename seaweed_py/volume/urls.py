@@ -22,7 +22,7 @@ from seaweed_py.formats.fid import parse_key_cookie, parse_volume_id
 from seaweed_py.types import Cookie, NeedleId, VolumeId
 from seaweed_py.volume.mime import extension
 
-__all__ = ["BlobPath", "parse_blob_path", "parse_write_path"]
+__all__ = ["BlobPath", "parse_blob_path", "parse_write_path", "split_url_path"]
 
 
 class BlobPath(NamedTuple):
@@ -37,7 +37,7 @@ class BlobPath(NamedTuple):
     """The key+cookie text as written in the URL (with any `_N`), for redirects."""
 
 
-def _split(path: str) -> tuple[str, str, str, str]:
+def split_url_path(path: str) -> tuple[str, str, str, str]:
     """(vid text, fid text, file name, extension) as the reference's `parseURLPath` splits."""
     slashes = path.count("/")
     if slashes == 3:
@@ -88,7 +88,7 @@ def parse_blob_path(path: str) -> BlobPath:
     fast = _fast(path)
     if fast is not None:
         return fast
-    vid_text, fid_text, filename, ext = _split(path)
+    vid_text, fid_text, filename, ext = split_url_path(path)
     vid = parse_volume_id(vid_text)
     if not fid_text:
         raise InvalidFileId(f"no needle id in {path!r}", volume_id=vid)

@@ -34,6 +34,7 @@ from dataclasses import replace
 
 import orjson
 
+from seaweed_py.client.cluster import Outgoing
 from seaweed_py.client.master_link import MasterLink
 from seaweed_py.client.replicate import Gone, ReplicaCopy, Replicator
 from seaweed_py.errors import (
@@ -49,11 +50,13 @@ from seaweed_py.formats.chunk_manifest import load_chunk_manifest
 from seaweed_py.formats.crc import crc32c
 from seaweed_py.formats.fid import FileId
 from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, Needle, upload_needle
+from seaweed_py.httpkit.auth import token_of
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
 from seaweed_py.storage.group_commit import SETTLED
 from seaweed_py.storage.store import Store
 from seaweed_py.storage.volume import FsyncMode, Volume, WriteResult
+from seaweed_py.volume.access import url_claim
 from seaweed_py.volume.durability import DurableWaits
 from seaweed_py.volume.spool import SpooledPart, spool
 from seaweed_py.volume.stats import Stats
@@ -84,8 +87,10 @@ class BlobWriter:
         spool_dir: str,
         stats: Stats,
         clock: Callable[[], float] = time.time,
+        out: Outgoing | None = None,
     ) -> None:
         self._store = store
+        self._out = out or Outgoing()
         self._spool_dir = spool_dir
         self._durable = DurableWaits()
         self._link = link
@@ -106,6 +111,8 @@ class BlobWriter:
         options = UploadOptions.from_query(
             req.query if req.query_string else _NO_QUERY, int(self._clock())
         )
+        if self._out.keys.signing_key:  # replicas check the client's token too (spec §10.2)
+            options = replace(options, token=token_of(req))
         if req.stream is not None:
             return self._write_spooled(req, path, options)
         # parse_upload refuses data above the limit itself, so no _check_limit here.
@@ -256,7 +263,11 @@ class BlobWriter:
                 log.error("rollback of %s on volume %d failed: %s", url_path, vid, exc)
             stored = [url for url in remote if url not in failures]
             if stored:
-                leftovers = await self._replicator.delete(stored, url_path, gone=self._gone(vid))
+                # Our own token: the client's may expire before the rollback is sent.
+                token = self._out.write_token(url_claim(url_path))
+                leftovers = await self._replicator.delete(
+                    stored, url_path, gone=self._gone(vid), token=token
+                )
                 for url, err in leftovers.items():
                     log.error("rollback of %s on replica %s failed: %s", url_path, url, err)
         await self._tell_master(vid)
@@ -306,7 +317,7 @@ class BlobWriter:
         await self._durable.wait(result.durable)
         if remote:
             failures = await self._replicator.delete(
-                remote, req.path, gone=self._gone(path.volume_id)
+                remote, req.path, gone=self._gone(path.volume_id), token=token_of(req)
             )
             if failures:
                 self._stats.replica_failures += 1
@@ -347,7 +358,11 @@ class BlobWriter:
             raise VolumeNotFound("chunk volume is not on this server", volume_id=fid.volume_id)
         locations = await self._link.lookup(fid.volume_id)
         failures = await self._replicator.delete(
-            [locations[0].url], f"/{fid}", as_replica=False, gone=self._gone(fid.volume_id)
+            [locations[0].url],
+            f"/{fid}",
+            as_replica=False,
+            gone=self._gone(fid.volume_id),
+            token=self._out.write_token(str(fid)),
         )
         if failures:
             raise ReplicationFailed(_failure_text(failures), volume_id=fid.volume_id)
@@ -409,6 +424,7 @@ def _copy(
         pairs=pairs,
         content_md5=upload.content_md5,
         fsync=upload.options.fsync,
+        token=upload.options.token,
     )
 
 
