@@ -448,29 +448,35 @@ class _WriteLoad(_Load):
         self.content_type = f"multipart/form-data; boundary={boundary}"
         self.fids: list[str] = []
 
-    async def assign(self, client: _Client) -> dict[str, Any]:
-        """An assign, waiting out 503s (volumes being grown for a new collection) like the
-        SDK does: they say "retry", not "failed"."""
+    async def assign(self, client: _Client) -> tuple[dict[str, Any], bytes]:
+        """An assign and its `Authorization` header (a write token, with security.toml keys),
+        waiting out 503s (volumes being grown for a new collection) like the SDK does: they
+        say "retry", not "failed"."""
         deadline = time.monotonic() + _ASSIGN_PATIENCE
         while True:
             status, body, headers = await client.call(self.master, self.assign_request)
             assigned = orjson.loads(body) if body else None
             if status == 200 and isinstance(assigned, dict) and "fid" in assigned:
-                return assigned
+                token = headers.get(b"authorization", b"")
+                return assigned, b"Authorization: %s\r\n" % token if token else b""
             if status != 503 or time.monotonic() > deadline:
                 raise ValueError(f"assign: HTTP {status} {body[:200]!r}")
             retry = headers.get(b"retry-after", b"")
             await asyncio.sleep(min(float(retry), 1.0) if retry.isdigit() else 0.1)
 
     async def one(self, client: _Client) -> int:
-        assigned = await self.assign(client)
+        assigned, auth = await self.assign(client)
         size = self.size + self.rng.randrange(64)
         fid, url = assigned["fid"], assigned["url"]
         body_length = len(self.head) + size + len(self.tail)
         request = (
-            f"POST /{fid} HTTP/1.1\r\nHost: {url}\r\nContent-Type: {self.content_type}"
-            f"\r\nContent-Length: {body_length}\r\n\r\n"
-        ).encode()
+            (
+                f"POST /{fid} HTTP/1.1\r\nHost: {url}\r\nContent-Type: {self.content_type}"
+                f"\r\nContent-Length: {body_length}\r\n"
+            ).encode()
+            + auth
+            + b"\r\n"
+        )
         status, answer, _ = await client.call(
             url, b"".join((request, self.head, self.pool[:size], self.tail))
         )

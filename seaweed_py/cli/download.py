@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from seaweed_py.cli.secure import add_config_dir_flag, client_options, load_security
 from seaweed_py.client import AsyncClient
 from seaweed_py.client.progress import ProgressBar
 from seaweed_py.config.flags import FlagSet, UsageError
@@ -30,6 +31,7 @@ def build_flags() -> FlagSet:
     flags.add("dir", ".", "directory to save the files in; - writes them to standard output")
     flags.add("usePublicUrl", False, "read from the volume servers' public URLs")
     flags.add("progress", True, "draw a progress bar on a terminal")
+    add_config_dir_flag(flags)
     return flags
 
 
@@ -45,13 +47,17 @@ def run(argv: Sequence[str]) -> int:
             raise UsageError(str(exc)) from None
     if opts["dir"] != "-" and not Path(opts["dir"]).is_dir():
         raise UsageError(f"-dir is not a directory: {opts['dir']}")
+    _, security = load_security(opts)
+    opts["master"], opts["ssl"] = client_options(security, opts["master"])
     return asyncio.run(_download_all(opts, fids))
 
 
 async def _download_all(opts: dict[str, Any], fids: list[str]) -> int:
     failed = 0
     to_stdout = opts["dir"] == "-"
-    async with AsyncClient(opts["master"], use_public_url=opts["usePublicUrl"]) as client:
+    async with AsyncClient(
+        opts["master"], use_public_url=opts["usePublicUrl"], ssl=opts["ssl"]
+    ) as client:
         for fid in fids:
             bar = ProgressBar(fid, sys.stderr, enabled=opts["progress"] and sys.stderr.isatty())
             try:

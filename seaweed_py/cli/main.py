@@ -2,6 +2,8 @@
 
 Each command lives in `seaweed_py/cli/<module>.py` and exposes `run(argv) -> int`. Modules are
 imported only when their command runs, so `weedpy upload` does not pay for the server stack.
+`weedpy -config_dir=DIR <command> ...`, weed's global flag, is handed to the command as its own
+`-config_dir`. A security.toml the command cannot use is one line on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -12,12 +14,18 @@ from collections.abc import Sequence
 
 from seaweed_py import __version__
 from seaweed_py.config.flags import HelpRequested, UsageError
+from seaweed_py.security.settings import SecurityConfigError
 
 __all__ = ["COMMANDS", "main"]
 
 # command -> (module under seaweed_py.cli, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "master": ("master_cmd", "start a master server (topology, volume growth, file id assignment)"),
+    "scaffold": ("scaffold", "print a commented security.toml (-config=security)"),
+    "token": (
+        "token",
+        "print a cluster token (or a file id token) signed with security.toml's key",
+    ),
     "benchmark": ("benchmark", "load a cluster with writes then random reads; report like weed"),
     "download": ("download", "download blobs by file id (chunked files come back whole)"),
     "export": ("export", "list the live needles of a volume, or write them into a tar file"),
@@ -33,7 +41,7 @@ def _usage() -> str:
     lines = [
         "weedpy: a SeaweedFS-compatible blob store.",
         "",
-        "Usage: weedpy <command> [flags]   (weedpy <command> -h for its flags)",
+        "Usage: weedpy [-config_dir=DIR] <command> [flags]   (weedpy <command> -h for its flags)",
         "",
         "Commands:",
     ]
@@ -42,8 +50,21 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _global_config_dir(args: list[str]) -> tuple[list[str], list[str]]:
+    """(`-config_dir` given before the command, as command flags; the other arguments)."""
+    taken: list[str] = []
+    while args and args[0].lstrip("-").partition("=")[0] == "config_dir" and args[0] != "-":
+        _, eq, value = args.pop(0).lstrip("-").partition("=")
+        if not eq:
+            if not args:
+                break
+            value = args.pop(0)
+        taken = [f"-config_dir={value}"]
+    return taken, args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    config_dir, args = _global_config_dir(list(sys.argv[1:] if argv is None else argv))
     if not args or args[0] in ("-h", "-help", "--help", "help"):
         print(_usage())
         return 0 if args else 2
@@ -56,13 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module = importlib.import_module(f"seaweed_py.cli.{COMMANDS[command][0]}")
     try:
-        code: int = module.run(rest)
+        code: int = module.run([*config_dir, *rest])
     except HelpRequested as exc:
         print(exc)
         return 0
     except UsageError as exc:
         print(f"weedpy {command}: {exc}", file=sys.stderr)
         return 2
+    except SecurityConfigError as exc:
+        # Fail closed: a server told to be secure never starts open by mistake.
+        print(f"weedpy {command}: security: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return code

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from seaweed_py.cli.secure import add_config_dir_flag, load_security, reloader
 from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.httpkit.allow_list import white_list_entries
 from seaweed_py.httpkit.run import run_servers
@@ -67,6 +68,7 @@ def build_flags() -> FlagSet:
     )
     add_master_flags(fs, "master.")
     add_volume_flags(fs, "volume.")
+    add_config_dir_flag(fs)
     return fs
 
 
@@ -158,13 +160,14 @@ def run(argv: Sequence[str]) -> int:
     if rest:
         raise UsageError(f"unexpected arguments: {' '.join(rest)}")
     resolved = resolve(values, _given(argv))
+    source, security = load_security(values)
     # The servers (and the storage engine under them) load only to run, not for `-h`.
     from seaweed_py.master.server import MasterServer
     from seaweed_py.volume.server import VolumeServer
 
     master_opts, volume_opts = server_options(resolved)
-    master = MasterServer(master_opts)
-    volume = VolumeServer(volume_opts)
+    master = MasterServer(replace(master_opts, security=security))
+    volume = VolumeServer(replace(volume_opts, security=security))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -179,4 +182,4 @@ def run(argv: Sequence[str]) -> int:
         for server in reversed(started):
             await server.stop()
 
-    return run_servers(start, stop)
+    return run_servers(start, stop, reloader(source, security, [master, volume]))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seaweed_py.cli.secure import add_config_dir_flag, client_options, load_security
 from seaweed_py.client import AsyncClient
 from seaweed_py.client.progress import ProgressBar
 from seaweed_py.config.flags import FlagSet, UsageError
@@ -54,6 +55,7 @@ def build_flags() -> FlagSet:
     flags.add("usePublicUrl", False, "upload to the volume servers' public URLs")
     flags.add("json", False, "print the result as one line of JSON, like weed upload")
     flags.add("progress", True, "draw a progress bar on a terminal for files above -maxMB")
+    add_config_dir_flag(flags)
     return flags
 
 
@@ -91,6 +93,8 @@ def run(argv: Sequence[str]) -> int:
         if not path.is_file():
             raise UsageError(f"not a regular file: {path}")
     walked = _walk(Path(opts["dir"]), opts["include"]) if opts["dir"] else []
+    _, security = load_security(opts)
+    opts["master"], opts["ssl"] = client_options(security, opts["master"])
     outcomes = asyncio.run(_upload_all(opts, listed, walked))
     if opts["json"]:
         print(
@@ -141,7 +145,10 @@ async def _upload_all(
         bar.update(delta, total)
 
     async with AsyncClient(
-        opts["master"], chunk_size=chunk_size, use_public_url=opts["usePublicUrl"]
+        opts["master"],
+        chunk_size=chunk_size,
+        use_public_url=opts["usePublicUrl"],
+        ssl=opts["ssl"],
     ) as client:
 
         async def one(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
+from seaweed_py.cli.secure import add_config_dir_flag, load_security, reloader
 from seaweed_py.config.flags import FlagSet
 from seaweed_py.errors import DirectoryInUse
 from seaweed_py.httpkit.run import run_servers
@@ -24,12 +26,14 @@ def flag_set() -> FlagSet:
         "-master=localhost:9333",
     )
     add_volume_flags(fs)
+    add_config_dir_flag(fs)
     return fs
 
 
 def run(argv: Sequence[str]) -> int:
     values, _ = flag_set().parse(argv)
-    options = volume_options(values)
+    source, security = load_security(values)
+    options = replace(volume_options(values), security=security)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -39,7 +43,7 @@ def run(argv: Sequence[str]) -> int:
     sys.setswitchinterval(_SWITCH_INTERVAL)
     server = VolumeServer(options)
     try:
-        return run_servers(server.start, server.stop)
+        return run_servers(server.start, server.stop, reloader(source, security, [server]))
     except DirectoryInUse as exc:
         # An operator mistake, not a crash: one clear line and a failing exit, no traceback.
         print(f"weedpy volume: {exc}", file=sys.stderr)

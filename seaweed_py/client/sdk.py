@@ -25,6 +25,12 @@ Behaviour worth knowing:
   then a chunk manifest (spec §13, `seaweed_py.client.manifest`) is written at the file's own fid.
   Volume servers expand manifests on read and delete their chunks on delete. If a chunk fails, the
   chunks already written are deleted.
+- Clusters with security.toml keys (spec §10.2): an upload carries the write token its assign
+  came with; a delete, a write to a given fid or a read answered 401 asks the master for that
+  fid's token (`/dir/lookup?fileId=`, with `read=yes` for reads) and tries again, and from then
+  on fetches tokens before asking (`token()` fetches one). HTTPS: give the master as
+  `https://host:port` (volume servers are then reached over HTTPS too) and pass `ssl=` an
+  `ssl.SSLContext` trusting the cluster's CA.
 - Failures raise `seaweed_py.errors` classes: HTTP statuses map to the class with that status
   (404 on a read → `NeedleNotFound`, on a lookup → `VolumeNotFound`; 503 on assign →
   `NoWritableVolume` after retrying for `assign_timeout` seconds); a refused, reset or timed-out
@@ -42,6 +48,7 @@ import json
 import os
 import random
 import secrets
+import ssl as _ssl
 import threading
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -303,8 +310,15 @@ def _file_rewinder(out: IO[bytes]) -> Callable[[], Awaitable[None]]:
     return rewind
 
 
-def _http(address: str) -> str:
-    return address.rstrip("/") if "://" in address else f"http://{address.rstrip('/')}"
+def _http(address: str, scheme: str = "http") -> str:
+    return address.rstrip("/") if "://" in address else f"{scheme}://{address.rstrip('/')}"
+
+
+def _base_fid(fid: str) -> str:
+    """The fid a master signs a token for: a batch suffix `_N` opens with its base's token."""
+    vid, _, rest = fid.partition(",")
+    cut = rest.rfind("_")
+    return f"{vid},{rest[:cut]}" if cut > 0 else fid
 
 
 def _volume_id(fid: str) -> int:
@@ -354,7 +368,9 @@ class AsyncClient:
 
     `master` is `host:port` (a scheme is optional); several masters may be given comma-separated
     and are tried in turn when one is unreachable. `data_center` makes reads prefer replicas in
-    that data center. `rng` and `clock` are injectable for deterministic tests.
+    that data center. `rng` and `clock` are injectable for deterministic tests. With an
+    `https://` master, volume servers are reached over HTTPS too, verified with `ssl` (an
+    `ssl.SSLContext`; default: the system's CAs).
     """
 
     def __init__(
@@ -373,10 +389,15 @@ class AsyncClient:
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         self._masters = [_http(m) for m in master.split(",") if m.strip()]
         if not self._masters:
             raise ValueError("no master address given")
+        self._scheme = "https" if self._masters[0].startswith("https://") else "http"
+        self._ssl = ssl
+        # Which kinds of token this cluster asked for (a 401 seen): fetched before asking then.
+        self._needs_token = {"write": False, "read": False}
         self.cache = LocationCache(cache_ttl, clock) if clock else LocationCache(cache_ttl)
         self.chunk_size = chunk_size
         self.max_parallel_chunks = max(1, max_parallel_chunks)
@@ -406,7 +427,7 @@ class AsyncClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections),
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl or True),
                 timeout=self._timeout,
             )
             self._owns_session = True
@@ -505,8 +526,29 @@ class AsyncClient:
         self.cache.put(vid, locations)
         return locations
 
+    async def token(self, fid: str, *, read: bool = False) -> str:
+        """The `Authorization` value the master issues for `fid` (a write token, or a read token
+        with `read`), or "" when the cluster has no such key (`/dir/lookup?fileId=`)."""
+        params = {"fileId": _base_fid(fid)}
+        if read:
+            params["read"] = "yes"
+        _, headers = await self._master_get("/dir/lookup", params, f"token for {fid}", NotFound)
+        return headers.get("Authorization", "")
+
+    async def _token_if_needed(self, fid: str, kind: str) -> str:
+        return await self.token(fid, read=kind == "read") if self._needs_token[kind] else ""
+
+    async def _retry_with_token(self, fid: str, kind: str, used: str) -> str:
+        """After a 401: the token to try again with ("" when there is nothing new to try)."""
+        self._needs_token[kind] = True
+        token = await self.token(fid, read=kind == "read")
+        return token if token and token != used else ""
+
     def _address(self, location: Location) -> str:
         return location.public_url if self.use_public_url else location.url
+
+    def _url(self, address: str, path: str) -> str:
+        return f"{_http(address, self._scheme)}{path}"
 
     def _read_order(self, locations: Sequence[Location]) -> list[Location]:
         order = list(locations)
@@ -747,31 +789,41 @@ class AsyncClient:
             params["ts"] = str(meta.ts)
         if meta.manifest:
             params["cm"] = "true"
-        data: bytes | AsyncIterator[bytes]
+        size = len(body) if isinstance(body, bytes) else body.size or 0
         if isinstance(body, bytes):
-            size = len(body)
-            if size <= _READ_PIECE:
-                data = head + body + tail
-            else:
-                # aiohttp warns that one large bytes body blocks the loop; feed it in pieces.
-                data = _pieces(head, body, tail)
+            if size > _READ_PIECE:
                 headers["Content-Length"] = str(len(head) + size + len(tail))
-        else:
-            data = _stream_body(head, body, tail, progress)
-            if body.size is not None:
-                headers["Content-Length"] = str(len(head) + body.size + len(tail))
-            size = body.size or 0
-        target = f"{_http(url)}/{fid}"
-        try:
-            async with self._http().post(target, data=data, headers=headers, params=params) as resp:
-                if resp.status == 204:
-                    etag = resp.headers.get("ETag", "").strip('"')
-                    return UploadResult(fid, f"{url}/{fid}", meta.name, size, etag, meta.mime)
-                if resp.status not in (200, 201):
-                    raise await _error_from(resp, f"upload {fid}")
-                obj = await resp.json(content_type=None)
-        except _CONNECTION_ERRORS as exc:
-            raise _unreachable(f"upload {fid}", target, exc) from exc
+        elif body.size is not None:
+            headers["Content-Length"] = str(len(head) + body.size + len(tail))
+        target = self._url(url, f"/{fid}")
+        if not meta.auth and (not isinstance(body, bytes) or self._needs_token["write"]):
+            # A stream cannot be sent twice: ask for its token first (no header without a key).
+            auth = await self.token(fid)
+            if auth:
+                headers["Authorization"] = auth
+        for retried in (False, True):
+            try:
+                async with self._http().post(
+                    target,
+                    data=_post_data(head, body, tail, progress),
+                    headers=headers,
+                    params=params,
+                ) as resp:
+                    if resp.status == 401 and not retried and isinstance(body, bytes):
+                        used = headers.get("Authorization", "")
+                        retry = await self._retry_with_token(fid, "write", used)
+                        if retry:
+                            headers["Authorization"] = retry
+                            continue
+                    if resp.status == 204:
+                        etag = resp.headers.get("ETag", "").strip('"')
+                        return UploadResult(fid, f"{url}/{fid}", meta.name, size, etag, meta.mime)
+                    if resp.status not in (200, 201):
+                        raise await _error_from(resp, f"upload {fid}")
+                    obj = await resp.json(content_type=None)
+                    break
+            except _CONNECTION_ERRORS as exc:
+                raise _unreachable(f"upload {fid}", target, exc) from exc
         return UploadResult(
             fid,
             f"{url}/{fid}",
@@ -870,13 +922,20 @@ class AsyncClient:
         vid = _volume_id(fid)
         tried: set[Location] = set()
         failures: list[WeedError] = []
+        auth = await self._token_if_needed(fid, "read")
         for refresh in (False, True):
             locations = await self.lookup(vid, refresh=refresh)
             fresh = [loc for loc in self._read_order(locations) if loc not in tried]
             for location in fresh:
                 tried.add(location)
                 try:
-                    await self._read_from(self._address(location), fid, sink)
+                    try:
+                        await self._read_from(self._address(location), fid, sink, auth)
+                    except Unauthorized:
+                        auth = await self._retry_with_token(fid, "read", auth)
+                        if not auth:
+                            raise
+                        await self._read_from(self._address(location), fid, sink, auth)
                     return
                 except BadRequest:
                     raise
@@ -890,10 +949,12 @@ class AsyncClient:
             raise NeedleNotFound("; ".join(e.message for e in failures), volume_id=vid, fid=fid)
         raise failures[-1] if failures else NeedleNotFound(f"read {fid}: no replica", fid=fid)
 
-    async def _read_from(self, address: str, fid: str, sink: _Sink) -> None:
-        url = f"{_http(address)}/{fid}"
+    async def _read_from(self, address: str, fid: str, sink: _Sink, auth: str = "") -> None:
+        url = self._url(address, f"/{fid}")
         # identity: lengths must match what we count; the server gunzips stored gzip data.
         headers = {"Accept-Encoding": "identity"}
+        if auth:
+            headers["Authorization"] = auth
         # No Range on a resume: the bytes already delivered came from a replica that broke
         # off, possibly because they failed its CRC; they must match this replica's start.
         if sink.written:
@@ -937,18 +998,41 @@ class AsyncClient:
         """
         vid = _volume_id(fid)
         failures: list[WeedError] = []
+        auth = await self._token_if_needed(fid, "write")
         for location in await self.lookup(vid):
-            url = f"{_http(self._address(location))}/{fid}"
+            url = self._url(self._address(location), f"/{fid}")
             try:
-                async with self._http().delete(url) as resp:
-                    if resp.status in (200, 202):
-                        obj = await resp.json(content_type=None)
-                        return int((obj or {}).get("size") or 0)
-                    raise await _error_from(resp, f"delete {fid}", NeedleNotFound)
+                try:
+                    return await self._delete_at(url, fid, auth)
+                except Unauthorized:
+                    auth = await self._retry_with_token(fid, "write", auth)
+                    if not auth:
+                        raise
+                    return await self._delete_at(url, fid, auth)
             except _CONNECTION_ERRORS as exc:
                 failures.append(_unreachable(f"delete {fid}", url, exc))
         self.cache.invalidate(vid)
         raise failures[-1]
+
+    async def _delete_at(self, url: str, fid: str, auth: str) -> int:
+        headers = {"Authorization": auth} if auth else None
+        async with self._http().delete(url, headers=headers) as resp:
+            if resp.status in (200, 202):
+                obj = await resp.json(content_type=None)
+                return int((obj or {}).get("size") or 0)
+            raise await _error_from(resp, f"delete {fid}", NeedleNotFound)
+
+
+def _post_data(
+    head: bytes, body: bytes | _Source, tail: bytes, progress: Progress | None
+) -> bytes | AsyncIterator[bytes]:
+    """A multipart upload's body: one bytes object when small, else pieces (aiohttp warns that
+    one large bytes body blocks the loop), or the source streamed."""
+    if isinstance(body, bytes):
+        if len(body) <= _READ_PIECE:
+            return head + body + tail
+        return _pieces(head, body, tail)
+    return _stream_body(head, body, tail, progress)
 
 
 async def _pieces(head: bytes, body: bytes, tail: bytes) -> AsyncIterator[bytes]:
@@ -1134,6 +1218,10 @@ class Client:
                 auth=auth,
             )
         )
+
+    def token(self, fid: str, *, read: bool = False) -> str:
+        """See `AsyncClient.token`."""
+        return self._run(self._client.token(fid, read=read))
 
     def download(self, fid: str, *, progress: Progress | None = None) -> bytes:
         """See `AsyncClient.download`."""

@@ -33,10 +33,10 @@ class VolumeAdmin:
     """Admin calls over one shared aiohttp session (the caller owns the session)."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, timeout: float = 60.0, *, out: Outgoing | None = None
+        self, session: aiohttp.ClientSession, out: Outgoing, timeout: float = 60.0
     ) -> None:
         self._session = session
-        self._out = out or Outgoing()
+        self._out = out
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(5.0, timeout))
 
     async def allocate(

@@ -145,7 +145,7 @@ class MasterServer:
         self._session = aiohttp.ClientSession(connector=self._out.connector())
         self._grower = VolumeGrower(
             self.topology,
-            VolumeAdmin(self._session, out=self._out),
+            VolumeAdmin(self._session, self._out),
             self._meta,
             self._rng,
             self._clock,
@@ -586,7 +586,7 @@ class MasterServer:
         name = parse_collection(form["collection"])
         if name not in self.topology.collections():
             raise BadRequest(f"collection {name} does not exist")
-        admin = VolumeAdmin(self._session)
+        admin = VolumeAdmin(self._session, self._out)
         for node in self.topology.nodes_of_collection(name):
             try:
                 await admin.delete_collection(node.url, name)
