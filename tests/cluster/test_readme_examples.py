@@ -1,7 +1,8 @@
 """The README's Python SDK examples, run verbatim against `weedpy server`.
 
 Every ```python block of README.md is executed as written, with only the master address
-`localhost:9333` pointed at the test's server, so the README cannot drift from the SDK.
+`localhost:9333` pointed at the test's server, so the README cannot drift from the SDK. The
+blocks of "Securing a cluster" (an `https://` master) run in test_readme_https.py.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
 
 
-def readme_python_blocks() -> list[str]:
-    return _BLOCK.findall(README.read_text())
+def readme_python_blocks(*, https: bool = False) -> list[str]:
+    return [b for b in _BLOCK.findall(README.read_text()) if ("https://" in b) == https]
 
 
 def test_readme_has_sdk_examples() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, ParamSpec, TypeVar
@@ -183,10 +184,13 @@ def demo_router(calls: Calls) -> Router:
 
 @contextlib.asynccontextmanager
 async def serving(
-    limits: Limits = SMALL_LIMITS, calls: Calls | None = None, grace: float = 2.0
+    limits: Limits = SMALL_LIMITS,
+    calls: Calls | None = None,
+    grace: float = 2.0,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[tuple[HttpServer, Calls]]:
     calls = calls or Calls()
-    server = HttpServer(demo_router(calls), limits, server_header="weedpy-test")
+    server = HttpServer(demo_router(calls), limits, server_header="weedpy-test", ssl=tls)
     await server.start("127.0.0.1", 0)
     try:
         yield server, calls
@@ -217,8 +221,8 @@ class RawClient:
         RawClient.unclosed.add(self)
 
     @classmethod
-    async def connect(cls, port: int) -> RawClient:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def connect(cls, port: int, tls: ssl.SSLContext | None = None) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
         return cls(reader, writer)
 
     async def send(self, data: bytes) -> None:
