@@ -184,11 +184,15 @@ def _command(impl: Impl) -> list[str]:
     return [sys.executable, "-m", "seaweed_py"]
 
 
-def _spawn(impl: Impl, name: str, args: list[str], directory: Path) -> _Proc:
+def _spawn(
+    impl: Impl, name: str, args: list[str], directory: Path, config_dir: Path | None = None
+) -> _Proc:
     log = directory / f"{name}.log"
+    # `-config_dir` is a global flag, before the command, for weed and weedpy alike.
+    global_args = [f"-config_dir={config_dir}"] if config_dir is not None else []
     with log.open("wb") as out:
         popen = subprocess.Popen(
-            [*_command(impl), *args],
+            [*_command(impl), *global_args, *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -280,6 +284,7 @@ def start_cluster(
     volume_args: Sequence[str] = (),
     wait_writable: bool = True,
     timeout: float = START_TIMEOUT,
+    config_dir: Path | None = None,
 ) -> Cluster:
     """Start a master and volume servers of `impl` under `tmp_path/<impl>-cluster-N`.
 
@@ -287,6 +292,7 @@ def start_cluster(
     call returns once every volume server has registered with the master and, with
     `wait_writable` (the default), once `/dir/assign` with `replication`/`collection` hands out a
     fid, which grows the first volumes; pass `wait_writable=False` to test a cold cluster.
+    `config_dir` holds the security.toml every process reads (weed's global `-config_dir`).
     On any failure every process started so far is stopped before the error propagates.
     """
     specs = [VolumeSpec()] * volumes if isinstance(volumes, int) else list(volumes)
@@ -307,14 +313,14 @@ def start_cluster(
         margs.append(f"-volumeSizeLimitMB={volume_size_limit_mb}")
     if pulse_seconds is not None:
         margs.append(f"-pulseSeconds={pulse_seconds}")
-    master = _spawn(impl, "master", [*margs, *master_args], directory)
+    master = _spawn(impl, "master", [*margs, *master_args], directory, config_dir)
     cluster = Cluster(impl, f"127.0.0.1:{master_port}", [], directory, master)
     try:
         deadline = time.monotonic() + timeout
         status_url = f"{cluster.master_http}/dir/status"
         _wait("the master", lambda: _get_json(status_url)[0] == 200, [master], deadline)
         for i, spec in enumerate(specs):
-            _start_volume(impl, cluster, i, spec, pulse_seconds, volume_args, rng)
+            _start_volume(impl, cluster, i, spec, pulse_seconds, volume_args, rng, config_dir)
         procs = [master, *cluster._volumes]
         _wait(
             f"{len(specs)} volume server(s) to register",
@@ -345,6 +351,7 @@ def _start_volume(
     pulse_seconds: int | None,
     extra: Sequence[str],
     rng: random.Random,
+    config_dir: Path | None = None,
 ) -> None:
     port = free_port(rng)
     vdir = cluster.directory / f"volume{index}"
@@ -365,7 +372,9 @@ def _start_volume(
         args.append(f"-pulseSeconds={pulse_seconds}")
     # Both wait -preStopSeconds (10) after SIGTERM before they stop serving.
     args.append("-preStopSeconds=0")
-    cluster._volumes.append(_spawn(impl, f"volume{index}", [*args, *extra], cluster.directory))
+    cluster._volumes.append(
+        _spawn(impl, f"volume{index}", [*args, *extra], cluster.directory, config_dir)
+    )
     cluster.volume_urls.append(f"127.0.0.1:{port}")
 
 
