@@ -162,19 +162,35 @@ def test_what_a_token_opens(secured: Secured) -> None:
     assert secured.put(f"/{vid},zz", b"x") == 401
 
 
-def test_read_key_not_set_means_no_read_token(tmp_path: Path) -> None:
-    """`read=yes` without a read key: weed issues nothing (not a write token)."""
+def test_replicas_take_the_forwarded_token_and_reads_stay_open(tmp_path: Path) -> None:
+    """Only a write key: a replicated write with the assign's token lands on both servers (the
+    writing server forwards the token; the replica checks it), reads need no token, and
+    `read=yes` issues nothing (not a write token)."""
     for impl in IMPLS:
         skip_unless_runnable(impl)
         conf = tmp_path / f"conf-{impl}"
         conf.mkdir()
         (conf / "security.toml").write_text(f'[jwt.signing]\nkey = "{KEY.decode()}"\n')
-        cluster = start_cluster(impl, tmp_path / impl, config_dir=conf)
+        cluster = start_cluster(
+            impl, tmp_path / impl, volumes=2, replication="001", config_dir=conf
+        )
         try:
             secured = Secured(impl, cluster.master_url, cluster.volume_urls[0])
-            fid, auth = secured.assign()
+            status, body, headers = _call_with_headers(
+                "GET", f"{cluster.master_url}/dir/assign?replication=001"
+            )
+            assert status == 200, body
+            answer = json.loads(body)
+            fid, url = answer["fid"], answer["url"]
             assert secured.lookup_token(f"fileId={fid}&read=yes") == ""
-            assert secured.put(f"/{fid}", b"open reads", {"Authorization": auth}) == 201
-            assert call("GET", f"{secured.volume}/{fid}") == (200, b"open reads")
+            assert call("PUT", f"{url}/{fid}", b"no token", OCTETS)[0] == 401
+            auth = {"Authorization": headers["Authorization"]}
+            assert call("PUT", f"{url}/{fid}", b"on both", {**OCTETS, **auth})[0] == 201, impl
+            for volume in cluster.volume_urls:
+                assert call("GET", f"{volume}/{fid}") == (200, b"on both"), (impl, volume)
+            other = next(v for v in cluster.volume_urls if v != url)
+            forged = call("PUT", f"{other}/{fid}?type=replicate", b"forged", OCTETS)
+            assert forged[0] == 401, impl
+            assert call("GET", f"{other}/{fid}") == (200, b"on both")
         finally:
             cluster.stop()
