@@ -84,6 +84,8 @@ class Node:
     log: Path
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    env: dict[str, str] | None = None
+    """The process's environment (None: this one's)."""
 
     @property
     def url(self) -> str:
@@ -106,6 +108,7 @@ class Node:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.directory.parent,
+                env=self.env,
             )
         return self.popen
 

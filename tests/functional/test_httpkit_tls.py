@@ -36,7 +36,7 @@ def _server_ctx(pki: Pki, *, mutual: bool = False) -> ssl.SSLContext:
 
 
 @on_uvloop
-async def _keep_alive_and_pipelining(pki: Pki) -> None:
+async def test_keep_alive_and_pipelining_over_tls(pki: Pki) -> None:
     async with serving(tls=_server_ctx(pki)) as (server, calls):
         client = await RawClient.connect(server.port, pki.client_context(with_cert=False))
         await client.send(GET_HELLO)
@@ -51,12 +51,8 @@ async def _keep_alive_and_pipelining(pki: Pki) -> None:
         await client.close()
 
 
-def test_keep_alive_and_pipelining_over_tls(pki: Pki) -> None:
-    _keep_alive_and_pipelining(pki)
-
-
 @on_uvloop
-async def _streamed_bodies(pki: Pki) -> None:
+async def test_streamed_bodies_both_ways_over_tls(pki: Pki) -> None:
     async with serving(tls=_server_ctx(pki)) as (server, calls):
         client = await RawClient.connect(server.port, pki.client_context(with_cert=False))
         body = bytes(range(256)) * 8192  # 2 MiB: streamed (threshold 16 KiB), 100-continue
@@ -71,12 +67,8 @@ async def _streamed_bodies(pki: Pki) -> None:
         await client.close()
 
 
-def test_streamed_bodies_both_ways_over_tls(pki: Pki) -> None:
-    _streamed_bodies(pki)
-
-
 @on_uvloop
-async def _backpressure(pki: Pki) -> None:
+async def test_a_slow_reader_pauses_the_response_over_tls(pki: Pki) -> None:
     async with serving(tls=_server_ctx(pki)) as (server, calls):
         client = await RawClient.connect(server.port, pki.client_context(with_cert=False))
         size = 64 * 1024 * 1024
@@ -93,12 +85,8 @@ async def _backpressure(pki: Pki) -> None:
         await client.close()
 
 
-def test_a_slow_reader_pauses_the_response_over_tls(pki: Pki) -> None:
-    _backpressure(pki)
-
-
 @on_uvloop
-async def _plain_http_refused(pki: Pki) -> None:
+async def test_plain_http_and_silent_clients_are_refused(pki: Pki) -> None:
     async with serving(tls=_server_ctx(pki)) as (server, _):
         client = await RawClient.connect(server.port)  # no TLS
         await client.send(GET_HELLO)
@@ -114,12 +102,8 @@ async def _plain_http_refused(pki: Pki) -> None:
         await ok.close()
 
 
-def test_plain_http_and_silent_clients_are_refused(pki: Pki) -> None:
-    _plain_http_refused(pki)
-
-
 @on_uvloop
-async def _mutual(pki: Pki) -> None:
+async def test_mutual_tls_admits_only_certificates_of_the_ca(pki: Pki) -> None:
     async with serving(tls=_server_ctx(pki, mutual=True)) as (server, _):
         for ctx in (pki.client_context(with_cert=False), pki.client_context(stranger=True)):
             try:
@@ -135,10 +119,6 @@ async def _mutual(pki: Pki) -> None:
         await client.send(GET_HELLO)
         assert (await client.read_response()).body == b"hello"
         await client.close()
-
-
-def test_mutual_tls_admits_only_certificates_of_the_ca(pki: Pki) -> None:
-    _mutual(pki)
 
 
 def test_server_context_refuses_what_it_cannot_load(pki: Pki, tmp_path: Path) -> None:

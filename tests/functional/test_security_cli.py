@@ -11,8 +11,7 @@ import subprocess
 import sys
 import time
 import tomllib
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,8 @@ import pytest
 from seaweed_py.security import jwt
 from seaweed_py.security.scaffold import SECURITY_TOML
 from seaweed_py.security.tokens import check_cluster_token, cluster_token
-from tests.servers import WEED, free_port
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from tests.fault.server_harness import Node, wait_for
+from tests.servers import WEED, call, free_port
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -94,98 +92,75 @@ def test_a_bad_environment_variable_stops_the_start_too(tmp_path: Path) -> None:
     assert "WEED_JWT_SIGNING_EXPIRES_AFTER_SECONDS" in done.stderr
 
 
-class _Master:
-    """A `weedpy master` subprocess and its log."""
+def _master(tmp_path: Path, *args: str, **env: str) -> Node:
+    """`weedpy master` in `tmp_path` (its working directory), with `args` after its flags."""
+    port = free_port()
+    node = Node(
+        "master",
+        [*_master_args(tmp_path, port)[1:], *args],
+        tmp_path / "m",
+        port,
+        tmp_path / "master.log",
+        env=_env(tmp_path, **env),
+    )
+    node.start()
+    return node
 
-    def __init__(self, tmp_path: Path, *args: str, cwd: Path | None = None, **env: str) -> None:
-        self.port = free_port()
-        self.log = tmp_path / "master.log"
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "seaweed_py", *args, *_master_args(tmp_path, self.port)],
-                cwd=cwd or tmp_path,
-                env=_env(tmp_path, **env),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.wait_for(lambda: self.get("/cluster/status")[0] == 200)
 
-    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        try:
-            with _OPENER.open(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
+def _hangup(master: Node) -> None:
+    assert master.popen is not None
+    master.popen.send_signal(signal.SIGHUP)
 
-    def wait_for(self, check: Callable[[], bool], timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if check():
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"condition not reached in time:\n{self.log.read_text()}")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+def _get(master: Node, path: str) -> int:
+    return call("GET", f"{master.url}{path}")[0]
 
 
 @pytest.fixture
-def masters() -> Iterator[list[_Master]]:
-    started: list[_Master] = []
+def masters() -> Iterator[list[Node]]:
+    started: list[Node] = []
     yield started
     for master in started:
-        master.stop()
+        master.terminate()
 
 
-def _key_in_force(master: _Master, key: bytes) -> bool:
+def _key_in_force(master: Node, key: bytes) -> bool:
     """Whether a cluster token signed with `key` passes: a /vol/grow is refused for want of a
     valid token (401), else for want of space (406; this master has no volume server)."""
-    token = cluster_token(key, time.time())
-    status, _, _ = master.get(f"/vol/grow?count=1&jwt={token}")
-    return status != 401
+    return _get(master, f"/vol/grow?count=1&jwt={cluster_token(key, time.time())}") != 401
 
 
 def test_security_toml_in_the_working_directory_or_config_dir(
-    tmp_path: Path, masters: list[_Master]
+    tmp_path: Path, masters: list[Node]
 ) -> None:
     (tmp_path / "security.toml").write_text('[jwt.signing]\nkey = "from cwd"\n')
     conf = tmp_path / "conf"
     conf.mkdir()
     (conf / "security.toml").write_text('[jwt.signing]\nkey = "from config_dir"\n')
-    masters.append(_Master(tmp_path))
+    masters.append(_master(tmp_path))
     assert _key_in_force(masters[-1], b"from cwd")
     assert not _key_in_force(masters[-1], b"from config_dir")
-    masters[-1].stop()
-    masters.append(_Master(tmp_path, f"-config_dir={conf}"))  # weed's global spelling
+    masters[-1].terminate()
+    masters.append(_master(tmp_path, f"-config_dir={conf}"))  # weed's global spelling
     assert _key_in_force(masters[-1], b"from config_dir")
-    masters[-1].stop()
-    masters.append(_Master(tmp_path, WEED_JWT_SIGNING_KEY="from env"))
+    masters[-1].terminate()
+    masters.append(_master(tmp_path, WEED_JWT_SIGNING_KEY="from env"))
     assert _key_in_force(masters[-1], b"from env")
     assert not _key_in_force(masters[-1], b"from cwd")
 
 
 def test_sighup_reloads_keys_and_a_bad_reload_keeps_them(
-    tmp_path: Path, masters: list[_Master]
+    tmp_path: Path, masters: list[Node]
 ) -> None:
     path = tmp_path / "security.toml"
     path.write_text('[jwt.signing]\nkey = "first"\n')
-    master = _Master(tmp_path)
+    master = _master(tmp_path)
     masters.append(master)
     assert _key_in_force(master, b"first")
 
     path.write_text('[jwt.signing]\nkey = "second"\n')
-    master.proc.send_signal(signal.SIGHUP)
-    master.wait_for(lambda: _key_in_force(master, b"second"))
+    _hangup(master)
+    wait_for("the second key", lambda: _key_in_force(master, b"second"))
     assert not _key_in_force(master, b"first")
 
     for broken, why in (
@@ -193,29 +168,29 @@ def test_sighup_reloads_keys_and_a_bad_reload_keeps_them(
         ('[jwt.signing]\nkey = ""\nexpires_after_seconds = "x"\n', "whole number"),
     ):
         path.write_text(broken)
-        master.proc.send_signal(signal.SIGHUP)
-        master.wait_for(lambda why=why: why in master.log.read_text())  # type: ignore[misc]
+        _hangup(master)
+        wait_for(why, lambda why=why: why in master.log.read_text())  # type: ignore[misc]
         assert _key_in_force(master, b"second")
     path.unlink()  # gone for a moment (a config tool rewriting it): still not opened up
-    master.proc.send_signal(signal.SIGHUP)
-    master.wait_for(lambda: "no longer there" in master.log.read_text())
+    _hangup(master)
+    wait_for("the reload", lambda: "no longer there" in master.log.read_text())
     assert _key_in_force(master, b"second")
-    assert master.get("/vol/grow?count=1")[0] == 401
+    assert _get(master, "/vol/grow?count=1") == 401
     failures = [line for line in master.log.read_text().splitlines() if "not reloaded" in line]
     assert len(failures) == 3  # one line per failed reload
 
 
-def test_a_reload_can_turn_the_guard_on(tmp_path: Path, masters: list[_Master]) -> None:
+def test_a_reload_can_turn_the_guard_on(tmp_path: Path, masters: list[Node]) -> None:
     """weed decides at start whether its white-list wrapper checks anything, so a reload cannot
     switch it on (spec §10.3); weedpy checks the list in force at each request."""
     path = tmp_path / "security.toml"
     path.write_text("")
-    master = _Master(tmp_path)
+    master = _master(tmp_path)
     masters.append(master)
-    assert master.get("/dir/status")[0] == 200
+    assert _get(master, "/dir/status") == 200
     path.write_text('[guard]\nwhite_list = "10.255.255.1"\n')
-    master.proc.send_signal(signal.SIGHUP)
-    master.wait_for(lambda: master.get("/dir/status")[0] == 401)
+    _hangup(master)
+    wait_for("the guard", lambda: _get(master, "/dir/status") == 401)
 
 
 def test_scaffold_prints_what_weedpy_reads(tmp_path: Path) -> None:

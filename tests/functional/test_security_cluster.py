@@ -5,7 +5,6 @@ CIDRs, the TCP peer address only, swapped by a reload."""
 
 from __future__ import annotations
 
-import socket
 import ssl
 from dataclasses import replace
 from pathlib import Path
@@ -16,18 +15,8 @@ import pytest
 from seaweed_py.client import AsyncClient
 from seaweed_py.master import MasterOptions, MasterServer
 from seaweed_py.volume import VolumeOptions, VolumeServer
+from tests.functional.test_master_cluster_guard import OUTSIDER, _outsider_bindable
 from tests.secure_cluster import KEY, SecureCluster, make_pki, settings
-
-OUTSIDER = "127.0.0.2"
-
-
-def _outsider_bindable() -> bool:
-    try:
-        with socket.socket() as probe:
-            probe.bind((OUTSIDER, 0))
-    except OSError:
-        return False
-    return True
 
 
 async def test_mutual_tls_cluster_replicates_and_proxies(tmp_path: Path) -> None:
