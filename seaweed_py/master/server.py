@@ -347,8 +347,18 @@ class MasterServer:
         key_cookie = b"%x%08x" % (key, self._cookie())
         if len(key_cookie) & 1:  # the key's hex keeps whole bytes
             key_cookie = b"0" + key_cookie
+        keys = self._out.keys
         # The write token of this fid (spec §10.2), when a signing key is set.
-        token = self._write_token(f"{vol.id},{key_cookie.decode()}")
+        token = (
+            fid_token(
+                keys.signing_key,
+                keys.expires_after_seconds,
+                f"{vol.id},{key_cookie.decode()}",
+                time.time(),
+            )
+            if keys.signing_key
+            else ""
+        )
         if pretty:
             answer = {
                 "fid": f"{vol.id},{key_cookie.decode()}",
@@ -364,12 +374,6 @@ class MasterServer:
             tail = self._assign_tails[node.id] = (node.public_url, b'",' + url_part + b',"count":')
         body = b'{"fid":"%d,%s%s%d}' % (vol.id, key_cookie, tail[1], count)
         return Response(200, None, body, raw_headers=_with_token(JSON_HEADERS, token))
-
-    def _write_token(self, fid: str) -> str:
-        keys = self._out.keys
-        if not keys.signing_key:
-            return ""
-        return fid_token(keys.signing_key, keys.expires_after_seconds, fid, time.time())
 
     async def _assign_waiting(
         self, opt: AssignOption, layout: VolumeLayout, pretty: bool
