@@ -177,7 +177,7 @@ class VolumeServer:
         self._disk_check = asyncio.create_task(self._reopen_full_volumes(), name="disk check")
         log.info("volume server %s serving %s", self.url(), ", ".join(self.options.dirs))
         security = self.options.security
-        log.info("security: %s; serving %s", security.describe(), self.out.scheme)
+        log.info("security: %s; serving %s", security.describe(), "https" if self._ssl else "http")
         if not self._write_key:
             log.warning(
                 "no jwt.signing.key (security.toml or WEED_JWT_SIGNING_KEY): anyone who can "
