@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable
 from inspect import isawaitable
@@ -98,6 +99,8 @@ _NOTABLE_SHAPES = frozenset(
 
 _HOST_SHAPE = 4 << 8 | ord("h")
 
+_perf_counter = time.perf_counter
+
 _METHODS = {
     m.encode(): m
     for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
@@ -156,6 +159,7 @@ class HttpConnection(asyncio.Protocol):
         "_router",
         "_routes",
         "_server",
+        "_started",
         "_stream",
         "_task",
         "_transport",
@@ -195,6 +199,7 @@ class HttpConnection(asyncio.Protocol):
         self._active: Request | None = None  # the request being handled
         self._queue: deque[Request] = deque()  # parsed, waiting for `_active` to finish
         self._task: asyncio.Future[Any] | None = None  # the async handler's task or future
+        self._started = 0.0  # when `_active`'s handler started (perf_counter), for observers
         self._pumping = False
         self._closing = False  # parse no new requests; close once the queue is answered
         self._closed = False
@@ -416,6 +421,7 @@ class HttpConnection(asyncio.Protocol):
                     continue_wanted = has_body
         if error is not None:
             req._error = error
+            req._route = route  # its observer, if any, counts the refusal
             self._req = None  # its body, if any, is never read
             if has_body:
                 req.keep_alive = False
@@ -476,6 +482,7 @@ class HttpConnection(asyncio.Protocol):
             route.methods,
             route.max_body,
             route.inflight,
+            route.observe,
         )
         self._start_stream(req, length)
 
@@ -573,6 +580,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _run(self, req: Request) -> None:
         self._active = req
+        self._started = _perf_counter()
         error = req._error
         if error is not None:
             self._send(req, self._render_error(req, error))
@@ -780,6 +788,9 @@ class HttpConnection(asyncio.Protocol):
                 transport.writelines((head, body))
         except RuntimeError:  # the transport closed under us; connection_lost follows
             self._closed = True
+        route = req._route
+        if route is not None and route.observe is not None:
+            route.observe(req, status, _perf_counter() - self._started, len(body))
 
     def _head(self, resp: Response, rest: bytes) -> bytes:
         """Status line and headers, with `rest` (encoded headers, framing and connection
@@ -830,6 +841,7 @@ class HttpConnection(asyncio.Protocol):
         self._write(self._head(resp, headers + framing + self._connection_header(req)))
         if bodiless:
             await _close_iterable(body)
+            self._observe(req, status, 0)
             self._finish(req)
             return
         sent = 0
@@ -877,7 +889,13 @@ class HttpConnection(asyncio.Protocol):
             return
         if chunked:
             self._write(_LAST_CHUNK)
+        self._observe(req, status, sent)
         self._finish(req)
+
+    def _observe(self, req: Request, status: int, sent: int) -> None:
+        route = req._route
+        if route is not None and route.observe is not None:
+            route.observe(req, status, _perf_counter() - self._started, sent)
 
     def flush(self) -> None:
         """Write the answers held for `HttpServer.batch_writes`; every other write, and the

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from seaweed_py.httpkit.inflight import InflightLimit
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
+
+if TYPE_CHECKING:
+    from seaweed_py.httpkit.metrics import Observer
 
 __all__ = ["Handler", "Route", "Router"]
 
@@ -19,9 +23,10 @@ class Route:
     """A handler and what it accepts. `methods` None accepts every method (the handler sorts
     them out itself, as the volume server's blob handler does); a route that accepts GET also
     accepts HEAD. `max_body` None means the server's `Limits.max_body`. `inflight` caps the
-    body bytes in flight on the route (`inflight.py`); None: no cap."""
+    body bytes in flight on the route (`inflight.py`); None: no cap. `observe`, if set, is
+    told of every answer the route gives, errors included (`httpkit.metrics`)."""
 
-    __slots__ = ("allow", "handler", "inflight", "max_body", "methods")
+    __slots__ = ("allow", "handler", "inflight", "max_body", "methods", "observe")
 
     def __init__(
         self,
@@ -29,9 +34,11 @@ class Route:
         methods: Iterable[str] | None = None,
         max_body: int | None = None,
         inflight: InflightLimit | None = None,
+        observe: Observer | None = None,
     ) -> None:
         self.handler = handler
         self.inflight = inflight
+        self.observe = observe
         if methods is None:
             self.methods: frozenset[str] | None = None
             self.allow = ""
@@ -67,12 +74,13 @@ class Router:
         *,
         max_body: int | None = None,
         inflight: InflightLimit | None = None,
+        observe: Observer | None = None,
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/': {path!r}")
         if path in self.exact:
             raise ValueError(f"route {path!r} is already registered")
-        self.exact[path] = Route(handler, methods, max_body, inflight)
+        self.exact[path] = Route(handler, methods, max_body, inflight, observe)
 
     def fallback(
         self,
@@ -81,10 +89,11 @@ class Router:
         *,
         max_body: int | None = None,
         inflight: InflightLimit | None = None,
+        observe: Observer | None = None,
     ) -> None:
         if self.fallback_route is not None:
             raise ValueError("the router already has a fallback")
-        self.fallback_route = Route(handler, methods, max_body, inflight)
+        self.fallback_route = Route(handler, methods, max_body, inflight, observe)
 
     def match(self, path: str) -> Route | None:
         return self.exact.get(path, self.fallback_route)
