@@ -1,7 +1,10 @@
-"""The master's Prometheus metrics, read from its counters and topology at scrape time.
+"""The master's Prometheus metrics, read from its counters and topology at scrape time
+(names: docs/metrics.md).
 
-Counting is a plain integer increment on the hot path; the collector turns the counts into
-metric families only when `/metrics` is scraped. Each `MasterServer` has its own registry.
+Counting is a plain integer increment on the hot path, and the request metrics of
+`httpkit.metrics`; the collector turns the counts into metric families only when `/metrics` is
+scraped. Each `MasterServer` has its own registry, with the process and Python runtime
+collectors of prometheus-client.
 """
 
 from __future__ import annotations
@@ -9,12 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from seaweed_py.httpkit.metrics import RequestMetrics
 from seaweed_py.topology import Sequencer, Topology
 
-__all__ = ["MasterStats", "master_registry"]
+__all__ = ["OPERATIONS", "MasterStats", "master_registry"]
+
+OPERATIONS = ("assign", "lookup", "submit", "redirect", "status", "admin", "heartbeat")
+"""What the request metrics are labelled with: `/dir/assign`, `/dir/lookup`, `/submit`, the
+`/<fid>` redirects, the JSON status endpoints, the cluster changes (`/vol/grow`, `/col/delete`)
+and the volume servers' calls (heartbeats, `/internal/volume/unwritable` counts as admin)."""
 
 
 @dataclass
@@ -30,13 +39,32 @@ class MasterStats:
 
 
 class _Collector:
-    def __init__(self, stats: MasterStats, topology: Topology, sequencer: Sequencer) -> None:
+    def __init__(
+        self,
+        stats: MasterStats,
+        topology: Topology,
+        sequencer: Sequencer,
+        version: str,
+        started: float,
+    ) -> None:
         self._stats = stats
         self._topo = topology
         self._seq = sequencer
+        self._version = version
+        self._started = started
 
     def collect(self) -> Iterator[Metric]:
         s, topo = self._stats, self._topo
+        info = GaugeMetricFamily(
+            "weedpy_master_info", "Always 1; labelled with the version.", labels=["version"]
+        )
+        info.add_metric([self._version], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "weedpy_master_start_time_seconds",
+            "When the master started (Unix time).",
+            value=self._started,
+        )
         for name, doc, value in (
             ("weedpy_master_assign_requests", "Successful /dir/assign requests.", s.assigns),
             ("weedpy_master_assigned_keys", "File keys handed out by assigns.", s.assigned_keys),
@@ -54,10 +82,14 @@ class _Collector:
             yield CounterMetricFamily(name, doc, value=value)
         writable = sum(len(lay.writables) for lay in topo.layouts.values())
         volumes = sum(1 for _ in topo.volume_ids())
+        read_only = sum(
+            1 for lay in topo.layouts.values() for vol in lay.volumes.values() if vol.read_only
+        )
         for name, doc, gauge in (
             ("weedpy_master_volume_servers", "Live volume servers.", len(topo.nodes)),
             ("weedpy_master_volumes", "Volumes known from heartbeats.", volumes),
             ("weedpy_master_writable_volumes", "Volumes taking writes.", writable),
+            ("weedpy_master_read_only_volumes", "Volumes marked read-only.", read_only),
             ("weedpy_master_volume_slots_free", "Free volume slots.", topo.free_slots()),
             ("weedpy_master_volume_slots_max", "Volume slots in total.", topo.max_slots()),
             ("weedpy_master_max_volume_id", "Highest volume id.", topo.max_volume_id),
@@ -67,8 +99,18 @@ class _Collector:
 
 
 def master_registry(
-    stats: MasterStats, topology: Topology, sequencer: Sequencer
+    stats: MasterStats,
+    topology: Topology,
+    sequencer: Sequencer,
+    requests: RequestMetrics,
+    *,
+    version: str,
+    started: float,
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(stats, topology, sequencer))
+    registry.register(_Collector(stats, topology, sequencer, version, started))
+    registry.register(requests)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
     return registry

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from seaweed_py import __version__
 from seaweed_py.client.cluster import Outgoing, bearer
@@ -42,6 +42,8 @@ from seaweed_py.formats.fid import format_key_cookie, parse_volume_id
 from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.auth import check_cluster
 from seaweed_py.httpkit.limits import Limits
+from seaweed_py.httpkit.metrics import RequestMetrics
+from seaweed_py.httpkit.pages import STYLESHEET_PATH, stylesheet
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response, json_response
 from seaweed_py.httpkit.router import Handler, Router
@@ -57,11 +59,11 @@ from seaweed_py.master.params import (
     parse_heartbeat,
     parse_lookup_vid,
 )
+from seaweed_py.master.ui import ClusterFacts, status_page
 from seaweed_py.master.views import (
     cluster_status,
     collection_info,
     dir_status,
-    status_page,
     vol_status,
 )
 from seaweed_py.security.settings import SecuritySettings
@@ -102,7 +104,9 @@ class MasterServer:
         # Replaced in start() by one resuming from -mdir; this one refuses to issue keys.
         self._sequencer = Sequencer(0, _not_started, self._clock)
         self.stats = MasterStats()
-        self._registry = master_registry(self.stats, self.topology, self._sequencer)
+        self.requests = RequestMetrics("weedpy_master")
+        self._started, self._started_at = time.time(), self._clock()
+        self._registry = self._new_registry()
         self._assign_cache: dict[str, _Assign] = {}
         self._assign_tails: dict[str, tuple[str, bytes]] = {}
         self._cookies = array("I")
@@ -141,7 +145,8 @@ class MasterServer:
         if meta.max_volume_id:  # a restart of a cluster that has volumes
             self._warm_until = self._clock() + 3 * self.options.pulse_seconds
         self._sequencer = Sequencer(meta.max_file_key, self._meta.save_file_key, self._clock)
-        self._registry = master_registry(self.stats, self.topology, self._sequencer)
+        self._started, self._started_at = time.time(), self._clock()
+        self._registry = self._new_registry()
         self._session = aiohttp.ClientSession(connector=self._out.connector())
         self._grower = VolumeGrower(
             self.topology,
@@ -180,6 +185,16 @@ class MasterServer:
         )
         self._white = AllowList(white)
         self._cluster_white = AllowList(white + self.options.cluster_white_list if white else ())
+
+    def _new_registry(self) -> CollectorRegistry:
+        return master_registry(
+            self.stats,
+            self.topology,
+            self._sequencer,
+            self.requests,
+            version=self.version,
+            started=self._started,
+        )
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._maintenance is not None:
@@ -224,39 +239,47 @@ class MasterServer:
     def _router(self) -> Router:
         r = Router()
         any_method = None
+        observe = self.requests.observer
         if self.options.disable_http:
             # -disableHttp: every client API path, /<fid> included, is Go's text 404.
             r.fallback(_not_found)
         else:
-            for path, handler in (
-                ("/dir/assign", self._handle_assign),
-                ("/dir/lookup", self._handle_lookup),
-                ("/dir/status", self._handle_dir_status),
-                ("/vol/status", self._handle_vol_status),
-                ("/collection/info", self._handle_collection_info),
+            for path, handler, operation in (
+                ("/dir/assign", self._handle_assign, "assign"),
+                ("/dir/lookup", self._handle_lookup, "lookup"),
+                ("/dir/status", self._handle_dir_status, "status"),
+                ("/vol/status", self._handle_vol_status, "status"),
+                ("/collection/info", self._handle_collection_info, "status"),
             ):
-                r.add(path, handler, any_method, max_body=1 << 20)
+                r.add(path, handler, any_method, max_body=1 << 20, observe=observe(operation))
             # Growing volumes and deleting collections change the cluster: with a signing key,
             # only holders of the key may (weed leaves them to its white list alone).
-            self._cluster(r, "/vol/grow", self._handle_vol_grow, any_method)
-            self._cluster(r, "/col/delete", self._handle_col_delete, any_method)
-            r.add("/submit", self._handle_submit, any_method)
-            r.fallback(self._handle_redirect)
+            self._cluster(r, "/vol/grow", self._handle_vol_grow, any_method, operation="admin")
+            self._cluster(r, "/col/delete", self._handle_col_delete, any_method, operation="admin")
+            r.add("/submit", self._handle_submit, any_method, observe=observe("submit"))
+            r.fallback(self._handle_redirect, observe=observe("redirect"))
         # A single master is always its own leader and the topology takes no lock a request
         # could find held, so readiness and raft health are the liveness answer (spec §2.13).
         for path in ("/healthz", "/readyz", "/cluster/healthz"):
             r.add(path, _ok, ["GET"])
-        r.add("/cluster/status", self._handle_cluster_status, ["GET"])
+        r.add("/cluster/status", self._handle_cluster_status, ["GET"], observe=observe("status"))
         r.add("/metrics", self._handle_metrics, ["GET"])
         # Like the reference's UI routes, the read-only page answers any method.
         r.add("/", self._handle_page, any_method)
         r.add("/ui/index.html", self._handle_page, any_method)
+        r.add(STYLESHEET_PATH, stylesheet, ["GET"])
         # The volume-server protocol changes the topology (locations, dead servers, writable
         # volumes): an outsider must not reach it, so every /internal/ route is behind the
         # white list and the cluster token, registered through `_cluster` so that a new one
         # cannot be forgotten.
-        self._cluster(r, "/internal/heartbeat", self._handle_heartbeat, max_body=64 << 20)
-        self._cluster(r, "/internal/volume/unwritable", self._handle_unwritable)
+        self._cluster(
+            r,
+            "/internal/heartbeat",
+            self._handle_heartbeat,
+            max_body=64 << 20,
+            operation="heartbeat",
+        )
+        self._cluster(r, "/internal/volume/unwritable", self._handle_unwritable, operation="admin")
         return r
 
     def _cluster(
@@ -266,6 +289,7 @@ class MasterServer:
         handler: Handler,
         methods: list[str] | None = _POST,
         *,
+        operation: str,
         max_body: int = 1 << 20,
     ) -> None:
         """Register a route that changes the cluster: behind the white list of the
@@ -279,7 +303,7 @@ class MasterServer:
                 check_cluster(req, key, time.time())
             return handler(req)
 
-        r.add(path, guarded, methods, max_body=max_body)
+        r.add(path, guarded, methods, max_body=max_body, observe=self.requests.observer(operation))
 
     # ------------------------------------------------------------ guard and helpers
 
@@ -554,8 +578,9 @@ class MasterServer:
         return json_response(status, pretty=self._pretty(req))
 
     def _handle_page(self, req: Request) -> Response:
-        page = status_page(self.topology, self.address, self.version)
-        return Response(200, _HTML_HEADERS, page.encode())
+        now = self._clock()
+        facts = ClusterFacts(self.address, self.version, now - self._started_at, now)
+        return status_page(self.topology, facts)
 
     def _handle_metrics(self, req: Request) -> Response:
         return Response(200, {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest(self._registry))

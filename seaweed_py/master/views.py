@@ -1,9 +1,8 @@
 """What the status endpoints show: the reference's JSON shapes (field names and order as `weed`
-4.48 prints them) and the HTML page at `/`."""
+4.48 prints them). The HTML page at `/` is `master/ui.py`."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,7 +13,8 @@ __all__ = [
     "cluster_status",
     "collection_info",
     "dir_status",
-    "status_page",
+    "layouts_in_order",
+    "nodes_in_order",
     "vol_status",
     "volume_id_runs",
 ]
@@ -38,14 +38,14 @@ def volume_id_runs(ids: Iterable[int]) -> str:
     return " " + " ".join(runs) + (" ..." if truncated else "")
 
 
-def _sorted_nodes(topo: Topology) -> Iterable[tuple[str, str, list[DataNode]]]:
+def nodes_in_order(topo: Topology) -> Iterable[tuple[str, str, list[DataNode]]]:
     for dc_id in sorted(topo.data_centers):
         dc = topo.data_centers[dc_id]
         for rack_id in sorted(dc.racks):
             yield dc_id, rack_id, sorted(dc.racks[rack_id].nodes.values(), key=lambda n: n.url)
 
 
-def _layouts(topo: Topology) -> list[VolumeLayout]:
+def layouts_in_order(topo: Topology) -> list[VolumeLayout]:
     return sorted(
         topo.layouts.values(),
         key=lambda lay: (
@@ -59,7 +59,7 @@ def _layouts(topo: Topology) -> list[VolumeLayout]:
 
 def dir_status(topo: Topology, topology_id: str, version: str) -> dict[str, Any]:
     racks_of: dict[str, list[dict[str, Any]]] = {dc_id: [] for dc_id in sorted(topo.data_centers)}
-    for dc_id, rack_id, nodes in _sorted_nodes(topo):
+    for dc_id, rack_id, nodes in nodes_in_order(topo):
         racks_of[dc_id].append(
             {
                 "Id": rack_id,
@@ -85,7 +85,7 @@ def dir_status(topo: Topology, topology_id: str, version: str) -> dict[str, Any]
             "collection": lay.key.collection,
             "diskType": lay.key.disk,
         }
-        for lay in _layouts(topo)
+        for lay in layouts_in_order(topo)
     ]
     return {
         "Topology": {
@@ -122,7 +122,7 @@ def _volume_info(v: VolumeReport) -> dict[str, Any]:
 
 def vol_status(topo: Topology, version: str) -> dict[str, Any]:
     dcs: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
-    for dc_id, rack_id, nodes in _sorted_nodes(topo):
+    for dc_id, rack_id, nodes in nodes_in_order(topo):
         rack = dcs.setdefault(dc_id, {}).setdefault(rack_id, {})
         for n in nodes:
             rack[n.url] = [_volume_info(n.volumes[vid]) for vid in sorted(n.volumes)]
@@ -154,7 +154,7 @@ def collection_info(
     topo: Topology, collection: str, version: str, detail: bool
 ) -> dict[str, Any] | list[dict[str, Any]]:
     """`/collection/info` (keys sorted, as the reference's map renders them)."""
-    layouts = [lay for lay in _layouts(topo) if lay.key.collection == collection]
+    layouts = [lay for lay in layouts_in_order(topo) if lay.key.collection == collection]
     per_layout = []
     for lay in layouts:
         total, used, files = _layout_usage(lay)
@@ -185,68 +185,3 @@ def cluster_status(leader: str, max_volume_id: int) -> dict[str, Any]:
     if max_volume_id:
         status["MaxVolumeId"] = max_volume_id
     return status
-
-
-_PAGE_STYLE = (
-    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"
-    "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
-    ".bar{background:#eee;width:10em;height:.8em}.bar div{background:#4a8;height:100%}"
-)
-
-
-def _fill_bar(fraction: float) -> str:
-    pct = max(0.0, min(1.0, fraction)) * 100
-    return f'<div class="bar" title="{pct:.1f}%"><div style="width:{pct:.1f}%"></div></div>'
-
-
-def status_page(topo: Topology, leader: str, version: str) -> str:
-    """Server-rendered HTML: nodes by data center and rack, then volumes and their fill."""
-    e = html.escape
-    limit = topo.volume_size_limit
-    out = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>weedpy master</title>",
-        f"<style>{_PAGE_STYLE}</style></head><body>",
-        f"<h1>weedpy master {e(leader)}</h1>",
-        f"<p>{e(version)} · volume size limit {limit // (1 << 20)} MiB · "
-        f"{len(topo.nodes)} volume servers · slots {topo.free_slots()} free of {topo.max_slots()}</p>",
-        "<h2>Topology</h2><table><tr><th>Data center</th><th>Rack</th><th>Volume server</th>"
-        "<th>Volumes</th><th>Max</th><th>Volume ids</th></tr>",
-    ]
-    for dc_id, rack_id, nodes in _sorted_nodes(topo):
-        for n in nodes:
-            out.append(
-                f"<tr><td>{e(dc_id)}</td><td>{e(rack_id)}</td>"
-                f"<td><a href='http://{e(n.public_url, quote=True)}/ui/index.html'>{e(n.url)}</a></td>"
-                f"<td>{len(n.volumes)}</td><td>{n.total_max()}</td>"
-                f"<td>{e(volume_id_runs(n.volumes))}</td></tr>"
-            )
-    out.append(
-        "</table><h2>Volumes</h2><table><tr><th>Id</th><th>Collection</th>"
-        "<th>Replication</th><th>TTL</th><th>Disk</th><th>Size</th><th>Fill</th>"
-        "<th>Files</th><th>State</th><th>Locations</th></tr>"
-    )
-    for lay in _layouts(topo):
-        for vid in sorted(lay.volumes):
-            vol = lay.volumes[vid]
-            files = max(
-                (loc.volumes[vid].file_count for loc in vol.locations if vid in loc.volumes),
-                default=0,
-            )
-            state = (
-                "writable"
-                if lay.is_writable(vid)
-                else "read-only"
-                if vol.read_only
-                else "not writable"
-            )
-            if vol.crowded:
-                state += ", crowded"
-            out.append(
-                f"<tr><td>{vid}</td><td>{e(lay.key.collection)}</td>"
-                f"<td>{lay.key.replica_placement}</td><td>{e(str(lay.key.ttl))}</td>"
-                f"<td>{e(lay.key.disk)}</td><td>{vol.size}</td><td>{_fill_bar(vol.size / limit)}</td>"
-                f"<td>{files}</td><td>{state}</td>"
-                f"<td>{e(', '.join(loc.url for loc in vol.locations))}</td></tr>"
-            )
-    out.append("</table></body></html>")
-    return "".join(out)

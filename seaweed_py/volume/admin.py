@@ -1,12 +1,11 @@
-"""The volume server's own endpoints: status, health, metrics, the HTML page, and the `/admin/...`
-calls the master makes (docs/internals.md), plus the heartbeat body.
+"""The volume server's own endpoints: status, health, metrics, and the `/admin/...` calls the
+master makes (docs/internals.md), plus the heartbeat body. The HTML page is `volume/ui.py`.
 
 | path | answer |
 |---|---|
 | `GET /status` | `{"Version", "DiskStatuses", "Volumes"}` (spec §3.7; `?pretty=y` indents) |
 | `GET /healthz`, `/readyz` | 200, or 503 while stopping or when heartbeats are not answered (readyz) |
 | `GET /metrics` | Prometheus text |
-| `GET /ui/index.html` | a small HTML status page |
 | `POST /admin/volume/allocate?volume=&collection=&replication=&ttl=&preallocate=&disk=` | create |
 | `POST /admin/volume/delete?volume=[&onlyEmpty=true]` | delete a volume's files |
 | `POST /admin/volume/readonly?volume=`, `/admin/volume/writable?volume=` | mark |
@@ -17,10 +16,7 @@ calls the master makes (docs/internals.md), plus the heartbeat body.
 from __future__ import annotations
 
 import asyncio
-import html
-import shutil
 from collections.abc import Awaitable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seaweed_py import __version__
@@ -43,7 +39,6 @@ __all__ = ["VERSION", "AdminHandlers"]
 
 VERSION = f"weedpy {__version__}"
 _TEXT_PLAIN = b"Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-_HTML = b"Content-Type: text/html; charset=utf-8\r\n"
 
 
 class AdminHandlers:
@@ -59,19 +54,21 @@ class AdminHandlers:
         r.add("/healthz", self.healthz, ["GET"])
         r.add("/readyz", self.readyz, ["GET"])
         r.add("/metrics", self.metrics, ["GET"])
-        if self._server.ui_served():
-            r.add("/ui/index.html", self.ui, ["GET"])
         server = self._server
 
         def guard(handler: Handler) -> Handler:
             return _behind(server, handler)
 
-        r.add("/admin/volume/allocate", guard(self.allocate), ["POST"])
-        r.add("/admin/volume/delete", guard(self.delete_volume), ["POST"])
-        r.add("/admin/volume/readonly", guard(self.mark_readonly), ["POST"])
-        r.add("/admin/volume/writable", guard(self.mark_writable), ["POST"])
-        r.add("/admin/collection/delete", guard(self.delete_collection), ["POST"])
-        r.add("/admin/volume/status", guard(self.volume_status), ["GET"])
+        admin = server.stats.admin
+        for path, handler, method in (
+            ("/admin/volume/allocate", self.allocate, "POST"),
+            ("/admin/volume/delete", self.delete_volume, "POST"),
+            ("/admin/volume/readonly", self.mark_readonly, "POST"),
+            ("/admin/volume/writable", self.mark_writable, "POST"),
+            ("/admin/collection/delete", self.delete_collection, "POST"),
+            ("/admin/volume/status", self.volume_status, "GET"),
+        ):
+            r.add(path, guard(handler), [method], observe=admin)
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -95,67 +92,17 @@ class AdminHandlers:
             "volumes": [_heartbeat_volume(v) for v in store.volume_infos() if v.id not in missing],
         }
 
-    def gauges(self) -> list[tuple[str, str, float]]:
-        store = self._server.store
-        uploads = self._server.uploads
-        infos = store.volume_infos()
-        return [
-            ("weedpy_volume_volumes", "Volumes on this server", float(len(infos))),
-            (
-                "weedpy_volume_needles",
-                "Live needles on this server",
-                float(sum(v.file_count - v.delete_count for v in infos)),
-            ),
-            (
-                "weedpy_volume_free_slots",
-                "Volumes that can still be created",
-                float(store.free_slots),
-            ),
-            (
-                "weedpy_volume_inflight_upload_bytes",
-                "Upload body bytes in flight, as -concurrentUploadLimitMB counts them",
-                float(uploads.in_flight if uploads is not None else 0),
-            ),
-            (
-                "weedpy_volume_corrupt_needles",
-                "Live needles found corrupt (on load or by a read) and not yet repaired",
-                float(sum(len(v.corrupt_needles()) for v in store.volumes())),
-            ),
-        ]
-
     # ------------------------------------------------------------------ status and health
 
     async def status(self, req: Request) -> Response:
-        disks = await asyncio.to_thread(self._disk_statuses)
+        disks = await self._server.stats.refresh_disks()
         volumes = sorted(self._server.store.volume_infos(), key=lambda v: v.id)
         body = {
             "Version": VERSION,
-            "DiskStatuses": disks,
+            "DiskStatuses": [d.status_json() for d in disks],
             "Volumes": [_status_volume(v) for v in volumes],
         }
         return json_response(body, pretty=bool(req.query.get("pretty")))
-
-    def _disk_statuses(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for directory in self._server.options.dirs:
-            path = str(Path(directory).resolve())
-            try:
-                usage = shutil.disk_usage(path)
-            except OSError as exc:
-                out.append({"dir": path, "error": str(exc)})
-                continue
-            total = usage.total or 1
-            out.append(
-                {
-                    "dir": path,
-                    "all": usage.total,
-                    "used": usage.used,
-                    "free": usage.free,
-                    "percent_free": round(usage.free * 100 / total, 5),
-                    "percent_used": round(usage.used * 100 / total, 5),
-                }
-            )
-        return out
 
     def healthz(self, req: Request) -> Response:
         return Response(503 if self._server.stopping else 200)
@@ -166,31 +113,8 @@ class AdminHandlers:
         # server out of service during a master outage.
         return self.healthz(req)
 
-    def metrics(self, req: Request) -> Response:
-        return Response(200, raw_headers=_TEXT_PLAIN, body=self._server.stats.exposition())
-
-    def ui(self, req: Request) -> Response:
-        s = self._server
-        rows = "".join(
-            f"<tr><td>{v.id}</td><td>{html.escape(v.collection)}</td><td>{v.size}</td>"
-            f"<td>{v.file_count}</td><td>{v.delete_count}</td><td>{v.replica_placement}</td>"
-            f"<td>{html.escape(str(v.ttl))}</td><td>{'yes' if v.read_only else 'no'}</td></tr>"
-            for v in sorted(s.store.volume_infos(), key=lambda v: v.id)
-        )
-        page = (
-            "<!DOCTYPE html><html><head><title>weedpy volume server</title></head><body>"
-            f"<h1>Volume server {html.escape(s.url())}</h1>"
-            f"<p>{html.escape(VERSION)} &middot; masters: "
-            f"{html.escape(', '.join(s.options.masters))} &middot; heartbeating to "
-            f"{html.escape(s.link.master)}: {'yes' if s.link.heartbeating else 'no'}</p>"
-            f"<p>data center {html.escape(s.options.data_center or '-')}, rack "
-            f"{html.escape(s.options.rack or '-')}; directories "
-            f"{html.escape(', '.join(s.options.dirs))}</p>"
-            "<table border=1><tr><th>Id</th><th>Collection</th><th>Size</th><th>Files</th>"
-            "<th>Deleted</th><th>Replication</th><th>TTL</th><th>Read-only</th></tr>"
-            f"{rows}</table></body></html>"
-        )
-        return Response(200, raw_headers=_HTML, body=page.encode())
+    async def metrics(self, req: Request) -> Response:
+        return Response(200, raw_headers=_TEXT_PLAIN, body=await self._server.stats.exposition())
 
     # ------------------------------------------------------------------ admin calls
 

@@ -153,7 +153,6 @@ class BlobReader:
     # ------------------------------------------------------------------ entry point
 
     def get(self, req: Request) -> Response | Awaitable[Response]:
-        self._stats.reads += 1
         plain = req.method == "GET" and not req.query_string and _PLAIN.isdisjoint(req.headers)
         if plain:
             known = self._answers.get(req.path)

@@ -47,11 +47,12 @@ from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
 from seaweed_py.volume.access import check_delete, check_read, check_write
-from seaweed_py.volume.admin import AdminHandlers
+from seaweed_py.volume.admin import VERSION, AdminHandlers
 from seaweed_py.volume.durability import HelperDriver
 from seaweed_py.volume.options import VolumeOptions
 from seaweed_py.volume.read import BlobReader
 from seaweed_py.volume.stats import Stats
+from seaweed_py.volume.ui import StatusPage
 from seaweed_py.volume.write import BlobWriter
 
 __all__ = ["SERVER_HEADER", "VolumeServer"]
@@ -67,6 +68,7 @@ _PREFLIGHT = (
 _PUBLIC_PREFLIGHT = (
     b"Access-Control-Allow-Methods: GET, OPTIONS\r\nAccess-Control-Allow-Headers: *\r\n"
 )
+_RATE_SAMPLE_SECONDS = 5.0
 # Multipart framing around the largest accepted file.
 _MULTIPART_SLACK = 64 * 1024
 
@@ -93,7 +95,6 @@ class VolumeServer:
         )
         self._fsync_driver: HelperDriver | None = None
         self._disk_check: asyncio.Task[None] | None = None
-        self.stats = Stats(self._gauges)
         self.link = MasterLink(
             options.masters,
             self._heartbeat,
@@ -101,6 +102,15 @@ class VolumeServer:
             on_answer=self._on_master_answer,
             out=self.out,
         )
+        self.stats = Stats(
+            self.store,
+            options.dirs,
+            version=VERSION,
+            heartbeating=lambda: self.link.heartbeating,
+            inflight_uploads=lambda: self.uploads.in_flight if self.uploads is not None else 0,
+            clock=clock,
+        )
+        self._sampler: asyncio.Task[None] | None = None
         self.replicator = Replicator(options.replication_timeout, self.out)
         self.reader = BlobReader(
             self.store,
@@ -141,7 +151,7 @@ class VolumeServer:
         self.public_http: HttpServer | None = None
         if options.public_port and options.public_port != options.port:
             public = Router()
-            public.fallback(self._public_blob)
+            public.fallback(self._public_blob, observe=self.stats.observe_blob)
             self.public_http = HttpServer(
                 public, self._limits(), SERVER_HEADER, batch_writes=True, ssl=self._ssl
             )
@@ -175,6 +185,7 @@ class VolumeServer:
             await self.public_http.start(self.options.listen_host, self.options.public_port)
         await self.link.start()
         self._disk_check = asyncio.create_task(self._reopen_full_volumes(), name="disk check")
+        self._sampler = asyncio.create_task(self._sample_rates(), name="rate sampler")
         log.info("volume server %s serving %s", self.url(), ", ".join(self.options.dirs))
         security = self.options.security
         log.info("security: %s; serving %s", security.describe(), "https" if self._ssl else "http")
@@ -215,6 +226,10 @@ class VolumeServer:
             self._disk_check.cancel()
             await asyncio.gather(self._disk_check, return_exceptions=True)
             self._disk_check = None
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+            self._sampler = None
         serving = self.http.port != 0
         await self.link.stop(goodbye=serving)
         if serving and self.options.pre_stop_seconds > 0:
@@ -237,12 +252,20 @@ class VolumeServer:
     def _router(self) -> Router:
         r = Router()
         self.admin.register(r)
+        StatusPage(self).register(r)
         r.fallback(
             self._blob,
             max_body=self.options.file_size_limit + _MULTIPART_SLACK,
             inflight=self.uploads,
+            observe=self.stats.observe_blob,
         )
         return r
+
+    async def _sample_rates(self) -> None:
+        """Snapshots of the request counts, for the recent rates on the status page."""
+        while True:
+            self.stats.recent.sample(time.monotonic())
+            await asyncio.sleep(_RATE_SAMPLE_SECONDS)
 
     # ------------------------------------------------------------------ blob dispatch
 
@@ -323,9 +346,6 @@ class VolumeServer:
                 continue
             if reopened:
                 self.link.poke()
-
-    def _gauges(self) -> list[tuple[str, str, float]]:
-        return self.admin.gauges()
 
 
 def _upload_rejection(in_flight: int, limit: int) -> TooManyRequests:

@@ -1,78 +1,238 @@
-"""Request counters of one volume server and their Prometheus exposition.
+"""The metrics of one volume server and their Prometheus exposition (names: docs/metrics.md).
 
 Handlers bump plain integer attributes (no lock, no label lookup on the hot path: one event
-loop owns them); a custom collector turns them into metrics when `/metrics` is scraped. Each
-server has its own `CollectorRegistry`, so several servers can live in one process.
+loop owns them) and the blob route reports each answer to `observe_blob`; a custom collector
+turns the counts, the store's state and the disks' space into metric families only when
+`/metrics` is scraped. Each server has its own `CollectorRegistry` (with the process and
+Python runtime collectors of prometheus-client), so several servers can live in one process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-__all__ = ["Stats"]
+from seaweed_py.httpkit.metrics import RecentRates, RequestMetrics
+from seaweed_py.httpkit.request import Request
+from seaweed_py.storage.store import Store
+from seaweed_py.volume.disks import DiskUsage, disk_usages
+
+__all__ = ["FULL_FRACTION", "OPERATIONS", "Stats", "VolumeCounts", "is_full", "volume_counts"]
+
+OPERATIONS = ("read", "write", "delete", "replicate", "admin")
+"""What the request metrics are labelled with: blob reads (GET/HEAD), writes (POST/PUT) and
+deletes from clients, `type=replicate` writes and deletes from other volume servers, and the
+master's `/admin/...` calls."""
 
 
 class Stats:
-    """Counters since start, plus gauges computed at scrape time."""
+    """Counters since start, plus what is read from the store and the disks at scrape time."""
 
-    def __init__(self, gauges: Callable[[], Sequence[tuple[str, str, float]]]) -> None:
-        self.reads = 0
-        self.writes = 0
-        self.deletes = 0
+    def __init__(
+        self,
+        store: Store,
+        directories: Sequence[str],
+        *,
+        version: str,
+        heartbeating: Callable[[], bool],
+        inflight_uploads: Callable[[], int] = lambda: 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.write_errors = 0
         self.replica_failures = 0
         self.bytes_written = 0
         self.corrupt_reads = 0  # reads answered "corrupt"
         self.verify_reads = 0  # large needles whose data was read to check its CRC
         self.verify_memo_hits = 0  # large needles a remembered verification vouched for
-        self._gauges = gauges
+        self._clock = clock
+        self.started = clock()
+        self.version = version
+        self.requests = RequestMetrics("weedpy_volume")
+        self.read, self.write, self.delete, self.replicate, self.admin = (
+            self.requests.operation(name) for name in OPERATIONS
+        )
+        self.recent = RecentRates(self.requests)
+        self.disks: list[DiskUsage] = []
+        """As of the last `refresh_disks`."""
+        self._store = store
+        self._directories = tuple(directories)
+        self._heartbeating = heartbeating
+        self._inflight_uploads = inflight_uploads
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
+        self.registry.register(self.requests)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
-    def exposition(self) -> bytes:
+    def observe_blob(self, req: Request, status: int, seconds: float, sent: int) -> None:
+        """The blob route's observer: the operation follows from the method and `type`."""
+        method = req.method
+        if method == "GET" or method == "HEAD":  # the hot path: a read has no body to count
+            self.read.observe(status, seconds, 0, sent)
+            return
+        stream = req.stream
+        received = len(req.body) if stream is None else stream.received
+        if req.query_string and req.query.get("type") == "replicate":
+            operation = self.replicate
+        elif method == "DELETE":
+            operation = self.delete
+        else:  # POST, PUT, and the odd methods the blob handler refuses
+            operation = self.write
+        operation.observe(status, seconds, received, sent)
+
+    def uptime(self) -> float:
+        return self._clock() - self.started
+
+    async def refresh_disks(self) -> list[DiskUsage]:
+        self.disks = await asyncio.to_thread(disk_usages, self._directories)
+        return self.disks
+
+    async def exposition(self) -> bytes:
+        await self.refresh_disks()
         return bytes(generate_latest(self.registry))
+
+
+class VolumeCounts:
+    """The store's volumes summed up: by state, needles, bytes."""
+
+    __slots__ = ("deleted_bytes", "full", "needles", "read_only", "size", "writable")
+
+    def __init__(self) -> None:
+        self.writable = self.full = self.read_only = 0
+        self.needles = self.size = self.deleted_bytes = 0
+
+
+FULL_FRACTION = 0.9
+"""A volume whose `.dat` reached this fraction of the size limit counts as full: the master's
+crowded line, where it grows other volumes beside it (an append past the limit is refused)."""
+
+
+def is_full(size: int, limit: int) -> bool:
+    return bool(limit) and size >= FULL_FRACTION * limit
+
+
+def volume_counts(store: Store) -> VolumeCounts:
+    """A volume is read-only if marked so (or turned so by an error), else full (`is_full`),
+    else writable."""
+    counts = VolumeCounts()
+    limit = store.volume_size_limit
+    for v in store.volume_infos():
+        if v.read_only:
+            counts.read_only += 1
+        elif is_full(v.size, limit):
+            counts.full += 1
+        else:
+            counts.writable += 1
+        counts.needles += max(0, v.file_count - v.delete_count)
+        counts.size += v.size
+        counts.deleted_bytes += v.deleted_byte_count
+    return counts
 
 
 class _Collector:
     def __init__(self, stats: Stats) -> None:
         self._stats = stats
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         s = self._stats
-        requests = CounterMetricFamily(
-            "weedpy_volume_requests", "Blob requests handled", labels=["type"]
+        store = s._store
+        info = GaugeMetricFamily(
+            "weedpy_volume_info", "Always 1; labelled with the version.", labels=["version"]
         )
-        requests.add_metric(["read"], s.reads)
-        requests.add_metric(["write"], s.writes)
-        requests.add_metric(["delete"], s.deletes)
-        yield requests
-        yield CounterMetricFamily(
-            "weedpy_volume_write_errors", "Writes that failed", value=s.write_errors
+        info.add_metric([s.version], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "weedpy_volume_start_time_seconds",
+            "When the volume server started (Unix time).",
+            value=s.started,
         )
-        yield CounterMetricFamily(
-            "weedpy_volume_replica_failures",
-            "Writes or deletes a replica did not store",
-            value=s.replica_failures,
+        yield GaugeMetricFamily(
+            "weedpy_volume_master_connected",
+            "1 while the master answers heartbeats, else 0.",
+            value=1 if s._heartbeating() else 0,
         )
-        yield CounterMetricFamily(
-            "weedpy_volume_written_bytes", "Bytes of blob data written", value=s.bytes_written
+        counts = volume_counts(store)
+        volumes = GaugeMetricFamily(
+            "weedpy_volume_volumes",
+            "Volumes on this server by state: writable, full (reached the size limit) or "
+            "read_only.",
+            labels=["state"],
         )
+        volumes.add_metric(["writable"], counts.writable)
+        volumes.add_metric(["full"], counts.full)
+        volumes.add_metric(["read_only"], counts.read_only)
+        yield volumes
         yield CounterMetricFamily(
             "weedpy_volume_corrupt_reads",
-            "Reads answered 500 because the needle's stored bytes fail their checks",
+            "Reads answered 500 because the needle's stored bytes fail their checks.",
             value=s.corrupt_reads,
         )
         verifications = CounterMetricFamily(
             "weedpy_volume_needle_verifications",
-            "Large needles checked before streaming: data read, or a remembered verdict",
+            "Large needles checked before streaming: data read, or a remembered verdict.",
             labels=["how"],
         )
         verifications.add_metric(["read"], s.verify_reads)
         verifications.add_metric(["memo"], s.verify_memo_hits)
         yield verifications
-        for name, help_text, value in s._gauges():
+        for name, help_text, value in (
+            ("weedpy_volume_needles", "Live needles on this server.", counts.needles),
+            ("weedpy_volume_size_bytes", "Bytes of the .dat files on this server.", counts.size),
+            (
+                "weedpy_volume_garbage_bytes",
+                "Bytes of deleted needles still in .dat files (reclaimed by vacuum).",
+                counts.deleted_bytes,
+            ),
+            ("weedpy_volume_max_volumes", "Volume slots in total.", store.max_volume_count),
+            ("weedpy_volume_free_slots", "Volumes that can still be created.", store.free_slots),
+            (
+                "weedpy_volume_inflight_upload_bytes",
+                "Upload body bytes in flight, as -concurrentUploadLimitMB counts them.",
+                s._inflight_uploads(),
+            ),
+            (
+                "weedpy_volume_corrupt_needles",
+                "Live needles found corrupt (on load or by a read) and not yet repaired.",
+                sum(len(v.corrupt_needles()) for v in store.volumes()),
+            ),
+        ):
             yield GaugeMetricFamily(name, help_text, value=value)
+        yield from _disk_families(s.disks)
+        for name, help_text, count in (
+            ("weedpy_volume_write_errors", "Writes that failed.", s.write_errors),
+            (
+                "weedpy_volume_replica_failures",
+                "Writes or deletes a replica did not store.",
+                s.replica_failures,
+            ),
+            ("weedpy_volume_written_bytes", "Bytes of blob data written.", s.bytes_written),
+        ):
+            yield CounterMetricFamily(name, help_text, value=count)
+
+
+def _disk_families(disks: Sequence[DiskUsage]) -> Iterator[Metric]:
+    families = [
+        GaugeMetricFamily(
+            f"weedpy_volume_disk_{what}_bytes",
+            f"{what.capitalize()} bytes of the file system holding a -dir.",
+            labels=["dir"],
+        )
+        for what in ("total", "used", "free")
+    ]
+    for disk in disks:
+        if disk.error:
+            continue
+        for family, value in zip(families, (disk.total, disk.used, disk.free), strict=True):
+            family.add_metric([disk.directory], value)
+    yield from families

@@ -105,7 +105,6 @@ class BlobWriter:
     def write(self, req: Request) -> Response | Awaitable[Response]:
         """POST/PUT. A small write to a local single-copy volume whose durability needs no
         wait (`-fsync=none|always`) is answered inline, without a coroutine."""
-        self._stats.writes += 1
         url_path = req.path
         path = parse_write_path(url_path)
         options = UploadOptions.from_query(
@@ -292,7 +291,6 @@ class BlobWriter:
     # ------------------------------------------------------------------ deletes
 
     async def delete(self, req: Request) -> Response:
-        self._stats.deletes += 1
         path = parse_blob_path(req.path)
         volume = self._store.get(path.volume_id)
         if volume is None:

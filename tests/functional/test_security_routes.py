@@ -38,6 +38,7 @@ MASTER_OPEN = {
     "/readyz": "probe",
     "/metrics": "read-only",
     "/": "read-only page",
+    "/ui/weedpy.css": "the status pages' stylesheet",
     "/ui/index.html": "read-only page",
 }
 VOLUME_OPEN = {
@@ -45,6 +46,7 @@ VOLUME_OPEN = {
     "/healthz": "probe",
     "/readyz": "probe",
     "/metrics": "read-only",
+    "/ui/weedpy.css": "the status page's stylesheet",
 }
 ANY_METHOD = ("GET", "POST", "PUT", "DELETE")
 COLLECTION = "precious"

@@ -432,7 +432,10 @@ async def test_status_health_metrics_and_ui(vs: VolumeServer, http: Session) -> 
     assert (await _get(http, _url(vs, "/status?pretty=y")))[2].count(b"\n") > 5
     assert (await _get(http, _url(vs, "/healthz")))[0] == 200
     metrics = (await _get(http, _url(vs, "/metrics")))[2]
-    assert b'weedpy_volume_requests_total{type="write"} 1.0' in metrics
+    assert (
+        b'weedpy_volume_request_duration_seconds_count{operation="write",status="2xx"} 1.0'
+        in metrics
+    )
     status, headers, page = await _get(http, _url(vs, "/ui/index.html"))
     assert status == 200 and headers["Content-Type"].startswith("text/html") and b"<table" in page
 

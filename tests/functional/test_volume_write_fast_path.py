@@ -388,7 +388,7 @@ def _writer(store: Store, tmp_path: Path) -> BlobWriter:
         self_url=lambda: "127.0.0.1:1",
         file_size_limit=1 << 20,
         spool_dir=str(tmp_path),
-        stats=Stats(list),
+        stats=Stats(store, [str(tmp_path)], version="test", heartbeating=lambda: False),
         clock=lambda: float(_NOW),
     )
 
