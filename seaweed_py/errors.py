@@ -6,8 +6,9 @@
     │   ├── InvalidTtl
     │   ├── InvalidReplicaPlacement
     │   ├── InvalidCollection       (a collection name outside formats/collection.py's rules)
-    │   └── InvalidChunkManifest    (manifest JSON that does not parse or names bad chunks)
-    │       └── InvalidChunkFileId  (a chunk's fid does not parse; also an InvalidFileId)
+    │   ├── InvalidChunkManifest    (manifest JSON that does not parse or names bad chunks)
+    │   │   └── InvalidChunkFileId  (a chunk's fid does not parse; also an InvalidFileId)
+    │   └── NotAMaster              (client side: the master address answers as a volume server)
     ├── Unauthorized (401)
     ├── NotFound (404)
     │   ├── VolumeNotFound
@@ -67,6 +68,7 @@ __all__ = [
     "NeedleNotFound",
     "NoFreeSlots",
     "NoWritableVolume",
+    "NotAMaster",
     "NotAcceptable",
     "NotFound",
     "PathEscapesDirectory",
@@ -134,6 +136,11 @@ class InvalidReplicaPlacement(BadRequest):
 
 class InvalidCollection(BadRequest):
     """A collection name that is not a value `formats.collection.parse_collection` accepts."""
+
+
+class NotAMaster(BadRequest):
+    """Raised by clients: the address given as the master's answered as a volume server (the
+    caller's configuration is wrong; no retry helps)."""
 
 
 class Unauthorized(WeedError):

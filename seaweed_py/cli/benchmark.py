@@ -39,7 +39,7 @@ import orjson
 
 from seaweed_py import __version__
 from seaweed_py.config.flags import FlagSet, UsageError
-from seaweed_py.errors import InvalidFileId
+from seaweed_py.errors import InvalidFileId, WeedError
 from seaweed_py.formats.fid import parse_file_id
 from seaweed_py.types import VolumeId
 
@@ -53,6 +53,7 @@ _START_TIMEOUT: Final = 120.0
 _ASSIGN_PATIENCE: Final = 10.0
 _ERROR_KINDS: Final = 10
 _REQUEST_TIMEOUT: Final = 60.0
+_PROBE_TIMEOUT: Final = 5.0
 
 
 def build_flags() -> FlagSet:
@@ -171,6 +172,13 @@ def run(argv: Sequence[str]) -> int:
         raise UsageError("-n, -c and -procs must be positive and -size not negative")
     if opts["readOnly"] and opts["writeOnly"]:
         raise UsageError("-readOnly and -writeOnly exclude each other")
+    # A bad -list is named before the master is asked anything.
+    listed = _read_targets(Path(opts["list"])) if opts["readOnly"] else None
+    problem = _master_problem(opts["master"])
+    if problem:
+        # One line, before any worker starts: not a report of n failed requests.
+        print(f"weedpy benchmark: {problem}", file=sys.stderr)
+        return 1
     print(f"This is weedpy version {__version__} {sys.platform} {platform.machine()}")
     failed = 0
     if not opts["readOnly"]:
@@ -179,7 +187,7 @@ def run(argv: Sequence[str]) -> int:
         Path(opts["list"]).write_text("".join(f"{fid}\n" for fid in fids))
         failed += stats.failed
     if not opts["writeOnly"]:
-        targets = _read_targets(Path(opts["list"]))
+        targets = listed if listed is not None else _read_targets(Path(opts["list"]))
         if not targets:
             raise UsageError(f"no fids to read in {opts['list']}")
         print("\n------------ Randomly Reading Benchmark ----------")
@@ -188,12 +196,29 @@ def run(argv: Sequence[str]) -> int:
     return 1 if failed else 0
 
 
+def _master_problem(master: str) -> str:
+    """Why the load cannot start at `master` (unreachable, not a master), or ""."""
+    # Imported here, in the parent only: the workers never load aiohttp.
+    from seaweed_py.client import Client
+
+    try:
+        with Client(master, connect_timeout=_PROBE_TIMEOUT, read_timeout=_PROBE_TIMEOUT) as c:
+            c.cluster_status()
+    except WeedError as exc:
+        return f"master {master}: {exc.message}"
+    return ""
+
+
 def _read_targets(listing: Path) -> list[tuple[VolumeId, str]]:
     """(volume id, fid) for every fid in `listing`, parsed before any worker starts: a line
     that is not a fid is refused here rather than timed as a stream of failed reads. The text
     is kept for the URL, so a `_N` fid is read as listed."""
     targets: list[tuple[VolumeId, str]] = []
-    for fid in listing.read_text().split():
+    try:
+        text = listing.read_text()
+    except OSError as exc:
+        raise UsageError(f"-list {listing}: {exc.strerror or exc}") from None
+    for fid in text.split():
         try:
             targets.append((parse_file_id(fid).volume_id, fid))
         except InvalidFileId as exc:

@@ -9,6 +9,8 @@ imported only when their command runs, so `weedpy upload` does not pay for the s
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -41,7 +43,7 @@ def _usage() -> str:
     lines = [
         "weedpy: a SeaweedFS-compatible blob store.",
         "",
-        "Usage: weedpy [-config_dir=DIR] <command> [flags]   (weedpy <command> -h for its flags)",
+        "Usage: weedpy [-config_dir=DIR] <command> [flags]   (weedpy help <command> for its flags)",
         "",
         "Commands:",
     ]
@@ -64,7 +66,21 @@ def _global_config_dir(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config_dir, args = _global_config_dir(list(sys.argv[1:] if argv is None else argv))
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # here, so a closed pipe is seen here, not at interpreter exit
+    except BrokenPipeError:
+        # `weedpy --help | head`: the reader left; say nothing more, as a command killed by
+        # SIGPIPE would (and as it, exit 128 + SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return code
+
+
+def _main(argv: list[str]) -> int:
+    config_dir, args = _global_config_dir(argv)
+    if args[:1] == ["help"] and len(args) > 1:
+        args = [args[1], "-h"]  # `weedpy help upload` is `weedpy upload -h`
     if not args or args[0] in ("-h", "-help", "--help", "help"):
         print(_usage())
         return 0 if args else 2

@@ -90,8 +90,7 @@ def run(argv: Sequence[str]) -> int:
         raise UsageError("-maxMB must be 0 or positive")
     listed = [Path(f) for f in files]
     for path in listed:
-        if not path.is_file():
-            raise UsageError(f"not a regular file: {path}")
+        _check_uploadable(path)
     walked = _walk(Path(opts["dir"]), opts["include"]) if opts["dir"] else []
     _, security = load_security(opts)
     opts["master"], opts["ssl"] = client_options(security, opts["master"])
@@ -106,6 +105,17 @@ def run(argv: Sequence[str]) -> int:
         elif not opts["json"]:
             print(f"{outcome.fid}\t{outcome.path}")
     return 1 if any(o.error for o in outcomes) else 0
+
+
+def _check_uploadable(path: Path) -> None:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory (-dir uploads every file under one)")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{path}: permission denied")
 
 
 def _walk(root: Path, include: str) -> list[Path]:

@@ -30,6 +30,7 @@ import aiohttp
 import orjson
 
 from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.roles import check_master
 from seaweed_py.errors import ServerUnreachable, ServiceUnavailable, VolumeNotFound, WeedError
 
 __all__ = ["Location", "MasterLink"]
@@ -171,6 +172,7 @@ class MasterLink:
     ) -> tuple[int, Any]:
         try:
             async with await call() as resp:
+                check_master(resp.headers.get("Server", ""), master)
                 raw = await resp.read()
                 return resp.status, orjson.loads(raw) if raw else {}
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:

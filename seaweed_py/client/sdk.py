@@ -61,6 +61,7 @@ import aiohttp
 
 from seaweed_py.client.locations import Location, LocationCache
 from seaweed_py.client.manifest import ChunkInfo, ChunkManifest, encode_manifest
+from seaweed_py.client.roles import check_master
 from seaweed_py.errors import (
     BadRequest,
     Conflict,
@@ -448,6 +449,7 @@ class AsyncClient:
             url = self._masters[0] + path
             try:
                 async with self._http().get(url, params=params) as resp:
+                    check_master(resp.headers.get("Server", ""), self._masters[0].split("//")[-1])
                     if resp.status != 200:
                         raise await _error_from(resp, what, not_found)
                     obj = await resp.json(content_type=None)
@@ -457,6 +459,12 @@ class AsyncClient:
                 self._masters.append(self._masters.pop(0))
         assert last is not None
         raise last
+
+    async def cluster_status(self) -> dict[str, Any]:
+        """The master's `/cluster/status` (`{"IsLeader": true, "Leader": ...}`): a cheap check
+        that `master` is reachable and is a master (`ServerUnreachable`, `NotAMaster`)."""
+        obj, _ = await self._master_get("/cluster/status", {}, "cluster status")
+        return obj
 
     async def assign(
         self,
@@ -1140,6 +1148,10 @@ class Client:
                 disk=disk,
             )
         )
+
+    def cluster_status(self) -> dict[str, Any]:
+        """See `AsyncClient.cluster_status`."""
+        return self._run(self._client.cluster_status())
 
     def lookup(self, volume_id: int | str, *, refresh: bool = False) -> list[Location]:
         """See `AsyncClient.lookup`."""

@@ -33,6 +33,7 @@ from seaweed_py import __version__
 from seaweed_py.client.cluster import Outgoing
 from seaweed_py.client.master_link import MasterLink
 from seaweed_py.client.replicate import Replicator
+from seaweed_py.client.roles import VOLUME_SERVER_PREFIX
 from seaweed_py.errors import BadRequest, MethodNotAllowed, TooManyRequests
 from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.inflight import InflightLimit
@@ -59,7 +60,7 @@ __all__ = ["SERVER_HEADER", "VolumeServer"]
 
 log = logging.getLogger(__name__)
 
-SERVER_HEADER = f"SeaweedFS Volume weedpy {__version__}"
+SERVER_HEADER = f"{VOLUME_SERVER_PREFIX} weedpy {__version__}"
 _CORS = b"Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\n"
 _PREFLIGHT = (
     b"Access-Control-Allow-Methods: PUT, POST, GET, DELETE, OPTIONS\r\n"
