@@ -31,6 +31,17 @@ Behaviour worth knowing:
   on fetches tokens before asking (`token()` fetches one). HTTPS: give the master as
   `https://host:port` (volume servers are then reached over HTTPS too) and pass `ssl=` an
   `ssl.SSLContext` trusting the cluster's CA.
+- Uploads survive a volume server that just died: when the server an assign named cannot be
+  reached (`ServerUnreachable`), `upload` asks the master for a fresh fid and sends the blob
+  once more (a chunk of a large file likewise). For `unreachable_ttl` seconds the client then
+  remembers that server and re-assigns (up to 16 times) when the master names it again, as the
+  master keeps naming a dead server until it has missed three heartbeats. A source that cannot
+  be read twice (a stream that is not seekable) is not retried. If the first attempt timed
+  out rather than being refused, the server may have stored it under the first fid, which
+  nobody references then. `write` to an explicit fid cannot be re-assigned: it raises
+  `ServerUnreachable` after dropping the volume's cached locations and remembering the server,
+  and the caller decides (e.g. `upload` instead, or a new `assign`).
+- A master address that answers as a volume server raises `NotAMaster`.
 - Failures raise `seaweed_py.errors` classes: HTTP statuses map to the class with that status
   (404 on a read → `NeedleNotFound`, on a lookup → `VolumeNotFound`; 503 on assign →
   `NoWritableVolume` after retrying for `assign_timeout` seconds); a refused, reset or timed-out
@@ -50,6 +61,7 @@ import random
 import secrets
 import ssl as _ssl
 import threading
+import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +126,7 @@ Progress = Callable[[int, int | None], None]
 (`seaweed_py.client.progress.ProgressBar.update` fits)."""
 
 _READ_PIECE = 256 * 1024
+_STEERING_ASSIGNS = 16  # assigns tried to get past servers known to be unreachable
 _STATUS_ERRORS: Final[dict[int, type[WeedError]]] = {
     400: BadRequest,
     401: Unauthorized,
@@ -237,6 +250,26 @@ class _Source:
     def close(self) -> None:
         if self._owned is not None:
             self._owned.close()
+
+
+def _rewinder(source: UploadSource) -> Callable[[], None] | None:
+    """How to read `source` again from where an upload started; None if it cannot be."""
+    if isinstance(source, bytes | bytearray | memoryview | os.PathLike):
+        return lambda: None  # read afresh by each attempt
+    if not isinstance(source, io.IOBase):
+        return None
+    stream = source
+    try:
+        if not stream.seekable():
+            return None
+        start = stream.tell()
+    except (OSError, ValueError):
+        return None
+
+    def rewind() -> None:
+        stream.seek(start)
+
+    return rewind
 
 
 def _remaining(stream: ReadableBinary) -> int | None:
@@ -387,6 +420,7 @@ class AsyncClient:
         assign_timeout: float = 10.0,
         use_public_url: bool = False,
         data_center: str = "",
+        unreachable_ttl: float = 30.0,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
@@ -399,7 +433,10 @@ class AsyncClient:
         self._ssl = ssl
         # Which kinds of token this cluster asked for (a 401 seen): fetched before asking then.
         self._needs_token = {"write": False, "read": False}
-        self.cache = LocationCache(cache_ttl, clock) if clock else LocationCache(cache_ttl)
+        self._clock = clock or time.monotonic
+        self.cache = LocationCache(cache_ttl, self._clock)
+        self.unreachable_ttl = unreachable_ttl
+        self._unreachable: dict[str, float] = {}  # volume server -> until when it is avoided
         self.chunk_size = chunk_size
         self.max_parallel_chunks = max(1, max_parallel_chunks)
         self.use_public_url = use_public_url
@@ -591,21 +628,31 @@ class AsyncClient:
         last-modified time (Unix seconds); `ttl` (`3m`, `1d`...) expires the blob.
         """
         options = _AssignOptions(collection, replication, ttl, data_center, rack, disk)
-        assignment = await self._assign(1, options)
-        result = await self._write(
-            assignment.fid,
-            source,
-            self._assigned_url(assignment),
-            options,
-            name,
-            mime,
-            pairs,
-            ts,
-            chunk_size,
-            progress,
-            assignment.auth,
-        )
-        return dataclasses.replace(result, url=f"{assignment.public_url}/{result.fid}")
+        rewind = _rewinder(source)
+        for attempt in (1, 2):
+            assignment = await self._fresh_assign(options)
+            url = self._assigned_url(assignment)
+            try:
+                result = await self._write(
+                    assignment.fid,
+                    source,
+                    url,
+                    options,
+                    name,
+                    mime,
+                    pairs,
+                    ts,
+                    chunk_size,
+                    progress,
+                    assignment.auth,
+                )
+            except ServerUnreachable as exc:
+                if attempt == 2 or rewind is None or not self._failed_at(exc, url):
+                    raise
+                rewind()
+                continue
+            return dataclasses.replace(result, url=f"{assignment.public_url}/{result.fid}")
+        raise AssertionError("unreachable")
 
     async def write(
         self,
@@ -635,9 +682,33 @@ class AsyncClient:
         if url is None:
             url = self._address((await self.lookup(fid))[0])
         options = _AssignOptions(collection, replication, ttl, data_center)
-        return await self._write(
-            fid, source, url, options, name, mime, pairs, ts, chunk_size, progress, auth
-        )
+        try:
+            return await self._write(
+                fid, source, url, options, name, mime, pairs, ts, chunk_size, progress, auth
+            )
+        except ServerUnreachable as exc:
+            if self._failed_at(exc, url):
+                self.cache.invalidate(_volume_id(fid))
+            raise
+
+    async def _fresh_assign(self, options: _AssignOptions) -> Assignment:
+        """One fid, steered past volume servers found unreachable lately: the master keeps
+        naming a dead server until it has missed three heartbeats."""
+        now = self._clock()
+        self._unreachable = {u: t for u, t in self._unreachable.items() if t > now}
+        assignment = await self._assign(1, options)
+        for _ in range(_STEERING_ASSIGNS):
+            if self._assigned_url(assignment) not in self._unreachable:
+                break
+            assignment = await self._assign(1, options)
+        return assignment
+
+    def _failed_at(self, exc: ServerUnreachable, url: str) -> bool:
+        """Whether `exc` is `url` not answering; if so, it is avoided for a while."""
+        if not str(exc.context.get("url", "")).startswith(f"{_http(url, self._scheme)}/"):
+            return False
+        self._unreachable[url] = self._clock() + self.unreachable_ttl
+        return True
 
     def _assigned_url(self, assignment: Assignment) -> str:
         return assignment.public_url if self.use_public_url else assignment.url
@@ -714,14 +785,21 @@ class AsyncClient:
 
         async def one(index: int, offset: int, data: bytes) -> None:
             try:
-                assignment = await self._assign(1, options)
-                chunk = _NeedleMeta(
-                    f"{meta.name}-{index + 1}" if meta.name else "",
-                    ttl=chunk_meta.ttl,
-                    ts=chunk_meta.ts,
-                    auth=assignment.auth,
-                )
-                await self._post(assignment.fid, self._assigned_url(assignment), data, chunk)
+                for attempt in (1, 2):
+                    assignment = await self._fresh_assign(options)
+                    chunk = _NeedleMeta(
+                        f"{meta.name}-{index + 1}" if meta.name else "",
+                        ttl=chunk_meta.ttl,
+                        ts=chunk_meta.ts,
+                        auth=assignment.auth,
+                    )
+                    url = self._assigned_url(assignment)
+                    try:
+                        await self._post(assignment.fid, url, data, chunk)
+                        break
+                    except ServerUnreachable as exc:
+                        if attempt == 2 or not self._failed_at(exc, url):
+                            raise
                 done.append(ChunkInfo(assignment.fid, offset, len(data)))
                 if progress is not None:
                     progress(len(data), src.size)
@@ -1095,10 +1173,26 @@ class Client:
     `asyncio.run` per call would not, and it keeps one connection pool across calls. Calls from
     several threads are safe and run concurrently on that loop. Progress callbacks run on the
     loop's thread. Always `close()` it (or use `with`). Keyword arguments are those of
-    `AsyncClient`.
+    `AsyncClient`, but for `session` (an aiohttp session belongs to the loop it was made on).
     """
 
-    def __init__(self, master: str, **options: Any) -> None:
+    def __init__(
+        self,
+        master: str,
+        *,
+        cache_ttl: float = 60.0,
+        chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+        max_parallel_chunks: int = 4,
+        connections: int = 64,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        assign_timeout: float = 10.0,
+        use_public_url: bool = False,
+        data_center: str = "",
+        unreachable_ttl: float = 30.0,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="weedpy-client", daemon=True
@@ -1107,7 +1201,21 @@ class Client:
         self._closed = False
 
         async def make() -> AsyncClient:
-            return AsyncClient(master, **options)
+            return AsyncClient(
+                master,
+                cache_ttl=cache_ttl,
+                chunk_size=chunk_size,
+                max_parallel_chunks=max_parallel_chunks,
+                connections=connections,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                assign_timeout=assign_timeout,
+                use_public_url=use_public_url,
+                data_center=data_center,
+                unreachable_ttl=unreachable_ttl,
+                rng=rng,
+                clock=clock,
+            )
 
         try:
             self._client = self._run(make())
