@@ -18,7 +18,13 @@ from seaweed_py import __version__
 from seaweed_py.config.flags import HelpRequested, UsageError
 from seaweed_py.security.settings import SecurityConfigError
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "SERVER_PACKAGES", "main"]
+
+SERVER_PACKAGES = frozenset(
+    ("uvloop", "httptools", "orjson", "numpy", "crc32c", "prometheus_client", "isal")
+)
+"""Import names of the `server` extra (pyproject.toml): a client-only install lacks them, and
+the commands that need them say so."""
 
 # command -> (module under seaweed_py.cli, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -91,9 +97,18 @@ def _main(argv: list[str]) -> int:
     if command not in COMMANDS:
         print(f"weedpy: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"seaweed_py.cli.{COMMANDS[command][0]}")
     try:
+        module = importlib.import_module(f"seaweed_py.cli.{COMMANDS[command][0]}")
         code: int = module.run([*config_dir, *rest])
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] not in SERVER_PACKAGES:
+            raise
+        print(
+            f"weedpy {command}: needs the server dependencies (missing {exc.name}): "
+            "pip install 'weedpy[server]'",
+            file=sys.stderr,
+        )
+        return 2
     except HelpRequested as exc:
         print(exc)
         return 0

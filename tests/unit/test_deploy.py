@@ -83,7 +83,7 @@ def test_kubernetes_statefulsets_services_and_probes() -> None:
 def test_dockerfile_installs_the_package_on_python_311_slim() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
-    assert "pip install ." in text
+    assert 'pip install ".[server]"' in text  # the servers need the server extra
     assert re.search(r'^ENTRYPOINT \["weedpy"\]$', text, re.M)
 
 
