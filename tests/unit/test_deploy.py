@@ -7,13 +7,19 @@ import io
 import json
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from seaweed_py.cli import master_cmd, volume_cmd
 from seaweed_py.cli.main import COMMANDS, main
+from seaweed_py.formats.replica_placement import ReplicaPlacement
+from seaweed_py.master import MasterOptions, master_options
+from seaweed_py.volume import VolumeOptions, volume_options
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -154,3 +160,137 @@ def test_every_flag_in_deploy_exists(command: str) -> None:
 
 # Every metric the dashboard queries is checked against live scrapes of both servers in
 # tests/functional/test_metrics.py.
+
+
+# ---- compose: built here, reachable from the host ---------------------------------------------
+
+
+def _flags(argv: list[Any]) -> dict[str, str]:
+    return {str(a).lstrip("-").partition("=")[0]: str(a).partition("=")[2] for a in argv[1:]}
+
+
+def _weedpy_services() -> dict[str, dict[str, Any]]:
+    return {
+        n: s for n, s in compose()["services"].items() if s.get("image", "").startswith("weedpy")
+    }
+
+
+def test_compose_builds_every_weedpy_image_from_the_dockerfile() -> None:
+    services = _weedpy_services()
+    assert len(services) == 4
+    for name, service in services.items():
+        build = service["build"]
+        context = (DEPLOY / build["context"]).resolve()
+        assert context == ROOT, name
+        assert (context / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile", name
+        assert service["pull_policy"] == "build", name  # never pulled from a registry
+
+
+def test_compose_volume_servers_are_reachable_from_the_host() -> None:
+    services = compose()["services"]
+    master = _flags(services["master"]["command"])
+    assert f"{master['port']}:{master['port']}" in services["master"]["ports"]
+    host_ports = set()
+    for name, service in _weedpy_services().items():
+        if service["command"][0] != "volume":
+            continue
+        flags = _flags(service["command"])
+        port = flags["port"]
+        # Published unchanged, so one port names the server inside and outside the network.
+        assert service["ports"] == [f"{port}:{port}"], name
+        assert flags["publicUrl"] == f"localhost:{port}", name
+        assert flags["ip"] == name and flags["ip.bind"] == "0.0.0.0", name
+        assert flags["master"] == f"master:{master['port']}", name
+        assert f"localhost:{port}/healthz" in " ".join(service["healthcheck"]["test"]), name
+        host_ports.add(port)
+    assert len(host_ports) == 3
+    scrape = load_yaml("prometheus/prometheus-compose.yml")[0]["scrape_configs"]
+    targets = {t for job in scrape for c in job["static_configs"] for t in c["targets"]}
+    assert targets == {f"master:{master['port']}"} | {
+        f"volume{i}:{p}" for i, p in enumerate(sorted(host_ports), 1)
+    }
+
+
+# ---- kubernetes: one node works by default -----------------------------------------------------
+
+
+def test_kubernetes_default_replication_fits_one_node_and_the_override_is_documented() -> None:
+    [master] = [
+        d
+        for d in kubernetes_docs()
+        if d["kind"] == "StatefulSet" and "master" in d["metadata"]["name"]
+    ]
+    args = master["spec"]["template"]["spec"]["containers"][0]["args"]
+    replication = _flags(args)["defaultReplication"]
+    assert ReplicaPlacement.parse(replication).copy_count == 1
+    text = (DEPLOY / "kubernetes" / "master.yaml").read_text()
+    patch = re.search(
+        r'"path": "/spec/template/spec/containers/0/args/(\d+)", "value": "([^"]+)"', text
+    )
+    assert patch, "master.yaml documents how to switch to rack replication"
+    assert args[int(patch.group(1))].startswith("-defaultReplication=")
+    assert patch.group(2) == "-defaultReplication=010"
+    assert ReplicaPlacement.parse("010").diff_rack == 1
+
+
+# ---- systemd: the defaults reach each other, the units are hardened ---------------------------
+
+
+def _unit(name: str) -> tuple[dict[str, str], list[str]]:
+    """(Environment defaults, ExecStart argv with them substituted) of a unit."""
+    env: dict[str, str] = {}
+    argv: list[str] = []
+    for line in (DEPLOY / "systemd" / name).read_text().splitlines():
+        if line.startswith("Environment="):
+            for pair in shlex.split(line.removeprefix("Environment=")):
+                key, _, value = pair.partition("=")
+                env[key] = value
+        elif line.startswith("ExecStart="):
+            text = re.sub(
+                r"\$\{(\w+)\}", lambda m: env[m.group(1)], line.removeprefix("ExecStart=")
+            )
+            argv = shlex.split(text)
+    assert argv, name
+    return env, argv
+
+
+def _master_defaults() -> MasterOptions:
+    _, argv = _unit("weedpy-master.service")
+    values, _ = master_cmd.flag_set().parse(argv[2:])
+    return master_options(values)
+
+
+def _volume_defaults() -> VolumeOptions:
+    _, argv = _unit("weedpy-volume.service")
+    values, _ = volume_cmd.flag_set().parse(argv[2:])
+    return volume_options(values)
+
+
+def test_systemd_defaults_reach_each_other() -> None:
+    master, volume = _master_defaults(), _volume_defaults()
+    # The volume server calls the master at localhost; the master listens there too.
+    [address] = volume.masters
+    host, _, port = address.rpartition(":")
+    assert int(port) == master.port
+    assert host in ("localhost", "127.0.0.1")
+    assert master.listen_ip in ("0.0.0.0", "127.0.0.1")
+    # The master calls back on the volume server's advertised -ip, whatever this host's
+    # address turns out to be: the volume server listens on every interface.
+    assert volume.listen_host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("unit", ["weedpy-master.service", "weedpy-volume.service"])
+def test_systemd_units_are_hardened(unit: str) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian: apt-get install systemd)")
+    done = subprocess.run(
+        [analyze, "security", "--offline=true", "--no-pager", str(DEPLOY / "systemd" / unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout)
+    assert match, done.stdout[-2000:] + done.stderr[-2000:]
+    assert float(match.group(1)) < 5.0, done.stdout
