@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA   ?= ./data
 
-.PHONY: install run test test-all lint bench fmt clean
+.PHONY: install run test test-all lint bench fmt screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix seaweed_py tests master volume bench
 	$(BIN)/ruff format seaweed_py tests master volume bench
+
+# docs/master-status-page.png and docs/volume-status-page.png, as the Chromium page test takes them.
+screenshots: $(STAMP)
+	WEEDPY_SCREENSHOTS=docs $(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster/test_status_pages.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

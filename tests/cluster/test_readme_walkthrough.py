@@ -80,9 +80,11 @@ def test_readme_curl_walkthrough(impl: Impl, tmp_path: Path) -> None:
     cluster = start_cluster(impl, tmp_path)
     try:
         master = cluster.master_url.replace("127.0.0.1", "localhost")
-        walk_through(master, myphoto, data)
+        answers = walk_through(master, myphoto, data)
     finally:
         cluster.stop()
+    if impl == "weedpy":
+        assert_shaped_like_the_readme(answers)
 
 
 def test_readme_curl_walkthrough_on_weedpy_server(tmp_path: Path) -> None:
@@ -96,7 +98,35 @@ def test_readme_curl_walkthrough_on_weedpy_server(tmp_path: Path) -> None:
     myphoto = tmp_path / "myphoto.jpg"
     data = photo(myphoto)
     with weedpy_server(tmp_path) as master:
-        walk_through(master, myphoto, data)
+        answers = walk_through(master, myphoto, data)
+    assert_shaped_like_the_readme(answers)
+
+
+def readme_answers() -> list[dict[str, Any]]:
+    """The sample answers the README prints after its assign, upload and lookup commands."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    return [
+        json.loads(line[2:]) for line in readme.read_text().splitlines() if line.startswith("# {")
+    ]
+
+
+def _shape(value: Any) -> Any:
+    """Field names in order, nested; what a sample answer promises beyond its values."""
+    if isinstance(value, dict):
+        return [(k, _shape(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:1]]
+    return type(value).__name__
+
+
+def assert_shaped_like_the_readme(answers: list[dict[str, Any]]) -> None:
+    samples = readme_answers()
+    assert len(samples) == len(answers) == 3
+    for sample, answer in zip(samples, answers, strict=True):
+        assert _shape(answer) == _shape(sample), (sample, answer)
+    _, upload, lookup = samples
+    assert (upload["name"], upload["mime"]) == (answers[1]["name"], answers[1]["mime"])
+    assert lookup["locations"][0]["dataCenter"] == answers[2]["locations"][0]["dataCenter"]
 
 
 @contextmanager
@@ -140,7 +170,8 @@ def wait_writable(master: str, server: subprocess.Popen[bytes], log_path: Path) 
     raise AssertionError(f"weedpy server never became writable:\n{log_path.read_text()}")
 
 
-def walk_through(master: str, myphoto: Path, data: bytes) -> None:
+def walk_through(master: str, myphoto: Path, data: bytes) -> list[dict[str, Any]]:
+    """The walkthrough; returns the answers to assign, upload and lookup."""
     # Write: assign a fid, then POST the file to the volume server the master named.
     assigned: dict[str, Any] = json.loads(curl(f"curl http://{master}/dir/assign"))
     assert {"fid", "url", "publicUrl", "count"} <= set(assigned), assigned
@@ -169,3 +200,4 @@ def walk_through(master: str, myphoto: Path, data: bytes) -> None:
     # Delete, after which the blob is gone.
     curl(f"curl -X DELETE http://{url}/{fid}")
     assert curl_bytes(f"http://{public}/{vid},{key_cookie}")[0] == 404
+    return [assigned, uploaded, found]

@@ -148,3 +148,14 @@ def test_status_pages_render_in_chromium(tmp_path: Path) -> None:
         assert re.search(r"[\d.]+/s", read_row) and not read_row.rstrip(" |").endswith(" 0")
         assert "connected" in page and "pictures" in page
         screenshot(tmp_path, f"http://{volume}/ui/index.html", "volume-status-page.png")
+
+
+def test_the_readme_shows_the_committed_screenshots() -> None:
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    for name in ("master-status-page.png", "volume-status-page.png"):
+        assert f"](docs/{name})" in readme, name
+        with Image.open(root / "docs" / name) as image:
+            assert image.format == "PNG" and image.size == WINDOW
