@@ -143,3 +143,16 @@ def test_benchmark_replaying_a_missing_list_names_it(tmp_path: Path) -> None:
     done = weedpy("benchmark", "-readOnly", f"-list={listing}", f"-master=127.0.0.1:{free_port()}")
     assert done.returncode == 2
     assert done.stderr.strip() == f"weedpy benchmark: -list {listing}: No such file or directory"
+
+
+async def test_a_volume_server_heartbeating_to_a_volume_server_logs_why(
+    volume_server: VolumeServer, start_server: Starter, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = f"127.0.0.1:{volume_server.port}"
+    confused = await start_server("v1", masters=(address,))
+    deadline = asyncio.get_running_loop().time() + 10
+    expected = f"{address} is a volume server, not a master"
+    while expected not in caplog.text:
+        assert asyncio.get_running_loop().time() < deadline, caplog.text
+        await asyncio.sleep(0.05)
+    assert not confused.link.heartbeating
