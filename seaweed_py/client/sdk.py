@@ -1192,6 +1192,7 @@ class Client:
         unreachable_ttl: float = 30.0,
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -1215,6 +1216,7 @@ class Client:
                 unreachable_ttl=unreachable_ttl,
                 rng=rng,
                 clock=clock,
+                ssl=ssl,
             )
 
         try:

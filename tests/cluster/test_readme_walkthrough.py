@@ -103,11 +103,13 @@ def test_readme_curl_walkthrough_on_weedpy_server(tmp_path: Path) -> None:
 
 
 def readme_answers() -> list[dict[str, Any]]:
-    """The sample answers the README prints after its assign, upload and lookup commands."""
+    """The sample answers the README's walkthrough section prints after its assign, upload and
+    lookup commands (later sections, e.g. the HTTPS one, have samples of their own)."""
     readme = Path(__file__).resolve().parents[2] / "README.md"
-    return [
-        json.loads(line[2:]) for line in readme.read_text().splitlines() if line.startswith("# {")
-    ]
+    text = readme.read_text()
+    start = text.index("## Using it: the SeaweedFS walkthrough")
+    section = text[start : text.index("\n## ", start + 1)]
+    return [json.loads(line[2:]) for line in section.splitlines() if line.startswith("# {")]
 
 
 def _shape(value: Any) -> Any:
