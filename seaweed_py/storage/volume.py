@@ -97,6 +97,7 @@ from seaweed_py.storage.group_commit import (
 )
 from seaweed_py.storage.integrity import CorruptNeedles, CorruptRecord, VerifiedMemo
 from seaweed_py.storage.needle_map import (
+    IndexHit,
     IndexStats,
     LiveArrays,
     MemoryNeedleMap,
@@ -116,6 +117,7 @@ __all__ = [
     "DISK_FULL",
     "DeleteResult",
     "FsyncMode",
+    "IndexHit",
     "NeedleLocation",
     "RecoveryReport",
     "Volume",
@@ -172,14 +174,14 @@ class NeedleLocation:
     """Where a needle's data lies, for streaming large bodies with preads.
 
     `needle` has every field but `data`; its checksum is the stored one, unverified
-    (`Volume.verify` checks the data against it). `hit` is the record's (byte offset, body
-    Size), as `Volume.lookup` answers it.
+    (`Volume.verify` checks the data against it). `hit` is where the record lies, as
+    `Volume.lookup` answers it.
     """
 
     needle: Needle
     data_offset: int
     data_size: int
-    hit: tuple[int, int]
+    hit: IndexHit
 
 
 @dataclass(frozen=True, slots=True)
@@ -744,8 +746,8 @@ class Volume:
 
     # ------------------------------------------------------------------ reads
 
-    def lookup(self, key: int) -> tuple[int, int] | None:
-        """(byte offset, body Size) of the live needle `key`, or None."""
+    def lookup(self, key: int) -> IndexHit | None:
+        """Where the live needle `key` lies (byte offset, body Size), or None."""
         return self._map.get(key)
 
     def read(self, key: int, cookie: int, *, read_deleted: bool = False) -> Needle:
@@ -760,9 +762,7 @@ class Volume:
             raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
         return self.read_at(key, cookie, hit)
 
-    def read_at(
-        self, key: int, cookie: int, hit: tuple[int, int], record: bytes | None = None
-    ) -> Needle:
+    def read_at(self, key: int, cookie: int, hit: IndexHit, record: bytes | None = None) -> Needle:
         """`read` of the needle `lookup(key)` just answered `hit` for (saves a second lookup
         on the read hot path); `record` is `record_at(hit)` if the caller has it already."""
         offset, size = hit
@@ -786,15 +786,15 @@ class Volume:
             self._corrupt.note(CorruptRecord(key, offset, size, exc.message))
             raise
 
-    def record_at(self, hit: tuple[int, int]) -> bytes:
+    def record_at(self, hit: IndexHit) -> bytes:
         """The stored bytes of the record `hit` (from `lookup`) points at, unchecked: for a
         caller that compares them with a record `read_at` checked before (one pread)."""
         offset, size = hit
         return os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
 
-    def _last_put(self, key: int) -> tuple[int, int] | None:
-        """(byte offset, Size) of the newest put of `key` in `.idx`, None if there is none or
-        it has Size 0.
+    def _last_put(self, key: int) -> IndexHit | None:
+        """Where the newest put of `key` in `.idx` lies, None if there is none or it has
+        Size 0.
 
         The in-memory map forgets a deleted needle's offset, so this scans `.idx` backwards in
         blocks: admin reads of deleted needles are rare and may cost a file scan (and wait for
@@ -808,7 +808,7 @@ class Volume:
             for i in np.flatnonzero(keys == key)[::-1].tolist():
                 offset, size = int(offsets[i]), int(sizes[i])
                 if offset and size >= 0:  # not a delete (spec §4.9)
-                    return (offset, size) if size else None
+                    return IndexHit(offset, size) if size else None
         return None
 
     def _idx_blocks_backwards(self, unwritten: bytes, on_disk: int) -> Iterator[bytes]:
@@ -842,7 +842,7 @@ class Volume:
         self,
         key: int,
         cookie: int,
-        hit: tuple[int, int],
+        hit: IndexHit,
         wrong_cookie: type[NeedleNotFound | CookieMismatch],
     ) -> NeedleLocation:
         """`read_meta` of the record `hit` points at; a cookie other than the stored one
@@ -884,7 +884,7 @@ class Volume:
     def verified(self, loc: NeedleLocation) -> bool:
         """Whether the record of `loc` passed `verify` before (remembered per record and
         compaction revision, module `integrity`): a dict lookup, fine on the event loop."""
-        return (loc.hit[0], self.compact_revision) in self._verified
+        return (loc.hit.offset, self.compact_revision) in self._verified
 
     def verify(self, loc: NeedleLocation) -> None:
         """Check the whole data of `loc` (from `read_meta`) against its stored CRC, so that a
@@ -904,7 +904,7 @@ class Volume:
         stored = loc.needle.checksum
         if loc.data_size and not checksum_matches(stored, crc):
             raise self._corrupt_data(loc, f"crc mismatch: stored {stored:08x}, data {crc:08x}")
-        self._verified.add((loc.hit[0], self.compact_revision))
+        self._verified.add((loc.hit.offset, self.compact_revision))
 
     def iter_data(
         self, loc: NeedleLocation, chunk_size: int = _READ_CHUNK, *, verify: bool = True
@@ -976,7 +976,7 @@ class Volume:
             if hit is not None:
                 old = self._existing(needle.key, needle.cookie, hit)
                 if old is not None and self._same(old, needle):
-                    return WriteResult(hit[0], hit[1], True, SETTLED)
+                    return WriteResult(hit.offset, hit.size, True, SETTLED)
             ts = self._next_append_ns()
             record = encode_needle(needle, self.version, append_at_ns=ts)
             size: int = NEEDLE_HEADER.unpack_from(record)[2]
@@ -1023,7 +1023,7 @@ class Volume:
                 else:
                     if same == data_size and checksum_matches(old.needle.checksum, crc):
                         assert hit is not None
-                        return WriteResult(hit[0], hit[1], True, SETTLED)
+                        return WriteResult(hit.offset, hit.size, True, SETTLED)
                 # A difference, a wrong length (which `parts` refuses) or a bad checksum on the
                 # old record (the same data is then stored anew): append.
             ts = self._next_append_ns()
@@ -1104,10 +1104,10 @@ class Volume:
             self._last_append_ns = ts
             return DeleteResult(size if deleted is None else deleted, self._durable())
 
-    def _existing(self, key: int, cookie: int, hit: tuple[int, int]) -> Needle | None:
+    def _existing(self, key: int, cookie: int, hit: IndexHit) -> Needle | None:
         """The live needle `key` for an overwrite: CookieMismatch if `cookie` differs; None
         when its record does not decode (it is then simply replaced)."""
-        offset = hit[0]
+        offset = hit.offset
         record = self.record_at(hit)
         if len(record) >= NEEDLE_HEADER_SIZE and NEEDLE_HEADER.unpack_from(record)[0] != cookie:
             raise CookieMismatch(
@@ -1119,7 +1119,7 @@ class Volume:
             log.error("overwriting a corrupt needle: %s", exc)
             return None
 
-    def _existing_meta(self, key: int, cookie: int, hit: tuple[int, int]) -> NeedleLocation | None:
+    def _existing_meta(self, key: int, cookie: int, hit: IndexHit) -> NeedleLocation | None:
         """`_existing` without the data: its metadata and where the data lies."""
         try:
             return self._meta_at(key, cookie, hit, CookieMismatch)

@@ -52,7 +52,7 @@ from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_T
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response
 from seaweed_py.storage.store import Store
-from seaweed_py.storage.volume import NeedleLocation, Volume
+from seaweed_py.storage.volume import IndexHit, NeedleLocation, Volume
 from seaweed_py.volume.conditional import is_not_modified
 from seaweed_py.volume.images import ImageOps, transform_image
 from seaweed_py.volume.mime import detect_content_type, extension
@@ -105,7 +105,7 @@ _CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=3)
 
 
 # (volume id, key, index hit, record bytes, answer) of a kept answer
-_Known = tuple[int, int, tuple[int, int], bytes, Response]
+_Known = tuple[int, int, IndexHit, bytes, Response]
 
 
 class BlobReader:
@@ -168,12 +168,12 @@ class BlobReader:
         if volume is None:
             return self._not_local(req, path)
         hit = volume.lookup(path.key)
-        if hit is not None and hit[1] > _STREAM_THRESHOLD:
+        if hit is not None and hit.size > _STREAM_THRESHOLD:
             return self._serve_large(req, path, volume)
         record: bytes | None = None
         try:
             if hit is not None:
-                if plain and hit[1] <= _ANSWER_MAX_SIZE:
+                if plain and hit.size <= _ANSWER_MAX_SIZE:
                     record = volume.record_at(hit)
                 needle = volume.read_at(path.key, path.cookie, hit, record)
             else:
