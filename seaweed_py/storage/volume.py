@@ -115,6 +115,7 @@ from seaweed_py.storage.volume_paths import (
 __all__ = [
     "DEFAULT_SIZE_LIMIT",
     "DISK_FULL",
+    "CheckedRecord",
     "DeleteResult",
     "FsyncMode",
     "IndexHit",
@@ -182,6 +183,17 @@ class NeedleLocation:
     data_offset: int
     data_size: int
     hit: IndexHit
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRecord:
+    """The stored bytes of the live needle `key`'s record where `hit` said it lay, as a read
+    found them sound (`Volume.read_checked`). A caller keeps it beside what it built from the
+    needle and asks `Volume.is_current` whether that still holds."""
+
+    key: int
+    hit: IndexHit
+    record: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -785,6 +797,23 @@ class Volume:
         except CorruptNeedle as exc:
             self._corrupt.note(CorruptRecord(key, offset, size, exc.message))
             raise
+
+    def read_checked(self, key: int, cookie: int, hit: IndexHit) -> tuple[Needle, CheckedRecord]:
+        """`read_at`, and the record it checked, for `is_current` to compare with later."""
+        record = self.record_at(hit)
+        return self.read_at(key, cookie, hit, record), CheckedRecord(key, hit, record)
+
+    def is_current(self, checked: CheckedRecord) -> bool:
+        """Whether `checked` is still its key's live record, byte for byte: the index points
+        where it did and the bytes there are unchanged (one lookup and one pread, nothing
+        decoded; an overwrite, a delete or bytes that rotted since all answer False). Takes
+        no lock: fine on the event loop."""
+        hit = checked.hit
+        return (
+            self._map.get(checked.key) == hit
+            and os.pread(self._dat, NEEDLE_HEADER_SIZE + hit.size + self._tail, hit.offset)
+            == checked.record
+        )
 
     def record_at(self, hit: IndexHit) -> bytes:
         """The stored bytes of the record `hit` (from `lookup`) points at, unchecked: for a

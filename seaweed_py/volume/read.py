@@ -7,9 +7,9 @@ manifests (chunks fetched from their volumes), large needles (streamed with chun
 the loop) and volumes this server does not hold (proxy or redirect, per `-readMode`).
 
 Plain GETs (no query, no Range or conditional header) of small needles keep their answer by
-URL path with the record bytes it was built from; a repeat still looks the key up and preads
-the record, and reuses the answer only when the bytes are identical, so overwrites, deletes
-and corruption are seen exactly as without it.
+URL path with the record bytes it was built from (`Volume.read_checked`); a repeat still looks
+the key up and preads the record, and reuses the answer only when the bytes are identical
+(`Volume.is_current`), so overwrites, deletes and corruption are seen exactly as without it.
 
 Read failures answer with the reference's statuses — 400 for a malformed id, 404 for an unknown,
 deleted, expired or wrong-cookie needle, 500 for a corrupt one — and a JSON error body where the
@@ -52,7 +52,7 @@ from seaweed_py.formats.needle import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_T
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response
 from seaweed_py.storage.store import Store
-from seaweed_py.storage.volume import IndexHit, NeedleLocation, Volume
+from seaweed_py.storage.volume import CheckedRecord, NeedleLocation, Volume
 from seaweed_py.volume.conditional import is_not_modified
 from seaweed_py.volume.images import ImageOps, transform_image
 from seaweed_py.volume.mime import detect_content_type, extension
@@ -104,8 +104,8 @@ _SNIFF_SIZE = 512  # bytes Go's http.DetectContentType looks at
 _CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=3)
 
 
-# (volume id, key, index hit, record bytes, answer) of a kept answer
-_Known = tuple[int, int, IndexHit, bytes, Response]
+# (volume id, the record it was built from, answer) of a kept answer
+_Known = tuple[int, CheckedRecord, Response]
 
 
 class BlobReader:
@@ -157,11 +157,11 @@ class BlobReader:
         if plain:
             known = self._answers.get(req.path)
             if known is not None:
-                vid, key, at, stored, known_answer = known
+                vid, kept, known_answer = known
                 held = self._store.get(vid)
                 # The answer is a function of the request (same path, plain) and of the
                 # record's bytes: identical bytes where the index still points give it.
-                if held is not None and held.lookup(key) == at and held.record_at(at) == stored:
+                if held is not None and held.is_current(kept):
                     return known_answer
         path = parse_blob_path(req.path)
         volume = self._store.get(path.volume_id)
@@ -170,19 +170,19 @@ class BlobReader:
         hit = volume.lookup(path.key)
         if hit is not None and hit.size > _STREAM_THRESHOLD:
             return self._serve_large(req, path, volume)
-        record: bytes | None = None
+        checked: CheckedRecord | None = None
         try:
-            if hit is not None:
-                if plain and hit.size <= _ANSWER_MAX_SIZE:
-                    record = volume.record_at(hit)
-                needle = volume.read_at(path.key, path.cookie, hit, record)
-            else:
+            if hit is None:
                 # Spec §3.3: `readDeleted=true` reads a deleted needle's last live version.
                 needle = volume.read(
                     path.key,
                     path.cookie,
                     read_deleted=bool(req.query_string) and req.query.get("readDeleted") == "true",
                 )
+            elif plain and hit.size <= _ANSWER_MAX_SIZE:
+                needle, checked = volume.read_checked(path.key, path.cookie, hit)
+            else:
+                needle = volume.read_at(path.key, path.cookie, hit)
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:
@@ -191,18 +191,17 @@ class BlobReader:
             return not_found(req.path)
         answer = self.serve(req, path, needle)
         if (
-            record is not None
+            checked is not None
             and type(answer) is Response
             and answer.status == 200
             and not needle.flags & _UNSTABLE_FLAGS
         ):
-            assert hit is not None
-            self._remember(req.path, (path.volume_id, path.key, hit, record, answer))
+            self._remember(req.path, (path.volume_id, checked, answer))
         return answer
 
     def _remember(self, url_path: str, known: _Known) -> None:
-        body = known[4].body
-        size = len(url_path) + len(known[3]) + (len(body) if isinstance(body, bytes) else 0)
+        body = known[2].body
+        size = len(url_path) + len(known[1].record) + (len(body) if isinstance(body, bytes) else 0)
         self._answer_bytes += size + _ANSWER_OVERHEAD
         if self._answer_bytes > _ANSWER_BUDGET:
             self._answers.clear()
