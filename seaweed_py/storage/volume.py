@@ -64,20 +64,17 @@ from seaweed_py.formats.crc import checksum_matches, crc32c
 from seaweed_py.formats.idx import (
     IDX4,
     IdxLayout,
-    decode_entries,
     encode_entry,
     entry_dtype,
     layout_for,
 )
 from seaweed_py.formats.needle import (
     FLAG_HAS_TTL,
-    NEEDLE_HEAD_SIZE,
     NEEDLE_HEADER,
     NEEDLE_HEADER_SIZE,
     VERSION_3,
     Needle,
     decode_needle,
-    decode_needle_meta,
     encode_needle,
     encode_needle_head,
     encode_needle_tail,
@@ -89,6 +86,7 @@ from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import VolumeInfo
+from seaweed_py.storage import volume_read as _read
 from seaweed_py.storage.group_commit import (
     SETTLED,
     Committer,
@@ -111,6 +109,7 @@ from seaweed_py.storage.volume_paths import (
     check_inside,
     volume_base_name,
 )
+from seaweed_py.storage.volume_read import READ_CHUNK, CheckedRecord, NeedleLocation
 
 __all__ = [
     "DEFAULT_SIZE_LIMIT",
@@ -132,9 +131,6 @@ DEFAULT_SIZE_LIMIT: Final = 30 << 30  # -volumeSizeLimitMB 30720
 DISK_FULL: Final = "disk full"
 """`Volume.read_only_reason` after ENOSPC: writes answer 507, and it clears by itself."""
 INDEX_KINDS: Final = ("memory", "mmap")
-_READ_CHUNK: Final = 1 << 20
-_VERIFY_CHUNK: Final = 1 << 20  # bytes read per pread when a large needle is verified
-_SCAN_ENTRIES: Final = 1 << 16  # .idx entries per block of a backward scan
 _TRIM_AFTER: Final = 1 << 20  # .idx bytes above which a load returns its scratch memory
 _IDX4_MAX_DAT: Final = IDX4.max_dat_size
 # One page of .idx entries per pwrite (256 IDX4 / 240 IDX5 entries): the syscall is then a
@@ -168,32 +164,6 @@ class WriteResult:
 class DeleteResult:
     size: int  # body Size of the deleted needle (what DELETE reports, quirk A5)
     durable: Future[None]
-
-
-@dataclass(frozen=True, slots=True)
-class NeedleLocation:
-    """Where a needle's data lies, for streaming large bodies with preads.
-
-    `needle` has every field but `data`; its checksum is the stored one, unverified
-    (`Volume.verify` checks the data against it). `hit` is where the record lies, as
-    `Volume.lookup` answers it.
-    """
-
-    needle: Needle
-    data_offset: int
-    data_size: int
-    hit: IndexHit
-
-
-@dataclass(frozen=True, slots=True)
-class CheckedRecord:
-    """The stored bytes of the live needle `key`'s record where `hit` said it lay, as a read
-    found them sound (`Volume.read_checked`). A caller keeps it beside what it built from the
-    needle and asks `Volume.is_current` whether that still holds."""
-
-    key: int
-    hit: IndexHit
-    record: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -756,243 +726,21 @@ class Volume:
             content_size=s.content_size,
         )
 
-    # ------------------------------------------------------------------ reads
+    # ------------------------------------------------------------------ reads (volume_read.py)
 
-    def lookup(self, key: int) -> IndexHit | None:
-        """Where the live needle `key` lies (byte offset, body Size), or None."""
-        return self._map.get(key)
-
-    def read(self, key: int, cookie: int, *, read_deleted: bool = False) -> Needle:
-        """The needle `key`, CRC-checked. Unknown, deleted or wrong cookie: NeedleNotFound.
-
-        With `read_deleted`, a deleted key reads as its last live version while the record is
-        still in `.dat` (until a vacuum; spec §3.3); one deleted at Size 0 stays not found."""
-        hit = self._map.get(key)
-        if hit is None and read_deleted:
-            hit = self._last_put(key)
-        if hit is None:
-            raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
-        return self.read_at(key, cookie, hit)
-
-    def read_at(self, key: int, cookie: int, hit: IndexHit, record: bytes | None = None) -> Needle:
-        """`read` of the needle `lookup(key)` just answered `hit` for (saves a second lookup
-        on the read hot path); `record` is `record_at(hit)` if the caller has it already."""
-        offset, size = hit
-        if record is None:
-            record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
-        try:
-            if len(record) >= NEEDLE_HEADER_SIZE:
-                stored_cookie, stored_key, _ = NEEDLE_HEADER.unpack_from(record)
-                if stored_cookie != cookie and stored_key == key:
-                    raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
-                if stored_key != key:
-                    raise CorruptNeedle(
-                        "record holds another key",
-                        volume_id=self.id,
-                        offset=offset,
-                        key=f"{key:x}",
-                        found=f"{stored_key:x}",
-                    )
-            return decode_needle(record, self.version, volume_id=self.id, offset=offset)
-        except CorruptNeedle as exc:
-            self._corrupt.note(CorruptRecord(key, offset, size, exc.message))
-            raise
-
-    def read_checked(self, key: int, cookie: int, hit: IndexHit) -> tuple[Needle, CheckedRecord]:
-        """`read_at`, and the record it checked, for `is_current` to compare with later."""
-        record = self.record_at(hit)
-        return self.read_at(key, cookie, hit, record), CheckedRecord(key, hit, record)
-
-    def is_current(self, checked: CheckedRecord) -> bool:
-        """Whether `checked` is still its key's live record, byte for byte: the index points
-        where it did and the bytes there are unchanged (one lookup and one pread, nothing
-        decoded; an overwrite, a delete or bytes that rotted since all answer False). Takes
-        no lock: fine on the event loop."""
-        hit = checked.hit
-        return (
-            self._map.get(checked.key) == hit
-            and os.pread(self._dat, NEEDLE_HEADER_SIZE + hit.size + self._tail, hit.offset)
-            == checked.record
-        )
-
-    def record_at(self, hit: IndexHit) -> bytes:
-        """The stored bytes of the record `hit` (from `lookup`) points at, unchecked: for a
-        caller that compares them with a record `read_at` checked before (one pread)."""
-        offset, size = hit
-        return os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
-
-    def _last_put(self, key: int) -> IndexHit | None:
-        """Where the newest put of `key` in `.idx` lies, None if there is none or it has
-        Size 0.
-
-        The in-memory map forgets a deleted needle's offset, so this scans `.idx` backwards in
-        blocks: admin reads of deleted needles are rare and may cost a file scan (and wait for
-        the write lock, to write out the batched entries first)."""
-        with self._lock:
-            self._flush_idx()
-            unwritten = bytes(self._idx_batch)  # left by a failed flush
-            on_disk = self._idx_end - len(unwritten)
-        for buf in self._idx_blocks_backwards(unwritten, on_disk):
-            keys, offsets, sizes = decode_entries(buf, self.layout)
-            for i in np.flatnonzero(keys == key)[::-1].tolist():
-                offset, size = int(offsets[i]), int(sizes[i])
-                if offset and size >= 0:  # not a delete (spec §4.9)
-                    return IndexHit(offset, size) if size else None
-        return None
-
-    def _idx_blocks_backwards(self, unwritten: bytes, on_disk: int) -> Iterator[bytes]:
-        """Whole `.idx` entries in blocks, newest block first: `unwritten`, then the file's
-        first `on_disk` bytes from the end."""
-        if unwritten:
-            yield unwritten
-        w = self.layout.entry_size
-        end = on_disk - on_disk % w
-        block = _SCAN_ENTRIES * w
-        while end > 0:
-            start = max(0, end - block)
-            buf = os.pread(self._idx, end - start, start)
-            if len(buf) != end - start:
-                raise CorruptVolume(
-                    "index shrank while being scanned", volume_id=self.id, offset=start
-                )
-            yield buf
-            end = start
-
-    def read_meta(self, key: int, cookie: int) -> NeedleLocation:
-        """Metadata and data position of `key`, for streaming a large body (two small preads).
-
-        Check the data with `iter_data`, which verifies the CRC at the end."""
-        hit = self._map.get(key)
-        if hit is None:
-            raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
-        return self._meta_at(key, cookie, hit, NeedleNotFound)
-
-    def _meta_at(
-        self,
-        key: int,
-        cookie: int,
-        hit: IndexHit,
-        wrong_cookie: type[NeedleNotFound | CookieMismatch],
-    ) -> NeedleLocation:
-        """`read_meta` of the record `hit` points at; a cookie other than the stored one
-        raises `wrong_cookie` (checked before the metadata is decoded)."""
-        offset, size = hit
-        head = os.pread(self._dat, NEEDLE_HEAD_SIZE, offset)
-        if len(head) < NEEDLE_HEADER_SIZE:
-            raise CorruptNeedle(
-                "record truncated", volume_id=self.id, offset=offset, key=f"{key:x}"
-            )
-        stored_cookie, stored_key, stored_size = NEEDLE_HEADER.unpack_from(head)
-        if stored_key != key or stored_size != size:
-            exc = CorruptNeedle(
-                "record header does not match the index",
-                volume_id=self.id,
-                offset=offset,
-                key=f"{key:x}",
-            )
-            self._corrupt.note(CorruptRecord(key, offset, size, exc.message))
-            raise exc
-        if stored_cookie != cookie:
-            raise wrong_cookie(
-                "cookie does not match the stored needle"
-                if wrong_cookie is CookieMismatch
-                else "needle not found",
-                volume_id=self.id,
-                key=f"{key:x}",
-            )
-        data_size = int.from_bytes(head[16:20], "big") if size else 0
-        tail_at = offset + NEEDLE_HEAD_SIZE + data_size if size else offset + NEEDLE_HEADER_SIZE
-        tail = os.pread(
-            self._dat, offset + NEEDLE_HEADER_SIZE + size + self._tail - tail_at, tail_at
-        )
-        needle, data_size = decode_needle_meta(
-            head, tail, self.version, volume_id=self.id, offset=offset
-        )
-        return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size, hit)
-
-    def verified(self, loc: NeedleLocation) -> bool:
-        """Whether the record of `loc` passed `verify` before (remembered per record and
-        compaction revision, module `integrity`): a dict lookup, fine on the event loop."""
-        return (loc.hit.offset, self.compact_revision) in self._verified
-
-    def verify(self, loc: NeedleLocation) -> None:
-        """Check the whole data of `loc` (from `read_meta`) against its stored CRC, so that a
-        streamed answer can start only once its needle is known sound, and remember that it
-        passed (`verified`). A mismatch raises CorruptNeedle and lists the needle in
-        `corrupt_needles`. Memory stays bounded: one reused buffer of at most `_VERIFY_CHUNK`
-        bytes, whatever the needle's size. Blocks: run it off the event loop."""
-        buf = memoryview(bytearray(min(_VERIFY_CHUNK, loc.data_size)))
-        crc = 0
-        pos, stop = loc.data_offset, loc.data_offset + loc.data_size
-        while pos < stop:
-            got = os.preadv(self._dat, [buf[: stop - pos]], pos)
-            if got <= 0:
-                raise self._corrupt_data(loc, "data truncated")
-            crc = crc32c(buf[:got], crc)
-            pos += got
-        stored = loc.needle.checksum
-        if loc.data_size and not checksum_matches(stored, crc):
-            raise self._corrupt_data(loc, f"crc mismatch: stored {stored:08x}, data {crc:08x}")
-        self._verified.add((loc.hit.offset, self.compact_revision))
-
-    def iter_data(
-        self, loc: NeedleLocation, chunk_size: int = _READ_CHUNK, *, verify: bool = True
-    ) -> Iterator[bytes]:
-        """The data of `loc` in chunks. With `verify` (a whole needle), the last chunk is held
-        back until the CRC matches and CorruptNeedle is raised instead of it: a reader never
-        receives every byte of a corrupt needle. The volume server calls `verify` first, so
-        this only catches bytes that rotted since; the needle is then no longer remembered as
-        verified. A range cannot be checked on its own: pass `verify=False`."""
-        crc = 0
-        held = b""
-        pos, stop = loc.data_offset, loc.data_offset + loc.data_size
-        while pos < stop:
-            chunk = os.pread(self._dat, min(chunk_size, stop - pos), pos)
-            if not chunk:
-                raise self._corrupt_data(loc, "data truncated", at=pos)
-            crc = crc32c(chunk, crc)
-            pos += len(chunk)
-            if pos < stop or not verify:
-                yield chunk
-            else:
-                held = chunk
-        stored = loc.needle.checksum
-        if verify and loc.data_size and not checksum_matches(stored, crc):
-            raise self._corrupt_data(loc, f"crc mismatch: stored {stored:08x}, data {crc:08x}")
-        if held:
-            yield held
-
-    def _corrupt_data(
-        self, loc: NeedleLocation, reason: str, at: int | None = None
-    ) -> CorruptNeedle:
-        """The error for the data of `loc` failing its check (at byte `at`, if not the record's
-        start), noted as corrupt and no longer remembered as verified."""
-        offset, size = loc.hit
-        key = loc.needle.key
-        self._verified.discard((offset, self.compact_revision))
-        self._corrupt.note(CorruptRecord(key, offset, size, reason))
-        return CorruptNeedle(reason, volume_id=self.id, offset=at or offset, key=f"{key:x}")
-
-    def corrupt_needles(self) -> list[CorruptRecord]:
-        """The live needles found corrupt (on open, or by a read) that no overwrite or delete
-        has replaced since: reads answer them as corrupt."""
-        return [r for r in self._corrupt.records() if self._map.get(r.key) == (r.offset, r.size)]
-
-    def iter_needles(self) -> Iterator[tuple[int, Needle | CorruptNeedle]]:
-        """Every live needle in key order, as (offset, needle), or (offset, the error) for a
-        record that fails its checks. For offline tools (export): no cookie is asked."""
-        keys, offsets, sizes = self._map.live_arrays()
-        for key, offset, size in zip(keys.tolist(), offsets.tolist(), sizes.tolist(), strict=True):
-            record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
-            try:
-                needle = decode_needle(record, self.version, volume_id=self.id, offset=offset)
-                if needle.key != key:
-                    raise CorruptNeedle(
-                        "record holds another key", volume_id=self.id, offset=offset, key=f"{key:x}"
-                    )
-                yield offset, needle
-            except CorruptNeedle as exc:
-                yield offset, exc
+    lookup = _read.lookup
+    read = _read.read
+    read_at = _read.read_at
+    read_checked = _read.read_checked
+    is_current = _read.is_current
+    record_at = _read.record_at
+    read_meta = _read.read_meta
+    verified = _read.verified
+    verify = _read.verify
+    iter_data = _read.iter_data
+    corrupt_needles = _read.corrupt_needles
+    iter_needles = _read.iter_needles
+    _meta_at = _read._meta_at
 
     # ------------------------------------------------------------------ writes
 
@@ -1065,7 +813,7 @@ class Volume:
                 pos = 0
                 while pos < same:
                     assert old is not None
-                    piece = os.pread(self._dat, min(_READ_CHUNK, same - pos), old.data_offset + pos)
+                    piece = os.pread(self._dat, min(READ_CHUNK, same - pos), old.data_offset + pos)
                     if not piece:
                         raise CorruptVolume(
                             "record shrank while being copied",

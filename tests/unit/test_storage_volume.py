@@ -568,7 +568,7 @@ def test_concurrent_writers_racing_the_size_limit_never_exceed_it(
 def test_read_deleted_finds_the_last_live_version_until_it_is_gone(
     make: Callable[..., Volume], clock: Clock, index_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("seaweed_py.storage.volume._SCAN_ENTRIES", 2)  # scan crosses blocks
+    monkeypatch.setattr("seaweed_py.storage.volume_read._SCAN_ENTRIES", 2)  # scan crosses blocks
     v = make(index_kind=index_kind)
     v.write(needle(1, b"first"))
     v.write(needle(2, b"other"))
