@@ -33,7 +33,8 @@ import numpy as np
 from seaweed_py.formats.idx import IDX4, entry_dtype
 from seaweed_py.formats.needle import Needle, encode_needle, record_length
 from seaweed_py.formats.superblock import SuperBlock
-from seaweed_py.storage.volume import FsyncMode, Volume, release_free_memory
+from seaweed_py.storage.volume import FsyncMode, Volume
+from seaweed_py.storage.volume_loading import release_free_memory
 from seaweed_py.types import Cookie, NeedleId
 
 _DATA = 1024

@@ -5,92 +5,50 @@ Files are `<collection>_<vid>.dat/.idx/.vif` (`<vid>.*` for the empty collection
 names each (storage/volume_paths.py); every file a volume creates or deletes is first checked to
 resolve inside its directory.
 
-Writes append one record at the current end of `.dat` (always 8-aligned) with one pwrite; if
-it fails `.dat` is cut back to where it was, so a failed write leaves nothing behind. Its `.idx`
-entry goes to an in-memory batch that one pwrite appends to `.idx` (see `Volume._flush_idx` for
-when), except with `-fsync=always`, where every write pwrites and fsyncs both files. The needle
-map is updated at once, and reads never look at `.idx`. A read is one needle-map lookup and one
-pread of the whole record, decoded and CRC-checked; a wrong cookie reads as not found, corrupt
-bytes are never returned. A large needle is streamed: `verify` checks all of its data first
-(remembered per record, module `integrity`), then `iter_data` hands out chunks.
+`Volume` owns the files, the lock and the state every concern shares. Its methods are split
+by concern, as SeaweedFS splits its Volume (`volume_loading.go`, `volume_read.go`,
+`volume_write.go`; each module's docstring tells how its part works):
 
-In group-commit mode an acknowledgement waits for an fsync of `.dat` only; `.idx` is fsynced
-lazily (within a second of a request, and on close), off the acknowledgement path.
+- `volume_loading.py`: create, open, recover a crashed tail, build the needle map, preallocate;
+- `volume_read.py`: lookups, reads, verification of large needles, corrupt needles, reads of
+  deleted needles;
+- `volume_write.py`: appends, deletes, `.idx` batching, truncate-back, durability;
+- here: the state and what it reports (`status`), sealing (`set_read_only`), taking writes
+  again after a full disk, sync, close, destroy.
 
-Opening recovers from a crash, treating `.dat` as the truth (the reference only goes read-only,
-spec §4.12; docs/compat.md): index entries pointing past the end of `.dat`, or at a record
-that is not theirs, are cut from `.idx` (and a partial last entry), as is everything from the
-first all-zero entry on (a page of an unsynced `.idx` lost in a power loss); records after the
-last indexed sound one are walked in file order, checked, and indexed. The walk tells torn
-records from rotted ones (the rule and why it is safe in every `-fsync` mode: `scan.py`): the
-first torn record (short, or a footer its append never wrote) and everything after it is cut
-from `.dat`; a rotted record (complete, but its data fails its CRC) is not a crash's doing and
-may hold an acknowledged write, so it stays on disk and in the index, is logged and listed by
-`corrupt_needles`, and reads answer it as corrupt; the walk goes on past it.
+A module's functions take the volume as `self` and are bound in `Volume`'s body as methods: a
+call costs what a method call costs (the read hot path stays one lookup and one pread), the
+body lists the whole API in one place, and mypy checks each function against `Volume`. A
+function only its own module calls stays a module function there; the private ones another
+module calls (`_flush_idx`, `_meta_at`, `_make_map`) are bound too.
 """
 
 from __future__ import annotations
 
-import ctypes
-import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
-from seaweed_py.errors import (
-    CorruptNeedle,
-    CorruptVolume,
-)
 from seaweed_py.formats.collection import parse_collection
-from seaweed_py.formats.idx import (
-    IDX4,
-    IdxLayout,
-    encode_entry,
-    entry_dtype,
-    layout_for,
-)
-from seaweed_py.formats.needle import (
-    NEEDLE_HEADER,
-    NEEDLE_HEADER_SIZE,
-    VERSION_3,
-    decode_needle,
-    record_length,
-    tail_length,
-)
+from seaweed_py.formats.idx import IDX4
+from seaweed_py.formats.needle import VERSION_3, tail_length
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import VolumeInfo
+from seaweed_py.storage import volume_loading as _loading
 from seaweed_py.storage import volume_read as _read
 from seaweed_py.storage import volume_write as _write
-from seaweed_py.storage.group_commit import (
-    Committer,
-    GroupCommitter,
-    sync_file,
-)
-from seaweed_py.storage.integrity import CorruptNeedles, CorruptRecord, VerifiedMemo
-from seaweed_py.storage.needle_map import (
-    IndexHit,
-    IndexStats,
-    LiveArrays,
-    MemoryNeedleMap,
-    MmapNeedleMap,
-    NeedleMap,
-    replay_index,
-)
-from seaweed_py.storage.scan import read_superblock, scan_records
-from seaweed_py.storage.volume_paths import (
-    VOLUME_FILE_SUFFIXES,
-    check_inside,
-    volume_base_name,
-)
+from seaweed_py.storage.group_commit import Committer, GroupCommitter, sync_file
+from seaweed_py.storage.integrity import CorruptNeedles, VerifiedMemo
+from seaweed_py.storage.needle_map import IndexHit, IndexStats, MemoryNeedleMap, NeedleMap
+from seaweed_py.storage.volume_loading import DEFAULT_SIZE_LIMIT, RecoveryReport, sync_dir
+from seaweed_py.storage.volume_paths import VOLUME_FILE_SUFFIXES, check_inside, volume_base_name
 from seaweed_py.storage.volume_read import CheckedRecord, NeedleLocation
 from seaweed_py.storage.volume_write import (
     DISK_FULL,
@@ -114,29 +72,7 @@ __all__ = [
     "WriteResult",
 ]
 
-log = logging.getLogger(__name__)
-
-DEFAULT_SIZE_LIMIT: Final = 30 << 30  # -volumeSizeLimitMB 30720
 INDEX_KINDS: Final = ("memory", "mmap")
-_TRIM_AFTER: Final = 1 << 20  # .idx bytes above which a load returns its scratch memory
-
-
-@dataclass(frozen=True, slots=True)
-class RecoveryReport:
-    """What opening a volume had to repair (all zero for a clean volume)."""
-
-    idx_entries_dropped: int = 0
-    idx_bytes_cut: int = 0
-    records_indexed: int = 0
-    dat_bytes_cut: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.idx_entries_dropped
-            or self.idx_bytes_cut
-            or self.records_indexed
-            or self.dat_bytes_cut
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +99,8 @@ class VolumeStatus:
 
 class Volume:
     """A volume open for reads and (unless read-only) writes. One writer at a time (a lock
-    serialises writes and deletes); reads take no lock."""
+    serialises writes and deletes); reads take no lock. Made by `create` or `open`; the
+    methods bound below live in the module their section names (module docstring)."""
 
     def __init__(
         self,
@@ -234,352 +171,11 @@ class Volume:
         vif, _ = self._checked(".vif", ".vif.tmp")
         _write_file_durably(vif, info.to_json().encode())
 
-    # ------------------------------------------------------------------ create / open
+    # ------------------------------------------------------------------ loading: volume_loading.py
 
-    @classmethod
-    def create(
-        cls,
-        directory: str | os.PathLike[str],
-        volume_id: int,
-        *,
-        collection: str = "",
-        replica_placement: ReplicaPlacement | None = None,
-        ttl: Ttl | None = None,
-        large_disk: bool = False,
-        index_kind: str = "memory",
-        fsync_mode: FsyncMode = FsyncMode.GROUP,
-        committer: Committer | None = None,
-        size_limit: int = DEFAULT_SIZE_LIMIT,
-        clock_ns: Callable[[], int] = time.time_ns,
-        preallocate: int = 0,
-    ) -> Volume:
-        """Create a new, empty volume; refuses to overwrite an existing `.dat`. `preallocate`
-        bytes of disk are reserved for the `.dat` (see `_reserve`)."""
-        v = cls(
-            Path(directory),
-            volume_id,
-            collection,
-            index_kind=index_kind,
-            fsync_mode=fsync_mode,
-            committer=committer,
-            size_limit=size_limit,
-            clock_ns=clock_ns,
-        )
-        # Checked before the first file appears, so a refusal leaves nothing behind.
-        dat, idx, _, _ = v._checked(".dat", ".idx", ".vif", ".vif.tmp")
-        if index_kind == "mmap":
-            v._checked(".sdx", ".sdx.tmp")
-        if dat.exists():
-            raise FileExistsError(f"volume {volume_id} already exists: {dat}")
-        ttl = ttl or Ttl.EMPTY
-        sb = SuperBlock(replica_placement=replica_placement or ReplicaPlacement(), ttl=ttl)
-        expire = clock_ns() // 1_000_000_000 + ttl.seconds if ttl else 0
-        info = VolumeInfo(
-            version=sb.version,
-            replication=str(sb.replica_placement),
-            bytes_offset=5 if large_disk else 4,
-            expire_at_sec=expire,
-        )
-        v._write_vif(info)
-        with open(dat, "xb") as f:
-            f.write(sb.encode())
-            f.flush()
-            if preallocate > 0:
-                _reserve(f.fileno(), preallocate, dat)
-            os.fsync(f.fileno())
-        idx.write_bytes(b"")
-        _sync_dir(v.directory)
-        v._load()
-        return v
-
-    @classmethod
-    def open(
-        cls,
-        directory: str | os.PathLike[str],
-        volume_id: int,
-        *,
-        collection: str = "",
-        index_kind: str = "memory",
-        fsync_mode: FsyncMode = FsyncMode.GROUP,
-        committer: Committer | None = None,
-        size_limit: int = DEFAULT_SIZE_LIMIT,
-        clock_ns: Callable[[], int] = time.time_ns,
-        writable: bool = True,
-    ) -> Volume:
-        """Open an existing volume, repairing a crashed tail (module docstring).
-
-        With `writable=False` (offline tools) no file is changed: the volume is read-only, a
-        torn tail is ignored rather than cut, and the index is kept in memory."""
-        v = cls(
-            Path(directory),
-            volume_id,
-            collection,
-            index_kind=index_kind,
-            fsync_mode=fsync_mode,
-            committer=committer,
-            size_limit=size_limit,
-            clock_ns=clock_ns,
-        )
-        v._load(writable)
-        return v
-
-    def _load(self, writable: bool = True) -> None:
-        dat_path = self.path(".dat")
-        vif_path = self.path(".vif")
-        if not dat_path.exists():
-            raise CorruptVolume("volume has no .dat file", volume_id=self.id, path=str(dat_path))
-        vif_text = vif_path.read_bytes() if vif_path.exists() else b""
-        self.info = VolumeInfo.from_json(vif_text)
-        self.layout = layout_for(self.info.bytes_offset, self.id)
-        self._idx_batch_full = IDX_BATCH_BYTES // self.layout.entry_size * self.layout.entry_size
-        self._writable_files = writable and os.access(dat_path, os.W_OK)
-        flags = os.O_RDWR if self._writable_files else os.O_RDONLY
-        try:
-            self._dat = os.open(dat_path, flags | getattr(os, "O_CLOEXEC", 0))
-            self._load_files(vif_text)
-        except BaseException:
-            self._close_fds()
-            if self._own_committer and self._committer is not None:
-                self._committer.close()
-            raise
-
-    def _load_files(self, vif_text: bytes) -> None:
-        dat_size = os.fstat(self._dat).st_size
-        self.superblock = read_superblock(self._dat, volume_id=self.id)
-        self.version = self.superblock.version
-        if self.version not in (2, 3):
-            raise CorruptVolume(
-                f"needle version {self.version} is not supported", volume_id=self.id
-            )
-        self._tail = tail_length(self.version)
-        if self.info.replication:
-            self.superblock = replace(
-                self.superblock, replica_placement=ReplicaPlacement.parse(self.info.replication)
-            )
-        if not vif_text.strip() and self._writable_files:
-            self.info = VolumeInfo(
-                version=self.version,
-                replication=str(self.superblock.replica_placement),
-                bytes_offset=self.layout.offset_bytes,
-            )
-            self._write_vif(self.info)
-        idx_path = self.path(".idx")
-        if not idx_path.exists() and self._writable_files:
-            self._checked(".idx")
-            idx_path.write_bytes(b"")
-        if idx_path.exists():
-            self._idx = os.open(
-                idx_path,
-                (os.O_RDWR if self._writable_files else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0),
-            )
-        entries, idx_size = _load_idx(self._idx, self.layout)
-        live, stats = self._recover(entries, idx_size, dat_size)
-        del entries
-        self.modified_at_second = int(os.fstat(self._dat).st_mtime)
-        self._map = self._make_map(live, stats, sealed=self.read_only, in_units=True)
-        del live
-        if idx_size > _TRIM_AFTER:
-            release_free_memory()
-
-    def _make_map(
-        self, live: LiveArrays, stats: IndexStats, *, sealed: bool, in_units: bool = False
-    ) -> NeedleMap:
-        """A map of `live` (byte offsets, or 8-byte units with `in_units`)."""
-        if (sealed or self.index_kind == "mmap") and self._writable_files:
-            if in_units:
-                live = (live[0], live[1].astype(np.uint64) << np.uint64(3), live[2])
-            return MmapNeedleMap(self.path(".sdx"), live, stats, self.layout)
-        return MemoryNeedleMap(live, stats, self.layout, in_units=in_units)
-
-    # ------------------------------------------------------------------ recovery
-
-    def _recover(
-        self, entries: LiveArrays, idx_size: int, dat_size: int
-    ) -> tuple[LiveArrays, IndexStats]:
-        """Check `.idx` against `.dat`, index unindexed records, cut torn tails, keep and
-        report rotted records (module docstring; the torn/rotted rule is `scan.py`'s).
-
-        `entries` are (keys, offsets in 8-byte units, sizes) in file order; so are the live
-        entries returned."""
-        keys, units, sizes = entries
-        w = self.layout.entry_size
-        block = self.superblock.block_size
-        keep = self._entries_inside(units, sizes, dat_size, block)
-        keep = _before_first_hole(keys, units, sizes, keep)
-        keep, checked = self._last_sound_entry(keys, units, sizes, keep)
-        keys, units, sizes = keys[:keep], units[:keep], sizes[:keep]
-        scan_from, last_ns = block, 0
-        last = int(np.argmax(units)) if keep else 0
-        if keep and int(units[last]):
-            off, size = int(units[last]) * 8, max(int(sizes[last]), 0)
-            scan_from = off + record_length(size, self.version)
-            # Usually the record `_last_sound_entry` just read: not read again.
-            last_ns = checked[1] if checked and checked[0] == off else self._append_ns_at(off, size)
-        if scan_from > dat_size and self._writable_files:
-            # The last indexed record lost (part of) its padding only.
-            os.pwrite(self._dat, bytes(scan_from - dat_size), dat_size)
-            dat_size = scan_from
-        live, stats = replay_index(keys, units, sizes)
-        new_entries: list[tuple[int, int, int]] = []
-        good_end = min(scan_from, dat_size)
-        if scan_from < dat_size:
-            state: dict[int, int] = {}  # keys the scan touched: live size, or -1
-            for rec in scan_records(
-                self._dat, scan_from, dat_size, self.version, volume_id=self.id, after_ns=last_ns
-            ):
-                if rec.fatal:
-                    log.warning("volume %d: cutting .dat at %d: %s", self.id, rec.offset, rec.error)
-                    break
-                if rec.error is not None:
-                    self._corrupt.note(CorruptRecord(rec.key, rec.offset, rec.size, rec.error))
-                size = rec.size
-                if size == 0 and self._is_live(rec.key, live, state):
-                    new_entries.append((rec.key, rec.offset, -1))  # a tombstone
-                    state[rec.key] = -1
-                else:
-                    new_entries.append((rec.key, rec.offset, size))
-                    state[rec.key] = size
-                last_ns = max(last_ns, rec.append_at_ns)
-                good_end = rec.offset + rec.length
-        dat_cut = max(0, dat_size - good_end)
-        if good_end > dat_size and self._writable_files:
-            os.pwrite(self._dat, bytes(good_end - dat_size), dat_size)  # lost padding only
-        elif dat_cut and self._writable_files:
-            os.ftruncate(self._dat, good_end)
-        if new_entries:
-            more = np.array(new_entries, dtype=np.int64).reshape(-1, 3)
-            live, stats = replay_index(
-                np.concatenate((keys, more[:, 0].astype(np.uint64))),
-                np.concatenate((units.astype(np.uint64), more[:, 1].astype(np.uint64) >> 3)),
-                np.concatenate((sizes, more[:, 2].astype(np.int32))),
-            )
-        # Entries the walk found again as `.idx` has them (rotted records after the last sound
-        # indexed one) stay where they are: a volume with a rotted last record reopens without
-        # rewriting its index, and without reporting a repair.
-        same = _same_entries(entries, keep, new_entries)
-        cut_idx_at = (keep + same) * w
-        fresh = new_entries[same:]
-        idx_cut = idx_size - cut_idx_at
-        if self._writable_files and self._idx >= 0 and (idx_cut or fresh):
-            tail = b"".join(encode_entry(k, o, s, self.layout) for k, o, s in fresh)
-            os.ftruncate(self._idx, cut_idx_at)
-            if tail:
-                os.pwrite(self._idx, tail, cut_idx_at)
-            os.fdatasync(self._idx)
-            if dat_cut:
-                os.fdatasync(self._dat)
-        self._end = good_end if self._writable_files else dat_size
-        self._idx_end = cut_idx_at + len(fresh) * w
-        self.recovery = RecoveryReport(
-            idx_entries_dropped=len(entries[0]) - keep - same,
-            idx_bytes_cut=idx_size - len(entries[0]) * w,
-            records_indexed=len(fresh),
-            dat_bytes_cut=dat_cut,
-        )
-        if self.recovery:
-            log.warning("volume %d recovered on open: %s", self.id, self.recovery)
-        self._last_append_ns = last_ns
-        return live, stats
-
-    def _entries_inside(
-        self,
-        units: npt.NDArray[np.unsignedinteger[Any]],
-        sizes: npt.NDArray[np.int32],
-        dat_size: int,
-        block: int,
-    ) -> int:
-        """How many leading entries point at records inside `.dat`.
-
-        Entries whose record would run past the end mean the `.idx` got ahead of the `.dat`
-        (a crash lost the `.dat` write): `.idx` is cut at the first one, and the scan after
-        it re-indexes any later record that did reach the `.dat`. Only entries near the end
-        can run past it, so just those are measured (a full pass makes 80 MB temporaries at
-        10M needles)."""
-        if not len(units):
-            return 0
-        reach = NEEDLE_HEADER_SIZE + max(int(sizes.max()), 0) + self._tail
-        near_end = max(0, dat_size - reach) // 8
-        low = (block + 7) // 8  # units below the first needle (0 is a remote-tier delete)
-        suspects = np.flatnonzero((units > near_end) | ((units < low) & (units != 0)))
-        for i in suspects:
-            off = int(units[i]) * 8
-            if off and (
-                off < block
-                or off + NEEDLE_HEADER_SIZE + max(int(sizes[i]), 0) + self._tail > dat_size
-            ):
-                return int(i)
-        return len(units)
-
-    def _is_live(self, key: int, live: LiveArrays, state: dict[int, int]) -> bool:
-        """Whether `key` is live before a scanned record: a Size-0 record of a live key is a
-        tombstone; of a key not live, an empty file (the two are byte-identical)."""
-        if key in state:
-            return state[key] >= 0
-        keys = live[0]
-        i = int(np.searchsorted(keys, np.uint64(key)))
-        return i < len(keys) and int(keys[i]) == key
-
-    def _last_sound_entry(
-        self,
-        keys: npt.NDArray[np.uint64],
-        units: npt.NDArray[np.unsignedinteger[Any]],
-        sizes: npt.NDArray[np.int32],
-        keep: int,
-    ) -> tuple[int, tuple[int, int] | None]:
-        """Set aside trailing entries whose record is not theirs or does not check out (CRC):
-        the walk of `.dat` after the last sound one decides about their records again, cutting
-        torn ones and indexing rotted ones anew. Returns how many entries stay, and the byte
-        offset and AppendAtNs of the sound record (None if none was read).
-
-        After a power loss the last records' pages may be missing (zeros) even though their
-        `.idx` entries made it; such writes were never acknowledged as durable."""
-        while keep:
-            i = keep - 1
-            off = int(units[i]) * 8
-            if off == 0:
-                return keep, None
-            want = max(int(sizes[i]), 0)
-            record = os.pread(self._dat, NEEDLE_HEADER_SIZE + want + self._tail, off)
-            try:
-                n = decode_needle(record, self.version, volume_id=self.id, offset=off)
-                if n.key == int(keys[i]) and NEEDLE_HEADER.unpack_from(record)[2] == want:
-                    return keep, (off, n.append_at_ns)
-            except CorruptNeedle:
-                pass  # the walk reports it, or cuts it
-            rotted = self._rotted_header(record, off, int(keys[i]), want)
-            if rotted is not None:
-                return keep, (off, rotted)
-            keep -= 1
-        return keep, None
-
-    def _rotted_header(self, record: bytes, offset: int, key: int, size: int) -> int | None:
-        """The AppendAtNs of the indexed record `record` if only its header's Size rotted, else
-        None: its header names the entry's `key` with another Size, and read with the entry's
-        `size` instead, its data matches its CRC. That proves the entry right and the record
-        whole (an `.idx` entry a power loss tore, its Size zeroed, proves nothing: a record
-        without data has no CRC, and no other Size lines up data with its CRC), so it is kept
-        and reported; the walk could not step over it (its Size is wrong), but the entry
-        knows where it ends."""
-        if size <= 0 or len(record) < NEEDLE_HEADER_SIZE + size + self._tail:
-            return None
-        stored_key, stored_size = NEEDLE_HEADER.unpack_from(record)[1:]
-        if stored_key != key or stored_size == size:
-            return None
-        mended = record[:12] + size.to_bytes(4, "big") + record[NEEDLE_HEADER_SIZE:]
-        try:
-            append_at_ns = decode_needle(mended, self.version).append_at_ns
-        except CorruptNeedle:
-            return None
-        reason = f"header Size {stored_size} does not match the index's {size}"
-        self._corrupt.note(CorruptRecord(key, offset, size, reason))
-        return append_at_ns
-
-    def _append_ns_at(self, offset: int, size: int) -> int:
-        """AppendAtNs of the record at `offset` (0 for version 2)."""
-        if self.version != VERSION_3:
-            return 0
-        tail = os.pread(self._dat, 12, offset + NEEDLE_HEADER_SIZE + size)
-        return int.from_bytes(tail[4:12], "big") if len(tail) == 12 else 0
+    create = classmethod(_loading.create_volume)
+    open = classmethod(_loading.open_volume)
+    _make_map = _loading._make_map
 
     # ------------------------------------------------------------------ properties
 
@@ -681,7 +277,7 @@ class Volume:
             content_size=s.content_size,
         )
 
-    # ------------------------------------------------------------------ reads (volume_read.py)
+    # ------------------------------------------------------------------ reads: volume_read.py
 
     lookup = _read.lookup
     read = _read.read
@@ -697,7 +293,7 @@ class Volume:
     iter_needles = _read.iter_needles
     _meta_at = _read._meta_at
 
-    # ------------------------------------------------------------------ writes (volume_write.py)
+    # ------------------------------------------------------------------ writes: volume_write.py
 
     write = _write.write
     write_streamed = _write.write_streamed
@@ -809,99 +405,10 @@ class Volume:
         self.close()
         for path in doomed:
             path.unlink(missing_ok=True)
-        _sync_dir(self.directory)
+        sync_dir(self.directory)
 
     def __repr__(self) -> str:
         return f"<Volume {self.id} {self.path('.dat')} end={self._end} live={len(self._map)}>"
-
-
-def _before_first_hole(
-    keys: npt.NDArray[np.uint64],
-    units: npt.NDArray[np.unsignedinteger[Any]],
-    sizes: npt.NDArray[np.int32],
-    keep: int,
-) -> int:
-    """How many of the first `keep` entries come before the first all-zero one.
-
-    The .idx is fsynced lazily (group commit), so after a power loss any entry appended since
-    its last sync may read back as zeros, the later ones correct (pages reach the disk in any
-    order; a page never written reads as zeros). Everything from the first hole on is cut and
-    re-indexed from the .dat, which holds every acknowledged record. No real entry is all
-    zero: weedpy's records start past the superblock, and offset 0 marks only remote-tier
-    deletes, of keys the master never hands out as 0."""
-    hole = np.flatnonzero((keys[:keep] == 0) & (units[:keep] == 0) & (sizes[:keep] == 0))
-    return int(hole[0]) if len(hole) else keep
-
-
-def _same_entries(entries: LiveArrays, start: int, found: list[tuple[int, int, int]]) -> int:
-    """How many leading entries of `found` (key, byte offset, size) equal the `.idx` entries
-    from `start` on (offsets in 8-byte units)."""
-    keys, units, sizes = entries
-    for n, entry in enumerate(found):
-        i = start + n
-        if i >= len(keys) or (int(keys[i]), int(units[i]) * 8, int(sizes[i])) != entry:
-            return n
-    return len(found)
-
-
-def _load_idx(fd: int, layout: IdxLayout) -> tuple[LiveArrays, int]:
-    """The whole entries of an `.idx` as native columns (keys, offsets in 8-byte units,
-    sizes), and the file's size.
-
-    One read straight into a numpy record array, byte-swapped in place: no intermediate copy
-    of a file that holds 160 MB at 10M needles. The columns are strided views of that array.
-    """
-    size = os.fstat(fd).st_size if fd >= 0 else 0
-    dtype = entry_dtype(layout)
-    buf = np.empty(size // layout.entry_size, dtype=dtype)
-    view = buf.data.cast("B")
-    pos = 0
-    while pos < len(view):
-        got = os.preadv(fd, [view[pos:]], pos)
-        if got <= 0:
-            raise CorruptVolume("index shrank while being read", size=size, read=pos)
-        pos += got
-    view.release()
-    buf.byteswap(inplace=True)
-    native = buf.view(dtype.newbyteorder("="))
-    units: npt.NDArray[np.unsignedinteger[Any]] = native["units"]
-    if layout is not IDX4:
-        units = units.astype(np.uint64) | (native["units_high"].astype(np.uint64) << np.uint64(32))
-    return (native["key"], units, native["size"]), size
-
-
-def release_free_memory() -> None:
-    """Hand memory freed after a big index load back to the OS.
-
-    glibc keeps freed blocks below its (self-raising) mmap threshold in the heap; after a
-    load's temporaries that is tens of bytes per needle of RSS that nothing uses."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to do
-        return
-    libc.malloc_trim(0)
-
-
-_FALLOC_FL_KEEP_SIZE: Final = 1
-
-
-def _reserve(fd: int, length: int, path: Path) -> None:
-    """Reserve `length` bytes of disk for the file without growing it, as the reference's
-    `-volumePreallocate` does (`fallocate` with FALLOC_FL_KEEP_SIZE, which the stdlib's
-    `posix_fallocate` cannot ask for): the file still ends at its last record, so the open
-    checks stay as they are, and appends land in space reserved in one piece. Best effort,
-    like the reference: where the file system or the platform cannot, or the disk lacks the
-    room, a warning is logged and the volume works as usual."""
-    try:
-        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
-    except (OSError, AttributeError):
-        log.warning("%s: cannot preallocate %d bytes: no fallocate here", path, length)
-        return
-    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-    fallocate.restype = ctypes.c_int
-    if fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, length) != 0:
-        err = ctypes.get_errno()
-        log.warning("%s: cannot preallocate %d bytes: %s", path, length, os.strerror(err))
 
 
 def _write_file_durably(path: Path, data: bytes) -> None:
@@ -911,11 +418,3 @@ def _write_file_durably(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
