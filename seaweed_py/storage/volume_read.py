@@ -132,7 +132,7 @@ def is_current(self: Volume, checked: CheckedRecord) -> bool:
     no lock: fine on the event loop."""
     hit = checked.hit
     return (
-        self._map.get(checked.key) == hit
+        self._map.holds(checked.key, hit)
         and os.pread(self._dat, NEEDLE_HEADER_SIZE + hit.size + self._tail, hit.offset)
         == checked.record
     )

@@ -66,3 +66,21 @@ def test_read_checked_refuses_what_read_at_refuses(volume: Volume) -> None:
     volume.write(Needle.build(COOKIE, 1, b"one"))
     with pytest.raises(NeedleNotFound):
         _read_checked(volume, 1, COOKIE ^ 1)
+
+
+def test_a_kept_record_is_checked_against_the_index_columns_after_a_reopen(
+    volume: Volume,
+) -> None:
+    # Reopened, the keys live in the packed columns (or the .sdx), not the recent writes.
+    for key in range(1, 6):
+        volume.write(Needle.build(COOKIE, key, b"v%d" % key))
+    kept = {key: _read_checked(volume, key)[1] for key in range(1, 6)}
+    volume.close()
+    back = Volume.open(volume.directory, volume.id, index_kind=volume.index_kind)
+    try:
+        assert all(back.is_current(k) for k in kept.values())
+        back.delete(2, COOKIE)  # a dead column entry
+        back.write(Needle.build(COOKIE, 3, b"new"))  # a recent entry shadowing the column
+        assert [key for key, k in kept.items() if back.is_current(k)] == [1, 4, 5]
+    finally:
+        back.close()
