@@ -29,18 +29,21 @@
     │   ├── NoWritableVolume        (growth in progress; carries Retry-After)
     │   └── ServerUnreachable       (client side: no connection or no answer from a server)
     ├── ReplicationFailed (500)     (a replica did not store a write or delete)
-    └── StorageError (500)
-        ├── CorruptNeedle           (bytes on disk fail a check; never served)
-        ├── CorruptVolume
-        ├── VolumeReadOnly
-        ├── VolumeFull
-        ├── DiskFull (507)          (ENOSPC on append, and writes while the volume is read-only for it)
-        ├── PathEscapesDirectory    (a volume file would resolve outside its data directory)
+    ├── StorageError (500)
+    │   ├── CorruptNeedle           (bytes on disk fail a check; never served)
+    │   ├── CorruptVolume
+    │   ├── VolumeReadOnly
+    │   ├── VolumeFull
+    │   ├── DiskFull (507)          (ENOSPC on append, and writes while the volume is read-only for it)
+    │   └── PathEscapesDirectory    (a volume file would resolve outside its data directory)
+    └── StartupError                (a server cannot start: a setting names what; never served)
+        ├── CannotListen            (the port is taken, or the address is not this host's)
+        ├── DirectoryUnusable       (a -dir/-mdir is missing, not a directory, or not writable)
         └── DirectoryInUse          (another process holds a data directory's lock)
 
 Only `httpkit` renders these: the body is `{"error": message, **extra}` with `status` and
 `headers`. Keyword context (volume_id=7, offset=81920, ...) goes into the message so an error
-says where it happened.
+says where it happened. A `StartupError` is never rendered: the CLI prints it as one line.
 """
 
 from __future__ import annotations
@@ -50,11 +53,13 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BadRequest",
+    "CannotListen",
     "Conflict",
     "CookieMismatch",
     "CorruptNeedle",
     "CorruptVolume",
     "DirectoryInUse",
+    "DirectoryUnusable",
     "DiskFull",
     "ExpectationFailed",
     "HeaderFieldsTooLarge",
@@ -78,6 +83,7 @@ __all__ = [
     "RequestTimeout",
     "ServerUnreachable",
     "ServiceUnavailable",
+    "StartupError",
     "StorageError",
     "TooManyRequests",
     "Unauthorized",
@@ -262,7 +268,35 @@ class PathEscapesDirectory(StorageError):
     or a name that slipped past the collection parser): refused before anything is touched."""
 
 
-class DirectoryInUse(StorageError):
+class StartupError(WeedError):
+    """A server cannot start because of one of its settings.
+
+    `setting` is the flag as the server's own command spells it, without the `-` and without
+    the `master.`/`volume.` prefix `weedpy server` adds (`port`, `port.public`, `dir`, `mdir`);
+    `flag` starts equal to it and a command that spells the flag otherwise renames it. `value`
+    is what the setting was; the message says what is wrong with it. `str()` is the one line
+    the CLI prints: `-dir /x/y: no such directory`."""
+
+    def __init__(self, setting: str, value: object, reason: str) -> None:
+        super().__init__(reason)
+        self.setting = setting
+        self.flag = setting
+        self.value = value
+
+    def __str__(self) -> str:
+        return f"-{self.flag} {self.value}: {self.message}"
+
+
+class CannotListen(StartupError):
+    """The server cannot listen on its port: taken by another process, or an address that is
+    not this host's."""
+
+
+class DirectoryUnusable(StartupError):
+    """A data or meta directory is missing, is not a directory, or cannot be written."""
+
+
+class DirectoryInUse(StartupError):
     """Another process serves this data directory (it holds the directory's lock file)."""
 
 

@@ -151,6 +151,9 @@ class SecureCluster:
         return self
 
     async def _start(self) -> None:
+        # A master creates one missing level of -mdir, as weed master does; tmp_path may be
+        # a directory that does not exist yet.
+        self.tmp_path.mkdir(parents=True, exist_ok=True)
         self.master = MasterServer(
             MasterOptions(
                 ip="127.0.0.1",

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from seaweed_py import __version__
 from seaweed_py.config.flags import HelpRequested, UsageError
+from seaweed_py.errors import StartupError
 from seaweed_py.security.settings import SecurityConfigError
 
 __all__ = ["COMMANDS", "SERVER_PACKAGES", "main"]
@@ -118,6 +119,11 @@ def _main(argv: list[str]) -> int:
     except SecurityConfigError as exc:
         # Fail closed: a server told to be secure never starts open by mistake.
         print(f"weedpy {command}: security: {exc}", file=sys.stderr)
+        return 1
+    except StartupError as exc:
+        # An operator mistake (port taken, -dir mistyped), not a crash: one line naming the
+        # flag and what is wrong with it, a failing exit, no traceback.
+        print(f"weedpy {command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
+from seaweed_py.cli.daemon import serve
 from seaweed_py.cli.secure import add_config_dir_flag, load_security, reloader
 from seaweed_py.config.flags import FlagSet
-from seaweed_py.httpkit.run import run_servers
 from seaweed_py.master import MasterServer, add_master_flags, master_options
 
 __all__ = ["flag_set", "run"]
@@ -29,8 +28,5 @@ def run(argv: Sequence[str]) -> int:
     values, _ = flag_set().parse(argv)
     source, security = load_security(values)
     options = replace(master_options(values), security=security)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     server = MasterServer(options)
-    return run_servers(server.start, server.stop, reloader(source, security, [server]))
+    return serve(server.start, server.stop, reloader(source, security, [server]))

@@ -16,15 +16,15 @@ advertised), and the volume server does not linger after a stop signal
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from seaweed_py.cli.daemon import serve
 from seaweed_py.cli.secure import add_config_dir_flag, load_security, reloader
 from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.errors import StartupError
 from seaweed_py.httpkit.allow_list import white_list_entries
-from seaweed_py.httpkit.run import run_servers
 from seaweed_py.master.options import (
     MasterOptions,
     add_master_flags,
@@ -146,12 +146,25 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _flag_name(prefix: str, setting: str, given: set[str]) -> str:
+    """The flag of this command that set one embedded server's `setting`: `-dir` unless the
+    prefixed flag was given (the master's directory comes from the volume's, as `resolve`
+    fills it)."""
+    if (prefix, setting) in (("master.", "mdir"), ("volume.", "dir")):
+        for name in (f"{prefix}dir", "volume.dir"):
+            if name in given:
+                return name
+        return "dir"
+    return prefix + setting
+
+
 def server_options(resolved: dict[str, Any]) -> tuple[MasterOptions, VolumeOptions]:
     """The two servers' options from `resolve`d values. The master's client API keeps the
     operator's -whiteList; its volume-server protocol also admits the embedded volume server's
     heartbeats."""
     master = master_options(resolved, "master.")
-    master = replace(master, cluster_white_list=tuple(_own_addresses(resolved)))
+    # `weed server` refuses a missing -dir/-master.dir where `weed master` creates its -mdir.
+    master = replace(master, cluster_white_list=tuple(_own_addresses(resolved)), create_mdir=False)
     return master, volume_options(resolved, "volume.")
 
 
@@ -159,7 +172,8 @@ def run(argv: Sequence[str]) -> int:
     values, rest = build_flags().parse(argv)
     if rest:
         raise UsageError(f"unexpected arguments: {' '.join(rest)}")
-    resolved = resolve(values, _given(argv))
+    given = _given(argv)
+    resolved = resolve(values, given)
     source, security = load_security(values)
     # The servers (and the storage engine under them) load only to run, not for `-h`.
     from seaweed_py.master.server import MasterServer
@@ -168,18 +182,19 @@ def run(argv: Sequence[str]) -> int:
     master_opts, volume_opts = server_options(resolved)
     master = MasterServer(replace(master_opts, security=security))
     volume = VolumeServer(replace(volume_opts, security=security))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     started: list[MasterServer | VolumeServer] = []
 
     async def start() -> None:
-        for server in (master, volume):
-            await server.start()
-            started.append(server)
+        for prefix, server in (("master.", master), ("volume.", volume)):
+            started.append(server)  # stopped even if it fails half-way: it cleans up
+            try:
+                await server.start()
+            except StartupError as exc:
+                exc.flag = _flag_name(prefix, exc.setting, given)
+                raise
 
     async def stop() -> None:
         for server in reversed(started):
             await server.stop()
 
-    return run_servers(start, stop, reloader(source, security, [master, volume]))
+    return serve(start, stop, reloader(source, security, [master, volume]))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from seaweed_py.cli.daemon import serve
 from seaweed_py.cli.secure import add_config_dir_flag, load_security, reloader
 from seaweed_py.config.flags import FlagSet
-from seaweed_py.errors import DirectoryInUse
-from seaweed_py.httpkit.run import run_servers
 from seaweed_py.volume import VolumeServer, add_volume_flags, volume_options
 
 __all__ = ["flag_set", "run"]
@@ -34,17 +32,9 @@ def run(argv: Sequence[str]) -> int:
     values, _ = flag_set().parse(argv)
     source, security = load_security(values)
     options = replace(volume_options(values), security=security)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     # Group-commit fsyncs and large reads finish in worker threads, which then need the GIL
     # to hand their result to the loop; the default 5 ms switch interval would add up to that
     # much to every acknowledged write while the loop is busy.
     sys.setswitchinterval(_SWITCH_INTERVAL)
     server = VolumeServer(options)
-    try:
-        return run_servers(server.start, server.stop, reloader(source, security, [server]))
-    except DirectoryInUse as exc:
-        # An operator mistake, not a crash: one clear line and a failing exit, no traceback.
-        print(f"weedpy volume: {exc}", file=sys.stderr)
-        return 1
+    return serve(server.start, server.stop, reloader(source, security, [server]))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
+import os
 import socket
 import ssl
 import time
@@ -12,6 +14,7 @@ from collections.abc import Coroutine
 from email.utils import formatdate
 from typing import Any
 
+from seaweed_py.errors import CannotListen
 from seaweed_py.httpkit.connection import HttpConnection
 from seaweed_py.httpkit.limits import Limits
 from seaweed_py.httpkit.router import Router
@@ -77,21 +80,28 @@ class HttpServer:
     def connection_count(self) -> int:
         return len(self._connections)
 
-    async def start(self, host: str, port: int, *, backlog: int = 1024) -> None:
-        """Listen on `host:port` (port 0 picks a free one; `.port` tells which)."""
+    async def start(
+        self, host: str, port: int, *, backlog: int = 1024, setting: str = "port"
+    ) -> None:
+        """Listen on `host:port` (port 0 picks a free one; `.port` tells which). A port another
+        process holds, or an address that is not this host's, raises `CannotListen` naming
+        `setting` (the flag that chose the port)."""
         if self._listener is not None:
             raise RuntimeError("server already started")
         loop = self._loop = asyncio.get_running_loop()
         self._refresh_clock(loop)
-        self._listener = await loop.create_server(
-            functools.partial(HttpConnection, self),
-            host or None,
-            port,
-            reuse_address=True,
-            backlog=backlog,
-            ssl=self.ssl,
-            ssl_handshake_timeout=self.limits.header_timeout if self.ssl is not None else None,
-        )
+        try:
+            self._listener = await loop.create_server(
+                functools.partial(HttpConnection, self),
+                host or None,
+                port,
+                reuse_address=True,
+                backlog=backlog,
+                ssl=self.ssl,
+                ssl_handshake_timeout=self.limits.header_timeout if self.ssl is not None else None,
+            )
+        except OSError as exc:
+            raise CannotListen(setting, port, _listen_error(host, port, exc)) from None
         sockets = self._listener.sockets
         for sock in sockets:
             with contextlib.suppress(OSError):
@@ -190,3 +200,22 @@ class HttpServer:
             self._date_second = second
             date = formatdate(wall, usegmt=True)
             self.head_common = self._server_line + f"Date: {date}\r\n".encode("ascii")
+
+
+_LISTEN_ERRORS = {
+    errno.EADDRINUSE: "the port is in use by another process",
+    errno.EADDRNOTAVAIL: "the address is not one of this host's",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    """Why `host:port` cannot be listened on, in words (uvloop's own text repeats the address
+    as a Python tuple)."""
+    if isinstance(exc, socket.gaierror):  # a host name that does not resolve
+        why = exc.strerror or str(exc)
+    elif exc.errno is not None:
+        why = _LISTEN_ERRORS.get(exc.errno) or os.strerror(exc.errno)
+    else:
+        why = str(exc)
+    return f"cannot listen on {host or '*'}:{port}: {why}"

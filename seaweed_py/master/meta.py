@@ -20,6 +20,9 @@ from pathlib import Path
 
 import orjson
 
+from seaweed_py.errors import StartupError
+from seaweed_py.storage.directories import check_directory
+
 __all__ = ["META_FILE", "MasterMeta", "MetaStore"]
 
 META_FILE = "weedpy_master.json"
@@ -33,10 +36,13 @@ class MasterMeta:
 
 
 class MetaStore:
-    """Loads and durably saves `MasterMeta` in one directory."""
+    """Loads and durably saves `MasterMeta` in one directory. With `create` a missing
+    directory is made (one level, as `weed master` makes a missing `-mdir`); without it, as
+    `weed server` does, it is refused."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, create: bool = True) -> None:
         self.directory = Path(directory)
+        self._create = create
         self.path = self.directory / META_FILE
         self._current = MasterMeta()
 
@@ -45,26 +51,33 @@ class MetaStore:
         return self._current
 
     def load(self) -> MasterMeta:
-        """Read the counters (a new topology id is made and saved on first start)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Read the counters (a new topology id is made and saved on first start). A
+        directory that is missing (without `create`), not a directory or not writable raises
+        `DirectoryUnusable`; a counters file that does not parse, `StartupError`: guessing
+        would reissue ids."""
+        check_directory(self.directory, "mdir", create=self._create)
         try:
             raw = orjson.loads(self.path.read_bytes())
         except FileNotFoundError:
             raw = {}
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(
-                f"{self.path}: not valid JSON ({exc}); refusing to reuse ids"
-            ) from None
-        meta = MasterMeta(
-            max_file_key=int(raw.get("maxFileKey", 0)),
-            max_volume_id=int(raw.get("maxVolumeId", 0)),
-            topology_id=str(raw.get("topologyId", "")),
-        )
+        except (orjson.JSONDecodeError, OSError) as exc:
+            raise self._unreadable(f"cannot be read ({exc})") from None
+        try:
+            meta = MasterMeta(
+                max_file_key=_counter(raw, "maxFileKey"),
+                max_volume_id=_counter(raw, "maxVolumeId"),
+                topology_id=str(raw.get("topologyId", "")),
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise self._unreadable(f"is not what weedpy writes ({exc})") from None
         if not meta.topology_id:
             meta = replace(meta, topology_id=str(uuid.uuid4()))
             self.save(meta)
         self._current = meta
         return meta
+
+    def _unreadable(self, why: str) -> StartupError:
+        return StartupError("mdir", self.directory, f"{META_FILE} {why}; refusing to reuse ids")
 
     def save_file_key(self, mark: int) -> None:
         self.save(replace(self._current, max_file_key=mark))
@@ -94,3 +107,10 @@ class MetaStore:
         finally:
             os.close(dfd)
         self._current = meta
+
+
+def _counter(raw: dict[str, object], name: str) -> int:
+    value = raw.get(name, 0)
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{name} is {value!r}, not a counter")
+    return value

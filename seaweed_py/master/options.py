@@ -55,6 +55,9 @@ class MasterOptions:
     """Addresses allowed on the volume-server protocol (`/internal/*`) besides `white_list`,
     when that is set: `weedpy server` lists the ones its own volume server heartbeats from."""
     file_size_limit_mb: int = 256
+    create_mdir: bool = True
+    """Create a missing `-mdir` (one level), as `weed master` does; `weed server` refuses a
+    missing one, and so does `weedpy server`."""
     disable_http: bool = False
     """Serve no client API (assign, lookup, status, grow, submit, redirects): only the UI, the
     health and cluster probes, metrics and the volume-server protocol, as `-disableHttp`."""

@@ -99,7 +99,7 @@ class MasterServer:
         self.version = f"30GB {__version__} weedpy"
         self._rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
         self._clock: Callable[[], float] = time.monotonic
-        self._meta = MetaStore(options.mdir)
+        self._meta = MetaStore(options.mdir, create=options.create_mdir)
         self.topology = Topology(options.volume_size_limit, options.pulse_seconds)
         # Replaced in start() by one resuming from -mdir; this one refuses to issue keys.
         self._sequencer = Sequencer(0, _not_started, self._clock)

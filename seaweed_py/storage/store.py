@@ -42,6 +42,7 @@ from seaweed_py.errors import (
 from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
+from seaweed_py.storage.directories import check_directory
 from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.group_commit import Committer, GroupCommitter
 from seaweed_py.storage.volume import (
@@ -119,10 +120,12 @@ class Store:
     # ------------------------------------------------------------------ start-up
 
     def load(self) -> None:
-        """Create missing directories, lock them, read or create their uuids, open every
-        volume. A directory another process holds raises `DirectoryInUse`."""
+        """Check the directories, lock them, read or create their uuids, open every volume.
+        A directory that is missing, not a directory or not writable raises
+        `DirectoryUnusable` (a mistyped `-dir` is refused, as `weed volume` refuses it, not
+        created); one another process holds raises `DirectoryInUse`."""
         for loc in self.locations:
-            loc.path.mkdir(parents=True, exist_ok=True)
+            check_directory(loc.directory, "dir")
         try:
             for loc in self.locations:
                 self._locks.append(_lock_directory(loc.path))
@@ -382,8 +385,7 @@ def _lock_directory(directory: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         raise DirectoryInUse(
-            f"data directory is in use by another process (it holds {_LOCK_FILE})",
-            directory=str(directory),
+            "dir", directory, f"in use by another process (it holds {_LOCK_FILE})"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())

@@ -183,7 +183,9 @@ class VolumeServer:
         await self.replicator.start()
         await self.http.start(self.options.listen_host, self.options.port)
         if self.public_http is not None:
-            await self.public_http.start(self.options.listen_host, self.options.public_port)
+            await self.public_http.start(
+                self.options.listen_host, self.options.public_port, setting="port.public"
+            )
         await self.link.start()
         self._disk_check = asyncio.create_task(self._reopen_full_volumes(), name="disk check")
         self._sampler = asyncio.create_task(self._sample_rates(), name="rate sampler")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from seaweed_py.errors import CannotListen
 from seaweed_py.httpkit import HttpServer, Router, serve_until_signalled
 from tests.functional.test_httpkit_helpers import RawClient, on_uvloop
 
@@ -91,9 +92,14 @@ async def test_failed_start_still_runs_stop_and_raises() -> None:
         stopped.append(True)
 
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(CannotListen) as raised:
             await serve_until_signalled(start, stop)
         assert stopped == [True]
+        # The one line the CLI prints names the flag, the port and why, not uvloop's tuple.
+        assert str(raised.value) == (
+            f"-port {first.port}: cannot listen on 127.0.0.1:{first.port}: "
+            "the port is in use by another process"
+        )
     finally:
         await first.stop()
 

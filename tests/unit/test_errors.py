@@ -21,6 +21,14 @@ def test_all_exported_names_are_weed_errors() -> None:
         assert issubclass(getattr(errors, name), errors.WeedError)
 
 
+def test_a_startup_error_is_one_line_naming_the_flag() -> None:
+    exc = errors.DirectoryUnusable("dir", "/x/y", "no such directory")
+    assert str(exc) == "-dir /x/y: no such directory"
+    exc.flag = "volume.dir"  # as `weedpy server` names it
+    assert str(exc) == "-volume.dir /x/y: no such directory"
+    assert (exc.setting, exc.value) == ("dir", "/x/y")
+
+
 def test_a_context_value_left_none_is_not_named() -> None:
     exc = errors.CorruptVolume("bad", volume_id=None, offset=8)
     assert exc.message == "bad (offset=8)" and exc.context == {"offset": 8}

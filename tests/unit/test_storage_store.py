@@ -12,6 +12,7 @@ import pytest
 from seaweed_py.errors import (
     Conflict,
     DirectoryInUse,
+    DirectoryUnusable,
     DiskFull,
     NeedleNotFound,
     NoFreeSlots,
@@ -21,6 +22,7 @@ from seaweed_py.errors import (
 from seaweed_py.formats.needle import Needle
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
+from seaweed_py.storage.directories import check_directory
 from seaweed_py.storage.store import DISK_FULL_MARGIN, DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
 from seaweed_py.storage.volume_paths import parse_volume_file_name
@@ -34,6 +36,8 @@ def make_store(tmp_path: Path) -> Iterator[Callable[..., Store]]:
     stores: list[Store] = []
 
     def factory(**kw: object) -> Store:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir(exist_ok=True)
         s = Store([DiskLocation(tmp_path / "a", 2), DiskLocation(tmp_path / "b", 3)], **kw)  # type: ignore[arg-type]
         s.load()
         stores.append(s)
@@ -182,6 +186,42 @@ def test_a_second_store_on_the_same_directory_is_refused(
     s.close()
     again = make_store()
     assert [i.id for i in again.volume_infos()] == [1]
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("missing", "no such directory"),
+        ("file", "not a directory"),
+        ("file/below", "not a directory ({tmp}/file is a file)"),
+    ],
+)
+def test_a_directory_that_is_not_there_is_refused_not_created(
+    tmp_path: Path, name: str, why: str
+) -> None:
+    """Issue 12: a mistyped -dir is refused, as `weed volume` refuses it (it was created)."""
+    (tmp_path / "file").write_bytes(b"")
+    good = tmp_path / "good"
+    good.mkdir()
+    store = Store([DiskLocation(good, 1), DiskLocation(tmp_path / name, 1)])
+    with pytest.raises(DirectoryUnusable) as raised:
+        store.load()
+    store.close()
+    assert str(raised.value) == f"-dir {tmp_path / name}: {why.format(tmp=tmp_path)}"
+    assert not (tmp_path / "missing").exists()
+    # the directory checked first was not locked for good
+    again = Store([DiskLocation(good, 1)])
+    again.load()
+    again.close()
+
+
+def test_check_directory_creates_one_missing_level_when_asked(tmp_path: Path) -> None:
+    check_directory(tmp_path / "meta", "mdir", create=True)
+    assert (tmp_path / "meta").is_dir()
+    assert list((tmp_path / "meta").iterdir()) == []  # the probe file is gone
+    with pytest.raises(DirectoryUnusable, match="no such directory"):
+        check_directory(tmp_path / "no" / "meta", "mdir", create=True)
+    assert not (tmp_path / "no").exists()
 
 
 def test_deleted_volume_files_are_noticed_while_running(
