@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from seaweed_py.errors import InvalidFileId
+from seaweed_py.formats.numbers import parse_uint
 from seaweed_py.types import Cookie, NeedleId, VolumeId
 
 __all__ = [
@@ -92,8 +93,8 @@ def parse_volume_id(text: str) -> VolumeId:
     """A decimal uint32 volume id."""
     if not _DECIMAL_RE.fullmatch(text):
         raise InvalidFileId(f"invalid volume id {text!r}")
-    vid = int(text)
-    if vid > _U32_MAX:
+    vid = parse_uint(text, _U32_MAX)
+    if vid is None:
         raise InvalidFileId(f"volume id {text!r} out of range")
     return VolumeId(vid)
 
@@ -106,9 +107,10 @@ def parse_key_cookie(text: str) -> tuple[NeedleId, Cookie]:
     key = int(m.group(1), 16)
     delta = m.group(3)
     if delta is not None:
-        key += int(delta)
-        if key > _U64_MAX:
+        step = parse_uint(delta, _U64_MAX)
+        if step is None or key + step > _U64_MAX:
             raise InvalidFileId(f"needle key delta overflows: {text!r}")
+        key += step
     return NeedleId(key), Cookie(int(m.group(2), 16))
 
 

@@ -52,6 +52,7 @@ _LOSSY_ORDER = (HOUR, DAY, WEEK, MONTH, YEAR)
 
 # strconv.Atoi syntax: optional sign, ASCII digits.
 _COUNT_RE = re.compile(r"[+-]?[0-9]+")
+_MAX_COUNT_DIGITS = 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,12 @@ class Ttl:
             unit = found
         if not _COUNT_RE.fullmatch(count_text):
             raise InvalidTtl(f"ttl count is not a number: {text!r}")
-        count = int(count_text)
+        # A count this long is past 255 years whatever its unit; refused before int(), which
+        # takes at most 4300 digits.
+        if len(count_text.lstrip("+-0")) > _MAX_COUNT_DIGITS:
+            count = -1 if count_text.startswith("-") else 1 << 64
+        else:
+            count = int(count_text)
         if count < 0:
             raise InvalidTtl(f"ttl must not be negative: {text!r}")
         return cls.from_seconds(count * _UNIT_SECONDS[unit], source=text)

@@ -16,7 +16,7 @@ import random
 import re
 import time
 from array import array
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -330,11 +330,20 @@ class MasterServer:
             if hit is not None:
                 return hit
         form = req.form()
-        opt = parse_assign(form, self.options.default_replication, self._preallocate)
+        opt = self._assign_option(form)
         entry = (opt, self.topology.layout(opt.key), self._pretty(req))
         if cacheable and len(self._assign_cache) < _ASSIGN_CACHE_SIZE:
             self._assign_cache[req.query_string] = entry
         return entry
+
+    def _assign_option(self, form: Mapping[str, str], *, with_count: bool = True) -> AssignOption:
+        return parse_assign(
+            form,
+            self.options.default_replication,
+            self._preallocate,
+            max_preallocate=self.options.volume_size_limit,
+            with_count=with_count,
+        )
 
     def _handle_assign(self, req: Request) -> Response | Awaitable[Response]:
         if self._white:
@@ -597,7 +606,7 @@ class MasterServer:
         count = parse_count(form.get("count", ""))
         if count is None:
             raise NotAcceptable(f"can not parse parameter count {form.get('count', '')}")
-        opt = parse_assign(form, self.options.default_replication, self._preallocate)
+        opt = self._assign_option(form, with_count=False)
         copies = opt.key.replica_placement.copy_count
         free = self.topology.free_slots(opt.key.disk)
         if free < count * copies:
@@ -633,10 +642,7 @@ class MasterServer:
             raise MethodNotAllowed("Only submit via POST!", headers={"Allow": "POST"})
         assert self._session is not None
         query = req.query
-        count_text = query.get("count", "")
-        if count_text and parse_count(count_text) is None:
-            raise BadRequest(f"invalid count {count_text!r}")
-        opt = parse_assign(query, self.options.default_replication, self._preallocate)
+        opt = self._assign_option(query)
         content_type = req.headers.get("content-type", "")
         if not content_type:
             # What the volume server answers an untyped POST; refused before any key is used.

@@ -11,13 +11,23 @@ Reservations grow with demand so the durable write stays off the common path: th
 whenever the previous reservation was used up within `fast_seconds` (up to `max_step`), and
 falls back to `min_step` when demand is slow. A batch (`count` up to millions) is covered by one
 reservation of `count + step`.
+
+Keys are issued below `KEY_LIMIT` (2^63), so a reservation mark always fits the uint64 the
+master persists. A volume server may hold a needle with any uint64 key (clients choose the fid
+of a write); a reported key at or above the limit is one the sequencer never issues, so it
+cannot collide and is ignored rather than exhausting the key space.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["Sequencer"]
+from seaweed_py.errors import WeedError
+
+__all__ = ["KEY_LIMIT", "Sequencer"]
+
+KEY_LIMIT = 1 << 63
+"""Keys issued stay below this; `set_max` ignores reports at or above it."""
 
 
 class Sequencer:
@@ -70,6 +80,8 @@ class Sequencer:
         """Reserve `count` (≥ 1) consecutive keys and return the first."""
         first = self._next
         end = first + count
+        if end > KEY_LIMIT:  # 2^63 keys: not reached by counting, only by a bug
+            raise WeedError(f"file key space exhausted: {count} keys from {first}")
         if end > self._reserved:
             self._extend(end)
         self._next = end
@@ -77,7 +89,7 @@ class Sequencer:
 
     def set_max(self, seen: int) -> None:
         """A volume server holds key `seen`: never issue it or anything below it."""
-        if seen >= self._next:
+        if self._next <= seen < KEY_LIMIT:
             if seen + 1 > self._reserved:
                 self._extend(seen + 1)
             self._next = seen + 1

@@ -23,6 +23,8 @@ from seaweed_py import __version__
 from seaweed_py.errors import BadRequest, VolumeNotFound
 from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import parse_volume_id
+from seaweed_py.formats.idx import IdxLayout
+from seaweed_py.formats.numbers import parse_uint
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.httpkit.auth import check_cluster
@@ -128,10 +130,22 @@ class AdminHandlers:
             collection=collection,
             replica_placement=ReplicaPlacement.parse(q.get("replication", "")),
             ttl=Ttl.parse(q.get("ttl", "")),
-            preallocate=int(q.get("preallocate") or 0),
+            preallocate=self._preallocate(q.get("preallocate", "")),
         )
         self._server.link.poke()
         return json_response({})
+
+    def _preallocate(self, text: str) -> int:
+        """Bytes of disk to reserve for a new `.dat`: at most what a volume can address."""
+        if not text:
+            return 0
+        layout = IdxLayout.IDX5 if self._server.store.large_disk else IdxLayout.IDX4
+        value = parse_uint(text, layout.max_dat_size)
+        if value is None:
+            raise BadRequest(
+                f"invalid preallocate {text!r}: want a number of bytes in 0..{layout.max_dat_size}"
+            )
+        return value
 
     async def delete_volume(self, req: Request) -> Response:
         q = req.form()

@@ -1,4 +1,4 @@
-"""On-the-fly image transforms for reads (spec §15.2): crop, then resize.
+"""On-the-fly image transforms for reads (spec §15.2): crop, then resize, with Pillow.
 
 | query | applies to | effect |
 |---|---|---|
@@ -10,7 +10,11 @@
 
 Lanczos resampling; the result keeps the source format (JPEG at quality 75; WebP comes back as
 PNG like the reference, whose Go stack has no WebP encoder). Anything Pillow cannot decode is
-returned unchanged. Pillow is imported only when a transform is actually requested.
+returned unchanged.
+
+Where a parameter applies, it must be a number of pixels: `width=abc`, `-5` or 20 digits is a
+400 naming the parameter (the reference reads such values as 0, i.e. "no transform", so the
+client gets the full image without knowing why). Parameters on other extensions are not read.
 
 These functions are CPU-bound: the server runs them off the event loop.
 """
@@ -20,24 +24,30 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from PIL import Image
+from PIL import Image, UnidentifiedImageError
+from PIL import ImageOps as PilOps
 
-__all__ = ["ImageOps", "transform_image"]
+from seaweed_py.errors import BadRequest
+from seaweed_py.formats.numbers import parse_uint
+
+__all__ = ["MAX_PIXELS", "ImageOps", "transform_image"]
 
 _RESIZABLE = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _CROPPABLE = frozenset({".png", ".jpg", ".jpeg", ".gif"})
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "PNG"}
+MAX_PIXELS = (1 << 31) - 1
+"""The largest side or coordinate a query may name (Go's image sizes are `int`s)."""
 
 
-def _int(query: Mapping[str, str], name: str, default: int) -> int:
+def _pixels(query: Mapping[str, str], name: str, default: int) -> int:
     text = query.get(name, "")
-    try:
-        return int(text)
-    except ValueError:
+    if not text:
         return default
+    value = parse_uint(text, MAX_PIXELS)
+    if value is None:
+        raise BadRequest(f"invalid {name} {text!r}: want a number of pixels in 0..{MAX_PIXELS}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +65,10 @@ class ImageOps:
         ext = ext.lower()
         if ext not in _RESIZABLE:
             return None
-        width, height = max(_int(query, "width", 0), 0), max(_int(query, "height", 0), 0)
+        width, height = _pixels(query, "width", 0), _pixels(query, "height", 0)
         crop = None
         if ext in _CROPPABLE and "crop_x2" in query:
-            box = tuple(_int(query, f"crop_{n}", -1) for n in ("x1", "y1", "x2", "y2"))
+            box = tuple(_pixels(query, f"crop_{n}", -1) for n in ("x1", "y1", "x2", "y2"))
             x1, y1, x2, y2 = box
             if x1 >= 0 and y1 >= 0 and x2 > x1 and y2 > y1:
                 crop = (x1, y1, x2, y2)
@@ -69,8 +79,6 @@ class ImageOps:
 
 def transform_image(data: bytes, ops: ImageOps) -> bytes:
     """Apply `ops` to an encoded image; undecodable input comes back unchanged."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         img: Image.Image = Image.open(io.BytesIO(data))
         img.load()
@@ -96,9 +104,6 @@ def transform_image(data: bytes, ops: ImageOps) -> bytes:
 
 
 def _resize(img: Image.Image, w: int, h: int, mode: str) -> Image.Image:
-    from PIL import Image
-    from PIL import ImageOps as PilOps
-
     lanczos = Image.Resampling.LANCZOS
     src_w, src_h = img.size
     if mode == "fit":

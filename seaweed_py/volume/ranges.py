@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from seaweed_py.errors import RangeNotSatisfiable
+from seaweed_py.formats.numbers import I64_MAX, parse_uint
 
 __all__ = ["ByteRange", "multipart_byteranges", "plan_ranges"]
 
@@ -43,7 +44,12 @@ def _unsatisfiable(header: str, size: int) -> RangeNotSatisfiable:
 
 
 def _parse_int(text: str) -> int | None:
-    return int(text) if text.isdigit() and text.isascii() else None
+    value = parse_uint(text, I64_MAX)
+    if value is None and text.isascii() and text.isdigit():
+        # Past any blob, however many digits: clamped like any other position beyond the end
+        # (as the reference does), never handed to int().
+        return I64_MAX
+    return value
 
 
 def _parse_one(spec: str, size: int) -> ByteRange | None:

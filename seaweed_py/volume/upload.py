@@ -50,6 +50,8 @@ import orjson
 from isal import isal_zlib
 
 from seaweed_py.errors import BadRequest, PayloadTooLarge
+from seaweed_py.formats.needle import MAX_LAST_MODIFIED
+from seaweed_py.formats.numbers import parse_uint
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.volume.mime import detect_content_type, extension, type_by_extension
 from seaweed_py.volume.spool import MAX_SLICE, SpooledBody
@@ -97,12 +99,22 @@ class UploadOptions:
             return _plain_options(now)
         ts = query.get("ts", "")
         return cls(
-            last_modified=int(ts) if ts.isdigit() else now,
+            last_modified=_last_modified(ts) if ts else now,
             ttl=Ttl.parse(query.get("ttl", "")),
             chunk_manifest=query.get("cm", "").lower() in ("true", "1", "t"),
             replicate=query.get("type") == "replicate",
             fsync=query.get("fsync") == "true",
         )
+
+
+def _last_modified(ts: str) -> int:
+    """`ts`: the blob's modification time in Unix seconds, as the needle stores it (5 bytes).
+    The reference reads anything else as "now" and stores larger values cut to 5 bytes; a
+    client that sent a time must learn that it was not kept (400)."""
+    value = parse_uint(ts, MAX_LAST_MODIFIED)
+    if value is None:
+        raise BadRequest(f"invalid ts {ts!r}: want Unix seconds in 0..{MAX_LAST_MODIFIED}")
+    return value
 
 
 @functools.lru_cache(maxsize=2)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.parity.targets import skip_unless_runnable
 from tests.servers import Impl, free_port, start_cluster
@@ -59,8 +60,6 @@ def curl_bytes(url: str) -> tuple[int, bytes]:
 def photo(path: Path) -> bytes:
     """A real JPEG of noise, as `myphoto.jpg` would be: tens of KiB, so curl sends it with
     `Expect: 100-continue` like any real photo."""
-    from PIL import Image
-
     size = (160, 120)
     buffer = io.BytesIO()
     Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)).save(buffer, format="JPEG")
@@ -74,7 +73,6 @@ def test_readme_curl_walkthrough(impl: Impl, tmp_path: Path) -> None:
     if CURL is None:
         pytest.skip("the curl binary is not installed")
     skip_unless_runnable(impl)
-    pytest.importorskip("PIL")
     myphoto = tmp_path / "myphoto.jpg"
     data = photo(myphoto)
     cluster = start_cluster(impl, tmp_path)
@@ -94,7 +92,6 @@ def test_readme_curl_walkthrough_on_weedpy_server(tmp_path: Path) -> None:
 
     if "server" not in COMMANDS:
         pytest.skip("`weedpy server` is not a registered command yet")
-    pytest.importorskip("PIL")
     myphoto = tmp_path / "myphoto.jpg"
     data = photo(myphoto)
     with weedpy_server(tmp_path) as master:

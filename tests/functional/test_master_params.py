@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 
@@ -11,7 +13,7 @@ from seaweed_py.master.params import parse_assign, parse_heartbeat, parse_lookup
 from seaweed_py.master.views import volume_id_runs
 
 
-def test_assign_defaults_and_go_style_counts() -> None:
+def test_assign_defaults_and_counts() -> None:
     opt = parse_assign({}, "001", 0)
     assert (opt.count, str(opt.key.replica_placement), opt.key.disk, opt.key.collection) == (
         1,
@@ -19,9 +21,44 @@ def test_assign_defaults_and_go_style_counts() -> None:
         "hdd",
         "",
     )
-    for text in ("0", "-3", "x", "", "18446744073709551616"):
-        assert parse_assign({"count": text}, "", 0).count == 1
+    assert parse_assign({"count": ""}, "", 0).count == 1
     assert parse_assign({"count": "2000000"}, "", 0).count == 2_000_000
+    assert parse_assign({"count": "4294967295"}, "", 0).count == 4294967295
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        *[
+            ("count", t)
+            for t in ("0", "-3", "x", "0x10", "1e3", " 2", "\uff12", "4294967296", "9" * 5000)
+        ],
+        *[("writableVolumeCount", t) for t in ("-1", "abc", "4294967296", "1.5")],
+        *[("dataSize", t) for t in ("-1", "abc", "18446744073709551616", "9" * 5000)],
+    ],
+)
+def test_assign_numbers_out_of_range_are_400_naming_the_parameter(name: str, text: str) -> None:
+    """The reference reads these as 1 (count) or 0: a client asking `count=0x10` got one key
+    and did not know. Issue 12: the client's mistake is a 400 saying which parameter."""
+    with pytest.raises(BadRequest) as raised:
+        parse_assign({name: text}, "", 0)
+    assert type(raised.value) is BadRequest and raised.value.status == 400
+    assert raised.value.message.startswith(f"invalid {name} ")
+
+
+def test_vol_grow_reads_no_assign_count() -> None:
+    assert parse_assign({"count": "0"}, "", 0, with_count=False).count == 1
+
+
+@pytest.mark.parametrize("text", ["-1", "abc", "0x10", "9223372036854775808", "9" * 5000, "1025"])
+def test_preallocate_outside_the_volume_size_is_406(text: str) -> None:
+    """406, as the reference answers an unparsable preallocate; it also takes negative or huge
+    values, which its volume servers then fail to reserve."""
+    with pytest.raises(NotAcceptable) as raised:
+        parse_assign({"preallocate": text}, "", 0, max_preallocate=1024)
+    assert raised.value.message.startswith(f"invalid preallocate {text!r}")
+    assert parse_assign({"preallocate": "1024"}, "", 0, max_preallocate=1024).preallocate == 1024
+    assert parse_assign({"preallocate": "+0"}, "", 7, max_preallocate=1024).preallocate == 0
 
 
 def test_assign_options_are_parsed_into_values() -> None:
@@ -115,6 +152,8 @@ def test_heartbeat_body() -> None:
         b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":".."}]}',
         b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":7}]}',
         b'{"ip":"h","port":1,"volumes":[{"id":1,"collection":null}]}',
+        b"[" * 5000 + b"]" * 5000,
+        b"\xff\xfe\x00binary",
     ],
 )
 def test_malformed_heartbeats_are_400(body: bytes) -> None:
@@ -133,6 +172,123 @@ def test_a_heartbeat_collection_is_parsed_and_a_bad_one_named() -> None:
 def test_a_bad_assign_collection_is_400_not_406(name: str) -> None:
     with pytest.raises(InvalidCollection, match=r"^invalid collection "):
         parse_assign({"collection": name}, "", 0)
+
+
+_GOOD_VOLUME: dict[str, object] = {"id": 3, "size": 10, "fileCount": 1, "version": 3}
+_GOOD: dict[str, object] = {
+    "ip": "10.0.0.1",
+    "port": 8080,
+    "publicUrl": "10.0.0.1:8080",
+    "maxVolumeCount": 8,
+    "maxFileKey": 9,
+    "volumes": [_GOOD_VOLUME],
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ip", ""),
+        ("ip", 7),
+        ("ip", "h/evil"),
+        ("ip", "h" * 256),
+        ("port", 0),
+        ("port", 65536),
+        ("port", -1),
+        ("port", "8080"),
+        ("port", 8080.0),
+        ("port", True),
+        ("port", None),
+        ("publicUrl", "h:1\r\nSet-Cookie: x"),
+        ("publicUrl", ["h:1"]),
+        ("dataCenter", {"a": 1}),
+        ("rack", "r\x00"),
+        ("maxVolumeCount", -1),
+        ("maxVolumeCount", 1 << 32),
+        ("maxVolumeCount", 1.5),
+        ("maxVolumeCounts", {"ssd": -2}),
+        ("maxVolumeCounts", {"ssd": "2"}),
+        ("maxVolumeCounts", [2]),
+        ("maxVolumeCounts", {f"d{i}": 1 for i in range(65)}),
+        ("maxFileKey", -1),
+        ("maxFileKey", 1 << 64),
+        ("maxFileKey", 1e30),
+        ("hasNoVolumes", "yes"),
+        ("hasNoVolumes", 1),
+        ("pulseSeconds", -1),
+        ("pulseSeconds", 86401),
+        ("pulseSeconds", "5"),
+        ("pulseSeconds", True),
+        ("volumes", {"id": 1}),
+        ("volumes", [{"id": 1}] * 65537),
+    ],
+)
+def test_heartbeat_fields_out_of_range_are_400_naming_the_field(field: str, value: object) -> None:
+    body = json.dumps({**_GOOD, field: value}).encode()  # orjson stops at 64-bit integers
+    with pytest.raises(BadRequest) as raised:
+        parse_heartbeat(body)
+    assert f"{field}" in raised.value.message, raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", -1),
+        ("id", 1 << 32),
+        ("id", "3"),
+        ("id", 3.0),
+        ("id", None),
+        ("size", -1),
+        ("size", 1 << 64),
+        ("fileCount", -5),
+        ("deleteCount", 2.5),
+        ("deletedByteCount", "0"),
+        ("readOnly", "false"),
+        ("replicaPlacement", 256),
+        ("replicaPlacement", -1),
+        ("replicaPlacement", [0]),
+        ("ttl", -1),
+        ("ttl", 1 << 32),
+        ("ttl", "9999999999y"),
+        ("version", 0),
+        ("version", 4),
+        ("compactRevision", 1 << 16),
+        ("modifiedAtSecond", -1),
+        ("diskType", 5),
+    ],
+)
+def test_heartbeat_volume_fields_out_of_range_are_400_naming_the_field(
+    field: str, value: object
+) -> None:
+    volumes = [_GOOD_VOLUME, {**_GOOD_VOLUME, "id": 4, field: value}]
+    with pytest.raises(BadRequest) as raised:
+        parse_heartbeat(json.dumps({**_GOOD, "volumes": volumes}).encode())
+    message = raised.value.message
+    assert message.startswith("bad heartbeat from str '10.0.0.1'"), message
+    assert "volumes[1]" in message and field.lower() in message.lower(), message
+
+
+def test_heartbeat_fields_at_their_limits_are_accepted() -> None:
+    limits = {
+        **_GOOD,
+        "port": 65535,
+        "maxFileKey": (1 << 64) - 1,
+        "maxVolumeCounts": {"hdd": (1 << 32) - 1},
+        "pulseSeconds": 0.5,
+        "volumes": [
+            {
+                "id": (1 << 32) - 1,
+                "size": (1 << 64) - 1,
+                "replicaPlacement": 255,
+                "ttl": (1 << 32) - 1 & ~0xFF,
+                "compactRevision": 0xFFFF,
+                "modifiedAtSecond": (1 << 63) - 1,
+                "unknownFieldsAreIgnored": [1, 2],
+            }
+        ],
+    }
+    hb = parse_heartbeat(orjson.dumps(limits))
+    assert (hb.port, hb.max_file_key, hb.volumes[0].id) == (65535, (1 << 64) - 1, (1 << 32) - 1)
 
 
 def test_volume_id_runs_like_the_reference() -> None:

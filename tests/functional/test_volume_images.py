@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import tomllib
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from seaweed_py.errors import BadRequest
 from seaweed_py.volume.images import ImageOps, transform_image
-
-Image = pytest.importorskip("PIL.Image")
 
 
 def _png(w: int, h: int, fmt: str = "PNG") -> bytes:
@@ -70,3 +72,31 @@ def test_jpeg_stays_jpeg_and_webp_becomes_png() -> None:
     assert out[:3] == b"\xff\xd8\xff"
     out = _apply(_png(40, 20, "WEBP"), {"width": "10"}, ".webp")
     assert out[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", ["width", "height", "crop_x1", "crop_y2"])
+@pytest.mark.parametrize(
+    "text", ["abc", "-5", "0x10", "1.5", " 7", "\uff17", "1_0", "9" * 20, "9" * 5000]
+)
+def test_a_parameter_that_is_not_a_number_of_pixels_is_the_client_s_400(
+    name: str, text: str
+) -> None:
+    """The reference reads these as 0 ("no transform") and answers the full image: the client
+    cannot tell a typo from an image too small to shrink."""
+    query = {"crop_x1": "0", "crop_y1": "0", "crop_x2": "2", "crop_y2": "2", name: text}
+    with pytest.raises(BadRequest) as raised:
+        ImageOps.from_query(query, ".png")
+    assert raised.value.status == 400
+    assert raised.value.message.startswith(f"invalid {name} ")
+    # where a parameter does not apply, it is not read
+    assert ImageOps.from_query({name: text}, ".txt") is None
+
+
+def test_pillow_comes_with_the_server_not_as_an_extra_of_its_own() -> None:
+    """Issue 12: a server installed without the `image` extra answered `?width=` with a 500.
+    Pillow is one of the server's dependencies (the `server` extra), like uvloop."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    assert any(dep.startswith("Pillow") for dep in extras["server"])
+    for name, deps in extras.items():
+        assert name == "server" or not any(dep.startswith("Pillow") for dep in deps), name

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 
 import seaweed_py.storage.volume as storage_volume
 from seaweed_py.formats.crc import crc32c
@@ -408,12 +409,11 @@ async def test_needle_ttl_expires_reads(start_server: Starter, http: Session) ->
 
 
 async def test_image_resize_on_read(vs: VolumeServer, http: Session) -> None:
-    image = pytest.importorskip("PIL.Image")
     out = io.BytesIO()
-    image.new("RGB", (40, 30), (1, 2, 3)).save(out, "PNG")
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(out, "PNG")
     await _post(http, vs, FID, out.getvalue(), "p.png")
     _, headers, body = await _get(http, _url(vs, f"/{FID}?width=20&height=15&mode=fit"))
-    assert image.open(io.BytesIO(body)).size == (20, 15)
+    assert Image.open(io.BytesIO(body)).size == (20, 15)
     assert headers["Content-Length"] == str(len(body))
 
 

@@ -1,19 +1,18 @@
 """Image transforms on read (spec §15.2; reference test_volume_server image_transform_test),
-against both. Needs Pillow (dev extra) to make and measure the images."""
+against both. Pillow (a dependency of weedpy) makes and measures the images."""
 
 from __future__ import annotations
 
 import io
 
 import pytest
+from PIL import Image
 
 from tests.parity.blobs import split_fid, store
 from tests.parity.client import get
 from tests.parity.targets import Endpoints
 
 pytestmark = pytest.mark.parity
-
-Image = pytest.importorskip("PIL.Image")
 
 
 def png(width: int, height: int) -> bytes:

@@ -68,6 +68,7 @@ def test_reference_parse_vectors(text: str, key: int, cookie: int) -> None:
         ("01637037d6_", "delta"),
         ("01637037d6_-1", "delta"),
         ("01637037d6_x", "delta"),
+        ("01637037d6_" + "9" * 5000, "overflows"),  # no ValueError from int()'s digit limit
     ],
 )
 def test_malformed_key_cookie_is_rejected_with_the_reason(text: str, reason: str) -> None:
@@ -88,6 +89,7 @@ def test_malformed_key_cookie_is_rejected_with_the_reason(text: str, reason: str
         "4294967296,01637037d6",
         "٣,01637037d6",
         "3,01637037d6,",
+        "9" * 5000 + ",01637037d6",
     ],
 )
 def test_malformed_file_ids_are_rejected(text: str) -> None:

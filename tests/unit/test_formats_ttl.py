@@ -40,7 +40,22 @@ def test_parse_normalises_like_the_reference(text: str, normalised: str) -> None
     assert str(Ttl.parse(text)) == normalised
 
 
-@pytest.mark.parametrize("text", ["3s", "3x", "d", "abc", "-1d", "1.5h", " 3d", "256y", "3 d"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3s",
+        "3x",
+        "d",
+        "abc",
+        "-1d",
+        "1.5h",
+        " 3d",
+        "256y",
+        "3 d",
+        "9" * 5000 + "d",
+        "-" + "9" * 5000,
+    ],
+)
 def test_unknown_units_bad_counts_and_overflow_are_rejected(text: str) -> None:
     with pytest.raises(InvalidTtl):
         Ttl.parse(text)

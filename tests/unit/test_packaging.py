@@ -28,6 +28,7 @@ _SERVER_DISTRIBUTIONS = {
     "crc32c": "crc32c",
     "prometheus_client": "prometheus-client",
     "isal": "isal",
+    "PIL": "pillow",  # image transforms on read: a server dependency, not an extra of its own
 }
 
 

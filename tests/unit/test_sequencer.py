@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from seaweed_py.errors import WeedError
 from seaweed_py.topology import Sequencer
+from seaweed_py.topology.sequencer import KEY_LIMIT
 
 
 class Disk:
@@ -101,3 +103,24 @@ def test_heartbeat_max_file_key_pushes_the_counter_up() -> None:
     assert seq.next_keys(1) == 501
     seq.set_max(7)  # lower: ignored
     assert seq.next_keys(1) == 502
+
+
+@pytest.mark.parametrize("seen", [KEY_LIMIT, (1 << 64) - 1])
+def test_a_key_the_master_never_issues_is_ignored(seen: int) -> None:
+    """Clients choose the fids they write, so a heartbeat may report any uint64 key; one at
+    or above the issuing limit cannot collide with an issued key, and raising the mark to it
+    would overflow the persisted uint64 and leave no keys."""
+    disk = Disk()
+    seq = Sequencer(0, disk.reserve, Clock(), min_step=10)
+    seq.set_max(seen)
+    assert seq.next_keys(1) == 1
+    assert disk.mark < KEY_LIMIT
+
+
+def test_keys_stop_at_the_limit_rather_than_wrap() -> None:
+    disk = Disk()
+    seq = Sequencer(KEY_LIMIT - 3, disk.reserve, Clock(), min_step=1)
+    assert seq.next_keys(2) == KEY_LIMIT - 3
+    with pytest.raises(WeedError, match="exhausted"):
+        seq.next_keys(2)
+    assert seq.next_keys(1) == KEY_LIMIT - 1
