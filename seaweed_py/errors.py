@@ -92,6 +92,7 @@ __all__ = [
     "VolumeNotFound",
     "VolumeReadOnly",
     "WeedError",
+    "error_for_status",
 ]
 
 
@@ -303,3 +304,27 @@ class DirectoryInUse(StartupError):
 class InvalidChunkFileId(InvalidChunkManifest, InvalidFileId):
     """A manifest chunk's fid is not a file id: a bad manifest and a bad fid alike, so callers
     catching either see it."""
+
+
+_GENERAL = (
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    NotAcceptable,
+    RequestTimeout,
+    Conflict,
+    PayloadTooLarge,
+    UriTooLong,
+    RangeNotSatisfiable,
+    ExpectationFailed,
+    HeaderFieldsTooLarge,
+    ServiceUnavailable,
+)
+_BY_STATUS: dict[int, type[WeedError]] = {cls.status: cls for cls in _GENERAL}
+
+
+def error_for_status(status: int) -> type[WeedError]:
+    """The general class for an HTTP status another server answered (`BadRequest` for 400),
+    to pass its error on with the same status; `WeedError` (500) for any other status."""
+    return _BY_STATUS.get(status, WeedError)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import logging
 import math
 import os
@@ -36,6 +37,7 @@ from seaweed_py.errors import (
     ServiceUnavailable,
     VolumeNotFound,
     WeedError,
+    error_for_status,
 )
 from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import format_key_cookie, parse_volume_id
@@ -652,7 +654,9 @@ class MasterServer:
         try:
             vol = self._pick(opt, layout) or await self._wait_for_writable(opt, layout)
         except WeedError as exc:
-            raise WeedError(f"assign: {exc.message}") from exc
+            # The status /dir/assign gives it (406 nowhere to grow, 503 growth in progress),
+            # not the reference's 500: a 5xx would call the client's request a server fault.
+            raise type(exc)(f"assign: {exc.message}", headers=exc.headers, extra=exc.extra) from exc
         key = self._sequencer.next_keys(opt.count)
         fid = f"{vol.id},{format_key_cookie(key, self._cookie())}"
         node = vol.locations[0]
@@ -677,7 +681,7 @@ class MasterServer:
         try:
             async with self._session.post(
                 self._out.url(server, f"/{fid}"),
-                data=body,
+                data=io.BytesIO(body),  # aiohttp warns of large raw bytes bodies
                 params=params,
                 headers={"Content-Type": content_type, **bearer(self._out.write_token(fid))},
                 timeout=aiohttp.ClientTimeout(total=60),
@@ -687,11 +691,16 @@ class MasterServer:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WeedError(f"upload to {server}/{fid} failed: {exc!r}") from exc
         answer = json_object(raw)
-        if status == 400:  # the volume server could not parse the body: the client's fault
-            raise BadRequest(f"upload to {server}/{fid}: {answer.get('error') or status}")
-        if status >= 300:
-            raise WeedError(f"upload to {server}/{fid}: {answer.get('error') or status}")
-        return answer
+        if status < 300:
+            return answer
+        message = f"upload to {server}/{fid}: {answer.get('error') or status}"
+        if status == 404:
+            # The volume left that server before this master heard of it: a retry is assigned
+            # a volume that is there.
+            raise ServiceUnavailable(message, headers={"Retry-After": "1"})
+        if status < 500:  # the volume server refused the body (unparsable, too large): 4xx
+            raise error_for_status(status)(message)
+        raise WeedError(message)
 
     # ------------------------------------------------------------ volume server protocol
 

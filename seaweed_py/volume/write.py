@@ -208,14 +208,18 @@ class BlobWriter:
         itself a replica copy, which must not be acknowledged unstored (quirk A17, fixed)."""
         if upload.options.replicate or self._link is None:
             raise VolumeNotFound("volume is not on this server", volume_id=path.volume_id)
-        locations = await self._link.lookup(path.volume_id)
+        me = self._self_url()
+        urls = [loc.url for loc in await self._link.lookup(path.volume_id) if loc.url != me]
+        if not urls:
+            # The master still lists this server: the volume was deleted here and the master
+            # has not heard yet. Gone is gone (404), not a failed replication (500).
+            self._link.forget(path.volume_id)
+            raise VolumeNotFound("volume is not on this server", volume_id=path.volume_id)
         needle = Needle.build(path.cookie, path.key, upload.data, gzipped=upload.gzipped)
         if spooled is not None:
             needle = replace(needle, checksum=await asyncio.to_thread(_checksum, spooled))
         failures = await self._replicator.write(
-            [loc.url for loc in locations],
-            _copy(url_path, needle, upload, spooled),
-            gone=self._gone(path.volume_id),
+            urls, _copy(url_path, needle, upload, spooled), gone=self._gone(path.volume_id)
         )
         if failures:
             self._link.forget(path.volume_id)

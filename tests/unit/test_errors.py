@@ -18,7 +18,17 @@ def test_extra_fields_and_headers_travel_with_the_error() -> None:
 
 def test_all_exported_names_are_weed_errors() -> None:
     for name in errors.__all__:
-        assert issubclass(getattr(errors, name), errors.WeedError)
+        if name != "error_for_status":  # the one function: the tree read by status
+            assert issubclass(getattr(errors, name), errors.WeedError)
+
+
+def test_error_for_status_gives_the_general_class_of_a_status() -> None:
+    assert errors.error_for_status(400) is errors.BadRequest
+    assert errors.error_for_status(413) is errors.PayloadTooLarge
+    assert errors.error_for_status(503) is errors.ServiceUnavailable
+    assert errors.error_for_status(418) is errors.WeedError
+    for status in (400, 401, 404, 405, 406, 408, 409, 413, 414, 416, 417, 431, 503):
+        assert errors.error_for_status(status).status == status
 
 
 def test_a_startup_error_is_one_line_naming_the_flag() -> None:
