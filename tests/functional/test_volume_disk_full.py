@@ -35,6 +35,7 @@ Cluster = tuple[MasterServer, VolumeServer, FakeDisk]
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     (tmp_path / "m").mkdir()
+    (tmp_path / "v").mkdir()  # a volume server refuses a missing -dir
     master = MasterServer(
         MasterOptions(port=free_port(), mdir=str(tmp_path / "m"), pulse_seconds=0.2)
     )
