@@ -8,8 +8,9 @@ byte-identical (compared by hash, streaming). Past `-concurrentUploadLimitMB` up
 unread, then get 429 and store nothing; replica copies pass. A client that vanishes or stalls
 mid-body leaves no partial needle, no spool file and nothing counted in flight.
 
-The default run uploads 256 MiB (growth bound: a quarter of that); the `slow` ones 1 GiB
-(bound: 300 MiB of peak RSS, issue 12).
+The default run uploads 256 MiB (growth bound: a quarter of that) and one plain 1 GiB upload
+(bound: 300 MiB of peak RSS, issue 12's acceptance line); the `slow` ones repeat the replicated
+and gzip cases at 1 GiB.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ SIZES = [
     pytest.param(256 * MIB, id="256MiB"),
     pytest.param(1024 * MIB, id="1GiB", marks=pytest.mark.slow),
 ]
+# Issue 12's acceptance line itself, so in the default run (10-20 s of disk writes).
+PLAIN_SIZES = [pytest.param(256 * MIB, id="256MiB"), pytest.param(1024 * MIB, id="1GiB")]
 LIMIT_FLAGS = ("-fileSizeLimitMB=1100",)
 PEAK_BOUND = 300 * MIB  # issue 12, for a 1 GiB upload
 
@@ -213,7 +216,7 @@ def _spool_files(node: Node) -> list[str]:
 # ------------------------------------------------------------------ size
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", PLAIN_SIZES)
 def test_26_a_large_upload_streams_to_the_volume_in_bounded_memory(
     single: Fleet, size: int
 ) -> None:
