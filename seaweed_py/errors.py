@@ -8,6 +8,7 @@
     │   ├── InvalidCollection       (a collection name outside formats/collection.py's rules)
     │   ├── InvalidChunkManifest    (manifest JSON that does not parse or names bad chunks)
     │   │   └── InvalidChunkFileId  (a chunk's fid does not parse; also an InvalidFileId)
+    │   ├── BackendNotFound         (a tiering destination no S3 setting names)
     │   └── NotAMaster              (client side: the master address answers as a volume server)
     ├── Unauthorized (401)
     ├── NotFound (404)
@@ -35,7 +36,8 @@
     │   ├── VolumeReadOnly
     │   ├── VolumeFull
     │   ├── DiskFull (507)          (ENOSPC on append, and writes while the volume is read-only for it)
-    │   └── PathEscapesDirectory    (a volume file would resolve outside its data directory)
+    │   ├── PathEscapesDirectory    (a volume file would resolve outside its data directory)
+    │   └── RemoteStorageError (502) (the S3 store of a tiered volume failed or refused a call)
     └── StartupError                (a server cannot start: a setting names what; never served)
         ├── CannotListen            (the port is taken, or the address is not this host's)
         ├── DirectoryUnusable       (a -dir/-mdir is missing, not a directory, or not writable)
@@ -52,6 +54,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
+    "BackendNotFound",
     "BadRequest",
     "CannotListen",
     "Conflict",
@@ -79,6 +82,7 @@ __all__ = [
     "PathEscapesDirectory",
     "PayloadTooLarge",
     "RangeNotSatisfiable",
+    "RemoteStorageError",
     "ReplicationFailed",
     "RequestTimeout",
     "ServerUnreachable",
@@ -328,3 +332,16 @@ def error_for_status(status: int) -> type[WeedError]:
     """The general class for an HTTP status another server answered (`BadRequest` for 400),
     to pass its error on with the same status; `WeedError` (500) for any other status."""
     return _BY_STATUS.get(status, WeedError)
+
+
+class BackendNotFound(BadRequest):
+    """A tiering destination (`-dest=s3.x`) or a tiered volume's backend that no configuration
+    of this server names (WEEDPY_S3_*, AWS_*, master.toml's `[storage.backend.s3.<id>]`)."""
+
+
+class RemoteStorageError(StorageError):
+    """The object store behind a tiered volume failed a call (unreachable, refused the
+    credentials, lost the object, answered short). The message is one line and never holds a
+    secret."""
+
+    status = 502

@@ -22,7 +22,17 @@ from seaweed_py.security.settings import SecurityConfigError
 __all__ = ["COMMANDS", "SERVER_PACKAGES", "main"]
 
 SERVER_PACKAGES = frozenset(
-    ("uvloop", "httptools", "orjson", "numpy", "crc32c", "prometheus_client", "isal", "PIL")
+    (
+        "uvloop",
+        "httptools",
+        "orjson",
+        "numpy",
+        "crc32c",
+        "prometheus_client",
+        "isal",
+        "PIL",
+        "obstore",
+    )
 )
 """Import names of the `server` extra (pyproject.toml): a client-only install lacks them, and
 the commands that need them say so."""
