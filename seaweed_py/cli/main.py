@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "list the live needles of a volume, or write them into a tar file"),
     "fix": ("fix", "check volumes for corrupt needles offline; -rebuild rewrites the .idx"),
     "server": ("server_cmd", "start a master and a volume server in one process"),
+    "shell": ("shell", "administer a cluster: volume.list, volume.tier.upload/download/mount"),
     "upload": ("upload", "upload files (chunked above -maxMB) and print their file ids"),
     "volume": ("volume_cmd", "start a volume server (blob storage, replication, heartbeats)"),
 }

@@ -11,6 +11,7 @@ carrying a cluster token when a signing key is set (`client.cluster.Outgoing`). 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -23,9 +24,11 @@ __all__ = ["VolumeAdmin", "json_object"]
 
 _BY_STATUS: dict[int, type[errors.WeedError]] = {
     400: errors.BadRequest,
+    401: errors.Unauthorized,
     404: errors.VolumeNotFound,
     406: errors.NoFreeSlots,
     409: errors.Conflict,
+    502: errors.RemoteStorageError,
 }
 
 
@@ -84,6 +87,98 @@ class VolumeAdmin:
 
     async def volume_status(self, server: str, vid: int) -> dict[str, Any]:
         return await self._call("GET", server, "/admin/volume/status", {"volume": str(vid)})
+
+    async def tier_upload(
+        self,
+        server: str,
+        vid: int,
+        *,
+        dest: str,
+        collection: str = "",
+        keep_local: bool = False,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Move volume `vid`'s `.dat` on `server` to the bucket `dest` names; the answer
+        (`backend`, `key`, `size`) once done, `progress` called with each progress line."""
+        params = {"volume": str(vid), "collection": collection, "dest": dest}
+        if keep_local:
+            params["keepLocalDatFile"] = "true"
+        return await self._stream(server, "/admin/volume/tier/upload", params, progress)
+
+    async def tier_download(
+        self,
+        server: str,
+        vid: int,
+        *,
+        collection: str = "",
+        keep_remote: bool = False,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Bring volume `vid`'s `.dat` back to `server`'s disk (deleting the object unless
+        `keep_remote`)."""
+        params = {"volume": str(vid), "collection": collection}
+        if keep_remote:
+            params["keepRemoteDatFile"] = "true"
+        return await self._stream(server, "/admin/volume/tier/download", params, progress)
+
+    async def tier_mount(
+        self,
+        server: str,
+        vid: int,
+        *,
+        source: str,
+        collection: str = "",
+        key: str = "",
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        """Mount volume `vid` on `server` from the bucket `source` names (its `.idx` and `.vif`
+        fetched from beside the data object `key`, or from the newest upload of that volume);
+        `replace` gives up the server's own copy first."""
+        params = {"volume": str(vid), "collection": collection, "source": source, "key": key}
+        if replace:
+            params["replace"] = "true"
+        return await self._call("POST", server, "/admin/volume/tier/mount", params)
+
+    async def _stream(
+        self,
+        server: str,
+        path: str,
+        params: dict[str, str],
+        progress: Callable[[dict[str, Any]], None] | None,
+    ) -> dict[str, Any]:
+        """A long admin call answering newline-delimited JSON: progress lines, then the result
+        (or `{"error": ...}` when it failed after the answer began). No overall timeout: a
+        large volume takes as long as it takes; a silence of `timeout` seconds fails it."""
+        url = self._out.url(server, path)
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._timeout.connect, sock_read=self._timeout.total
+        )
+        last: dict[str, Any] = {}
+        try:
+            async with self._session.post(
+                url, params=params, headers=self._out.cluster_headers(), timeout=timeout
+            ) as resp:
+                if resp.status >= 300:
+                    body = await resp.read()
+                    answer = json_object(body)
+                    message = str(answer.get("error") or body[:200].decode(errors="replace"))
+                    cls = _BY_STATUS.get(resp.status, errors.WeedError)
+                    raise cls(f"POST {path} answered {resp.status}: {message}", server=server)
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    last = json_object(line)
+                    if "error" in last:
+                        raise errors.WeedError(f"POST {path}: {last['error']}", server=server)
+                    if last.get("progress") and progress is not None:
+                        progress(last)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise errors.ServerUnreachable(
+                f"POST {path} failed: {exc.__class__.__name__} {exc}".rstrip(), server=server
+            ) from exc
+        if last.get("progress") or not last:
+            raise errors.ServerUnreachable(f"POST {path}: the answer broke off", server=server)
+        return last
 
     async def _post(self, server: str, path: str, params: dict[str, str]) -> None:
         await self._call("POST", server, path, params)

@@ -276,6 +276,8 @@ def _volume(raw: Any, index: int) -> VolumeReport:
         compact_revision=f.integer("compactRevision", 0, 0xFFFF, 0),
         modified_at_second=f.integer("modifiedAtSecond", 0, I64_MAX, 0),
         disk_type=normalize_disk(f.text("diskType", _MAX_NAME)),
+        remote_storage_name=f.text("remoteStorageName", _MAX_NAME),
+        remote_storage_key=f.text("remoteStorageKey", _MAX_URL),
     )
 
 

@@ -103,7 +103,7 @@ def _volume_info(v: VolumeReport) -> dict[str, Any]:
     return {
         "Collection": v.collection,
         "DiskType": "" if v.disk_type == "hdd" else v.disk_type,
-        "RemoteStorageName": "",
+        "RemoteStorageName": v.remote_storage_name,
         "ReplicaPlacement": placement_object(v.replica_placement),
         "Ttl": {"Count": v.ttl.count, "Unit": v.ttl.unit},
         "Size": v.size,
@@ -116,7 +116,7 @@ def _volume_info(v: VolumeReport) -> dict[str, Any]:
         "DeleteCount": v.delete_count,
         "Version": v.version,
         "ReadOnly": v.read_only,
-        "ReadOnlyCanDelete": False,
+        "ReadOnlyCanDelete": bool(v.remote_storage_name),
     }
 
 

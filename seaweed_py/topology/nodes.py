@@ -55,6 +55,9 @@ class VolumeReport:
     compact_revision: int = 0
     modified_at_second: int = 0
     disk_type: str = HDD
+    remote_storage_name: str = ""
+    """`s3.default`... when the volume's `.dat` is tiered to a bucket (it then takes no slot)."""
+    remote_storage_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,8 @@ class DataNode:
     def _recount(self) -> None:
         held: dict[str, int] = {}
         for v in self.volumes.values():
-            held[v.disk_type] = held.get(v.disk_type, 0) + 1
+            if not v.remote_storage_name:  # a tiered volume's data takes no local slot
+                held[v.disk_type] = held.get(v.disk_type, 0) + 1
         self._held = held
 
     def max_slots(self, disk: str) -> int:

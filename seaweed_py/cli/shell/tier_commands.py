@@ -1,0 +1,140 @@
+"""`volume.tier.upload`, `volume.tier.download` (weed shell's names and flags) and weedpy's
+`volume.tier.mount`; the sequences themselves are `client/tiering.py`.
+
+| command | flags |
+|---|---|
+| `volume.tier.upload` | `-volumeId` (required), `-dest` (`s3`, `s3.default`, `s3.<id>`; required), `-collection`, `-keepLocalDatFile`, `-json` |
+| `volume.tier.download` | `-volumeId` (required), `-collection`, `-json` |
+| `volume.tier.mount` | `-volumeId`, `-node` (`host:port`), `-source` (backend, default `s3`), `-collection`, `-key`, `-json` |
+
+weed's automatic selection (`volume.tier.upload` without `-volumeId`: `-fullPercent`,
+`-quietFor`) is the master's `-tier.*` policy in weedpy; `-concurrency` is not offered (the
+volume server uploads 4 parts at a time). Both are docs/compat.md rows.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from seaweed_py.cli.shell.registry import ShellContext, command
+from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.storage.backend.settings import backend_name
+
+__all__ = ["tier_download", "tier_mount", "tier_upload"]
+
+
+def _upload_flags(fs: FlagSet) -> None:
+    fs.add("volumeId", 0, "the volume to move to the bucket")
+    fs.add("dest", "", "the backend to upload to: s3, s3.default or s3.<id>")
+    fs.add("collection", "", "the volume's collection (checked when given)")
+    fs.add("keepLocalDatFile", False, "keep the .dat on the source server (reads use the bucket)")
+    fs.add("json", False, "print the result as JSON")
+
+
+def _download_flags(fs: FlagSet) -> None:
+    fs.add("volumeId", 0, "the volume to bring back to local disk")
+    fs.add("collection", "", "the volume's collection (checked when given)")
+    fs.add("json", False, "print the result as JSON")
+
+
+def _mount_flags(fs: FlagSet) -> None:
+    fs.add("volumeId", 0, "the tiered volume to mount")
+    fs.add("node", "", "the volume server (host:port) to mount it on")
+    fs.add("source", "s3", "the backend holding it: s3, s3.default or s3.<id>")
+    fs.add("collection", "", "the volume's collection")
+    fs.add("key", "", "the data object's key (default: the newest upload of the volume)")
+    fs.add("json", False, "print the result as JSON")
+
+
+def _volume_id(opts: dict[str, Any]) -> int:
+    vid = int(opts["volumeId"])
+    if vid <= 0 or vid > 0xFFFFFFFF:
+        raise UsageError("-volumeId is required (a volume id from 1 to 4294967295)")
+    return vid
+
+
+class _Progress:
+    """`copied P%, N bytes, X MB/s` lines, at most one a second, as weed prints them."""
+
+    def __init__(self, ctx: ShellContext) -> None:
+        self._ctx = ctx
+        self._start = time.monotonic()
+
+    def __call__(self, line: dict[str, Any]) -> None:
+        done = int(line.get("processed", 0))
+        rate = done / max(1e-6, time.monotonic() - self._start) / 1e6
+        pct = float(line.get("percentage", 0.0))
+        self._ctx.say(f"copied {pct:.2f}%, {done} bytes, {rate:.2f} MB/s")
+
+
+@command("volume.tier.upload", "move a volume's .dat to an S3 bucket", _upload_flags)
+async def tier_upload(ctx: ShellContext, opts: dict[str, Any], args: list[str]) -> None:
+    vid = _volume_id(opts)
+    if not opts["dest"]:
+        raise UsageError("-dest is required: s3, s3.default or s3.<id>")
+    try:
+        dest = backend_name(opts["dest"])
+    except ValueError as exc:
+        raise UsageError(f"-dest: {exc}") from None
+    report = await ctx.tiering.upload(
+        vid,
+        dest,
+        collection=opts["collection"] or None,
+        keep_local=opts["keepLocalDatFile"],
+        progress=None if opts["json"] else _Progress(ctx),
+        say=None if opts["json"] else ctx.say,
+    )
+    if opts["json"]:
+        ctx.emit(report.to_json())
+    elif report.already:
+        ctx.say(f"volume {vid} is already in {report.backend} as {report.key}")
+    else:
+        ctx.say(
+            f"volume {vid} moved to {report.backend} as {report.key}: {report.size} bytes "
+            f"in {report.seconds:.1f}s"
+            + (f"; mounted on {', '.join(report.replicas)}" if report.replicas else "")
+        )
+
+
+@command("volume.tier.download", "bring a tiered volume's .dat back to local disk", _download_flags)
+async def tier_download(ctx: ShellContext, opts: dict[str, Any], args: list[str]) -> None:
+    vid = _volume_id(opts)
+    report = await ctx.tiering.download(
+        vid,
+        collection=opts["collection"] or None,
+        progress=None if opts["json"] else _Progress(ctx),
+        say=None if opts["json"] else ctx.say,
+    )
+    if opts["json"]:
+        ctx.emit(report.to_json())
+    elif report.already:
+        ctx.say(f"volume {vid} is already on local disk")
+    else:
+        holders = [report.source, *report.replicas]
+        ctx.say(
+            f"volume {vid} is local again on {', '.join(holders)}: {report.size} bytes "
+            f"in {report.seconds:.1f}s"
+        )
+
+
+@command(
+    "volume.tier.mount",
+    "serve a tiered volume on a volume server from its bucket alone",
+    _mount_flags,
+)
+async def tier_mount(ctx: ShellContext, opts: dict[str, Any], args: list[str]) -> None:
+    vid = _volume_id(opts)
+    if not opts["node"]:
+        raise UsageError("-node is required: the volume server (host:port) to mount it on")
+    try:
+        source = backend_name(opts["source"])
+    except ValueError as exc:
+        raise UsageError(f"-source: {exc}") from None
+    answer = await ctx.tiering.mount(
+        vid, opts["node"], source, collection=opts["collection"], key=opts["key"]
+    )
+    if opts["json"]:
+        ctx.emit(answer)
+    else:
+        ctx.say(f"volume {vid} mounted on {opts['node']} from {source} as {answer.get('key')}")

@@ -1,0 +1,210 @@
+"""Tiering a volume across its replicas: the sequences `volume.tier.upload` and
+`volume.tier.download` run (the shell, and the master's automatic policy), over the volume
+servers' admin calls (`client/volume_admin.py`).
+
+Upload of volume V to backend B (tiering spec §4.1, with weedpy's mount in step 5):
+
+1. the holders of V from the master (`/dir/lookup`), and each one's state
+   (`/admin/volume/status`): a replica already tiered goes first, so a rerun reuses its object;
+2. V's collection checked against `-collection` when one is given, before anything changes;
+3. every replica marked read-only in memory (`persist=false`);
+4. the first uploads its `.dat` (and its `.idx` and `.vif` beside it) and switches its reads
+   to the object; progress lines are handed to `progress`;
+5. unless the local `.dat` is kept, every other replica gives up its copy and mounts the same
+   object from the bucket (`/admin/volume/tier/mount`), so all replicas serve the one object.
+
+Download: every holder brings the `.dat` back; local holders first and the object deleted only
+by the last holder (weed 4.48 leaks the object when its last location is already local, §4.2).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from seaweed_py import errors
+from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.volume_admin import VolumeAdmin, json_object
+
+__all__ = ["TierReport", "Tiering"]
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class TierReport:
+    """What one tiering command did to one volume."""
+
+    volume_id: int
+    collection: str = ""
+    source: str = ""
+    backend: str = ""
+    key: str = ""
+    size: int = 0
+    seconds: float = 0.0
+    replicas: list[str] = field(default_factory=list)
+    """The other holders, now mounted on the object (upload) or local again (download)."""
+    already: bool = False
+    """Nothing had to move: the volume already was where it was asked to go."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "volumeId": self.volume_id,
+            "collection": self.collection,
+            "source": self.source,
+            "backend": self.backend,
+            "key": self.key,
+            "size": self.size,
+            "seconds": round(self.seconds, 3),
+            "replicas": self.replicas,
+            "already": self.already,
+        }
+
+
+class Tiering:
+    """Tiering commands for the cluster behind one master."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        out: Outgoing,
+        master: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session = session
+        self._out = out
+        self._master = master
+        self.admin = VolumeAdmin(session, out, timeout=120.0)
+        self._clock = clock
+
+    async def holders(self, vid: int) -> list[str]:
+        """The servers the master names for volume `vid` (`VolumeNotFound` if none)."""
+        url = self._out.url(self._master, "/dir/lookup")
+        try:
+            async with self._session.get(url, params={"volumeId": str(vid)}) as resp:
+                answer = json_object(await resp.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise errors.ServerUnreachable(
+                f"lookup of volume {vid} failed: {exc.__class__.__name__} {exc}".rstrip(),
+                master=self._master,
+            ) from exc
+        urls = [
+            str(loc["url"])
+            for loc in answer.get("locations") or []
+            if isinstance(loc, dict) and loc.get("url")
+        ]
+        if not urls:
+            why = answer.get("error") or "no locations"
+            raise errors.VolumeNotFound(f"volume {vid} not found: {why}", volume_id=vid)
+        return urls
+
+    async def _states(self, vid: int) -> list[tuple[str, dict[str, Any]]]:
+        return [(url, await self.admin.volume_status(url, vid)) for url in await self.holders(vid)]
+
+    async def upload(
+        self,
+        vid: int,
+        dest: str,
+        *,
+        collection: str | None = None,
+        keep_local: bool = False,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        say: Say | None = None,
+    ) -> TierReport:
+        started = self._clock()
+        states = await self._states(vid)
+        states.sort(key=lambda s: not s[1].get("remoteStorageName"))
+        actual = _collection(vid, states, collection)
+        report = TierReport(vid, actual)
+        for url, _ in states:
+            await self.admin.mark_readonly(url, vid, persist=False)
+            _say(say, f"markVolumeReadonly {vid} on {url} persist=false")
+        source = states[0][0]
+        _say(say, f"uploading volume {vid} from {source} to {dest}")
+        done = await self.admin.tier_upload(
+            source, vid, dest=dest, collection=actual, keep_local=keep_local, progress=progress
+        )
+        report.source = source
+        report.backend = str(done.get("backend", ""))
+        report.key = str(done.get("key", ""))
+        report.size = int(done.get("size", 0))
+        report.already = bool(done.get("already"))
+        if not keep_local:
+            for url, state in states[1:]:
+                if state.get("remoteStorageName") and state.get("remoteStorageKey") == report.key:
+                    continue
+                _say(say, f"mounting volume {vid} on {url} from {report.backend} {report.key}")
+                await self.admin.tier_mount(
+                    url,
+                    vid,
+                    source=report.backend,
+                    collection=actual,
+                    key=report.key,
+                    replace=True,
+                )
+                report.replicas.append(url)
+        report.seconds = self._clock() - started
+        return report
+
+    async def download(
+        self,
+        vid: int,
+        *,
+        collection: str | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        say: Say | None = None,
+    ) -> TierReport:
+        started = self._clock()
+        states = await self._states(vid)
+        actual = _collection(vid, states, collection)
+        report = TierReport(vid, actual, already=True)
+        tiered = [url for url, s in states if s.get("remoteStorageName")]
+        if tiered:
+            report.backend = str(
+                states[[u for u, _ in states].index(tiered[0])][1].get("remoteStorageName", "")
+            )
+        # Local holders need nothing; the object goes with the last tiered holder only.
+        for i, url in enumerate(tiered):
+            last = i == len(tiered) - 1
+            _say(
+                say,
+                f"downloading volume {vid} to {url}" + ("" if last else " (keeping the object)"),
+            )
+            done = await self.admin.tier_download(
+                url, vid, collection=actual, keep_remote=not last, progress=progress
+            )
+            report.already = False
+            report.key = str(done.get("key", report.key))
+            report.size = int(done.get("size", report.size))
+            if report.source:
+                report.replicas.append(url)
+            else:
+                report.source = url
+        report.seconds = self._clock() - started
+        return report
+
+    async def mount(
+        self, vid: int, server: str, source: str, *, collection: str = "", key: str = ""
+    ) -> dict[str, Any]:
+        return await self.admin.tier_mount(
+            server, vid, source=source, collection=collection, key=key
+        )
+
+
+def _collection(vid: int, states: list[tuple[str, dict[str, Any]]], wanted: str | None) -> str:
+    actual = str(states[0][1].get("collection", ""))
+    if wanted is not None and wanted != actual:
+        raise errors.BadRequest(
+            f"volume {vid} is in collection {actual!r}, not {wanted!r}", volume_id=vid
+        )
+    return actual
+
+
+def _say(say: Say | None, line: str) -> None:
+    if say is not None:
+        say(line)
