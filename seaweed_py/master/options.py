@@ -11,11 +11,12 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.config.flags import Duration, FlagSet, UsageError
 from seaweed_py.errors import InvalidReplicaPlacement
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.httpkit.allow_list import white_list_entries
 from seaweed_py.security.settings import SecuritySettings
+from seaweed_py.topology.tiering import TierPolicy
 
 __all__ = [
     "MAX_VOLUME_SIZE_LIMIT_MB",
@@ -63,6 +64,8 @@ class MasterOptions:
     health and cluster probes, metrics and the volume-server protocol, as `-disableHttp`."""
     assign_wait_seconds: float = 10.0
     """How long an assign that found nothing writable waits for growth (the reference: 10 s)."""
+    tier: TierPolicy = field(default_factory=TierPolicy)
+    """The automatic tiering policy (`-tier.*`; off unless `-tier.dest` names a backend)."""
     security: SecuritySettings = field(default_factory=SecuritySettings)
     """security.toml as read at start (keys, `guard.white_list`, `[https.master]`,
     `[https.client]`); SIGHUP hands the server a fresh one (`MasterServer.reload_security`)."""
@@ -149,6 +152,16 @@ def add_master_flags(fs: FlagSet, prefix: str = "") -> None:
             "serve no client API over HTTP (volume servers still heartbeat); UI and probes stay",
         )
     fs.add(
+        f"{p}tier.dest",
+        "",
+        "tier volumes to this S3 backend by themselves (s3, s3.<id>; the volume servers hold "
+        "its settings): full or read-only ones quiet for -tier.quietFor; empty: off",
+    )
+    fs.add(f"{p}tier.quietFor", Duration(24 * 3600), "how long a volume must be unmodified")
+    fs.add(f"{p}tier.fullPercent", 95.0, "how full (percent of the size limit) counts as full")
+    fs.add(f"{p}tier.collectionPattern", "", "only collections matching this wildcard; empty: all")
+    fs.add(f"{p}tier.interval", Duration(600), "how often the volumes are looked over")
+    fs.add(
         f"{p}telemetry", False, "accepted for compatibility and ignored: weedpy never phones home"
     )
     fs.add(f"{p}telemetry.url", "", "accepted for compatibility and ignored")
@@ -174,4 +187,29 @@ def master_options(values: dict[str, Any], prefix: str = "") -> MasterOptions:
         white_list=white_list_entries(white),
         file_size_limit_mb=values[f"{p}fileSizeLimitMB"],
         disable_http=bool(values.get("disableHttp", False)),
+        tier=_tier_policy(values, p),
+    )
+
+
+def _tier_policy(values: dict[str, Any], p: str) -> TierPolicy:
+    dest = str(values.get(f"{p}tier.dest", "")).strip()
+    if dest:
+        kind, dot, ident = dest.partition(".")
+        if kind != "s3" or (dot and (not ident or "." in ident)):
+            raise UsageError(f"-{p}tier.dest={dest}: not a backend name (s3, s3.<id>)")
+    full = float(values.get(f"{p}tier.fullPercent", 95.0))
+    if not 0 < full <= 100:
+        raise UsageError(f"-{p}tier.fullPercent={full}: must be in (0, 100]")
+    interval = float(values.get(f"{p}tier.interval", 600))
+    if interval <= 0:
+        raise UsageError(f"-{p}tier.interval: must be positive")
+    quiet = float(values.get(f"{p}tier.quietFor", 24 * 3600))
+    if quiet < 0:
+        raise UsageError(f"-{p}tier.quietFor: must not be negative")
+    return TierPolicy(
+        dest=dest,
+        quiet_for=quiet,
+        full_percent=full,
+        collection_pattern=str(values.get(f"{p}tier.collectionPattern", "")),
+        interval=interval,
     )

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from seaweed_py import __version__
 from seaweed_py.client.cluster import Outgoing, bearer
+from seaweed_py.client.tiering import Tiering
 from seaweed_py.client.volume_admin import VolumeAdmin, json_object
 from seaweed_py.errors import (
     BadRequest,
@@ -61,6 +62,7 @@ from seaweed_py.master.params import (
     parse_heartbeat,
     parse_lookup_vid,
 )
+from seaweed_py.master.tiering import AutoTier
 from seaweed_py.master.ui import ClusterFacts, status_page
 from seaweed_py.master.views import (
     cluster_status,
@@ -124,6 +126,8 @@ class MasterServer:
         self._session: aiohttp.ClientSession | None = None
         self._grower: VolumeGrower | None = None
         self._maintenance: asyncio.Task[None] | None = None
+        self.auto_tier: AutoTier | None = None
+        self._auto_tiering: asyncio.Task[None] | None = None
         self._heartbeat_answer = b""
         self._answered_version = -1  # topology.locations_version the answer carries
         self._warm_until = 0.0
@@ -167,6 +171,11 @@ class MasterServer:
             raise
         self._heartbeat_answer = self._render_heartbeat_answer()
         self._maintenance = asyncio.get_running_loop().create_task(self._maintenance_loop())
+        if self.options.tier.enabled:
+            tiering = Tiering(self._session, self._out, self.address)
+            self.auto_tier = AutoTier(self.topology, tiering, self.options.tier)
+            self._auto_tiering = asyncio.get_running_loop().create_task(self.auto_tier.run())
+            log.info("automatic tiering to %s is on", self.options.tier.dest)
         log.info("master %s listening on %s:%d", self.address, self.options.listen_ip, self.port)
         _log_security(self.options.security, "https" if self._ssl else "http")
 
@@ -199,6 +208,10 @@ class MasterServer:
         )
 
     async def stop(self, grace: float = 5.0) -> None:
+        if self._auto_tiering is not None:
+            self._auto_tiering.cancel()
+            await asyncio.gather(self._auto_tiering, return_exceptions=True)
+            self._auto_tiering = None
         if self._maintenance is not None:
             self._maintenance.cancel()
             await asyncio.gather(self._maintenance, return_exceptions=True)
