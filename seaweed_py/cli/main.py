@@ -18,6 +18,7 @@ from seaweed_py import __version__
 from seaweed_py.config.flags import HelpRequested, UsageError
 from seaweed_py.errors import StartupError
 from seaweed_py.security.settings import SecurityConfigError
+from seaweed_py.storage.backend.settings import BackendConfigError
 
 __all__ = ["COMMANDS", "SERVER_PACKAGES", "main"]
 
@@ -135,6 +136,9 @@ def _main(argv: list[str]) -> int:
         # An operator mistake (port taken, -dir mistyped), not a crash: one line naming the
         # flag and what is wrong with it, a failing exit, no traceback.
         print(f"weedpy {command}: {exc}", file=sys.stderr)
+        return 1
+    except BackendConfigError as exc:
+        print(f"weedpy {command}: tiering: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -19,8 +19,15 @@ from typing import Any, Protocol
 from seaweed_py.config.flags import FlagSet
 from seaweed_py.security.settings import SecurityConfigError, SecuritySettings, SecuritySource
 from seaweed_py.security.tls import client_context
+from seaweed_py.storage.backend.settings import BackendSource, S3Settings
 
-__all__ = ["add_config_dir_flag", "client_options", "load_security", "reloader"]
+__all__ = [
+    "add_config_dir_flag",
+    "client_options",
+    "load_backends",
+    "load_security",
+    "reloader",
+]
 
 log = logging.getLogger("seaweed_py.cli")
 
@@ -33,7 +40,8 @@ def add_config_dir_flag(fs: FlagSet) -> None:
     fs.add(
         "config_dir",
         "",
-        "directory with security.toml, searched before ., ~/.seaweedfs/, "
+        "directory with security.toml (and master.toml for volume servers), searched before ., "
+        "~/.seaweedfs/, "
         "/usr/local/etc/seaweedfs/ and /etc/seaweedfs/",
     )
 
@@ -42,6 +50,12 @@ def load_security(values: dict[str, Any]) -> tuple[SecuritySource, SecuritySetti
     """The settings in force at start; `SecurityConfigError` if they cannot be used."""
     source = SecuritySource(config_dir=str(values.get("config_dir") or ""))
     return source, source.load()
+
+
+def load_backends(values: dict[str, Any]) -> dict[str, S3Settings]:
+    """The S3 settings of a volume server (WEEDPY_S3_*, AWS_*, master.toml found like
+    security.toml); `BackendConfigError` if they cannot be used."""
+    return BackendSource(config_dir=str(values.get("config_dir") or "")).load()
 
 
 def reloader(

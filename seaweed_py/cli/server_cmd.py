@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from seaweed_py.cli.daemon import serve
-from seaweed_py.cli.secure import add_config_dir_flag, load_security, reloader
+from seaweed_py.cli.secure import add_config_dir_flag, load_backends, load_security, reloader
 from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.errors import StartupError
 from seaweed_py.httpkit.allow_list import white_list_entries
@@ -181,7 +181,7 @@ def run(argv: Sequence[str]) -> int:
 
     master_opts, volume_opts = server_options(resolved)
     master = MasterServer(replace(master_opts, security=security))
-    volume = VolumeServer(replace(volume_opts, security=security))
+    volume = VolumeServer(replace(volume_opts, security=security, backends=load_backends(values)))
     started: list[MasterServer | VolumeServer] = []
 
     async def start() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from seaweed_py.cli.daemon import serve
-from seaweed_py.cli.secure import add_config_dir_flag, load_security, reloader
+from seaweed_py.cli.secure import add_config_dir_flag, load_backends, load_security, reloader
 from seaweed_py.config.flags import FlagSet
 from seaweed_py.volume import VolumeServer, add_volume_flags, volume_options
 
@@ -31,7 +31,7 @@ def flag_set() -> FlagSet:
 def run(argv: Sequence[str]) -> int:
     values, _ = flag_set().parse(argv)
     source, security = load_security(values)
-    options = replace(volume_options(values), security=security)
+    options = replace(volume_options(values), security=security, backends=load_backends(values))
     # Group-commit fsyncs and large reads finish in worker threads, which then need the GIL
     # to hand their result to the loop; the default 5 ms switch interval would add up to that
     # much to every acknowledged write while the loop is busy.

@@ -15,6 +15,13 @@ resolve inside their directory before they are created or deleted (`PathEscapesD
 A volume whose disk filled turns read-only (`DISK_FULL`); `reopen_full_volumes()`, which the
 volume server calls every pulse, lets it take writes again once its directory has room
 (`DISK_FULL_MARGIN`).
+
+Tiered volumes (storage/volume_tier.py) are read through `backends` (storage/backend), which
+the store is given at construction (empty: the server has no S3 settings; its tiered volumes
+then fail to load, one log line each, and the rest serve). A tiered volume takes no slot of its
+directory. `tier_upload`, `tier_download` and `mount_remote` are the volume server's tiering
+calls; a deleted tiered volume leaves its object in the bucket (another holder may still read
+it; docs/compat.md).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from pathlib import Path
 from typing import Final
 
 from seaweed_py.errors import (
+    BadRequest,
     Conflict,
     DirectoryInUse,
     NoFreeSlots,
@@ -42,6 +50,8 @@ from seaweed_py.errors import (
 from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
+from seaweed_py.formats.vif import RemoteFile
+from seaweed_py.storage.backend import Backends
 from seaweed_py.storage.directories import check_directory
 from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.group_commit import Committer, GroupCommitter
@@ -94,6 +104,7 @@ class Store:
         clock_ns: Callable[[], int] = time.time_ns,
         fsync_helper: bool = False,
         disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage,
+        backends: Backends | None = None,
     ) -> None:
         """`fsync_helper`: group-commit fsyncs run in a helper process whose answers an event
         loop reads (storage/fsync_helper.py; the volume server), not in a thread.
@@ -116,6 +127,7 @@ class Store:
         self.load_errors: dict[str, str] = {}  # file base -> why it could not be opened
         self.disk_usage = disk_usage
         self._locks: list[int] = []  # fds holding each directory's lock
+        self.backends = backends or Backends()
 
     # ------------------------------------------------------------------ start-up
 
@@ -167,7 +179,7 @@ class Store:
             seen.add(parsed)
             collection, vid = parsed
             base = str(loc.path / volume_base_name(collection, vid))
-            if not os.path.exists(base + ".dat"):
+            if not os.path.exists(base + ".dat") and not _names_remote_file(base + ".vif"):
                 continue
             try:
                 volumes.append(self._open(loc.path, vid, collection))
@@ -196,6 +208,7 @@ class Store:
             committer=self._committer,
             size_limit=self._size_limit,
             clock_ns=self._clock_ns,
+            backends=self.backends,
         )
 
     # ------------------------------------------------------------------ queries
@@ -222,7 +235,12 @@ class Store:
         return self._count(i) + max(0, free // max(1, self._size_limit))
 
     def _count(self, i: int) -> int:
-        return sum(1 for w in self._where.values() if w == i)
+        """Volumes taking a slot of directory `i` (a tiered one takes none)."""
+        return sum(
+            1
+            for vid, w in self._where.items()
+            if w == i and (v := self._volumes.get(vid)) is not None and v.remote is None
+        )
 
     @property
     def max_volume_count(self) -> int:
@@ -339,6 +357,116 @@ class Store:
             return False
         return free >= max(DISK_FULL_MARGIN, total // 100)
 
+    # ------------------------------------------------------------------ tiering
+
+    def _volume(self, volume_id: int) -> Volume:
+        v = self._volumes.get(volume_id)
+        if v is None:
+            raise VolumeNotFound("volume not found on this server", volume_id=volume_id)
+        return v
+
+    def check_tierable(self, volume_id: int, dest: str, collection: str | None) -> None:
+        """What `tier_upload` would refuse before it starts: no such volume, another
+        collection, a destination no setting names (`BackendNotFound`)."""
+        v = self._volume(volume_id)
+        _check_collection(v, collection)
+        if v.remote is None:
+            self.backends.get(dest)
+
+    def dat_size(self, volume_id: int) -> int:
+        return self._volume(volume_id).size
+
+    def tier_upload(
+        self,
+        volume_id: int,
+        dest: str,
+        *,
+        keep_local: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[RemoteFile, bool]:
+        """Move volume `volume_id`'s `.dat` to the bucket `dest` names (storage/volume_tier.py);
+        (the remote file, whether it was there already). Blocks for the whole upload."""
+        v = self._volume(volume_id)
+        if v.remote is not None:
+            return v.remote, True
+        return v.tier_upload(
+            self.backends.get(dest), self.backends, keep_local=keep_local, progress=progress
+        )
+
+    def check_downloadable(self, volume_id: int, collection: str | None) -> RemoteFile:
+        v = self._volume(volume_id)
+        _check_collection(v, collection)
+        if v.remote is None:
+            raise Conflict(f"volume {volume_id} is already on local disk", volume_id=volume_id)
+        return v.remote
+
+    def tier_download(
+        self,
+        volume_id: int,
+        *,
+        keep_remote: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> RemoteFile:
+        """Bring volume `volume_id`'s `.dat` back and reopen it as a local volume."""
+        v = self._volume(volume_id)
+        remote = v.tier_download(keep_remote=keep_remote, progress=progress)
+        with self._lock:
+            fresh = self._open(v.directory, v.id, v.collection)
+            self._volumes[volume_id] = fresh
+        return remote
+
+    def mount_remote(
+        self, volume_id: int, collection: str, source: str, *, key: str = "", replace: bool = False
+    ) -> Volume:
+        """Serve volume `volume_id` from the bucket `source` names, from the `.idx` and `.vif`
+        beside its data object (`key`, or the volume's newest upload): no local byte of it is
+        needed. With `replace`, this server's own copy (a replica) is given up first; without,
+        a volume already here is a `Conflict`."""
+        from seaweed_py.storage.volume_tier import fetch_sidecars
+
+        collection = parse_collection(collection)
+        store = self.backends.get(source)
+        with self._lock:
+            old = self._volumes.get(volume_id)
+            if old is not None:
+                if old.remote is not None and (not key or old.remote.key == key):
+                    return old
+                if not replace:
+                    raise Conflict("volume already exists", volume_id=volume_id)
+                old.removable_files()
+            candidates = [
+                i for i in range(len(self.locations)) if self._count(i) < self._capacity(i)
+            ]
+            i = self._where.get(volume_id, min(candidates or [0], key=self._count))
+            directory = self.locations[i].path
+        base = volume_base_name(collection, volume_id)
+        if old is not None:
+            with self._lock:
+                self._volumes.pop(volume_id, None)
+                self._where.pop(volume_id, None)
+            old.destroy()
+        fetch_sidecars(store, directory, base, key)
+        v = self._open(directory, volume_id, collection)
+        with self._lock:
+            self._volumes[volume_id] = v
+            self._where[volume_id] = i
+        log.info(
+            "volume %d mounted from %s as %s", volume_id, store.name, v.remote and v.remote.key
+        )
+        return v
+
+    def upload_dirty_indexes(self) -> list[int]:
+        """Send the `.idx` of each tiered volume that deletes changed beside its data object
+        (`Volume.upload_index`); the ids sent. Blocks on the network: off the event loop."""
+        sent: list[int] = []
+        for v in list(self._volumes.values()):
+            try:
+                if v.upload_index():
+                    sent.append(v.id)
+            except WeedError as exc:
+                log.warning("volume %d: .idx not sent to its bucket yet: %s", v.id, exc)
+        return sent
+
     def mark_read_only(self, volume_id: int, read_only: bool, *, persist: bool = True) -> None:
         v = self._volumes.get(volume_id)
         if v is None:
@@ -366,6 +494,24 @@ class Store:
     def missing_volumes(self) -> list[int]:
         """Volumes whose `.dat` or `.idx` was deleted from disk while open (scenario 12)."""
         return [v.id for v in list(self._volumes.values()) if v.files_missing()]
+
+
+def _check_collection(v: Volume, collection: str | None) -> None:
+    if collection is not None and collection != v.collection:
+        raise BadRequest(
+            f"existing collection:{v.collection} unexpected input: {collection}", volume_id=v.id
+        )
+
+
+def _names_remote_file(vif: str) -> bool:
+    """Whether the `.vif` at `vif` names a remote `.dat` (a tiered volume has no local one)."""
+    from seaweed_py.formats.vif import VolumeInfo
+
+    try:
+        with open(vif, "rb") as f:
+            return bool(VolumeInfo.from_json(f.read(1 << 20)).files)
+    except (OSError, WeedError):
+        return False
 
 
 def _close_all(volumes: Iterable[Volume]) -> None:

@@ -13,6 +13,7 @@ by concern, as SeaweedFS splits its Volume (`volume_loading.go`, `volume_read.go
 - `volume_read.py`: lookups, reads, verification of large needles, corrupt needles, reads of
   deleted needles;
 - `volume_write.py`: appends, deletes, `.idx` batching, truncate-back, durability;
+- `volume_tier.py`: the `.dat` in an S3 bucket (upload, download, loading, deletes);
 - here: the state and what it reports (`status`), sealing (`set_read_only`), taking writes
   again after a full disk, sync, close, destroy.
 
@@ -40,10 +41,12 @@ from seaweed_py.formats.needle import VERSION_3, tail_length
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock
 from seaweed_py.formats.ttl import Ttl
-from seaweed_py.formats.vif import VolumeInfo
+from seaweed_py.formats.vif import RemoteFile, VolumeInfo
 from seaweed_py.storage import volume_loading as _loading
 from seaweed_py.storage import volume_read as _read
+from seaweed_py.storage import volume_tier as _tier
 from seaweed_py.storage import volume_write as _write
+from seaweed_py.storage.backend import DatFile, LocalDatFile
 from seaweed_py.storage.group_commit import Committer, GroupCommitter, sync_file
 from seaweed_py.storage.integrity import CorruptNeedles, VerifiedMemo
 from seaweed_py.storage.needle_map import IndexHit, IndexStats, MemoryNeedleMap, NeedleMap
@@ -95,6 +98,9 @@ class VolumeStatus:
     content_size: int
     """Body bytes of every put ever indexed (what `/status` calls Size; `size` is `.dat`'s)."""
     disk_type: str = "hdd"
+    remote_storage_name: str = ""
+    """`s3.default`... for a tiered volume (its `size` is then the object's)."""
+    remote_storage_key: str = ""
 
 
 class Volume:
@@ -130,6 +136,13 @@ class Volume:
         self._dat = -1
         self._idx = -1
         self._closed = False
+        self.data: DatFile = LocalDatFile(-1)
+        """Where the `.dat` bytes are read from: the local file, or its object in a bucket."""
+        self._pread = self.data.pread
+        self.remote: RemoteFile | None = None
+        """The remote file (`.vif` `files[0]`) of a tiered volume; None for a local one."""
+        self.index_dirty = False
+        """A tiered volume's `.idx` changed since it was last sent beside its data object."""
         self._size_limit = size_limit
         # Set by _load:
         self.superblock = SuperBlock()
@@ -167,6 +180,10 @@ class Volume:
         check_inside(self.directory, *paths)
         return paths
 
+    def _use_data(self, data: DatFile) -> None:
+        self.data = data
+        self._pread = data.pread  # the read hot path's one call
+
     def _write_vif(self, info: VolumeInfo) -> None:
         vif, _ = self._checked(".vif", ".vif.tmp")
         _write_file_durably(vif, info.to_json().encode())
@@ -181,7 +198,12 @@ class Volume:
 
     @property
     def read_only(self) -> bool:
-        return self.info.read_only or not self._writable_files or bool(self.read_only_reason)
+        return (
+            self.info.read_only
+            or not self._writable_files
+            or bool(self.read_only_reason)
+            or self.remote is not None
+        )
 
     @property
     def replica_placement(self) -> ReplicaPlacement:
@@ -275,6 +297,8 @@ class Volume:
             modified_at_second=self.modified_at_second,
             max_file_key=s.max_key,
             content_size=s.content_size,
+            remote_storage_name=remote_name(self.remote),
+            remote_storage_key=self.remote.key if self.remote is not None else "",
         )
 
     # ------------------------------------------------------------------ reads: volume_read.py
@@ -285,6 +309,7 @@ class Volume:
     read_checked = _read.read_checked
     is_current = _read.is_current
     record_at = _read.record_at
+    record_span = _read.record_span
     read_meta = _read.read_meta
     verified = _read.verified
     verify = _read.verify
@@ -300,6 +325,12 @@ class Volume:
     delete = _write.delete
     check_writable = _write.check_writable
     _flush_idx = _write._flush_idx
+
+    # ------------------------------------------------------------------ tiering: volume_tier.py
+
+    tier_upload = _tier.tier_upload
+    tier_download = _tier.tier_download
+    upload_index = _tier.upload_index
 
     # ------------------------------------------------------------------ state changes
 
@@ -377,7 +408,8 @@ class Volume:
                 if self._writable_files and self._committer is not None and self._idx >= 0:
                     # A round after every queued request on our fds: none of them may meet a
                     # closed (or reused) descriptor later.
-                    self._committer.request((self._dat, self._idx)).result()
+                    fds = tuple(fd for fd in (self._dat, self._idx) if fd >= 0)
+                    self._committer.request(fds).result()
                 elif self._writable_files:
                     self._sync_files()
             finally:
@@ -409,6 +441,11 @@ class Volume:
 
     def __repr__(self) -> str:
         return f"<Volume {self.id} {self.path('.dat')} end={self._end} live={len(self._map)}>"
+
+
+def remote_name(remote: RemoteFile | None) -> str:
+    """`<type>.<id>` of a remote file, `""` for none."""
+    return f"{remote.backend_type}.{remote.backend_id}" if remote is not None else ""
 
 
 def _write_file_durably(path: Path, data: bytes) -> None:

@@ -47,6 +47,8 @@ from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.superblock import SuperBlock
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import VolumeInfo
+from seaweed_py.storage import volume_tier
+from seaweed_py.storage.backend import Backends, LocalDatFile
 from seaweed_py.storage.group_commit import Committer
 from seaweed_py.storage.integrity import CorruptRecord
 from seaweed_py.storage.needle_map import (
@@ -158,11 +160,14 @@ def open_volume(
     size_limit: int = DEFAULT_SIZE_LIMIT,
     clock_ns: Callable[[], int] = time.time_ns,
     writable: bool = True,
+    backends: Backends | None = None,
 ) -> Volume:
     """Open an existing volume, repairing a crashed tail (module docstring).
 
     With `writable=False` (offline tools) no file is changed: the volume is read-only, a
-    torn tail is ignored rather than cut, and the index is kept in memory."""
+    torn tail is ignored rather than cut, and the index is kept in memory. A volume whose
+    `.vif` names a remote file is read from the bucket `backends` holds (volume_tier.py;
+    `BackendNotFound` when it holds none of that name)."""
     v = cls(
         Path(directory),
         volume_id,
@@ -173,23 +178,33 @@ def open_volume(
         size_limit=size_limit,
         clock_ns=clock_ns,
     )
-    _load(v, writable)
+    _load(v, writable, backends)
     return v
 
 
-def _load(self: Volume, writable: bool = True) -> None:
+def _load(self: Volume, writable: bool = True, backends: Backends | None = None) -> None:
     dat_path = self.path(".dat")
     vif_path = self.path(".vif")
-    if not dat_path.exists():
-        raise CorruptVolume("volume has no .dat file", volume_id=self.id, path=str(dat_path))
     vif_text = vif_path.read_bytes() if vif_path.exists() else b""
     self.info = VolumeInfo.from_json(vif_text)
     self.layout = layout_for(self.info.bytes_offset, self.id)
     self._idx_batch_full = IDX_BATCH_BYTES // self.layout.entry_size * self.layout.entry_size
+    if self.info.files:  # tiered: a local .dat, if kept, is not read (spec §6)
+        try:
+            volume_tier.load_remote(self, backends, writable)
+        except BaseException:
+            self._close_fds()
+            if self._own_committer and self._committer is not None:
+                self._committer.close()
+            raise
+        return
+    if not dat_path.exists():
+        raise CorruptVolume("volume has no .dat file", volume_id=self.id, path=str(dat_path))
     self._writable_files = writable and os.access(dat_path, os.W_OK)
     flags = os.O_RDWR if self._writable_files else os.O_RDONLY
     try:
         self._dat = os.open(dat_path, flags | getattr(os, "O_CLOEXEC", 0))
+        self._use_data(LocalDatFile(self._dat))
         _load_files(self, vif_text)
     except BaseException:
         self._close_fds()
@@ -204,11 +219,7 @@ def _load_files(self: Volume, vif_text: bytes) -> None:
     self.version = self.superblock.version
     if self.version not in (2, 3):
         raise CorruptVolume(f"needle version {self.version} is not supported", volume_id=self.id)
-    self._tail = tail_length(self.version)
-    if self.info.replication:
-        self.superblock = replace(
-            self.superblock, replica_placement=ReplicaPlacement.parse(self.info.replication)
-        )
+    apply_vif(self)
     if not vif_text.strip() and self._writable_files:
         self.info = VolumeInfo(
             version=self.version,
@@ -233,6 +244,16 @@ def _load_files(self: Volume, vif_text: bytes) -> None:
     del live
     if idx_size > _TRIM_AFTER:
         release_free_memory()
+
+
+def apply_vif(self: Volume) -> None:
+    """What the `.vif` says over the superblock: the record tail of the needle version, and
+    the replication when it names one."""
+    self._tail = tail_length(self.version)
+    if self.info.replication:
+        self.superblock = replace(
+            self.superblock, replica_placement=ReplicaPlacement.parse(self.info.replication)
+        )
 
 
 def _make_map(

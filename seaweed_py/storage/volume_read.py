@@ -97,7 +97,7 @@ def read_at(
     on the read hot path); `record` is `record_at(hit)` if the caller has it already."""
     offset, size = hit
     if record is None:
-        record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
+        record = self._pread(NEEDLE_HEADER_SIZE + size + self._tail, offset)
     try:
         if len(record) >= NEEDLE_HEADER_SIZE:
             stored_cookie, stored_key, _ = NEEDLE_HEADER.unpack_from(record)
@@ -133,16 +133,21 @@ def is_current(self: Volume, checked: CheckedRecord) -> bool:
     hit = checked.hit
     return (
         self._map.holds(checked.key, hit)
-        and os.pread(self._dat, NEEDLE_HEADER_SIZE + hit.size + self._tail, hit.offset)
-        == checked.record
+        and self._pread(NEEDLE_HEADER_SIZE + hit.size + self._tail, hit.offset) == checked.record
     )
+
+
+def record_span(self: Volume, hit: IndexHit) -> tuple[int, int]:
+    """(offset, length) of the record `hit` points at, as `record_at` reads it: for callers
+    that read many records at once (`DatFile.read_spans`) and check each with `read_at`."""
+    return hit.offset, NEEDLE_HEADER_SIZE + hit.size + self._tail
 
 
 def record_at(self: Volume, hit: IndexHit) -> bytes:
     """The stored bytes of the record `hit` (from `lookup`) points at, unchecked: for a
     caller that compares them with a record `read_at` checked before (one pread)."""
     offset, size = hit
-    return os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
+    return self._pread(NEEDLE_HEADER_SIZE + size + self._tail, offset)
 
 
 def _last_put(self: Volume, key: int) -> IndexHit | None:
@@ -202,7 +207,7 @@ def _meta_at(
     """`read_meta` of the record `hit` points at; a cookie other than the stored one
     raises `wrong_cookie` (checked before the metadata is decoded)."""
     offset, size = hit
-    head = os.pread(self._dat, NEEDLE_HEAD_SIZE, offset)
+    head = self._pread(NEEDLE_HEAD_SIZE, offset)
     if len(head) < NEEDLE_HEADER_SIZE:
         raise CorruptNeedle("record truncated", volume_id=self.id, offset=offset, key=f"{key:x}")
     stored_cookie, stored_key, stored_size = NEEDLE_HEADER.unpack_from(head)
@@ -225,7 +230,7 @@ def _meta_at(
         )
     data_size = int.from_bytes(head[16:20], "big") if size else 0
     tail_at = offset + NEEDLE_HEAD_SIZE + data_size if size else offset + NEEDLE_HEADER_SIZE
-    tail = os.pread(self._dat, offset + NEEDLE_HEADER_SIZE + size + self._tail - tail_at, tail_at)
+    tail = self._pread(offset + NEEDLE_HEADER_SIZE + size + self._tail - tail_at, tail_at)
     needle, data_size = decode_needle_meta(
         head, tail, self.version, volume_id=self.id, offset=offset
     )
@@ -244,9 +249,16 @@ def verify(self: Volume, loc: NeedleLocation) -> None:
     passed (`verified`). A mismatch raises CorruptNeedle and lists the needle in
     `corrupt_needles`. Memory stays bounded: one reused buffer of at most `_VERIFY_CHUNK`
     bytes, whatever the needle's size. Blocks: run it off the event loop."""
-    buf = memoryview(bytearray(min(_VERIFY_CHUNK, loc.data_size)))
     crc = 0
     pos, stop = loc.data_offset, loc.data_offset + loc.data_size
+    if self.data.remote:  # a ranged GET per chunk (4 MiB), each buffer new
+        while pos < stop:
+            piece = self._pread(min(self.data.chunk_size, stop - pos), pos)
+            if not piece:
+                raise _corrupt_data(self, loc, "data truncated")
+            crc = crc32c(piece, crc)
+            pos += len(piece)
+    buf = memoryview(bytearray(min(_VERIFY_CHUNK, loc.data_size)))
     while pos < stop:
         got = os.preadv(self._dat, [buf[: stop - pos]], pos)
         if got <= 0:
@@ -269,9 +281,10 @@ def iter_data(
     verified. A range cannot be checked on its own: pass `verify=False`."""
     crc = 0
     held = b""
+    chunk_size = max(chunk_size, self.data.chunk_size) if self.data.remote else chunk_size
     pos, stop = loc.data_offset, loc.data_offset + loc.data_size
     while pos < stop:
-        chunk = os.pread(self._dat, min(chunk_size, stop - pos), pos)
+        chunk = self._pread(min(chunk_size, stop - pos), pos)
         if not chunk:
             raise _corrupt_data(self, loc, "data truncated", at=pos)
         crc = crc32c(chunk, crc)
@@ -310,7 +323,7 @@ def iter_needles(self: Volume) -> Iterator[tuple[int, Needle | CorruptNeedle]]:
     record that fails its checks. For offline tools (export): no cookie is asked."""
     keys, offsets, sizes = self._map.live_arrays()
     for key, offset, size in zip(keys.tolist(), offsets.tolist(), sizes.tolist(), strict=True):
-        record = os.pread(self._dat, NEEDLE_HEADER_SIZE + size + self._tail, offset)
+        record = self._pread(NEEDLE_HEADER_SIZE + size + self._tail, offset)
         try:
             needle = decode_needle(record, self.version, volume_id=self.id, offset=offset)
             if needle.key != key:

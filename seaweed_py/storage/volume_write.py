@@ -51,6 +51,7 @@ from seaweed_py.formats.needle import (
     encode_tombstone,
     record_length,
 )
+from seaweed_py.storage import volume_tier as _tier
 from seaweed_py.storage.group_commit import SETTLED, sync_file
 from seaweed_py.storage.needle_map import IndexHit
 from seaweed_py.storage.volume_read import READ_CHUNK, NeedleLocation
@@ -212,7 +213,9 @@ def delete(self: Volume, key: int, cookie: int) -> DeleteResult:
     index entry. Unknown or already deleted: NeedleNotFound; wrong cookie: CookieMismatch.
 
     The volume server also uses this to roll back a write whose replication failed
-    (quirk A20)."""
+    (quirk A20). On a tiered volume only `.idx` gets the tombstone (volume_tier.py)."""
+    if self.remote is not None:
+        return _tier.delete_remote(self, key, cookie)
     with self._lock:
         if self.read_only and not self.info.read_only_can_delete:
             raise _read_only_error(self)

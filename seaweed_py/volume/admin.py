@@ -11,6 +11,7 @@ master makes (docs/internals.md), plus the heartbeat body. The HTML page is `vol
 | `POST /admin/volume/readonly?volume=`, `/admin/volume/writable?volume=` | mark |
 | `POST /admin/collection/delete?collection=` | delete every volume of a collection |
 | `GET /admin/volume/status?volume=` | one volume's counters |
+| `POST /admin/volume/tier/upload`, `/tier/download`, `/tier/mount` | tiering (volume/tier.py) |
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from seaweed_py.httpkit.response import Response, json_response
 from seaweed_py.httpkit.router import Handler, Router
 from seaweed_py.storage.volume import VolumeStatus
 from seaweed_py.types import VolumeId
+from seaweed_py.volume.tier import TierHandlers
 
 if TYPE_CHECKING:
     from seaweed_py.volume.server import VolumeServer
@@ -69,6 +71,7 @@ class AdminHandlers:
             ("/admin/volume/writable", self.mark_writable, "POST"),
             ("/admin/collection/delete", self.delete_collection, "POST"),
             ("/admin/volume/status", self.volume_status, "GET"),
+            *TierHandlers(server).routes(),
         ):
             r.add(path, guard(handler), [method], observe=admin)
 
@@ -203,6 +206,8 @@ def _heartbeat_volume(v: VolumeStatus) -> dict[str, Any]:
         "compactRevision": v.compact_revision,
         "modifiedAtSecond": v.modified_at_second,
         "diskType": v.disk_type or "hdd",
+        "remoteStorageName": v.remote_storage_name,
+        "remoteStorageKey": v.remote_storage_key,
     }
 
 
@@ -247,7 +252,7 @@ def _status_volume(v: VolumeStatus) -> dict[str, Any]:
         "ReadOnly": v.read_only,
         "CompactRevision": v.compact_revision,
         "ModifiedAtSecond": v.modified_at_second,
-        "RemoteStorageName": "",
+        "RemoteStorageName": v.remote_storage_name,
         "DiskId": 0,
-        "ReadOnlyCanDelete": False,
+        "ReadOnlyCanDelete": bool(v.remote_storage_name),
     }

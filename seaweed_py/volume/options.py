@@ -13,6 +13,7 @@ from seaweed_py.client.replicate import DEFAULT_TIMEOUT as DEFAULT_REPLICATION_T
 from seaweed_py.config.flags import Duration, FlagSet, UsageError
 from seaweed_py.httpkit.allow_list import white_list_entries
 from seaweed_py.security.settings import SecuritySettings
+from seaweed_py.storage.backend.settings import S3Settings
 
 __all__ = ["ReadMode", "VolumeOptions", "add_volume_flags", "detect_ip", "volume_options"]
 
@@ -21,6 +22,7 @@ _READ_MODES: tuple[ReadMode, ...] = ("local", "proxy", "redirect")
 _INDEX_KINDS = ("memory", "mmap")
 _FSYNC_MODES = ("none", "group", "always")
 _MIB = 1024 * 1024
+_TIER_CACHE_MB = 256
 _MAX_REPLICATION_TIMEOUT = 3600
 # Buffered bodies (up to 1 MiB each) are the only ones held whole; this bounds them (and the
 # number of streamed ones) while staying far above any small-write load. docs/compat.md.
@@ -68,6 +70,11 @@ class VolumeOptions:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     """security.toml as read at start (keys, `guard.white_list`, `access.ui`,
     `[https.volume]`, `[https.client]`); SIGHUP hands the server a fresh one."""
+    tier_cache: int = _TIER_CACHE_MB * _MIB
+    """Bytes of hot ranges of tiered volumes kept in memory (`-tierCacheMB`)."""
+    backends: Mapping[str, S3Settings] = field(default_factory=dict)
+    """Where volumes may be tiered: the S3 settings by backend name (WEEDPY_S3_*, AWS_*,
+    master.toml; `storage.backend.BackendSource`), read at start. Empty: no tiering."""
 
     def __post_init__(self) -> None:
         white_list_entries(self.white_list)
@@ -76,6 +83,8 @@ class VolumeOptions:
                 "-concurrentUploadLimitMB cannot be negative, got "
                 f"{self.concurrent_upload_limit / _MIB:g}"
             )
+        if self.tier_cache < 0:
+            raise UsageError(f"-tierCacheMB cannot be negative, got {self.tier_cache // _MIB}")
         if not 0 <= self.inflight_upload_timeout < float("inf"):
             raise UsageError(
                 "-inflightUploadDataTimeout must be a duration of 0 or more, got "
@@ -151,6 +160,11 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
         f"connect, to send the next piece, for the answer), 1..{_MAX_REPLICATION_TIMEOUT}; "
         "past it the replica counts as failed (weedpy addition)",
     )
+    fs.add(
+        f"{p}tierCacheMB",
+        _TIER_CACHE_MB,
+        "memory for hot byte ranges of volumes tiered to S3 (weedpy addition; 0: none)",
+    )
     if not p:  # `weedpy server` has one -whiteList for both of its servers
         fs.add("whiteList", "", _WHITE_LIST_HELP)
 
@@ -219,4 +233,5 @@ def volume_options(values: Mapping[str, Any], prefix: str = "") -> VolumeOptions
         white_list=white_list_entries(v.get("whiteList", "")),
         concurrent_upload_limit=v["concurrentUploadLimitMB"] * _MIB,
         inflight_upload_timeout=float(v["inflightUploadDataTimeout"]),
+        tier_cache=v["tierCacheMB"] * _MIB,
     )

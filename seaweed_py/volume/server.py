@@ -6,7 +6,8 @@
     await server.stop()       # goodbye heartbeat, -preStopSeconds, drain requests, close volumes
 
 Routes: `/status`, `/healthz`, `/readyz`, `/metrics`, `/ui/index.html`, `/admin/...` (the
-master's calls, docs/internals.md) and, for every other path, the blob handler: GET/HEAD read,
+master's and the shell's calls, docs/internals.md), `POST /batch/read` (many needles in one
+answer, volume/batch.py) and, for every other path, the blob handler: GET/HEAD read,
 POST/PUT write, DELETE, OPTIONS (CORS preflight); other methods get 400 as in the reference.
 
 `-whiteList` (spec §10.3): when set, writes, deletes (replica forwards included) and every
@@ -44,15 +45,19 @@ from seaweed_py.httpkit.router import Router
 from seaweed_py.httpkit.server import HttpServer
 from seaweed_py.security.settings import SecuritySettings
 from seaweed_py.security.tls import server_context
+from seaweed_py.storage.backend import Backends
 from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
 from seaweed_py.volume.access import check_delete, check_read, check_write
 from seaweed_py.volume.admin import VERSION, AdminHandlers
+from seaweed_py.volume.batch import MAX_BODY as BATCH_MAX_BODY
+from seaweed_py.volume.batch import BatchReader
 from seaweed_py.volume.durability import HelperDriver
 from seaweed_py.volume.options import VolumeOptions
 from seaweed_py.volume.read import BlobReader
 from seaweed_py.volume.stats import Stats
+from seaweed_py.volume.tier_reads import TierReads
 from seaweed_py.volume.ui import StatusPage
 from seaweed_py.volume.write import BlobWriter
 
@@ -93,7 +98,11 @@ class VolumeServer:
             large_disk=options.large_disk,
             clock_ns=lambda: int(clock() * 1e9),
             fsync_helper=True,
+            backends=Backends(
+                options.backends, cache_bytes=options.tier_cache, user_agent=SERVER_HEADER
+            ),
         )
+        self.tier_reads = TierReads()
         self._fsync_driver: HelperDriver | None = None
         self._disk_check: asyncio.Task[None] | None = None
         self.link = MasterLink(
@@ -121,6 +130,7 @@ class VolumeServer:
             stats=self.stats,
             clock=clock,
             out=self.out,
+            tier=self.tier_reads,
         )
         self.writer = BlobWriter(
             self.store,
@@ -134,6 +144,7 @@ class VolumeServer:
             out=self.out,
         )
         self.admin = AdminHandlers(self)
+        self.batch = BatchReader(self)
         self.allow = AllowList()
         self._set_white_list(security.white_list)
         self.uploads: InflightLimit | None = None
@@ -152,6 +163,7 @@ class VolumeServer:
         self.public_http: HttpServer | None = None
         if options.public_port and options.public_port != options.port:
             public = Router()
+            self._add_batch_route(public)
             public.fallback(self._public_blob, observe=self.stats.observe_blob)
             self.public_http = HttpServer(
                 public, self._limits(), SERVER_HEADER, batch_writes=True, ssl=self._ssl
@@ -190,6 +202,8 @@ class VolumeServer:
         self._disk_check = asyncio.create_task(self._reopen_full_volumes(), name="disk check")
         self._sampler = asyncio.create_task(self._sample_rates(), name="rate sampler")
         log.info("volume server %s serving %s", self.url(), ", ".join(self.options.dirs))
+        for settings in self.options.backends.values():
+            log.info("tiering backend %s, from %s", settings.describe(), settings.source)
         security = self.options.security
         log.info("security: %s; serving %s", security.describe(), "https" if self._ssl else "http")
         if not self._write_key:
@@ -256,6 +270,7 @@ class VolumeServer:
         r = Router()
         self.admin.register(r)
         StatusPage(self).register(r)
+        self._add_batch_route(r)
         r.fallback(
             self._blob,
             max_body=self.options.file_size_limit + _MULTIPART_SLACK,
@@ -263,6 +278,17 @@ class VolumeServer:
             observe=self.stats.observe_blob,
         )
         return r
+
+    def _add_batch_route(self, r: Router) -> None:
+        """`POST /batch/read` (volume/batch.py): reads, open like GETs (each fid's read token
+        is checked when a read key is set)."""
+        r.add(
+            "/batch/read",
+            self.batch.handle,
+            ["POST"],
+            max_body=BATCH_MAX_BODY,
+            observe=self.stats.read,
+        )
 
     async def _sample_rates(self) -> None:
         """Snapshots of the request counts, for the recent rates on the status page."""
@@ -339,11 +365,13 @@ class VolumeServer:
 
     async def _reopen_full_volumes(self) -> None:
         """Every pulse: volumes read-only because their disk filled take writes again once it
-        has room (the probe is a statvfs: off the loop), and the master hears it at once."""
+        has room (the probe is a statvfs: off the loop), and the master hears it at once; the
+        `.idx` of tiered volumes that deletes changed goes to their bucket."""
         while True:
             await asyncio.sleep(self.options.pulse_seconds)
             try:
                 reopened = await asyncio.to_thread(self.store.reopen_full_volumes)
+                await asyncio.to_thread(self.store.upload_dirty_indexes)
             except Exception:  # keep checking; the next pulse may succeed
                 log.exception("checking full disks failed")
                 continue

@@ -56,10 +56,10 @@ def test_remote_dat_file_merges_spans_and_caches(s3: s3_server.S3Server) -> None
     assert store.requests - before == 1  # neighbours in one GET
     before = store.requests
     assert remote.read_spans(spans[:5]) == [blob[o : o + n] for o, n in spans[:5]]
-    assert remote.read_at(spans[7][0], 50) == blob[spans[7][0] : spans[7][0] + 50]
+    assert remote.pread(50, spans[7][0]) == blob[spans[7][0] : spans[7][0] + 50]
     assert store.requests == before  # all from the cache
-    assert remote.read_at(len(blob) - 10, 100) == blob[-10:]  # clipped at the recorded size
-    assert remote.read_at(len(blob), 5) == b""
+    assert remote.pread(100, len(blob) - 10) == blob[-10:]  # clipped at the recorded size
+    assert remote.pread(5, len(blob)) == b""
 
 
 def test_recorded_size_longer_than_the_object_is_an_error(s3: s3_server.S3Server) -> None:
@@ -67,7 +67,7 @@ def test_recorded_size_longer_than_the_object_is_an_error(s3: s3_server.S3Server
     store.put_bytes("short", b"0123456789")
     remote = RemoteDatFile(store, "short", 100)
     with pytest.raises(RemoteStorageError, match="answered 2 of 50 bytes"):
-        remote.read_at(8, 50)
+        remote.pread(50, 8)
 
 
 def test_failures_are_one_line_without_the_secret(s3: s3_server.S3Server) -> None:

@@ -29,6 +29,7 @@ _SERVER_DISTRIBUTIONS = {
     "prometheus_client": "prometheus-client",
     "isal": "isal",
     "PIL": "pillow",  # image transforms on read: a server dependency, not an extra of its own
+    "obstore": "obstore",
 }
 
 

@@ -1,0 +1,178 @@
+"""The volume server's tiering calls (registered by `admin.py` behind the white list and the
+cluster token, like every `/admin/` route).
+
+| call | does | answer |
+|---|---|---|
+| `POST /admin/volume/tier/upload?volume=&dest=&collection=[&keepLocalDatFile=true]` | `Store.tier_upload` | NDJSON: progress lines `{"progress": true, "processed": N, "percentage": P}` (at most one a second), then `{"backend", "key", "size", "already"}` |
+| `POST /admin/volume/tier/download?volume=&collection=[&keepRemoteDatFile=true]` | `Store.tier_download` | NDJSON, then `{"backend", "key", "size"}` |
+| `POST /admin/volume/tier/mount?volume=&source=&collection=[&key=][&replace=true]` | `Store.mount_remote` | `{"backend", "key", "size"}` |
+
+What can be checked before the work starts is, and fails with its status (404 no such volume,
+400 a collection that does not match or an unknown destination, 409 already local): the long
+answers start only once the work has. A failure after that is the last line,
+`{"error": "..."}` (one line, no secret), as weed's streamed RPCs end with an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from seaweed_py.errors import BadRequest, WeedError
+from seaweed_py.formats.collection import parse_collection
+from seaweed_py.formats.fid import parse_volume_id
+from seaweed_py.httpkit.request import Request
+from seaweed_py.httpkit.response import Response, json_response
+from seaweed_py.storage.backend import backend_name
+
+if TYPE_CHECKING:
+    from seaweed_py.volume.server import VolumeServer
+
+__all__ = ["TierHandlers"]
+
+_NDJSON: Final = b"Content-Type: application/x-ndjson\r\n"
+_PROGRESS_EVERY: Final = 1.0
+
+
+class TierHandlers:
+    def __init__(self, server: VolumeServer) -> None:
+        self._server = server
+
+    def routes(self) -> list[tuple[str, Callable[[Request], Any], str]]:
+        return [
+            ("/admin/volume/tier/upload", self.upload, "POST"),
+            ("/admin/volume/tier/download", self.download, "POST"),
+            ("/admin/volume/tier/mount", self.mount, "POST"),
+        ]
+
+    def upload(self, req: Request) -> Response:
+        q = req.form()
+        vid = _volume_id(q)
+        store = self._server.store
+        dest = _backend(q.get("dest", ""))
+        store.check_tierable(vid, dest, _collection(q))
+        keep = q.get("keepLocalDatFile") == "true"
+
+        def work(progress: Callable[[int], None]) -> dict[str, Any]:
+            remote, already = store.tier_upload(vid, dest, keep_local=keep, progress=progress)
+            return {
+                "backend": f"{remote.backend_type}.{remote.backend_id}",
+                "key": remote.key,
+                "size": remote.file_size,
+                "already": already,
+            }
+
+        total = store.dat_size(vid)
+        return self._streamed(work, total)
+
+    def download(self, req: Request) -> Response:
+        q = req.form()
+        vid = _volume_id(q)
+        store = self._server.store
+        remote = store.check_downloadable(vid, _collection(q))
+        keep = q.get("keepRemoteDatFile") == "true"
+
+        def work(progress: Callable[[int], None]) -> dict[str, Any]:
+            done = store.tier_download(vid, keep_remote=keep, progress=progress)
+            return {
+                "backend": f"{done.backend_type}.{done.backend_id}",
+                "key": done.key,
+                "size": done.file_size,
+            }
+
+        return self._streamed(work, remote.file_size)
+
+    async def mount(self, req: Request) -> Response:
+        q = req.form()
+        vid = _volume_id(q)
+        source = _backend(q.get("source", "") or "s3")
+        collection = _collection(q) or ""
+        volume = await asyncio.to_thread(
+            self._server.store.mount_remote,
+            vid,
+            collection,
+            source,
+            key=q.get("key", ""),
+            replace=q.get("replace") == "true",
+        )
+        self._server.link.poke()
+        remote = volume.remote
+        assert remote is not None
+        return json_response(
+            {"backend": source, "key": remote.key, "size": remote.file_size, "volume": vid}
+        )
+
+    def _streamed(
+        self, work: Callable[[Callable[[int], None]], dict[str, Any]], total: int
+    ) -> Response:
+        return Response(200, raw_headers=_NDJSON, body=self._lines(work, total))
+
+    async def _lines(
+        self, work: Callable[[Callable[[int], None]], dict[str, Any]], total: int
+    ) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        done = [0]
+        last = [time.monotonic()]
+
+        def progress(n: int) -> None:  # a worker thread
+            done[0] += n
+            now = time.monotonic()
+            if now - last[0] >= _PROGRESS_EVERY:
+                last[0] = now
+                line = {
+                    "progress": True,
+                    "processed": done[0],
+                    "percentage": round(100.0 * done[0] / total, 2) if total else 100.0,
+                }
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+
+        task = asyncio.ensure_future(asyncio.to_thread(work, progress))
+        try:
+            while not task.done():
+                getter = asyncio.ensure_future(lines.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield orjson.dumps(getter.result()) + b"\n"
+                else:
+                    getter.cancel()
+            while not lines.empty():
+                lines.get_nowait()
+            try:
+                result = task.result()
+            except WeedError as exc:
+                yield orjson.dumps({"error": exc.message}) + b"\n"
+                return
+            except OSError as exc:
+                yield orjson.dumps({"error": f"{exc.strerror or exc}"}) + b"\n"
+                return
+            self._server.link.poke()
+            yield orjson.dumps(result) + b"\n"
+        finally:
+            if not task.done():
+                # The client left: the work goes on to a consistent end, unobserved.
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+def _volume_id(q: Mapping[str, str]) -> int:
+    text = q.get("volume", "")
+    if not text:
+        raise BadRequest("missing volume parameter")
+    return parse_volume_id(text)
+
+
+def _collection(q: Mapping[str, str]) -> str | None:
+    if "collection" not in q:
+        return None
+    return parse_collection(q["collection"])
+
+
+def _backend(text: str) -> str:
+    try:
+        return backend_name(text)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
