@@ -47,6 +47,7 @@ VOLUME_OPEN = {
     "/readyz": "probe",
     "/metrics": "read-only",
     "/ui/weedpy.css": "the status page's stylesheet",
+    "/batch/read": "reads, open as GETs are (each fid's read token is checked with a read key)",
 }
 ANY_METHOD = ("GET", "POST", "PUT", "DELETE")
 COLLECTION = "precious"
