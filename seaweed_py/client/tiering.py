@@ -7,7 +7,8 @@ Upload of volume V to backend B (tiering spec §4.1, with weedpy's mount in step
 1. the holders of V from the master (`/dir/lookup`), and each one's state
    (`/admin/volume/status`): a replica already tiered goes first, so a rerun reuses its object;
 2. V's collection checked against `-collection` when one is given, before anything changes;
-3. every replica marked read-only in memory (`persist=false`);
+3. every replica marked read-only in memory (`persist=false`); should the upload fail, the
+   replicas that were writable are made writable again (weed leaves them read-only);
 4. the first uploads its `.dat` (and its `.idx` and `.vif` beside it) and switches its reads
    to the object; progress lines are handed to `progress`;
 5. unless the local `.dat` is kept, every other replica gives up its copy and mounts the same
@@ -126,9 +127,13 @@ class Tiering:
             _say(say, f"markVolumeReadonly {vid} on {url} persist=false")
         source = states[0][0]
         _say(say, f"uploading volume {vid} from {source} to {dest}")
-        done = await self.admin.tier_upload(
-            source, vid, dest=dest, collection=actual, keep_local=keep_local, progress=progress
-        )
+        try:
+            done = await self.admin.tier_upload(
+                source, vid, dest=dest, collection=actual, keep_local=keep_local, progress=progress
+            )
+        except errors.WeedError:
+            await self._writable_again(vid, states, say)
+            raise
         report.source = source
         report.backend = str(done.get("backend", ""))
         report.key = str(done.get("key", ""))
@@ -150,6 +155,20 @@ class Tiering:
                 report.replicas.append(url)
         report.seconds = self._clock() - started
         return report
+
+    async def _writable_again(
+        self, vid: int, states: list[tuple[str, dict[str, Any]]], say: Say | None
+    ) -> None:
+        """After a failed upload: the replicas that took writes before take them again (weed
+        leaves them read-only)."""
+        for url, state in states:
+            if state.get("readOnly") or state.get("remoteStorageName"):
+                continue
+            try:
+                await self.admin.mark_writable(url, vid)
+                _say(say, f"volume {vid} on {url} is writable again")
+            except errors.WeedError as exc:
+                _say(say, f"volume {vid} on {url} stays read-only: {exc.message}")
 
     async def download(
         self,
