@@ -209,6 +209,7 @@ class _Collector:
         ):
             yield GaugeMetricFamily(name, help_text, value=value)
         yield from _disk_families(s.disks)
+        yield from _tier_families(store)
         for name, help_text, count in (
             ("weedpy_volume_write_errors", "Writes that failed.", s.write_errors),
             (
@@ -219,6 +220,35 @@ class _Collector:
             ("weedpy_volume_written_bytes", "Bytes of blob data written.", s.bytes_written),
         ):
             yield CounterMetricFamily(name, help_text, value=count)
+
+
+def _tier_families(store: Store) -> Iterator[Metric]:
+    """Tiered volumes, the requests made to each S3 backend and the range cache."""
+    yield GaugeMetricFamily(
+        "weedpy_volume_tiered_volumes",
+        "Volumes whose .dat is in an S3 bucket.",
+        value=sum(1 for v in store.volumes() if v.remote is not None),
+    )
+    requests = CounterMetricFamily(
+        "weedpy_volume_tier_requests",
+        "HTTP requests made to each S3 backend (reads, uploads, lists, deletes).",
+        labels=["backend"],
+    )
+    for name, count in store.backends.requests().items():
+        requests.add_metric([name], count)
+    yield requests
+    cache = store.backends.cache
+    lookups = CounterMetricFamily(
+        "weedpy_volume_tier_cache_lookups",
+        "Reads of tiered data the range cache answered (hit) or not (miss).",
+        labels=["result"],
+    )
+    lookups.add_metric(["hit"], cache.hits)
+    lookups.add_metric(["miss"], cache.misses)
+    yield lookups
+    yield GaugeMetricFamily(
+        "weedpy_volume_tier_cache_bytes", "Bytes the range cache holds.", value=cache.size
+    )
 
 
 def _disk_families(disks: Sequence[DiskUsage]) -> Iterator[Metric]:
