@@ -10,19 +10,26 @@ import io
 import json
 import os
 import random
+import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.tiering import Tiering
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import BadRequest, Conflict, VolumeNotFound
 from seaweed_py.formats.vif import VolumeInfo
+from seaweed_py.master.params import parse_heartbeat
+from seaweed_py.master.tiering import AutoTier
 from seaweed_py.storage.backend import Backends
 from seaweed_py.storage.backend.settings import BackendSource
+from seaweed_py.topology import Topology
+from seaweed_py.topology.tiering import TierPolicy
 from seaweed_py.volume import VolumeServer
 from tests import s3_server, volume_harness
+from tests.fake_master import FakeMaster
 from tests.volume_harness import Session, Starter, allocate, get, until, url
 
 s3 = s3_server.s3
@@ -296,3 +303,32 @@ async def test_tier_routes_are_behind_the_white_list(
                 url(v0, f"/admin/volume/tier/{path}"), params={"volume": "1", "dest": "s3"}
             ) as resp:
                 assert resp.status == 401
+
+
+async def test_the_masters_policy_tiers_full_quiet_volumes_by_itself(
+    s3: s3_server.S3Server, start_server: Starter, http: Session, master: FakeMaster
+) -> None:
+    v0 = await start_server("v0", backends=settings(s3, s3.new_bucket()))
+    blobs = await fill(http, v0, VID, 10)
+    await allocate(http, v0, VID + 1)
+    local = {f"{VID + 1},1000000001": b"small"}
+    async with http.put(url(v0, f"/{VID + 1},1000000001"), data=b"small") as resp:
+        assert resp.status == 201
+    master.locations[VID] = [v0.url()]
+    master.locations[VID + 1] = [v0.url()]
+    topology = Topology(volume_size_limit=4 << 20, pulse_seconds=1.0)
+    topology.apply_heartbeat(parse_heartbeat(json.dumps(v0.admin.heartbeat()).encode()), 0.0)
+    policy = TierPolicy(dest="s3", quiet_for=3600.0, full_percent=50.0)
+    auto = AutoTier(
+        topology,
+        Tiering(http, Outgoing(), master.address),
+        policy,
+        now=lambda: time.time() + 7200,
+    )
+    # Volume 7 holds more than half the size limit and was last written "two hours ago";
+    # volume 8 is small.
+    assert await auto.round() == [VID]
+    assert vif(v0, VID).files and not vif(v0, VID + 1).files
+    await read_all(http, v0, {**blobs, **local})
+    topology.apply_heartbeat(parse_heartbeat(json.dumps(v0.admin.heartbeat()).encode()), 1.0)
+    assert await auto.round() == []  # tiered volumes are left alone
