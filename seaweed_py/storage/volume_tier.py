@@ -60,7 +60,7 @@ from seaweed_py.storage.backend.layout import (
     upload_prefix,
 )
 from seaweed_py.storage.group_commit import SETTLED, sync_file
-from seaweed_py.storage.needle_map import replay_index
+from seaweed_py.storage.needle_map import NeedleMap, replay_index
 
 if TYPE_CHECKING:
     from seaweed_py.storage.volume import DeleteResult, Volume
@@ -306,7 +306,8 @@ def _newest_upload(store: S3Backend, base: str) -> str:
     return max(found)[1]
 
 
-def _sealed(self: Volume):  # type: ignore[no-untyped-def]
+def _sealed(self: Volume) -> NeedleMap:
+    """The volume's needle map in its sealed (read-only) form."""
     old = self._map
     if old.kind == "mmap":
         old.merge()
