@@ -322,15 +322,19 @@ _GENERAL = (
     UriTooLong,
     RangeNotSatisfiable,
     ExpectationFailed,
+    TooManyRequests,
     HeaderFieldsTooLarge,
     ServiceUnavailable,
+    DiskFull,
 )
 _BY_STATUS: dict[int, type[WeedError]] = {cls.status: cls for cls in _GENERAL}
+assert len(_BY_STATUS) == len(_GENERAL), "two classes claim one status"
 
 
 def error_for_status(status: int) -> type[WeedError]:
     """The general class for an HTTP status another server answered (`BadRequest` for 400),
-    to pass its error on with the same status; `WeedError` (500) for any other status."""
+    to pass its error on with the same status; `WeedError` (500) for any other status. Calls to
+    other servers read statuses through `client/http.py`'s `error_for`, which uses this."""
     return _BY_STATUS.get(status, WeedError)
 
 

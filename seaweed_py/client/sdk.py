@@ -54,7 +54,6 @@ import asyncio
 import contextlib
 import dataclasses
 import io
-import json
 import os
 import random
 import secrets
@@ -79,25 +78,19 @@ from typing import IO, Any, Final, Protocol, TypeVar
 import aiohttp
 
 from seaweed_py.client import batch
+from seaweed_py.client.http import error_for, error_message
 from seaweed_py.client.locations import Location, LocationCache
 from seaweed_py.client.manifest import ChunkInfo, ChunkManifest, encode_manifest
 from seaweed_py.client.roles import check_master
 from seaweed_py.errors import (
     BadRequest,
-    Conflict,
     CorruptNeedle,
-    HeaderFieldsTooLarge,
     NeedleNotFound,
-    NotAcceptable,
     NotFound,
     NoWritableVolume,
-    PayloadTooLarge,
-    RangeNotSatisfiable,
-    RequestTimeout,
     ServerUnreachable,
     ServiceUnavailable,
     Unauthorized,
-    UriTooLong,
     VolumeNotFound,
     WeedError,
 )
@@ -135,19 +128,6 @@ Progress = Callable[[int, int | None], None]
 
 _READ_PIECE = 256 * 1024
 _STEERING_ASSIGNS = 16  # assigns tried to get past servers known to be unreachable
-_STATUS_ERRORS: Final[dict[int, type[WeedError]]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    404: NotFound,
-    406: NotAcceptable,
-    408: RequestTimeout,
-    409: Conflict,
-    413: PayloadTooLarge,
-    414: UriTooLong,
-    416: RangeNotSatisfiable,
-    431: HeaderFieldsTooLarge,
-    503: ServiceUnavailable,
-}
 _CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
 
@@ -386,15 +366,14 @@ def _multipart(name: str, mime: str) -> tuple[bytes, bytes, str]:
 async def _error_from(
     resp: aiohttp.ClientResponse, what: str, not_found: type[NotFound] = NotFound
 ) -> WeedError:
-    """The `errors` class for a failed response, with the server's message."""
-    body = await resp.read()
-    message = body.decode("utf-8", "replace").strip()
-    with contextlib.suppress(ValueError, AttributeError):
-        message = str(json.loads(body).get("error") or message)
-    cls = not_found if resp.status == 404 else _STATUS_ERRORS.get(resp.status, WeedError)
+    """The `errors` class for a failed response (`client/http.py`'s one mapping), with the
+    server's message."""
+    message = error_message(await resp.read())
     headers = {"Retry-After": resp.headers["Retry-After"]} if "Retry-After" in resp.headers else {}
-    return cls(
+    return error_for(
+        resp.status,
         f"{what}: HTTP {resp.status} {message or resp.reason}".rstrip(),
+        narrow={404: not_found},
         headers=headers,
         url=str(resp.url),
     )
