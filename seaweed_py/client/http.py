@@ -28,7 +28,8 @@ VolumeNotFound}` for a volume call): never to another status. The message is the
 answer, else its text).
 
 Timeouts are per client (`Timeout`) or per call; `None` waits for ever, for callers that keep
-their own deadlines (replica forwards measure progress, not the whole transfer).
+their own deadlines (replica forwards measure progress, not the whole transfer). `lines` reads a
+streamed answer (the volume server's NDJSON progress) line by line.
 
 Importable without the server packages (no orjson): the SDK uses `error_for`.
 """
@@ -38,16 +39,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterable, Container, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Container, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 
 from seaweed_py.client.cluster import Outgoing
 from seaweed_py.errors import ServerUnreachable, WeedError, error_for_status
 
-__all__ = ["HttpClient", "Reply", "Timeout", "error_for", "error_message"]
+__all__ = ["HttpClient", "Reply", "Timeout", "error_for", "error_message", "json_object"]
 
 Body = bytes | AsyncIterable[bytes | memoryview]
 # aiohttp warns of bytes bodies larger than this, which it would send whole; a BytesIO goes out
@@ -76,6 +77,15 @@ def error_for(
     return cls(message, headers=headers, extra=extra, **context)
 
 
+def json_object(body: bytes) -> dict[str, Any]:
+    """A server's JSON answer as a dict; {} when empty, not JSON, or not an object."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def error_message(body: bytes) -> str:
     """A failed answer's own message: the `error` field of a JSON object, else its text."""
     message = body.decode("utf-8", "replace").strip()
@@ -86,13 +96,15 @@ def error_message(body: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Timeout:
-    """Seconds for a whole call and for its connection (None: no limit)."""
+    """Seconds for a whole call, for its connection, and of silence while its answer arrives
+    (None: no limit)."""
 
     total: float | None
     connect: float | None = None
+    read: float | None = None
 
     def _aiohttp(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=self.total, connect=self.connect)
+        return aiohttp.ClientTimeout(total=self.total, connect=self.connect, sock_read=self.read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +135,25 @@ _NO_HEADERS: Final[Mapping[str, str]] = {}
 
 
 class HttpClient:
-    """Calls to other servers over one connection pool; `start()` before, `close()` after."""
+    """Calls to other servers over one connection pool; `start()` before, `close()` after.
 
-    def __init__(self, out: Outgoing | None, timeout: Timeout, *, decompress: bool = True) -> None:
+    With `session`, the calls go over that aiohttp session instead (a CLI's or a test's, which
+    its owner closes; `start()` and `close()` leave it alone); `out` still gives the scheme and
+    the tokens."""
+
+    def __init__(
+        self,
+        out: Outgoing | None,
+        timeout: Timeout,
+        *,
+        decompress: bool = True,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self.out = out or Outgoing()
         self._timeout = timeout._aiohttp()
         self._decompress = decompress
-        self._session: aiohttp.ClientSession | None = None
+        self._session = session
+        self._owned = session is None
 
     async def start(self) -> None:
         if self._session is None:
@@ -140,7 +164,7 @@ class HttpClient:
             )
 
     async def close(self) -> None:
-        if self._session is not None:
+        if self._session is not None and self._owned:
             await self._session.close()
             self._session = None
 
@@ -198,6 +222,44 @@ class HttpClient:
                 timeout=self._timeout if timeout is None else timeout._aiohttp(),
             ) as resp:
                 return Reply(resp.status, resp.headers, await resp.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ServerUnreachable(
+                f"{method} {url} failed: {type(exc).__name__} {exc}".rstrip()
+            ) from exc
+
+    async def lines(
+        self,
+        method: str,
+        server: str,
+        target: str,
+        *,
+        what: str = "",
+        narrow: Mapping[int, type[WeedError]] | None = None,
+        params: Mapping[str, str] | None = None,
+        cluster: bool = False,
+        timeout: Timeout | None = None,
+    ) -> AsyncIterator[bytes]:
+        """The lines of a streamed answer (NDJSON) as they arrive. A status outside 2xx raises
+        its error (as `call`) before any line; a connection that fails, or stays silent longer
+        than the timeout's `read`, raises `ServerUnreachable`."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("HttpClient used before start() or after close()")
+        url = self.out.url(server, target)
+        headers = self.out.cluster_headers() if cluster else _NO_HEADERS
+        try:
+            async with session.request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                timeout=self._timeout if timeout is None else timeout._aiohttp(),
+            ) as resp:
+                if not 200 <= resp.status < 300:
+                    reply = Reply(resp.status, resp.headers, await resp.read())
+                    reply.expect(what or f"{method} {server}{target}", narrow=narrow)
+                async for line in resp.content:
+                    yield line
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServerUnreachable(
                 f"{method} {url} failed: {type(exc).__name__} {exc}".rstrip()

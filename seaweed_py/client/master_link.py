@@ -1,11 +1,11 @@
 """The volume server's link to the masters: heartbeats, volume lookups (cached) and reports.
 
-Protocol (docs/internals.md): every pulse the volume server POSTs its **full** state to
-`/internal/heartbeat` of the current master; the answer carries the volume size limit and the
-leader. A failed heartbeat moves on to the next master of `-master`; an answer naming another
-leader moves to it. Because each heartbeat is complete, a restarted master relearns the node
-from the next one. On shutdown one last heartbeat with `hasNoVolumes` makes the master drop the
-node at once.
+Protocol (the messages are `formats/wire.py`'s): every pulse the volume server POSTs its
+**full** state (`Heartbeat`) to the current master; the `HeartbeatAnswer` carries the volume
+size limit and the leader. A failed heartbeat moves on to the next master of `-master`; an
+answer naming another leader moves to it. Because each heartbeat is complete, a restarted master
+relearns the node from the next one. On shutdown one last heartbeat with `hasNoVolumes` makes
+the master drop the node at once.
 
 Lookups (`/dir/lookup?volumeId=`) are cached for `lookup_ttl` seconds (10 minutes, like Go
 clients); callers `forget(vid)` an entry that proved stale. The whole cache is dropped when a
@@ -22,22 +22,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 
-import aiohttp
 import orjson
 
 from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.http import HttpClient, Reply, Timeout
 from seaweed_py.client.roles import check_master
-from seaweed_py.errors import ServerUnreachable, ServiceUnavailable, VolumeNotFound, WeedError
+from seaweed_py.errors import ServerUnreachable, VolumeNotFound, WeedError
+from seaweed_py.formats.wire import Heartbeat, HeartbeatAnswer, UnwritableReport
 
 __all__ = ["Location", "MasterLink"]
 
 log = logging.getLogger(__name__)
 
-_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
+_REQUEST_TIMEOUT = Timeout(total=10, connect=3)
+_JSON: Final[Mapping[str, str]] = {"Content-Type": "application/json"}
+_NO_HEADERS: Final[Mapping[str, str]] = {}
+_LOOKUP_NARROW: Final[dict[int, type[WeedError]]] = {404: VolumeNotFound}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +58,10 @@ class MasterLink:
     def __init__(
         self,
         masters: Sequence[str],
-        heartbeat: Callable[[], Mapping[str, Any]],
+        heartbeat: Callable[[], Heartbeat],
         *,
         pulse_seconds: float = 5.0,
-        on_answer: Callable[[Mapping[str, Any]], None] | None = None,
+        on_answer: Callable[[HeartbeatAnswer], None] | None = None,
         lookup_ttl: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         out: Outgoing | None = None,
@@ -65,7 +69,7 @@ class MasterLink:
         if not masters:
             raise ValueError("MasterLink needs at least one master address")
         self._masters = list(masters)
-        self._out = out or Outgoing()
+        self._http = HttpClient(out, _REQUEST_TIMEOUT)
         self._index = 0
         self._leader: str | None = None
         self._heartbeat = heartbeat
@@ -74,7 +78,7 @@ class MasterLink:
         self._lookup_ttl = lookup_ttl
         self._clock = clock
         self._cache: dict[int, tuple[float, tuple[Location, ...]]] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._started = False
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_ok = False
@@ -85,9 +89,8 @@ class MasterLink:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            timeout=_REQUEST_TIMEOUT, connector=self._out.connector()
-        )
+        await self._http.start()
+        self._started = True
         self._task = asyncio.create_task(self._run(), name="heartbeat")
 
     async def stop(self, *, goodbye: bool = True) -> None:
@@ -96,13 +99,10 @@ class MasterLink:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if goodbye and self._session is not None:
-            state = dict(self._heartbeat())
-            state.update(hasNoVolumes=True, volumes=[])
-            await self._send_heartbeat(state)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if goodbye and self._started:
+            await self._send_heartbeat(self._heartbeat().goodbye())
+        self._started = False
+        await self._http.close()
 
     @property
     def heartbeating(self) -> bool:
@@ -122,7 +122,7 @@ class MasterLink:
 
     async def _run(self) -> None:
         while True:
-            await self._send_heartbeat(dict(self._heartbeat()))
+            await self._send_heartbeat(self._heartbeat())
             # asyncio.timeout, not wait_for: under Python 3.11 wait_for swallows a cancel that
             # lands as a poke() wakes it, and this loop would outlive stop() (which waits on it).
             with contextlib.suppress(TimeoutError):
@@ -130,10 +130,13 @@ class MasterLink:
                     await self._wake.wait()
             self._wake.clear()
 
-    async def _send_heartbeat(self, state: Mapping[str, Any]) -> None:
+    async def _send_heartbeat(self, heartbeat: Heartbeat) -> None:
         master = self.master
         try:
-            answer = await self._post(master, "/internal/heartbeat", orjson.dumps(state))
+            reply = await self._reply(
+                "POST", master, Heartbeat.PATH, data=heartbeat.to_json(), headers=_JSON
+            )
+            answer = HeartbeatAnswer.from_json(reply.expect(f"heartbeat to master {master}").body)
         except WeedError as exc:
             if self._last_ok or not self._warned:
                 log.warning("heartbeat to master %s failed: %s", master, exc)
@@ -145,7 +148,7 @@ class MasterLink:
         if not self._last_ok:
             log.info("heartbeating to master %s", master)
         self._last_ok = True
-        version = answer.get("locationsVersion")
+        version = answer.locations_version
         if version != self._locations_version:
             # Some volume gained or lost a holder (or this is another master): cached lookups
             # may name a server that is gone, and a replicated write or delete must not trust
@@ -154,40 +157,34 @@ class MasterLink:
             self._cache.clear()
             self._locations_changed.set()
             self._locations_changed = asyncio.Event()
-        leader = answer.get("leader")
-        if isinstance(leader, str) and leader and leader != master:
+        leader = answer.leader
+        if leader and leader != master:
             self._leader = leader
         if self._on_answer is not None:
             self._on_answer(answer)
 
     # ------------------------------------------------------------------ HTTP
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    async def _reply(
+        self,
+        method: str,
+        master: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] = _NO_HEADERS,
+        cluster: bool = True,
+    ) -> Reply:
+        """One call to `master` (the volume-server protocol, `/internal/*`, carries a cluster
+        token); `NotAMaster` if a volume server answered."""
+        if not self._started:
             raise RuntimeError("MasterLink used before start()")
-        return self._session
-
-    async def _request(
-        self, call: Callable[[], Awaitable[aiohttp.ClientResponse]], master: str, path: str
-    ) -> tuple[int, Any]:
-        try:
-            async with await call() as resp:
-                check_master(resp.headers.get("Server", ""), master)
-                raw = await resp.read()
-                return resp.status, orjson.loads(raw) if raw else {}
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
-            raise ServerUnreachable(f"master {master}{path}: {exc or type(exc).__name__}") from None
-
-    async def _post(self, master: str, path: str, body: bytes) -> dict[str, Any]:
-        """A call of the volume-server protocol (`/internal/*`): with a cluster token."""
-        url = self._out.url(master, path)
-        headers = {"Content-Type": "application/json", **self._out.cluster_headers()}
-        status, answer = await self._request(
-            lambda: self._http().post(url, data=body, headers=headers), master, path
+        reply = await self._http.request(
+            method, master, path, params=params, data=data, headers=headers, cluster=cluster
         )
-        if status != 200 or not isinstance(answer, dict):
-            raise ServerUnreachable(f"master {master}{path} answered {status}: {answer}")
-        return answer
+        check_master(reply.headers.get("Server", ""), master)
+        return reply
 
     # ------------------------------------------------------------------ lookups and reports
 
@@ -196,27 +193,24 @@ class MasterLink:
 
     async def lookup(self, volume_id: int, *, fresh: bool = False) -> tuple[Location, ...]:
         """Servers holding `volume_id` (cached; asked anew with `fresh`); `VolumeNotFound` if
-        the master knows none, `ServiceUnavailable` if it answers 5xx (warming up, or every
-        holder is down)."""
+        the master knows none, `ServiceUnavailable` if it answers 503 (warming up, or every
+        holder is down); other failures as `client/http.py` maps them."""
         cached = self._cache.get(volume_id)
         now = self._clock()
         if cached is not None and cached[0] > now and not fresh:
             return cached[1]
         master = self.master
-        path = f"/dir/lookup?volumeId={volume_id}"
-        status, answer = await self._request(
-            lambda: self._http().get(self._out.url(master, path)), master, path
-        )
+        reply = await self._reply("GET", master, f"/dir/lookup?volumeId={volume_id}", cluster=False)
+        reply.expect(f"lookup of volume {volume_id} at master {master}", narrow=_LOOKUP_NARROW)
+        try:
+            answer = orjson.loads(reply.body)
+        except orjson.JSONDecodeError as exc:
+            raise ServerUnreachable(f"master {master} answered a lookup with {exc}") from None
         locations = tuple(
             Location(str(loc.get("url", "")), str(loc.get("publicUrl") or loc.get("url", "")))
             for loc in (answer.get("locations") or [] if isinstance(answer, dict) else [])
         )
-        if status >= 500:
-            # Warming up, or every holder is down: a reader must hear "unavailable", not "gone".
-            raise ServiceUnavailable(
-                f"master {master} answered {status} for a lookup", volume_id=volume_id
-            )
-        if status != 200 or not locations:
+        if not locations:
             raise VolumeNotFound(f"master {master} has no location for volume", volume_id=volume_id)
         self._cache[volume_id] = (now + self._lookup_ttl, locations)
         return locations
@@ -241,4 +235,6 @@ class MasterLink:
     async def report_unwritable(self, volume_id: int) -> None:
         """Tell the master to stop assigning `volume_id` (a replica failed a write)."""
         master = self.master
-        await self._post(master, f"/internal/volume/unwritable?volume={volume_id}", b"")
+        report = UnwritableReport(volume_id)
+        reply = await self._reply("POST", master, report.PATH, params=report.to_query())
+        reply.expect(f"unwritable report to master {master}", narrow=_LOOKUP_NARROW)

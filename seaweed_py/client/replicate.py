@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import aiohttp
-
 from seaweed_py.client.cluster import Outgoing, bearer
+from seaweed_py.client.http import HttpClient, Timeout
+from seaweed_py.errors import ServerUnreachable
 
 __all__ = ["DEFAULT_TIMEOUT", "BodySource", "Gone", "ReplicaCopy", "Replicator"]
 
@@ -56,6 +56,8 @@ _PIECE = 256 * 1024
 _ANSWER_RATE = 32 * 1024 * 1024
 _WRITE_OK = frozenset({201, 204})
 _DELETE_OK = frozenset({200, 202, 204, 404})
+# The deadlines are ours (`_send`); the HTTP layer's own would bound the whole transfer.
+_NO_TIMEOUT = Timeout(total=None)
 
 
 class BodySource(Protocol):
@@ -129,24 +131,13 @@ class Replicator:
         if not timeout > 0:
             raise ValueError(f"replication timeout must be positive, got {timeout}")
         self.timeout = timeout
-        self._out = out or Outgoing()
-        self._session: aiohttp.ClientSession | None = None
+        self._http = HttpClient(out, _NO_TIMEOUT)
 
     async def start(self) -> None:
-        # The deadlines are ours (`_send`); aiohttp's own would bound the whole transfer.
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None), connector=self._out.connector()
-        )
+        await self._http.start()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("Replicator used before start()")
-        return self._session
+        await self._http.close()
 
     async def write(
         self, urls: Sequence[str], copy: ReplicaCopy, *, gone: Gone | None = None
@@ -163,7 +154,7 @@ class Replicator:
         else:  # read anew for each replica, as it is sent
             head, tail = copy.framing(boundary)
             body = _Streamed(head, copy.data, tail)
-        url_of = self._out.url
+        url_of = self._http.out.url
         return await self._fan_out(
             urls,
             lambda url: self._send("POST", url_of(url, target), body, headers, _WRITE_OK),
@@ -186,7 +177,7 @@ class Replicator:
         """
         target = quote(path, safe="/,._-") + ("?type=replicate" if as_replica else "")
         headers = bearer(token)
-        url_of = self._out.url
+        url_of = self._http.out.url
         return await self._fan_out(
             urls,
             lambda url: self._send("DELETE", url_of(url, target), b"", headers, _DELETE_OK),
@@ -251,15 +242,16 @@ class Replicator:
                     headers = {**headers, "Content-Length": str(len(body))}
                 else:
                     data = body
-                async with self._http().request(method, url, data=data, headers=headers) as resp:
-                    text = await resp.text(errors="replace")
-                    return "" if resp.status in ok else f"{resp.status} {text.strip()}"
+                reply = await self._http.request_url(method, url, data=data, headers=headers)
         except TimeoutError:
             return f"replica did not answer within {timeout:g} s"
-        except aiohttp.ClientError as exc:
-            return str(exc) or type(exc).__name__
+        except ServerUnreachable as exc:
+            return exc.message
         except OSError as exc:  # the spooled body could not be read back: this copy failed
             return f"could not read the body to send: {exc}"
+        if reply.status in ok:
+            return ""
+        return f"{reply.status} {reply.body.decode('utf-8', 'replace').strip()}"
 
     async def _pieces(
         self, body: bytes | _Streamed, deadline: asyncio.Timeout

@@ -25,11 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
 from seaweed_py import errors
-from seaweed_py.client.cluster import Outgoing
-from seaweed_py.client.volume_admin import VolumeAdmin, json_object
+from seaweed_py.client.http import HttpClient, json_object
+from seaweed_py.client.volume_admin import VolumeAdmin
+from seaweed_py.formats.wire import MarkReadonly, MarkWritable, VolumeReport
 
 __all__ = ["TierReport", "Tiering"]
 
@@ -70,30 +69,19 @@ class Tiering:
     """Tiering commands for the cluster behind one master."""
 
     def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        out: Outgoing,
-        master: str,
-        *,
-        clock: Callable[[], float] = time.monotonic,
+        self, http: HttpClient, master: str, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._session = session
-        self._out = out
+        self._http = http
         self._master = master
-        self.admin = VolumeAdmin(session, out, timeout=120.0)
+        self.admin = VolumeAdmin(http)
         self._clock = clock
 
     async def holders(self, vid: int) -> list[str]:
         """The servers the master names for volume `vid` (`VolumeNotFound` if none)."""
-        url = self._out.url(self._master, "/dir/lookup")
-        try:
-            async with self._session.get(url, params={"volumeId": str(vid)}) as resp:
-                answer = json_object(await resp.read())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise errors.ServerUnreachable(
-                f"lookup of volume {vid} failed: {exc.__class__.__name__} {exc}".rstrip(),
-                master=self._master,
-            ) from exc
+        reply = await self._http.request(
+            "GET", self._master, "/dir/lookup", params={"volumeId": str(vid)}
+        )
+        answer = json_object(reply.body)
         urls = [
             str(loc["url"])
             for loc in answer.get("locations") or []
@@ -104,7 +92,7 @@ class Tiering:
             raise errors.VolumeNotFound(f"volume {vid} not found: {why}", volume_id=vid)
         return urls
 
-    async def _states(self, vid: int) -> list[tuple[str, dict[str, Any]]]:
+    async def _states(self, vid: int) -> list[tuple[str, VolumeReport]]:
         return [(url, await self.admin.volume_status(url, vid)) for url in await self.holders(vid)]
 
     async def upload(
@@ -119,11 +107,11 @@ class Tiering:
     ) -> TierReport:
         started = self._clock()
         states = await self._states(vid)
-        states.sort(key=lambda s: not s[1].get("remoteStorageName"))
+        states.sort(key=lambda s: not s[1].remote_storage_name)
         actual = _collection(vid, states, collection)
         report = TierReport(vid, actual)
         for url, _ in states:
-            await self.admin.mark_readonly(url, vid, persist=False)
+            await self.admin.send(url, MarkReadonly(vid, persist=False))
             _say(say, f"markVolumeReadonly {vid} on {url} persist=false")
         source = states[0][0]
         _say(say, f"uploading volume {vid} from {source} to {dest}")
@@ -141,7 +129,7 @@ class Tiering:
         report.already = bool(done.get("already"))
         if not keep_local:
             for url, state in states[1:]:
-                if state.get("remoteStorageName") and state.get("remoteStorageKey") == report.key:
+                if state.remote_storage_name and state.remote_storage_key == report.key:
                     continue
                 _say(say, f"mounting volume {vid} on {url} from {report.backend} {report.key}")
                 await self.admin.tier_mount(
@@ -157,15 +145,15 @@ class Tiering:
         return report
 
     async def _writable_again(
-        self, vid: int, states: list[tuple[str, dict[str, Any]]], say: Say | None
+        self, vid: int, states: list[tuple[str, VolumeReport]], say: Say | None
     ) -> None:
         """After a failed upload: the replicas that took writes before take them again (weed
         leaves them read-only)."""
         for url, state in states:
-            if state.get("readOnly") or state.get("remoteStorageName"):
+            if state.read_only or state.remote_storage_name:
                 continue
             try:
-                await self.admin.mark_writable(url, vid)
+                await self.admin.send(url, MarkWritable(vid))
                 _say(say, f"volume {vid} on {url} is writable again")
             except errors.WeedError as exc:
                 _say(say, f"volume {vid} on {url} stays read-only: {exc.message}")
@@ -182,11 +170,9 @@ class Tiering:
         states = await self._states(vid)
         actual = _collection(vid, states, collection)
         report = TierReport(vid, actual, already=True)
-        tiered = [url for url, s in states if s.get("remoteStorageName")]
+        tiered = [url for url, s in states if s.remote_storage_name]
         if tiered:
-            report.backend = str(
-                states[[u for u, _ in states].index(tiered[0])][1].get("remoteStorageName", "")
-            )
+            report.backend = next(s.remote_storage_name for _, s in states if s.remote_storage_name)
         # Local holders need nothing; the object goes with the last tiered holder only.
         for i, url in enumerate(tiered):
             last = i == len(tiered) - 1
@@ -215,8 +201,8 @@ class Tiering:
         )
 
 
-def _collection(vid: int, states: list[tuple[str, dict[str, Any]]], wanted: str | None) -> str:
-    actual = str(states[0][1].get("collection", ""))
+def _collection(vid: int, states: list[tuple[str, VolumeReport]], wanted: str | None) -> str:
+    actual = states[0][1].collection
     if wanted is not None and wanted != actual:
         raise errors.BadRequest(
             f"volume {vid} is in collection {actual!r}, not {wanted!r}", volume_id=vid

@@ -1,92 +1,70 @@
-"""Master → volume server admin calls (docs/internals.md "Master → volume admin").
+"""Admin calls to a volume server: the master's, the shell's and the tiering sequences'
+(docs/internals.md "Master ↔ volume protocol").
 
-Each call is one HTTP request to the volume server's own port, over `[https.client]`'s scheme and
-carrying a cluster token when a signing key is set (`client.cluster.Outgoing`). Failures raise:
+Each call is one message of `formats/wire.py` sent to the volume server's own port through an
+`HttpClient` (`client/http.py`), with a cluster token when a signing key is set. Failures raise
+as that layer says: `ServerUnreachable` when the server may or may not have acted, else the
+error of the status it answered, 404 narrowed to `VolumeNotFound`, 406 to `NoFreeSlots` and 502
+to `RemoteStorageError` (the bucket behind a tiered volume failed).
 
-| what happened | raised |
-|---|---|
-| connection refused/reset, timeout | `ServerUnreachable` (the server may or may not have acted) |
-| the server answered a non-2xx status | `WeedError` subclass for that status, with the server's message |
+The tiering calls answer in NDJSON while they work: progress lines, then the result (or
+`{"error": ...}` when they failed after the answer began). They have no overall deadline (a
+large volume takes as long as it takes); a silence of `_TIER_SILENCE` seconds fails them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import aiohttp
-import orjson
+from typing import Any, Final
 
 from seaweed_py import errors
-from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.http import HttpClient, Timeout, json_object
+from seaweed_py.formats.wire import (
+    AdminCall,
+    TierDownload,
+    TierMount,
+    TierUpload,
+    VolumeReport,
+    VolumeStatusQuery,
+)
 
-__all__ = ["VolumeAdmin", "json_object"]
+__all__ = ["VolumeAdmin"]
 
-_BY_STATUS: dict[int, type[errors.WeedError]] = {
-    400: errors.BadRequest,
-    401: errors.Unauthorized,
+_NARROW: Final[dict[int, type[errors.WeedError]]] = {
     404: errors.VolumeNotFound,
     406: errors.NoFreeSlots,
-    409: errors.Conflict,
     502: errors.RemoteStorageError,
 }
+_TIER_SILENCE: Final = 120.0
+_TIER_STREAM: Final = Timeout(total=None, connect=5, read=_TIER_SILENCE)
+_TIER_MOUNT: Final = Timeout(total=_TIER_SILENCE, connect=5)
+
+Progress = Callable[[dict[str, Any]], None]
 
 
 class VolumeAdmin:
-    """Admin calls over one shared aiohttp session (the caller owns the session)."""
+    """Admin calls over one `HttpClient` (the caller starts and closes it)."""
 
-    def __init__(
-        self, session: aiohttp.ClientSession, out: Outgoing, timeout: float = 60.0
-    ) -> None:
-        self._session = session
-        self._out = out
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(5.0, timeout))
+    def __init__(self, http: HttpClient) -> None:
+        self._http = http
 
-    async def allocate(
-        self,
-        server: str,
-        vid: int,
-        *,
-        collection: str = "",
-        replication: str = "",
-        ttl: str = "",
-        preallocate: int = 0,
-        disk: str = "",
-    ) -> None:
-        """Create volume `vid` on `server` (`host:port`)."""
-        await self._post(
+    async def send(
+        self, server: str, message: AdminCall, *, timeout: Timeout | None = None
+    ) -> bytes:
+        """Send `message` to `server` (`host:port`); the answer's body."""
+        reply = await self._http.call(
+            message.METHOD,
             server,
-            "/admin/volume/allocate",
-            {
-                "volume": str(vid),
-                "collection": collection,
-                "replication": replication,
-                "ttl": ttl,
-                "preallocate": str(preallocate),
-                "disk": disk,
-            },
+            message.PATH,
+            params=message.to_query(),
+            cluster=True,
+            narrow=_NARROW,
+            timeout=timeout,
         )
+        return reply.body
 
-    async def delete_volume(self, server: str, vid: int, *, only_empty: bool = False) -> None:
-        params = {"volume": str(vid)}
-        if only_empty:
-            params["onlyEmpty"] = "true"
-        await self._post(server, "/admin/volume/delete", params)
-
-    async def delete_collection(self, server: str, collection: str) -> None:
-        await self._post(server, "/admin/collection/delete", {"collection": collection})
-
-    async def mark_readonly(self, server: str, vid: int, *, persist: bool = False) -> None:
-        params = {"volume": str(vid)}
-        if persist:
-            params["persist"] = "true"
-        await self._post(server, "/admin/volume/readonly", params)
-
-    async def mark_writable(self, server: str, vid: int) -> None:
-        await self._post(server, "/admin/volume/writable", {"volume": str(vid)})
-
-    async def volume_status(self, server: str, vid: int) -> dict[str, Any]:
-        return await self._call("GET", server, "/admin/volume/status", {"volume": str(vid)})
+    async def volume_status(self, server: str, vid: int) -> VolumeReport:
+        return VolumeReport.from_json(await self.send(server, VolumeStatusQuery(vid)))
 
     async def tier_upload(
         self,
@@ -96,14 +74,12 @@ class VolumeAdmin:
         dest: str,
         collection: str = "",
         keep_local: bool = False,
-        progress: Callable[[dict[str, Any]], None] | None = None,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Move volume `vid`'s `.dat` on `server` to the bucket `dest` names; the answer
-        (`backend`, `key`, `size`) once done, `progress` called with each progress line."""
-        params = {"volume": str(vid), "collection": collection, "dest": dest}
-        if keep_local:
-            params["keepLocalDatFile"] = "true"
-        return await self._stream(server, "/admin/volume/tier/upload", params, progress)
+        (`backend`, `key`, `size`, `already`) once done, `progress` called with each progress
+        line."""
+        return await self._stream(server, TierUpload(vid, dest, collection, keep_local), progress)
 
     async def tier_download(
         self,
@@ -112,14 +88,11 @@ class VolumeAdmin:
         *,
         collection: str = "",
         keep_remote: bool = False,
-        progress: Callable[[dict[str, Any]], None] | None = None,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Bring volume `vid`'s `.dat` back to `server`'s disk (deleting the object unless
         `keep_remote`)."""
-        params = {"volume": str(vid), "collection": collection}
-        if keep_remote:
-            params["keepRemoteDatFile"] = "true"
-        return await self._stream(server, "/admin/volume/tier/download", params, progress)
+        return await self._stream(server, TierDownload(vid, collection, keep_remote), progress)
 
     async def tier_mount(
         self,
@@ -131,88 +104,32 @@ class VolumeAdmin:
         key: str = "",
         replace: bool = False,
     ) -> dict[str, Any]:
-        """Mount volume `vid` on `server` from the bucket `source` names (its `.idx` and `.vif`
-        fetched from beside the data object `key`, or from the newest upload of that volume);
-        `replace` gives up the server's own copy first."""
-        params = {"volume": str(vid), "collection": collection, "source": source, "key": key}
-        if replace:
-            params["replace"] = "true"
-        return await self._call("POST", server, "/admin/volume/tier/mount", params)
+        """Mount volume `vid` on `server` from the bucket `source` names (see `TierMount`)."""
+        order = TierMount(vid, source, collection, key, replace)
+        return json_object(await self.send(server, order, timeout=_TIER_MOUNT))
 
     async def _stream(
-        self,
-        server: str,
-        path: str,
-        params: dict[str, str],
-        progress: Callable[[dict[str, Any]], None] | None,
+        self, server: str, message: TierUpload | TierDownload, progress: Progress | None
     ) -> dict[str, Any]:
-        """A long admin call answering newline-delimited JSON: progress lines, then the result
-        (or `{"error": ...}` when it failed after the answer began). No overall timeout: a
-        large volume takes as long as it takes; a silence of `timeout` seconds fails it."""
-        url = self._out.url(server, path)
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self._timeout.connect, sock_read=self._timeout.total
-        )
+        what = f"{message.METHOD} {message.PATH}"
         last: dict[str, Any] = {}
-        try:
-            async with self._session.post(
-                url, params=params, headers=self._out.cluster_headers(), timeout=timeout
-            ) as resp:
-                if resp.status >= 300:
-                    body = await resp.read()
-                    answer = json_object(body)
-                    message = str(answer.get("error") or body[:200].decode(errors="replace"))
-                    cls = _BY_STATUS.get(resp.status, errors.WeedError)
-                    raise cls(f"POST {path} answered {resp.status}: {message}", server=server)
-                async for line in resp.content:
-                    if not line.strip():
-                        continue
-                    last = json_object(line)
-                    if "error" in last:
-                        raise errors.WeedError(f"POST {path}: {last['error']}", server=server)
-                    if last.get("progress") and progress is not None:
-                        progress(last)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise errors.ServerUnreachable(
-                f"POST {path} failed: {exc.__class__.__name__} {exc}".rstrip(), server=server
-            ) from exc
+        async for line in self._http.lines(
+            message.METHOD,
+            server,
+            message.PATH,
+            what=what,
+            narrow=_NARROW,
+            params=message.to_query(),
+            cluster=True,
+            timeout=_TIER_STREAM,
+        ):
+            if not line.strip():
+                continue
+            last = json_object(line)
+            if "error" in last:
+                raise errors.WeedError(f"{what}: {last['error']}", server=server)
+            if last.get("progress") and progress is not None:
+                progress(last)
         if last.get("progress") or not last:
-            raise errors.ServerUnreachable(f"POST {path}: the answer broke off", server=server)
+            raise errors.ServerUnreachable(f"{what}: the answer broke off", server=server)
         return last
-
-    async def _post(self, server: str, path: str, params: dict[str, str]) -> None:
-        await self._call("POST", server, path, params)
-
-    async def _call(
-        self, method: str, server: str, path: str, params: dict[str, str]
-    ) -> dict[str, Any]:
-        url = self._out.url(server, path)
-        headers = self._out.cluster_headers()
-        try:
-            async with self._session.request(
-                method, url, params=params, headers=headers, timeout=self._timeout
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise errors.ServerUnreachable(
-                f"{method} {path} failed: {exc.__class__.__name__} {exc}".rstrip(),
-                server=server,
-            ) from exc
-        answer = json_object(body)
-        if 200 <= status < 300:
-            return answer
-        message = str(answer.get("error") or body[:200].decode(errors="replace") or status)
-        cls = _BY_STATUS.get(status, errors.WeedError)
-        raise cls(f"{method} {path} answered {status}: {message}", server=server)
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    """A server's JSON answer as a dict; {} when empty, not JSON, or not an object."""
-    if not body:
-        return {}
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -1,4 +1,5 @@
-"""Pure codecs for the SeaweedFS byte formats: bytes in, frozen values out.
+"""Pure codecs for the SeaweedFS byte formats and weedpy's cluster messages: bytes in, frozen
+values out.
 
 | module | format |
 |---|---|
@@ -11,6 +12,7 @@
 | `idx` | `.idx` entries with 4- or 5-byte offsets |
 | `vif` | `.vif` volume info (protojson) |
 | `chunk_manifest` | the JSON of chunk-manifest needles |
+| `wire` | the master ↔ volume-server messages (heartbeats, admin calls) |
 
 Nothing here touches files, sockets or clocks; errors are the typed ones of `seaweed_py.errors`.
 """

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import WeedError
+from seaweed_py.formats.wire import AllocateVolume, DeleteVolume
 from seaweed_py.master.meta import MetaStore
 from seaweed_py.master.metrics import MasterStats
 from seaweed_py.master.params import AssignOption
@@ -109,7 +110,8 @@ class VolumeGrower:
         if failures:
             made = [n for n, r in zip(nodes, results, strict=True) if r is None]
             await asyncio.gather(
-                *(self._admin.delete_volume(n.url, vid) for n in made), return_exceptions=True
+                *(self._admin.send(n.url, DeleteVolume(vid)) for n in made),
+                return_exceptions=True,
             )
             first = failures[0]
             if isinstance(first, WeedError):
@@ -121,15 +123,10 @@ class VolumeGrower:
 
     async def _allocate(self, node: DataNode, vid: int, option: AssignOption) -> None:
         key = option.key
-        await self._admin.allocate(
-            node.url,
-            vid,
-            collection=key.collection,
-            replication=str(key.replica_placement),
-            ttl=str(key.ttl),
-            preallocate=option.preallocate,
-            disk=key.disk,
+        order = AllocateVolume(
+            vid, key.collection, key.replica_placement, key.ttl, option.preallocate, key.disk
         )
+        await self._admin.send(node.url, order)
 
     def _next_volume_id(self) -> int:
         vid = max(self._meta.current.max_volume_id, self._topo.max_volume_id) + 1

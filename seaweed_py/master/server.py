@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import io
 import logging
 import math
 import os
@@ -20,28 +19,34 @@ from array import array
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from seaweed_py import __version__
 from seaweed_py.client.cluster import Outgoing, bearer
+from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.tiering import Tiering
-from seaweed_py.client.volume_admin import VolumeAdmin, json_object
+from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import (
     BadRequest,
     MethodNotAllowed,
     NoFreeSlots,
     NotAcceptable,
+    NotFound,
     NoWritableVolume,
     RequestTimeout,
     ServiceUnavailable,
     VolumeNotFound,
     WeedError,
-    error_for_status,
 )
 from seaweed_py.formats.collection import parse_collection
-from seaweed_py.formats.fid import format_key_cookie, parse_volume_id
+from seaweed_py.formats.fid import format_key_cookie
+from seaweed_py.formats.wire import (
+    DeleteCollection,
+    Heartbeat,
+    HeartbeatAnswer,
+    UnwritableReport,
+)
 from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.auth import check_cluster
 from seaweed_py.httpkit.limits import Limits
@@ -59,7 +64,6 @@ from seaweed_py.master.params import (
     AssignOption,
     parse_assign,
     parse_count,
-    parse_heartbeat,
     parse_lookup_vid,
 )
 from seaweed_py.master.tiering import AutoTier
@@ -92,6 +96,9 @@ _FILENAME_RE = re.compile(rb'filename="((?:[^"\\]|\\.)*)"')
 
 _Assign = tuple[AssignOption, VolumeLayout, bool]
 _POST = ["POST"]
+# Calls to volume servers: admin orders and /submit's upload.
+_VOLUME_TIMEOUT = Timeout(total=60, connect=5)
+_UPLOAD_TIMEOUT = Timeout(total=60)
 
 
 class MasterServer:
@@ -123,7 +130,8 @@ class MasterServer:
         self._white = self._cluster_white = AllowList()
         self._set_white_lists(security.white_list)
         self._http: HttpServer | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._volumes = HttpClient(self._out, _VOLUME_TIMEOUT)
+        self._admin = VolumeAdmin(self._volumes)
         self._grower: VolumeGrower | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self.auto_tier: AutoTier | None = None
@@ -153,10 +161,10 @@ class MasterServer:
         self._sequencer = Sequencer(meta.max_file_key, self._meta.save_file_key, self._clock)
         self._started, self._started_at = time.time(), self._clock()
         self._registry = self._new_registry()
-        self._session = aiohttp.ClientSession(connector=self._out.connector())
+        await self._volumes.start()
         self._grower = VolumeGrower(
             self.topology,
-            VolumeAdmin(self._session, self._out),
+            self._admin,
             self._meta,
             self._rng,
             self._clock,
@@ -167,12 +175,12 @@ class MasterServer:
         try:
             await self._http.start(self.options.listen_ip, self.options.port)
         except BaseException:
-            await self._session.close()
+            await self._volumes.close()
             raise
         self._heartbeat_answer = self._render_heartbeat_answer()
         self._maintenance = asyncio.get_running_loop().create_task(self._maintenance_loop())
         if self.options.tier.enabled:
-            tiering = Tiering(self._session, self._out, self.address)
+            tiering = Tiering(self._volumes, self.address)
             self.auto_tier = AutoTier(self.topology, tiering, self.options.tier)
             self._auto_tiering = asyncio.get_running_loop().create_task(self.auto_tier.run())
             log.info("automatic tiering to %s is on", self.options.tier.dest)
@@ -220,9 +228,7 @@ class MasterServer:
             await self._http.stop(grace)
         if self._grower is not None:
             await self._grower.cancel_all()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._volumes.close()
 
     async def _maintenance_loop(self) -> None:
         """Every pulse: drop volume servers that went silent, then grow layouts that are about
@@ -289,12 +295,12 @@ class MasterServer:
         # cannot be forgotten.
         self._cluster(
             r,
-            "/internal/heartbeat",
+            Heartbeat.PATH,
             self._handle_heartbeat,
             max_body=64 << 20,
             operation="heartbeat",
         )
-        self._cluster(r, "/internal/volume/unwritable", self._handle_unwritable, operation="admin")
+        self._cluster(r, UnwritableReport.PATH, self._handle_unwritable, operation="admin")
         return r
 
     def _cluster(
@@ -632,17 +638,15 @@ class MasterServer:
 
     async def _handle_col_delete(self, req: Request) -> Response:
         self._guard(req)
-        assert self._session is not None
         form = req.form()
         if "collection" not in form:
             raise BadRequest("collection is required")
         name = parse_collection(form["collection"])
         if name not in self.topology.collections():
             raise BadRequest(f"collection {name} does not exist")
-        admin = VolumeAdmin(self._session, self._out)
         for node in self.topology.nodes_of_collection(name):
             try:
-                await admin.delete_collection(node.url, name)
+                await self._admin.send(node.url, DeleteCollection(name))
             except WeedError as exc:
                 raise WeedError(f"delete collection {name} on {node.url}: {exc.message}") from exc
         self.topology.drop_collection(name, self._clock())
@@ -655,7 +659,6 @@ class MasterServer:
         self._guard(req)
         if req.method != "POST":
             raise MethodNotAllowed("Only submit via POST!", headers={"Allow": "POST"})
-        assert self._session is not None
         query = req.query
         opt = self._assign_option(query)
         content_type = req.headers.get("content-type", "")
@@ -689,47 +692,47 @@ class MasterServer:
     async def _upload(
         self, server: str, fid: str, body: bytes, content_type: str, query: dict[str, str]
     ) -> dict[str, Any]:
-        assert self._session is not None
+        """Store `/submit`'s body at `fid` on `server`: the volume server's answer. A 4xx it
+        answers (a body it cannot parse or store) is passed on, a 404 (the volume is not there)
+        is 503 with `Retry-After`, and its failure or silence is the master's 500."""
         params = {k: query[k] for k in ("ts", "ttl") if query.get(k)}
+        headers = {"Content-Type": content_type, **bearer(self._out.write_token(fid))}
         try:
-            async with self._session.post(
-                self._out.url(server, f"/{fid}"),
-                data=io.BytesIO(body),  # aiohttp warns of large raw bytes bodies
+            reply = await self._volumes.call(
+                "POST",
+                server,
+                f"/{fid}",
+                what=f"upload to {server}/{fid}",
                 params=params,
-                headers={"Content-Type": content_type, **bearer(self._out.write_token(fid))},
-                timeout=aiohttp.ClientTimeout(total=60),
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WeedError(f"upload to {server}/{fid} failed: {exc!r}") from exc
-        answer = json_object(raw)
-        if status < 300:
-            return answer
-        message = f"upload to {server}/{fid}: {answer.get('error') or status}"
-        if status == 404:
+                data=body,
+                headers=headers,
+                timeout=_UPLOAD_TIMEOUT,
+            )
+        except NotFound as exc:
             # The volume left that server before this master heard of it: a retry is assigned
             # a volume that is there.
-            raise ServiceUnavailable(message, headers={"Retry-After": "1"})
-        if status < 500:  # the volume server refused the body (unparsable, too large): 4xx
-            raise error_for_status(status)(message)
-        raise WeedError(message)
+            raise ServiceUnavailable(exc.message, headers={"Retry-After": "1"}) from exc
+        except WeedError as exc:
+            if exc.status >= 500:  # the volume server failed, or could not be reached
+                raise WeedError(exc.message) from exc
+            raise  # it refused the body (unparsable, too large): the same 4xx
+        try:
+            answer = orjson.loads(reply.body)
+        except orjson.JSONDecodeError:  # stored all the same; the answer's fields are optional
+            return {}
+        return answer if isinstance(answer, dict) else {}
 
     # ------------------------------------------------------------ volume server protocol
 
     def _render_heartbeat_answer(self) -> bytes:
-        pulse = self.options.pulse_seconds
         self._answered_version = self.topology.locations_version
-        return _dumps(
-            {
-                "volumeSizeLimit": self.options.volume_size_limit,
-                "leader": self.address,
-                "preallocate": self.options.volume_preallocate,
-                # an int, as docs/internals.md says, unless a test runs sub-second pulses
-                "pulseSeconds": int(pulse) if pulse == int(pulse) else pulse,
-                "locationsVersion": self._answered_version,
-            }
-        )
+        return HeartbeatAnswer(
+            volume_size_limit=self.options.volume_size_limit,
+            leader=self.address,
+            preallocate=self.options.volume_preallocate,
+            pulse_seconds=self.options.pulse_seconds,
+            locations_version=self._answered_version,
+        ).to_json()
 
     def _handle_heartbeat(self, req: Request) -> Response | Awaitable[Response]:
         if req.stream is not None:
@@ -740,7 +743,7 @@ class MasterServer:
         return self._apply_heartbeat(await req.read())
 
     def _apply_heartbeat(self, body: bytes) -> Response:
-        hb = parse_heartbeat(body)
+        hb = Heartbeat.from_json(body)
         self.stats.heartbeats += 1
         self._sequencer.set_max(hb.max_file_key)
         self.topology.apply_heartbeat(hb, self._clock())
@@ -751,7 +754,7 @@ class MasterServer:
         return Response(200, None, self._heartbeat_answer, raw_headers=JSON_HEADERS)
 
     def _handle_unwritable(self, req: Request) -> Response:
-        vid = parse_volume_id(req.form().get("volume", ""))
+        vid = UnwritableReport.from_query(req.form()).volume_id
         if not self.topology.mark_unwritable(vid, self._clock()):
             raise VolumeNotFound(f"volume id {vid} not found")
         log.warning("volume %d marked unwritable after a failed replicated write", vid)

@@ -1,4 +1,5 @@
-"""The tree of the cluster: data center → rack → data node, and what a heartbeat reports.
+"""The tree of the cluster: data center → rack → data node. What a heartbeat reports
+(`Heartbeat`, `VolumeReport`) is the wire codec's (`formats/wire.py`), re-exported here.
 
 Free slots (spec §5.2) are per disk type: `free = max volumes - volumes held`. A rack's or data
 center's free count is the sum over its children; they are computed on demand because the tree is
@@ -10,10 +11,8 @@ Disk types are normalised so that `""` and `"hdd"` are the same type, named `"hd
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 
-from seaweed_py.formats.replica_placement import ReplicaPlacement
-from seaweed_py.formats.ttl import Ttl
+from seaweed_py.formats.wire import HDD, Heartbeat, VolumeReport, normalize_disk
 
 __all__ = [
     "DEFAULT_DATA_CENTER",
@@ -29,56 +28,6 @@ __all__ = [
 
 DEFAULT_DATA_CENTER = "DefaultDataCenter"
 DEFAULT_RACK = "DefaultRack"
-HDD = "hdd"
-_NO_REPLICATION = ReplicaPlacement()
-
-
-def normalize_disk(disk: str) -> str:
-    """`""` and `"hdd"` are one disk type; other tags (`ssd`, `nvme`, ...) keep their name."""
-    return disk.lower() if disk else HDD
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeReport:
-    """One volume as one volume server last reported it."""
-
-    id: int
-    collection: str = ""
-    size: int = 0
-    file_count: int = 0
-    delete_count: int = 0
-    deleted_byte_count: int = 0
-    read_only: bool = False
-    replica_placement: ReplicaPlacement = _NO_REPLICATION
-    ttl: Ttl = Ttl.EMPTY
-    version: int = 3
-    compact_revision: int = 0
-    modified_at_second: int = 0
-    disk_type: str = HDD
-    remote_storage_name: str = ""
-    """`s3.default`... when the volume's `.dat` is tiered to a bucket (it then takes no slot)."""
-    remote_storage_key: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    """A volume server's full state (docs/internals.md "Heartbeat")."""
-
-    ip: str
-    port: int
-    public_url: str = ""
-    data_center: str = ""
-    rack: str = ""
-    max_volume_counts: Mapping[str, int] = field(default_factory=dict)
-    max_file_key: int = 0
-    volumes: tuple[VolumeReport, ...] = ()
-    has_no_volumes: bool = False
-    pulse_seconds: float = 0.0
-    """The sender's heartbeat period, if it says (0: assume the master's)."""
-
-    @property
-    def node_id(self) -> str:
-        return f"{self.ip}:{self.port}"
 
 
 class DataNode:

@@ -1,39 +1,40 @@
 """The volume server's own endpoints: status, health, metrics, and the `/admin/...` calls the
-master makes (docs/internals.md), plus the heartbeat body. The HTML page is `volume/ui.py`.
+master makes, plus the heartbeat it sends. The HTML page is `volume/ui.py`.
 
 | path | answer |
 |---|---|
 | `GET /status` | `{"Version", "DiskStatuses", "Volumes"}` (spec §3.7; `?pretty=y` indents) |
 | `GET /healthz`, `/readyz` | 200, or 503 while stopping or when heartbeats are not answered (readyz) |
 | `GET /metrics` | Prometheus text |
-| `POST /admin/volume/allocate?volume=&collection=&replication=&ttl=&preallocate=&disk=` | create |
-| `POST /admin/volume/delete?volume=[&onlyEmpty=true]` | delete a volume's files |
-| `POST /admin/volume/readonly?volume=`, `/admin/volume/writable?volume=` | mark |
-| `POST /admin/collection/delete?collection=` | delete every volume of a collection |
-| `GET /admin/volume/status?volume=` | one volume's counters |
-| `POST /admin/volume/tier/upload`, `/tier/download`, `/tier/mount` | tiering (volume/tier.py) |
+| `/admin/...` | the master's (and the shell's) calls: the messages of `formats/wire.py`, each parsed by its codec; the tiering ones in `volume/tier.py` |
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from seaweed_py import __version__
-from seaweed_py.errors import BadRequest, VolumeNotFound
-from seaweed_py.formats.collection import parse_collection
-from seaweed_py.formats.fid import parse_volume_id
+from seaweed_py.errors import NoFreeSlots, VolumeNotFound
 from seaweed_py.formats.idx import IdxLayout
-from seaweed_py.formats.numbers import parse_uint
-from seaweed_py.formats.replica_placement import ReplicaPlacement
-from seaweed_py.formats.ttl import Ttl
+from seaweed_py.formats.wire import (
+    HDD,
+    AdminCall,
+    AllocateVolume,
+    DeleteCollection,
+    DeleteVolume,
+    Heartbeat,
+    MarkReadonly,
+    MarkWritable,
+    VolumeReport,
+    VolumeStatusQuery,
+)
 from seaweed_py.httpkit.auth import check_cluster
 from seaweed_py.httpkit.request import Request
-from seaweed_py.httpkit.response import Response, json_response
+from seaweed_py.httpkit.response import JSON_HEADERS, Response, json_response
 from seaweed_py.httpkit.router import Handler, Router
 from seaweed_py.storage.volume import VolumeStatus
-from seaweed_py.types import VolumeId
 from seaweed_py.volume.tier import TierHandlers
 
 if TYPE_CHECKING:
@@ -64,38 +65,39 @@ class AdminHandlers:
             return _behind(server, handler)
 
         admin = server.stats.admin
-        for path, handler, method in (
-            ("/admin/volume/allocate", self.allocate, "POST"),
-            ("/admin/volume/delete", self.delete_volume, "POST"),
-            ("/admin/volume/readonly", self.mark_readonly, "POST"),
-            ("/admin/volume/writable", self.mark_writable, "POST"),
-            ("/admin/collection/delete", self.delete_collection, "POST"),
-            ("/admin/volume/status", self.volume_status, "GET"),
+        routes: list[tuple[type[AdminCall], Handler]] = [
+            (AllocateVolume, self.allocate),
+            (DeleteVolume, self.delete_volume),
+            (MarkReadonly, self.mark_readonly),
+            (MarkWritable, self.mark_writable),
+            (DeleteCollection, self.delete_collection),
+            (VolumeStatusQuery, self.volume_status),
             *TierHandlers(server).routes(),
-        ):
-            r.add(path, guard(handler), [method], observe=admin)
+        ]
+        for message, handler in routes:
+            r.add(message.PATH, guard(handler), [message.METHOD], observe=admin)
 
     # ------------------------------------------------------------------ heartbeat
 
-    def heartbeat(self) -> dict[str, Any]:
-        """The full state sent to the master every pulse (docs/internals.md)."""
+    def heartbeat(self) -> Heartbeat:
+        """The full state sent to the master every pulse."""
         s = self._server
         store = s.store
         # A volume whose files were deleted under us is no longer a copy (scenario 12): left
         # out, the master drops this location at once.
         missing = set(store.missing_volumes())
-        return {
-            "ip": s.options.ip,
-            "port": s.port,
-            "publicUrl": s.public_url(),
-            "dataCenter": s.options.data_center,
-            "rack": s.options.rack,
-            "maxVolumeCount": store.max_volume_count,
-            "maxFileKey": store.max_file_key,
-            "locationUuids": list(store.location_uuids),
-            "hasNoVolumes": False,
-            "volumes": [_heartbeat_volume(v) for v in store.volume_infos() if v.id not in missing],
-        }
+        return Heartbeat(
+            ip=s.options.ip,
+            port=s.port,
+            public_url=s.public_url(),
+            data_center=s.options.data_center,
+            rack=s.options.rack,
+            max_volume_counts={HDD: store.max_volume_count},
+            max_file_key=store.max_file_key,
+            volumes=tuple(_report(v) for v in store.volume_infos() if v.id not in missing),
+            pulse_seconds=s.options.pulse_seconds,
+            location_uuids=tuple(store.location_uuids),
+        )
 
     # ------------------------------------------------------------------ status and health
 
@@ -124,91 +126,78 @@ class AdminHandlers:
     # ------------------------------------------------------------------ admin calls
 
     async def allocate(self, req: Request) -> Response:
-        q = req.form()
-        vid = _volume_id(q)
-        collection = parse_collection(q.get("collection", ""))
-        await asyncio.to_thread(
-            self._server.store.allocate,
-            vid,
-            collection=collection,
-            replica_placement=ReplicaPlacement.parse(q.get("replication", "")),
-            ttl=Ttl.parse(q.get("ttl", "")),
-            preallocate=self._preallocate(q.get("preallocate", "")),
-        )
-        self._server.link.poke()
-        return json_response({})
-
-    def _preallocate(self, text: str) -> int:
-        """Bytes of disk to reserve for a new `.dat`: at most what a volume can address."""
-        if not text:
-            return 0
-        layout = IdxLayout.IDX5 if self._server.store.large_disk else IdxLayout.IDX4
-        value = parse_uint(text, layout.max_dat_size)
-        if value is None:
-            raise BadRequest(
-                f"invalid preallocate {text!r}: want a number of bytes in 0..{layout.max_dat_size}"
+        store = self._server.store
+        layout = IdxLayout.IDX5 if store.large_disk else IdxLayout.IDX4
+        # Disk for a new `.dat`: at most what a volume can address.
+        order = AllocateVolume.from_query(req.form(), max_preallocate=layout.max_dat_size)
+        if order.disk != HDD:
+            raise NoFreeSlots(
+                f"no {order.disk} volume slot: this server's disks are {HDD}",
+                volume_id=order.volume_id,
             )
-        return value
+        await asyncio.to_thread(
+            store.allocate,
+            order.volume_id,
+            collection=order.collection,
+            replica_placement=order.replica_placement,
+            ttl=order.ttl,
+            preallocate=order.preallocate,
+        )
+        return self._changed()
 
     async def delete_volume(self, req: Request) -> Response:
-        q = req.form()
-        vid = _volume_id(q)
+        order = DeleteVolume.from_query(req.form())
         await asyncio.to_thread(
-            self._server.store.delete_volume, vid, only_empty=q.get("onlyEmpty") == "true"
+            self._server.store.delete_volume, order.volume_id, only_empty=order.only_empty
         )
-        self._server.link.poke()
-        return json_response({})
+        return self._changed()
 
     def mark_readonly(self, req: Request) -> Response:
-        q = req.form()
-        self._server.store.mark_read_only(_volume_id(q), True, persist=q.get("persist") == "true")
-        self._server.link.poke()
-        return json_response({})
+        order = MarkReadonly.from_query(req.form())
+        self._server.store.mark_read_only(order.volume_id, True, persist=order.persist)
+        return self._changed()
 
     def mark_writable(self, req: Request) -> Response:
-        self._server.store.mark_read_only(_volume_id(req.form()), False)
-        self._server.link.poke()
-        return json_response({})
+        order = MarkWritable.from_query(req.form())
+        self._server.store.mark_read_only(order.volume_id, False)
+        return self._changed()
 
     async def delete_collection(self, req: Request) -> Response:
-        name = parse_collection(req.form().get("collection", ""))
-        await asyncio.to_thread(self._server.store.delete_collection, name)
+        order = DeleteCollection.from_query(req.form())
+        await asyncio.to_thread(self._server.store.delete_collection, order.collection)
+        return self._changed()
+
+    def volume_status(self, req: Request) -> Response:
+        vid = VolumeStatusQuery.from_query(req.query).volume_id
+        for v in self._server.store.volume_infos():
+            if v.id == vid:
+                return Response(200, raw_headers=JSON_HEADERS, body=_report(v).to_json())
+        raise VolumeNotFound("no such volume on this server", volume_id=vid)
+
+    def _changed(self) -> Response:
+        """The answer to an admin call that changed the volumes: the master hears at once."""
         self._server.link.poke()
         return json_response({})
 
-    def volume_status(self, req: Request) -> Response:
-        vid = _volume_id(req.query)
-        for v in self._server.store.volume_infos():
-            if v.id == vid:
-                return json_response(_heartbeat_volume(v))
-        raise VolumeNotFound("no such volume on this server", volume_id=vid)
 
-
-def _volume_id(q: Mapping[str, str]) -> VolumeId:
-    text = q.get("volume", "")
-    if not text:
-        raise BadRequest("missing volume parameter")
-    return parse_volume_id(text)
-
-
-def _heartbeat_volume(v: VolumeStatus) -> dict[str, Any]:
-    return {
-        "id": v.id,
-        "collection": v.collection,
-        "size": v.size,
-        "fileCount": v.file_count,
-        "deleteCount": v.delete_count,
-        "deletedByteCount": v.deleted_byte_count,
-        "readOnly": v.read_only,
-        "replicaPlacement": str(v.replica_placement),
-        "ttl": str(v.ttl),
-        "version": v.version,
-        "compactRevision": v.compact_revision,
-        "modifiedAtSecond": v.modified_at_second,
-        "diskType": v.disk_type or "hdd",
-        "remoteStorageName": v.remote_storage_name,
-        "remoteStorageKey": v.remote_storage_key,
-    }
+def _report(v: VolumeStatus) -> VolumeReport:
+    return VolumeReport(
+        id=v.id,
+        collection=v.collection,
+        size=v.size,
+        file_count=v.file_count,
+        delete_count=v.delete_count,
+        deleted_byte_count=v.deleted_byte_count,
+        read_only=v.read_only,
+        replica_placement=v.replica_placement,
+        ttl=v.ttl,
+        version=v.version,
+        compact_revision=v.compact_revision,
+        modified_at_second=v.modified_at_second,
+        disk_type=v.disk_type or HDD,
+        remote_storage_name=v.remote_storage_name,
+        remote_storage_key=v.remote_storage_key,
+    )
 
 
 def _behind(server: VolumeServer, handler: Handler) -> Handler:

@@ -34,14 +34,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 
-import aiohttp
 import orjson
 
 from seaweed_py.client.cluster import Outgoing, bearer
+from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.master_link import MasterLink
 from seaweed_py.errors import (
     CorruptNeedle,
+    NeedleNotFound,
     NotFound,
+    ServerUnreachable,
     ServiceUnavailable,
     VolumeNotFound,
     WeedError,
@@ -102,7 +104,9 @@ _ANSWER_OVERHEAD = 400  # bytes of objects per kept answer, roughly
 # Needles with a larger body are streamed from disk in chunks instead of read whole.
 _STREAM_THRESHOLD = 1 << 20
 _SNIFF_SIZE = 512  # bytes Go's http.DetectContentType looks at
-_CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=3)
+_CHUNK_TIMEOUT = Timeout(total=300, connect=3)
+_CHUNK_OK = frozenset({200, 206})
+_CHUNK_NARROW: dict[int, type[WeedError]] = {404: NeedleNotFound}
 
 
 # (volume id, the record it was built from, answer) of a kept answer
@@ -128,11 +132,12 @@ class BlobReader:
         self._link = link
         self._out = out or Outgoing()
         self._tier = tier or TierReads()
+        # Proxied reads and chunks of manifests, relayed as stored (never inflated).
+        self._http = HttpClient(self._out, _CHUNK_TIMEOUT, decompress=False)
         self._self_url = self_url
         self._read_mode = read_mode
         self._stats = stats
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
         self._meta: dict[tuple[str, bytes, bytes], tuple[str, str, bytes]] = {}
         # Answers to plain GETs of small needles by URL path, each with the record it was made
         # from: a repeated read compares the record's bytes (one pread, as always) instead of
@@ -141,17 +146,11 @@ class BlobReader:
         self._answers: dict[str, _Known] = {}
         self._answer_bytes = 0
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    async def start(self) -> None:
+        await self._http.start()
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=_CHUNK_TIMEOUT, auto_decompress=False, connector=self._out.connector()
-            )
-        return self._session
+    async def close(self) -> None:
+        await self._http.close()
 
     # ------------------------------------------------------------------ entry point
 
@@ -514,16 +513,21 @@ class BlobReader:
         if self._link is None:
             raise NotFound(f"chunk {fid} is on no known server")
         locations = await self._link.lookup(fid.volume_id)
-        url = self._out.url(random.choice(locations).url, f"/{fid}")
         headers = {"Range": f"bytes={offset}-{offset + length - 1}", "Accept-Encoding": "identity"}
         headers.update(bearer(self._out.read_token(str(fid))))
-        async with self._http().get(url, headers=headers) as resp:
-            body = await resp.read()
-            if resp.status not in (200, 206):
-                raise NotFound(f"chunk {fid} answered {resp.status}")
-            if resp.headers.get("Content-Encoding") == "gzip":
-                body = gunzip(body)
-            return body if resp.status == 206 else body[offset : offset + length]
+        reply = await self._http.call(
+            "GET",
+            random.choice(locations).url,
+            f"/{fid}",
+            headers=headers,
+            what=f"chunk {fid}",
+            ok=_CHUNK_OK,
+            narrow=_CHUNK_NARROW,
+        )
+        body = reply.body
+        if reply.headers.get("Content-Encoding") == "gzip":
+            body = gunzip(body)
+        return body if reply.status == 206 else body[offset : offset + length]
 
     # ------------------------------------------------------------------ volumes held elsewhere
 
@@ -551,26 +555,26 @@ class BlobReader:
         if self._read_mode == "redirect":
             return Response(301, {"Location": self._out.url(others[0], target)})
         for url in others:
-            answer = await self._proxy(req, self._out.url(url, target))
+            answer = await self._proxy(req, url, target)
             if answer is not None:
                 return answer
         self._link.forget(path.volume_id)
         raise ServiceUnavailable("no holder of the volume answered", volume_id=path.volume_id)
 
-    async def _proxy(self, req: Request, url: str) -> Response | None:
-        """The holder's answer relayed, or None when it could not be reached."""
+    async def _proxy(self, req: Request, server: str, target: str) -> Response | None:
+        """The holder's answer relayed, whatever its status, or None when it could not be
+        reached."""
         headers = {k: v for k, v in req.headers.items() if k not in _HOP_BY_HOP and k != "host"}
         try:
-            async with self._http().request(req.method, url, headers=headers) as resp:
-                body = await resp.read()
-                relayed = {k: v for k, v in resp.headers.items() if k.lower() not in _HOP_BY_HOP}
-                if req.method == "HEAD":
-                    length = int(resp.headers.get("Content-Length", "0") or 0)
-                    return Response(resp.status, relayed, content_length=length)
-                return Response(resp.status, relayed, body)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("proxy read %s failed: %s", url, exc)
+            reply = await self._http.request(req.method, server, target, headers=headers)
+        except ServerUnreachable as exc:
+            log.warning("proxy read failed: %s", exc.message)
             return None
+        relayed = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP}
+        if req.method == "HEAD":
+            length = int(reply.headers.get("Content-Length", "0") or 0)
+            return Response(reply.status, relayed, content_length=length)
+        return Response(reply.status, relayed, reply.body)
 
 
 _EMPTY_QUERY: Mapping[str, str] = {}

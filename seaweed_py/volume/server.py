@@ -36,6 +36,7 @@ from seaweed_py.client.master_link import MasterLink
 from seaweed_py.client.replicate import Replicator
 from seaweed_py.client.roles import VOLUME_SERVER_PREFIX
 from seaweed_py.errors import BadRequest, MethodNotAllowed, TooManyRequests
+from seaweed_py.formats.wire import Heartbeat, HeartbeatAnswer
 from seaweed_py.httpkit.allow_list import AllowList
 from seaweed_py.httpkit.inflight import InflightLimit
 from seaweed_py.httpkit.limits import Limits
@@ -193,6 +194,7 @@ class VolumeServer:
             self._fsync_driver = HelperDriver(committer)
             self._fsync_driver.start()
         await self.replicator.start()
+        await self.reader.start()
         await self.http.start(self.options.listen_host, self.options.port)
         if self.public_http is not None:
             await self.public_http.start(
@@ -354,14 +356,13 @@ class VolumeServer:
 
     # ------------------------------------------------------------------ master link
 
-    def _heartbeat(self) -> dict[str, object]:
+    def _heartbeat(self) -> Heartbeat:
         return self.admin.heartbeat()
 
-    def _on_master_answer(self, answer: object) -> None:
-        if isinstance(answer, dict):
-            limit = answer.get("volumeSizeLimit")
-            if isinstance(limit, int) and limit > 0 and limit != self.store.volume_size_limit:
-                self.store.volume_size_limit = limit
+    def _on_master_answer(self, answer: HeartbeatAnswer) -> None:
+        limit = answer.volume_size_limit
+        if limit > 0 and limit != self.store.volume_size_limit:
+            self.store.volume_size_limit = limit
 
     async def _reopen_full_volumes(self) -> None:
         """Every pulse: volumes read-only because their disk filled take writes again once it

@@ -1,6 +1,8 @@
 """The volume server's tiering calls (registered by `admin.py` behind the white list and the
 cluster token, like every `/admin/` route).
 
+The calls are `formats/wire.py`'s `TierUpload`, `TierDownload` and `TierMount`:
+
 | call | does | answer |
 |---|---|---|
 | `POST /admin/volume/tier/upload?volume=&dest=&collection=[&keepLocalDatFile=true]` | `Store.tier_upload` | NDJSON: progress lines `{"progress": true, "processed": N, "percentage": P}` (at most one a second), then `{"backend", "key", "size", "already"}` |
@@ -17,16 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from seaweed_py.errors import BadRequest, WeedError
-from seaweed_py.formats.collection import parse_collection
-from seaweed_py.formats.fid import parse_volume_id
+from seaweed_py.formats.wire import AdminCall, TierDownload, TierMount, TierUpload
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response, json_response
+from seaweed_py.httpkit.router import Handler
 from seaweed_py.storage.backend import backend_name
 
 if TYPE_CHECKING:
@@ -42,20 +44,17 @@ class TierHandlers:
     def __init__(self, server: VolumeServer) -> None:
         self._server = server
 
-    def routes(self) -> list[tuple[str, Callable[[Request], Any], str]]:
-        return [
-            ("/admin/volume/tier/upload", self.upload, "POST"),
-            ("/admin/volume/tier/download", self.download, "POST"),
-            ("/admin/volume/tier/mount", self.mount, "POST"),
-        ]
+    def routes(self) -> list[tuple[type[AdminCall], Handler]]:
+        """(message, handler) of each route, for `admin.py` to register."""
+        return [(TierUpload, self.upload), (TierDownload, self.download), (TierMount, self.mount)]
 
     def upload(self, req: Request) -> Response:
-        q = req.form()
-        vid = _volume_id(q)
+        order = TierUpload.from_query(req.form())
+        vid = order.volume_id
         store = self._server.store
-        dest = _backend(q.get("dest", ""))
-        store.check_tierable(vid, dest, _collection(q))
-        keep = q.get("keepLocalDatFile") == "true"
+        dest = _backend(order.dest)
+        store.check_tierable(vid, dest, order.collection)
+        keep = order.keep_local
 
         def work(progress: Callable[[int], None]) -> dict[str, Any]:
             remote, already = store.tier_upload(vid, dest, keep_local=keep, progress=progress)
@@ -70,11 +69,11 @@ class TierHandlers:
         return self._streamed(work, total)
 
     def download(self, req: Request) -> Response:
-        q = req.form()
-        vid = _volume_id(q)
+        order = TierDownload.from_query(req.form())
+        vid = order.volume_id
         store = self._server.store
-        remote = store.check_downloadable(vid, _collection(q))
-        keep = q.get("keepRemoteDatFile") == "true"
+        remote = store.check_downloadable(vid, order.collection)
+        keep = order.keep_remote
 
         def work(progress: Callable[[int], None]) -> dict[str, Any]:
             done = store.tier_download(vid, keep_remote=keep, progress=progress)
@@ -87,17 +86,16 @@ class TierHandlers:
         return self._streamed(work, remote.file_size)
 
     async def mount(self, req: Request) -> Response:
-        q = req.form()
-        vid = _volume_id(q)
-        source = _backend(q.get("source", "") or "s3")
-        collection = _collection(q) or ""
+        order = TierMount.from_query(req.form())
+        vid = order.volume_id
+        source = _backend(order.source or "s3")
         volume = await asyncio.to_thread(
             self._server.store.mount_remote,
             vid,
-            collection,
+            order.collection or "",
             source,
-            key=q.get("key", ""),
-            replace=q.get("replace") == "true",
+            key=order.key,
+            replace=order.replace,
         )
         self._server.link.poke()
         remote = volume.remote
@@ -156,19 +154,6 @@ class TierHandlers:
             if not task.done():
                 # The client left: the work goes on to a consistent end, unobserved.
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-
-def _volume_id(q: Mapping[str, str]) -> int:
-    text = q.get("volume", "")
-    if not text:
-        raise BadRequest("missing volume parameter")
-    return parse_volume_id(text)
-
-
-def _collection(q: Mapping[str, str]) -> str | None:
-    if "collection" not in q:
-        return None
-    return parse_collection(q["collection"])
 
 
 def _backend(text: str) -> str:

@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from seaweed_py.formats.fid import parse_file_id
+from seaweed_py.formats.wire import Heartbeat, VolumeReport
 
 ROUNDS = 5
 LOAD_SECONDS = 0.8
@@ -34,16 +35,13 @@ def _free_port() -> int:
 
 
 def _heartbeat(port: int) -> None:
-    body = json.dumps(
-        {
-            "ip": "127.0.0.1",
-            "port": 1,
-            "publicUrl": "127.0.0.1:1",
-            "maxVolumeCount": 8,
-            "maxFileKey": 0,
-            "volumes": [{"id": vid, "size": 8} for vid in (1, 2, 3)],
-        }
-    ).encode()
+    body = Heartbeat(
+        "127.0.0.1",
+        1,
+        "127.0.0.1:1",
+        max_volume_counts={"hdd": 8},
+        volumes=tuple(VolumeReport(vid, size=8) for vid in (1, 2, 3)),
+    ).to_json()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/internal/heartbeat", body, method="POST")
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert resp.status == 200

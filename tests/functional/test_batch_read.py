@@ -15,6 +15,7 @@ import pytest
 
 from seaweed_py.client import AsyncClient
 from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import InvalidFileId
 from seaweed_py.formats.multipart_mixed import MultipartMixedReader, Part, boundary_of
@@ -79,7 +80,9 @@ async def served(
         **{"Content-Encoding": "gzip", "Content-Type": "text/plain"},
     )
     blobs[fid(LOCAL, 100)] = text
-    await VolumeAdmin(http, Outgoing()).tier_upload(server.url(), TIERED, dest="s3")
+    await VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http)).tier_upload(
+        server.url(), TIERED, dest="s3"
+    )
     return server, blobs
 
 

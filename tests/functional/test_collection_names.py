@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from seaweed_py.formats.wire import Heartbeat, VolumeReport
 from seaweed_py.master import MasterOptions, MasterServer
 from seaweed_py.volume import VolumeServer
 from tests import volume_harness
@@ -155,13 +156,13 @@ def _bad_names(tmp_path: Path) -> list[str]:
 def _routes(c: Cluster, name: str) -> list[tuple[str, str | URL, dict[str, Any]]]:
     """(method, url, request kwargs) of every route that takes a collection."""
     q = {"collection": name}
-    heartbeat = {
-        "ip": "127.0.0.1",
-        "port": c.volume.port,
-        "publicUrl": c.volume.url(),
-        "maxVolumeCount": 20,
-        "volumes": [{"id": 1, "collection": name, "size": 8, "replicaPlacement": "000"}],
-    }
+    heartbeat = Heartbeat(
+        "127.0.0.1",
+        c.volume.port,
+        c.volume.url(),
+        max_volume_counts={"hdd": 20},
+        volumes=(VolumeReport(1, name, size=8),),
+    )
     return [
         ("GET", c.master_url("/dir/assign"), {"params": q}),
         ("POST", c.master_url("/dir/assign"), {"data": q}),  # a form body
@@ -173,7 +174,7 @@ def _routes(c: Cluster, name: str) -> list[tuple[str, str | URL, dict[str, Any]]
         ("GET", c.master_url("/dir/lookup"), {"params": {"volumeId": "1", **q}}),
         ("GET", c.master_url("/1,01637037d6"), {"params": q}),  # the fid redirect
         ("POST", c.master_url("/1,01637037d6"), {"params": q, "data": b"x"}),
-        ("POST", c.master_url("/internal/heartbeat"), {"data": json.dumps(heartbeat)}),
+        ("POST", c.master_url("/internal/heartbeat"), {"data": heartbeat.to_json()}),
         ("POST", c.volume_url("/admin/volume/allocate"), {"params": {"volume": "50", **q}}),
         ("POST", c.volume_url("/admin/collection/delete"), {"params": q}),
     ]

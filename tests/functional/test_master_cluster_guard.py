@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from seaweed_py.formats.wire import Heartbeat, VolumeReport
 from seaweed_py.master import MasterOptions, MasterServer
 from seaweed_py.volume import VolumeOptions, VolumeServer
 
@@ -111,15 +112,15 @@ async def outsider() -> AsyncIterator[aiohttp.ClientSession]:
         yield http
 
 
-def _forged(volume_id: int, *, port: int, goodbye: bool = False) -> dict[str, Any]:
-    return {
-        "ip": "127.0.0.1" if goodbye else OUTSIDER,
-        "port": port,
-        "publicUrl": f"{OUTSIDER}:{port}",
-        "maxVolumeCount": 8,
-        "hasNoVolumes": goodbye,
-        "volumes": [] if goodbye else [{"id": volume_id, "size": 100, "replicaPlacement": "000"}],
-    }
+def _forged(volume_id: int, *, port: int, goodbye: bool = False) -> bytes:
+    forged = Heartbeat(
+        "127.0.0.1" if goodbye else OUTSIDER,
+        port,
+        f"{OUTSIDER}:{port}",
+        max_volume_counts={"hdd": 8},
+        volumes=(VolumeReport(volume_id, size=100),),
+    )
+    return (forged.goodbye() if goodbye else forged).to_json()
 
 
 async def _refused(http: aiohttp.ClientSession, url: str, **kw: Any) -> None:
@@ -144,7 +145,7 @@ async def test_forged_heartbeat_cannot_add_a_location_to_a_real_volume(
     await _refused(
         outsider,
         f"{guarded.base}/internal/heartbeat",
-        json=_forged(int(vid), port=guarded.volume.port + 1),
+        data=_forged(int(vid), port=guarded.volume.port + 1),
     )
     assert await _locations(guarded, vid) == [guarded.volume.url()]
     async with (
@@ -160,7 +161,7 @@ async def test_forged_goodbye_cannot_empty_a_real_server(
     await _refused(
         outsider,
         f"{guarded.base}/internal/heartbeat",
-        json=_forged(0, port=guarded.volume.port, goodbye=True),
+        data=_forged(0, port=guarded.volume.port, goodbye=True),
     )
     assert guarded.master.topology.free_slots() > 0
     async with (

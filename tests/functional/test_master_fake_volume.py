@@ -14,6 +14,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from seaweed_py.formats.wire import (
+    AllocateVolume,
+    DeleteCollection,
+    DeleteVolume,
+    Heartbeat,
+    VolumeReport,
+)
 from seaweed_py.master import MasterOptions, MasterServer
 
 
@@ -63,23 +70,23 @@ class FakeVolumeServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def state(self, goodbye: bool = False) -> dict[str, Any]:
-        return {
-            "ip": "127.0.0.1",
-            "port": self.port,
-            "publicUrl": self.url,
-            "dataCenter": self.data_center,
-            "rack": self.rack,
-            "maxVolumeCount": self.max_volumes,
-            "maxFileKey": self.max_file_key,
-            "hasNoVolumes": goodbye,
-            "volumes": [] if goodbye else list(self.volumes.values()),
-        }
+    def state(self, goodbye: bool = False) -> Heartbeat:
+        state = Heartbeat(
+            ip="127.0.0.1",
+            port=self.port,
+            public_url=self.url,
+            data_center=self.data_center,
+            rack=self.rack,
+            max_volume_counts={"hdd": self.max_volumes},
+            max_file_key=self.max_file_key,
+            volumes=tuple(VolumeReport.from_obj(v) for v in self.volumes.values()),
+        )
+        return state.goodbye() if goodbye else state
 
     async def heartbeat(self, goodbye: bool = False) -> dict[str, Any]:
         assert self._session is not None
         async with self._session.post(
-            f"http://{self.master}/internal/heartbeat", json=self.state(goodbye)
+            f"http://{self.master}/internal/heartbeat", data=self.state(goodbye).to_json()
         ) as resp:
             assert resp.status == 200, await resp.text()
             answer: dict[str, Any] = await resp.json()
@@ -92,39 +99,34 @@ class FakeVolumeServer:
             await asyncio.sleep(self.allocate_delay)
         if self.fail_allocate:
             return web.json_response({"error": "disk on fire"}, status=500)
-        vid = int(q["volume"])
+        order = AllocateVolume.from_query(q)
+        vid = order.volume_id
         if vid in self.volumes:
             return web.json_response({"error": f"volume {vid} exists"}, status=409)
         if len(self.volumes) >= self.max_volumes:
             return web.json_response({"error": "no free slot"}, status=406)
-        self.volumes[vid] = {
-            "id": vid,
-            "collection": q.get("collection", ""),
-            "size": 8,
-            "fileCount": 0,
-            "deleteCount": 0,
-            "deletedByteCount": 0,
-            "readOnly": False,
-            "replicaPlacement": q.get("replication", "") or "000",
-            "ttl": q.get("ttl", ""),
-            "version": 3,
-            "compactRevision": 0,
-            "modifiedAtSecond": 0,
-            "diskType": q.get("disk", ""),
-        }
+        self.volumes[vid] = VolumeReport(
+            vid,
+            order.collection,
+            size=8,
+            replica_placement=order.replica_placement,
+            ttl=order.ttl,
+            disk_type=order.disk,
+        ).to_obj()
         return web.json_response({})
 
     async def _delete(self, request: web.Request) -> web.Response:
         q = dict(request.query)
         self.calls.append(("delete", q))
-        if self.volumes.pop(int(q["volume"]), None) is None:
+        if self.volumes.pop(DeleteVolume.from_query(q).volume_id, None) is None:
             return web.json_response({"error": "not found"}, status=404)
         return web.json_response({})
 
     async def _delete_collection(self, request: web.Request) -> web.Response:
         q = dict(request.query)
         self.calls.append(("delete_collection", q))
-        for vid in [v for v, info in self.volumes.items() if info["collection"] == q["collection"]]:
+        name = DeleteCollection.from_query(q).collection
+        for vid in [v for v, info in self.volumes.items() if info["collection"] == name]:
             del self.volumes[vid]
         return web.json_response({})
 

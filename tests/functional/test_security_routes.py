@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from seaweed_py.formats.wire import Heartbeat, VolumeReport
 from seaweed_py.httpkit.router import Router
 from seaweed_py.security.tokens import fid_token
 from tests.secure_cluster import KEY, SecureCluster, settings
@@ -170,16 +171,16 @@ async def test_a_file_id_token_is_no_cluster_token(cluster: SecureCluster) -> No
     """Any client may get a write token from /dir/assign; it must not open the cluster's
     protocol (a forged heartbeat could add a location to a real volume)."""
     fid, vid = await _stored(cluster)
-    forged = {
-        "ip": "127.0.0.1",
-        "port": 1,
-        "publicUrl": "127.0.0.1:1",
-        "maxVolumeCount": 8,
-        "volumes": [{"id": int(vid), "size": 1, "replicaPlacement": "000"}],
-    }
+    forged = Heartbeat(
+        "127.0.0.1",
+        1,
+        "127.0.0.1:1",
+        max_volume_counts={"hdd": 8},
+        volumes=(VolumeReport(int(vid), size=1),),
+    )
     bearer = {"Authorization": f"Bearer {fid_token(KEY, 10, fid, time.time())}"}
     async with cluster.http.post(
-        cluster.master_url("/internal/heartbeat"), json=forged, headers=bearer
+        cluster.master_url("/internal/heartbeat"), data=forged.to_json(), headers=bearer
     ) as resp:
         assert resp.status == 401
         assert await resp.json() == {"error": "wrong cluster token"}

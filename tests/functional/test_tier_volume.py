@@ -17,11 +17,12 @@ import aiohttp
 import pytest
 
 from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.tiering import Tiering
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import BadRequest, Conflict, VolumeNotFound
 from seaweed_py.formats.vif import VolumeInfo
-from seaweed_py.master.params import parse_heartbeat
+from seaweed_py.formats.wire import Heartbeat
 from seaweed_py.master.tiering import AutoTier
 from seaweed_py.storage.backend import Backends
 from seaweed_py.storage.backend.settings import BackendSource
@@ -87,7 +88,7 @@ async def test_tier_read_delete_restart_mount_and_download(
     blobs = await fill(http, v0, VID, 40)
     directory = Path(v0.options.dirs[0])
     original = (directory / f"{VID}.dat").read_bytes()
-    admin = VolumeAdmin(http, Outgoing())
+    admin = VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http))
 
     done = await admin.tier_upload(v0.url(), VID, dest="s3", collection="")
     info = vif(v0, VID)
@@ -138,7 +139,7 @@ async def test_tier_read_delete_restart_mount_and_download(
     assert mounted["key"] == done["key"]
     await read_all(http, v1, kept)
     assert (await get(http, url(v1, f"/{deleted}")))[0] == 404
-    beat = v1.admin.heartbeat()
+    beat = v1.admin.heartbeat().to_obj()
     (hb,) = [v for v in beat["volumes"] if v["id"] == VID]
     assert (hb["remoteStorageName"], hb["remoteStorageKey"], hb["readOnly"]) == (
         "s3.default",
@@ -168,7 +169,7 @@ async def test_keep_local_dat_still_reads_the_bucket(
 ) -> None:
     v0 = await start_server("v0", backends=settings(s3, s3.new_bucket()))
     blobs = await fill(http, v0, VID, 5)
-    admin = VolumeAdmin(http, Outgoing())
+    admin = VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http))
     await admin.tier_upload(v0.url(), VID, dest="s3.default", keep_local=True)
     dat = Path(v0.options.dirs[0]) / f"{VID}.dat"
     assert dat.exists()
@@ -184,7 +185,7 @@ async def test_refusals_before_anything_changes(
 ) -> None:
     v0 = await start_server("v0")  # no S3 settings at all: local volumes still serve
     blobs = await fill(http, v0, VID, 3)
-    admin = VolumeAdmin(http, Outgoing())
+    admin = VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http))
     with pytest.raises(BadRequest, match="no S3 backend is configured"):
         await admin.tier_upload(v0.url(), VID, dest="s3")
     with pytest.raises(VolumeNotFound):
@@ -206,7 +207,7 @@ async def test_an_unreachable_bucket_fails_the_upload_and_leaves_the_volume_loca
     backends = settings(s3, s3.new_bucket(), WEEDPY_S3_ENDPOINT="http://127.0.0.1:9")
     v0 = await start_server("v0", backends=backends)
     blobs = await fill(http, v0, VID, 3)
-    admin = VolumeAdmin(http, Outgoing())
+    admin = VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http))
     with pytest.raises(Exception, match=r"upload s3\.default/") as caught:
         await admin.tier_upload(v0.url(), VID, dest="s3")
     assert s3.secret_key not in str(caught.value)
@@ -223,7 +224,9 @@ async def test_a_tiered_volume_whose_backend_is_not_configured_is_skipped_alone(
     v0 = await start_server("v0", backends=backends)
     await fill(http, v0, VID, 2)
     local = await fill(http, v0, VID + 1, 2)
-    await VolumeAdmin(http, Outgoing()).tier_upload(v0.url(), VID, dest="s3")
+    await VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http)).tier_upload(
+        v0.url(), VID, dest="s3"
+    )
     await v0.stop()
     v0 = await start_server("v0")  # restarted without the S3 settings
     assert v0.store.get(VID) is None
@@ -238,13 +241,15 @@ async def test_secrets_stay_out_of_status_metrics_heartbeats_and_vif(
     bucket = s3.new_bucket()
     v0 = await start_server("v0", backends=settings(s3, bucket))
     blobs = await fill(http, v0, VID, 3)
-    await VolumeAdmin(http, Outgoing()).tier_upload(v0.url(), VID, dest="s3")
+    await VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http)).tier_upload(
+        v0.url(), VID, dest="s3"
+    )
     await read_all(http, v0, blobs)
     seen = [
         (await get(http, url(v0, "/status")))[2].decode(),
         (await get(http, url(v0, "/metrics")))[2].decode(),
         (await get(http, url(v0, "/ui/index.html")))[2].decode(),
-        json.dumps(v0.admin.heartbeat()),
+        v0.admin.heartbeat().to_json().decode(),
         (Path(v0.options.dirs[0]) / f"{VID}.vif").read_text(),
         repr(v0.options),
         caplog.text,
@@ -265,7 +270,9 @@ async def test_reads_coalesce_and_the_cache_keeps_them_off_the_network(
     v0 = await start_server("v0", backends=settings(s3, s3.new_bucket()), tier_cache=8 << 20)
     blobs = await fill(http, v0, VID, 60)
     small = {fid: data for fid, data in blobs.items() if len(data) < 10000}
-    await VolumeAdmin(http, Outgoing()).tier_upload(v0.url(), VID, dest="s3")
+    await VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http)).tier_upload(
+        v0.url(), VID, dest="s3"
+    )
     before = v0.store.backends.requests()["s3.default"]
     await read_all(http, v0, small)  # all at once: neighbours share GETs
     first = v0.store.backends.requests()["s3.default"] - before
@@ -281,7 +288,9 @@ async def test_bucket_gone_answers_502_and_reads_recover(
     bucket = s3.new_bucket()
     v0 = await start_server("v0", backends=settings(s3, bucket), tier_cache=0)
     blobs = await fill(http, v0, VID, 3)
-    done = await VolumeAdmin(http, Outgoing()).tier_upload(v0.url(), VID, dest="s3")
+    done = await VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http)).tier_upload(
+        v0.url(), VID, dest="s3"
+    )
     store = v0.store.backends.get("s3")
     saved = store.read_range(done["key"], 0, 1 << 30)
     store.delete(done["key"])
@@ -317,11 +326,11 @@ async def test_the_masters_policy_tiers_full_quiet_volumes_by_itself(
     master.locations[VID] = [v0.url()]
     master.locations[VID + 1] = [v0.url()]
     topology = Topology(volume_size_limit=4 << 20, pulse_seconds=1.0)
-    topology.apply_heartbeat(parse_heartbeat(json.dumps(v0.admin.heartbeat()).encode()), 0.0)
+    topology.apply_heartbeat(Heartbeat.from_json(v0.admin.heartbeat().to_json()), 0.0)
     policy = TierPolicy(dest="s3", quiet_for=3600.0, full_percent=50.0)
     auto = AutoTier(
         topology,
-        Tiering(http, Outgoing(), master.address),
+        Tiering(HttpClient(Outgoing(), Timeout(120), session=http), master.address),
         policy,
         now=lambda: time.time() + 7200,
     )
@@ -330,5 +339,5 @@ async def test_the_masters_policy_tiers_full_quiet_volumes_by_itself(
     assert await auto.round() == [VID]
     assert vif(v0, VID).files and not vif(v0, VID + 1).files
     await read_all(http, v0, {**blobs, **local})
-    topology.apply_heartbeat(parse_heartbeat(json.dumps(v0.admin.heartbeat()).encode()), 1.0)
+    topology.apply_heartbeat(Heartbeat.from_json(v0.admin.heartbeat().to_json()), 1.0)
     assert await auto.round() == []  # tiered volumes are left alone

@@ -14,6 +14,7 @@ from seaweed_py.cli.server_cmd import build_flags, resolve
 from seaweed_py.client.master_link import Location, MasterLink
 from seaweed_py.config.flags import FlagSet, HelpRequested, UsageError
 from seaweed_py.errors import VolumeNotFound
+from seaweed_py.formats.wire import Heartbeat, VolumeReport
 from seaweed_py.volume.options import add_volume_flags, volume_options
 from tests.fake_master import FakeMaster
 from tests.volume_harness import until
@@ -28,8 +29,8 @@ async def master() -> AsyncIterator[FakeMaster]:
     await m.stop()
 
 
-def _state() -> dict[str, Any]:
-    return {"ip": "127.0.0.1", "port": 8080, "volumes": [{"id": 3}], "hasNoVolumes": False}
+def _state() -> Heartbeat:
+    return Heartbeat("127.0.0.1", 8080, volumes=(VolumeReport(3),))
 
 
 async def test_heartbeats_carry_full_state_and_goodbye_drops_volumes(master: FakeMaster) -> None:
@@ -41,10 +42,10 @@ async def test_heartbeats_carry_full_state_and_goodbye_drops_volumes(master: Fak
     await until(lambda: len(master.heartbeats) >= 2)
     assert link.heartbeating
     await link.stop()
-    assert master.heartbeats[0]["volumes"] == [{"id": 3}]
+    assert Heartbeat.from_obj(master.heartbeats[0]) == _state()
     assert master.heartbeats[-1]["hasNoVolumes"] is True
     assert master.heartbeats[-1]["volumes"] == []
-    assert answers[0]["volumeSizeLimit"] == 1234
+    assert answers[0].volume_size_limit == 1234
 
 
 async def test_unreachable_master_fails_over_to_the_next(master: FakeMaster) -> None:
@@ -242,7 +243,7 @@ async def test_heartbeats_resume_when_the_master_comes_back() -> None:
         await until(lambda: not link.heartbeating)
         await restarted.start(port=first.port)
         await until(lambda: len(restarted.heartbeats) >= 1)
-        assert restarted.heartbeats[0]["volumes"] == [{"id": 3}]  # full state: re-registered
+        assert Heartbeat.from_obj(restarted.heartbeats[0]) == _state()  # full state: re-registered
         await until(lambda: link.heartbeating)
     finally:
         await link.stop(goodbye=False)

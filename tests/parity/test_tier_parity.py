@@ -16,6 +16,7 @@ import pytest
 
 from seaweed_py.client import AsyncClient
 from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.formats.vif import VolumeInfo
 from seaweed_py.storage.backend.settings import BackendSource
@@ -106,7 +107,9 @@ async def test_weed_mounts_a_volume_weedpy_tiered(
         blobs[fid] = os.urandom(500 + n)
         async with http.put(url(server, f"/{fid}"), data=io.BytesIO(blobs[fid])) as resp:
             assert resp.status == 201
-    await VolumeAdmin(http, Outgoing()).tier_upload(server.url(), vid, dest="s3")
+    await VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http)).tier_upload(
+        server.url(), vid, dest="s3"
+    )
     await server.stop()
     weed_dir = tmp_path / "weed-volume"
     weed_dir.mkdir()

@@ -18,11 +18,14 @@ from typing import IO, Any
 import aiohttp
 
 from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.tiering import Tiering
 from seaweed_py.config.flags import FlagSet
 
 __all__ = ["COMMANDS", "Command", "ShellContext", "command"]
 
+# Admin calls of the shell's commands (the tiering ones stream, with their own deadline).
+_ADMIN_TIMEOUT = Timeout(total=120, connect=5)
 Handler = Callable[["ShellContext", dict[str, Any], list[str]], Awaitable[None]]
 
 
@@ -37,7 +40,8 @@ class ShellContext:
     tiering: Tiering = field(init=False)
 
     def __post_init__(self) -> None:
-        self.tiering = Tiering(self.session, self.out, self.master)
+        http = HttpClient(self.out, _ADMIN_TIMEOUT, session=self.session)
+        self.tiering = Tiering(http, self.master)
 
     def say(self, line: str) -> None:
         print(line, file=self.stdout, flush=True)

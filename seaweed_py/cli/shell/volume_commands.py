@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from seaweed_py.cli.shell.registry import ShellContext, command
-from seaweed_py.client.volume_admin import json_object
+from seaweed_py.client.http import json_object
 from seaweed_py.config.flags import FlagSet
 from seaweed_py.errors import ServerUnreachable, WeedError
 
