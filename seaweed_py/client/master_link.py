@@ -5,7 +5,9 @@ Protocol (the messages are `formats/wire.py`'s): every pulse the volume server P
 size limit and the leader. A failed heartbeat moves on to the next master of `-master`; an
 answer naming another leader moves to it. Because each heartbeat is complete, a restarted master
 relearns the node from the next one. On shutdown one last heartbeat with `hasNoVolumes` makes
-the master drop the node at once.
+the master drop the node at once. A master that refuses the heartbeat with 409 (a data
+directory of this server is served by another live server) is logged as an error and asked
+again every pulse: it accepts the server once the other one has left.
 
 Lookups (`/dir/lookup?volumeId=`) are cached for `lookup_ttl` seconds (10 minutes, like Go
 clients); callers `forget(vid)` an entry that proved stale. The whole cache is dropped when a
@@ -31,7 +33,7 @@ import orjson
 from seaweed_py.client.cluster import Outgoing
 from seaweed_py.client.http import HttpClient, Reply, Timeout
 from seaweed_py.client.roles import check_master
-from seaweed_py.errors import ServerUnreachable, VolumeNotFound, WeedError
+from seaweed_py.errors import Conflict, ServerUnreachable, VolumeNotFound, WeedError
 from seaweed_py.formats.wire import Heartbeat, HeartbeatAnswer, UnwritableReport
 
 __all__ = ["Location", "MasterLink"]
@@ -83,6 +85,7 @@ class MasterLink:
         self._wake = asyncio.Event()
         self._last_ok = False
         self._warned = False
+        self._refused = ""  # the master's last refusal of this server, logged once
         self._locations_version: object = None  # the master's, from its last answer
         self._locations_changed = asyncio.Event()  # set (and replaced) at each new version
 
@@ -137,6 +140,14 @@ class MasterLink:
                 "POST", master, Heartbeat.PATH, data=heartbeat.to_json(), headers=_JSON
             )
             answer = HeartbeatAnswer.from_json(reply.expect(f"heartbeat to master {master}").body)
+        except Conflict as exc:
+            # This master is fine; it refuses this server (a directory served twice), and will
+            # accept it once the other server has left.
+            if exc.message != self._refused:
+                log.error("master %s refuses this volume server: %s", master, exc.message)
+                self._refused = exc.message
+            self._last_ok = False
+            return
         except WeedError as exc:
             if self._last_ok or not self._warned:
                 log.warning("heartbeat to master %s failed: %s", master, exc)
@@ -148,6 +159,7 @@ class MasterLink:
         if not self._last_ok:
             log.info("heartbeating to master %s", master)
         self._last_ok = True
+        self._refused = ""
         version = answer.locations_version
         if version != self._locations_version:
             # Some volume gained or lost a holder (or this is another master): cached lookups

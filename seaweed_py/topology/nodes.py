@@ -39,6 +39,7 @@ class DataNode:
         "id",
         "ip",
         "last_seen",
+        "location_uuids",
         "max_volume_counts",
         "port",
         "public_url",
@@ -59,6 +60,7 @@ class DataNode:
         self._held: dict[str, int] = {}
         self.last_seen = now
         self.pulse_seconds = 0.0
+        self.location_uuids: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:

@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from seaweed_py.errors import Conflict
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.topology.layout import LayoutKey, VolumeLayout
 from seaweed_py.topology.nodes import (
@@ -77,6 +78,8 @@ class Topology:
         # Volumes whose last holder left the topology (died or stopped) while holding them:
         # unreachable rather than gone, so lookups answer 503, not 404 (scenario 11).
         self.lost_volumes: set[int] = set()
+        # Data directory uuid (`vol_dir.uuid`) → the node serving it.
+        self._directories: dict[str, DataNode] = {}
         self.max_volume_id = 0
         self.locations_version = 0
         """Bumped whenever a volume gains or loses a location: volume servers that cache
@@ -115,11 +118,16 @@ class Topology:
         """Replace what we knew of the sending node with its full state.
 
         A heartbeat with `has_no_volumes` is a graceful goodbye: the node is dropped at once.
+        One naming a data directory (`location_uuids`) that another live node serves is refused
+        with `Conflict` and changes nothing: two servers of one directory would each report its
+        volumes as their own copy.
         """
         if hb.has_no_volumes:
             self.remove_node(hb.node_id, now)
             return None
+        self._check_directories(hb)
         node = self._place_node(hb, now)
+        self._claim_directories(node, hb.location_uuids)
         node.max_volume_counts = {normalize_disk(d): c for d, c in hb.max_volume_counts.items()}
         node.last_seen = now
         node.pulse_seconds = hb.pulse_seconds
@@ -176,6 +184,36 @@ class Topology:
         node.public_url = hb.public_url or node.id
         return node
 
+    def _check_directories(self, hb: Heartbeat) -> None:
+        held = self._directories
+        taken = {
+            uuid: held[uuid].id
+            for uuid in hb.location_uuids
+            if uuid in held and held[uuid].id != hb.node_id
+        }
+        if taken:
+            where = ", ".join(f"{uuid} by {node}" for uuid, node in sorted(taken.items()))
+            raise Conflict(
+                f"volume server {hb.node_id} serves a data directory that another live volume "
+                f"server serves: {where} (vol_dir.uuid); it is refused until that server "
+                "leaves or misses 3 pulses",
+                extra={"duplicatedUuids": sorted(taken)},
+            )
+
+    def _claim_directories(self, node: DataNode, uuids: tuple[str, ...]) -> None:
+        if node.location_uuids == uuids:
+            return
+        self._release_directories(node)
+        node.location_uuids = uuids
+        for uuid in uuids:
+            self._directories[uuid] = node
+
+    def _release_directories(self, node: DataNode) -> None:
+        for uuid in node.location_uuids:
+            if self._directories.get(uuid) is node:
+                del self._directories[uuid]
+        node.location_uuids = ()
+
     def _rack(self, dc_id: str, rack_id: str) -> Rack:
         dc = self.data_centers.get(dc_id)
         if dc is None:
@@ -219,6 +257,7 @@ class Topology:
             if vid not in self._vid_layout:
                 self.lost_volumes.add(vid)
         node.set_volumes({})
+        self._release_directories(node)
         self._detach(node)
         return True
 

@@ -1,9 +1,11 @@
 """A real master and real volume servers over the one wire (`formats/wire.py`): what a
-heartbeat carries now reaches the master (the sender's pulse, its slots per disk type), and the
+heartbeat carries now reaches the master (the sender's pulse, its data directories), and the
 volume server's admin routes read their orders with the codec (issue 14, first step)."""
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import VolumeNotFound
-from seaweed_py.formats.wire import DeleteVolume, MarkReadonly
+from seaweed_py.formats.wire import DeleteVolume, Heartbeat, MarkReadonly
 from seaweed_py.master import MasterOptions, MasterServer
 from tests import volume_harness
 from tests.volume_harness import Starter, until
@@ -52,6 +54,49 @@ async def test_the_volume_server_sends_its_slots_per_disk_type(
     await until(lambda: volume.url() in master.topology.nodes)
     node = master.topology.nodes[volume.url()]
     assert node.max_volume_counts == {"hdd": 3}
+    assert node.location_uuids == tuple(volume.store.location_uuids)
+
+
+async def test_a_copied_data_directory_is_refused_until_its_first_server_leaves(
+    tmp_path: Path,
+    master: MasterServer,
+    start_server: Starter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Pulsing slowly, so that the master cannot drop it while the test watches the copy.
+    first = await start_server("first", pulse_seconds=1.0)
+    await until(lambda: first.url() in master.topology.nodes)
+    (tmp_path / "copy").mkdir()
+    shutil.copy(tmp_path / "first" / "vol_dir.uuid", tmp_path / "copy" / "vol_dir.uuid")
+    caplog.set_level(logging.ERROR, logger="seaweed_py.client.master_link")
+    copy = await start_server("copy")
+    await until(lambda: "refuses this volume server" in caplog.text)
+    [uuid] = first.store.location_uuids
+    assert f"{uuid} by {first.url()}" in caplog.text
+    seen = master.stats.heartbeats
+    await until(lambda: master.stats.heartbeats >= seen + 3)  # the copy asks every 0.2 s
+    assert copy.url() not in master.topology.nodes and not copy.link.heartbeating
+    assert caplog.text.count("refuses this volume server") == 1  # logged once
+    await first.stop()  # its goodbye frees the directory
+    await until(lambda: copy.link.heartbeating)
+    assert copy.url() in master.topology.nodes
+
+
+async def test_the_master_answers_a_directory_served_twice_with_409(
+    master: MasterServer, start_server: Starter
+) -> None:
+    first = await start_server("first", pulse_seconds=1.0)
+    await until(lambda: first.url() in master.topology.nodes)
+    [uuid] = first.store.location_uuids
+    forged = Heartbeat("127.0.0.1", 1, location_uuids=(uuid, "other"))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"http://{master.address}{Heartbeat.PATH}", data=forged.to_json()) as resp,
+    ):
+        assert resp.status == 409
+        body = await resp.json()
+    assert body["duplicatedUuids"] == [uuid] and first.url() in body["error"]
+    assert "127.0.0.1:1" not in master.topology.nodes
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from seaweed_py.errors import Conflict
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.topology import DataNode, Heartbeat, LayoutKey, Topology, VolumeReport
 from seaweed_py.topology.layout import VolumeLayout
@@ -236,3 +237,54 @@ def test_locations_version_moves_only_when_a_volume_gains_or_loses_a_holder() ->
     version = topo.locations_version
     topo.drop_collection("pics", 6.0)
     assert topo.locations_version > version
+
+
+# ---------------------------------------------------------------- one directory served twice
+
+
+def _serving(name: str, uuids: tuple[str, ...], volumes: tuple[int, ...] = ()) -> Heartbeat:
+    return replace(
+        heartbeat("dc1", "r1", name, {"max": 5, "volumes": list(volumes)}),
+        location_uuids=uuids,
+    )
+
+
+def test_a_directory_another_live_node_serves_is_refused_and_changes_nothing() -> None:
+    topo = Topology(volume_size_limit=LIMIT, pulse_seconds=5.0)
+    topo.apply_heartbeat(_serving("a", ("u1", "u2"), (1,)), 0.0)
+    before = snapshot(topo)
+    with pytest.raises(Conflict, match=r"u2 by a:8080") as refused:
+        topo.apply_heartbeat(_serving("copy", ("u2", "u3"), (1, 2)), 1.0)
+    assert refused.value.status == 409
+    assert refused.value.body()["duplicatedUuids"] == ["u2"]
+    assert snapshot(topo) == before and node_id("copy") not in topo.nodes
+
+
+def test_the_directory_is_free_again_once_its_node_leaves_or_dies() -> None:
+    topo = Topology(volume_size_limit=LIMIT, pulse_seconds=5.0)
+    topo.apply_heartbeat(_serving("a", ("u1",), (1,)), 0.0)
+    topo.apply_heartbeat(_serving("b", ("u2",), (2,)), 0.0)
+    topo.apply_heartbeat(_serving("a", ("u1",)).goodbye(), 1.0)
+    topo.apply_heartbeat(_serving("a2", ("u1",), (1,)), 2.0)  # restarted on another port
+    assert [n.id for n in topo.lookup(1)] == [node_id("a2")]
+    topo.apply_heartbeat(_serving("a2", ("u1",), (1,)), 20.0)
+    assert topo.expire_dead(20.0) == [node_id("b")]  # silent for more than 3 pulses
+    topo.apply_heartbeat(_serving("b2", ("u2",), (2,)), 20.0)
+    assert [n.id for n in topo.lookup(2)] == [node_id("b2")]
+
+
+def test_a_node_may_repeat_and_change_its_own_directories() -> None:
+    topo = Topology(volume_size_limit=LIMIT, pulse_seconds=5.0)
+    topo.apply_heartbeat(_serving("a", ("u1", "u2")), 0.0)
+    topo.apply_heartbeat(_serving("a", ("u1", "u2")), 1.0)
+    topo.apply_heartbeat(_serving("a", ("u1",)), 2.0)  # u2 was unmounted
+    topo.apply_heartbeat(_serving("b", ("u2",)), 3.0)  # and is served elsewhere now
+    assert topo.nodes[node_id("b")].location_uuids == ("u2",)
+    with pytest.raises(Conflict):
+        topo.apply_heartbeat(_serving("b", ("u1", "u2")), 4.0)
+
+
+def test_nodes_that_send_no_directories_never_conflict() -> None:
+    topo = build(CLUSTER)
+    topo.apply_heartbeat(heartbeat("dc1", "r1", "c", {"max": 1}), 1.0)
+    assert len(topo.nodes) == 3
