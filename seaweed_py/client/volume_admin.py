@@ -24,6 +24,13 @@ from seaweed_py.formats.wire import (
     TierDownload,
     TierMount,
     TierUpload,
+    VacuumCheck,
+    VacuumCheckAnswer,
+    VacuumCleanup,
+    VacuumCommit,
+    VacuumCommitAnswer,
+    VacuumCompact,
+    VacuumCompactAnswer,
     VolumeReport,
     VolumeStatusQuery,
 )
@@ -107,6 +114,34 @@ class VolumeAdmin:
         """Mount volume `vid` on `server` from the bucket `source` names (see `TierMount`)."""
         order = TierMount(vid, source, collection, key, replace)
         return json_object(await self.send(server, order, timeout=_TIER_MOUNT))
+
+    async def vacuum_check(self, server: str, vid: int, *, timeout: float) -> float:
+        """The garbage ratio of `vid` on `server` (spec §9.1)."""
+        answer = await self.send(
+            server, VacuumCheck(vid), timeout=Timeout(total=timeout, connect=5.0)
+        )
+        return VacuumCheckAnswer.from_json(answer).garbage_ratio
+
+    async def vacuum_compact(
+        self, server: str, vid: int, *, preallocate: int = 0, timeout: float
+    ) -> VacuumCompactAnswer:
+        """Copy the live needles of `vid` into its `.cpd`/`.cpx` on `server` (reads and writes
+        go on); answered once done, with what was copied and left behind."""
+        order = VacuumCompact(vid, preallocate)
+        return VacuumCompactAnswer.from_json(
+            await self.send(server, order, timeout=Timeout(total=timeout, connect=5.0))
+        )
+
+    async def vacuum_commit(self, server: str, vid: int, *, timeout: float) -> VacuumCommitAnswer:
+        """Swap the compacted files of `vid` in on `server`."""
+        answer = await self.send(
+            server, VacuumCommit(vid), timeout=Timeout(total=timeout, connect=5.0)
+        )
+        return VacuumCommitAnswer.from_json(answer)
+
+    async def vacuum_cleanup(self, server: str, vid: int) -> None:
+        """Drop an uncommitted compaction of `vid` on `server`."""
+        await self.send(server, VacuumCleanup(vid))
 
     async def _stream(
         self, server: str, message: TierUpload | TierDownload, progress: Progress | None

@@ -67,6 +67,18 @@ some volume gains or loses a holder.
 | `TierUpload` | `POST /admin/volume/tier/upload` | `volume`, `dest`, `collection` (when given, the volume's must match), `keepLocalDatFile=true`; answered in NDJSON |
 | `TierDownload` | `POST /admin/volume/tier/download` | `volume`, `collection`, `keepRemoteDatFile=true`; answered in NDJSON |
 | `TierMount` | `POST /admin/volume/tier/mount` | `volume`, `source`, `collection`, `key`, `replace=true` |
+| `VacuumCheck` | `GET /admin/vacuum/check` | `volume`; answered with a `VacuumCheckAnswer` |
+| `VacuumCompact` | `POST /admin/vacuum/compact` | `volume`, `preallocate` (bytes to reserve for the copy); answered with a `VacuumCompactAnswer` once done |
+| `VacuumCommit` | `POST /admin/vacuum/commit` | `volume`; answered with a `VacuumCommitAnswer` |
+| `VacuumCleanup` | `POST /admin/vacuum/cleanup` | `volume`; answered `{}` |
+
+### Vacuum answers (spec §9.3), JSON bodies
+
+| message | fields |
+|---|---|
+| `VacuumCheckAnswer` | `garbageRatio` (number ≥ 0: deleted over content bytes, spec §9.1) |
+| `VacuumCompactAnswer` | `processedBytes` (live bytes copied), `needles`, `expired`, `corrupt` (needles left behind), `sizeBefore`, `compactedSize` (ints ≥ 0) |
+| `VacuumCommitAnswer` | `isReadOnly` (bool), `volumeSize`, `reclaimedBytes`, `replayed` (ints ≥ 0) |
 
 Each class names its route (`PATH`, `METHOD`). `volume` is a decimal uint32 (missing: 400
 `missing volume parameter`; malformed: `InvalidFileId`, 400); a bad collection, replication or
@@ -104,6 +116,13 @@ __all__ = [
     "TierMount",
     "TierUpload",
     "UnwritableReport",
+    "VacuumCheck",
+    "VacuumCheckAnswer",
+    "VacuumCleanup",
+    "VacuumCommit",
+    "VacuumCommitAnswer",
+    "VacuumCompact",
+    "VacuumCompactAnswer",
     "VolumeReport",
     "VolumeStatusQuery",
     "normalize_disk",
@@ -711,4 +730,119 @@ class TierMount:
             _optional_collection(q),
             q.get("key", ""),
             _flag(q, "replace"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VacuumCheck(_OneVolume):
+    """Master → volume: `volume_id`'s garbage ratio, answered with a `VacuumCheckAnswer`."""
+
+    PATH: ClassVar[str] = "/admin/vacuum/check"
+    METHOD: ClassVar[str] = "GET"
+
+
+@dataclass(frozen=True, slots=True)
+class VacuumCompact:
+    """Master → volume: copy `volume_id`'s live needles into its `.cpd`/`.cpx` (reads and
+    writes go on), `preallocate` bytes of disk reserved for the copy; answered with a
+    `VacuumCompactAnswer` once done."""
+
+    volume_id: int
+    preallocate: int = 0
+
+    PATH: ClassVar[str] = "/admin/vacuum/compact"
+    METHOD: ClassVar[str] = "POST"
+
+    def to_query(self) -> dict[str, str]:
+        return {"volume": str(self.volume_id), "preallocate": str(self.preallocate)}
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str], *, max_preallocate: int = I64_MAX) -> VacuumCompact:
+        """`max_preallocate`: the most a volume of the receiver can hold."""
+        return cls(_volume_id(q), _bytes(q, "preallocate", max_preallocate))
+
+
+@dataclass(frozen=True, slots=True)
+class VacuumCommit(_OneVolume):
+    """Master → volume: install `volume_id`'s finished compaction, answered with a
+    `VacuumCommitAnswer`."""
+
+    PATH: ClassVar[str] = "/admin/vacuum/commit"
+    METHOD: ClassVar[str] = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class VacuumCleanup(_OneVolume):
+    """Master → volume: drop `volume_id`'s uncommitted compaction."""
+
+    PATH: ClassVar[str] = "/admin/vacuum/cleanup"
+    METHOD: ClassVar[str] = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class VacuumCheckAnswer:
+    garbage_ratio: float
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"garbageRatio": self.garbage_ratio})
+
+    @classmethod
+    def from_json(cls, body: bytes) -> VacuumCheckAnswer:
+        f = _Fields(_object(body, "vacuum check answer"), "")
+        return cls(f.number("garbageRatio", 0.0, float("inf")))
+
+
+@dataclass(frozen=True, slots=True)
+class VacuumCompactAnswer:
+    processed_bytes: int = 0
+    """Bytes of live needles copied."""
+    needles: int = 0
+    expired: int = 0
+    corrupt: int = 0
+    size_before: int = 0
+    compacted_size: int = 0
+
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("processed_bytes", "processedBytes"),
+        ("needles", "needles"),
+        ("expired", "expired"),
+        ("corrupt", "corrupt"),
+        ("size_before", "sizeBefore"),
+        ("compacted_size", "compactedSize"),
+    )
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({name: getattr(self, attr) for attr, name in self._FIELDS})
+
+    @classmethod
+    def from_json(cls, body: bytes) -> VacuumCompactAnswer:
+        f = _Fields(_object(body, "vacuum compact answer"), "")
+        return cls(*(f.integer(name, 0, U64_MAX, 0) for _, name in cls._FIELDS))
+
+
+@dataclass(frozen=True, slots=True)
+class VacuumCommitAnswer:
+    is_read_only: bool = False
+    volume_size: int = 0
+    reclaimed_bytes: int = 0
+    replayed: int = 0
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "isReadOnly": self.is_read_only,
+                "volumeSize": self.volume_size,
+                "reclaimedBytes": self.reclaimed_bytes,
+                "replayed": self.replayed,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, body: bytes) -> VacuumCommitAnswer:
+        f = _Fields(_object(body, "vacuum commit answer"), "")
+        return cls(
+            f.flag("isReadOnly"),
+            f.integer("volumeSize", 0, U64_MAX, 0),
+            f.integer("reclaimedBytes", 0, U64_MAX, 0),
+            f.integer("replayed", 0, U64_MAX, 0),
         )

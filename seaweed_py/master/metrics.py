@@ -13,7 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 
 from seaweed_py.httpkit.metrics import RequestMetrics
 from seaweed_py.topology import Sequencer, Topology
@@ -22,8 +27,8 @@ __all__ = ["OPERATIONS", "MasterStats", "master_registry"]
 
 OPERATIONS = ("assign", "lookup", "submit", "redirect", "status", "admin", "heartbeat")
 """What the request metrics are labelled with: `/dir/assign`, `/dir/lookup`, `/submit`, the
-`/<fid>` redirects, the JSON status endpoints, the cluster changes (`/vol/grow`, `/col/delete`)
-and the volume servers' calls (heartbeats, `/internal/volume/unwritable` counts as admin)."""
+`/<fid>` redirects, the JSON status endpoints, the cluster changes (`/vol/grow`, `/vol/vacuum`,
+`/col/delete`) and the volume servers' calls (heartbeats, `/internal/volume/unwritable` counts as admin)."""
 
 
 @dataclass
@@ -36,6 +41,17 @@ class MasterStats:
     heartbeats: int = 0
     grown_volumes: int = 0
     expired_nodes: int = 0
+    vacuum_passes: int = 0
+    vacuumed_volumes: int = 0
+    vacuum_failures: int = 0
+    vacuum_reclaimed_bytes: int = 0
+    vacuum_seconds_count: int = 0
+    vacuum_seconds_sum: float = 0.0
+
+    def observe_vacuum(self, seconds: float) -> None:
+        """One volume's vacuum (compact and commit, or cleanup) took `seconds`."""
+        self.vacuum_seconds_count += 1
+        self.vacuum_seconds_sum += seconds
 
 
 class _Collector:
@@ -78,8 +94,34 @@ class _Collector:
                 "Volume servers dropped after missed pulses.",
                 s.expired_nodes,
             ),
+            (
+                "weedpy_master_vacuum_passes",
+                "Vacuum passes run (automatic sweeps and /vol/vacuum).",
+                s.vacuum_passes,
+            ),
+            (
+                "weedpy_master_vacuumed_volumes",
+                "Volumes whose selected replicas were compacted and committed.",
+                s.vacuumed_volumes,
+            ),
+            (
+                "weedpy_master_vacuum_failures",
+                "Volume vacuums that failed (a compaction or a commit), then cleaned up.",
+                s.vacuum_failures,
+            ),
+            (
+                "weedpy_master_vacuum_reclaimed_bytes",
+                "Bytes of .dat freed by committed vacuums, summed over replicas.",
+                s.vacuum_reclaimed_bytes,
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+        yield SummaryMetricFamily(
+            "weedpy_master_vacuum_duration_seconds",
+            "Time to vacuum one volume: compaction, commit (or cleanup) on its replicas.",
+            count_value=s.vacuum_seconds_count,
+            sum_value=s.vacuum_seconds_sum,
+        )
         writable = sum(len(lay.writables) for lay in topo.layouts.values())
         volumes = sum(1 for _ in topo.volume_ids())
         read_only = sum(

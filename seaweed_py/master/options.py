@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 MAX_VOLUME_SIZE_LIMIT_MB = 30 * 1024
+DEFAULT_VACUUM_INTERVAL = 840
 """Volumes use 4-byte offsets (32 GiB addressable); the limit leaves room below that ceiling."""
 
 
@@ -50,6 +51,13 @@ class MasterOptions:
     volume_size_limit_mb: int = MAX_VOLUME_SIZE_LIMIT_MB
     volume_preallocate: bool = False
     garbage_threshold: float = 0.3
+    """The garbage ratio at or above which the automatic sweep vacuums a replica (spec §9.1),
+    and `/vol/vacuum`'s default."""
+    max_parallel_vacuum_per_server: int = 1
+    vacuum_interval_seconds: float = DEFAULT_VACUUM_INTERVAL
+    """Seconds between automatic sweeps (plus jitter, `topology.vacuum.sweep_delay`)."""
+    disable_vacuum: bool = False
+    """No automatic sweep (`/vol/vacuum` still vacuums on request)."""
     pulse_seconds: float = 5.0
     white_list: tuple[str, ...] = ()
     cluster_white_list: tuple[str, ...] = ()
@@ -77,6 +85,16 @@ class MasterOptions:
             )
         if self.pulse_seconds <= 0:
             raise UsageError(f"-pulseSeconds={self.pulse_seconds}: must be positive")
+        if self.max_parallel_vacuum_per_server < 1:
+            raise UsageError(
+                f"-maxParallelVacuumPerServer={self.max_parallel_vacuum_per_server}: "
+                "must be at least 1"
+            )
+        if not 0 < self.vacuum_interval_seconds < float("inf"):
+            raise UsageError(
+                f"-vacuumIntervalSeconds={self.vacuum_interval_seconds:g}: must be positive "
+                "(-disableVacuum turns the sweep off)"
+            )
         if not 0 <= self.port <= 65535:
             raise UsageError(f"-port={self.port}: not a TCP port")
         try:  # refuse a bad default at start, not at the first assign
@@ -129,10 +147,21 @@ def add_master_flags(fs: FlagSet, prefix: str = "") -> None:
         f"master stops directing writes to oversized volumes (at most {MAX_VOLUME_SIZE_LIMIT_MB})",
     )
     fs.add(f"{p}volumePreallocate", False, "preallocate disk space for volumes")
+    fs.add(f"{p}garbageThreshold", 0.3, "threshold to vacuum and reclaim spaces")
     fs.add(
-        f"{p}garbageThreshold",
-        0.3,
-        "accepted for compatibility; this master does not schedule vacuum",
+        f"{p}maxParallelVacuumPerServer",
+        1,
+        "maximum number of volumes to vacuum in parallel per volume server",
+    )
+    fs.add(
+        f"{p}vacuumIntervalSeconds",
+        DEFAULT_VACUUM_INTERVAL,
+        "seconds between automatic vacuum sweeps (plus up to a seventh of it, at most 120)",
+    )
+    fs.add(
+        f"{p}disableVacuum",
+        False,
+        "no automatic vacuum sweep; /vol/vacuum still vacuums (weedpy addition)",
     )
     fs.add(
         f"{p}pulseSeconds",
@@ -183,6 +212,9 @@ def master_options(values: dict[str, Any], prefix: str = "") -> MasterOptions:
         volume_size_limit_mb=values[f"{p}volumeSizeLimitMB"],
         volume_preallocate=values[f"{p}volumePreallocate"],
         garbage_threshold=values[f"{p}garbageThreshold"],
+        max_parallel_vacuum_per_server=values[f"{p}maxParallelVacuumPerServer"],
+        vacuum_interval_seconds=values[f"{p}vacuumIntervalSeconds"],
+        disable_vacuum=values[f"{p}disableVacuum"],
         pulse_seconds=values[f"{p}pulseSeconds"],
         white_list=white_list_entries(white),
         file_size_limit_mb=values[f"{p}fileSizeLimitMB"],

@@ -3,25 +3,35 @@ other volume-server messages are `formats/wire.py`'s."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-from seaweed_py.errors import BadRequest, InvalidFileId, NotAcceptable, WeedError
+from seaweed_py.errors import (
+    BadRequest,
+    InvalidFileId,
+    NotAcceptable,
+    VolumeNotFound,
+    WeedError,
+)
 from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import parse_volume_id
 from seaweed_py.formats.numbers import I64_MAX, U32_MAX, U64_MAX, parse_int, parse_uint
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
-from seaweed_py.topology import LayoutKey, normalize_disk
+from seaweed_py.topology import LayoutKey, Topology, normalize_disk
+from seaweed_py.topology.vacuum import VacuumPass
 
 __all__ = [
     "AssignOption",
     "parse_assign",
     "parse_count",
     "parse_lookup_vid",
+    "parse_vacuum",
     "placement_object",
 ]
 
@@ -160,3 +170,51 @@ def parse_lookup_vid(text: str) -> tuple[str, int | None]:
         return vid_text, parse_volume_id(vid_text)
     except InvalidFileId:
         return vid_text, None
+
+
+# Go's strconv.ParseFloat syntax: decimal with an optional exponent, or hexadecimal with a
+# binary exponent; `inf`, `infinity` and `nan` are matched apart (any case).
+_GO_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_GO_HEX: Final = re.compile(
+    r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+"
+)
+_GO_SPECIAL: Final = frozenset(("inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan"))
+
+
+def parse_go_float(text: str) -> float | None:
+    """`text` as Go's `strconv.ParseFloat(text, 64)` reads it, None where it fails: no spaces,
+    no underscores, and a finite number too large for a float64 is an error, not infinity."""
+    if text.lower() in _GO_SPECIAL:
+        return float(text)
+    if _GO_DECIMAL.fullmatch(text):
+        value = float(text)
+    elif _GO_HEX.fullmatch(text):
+        value = float.fromhex(text)
+    else:
+        return None
+    return None if math.isinf(value) else value
+
+
+def parse_vacuum(
+    form: Mapping[str, str], default_threshold: float, topology: Topology
+) -> VacuumPass:
+    """`/vol/vacuum`'s parameters: `garbageThreshold` (Go float syntax; 406 otherwise, the
+    reference's answer), `collection` (400 for a name `parse_collection` refuses or no volume
+    has) and `volumeId` (400 if malformed, 404 if no server holds it). The reference's HTTP
+    handler reads only the threshold; the filters are weedpy's (docs/compat.md)."""
+    text = form.get("garbageThreshold", "")
+    threshold = parse_go_float(text) if text else default_threshold
+    if threshold is None:
+        raise NotAcceptable(f"garbageThreshold {text} is not a valid float number")
+    collection = None
+    if "collection" in form:
+        collection = parse_collection(form["collection"])
+        if collection not in topology.collections():
+            raise BadRequest(f"collection {collection} does not exist")
+    volume_id = None
+    vid_text = form.get("volumeId", "")
+    if vid_text:
+        volume_id = parse_volume_id(vid_text)
+        if not topology.lookup(volume_id):
+            raise VolumeNotFound(f"volume id {volume_id} not found")
+    return VacuumPass(threshold, collection, volume_id)

@@ -65,9 +65,11 @@ from seaweed_py.master.params import (
     parse_assign,
     parse_count,
     parse_lookup_vid,
+    parse_vacuum,
 )
 from seaweed_py.master.tiering import AutoTier
 from seaweed_py.master.ui import ClusterFacts, status_page
+from seaweed_py.master.vacuum import Vacuumer
 from seaweed_py.master.views import (
     cluster_status,
     collection_info,
@@ -133,9 +135,11 @@ class MasterServer:
         self._volumes = HttpClient(self._out, _VOLUME_TIMEOUT)
         self._admin = VolumeAdmin(self._volumes)
         self._grower: VolumeGrower | None = None
+        self._vacuumer: Vacuumer | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self.auto_tier: AutoTier | None = None
         self._auto_tiering: asyncio.Task[None] | None = None
+        self._sweep: asyncio.Task[None] | None = None
         self._heartbeat_answer = b""
         self._answered_version = -1  # topology.locations_version the answer carries
         self._warm_until = 0.0
@@ -170,6 +174,14 @@ class MasterServer:
             self._clock,
             self.stats,
         )
+        self._vacuumer = Vacuumer(
+            self.topology,
+            self._admin,
+            self.stats,
+            per_server=self.options.max_parallel_vacuum_per_server,
+            preallocate=self._preallocate,
+            clock=self._clock,
+        )
         limits = Limits(max_body=self.options.file_size_limit_mb << 20)
         self._http = HttpServer(self._router(), limits, server_header="", ssl=self._ssl)
         try:
@@ -178,12 +190,20 @@ class MasterServer:
             await self._volumes.close()
             raise
         self._heartbeat_answer = self._render_heartbeat_answer()
-        self._maintenance = asyncio.get_running_loop().create_task(self._maintenance_loop())
+        loop = asyncio.get_running_loop()
+        self._maintenance = loop.create_task(self._maintenance_loop())
         if self.options.tier.enabled:
             tiering = Tiering(self._volumes, self.address)
             self.auto_tier = AutoTier(self.topology, tiering, self.options.tier)
-            self._auto_tiering = asyncio.get_running_loop().create_task(self.auto_tier.run())
+            self._auto_tiering = loop.create_task(self.auto_tier.run())
             log.info("automatic tiering to %s is on", self.options.tier.dest)
+        if not self.options.disable_vacuum:
+            self._sweep = loop.create_task(
+                self._vacuumer.sweep_forever(
+                    self.options.vacuum_interval_seconds, self.options.garbage_threshold, self._rng
+                ),
+                name="vacuum sweep",
+            )
         log.info("master %s listening on %s:%d", self.address, self.options.listen_ip, self.port)
         _log_security(self.options.security, "https" if self._ssl else "http")
 
@@ -216,14 +236,11 @@ class MasterServer:
         )
 
     async def stop(self, grace: float = 5.0) -> None:
-        if self._auto_tiering is not None:
-            self._auto_tiering.cancel()
-            await asyncio.gather(self._auto_tiering, return_exceptions=True)
-            self._auto_tiering = None
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            await asyncio.gather(self._maintenance, return_exceptions=True)
-            self._maintenance = None
+        for task in (self._auto_tiering, self._maintenance, self._sweep):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._auto_tiering = self._maintenance = self._sweep = None
         if self._http is not None:
             await self._http.stop(grace)
         if self._grower is not None:
@@ -277,6 +294,7 @@ class MasterServer:
             # only holders of the key may (weed leaves them to its white list alone).
             self._cluster(r, "/vol/grow", self._handle_vol_grow, any_method, operation="admin")
             self._cluster(r, "/col/delete", self._handle_col_delete, any_method, operation="admin")
+            self._cluster(r, "/vol/vacuum", self._handle_vacuum, any_method, operation="admin")
             r.add("/submit", self._handle_submit, any_method, observe=observe("submit"))
             r.fallback(self._handle_redirect, observe=observe("redirect"))
         # A single master is always its own leader and the topology takes no lock a request
@@ -652,6 +670,15 @@ class MasterServer:
         self.topology.drop_collection(name, self._clock())
         self._assign_cache.clear()
         return Response(204)
+
+    async def _handle_vacuum(self, req: Request) -> Response:
+        """Run a vacuum pass (spec §2.8, §9.2) and answer `/dir/status` once it is done; while
+        another pass runs, answer at once, as the reference does."""
+        self._guard(req)
+        assert self._vacuumer is not None
+        request = parse_vacuum(req.form(), self.options.garbage_threshold, self.topology)
+        await self._vacuumer.run(request)
+        return self._handle_dir_status(req)
 
     # ------------------------------------------------------------ /submit
 

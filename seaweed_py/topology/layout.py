@@ -10,6 +10,7 @@ A volume is writable while all of these hold:
 | no replica reports a size ≥ `volumeSizeLimit` ("oversized") | vacuum shrinking it |
 | not marked full by an assign's size estimate | ≥ 30 s later, reported size below the crowded line |
 | not held back after a failed replicated write | the hold (one pulse, doubling for each failure within an hour, at most 10 minutes) is over and every replica has heartbeated since |
+| not being vacuumed (compacted or committed) | the vacuum pass ends, whatever its outcome |
 
 "Crowded" (reported size above 90 % of the limit) keeps a volume writable; it is shown on the
 status page and tells background growth to add volumes.
@@ -67,6 +68,7 @@ class LayoutVolume:
         "size",
         "strikes",
         "unwritable_until",
+        "vacuuming",
     )
 
     def __init__(self, vid: int) -> None:
@@ -80,6 +82,7 @@ class LayoutVolume:
         self.unwritable_until: float | None = None
         self.last_failure = float("-inf")
         self.strikes = 0
+        self.vacuuming = False
 
     def has_location_in(self, data_center: str, rack: str, node: str) -> bool:
         for loc in self.locations:
@@ -179,6 +182,7 @@ class VolumeLayout:
             and not vol.oversized
             and vol.full_since is None
             and vol.unwritable_until is None
+            and not vol.vacuuming
         )
 
     def _set_writable(self, vid: int, writable: bool) -> None:
@@ -206,6 +210,17 @@ class VolumeLayout:
         hold = min(MAX_HOLD_SECONDS, base_hold * (1 << min(vol.strikes - 1, 16)))
         vol.unwritable_until = now + hold
         self._set_writable(vid, False)
+        return True
+
+    def set_vacuuming(self, vid: int, vacuuming: bool, now: float) -> bool:
+        """Take `vid` out of the writable set while it is compacted and committed (spec §9.2),
+        or end that; False if the layout does not hold it. Writes that reach a replica meanwhile
+        (fids assigned before) are still stored: the commit replays them."""
+        vol = self.volumes.get(vid)
+        if vol is None:
+            return False
+        vol.vacuuming = vacuuming
+        self.refresh(vid, now)
         return True
 
     def is_writable(self, vid: int) -> bool:

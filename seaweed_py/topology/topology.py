@@ -289,6 +289,11 @@ class Topology:
         layout = self._vid_layout.get(vid)
         return layout is not None and layout.mark_unwritable(vid, now, self.pulse_seconds)
 
+    def set_vacuuming(self, vid: int, vacuuming: bool, now: float) -> bool:
+        """See `VolumeLayout.set_vacuuming`."""
+        layout = self._vid_layout.get(vid)
+        return layout is not None and layout.set_vacuuming(vid, vacuuming, now)
+
     def find_slots(
         self,
         replica_placement: ReplicaPlacement,

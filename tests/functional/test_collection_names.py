@@ -167,6 +167,7 @@ def _routes(c: Cluster, name: str) -> list[tuple[str, str | URL, dict[str, Any]]
         ("GET", c.master_url("/dir/assign"), {"params": q}),
         ("POST", c.master_url("/dir/assign"), {"data": q}),  # a form body
         ("GET", c.master_url("/vol/grow"), {"params": {**q, "count": "1"}}),
+        ("GET", c.master_url("/vol/vacuum"), {"params": {**q, "garbageThreshold": "0"}}),
         ("POST", c.master_url("/submit"), {"params": q, "data": _multipart(b"s")}),
         ("GET", c.master_url("/col/delete"), {"params": q}),
         ("POST", c.master_url("/col/delete"), {"data": q}),

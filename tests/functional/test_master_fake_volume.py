@@ -43,6 +43,15 @@ class FakeVolumeServer:
         self.allocate_delay = 0.0
         self.fail_allocate = False
         self.max_file_key = 0
+        # Vacuum (spec §9.3), as the master sees it: a garbage ratio per volume, compactions
+        # that may be slowed down or fail, and how many ran at once.
+        self.garbage: dict[int, float] = {}
+        self.compact_delay = 0.0
+        self.compact_gate: asyncio.Event | None = None  # compactions wait for it when set
+        self.fail_compact: set[int] = set()
+        self.fail_commit: set[int] = set()
+        self.compacting = 0
+        self.most_compacting = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -56,6 +65,11 @@ class FakeVolumeServer:
         app.router.add_post("/admin/volume/allocate", self._allocate)
         app.router.add_post("/admin/volume/delete", self._delete)
         app.router.add_post("/admin/collection/delete", self._delete_collection)
+        app.router.add_get("/admin/volume/status", self._volume_status)
+        app.router.add_get("/admin/vacuum/check", self._vacuum_check)
+        app.router.add_post("/admin/vacuum/compact", self._vacuum_compact)
+        app.router.add_post("/admin/vacuum/commit", self._vacuum_commit)
+        app.router.add_post("/admin/vacuum/cleanup", self._vacuum_cleanup)
         app.router.add_post("/{fid}", self._upload)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -129,6 +143,59 @@ class FakeVolumeServer:
         for vid in [v for v, info in self.volumes.items() if info["collection"] == name]:
             del self.volumes[vid]
         return web.json_response({})
+
+    def _volume_of(self, request: web.Request, call: str) -> int | None:
+        q = dict(request.query)
+        self.calls.append((call, q))
+        vid = int(q["volume"])
+        return vid if vid in self.volumes else None
+
+    async def _volume_status(self, request: web.Request) -> web.Response:
+        vid = self._volume_of(request, "status")
+        if vid is None:
+            return web.json_response({"error": "not found"}, status=404)
+        return web.json_response(self.volumes[vid])
+
+    async def _vacuum_check(self, request: web.Request) -> web.Response:
+        vid = self._volume_of(request, "check")
+        if vid is None:
+            return web.json_response({"error": "not found"}, status=404)
+        return web.json_response({"garbageRatio": self.garbage.get(vid, 0.0)})
+
+    async def _vacuum_compact(self, request: web.Request) -> web.Response:
+        vid = self._volume_of(request, "compact")
+        if vid is None:
+            return web.json_response({"error": "not found"}, status=404)
+        self.compacting += 1
+        self.most_compacting = max(self.most_compacting, self.compacting)
+        try:
+            await asyncio.sleep(self.compact_delay)
+            if self.compact_gate is not None:
+                await self.compact_gate.wait()
+        finally:
+            self.compacting -= 1
+        if vid in self.fail_compact:
+            return web.json_response({"error": "disk on fire"}, status=500)
+        return web.json_response({"processedBytes": 100})
+
+    async def _vacuum_commit(self, request: web.Request) -> web.Response:
+        vid = self._volume_of(request, "commit")
+        if vid is None:
+            return web.json_response({"error": "not found"}, status=404)
+        if vid in self.fail_commit:
+            return web.json_response({"error": "disk on fire"}, status=500)
+        self.garbage[vid] = 0.0
+        self.volumes[vid]["compactRevision"] += 1
+        return web.json_response({"isReadOnly": False, "volumeSize": 8, "reclaimedBytes": 1000})
+
+    async def _vacuum_cleanup(self, request: web.Request) -> web.Response:
+        self._volume_of(request, "cleanup")
+        return web.json_response({})
+
+    def vacuum_calls(self) -> list[tuple[str, int]]:
+        """The vacuum steps this server was asked for, in order: (step, volume id)."""
+        steps = ("check", "compact", "commit", "cleanup", "status")
+        return [(c, int(q["volume"])) for c, q in self.calls if c in steps]
 
     async def _upload(self, request: web.Request) -> web.Response:
         fid = request.match_info["fid"]

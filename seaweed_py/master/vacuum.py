@@ -1,0 +1,207 @@
+"""Vacuum passes (spec §9.2): the automatic sweep every `-vacuumIntervalSeconds` and
+`/vol/vacuum`, which both run `Vacuumer.run`.
+
+One pass at a time per master: a second request while one runs returns at once (as the
+reference's). A pass takes the candidates of `topology.vacuum` and, for each volume:
+
+1. **check** every replica in parallel (`/admin/vacuum/check`); the replicas at or above the
+   threshold are selected; the volume is skipped if any check failed or none qualifies;
+2. takes the volume out of the writable set, then **compacts** the selected replicas in
+   parallel (`/admin/vacuum/compact`: reads and writes go on meanwhile);
+3. if every compaction succeeded, **commits** them one replica at a time
+   (`/admin/vacuum/commit`, which replays what was written and deleted during the copy), and
+   asks the replicas left alone for their status; a replica whose commit failed, or every
+   selected one if a compaction failed, is **cleaned up** (`/admin/vacuum/cleanup`);
+4. puts the volume back in the writable set, whatever happened: each replica holds the same
+   live needles either way, and the next heartbeats report sizes and read-only flags.
+
+At most `-maxParallelVacuumPerServer` volumes are vacuumed at once on one server
+(`topology.vacuum.VacuumSlots`); volumes on other servers proceed in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from seaweed_py.client.volume_admin import VolumeAdmin
+from seaweed_py.errors import WeedError
+from seaweed_py.master.metrics import MasterStats
+from seaweed_py.topology import Topology
+from seaweed_py.topology.vacuum import (
+    VacuumCandidate,
+    VacuumPass,
+    VacuumSlots,
+    VacuumTimeouts,
+    select_replicas,
+    sweep_delay,
+    vacuum_candidates,
+)
+
+__all__ = ["Vacuumer"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+class Vacuumer:
+    """Runs vacuum passes over the master's topology."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        admin: VolumeAdmin,
+        stats: MasterStats,
+        *,
+        per_server: int,
+        preallocate: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self._topo = topology
+        self._admin = admin
+        self._stats = stats
+        self._per_server = per_server
+        self._preallocate = preallocate
+        self._clock = clock
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def run(self, request: VacuumPass) -> bool:
+        """Vacuum what `request` names; False (at once) if another pass is running."""
+        if self._running:
+            return False
+        self._running = True
+        try:
+            await self._pass(request)
+        finally:
+            self._running = False
+            self._stats.vacuum_passes += 1
+        return True
+
+    async def sweep_forever(self, interval: float, threshold: float, rng: random.Random) -> None:
+        """The automatic sweep: a pass over every collection every `interval` seconds (plus
+        jitter, `sweep_delay`); a failed pass is logged and the next one runs on time."""
+        while True:
+            await asyncio.sleep(sweep_delay(interval, rng))
+            try:
+                await self.run(VacuumPass(threshold))
+            except Exception:
+                log.exception("automatic vacuum sweep failed")
+
+    async def _pass(self, request: VacuumPass) -> None:
+        pending = vacuum_candidates(
+            self._topo, collection=request.collection, volume_id=request.volume_id
+        )
+        slots = VacuumSlots(self._per_server)
+        running: dict[asyncio.Task[None], VacuumCandidate] = {}
+        try:
+            while pending or running:
+                waiting: list[VacuumCandidate] = []
+                for cand in pending:
+                    if slots.try_take(cand.servers):
+                        task = asyncio.create_task(self._volume(cand, request.threshold))
+                        running[task] = cand
+                    else:
+                        waiting.append(cand)
+                pending = waiting
+                if not running:  # nothing fits even alone: cannot happen with limits >= 1
+                    break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    slots.release(running.pop(task).servers)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _volume(self, cand: VacuumCandidate, threshold: float) -> None:
+        """Check, compact, commit (or clean up) one volume; never raises a WeedError."""
+        vid = cand.volume_id
+        timeouts = VacuumTimeouts.for_size_limit(self._topo.volume_size_limit)
+        ratios = await self._on_each(
+            cand.servers,
+            lambda s: self._admin.vacuum_check(s, vid, timeout=timeouts.check),
+            f"checking volume {vid}",
+        )
+        if any(isinstance(r, BaseException) for r in ratios.values()):
+            return
+        selected = select_replicas(
+            {s: r for s, r in ratios.items() if isinstance(r, float)}, threshold
+        )
+        if not selected:
+            return
+        log.info("vacuuming volume %d on %s", vid, ", ".join(selected))
+        self._topo.set_vacuuming(vid, True, self._clock())
+        started = time.monotonic()
+        try:
+            await self._compact_and_commit(cand, selected, timeouts)
+        finally:
+            self._topo.set_vacuuming(vid, False, self._clock())
+            self._stats.observe_vacuum(time.monotonic() - started)
+
+    async def _compact_and_commit(
+        self, cand: VacuumCandidate, selected: tuple[str, ...], timeouts: VacuumTimeouts
+    ) -> None:
+        vid = cand.volume_id
+        compacted = await self._on_each(
+            selected,
+            lambda s: self._admin.vacuum_compact(
+                s, vid, preallocate=self._preallocate, timeout=timeouts.compact
+            ),
+            f"compacting volume {vid}",
+        )
+        if any(isinstance(r, BaseException) for r in compacted.values()):
+            self._stats.vacuum_failures += 1
+            await self._cleanup(vid, selected)
+            return
+        failed: list[str] = []
+        for server in selected:
+            try:
+                answer = await self._admin.vacuum_commit(server, vid, timeout=timeouts.commit)
+            except WeedError as exc:
+                log.error("committing the vacuum of volume %d on %s: %s", vid, server, exc)
+                failed.append(server)
+                continue
+            self._stats.vacuum_reclaimed_bytes += answer.reclaimed_bytes
+        for server in cand.servers:
+            if server not in selected:
+                # The reference asks the others too: a replica that turned read-only or grew
+                # meanwhile is seen before the volume is writable again.
+                await self._on_each(
+                    (server,), lambda s: self._admin.volume_status(s, vid), "status"
+                )
+        if failed:
+            self._stats.vacuum_failures += 1
+            await self._cleanup(vid, tuple(failed))
+        else:
+            self._stats.vacuumed_volumes += 1
+
+    async def _cleanup(self, vid: int, servers: tuple[str, ...]) -> None:
+        await self._on_each(
+            servers, lambda s: self._admin.vacuum_cleanup(s, vid), f"cleaning up volume {vid}"
+        )
+
+    async def _on_each(
+        self,
+        servers: tuple[str, ...],
+        call: Callable[[str], Awaitable[_T]],
+        what: str,
+    ) -> dict[str, _T | BaseException]:
+        """`call(server)` on every server in parallel: each answer or its error (logged)."""
+        results = await asyncio.gather(*(call(s) for s in servers), return_exceptions=True)
+        answers: dict[str, _T | BaseException] = {}
+        for server, result in zip(servers, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):  # cancelled: the pass is stopping
+                    raise result
+                log.warning("%s on %s: %s", what, server, result)
+            answers[server] = result
+        return answers
