@@ -15,6 +15,7 @@ from seaweed_py.formats.idx import (
     count_entries,
     decode_entries,
     decode_entry,
+    encode_entries,
     encode_entry,
     iter_entries,
     layout_for,
@@ -71,6 +72,17 @@ def test_vectorised_and_iterative_decoders_agree_with_the_encoder(
     )
     assert list(zip(keys.tolist(), offsets.tolist(), sizes.tolist(), strict=True)) == expected
     assert list(iter_entries(buf, layout)) == expected
+    assert encode_entries(keys, offsets, sizes, layout) == buf
+
+
+@pytest.mark.parametrize(("offset", "layout"), [(12, IDX4), (32 * 2**30, IDX4), (8 * 2**40, IDX5)])
+def test_unencodable_offsets_are_rejected_in_bulk_too(offset: int, layout: IdxLayout) -> None:
+    keys = np.array([1, 2], np.uint64)
+    offsets = np.array([8, offset], np.uint64)
+    with pytest.raises(ValueError, match="not encodable"):
+        encode_entries(keys, offsets, np.array([1, 1], np.int32), layout)
+    with pytest.raises(ValueError, match="differ in length"):
+        encode_entries(keys, offsets[:1], np.array([1, 1], np.int32), layout)
 
 
 def test_partial_last_entry_is_detected_or_ignored_on_request() -> None:
