@@ -22,6 +22,11 @@ then fail to load, one log line each, and the rest serve). A tiered volume takes
 directory. `tier_upload`, `tier_download` and `mount_remote` are the volume server's tiering
 calls; a deleted tiered volume leaves its object in the bucket (another holder may still read
 it; docs/compat.md).
+Vacuum (`compact_volume`, `commit_compaction`, `cleanup_compaction`; storage/volume_vacuum.py)
+copies at most `compaction_bytes_per_second` (`-compactionMBps`) and is refused when the
+volume's disk has no room for the copy. TTL volumes that expired (`expired_volumes`) are left
+out of heartbeats, and deleted once expired long enough (`remove_expired_volumes`, every
+pulse).
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -58,13 +64,15 @@ from seaweed_py.storage.group_commit import Committer, GroupCommitter
 from seaweed_py.storage.volume import (
     DEFAULT_SIZE_LIMIT,
     DISK_FULL,
+    CommitResult,
+    CompactResult,
     FsyncMode,
     Volume,
     VolumeStatus,
 )
 from seaweed_py.storage.volume_paths import parse_volume_file_name, volume_base_name
 
-__all__ = ["DISK_FULL_MARGIN", "DiskLocation", "Store"]
+__all__ = ["DISK_FULL_MARGIN", "DiskLocation", "Store", "held_directory"]
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +113,12 @@ class Store:
         fsync_helper: bool = False,
         disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage,
         backends: Backends | None = None,
+        compaction_bytes_per_second: int = 0,
     ) -> None:
         """`fsync_helper`: group-commit fsyncs run in a helper process whose answers an event
         loop reads (storage/fsync_helper.py; the volume server), not in a thread.
-        `disk_usage`: (total, used, free) bytes of the file system holding a directory."""
+        `disk_usage`: (total, used, free) bytes of the file system holding a directory.
+        `compaction_bytes_per_second`: how fast a vacuum may copy (0: no limit)."""
         if not locations:
             raise ValueError("a store needs at least one directory")
         self.locations = list(locations)
@@ -126,6 +136,7 @@ class Store:
         self._lock = threading.Lock()
         self.load_errors: dict[str, str] = {}  # file base -> why it could not be opened
         self.disk_usage = disk_usage
+        self.compaction_bytes_per_second = compaction_bytes_per_second
         self._locks: list[int] = []  # fds holding each directory's lock
         self.backends = backends or Backends()
 
@@ -468,10 +479,58 @@ class Store:
         return sent
 
     def mark_read_only(self, volume_id: int, read_only: bool, *, persist: bool = True) -> None:
+        self._held(volume_id).set_read_only(read_only, persist=persist)
+
+    def _held(self, volume_id: int) -> Volume:
         v = self._volumes.get(volume_id)
         if v is None:
             raise VolumeNotFound("volume not found on this server", volume_id=volume_id)
-        v.set_read_only(read_only, persist=persist)
+        return v
+
+    # ------------------------------------------------------------------ vacuum and TTL
+
+    def compact_volume(self, volume_id: int, *, preallocate: int = 0) -> CompactResult:
+        """Copy the volume's live needles aside (`Volume.compact`), at most
+        `compaction_bytes_per_second`; `DiskFull` up front when its disk lacks the room.
+        Blocks for the whole copy."""
+        v = self._held(volume_id)
+        try:
+            free: int | None = self.disk_usage(v.directory)[2]
+        except OSError as exc:
+            log.warning("cannot read the free space of %s: %s", v.directory, exc)
+            free = None
+        return v.compact(
+            bytes_per_second=self.compaction_bytes_per_second,
+            preallocate=preallocate,
+            disk_free=free,
+        )
+
+    def commit_compaction(self, volume_id: int) -> CommitResult:
+        return self._held(volume_id).commit_compact()
+
+    def cleanup_compaction(self, volume_id: int) -> bool:
+        return self._held(volume_id).cleanup_compact()
+
+    def expired_volumes(self) -> list[int]:
+        """TTL volumes whose newest needle outlived the volume's TTL (spec §9.5): left out of
+        heartbeats, so the master forgets them."""
+        now = self._clock_ns() / 1e9
+        return [v.id for v in list(self._volumes.values()) if v.expired(now)]
+
+    def remove_expired_volumes(self) -> list[int]:
+        """Delete the TTL volumes expired for `min(TTL/10, 10 min)` more; their ids. Blocks:
+        call it off the event loop."""
+        now = self._clock_ns() / 1e9
+        removed = []
+        for v in [v for v in list(self._volumes.values()) if v.expired_long_enough(now)]:
+            try:
+                self.delete_volume(v.id)
+            except (WeedError, OSError) as exc:
+                log.error("cannot delete expired volume %d: %s", v.id, exc)
+                continue
+            log.info("deleted volume %d: its TTL (%s) expired", v.id, v.ttl)
+            removed.append(v.id)
+        return removed
 
     @property
     def committer(self) -> Committer | None:
@@ -520,6 +579,17 @@ def _close_all(volumes: Iterable[Volume]) -> None:
             v.close()
         except OSError as exc:
             log.error("closing volume %d: %s", v.id, exc)
+
+
+@contextmanager
+def held_directory(directory: Path) -> Iterator[None]:
+    """Hold a data directory's lock, as a volume server does, for an offline tool: raises
+    `DirectoryInUse` while a server (or another tool) holds it."""
+    fd = _lock_directory(directory)
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def _lock_directory(directory: Path) -> int:

@@ -14,6 +14,8 @@ by concern, as SeaweedFS splits its Volume (`volume_loading.go`, `volume_read.go
   deleted needles;
 - `volume_write.py`: appends, deletes, `.idx` batching, truncate-back, durability;
 - `volume_tier.py`: the `.dat` in an S3 bucket (upload, download, loading, deletes);
+- `volume_vacuum.py`: compaction (compact, commit, cleanup, and the recovery of an
+  interrupted one), reads across a commit, expiry of TTL volumes;
 - here: the state and what it reports (`status`), sealing (`set_read_only`), taking writes
   again after a full disk, sync, close, destroy.
 
@@ -45,6 +47,7 @@ from seaweed_py.formats.vif import RemoteFile, VolumeInfo
 from seaweed_py.storage import volume_loading as _loading
 from seaweed_py.storage import volume_read as _read
 from seaweed_py.storage import volume_tier as _tier
+from seaweed_py.storage import volume_vacuum as _vacuum
 from seaweed_py.storage import volume_write as _write
 from seaweed_py.storage.backend import DatFile, LocalDatFile
 from seaweed_py.storage.group_commit import Committer, GroupCommitter, sync_file
@@ -53,6 +56,7 @@ from seaweed_py.storage.needle_map import IndexHit, IndexStats, MemoryNeedleMap,
 from seaweed_py.storage.volume_loading import DEFAULT_SIZE_LIMIT, RecoveryReport, sync_dir
 from seaweed_py.storage.volume_paths import VOLUME_FILE_SUFFIXES, check_inside, volume_base_name
 from seaweed_py.storage.volume_read import CheckedRecord, NeedleLocation
+from seaweed_py.storage.volume_vacuum import CommitResult, Compaction, CompactResult
 from seaweed_py.storage.volume_write import (
     DISK_FULL,
     IDX_BATCH_BYTES,
@@ -65,6 +69,8 @@ __all__ = [
     "DEFAULT_SIZE_LIMIT",
     "DISK_FULL",
     "CheckedRecord",
+    "CommitResult",
+    "CompactResult",
     "DeleteResult",
     "FsyncMode",
     "IndexHit",
@@ -101,6 +107,8 @@ class VolumeStatus:
     remote_storage_name: str = ""
     """`s3.default`... for a tiered volume (its `size` is then the object's)."""
     remote_storage_key: str = ""
+    garbage_ratio: float = 0.0
+    """`Volume.garbage_level()`: what vacuum compares with its threshold."""
 
 
 class Volume:
@@ -167,6 +175,16 @@ class Volume:
         self._map: NeedleMap = MemoryNeedleMap(
             (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int32)), IndexStats()
         )
+        # Vacuum (volume_vacuum.py): the compaction between compact and commit; how many
+        # commits swapped the files in (a streamed read relocates when it changed); the
+        # descriptors and map they replaced, kept for reads begun before the last one.
+        self._compaction: Compaction | None = None
+        self._generation = 0
+        self._swapping = False
+        self._retired: list[int] = []
+        self._retired_map: NeedleMap | None = None
+        self._newest_put_ns: int | None = None
+        """AppendAtNs of the newest needle written (None: not looked up since the open)."""
 
     def path(self, ext: str) -> Path:
         """The path of this volume's file with extension `ext` (`.dat`, `.idx`, `.sdx.tmp`...),
@@ -193,6 +211,8 @@ class Volume:
     create = classmethod(_loading.create_volume)
     open = classmethod(_loading.open_volume)
     _make_map = _loading._make_map
+    _load = _loading._load
+    _append_ns_at = _loading._append_ns_at
 
     # ------------------------------------------------------------------ properties
 
@@ -299,6 +319,7 @@ class Volume:
             content_size=s.content_size,
             remote_storage_name=remote_name(self.remote),
             remote_storage_key=self.remote.key if self.remote is not None else "",
+            garbage_ratio=self.garbage_level(),
         )
 
     # ------------------------------------------------------------------ reads: volume_read.py
@@ -331,6 +352,21 @@ class Volume:
     tier_upload = _tier.tier_upload
     tier_download = _tier.tier_download
     upload_index = _tier.upload_index
+    # ------------------------------------------------------------------ vacuum: volume_vacuum.py
+
+    compact = _vacuum.compact
+    commit_compact = _vacuum.commit_compact
+    cleanup_compact = _vacuum.cleanup_compact
+    relocate = _vacuum.relocate
+    _await_swap = _vacuum.await_swap
+    _swapped_since = _vacuum.swapped_since
+    expired = _vacuum.expired
+    expired_long_enough = _vacuum.expired_long_enough
+
+    @property
+    def compacting(self) -> bool:
+        """Between `compact` and `commit_compact`/`cleanup_compact`."""
+        return self._compaction is not None
 
     # ------------------------------------------------------------------ state changes
 
@@ -403,6 +439,11 @@ class Volume:
             if self._closed:
                 return
             self._closed = True
+            if self._compaction is not None:
+                # A copy under way stops; its files go at the next open (an uncommitted
+                # vacuum is rolled back).
+                self._compaction.aborted = True
+                self._compaction = None
             try:
                 self._flush_idx()
                 if self._writable_files and self._committer is not None and self._idx >= 0:
@@ -419,10 +460,14 @@ class Volume:
                 self._close_fds()
 
     def _close_fds(self) -> None:
-        for fd in (self._dat, self._idx):
+        for fd in (self._dat, self._idx, *self._retired):
             if fd >= 0:
                 os.close(fd)
         self._dat = self._idx = -1
+        self._retired = []
+        if self._retired_map is not None:
+            self._retired_map.close()
+            self._retired_map = None
         self._idx_batch.clear()  # what close could not write, the next open rebuilds
 
     def removable_files(self) -> list[Path]:

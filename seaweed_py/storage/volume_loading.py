@@ -1,6 +1,7 @@
 """Loading a volume: creating one, opening one, and recovering from a crash on open.
 
-Opening recovers from a crash, treating `.dat` as the truth (the reference only goes read-only,
+Opening first finishes (or undoes) a vacuum a crash interrupted (`volume_vacuum`), then
+recovers from a crash, treating `.dat` as the truth (the reference only goes read-only,
 spec §4.12; docs/compat.md): index entries pointing past the end of `.dat`, or at a record
 that is not theirs, are cut from `.idx` (and a partial last entry), as is everything from the
 first all-zero entry on (a page of an unsynced `.idx` lost in a power loss); records after the
@@ -49,6 +50,7 @@ from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import VolumeInfo
 from seaweed_py.storage import volume_tier
 from seaweed_py.storage.backend import Backends, LocalDatFile
+from seaweed_py.storage import volume_vacuum as _vacuum
 from seaweed_py.storage.group_commit import Committer
 from seaweed_py.storage.integrity import CorruptRecord
 from seaweed_py.storage.needle_map import (
@@ -185,6 +187,10 @@ def open_volume(
 def _load(self: Volume, writable: bool = True, backends: Backends | None = None) -> None:
     dat_path = self.path(".dat")
     vif_path = self.path(".vif")
+    self._checked(*_vacuum.COMPACTION_SUFFIXES)
+    done = _vacuum.finish_interrupted(self.directory, self.name, writable=writable)
+    if done:
+        log.warning("volume %d: %s", self.id, done)
     vif_text = vif_path.read_bytes() if vif_path.exists() else b""
     self.info = VolumeInfo.from_json(vif_text)
     self.layout = layout_for(self.info.bytes_offset, self.id)

@@ -43,6 +43,7 @@ VOLUME_FILE_SUFFIXES: Final = (
     ".note",
     ".cpd",
     ".cpx",
+    ".cpc",
 )
 """Every suffix a volume's files may carry (the longest bounds the collection's length)."""
 

@@ -9,7 +9,13 @@ needle is streamed: `verify` checks all of its data first (remembered per record
 `integrity`), then `iter_data` hands out chunks. A deleted key's last live version is found
 by scanning `.idx` backwards (`read_deleted`, spec §3.3).
 
-Reads take no lock. The functions here are methods of `Volume` (volume.py binds them, hence
+Reads take no lock, so a vacuum's commit (`volume_vacuum`), which swaps the volume's files and
+index under the lock, can come between a read's lookup and its pread: the read then finds
+another record where it looks, and a read that fails its checks after a commit is done once
+more, with the index and files of one generation (`_reread`; the replaced files stay open until
+the next commit, so a pread is never on a closed descriptor). A streamed read remembers the
+generation it began in (`NeedleLocation.generation`) and follows its needle when a commit
+moved it (`Volume.relocate`). The functions here are methods of `Volume` (volume.py binds them, hence
 their `self`); the ones only this module calls stay module functions.
 """
 
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -52,13 +58,14 @@ class NeedleLocation:
 
     `needle` has every field but `data`; its checksum is the stored one, unverified
     (`Volume.verify` checks the data against it). `hit` is where the record lies, as
-    `Volume.lookup` answers it.
+    `Volume.lookup` answers it, in the files of `generation` (a vacuum commit makes new ones).
     """
 
     needle: Needle
     data_offset: int
     data_size: int
     hit: IndexHit
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,26 +102,49 @@ def read_at(
 ) -> Needle:
     """`read` of the needle `lookup(key)` just answered `hit` for (saves a second lookup
     on the read hot path); `record` is `record_at(hit)` if the caller has it already."""
+    try:
+        return _decode_at(self, key, cookie, hit, record)
+    except CorruptNeedle as exc:
+        if self._generation or self._swapping:
+            return _reread(self, key, cookie)
+        self._corrupt.note(CorruptRecord(key, hit.offset, hit.size, exc.message))
+        raise
+
+
+def _reread(self: Volume, key: int, cookie: int) -> Needle:
+    """`read` once more, after a read failed its checks on a volume a vacuum has committed
+    to: its lookup and its pread may have straddled the swap of the files (module
+    docstring). Waits for a swap under way to end first."""
+    self._await_swap()
+    hit = self._map.get(key)
+    if hit is None:
+        raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+    try:
+        return _decode_at(self, key, cookie, hit, None)
+    except CorruptNeedle as exc:
+        self._corrupt.note(CorruptRecord(key, hit.offset, hit.size, exc.message))
+        raise
+
+
+def _decode_at(self: Volume, key: int, cookie: int, hit: IndexHit, record: bytes | None) -> Needle:
+    """The needle of the record at `hit` (read now unless given): NeedleNotFound for another
+    cookie, CorruptNeedle for bytes that fail a check."""
     offset, size = hit
     if record is None:
         record = self._pread(NEEDLE_HEADER_SIZE + size + self._tail, offset)
-    try:
-        if len(record) >= NEEDLE_HEADER_SIZE:
-            stored_cookie, stored_key, _ = NEEDLE_HEADER.unpack_from(record)
-            if stored_cookie != cookie and stored_key == key:
-                raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
-            if stored_key != key:
-                raise CorruptNeedle(
-                    "record holds another key",
-                    volume_id=self.id,
-                    offset=offset,
-                    key=f"{key:x}",
-                    found=f"{stored_key:x}",
-                )
-        return decode_needle(record, self.version, volume_id=self.id, offset=offset)
-    except CorruptNeedle as exc:
-        self._corrupt.note(CorruptRecord(key, offset, size, exc.message))
-        raise
+    if len(record) >= NEEDLE_HEADER_SIZE:
+        stored_cookie, stored_key, _ = NEEDLE_HEADER.unpack_from(record)
+        if stored_cookie != cookie and stored_key == key:
+            raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+        if stored_key != key:
+            raise CorruptNeedle(
+                "record holds another key",
+                volume_id=self.id,
+                offset=offset,
+                key=f"{key:x}",
+                found=f"{stored_key:x}",
+            )
+    return decode_needle(record, self.version, volume_id=self.id, offset=offset)
 
 
 def read_checked(
@@ -191,10 +221,22 @@ def read_meta(self: Volume, key: int, cookie: int) -> NeedleLocation:
     """Metadata and data position of `key`, for streaming a large body (two small preads).
 
     Check the data with `iter_data`, which verifies the CRC at the end."""
-    hit = self._map.get(key)
-    if hit is None:
-        raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
-    return self._meta_at(key, cookie, hit, NeedleNotFound)
+    while True:
+        self._await_swap()
+        generation = self._generation
+        try:
+            hit = self._map.get(key)
+            if hit is None:
+                raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
+            loc = self._meta_at(key, cookie, hit, NeedleNotFound, note=False)
+        except (CorruptNeedle, NeedleNotFound) as exc:
+            if self._swapped_since(generation):
+                continue  # a vacuum commit swapped the files meanwhile: look again
+            if isinstance(exc, CorruptNeedle) and hit is not None:
+                self._corrupt.note(CorruptRecord(key, hit.offset, hit.size, exc.message))
+            raise
+        if not self._swapped_since(generation):
+            return replace(loc, generation=generation)
 
 
 def _meta_at(
@@ -203,9 +245,12 @@ def _meta_at(
     cookie: int,
     hit: IndexHit,
     wrong_cookie: type[NeedleNotFound | CookieMismatch],
+    *,
+    note: bool = True,
 ) -> NeedleLocation:
     """`read_meta` of the record `hit` points at; a cookie other than the stored one
-    raises `wrong_cookie` (checked before the metadata is decoded)."""
+    raises `wrong_cookie` (checked before the metadata is decoded). A record that is not
+    `hit`'s is listed as corrupt, unless `note` is False (the caller decides)."""
     offset, size = hit
     head = self._pread(NEEDLE_HEAD_SIZE, offset)
     if len(head) < NEEDLE_HEADER_SIZE:
@@ -218,7 +263,8 @@ def _meta_at(
             offset=offset,
             key=f"{key:x}",
         )
-        self._corrupt.note(CorruptRecord(key, offset, size, exc.message))
+        if note:
+            self._corrupt.note(CorruptRecord(key, offset, size, exc.message))
         raise exc
     if stored_cookie != cookie:
         raise wrong_cookie(
@@ -234,13 +280,17 @@ def _meta_at(
     needle, data_size = decode_needle_meta(
         head, tail, self.version, volume_id=self.id, offset=offset
     )
-    return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size, hit)
+    return NeedleLocation(needle, offset + NEEDLE_HEAD_SIZE, data_size, hit, self._generation)
 
 
 def verified(self: Volume, loc: NeedleLocation) -> bool:
     """Whether the record of `loc` passed `verify` before (remembered per record and
-    compaction revision, module `integrity`): a dict lookup, fine on the event loop."""
-    return (loc.hit.offset, self.compact_revision) in self._verified
+    compaction revision, module `integrity`): a dict lookup, fine on the event loop. False
+    for a record a vacuum commit has moved since (`verify` finds it)."""
+    return (
+        loc.generation == self._generation
+        and (loc.hit.offset, self.compact_revision) in self._verified
+    )
 
 
 def verify(self: Volume, loc: NeedleLocation) -> None:
@@ -248,27 +298,36 @@ def verify(self: Volume, loc: NeedleLocation) -> None:
     streamed answer can start only once its needle is known sound, and remember that it
     passed (`verified`). A mismatch raises CorruptNeedle and lists the needle in
     `corrupt_needles`. Memory stays bounded: one reused buffer of at most `_VERIFY_CHUNK`
-    bytes, whatever the needle's size. Blocks: run it off the event loop."""
-    crc = 0
-    pos, stop = loc.data_offset, loc.data_offset + loc.data_size
-    if self.data.remote:  # a ranged GET per chunk (4 MiB), each buffer new
-        while pos < stop:
-            piece = self._pread(min(self.data.chunk_size, stop - pos), pos)
-            if not piece:
-                raise _corrupt_data(self, loc, "data truncated")
-            crc = crc32c(piece, crc)
-            pos += len(piece)
+    bytes, whatever the needle's size. Blocks: run it off the event loop. Checked again
+    from the start where a vacuum commit moved the needle meanwhile."""
     buf = memoryview(bytearray(min(_VERIFY_CHUNK, loc.data_size)))
-    while pos < stop:
-        got = os.preadv(self._dat, [buf[: stop - pos]], pos)
-        if got <= 0:
+    while True:
+        loc = self.relocate(loc)
+        generation = loc.generation
+        crc = 0
+        pos, stop = loc.data_offset, loc.data_offset + loc.data_size
+        if self.data.remote:  # a ranged GET per chunk (4 MiB), each buffer new
+            while pos < stop:
+                piece = self._pread(min(self.data.chunk_size, stop - pos), pos)
+                if not piece:
+                    break
+                crc = crc32c(piece, crc)
+                pos += len(piece)
+        while pos < stop:
+            got = os.preadv(self._dat, [buf[: stop - pos]], pos)
+            if got <= 0:
+                break
+            crc = crc32c(buf[:got], crc)
+            pos += got
+        if self._swapped_since(generation):
+            continue
+        stored = loc.needle.checksum
+        if pos < stop:
             raise _corrupt_data(self, loc, "data truncated")
-        crc = crc32c(buf[:got], crc)
-        pos += got
-    stored = loc.needle.checksum
-    if loc.data_size and not checksum_matches(stored, crc):
-        raise _corrupt_data(self, loc, f"crc mismatch: stored {stored:08x}, data {crc:08x}")
-    self._verified.add((loc.hit.offset, self.compact_revision))
+        if loc.data_size and not checksum_matches(stored, crc):
+            raise _corrupt_data(self, loc, f"crc mismatch: stored {stored:08x}, data {crc:08x}")
+        self._verified.add((loc.hit.offset, self.compact_revision))
+        return
 
 
 def iter_data(
@@ -278,13 +337,24 @@ def iter_data(
     back until the CRC matches and CorruptNeedle is raised instead of it: a reader never
     receives every byte of a corrupt needle. The volume server calls `verify` first, so
     this only catches bytes that rotted since; the needle is then no longer remembered as
-    verified. A range cannot be checked on its own: pass `verify=False`."""
+    verified. A range cannot be checked on its own: pass `verify=False`. A vacuum commit
+    between two chunks moves the reading to where the needle lies now (`Volume.relocate`;
+    `NeedleNotFound` if it was deleted and vacuumed away meanwhile), and a chunk read while
+    the files were swapped is read again there."""
     crc = 0
     held = b""
     chunk_size = max(chunk_size, self.data.chunk_size) if self.data.remote else chunk_size
+    loc = self.relocate(loc)
     pos, stop = loc.data_offset, loc.data_offset + loc.data_size
     while pos < stop:
+        if self._swapped_since(loc.generation):
+            moved = self.relocate(loc)
+            pos += moved.data_offset - loc.data_offset
+            stop += moved.data_offset - loc.data_offset
+            loc = moved
         chunk = self._pread(min(chunk_size, stop - pos), pos)
+        if self._swapped_since(loc.generation):
+            continue
         if not chunk:
             raise _corrupt_data(self, loc, "data truncated", at=pos)
         crc = crc32c(chunk, crc)

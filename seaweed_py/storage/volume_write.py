@@ -114,7 +114,7 @@ def write(self: Volume, needle: Needle) -> WriteResult:
         size: int = NEEDLE_HEADER.unpack_from(record)[2]
         offset = _append(self, (record,), len(record), needle.key, size)
         self._map.put(needle.key, offset, size)
-        self._last_append_ns = ts
+        self._last_append_ns = self._newest_put_ns = ts
         return WriteResult(offset, size, False, _durable(self))
 
 
@@ -204,7 +204,7 @@ def write_streamed(
 
         offset = _append(self, parts(), total, needle.key, size)
         self._map.put(needle.key, offset, size)
-        self._last_append_ns = ts
+        self._last_append_ns = self._newest_put_ns = ts
         return WriteResult(offset, size, False, _durable(self))
 
 
@@ -447,7 +447,7 @@ def _durable(self: Volume) -> Future[None]:
     return SETTLED
 
 
-def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
     # The usual case is one call; after a short one the rest is redone from the start (the
     # same bytes to the same place).
     if os.pwrite(fd, data, offset) == len(data):

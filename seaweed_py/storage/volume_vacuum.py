@@ -1,0 +1,731 @@
+"""Vacuum of a volume (spec §9.3): compact, commit, clean up; and TTL expiry of volumes (§9.5).
+
+**Compact** copies every live needle into `<base>.cpd` (a superblock with the compaction
+revision + 1, then the records) and its index entries into `<base>.cpx`, while reads and
+writes go on against `.dat`/`.idx`. Needles are copied in `.dat` order, byte for byte: each
+keeps its AppendAtNs (never restamped: a needle's TTL runs from it, compat row A14), so the
+compacted file, like every file weedpy writes, holds its records in AppendAtNs order, which
+the recovery rule of `scan.py` relies on (the reference copies in key order; docs/compat.md).
+Dropped: needles whose own TTL has passed (§9.6, counted from their AppendAtNs) and records
+that fail their checks (CRC, header). `-compactionMBps` throttles the copy
+(`bytes_per_second`); it is refused up front when the disk cannot hold it.
+
+**Commit** takes the volume's lock (writes and deletes wait; reads go on), replays the `.idx`
+entries appended since the copy began (writes copied, deletes of copied keys copied as their
+tombstones: again byte for byte, in file order), fsyncs both files, writes the marker
+`<base>.cpc`, renames `.cpd` → `.dat` and `.cpx` → `.idx`, removes the marker and reopens the
+files. **Cleanup** deletes an uncommitted `.cpd`/`.cpx`.
+
+Crash safety, step by step (a SIGKILL anywhere, then an open: `finish_interrupted`, which
+`volume_loading` runs first):
+
+| crash during / after | on disk | the open |
+|---|---|---|
+| compact, or commit before the marker | `.dat`/`.idx` intact, maybe `.cpd`/`.cpx` | deletes `.cpd`/`.cpx` (roll back) |
+| marker written | `.cpc`, `.cpd`, `.cpx`, old `.dat`/`.idx` | renames both (roll forward) |
+| first rename | `.cpc`, `.cpx`, new `.dat`, old `.idx` | renames `.cpx` |
+| second rename | `.cpc`, new `.dat`/`.idx` | removes the marker |
+
+The marker is written only once `.cpd`/`.cpx` are complete and synced, so rolling forward
+never installs a partial copy; without it the old files are whole, since a compaction never
+writes them. Every write acknowledged before the commit took the lock is in the replayed
+`.idx` tail (appends are serialised, and the batch is flushed first), so it is in the copy.
+
+Reads take no lock, so a commit swaps the files under the lock and keeps the old descriptors
+open until the next commit: a read that found its needle in the old index and reads the new
+file at the old offset fails its checks, takes the lock (so the swap is done), and reads
+again (`volume_read`); a streamed read carries the generation it started in
+(`NeedleLocation.generation`) and `relocate`s when a commit passed. The compacted files open
+and serve in `weed` 4.48 and the reverse (`tests/parity/test_vacuum_files.py`).
+
+A TTL volume **expires** once its newest needle is older than the volume's TTL (its .dat
+holding more than the superblock); the volume server then leaves it out of heartbeats and
+deletes it `min(TTL/10, 10 min)` later (`expired`, `expired_long_enough`).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from seaweed_py.errors import (
+    Conflict,
+    CorruptNeedle,
+    DiskFull,
+    NeedleNotFound,
+    StorageError,
+    VolumeReadOnly,
+)
+from seaweed_py.formats.idx import IdxLayout, decode_entries, encode_entries
+from seaweed_py.formats.needle import (
+    FLAG_HAS_TTL,
+    NEEDLE_HEADER,
+    NEEDLE_HEADER_SIZE,
+    decode_needle,
+    record_length,
+)
+from seaweed_py.formats.superblock import SUPERBLOCK_SIZE
+from seaweed_py.storage import volume_loading as _loading
+from seaweed_py.storage.group_commit import sync_file
+from seaweed_py.storage.integrity import VerifiedMemo
+from seaweed_py.storage.volume_write import _pwrite_all
+
+if TYPE_CHECKING:
+    from seaweed_py.storage.volume import Volume
+    from seaweed_py.storage.volume_read import NeedleLocation
+
+__all__ = ["COMPACTION_SUFFIXES", "CommitResult", "CompactResult", "finish_interrupted"]
+
+log = logging.getLogger(__name__)
+
+COMPACTION_SUFFIXES: Final = (".cpd", ".cpx", ".cpc")
+_WINDOW: Final = 4 << 20  # bytes of .dat read per pread while copying (or one bigger record)
+_FLUSH: Final = 1 << 20  # bytes of copied records written to .cpd per pwrite (and pause)
+_ENTRIES_PER_WRITE: Final = 1 << 16
+_MAX_TTL_GRACE: Final = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class CompactResult:
+    """What a compaction copied into `.cpd` and what it left behind."""
+
+    needles: int
+    """Live needles copied."""
+    copied_bytes: int
+    """Bytes of records copied (the live data the throughput counts)."""
+    expired: int
+    """Needles dropped because their TTL had passed."""
+    corrupt: int
+    """Records dropped because they fail their checks."""
+    size_before: int
+    """`.dat` bytes when the compaction began."""
+    compacted_size: int
+    """`.cpd` bytes (before the commit replays what came in meanwhile)."""
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What a commit changed: `.dat` bytes before and after, records replayed."""
+
+    size_before: int
+    size_after: int
+    replayed: int
+    read_only: bool
+    seconds: float
+
+    @property
+    def reclaimed(self) -> int:
+        return max(0, self.size_before - self.size_after)
+
+
+@dataclass
+class Compaction:
+    """A compaction between `compact` and `commit_compact`/`cleanup_compact` (the volume's
+    `_compaction`)."""
+
+    revision: int
+    idx_start: int
+    """Bytes of `.idx` whose entries the copy covers; the commit replays the rest."""
+    size_before: int
+    done: bool = False
+    cpd_end: int = 0
+    cpx_end: int = 0
+    copied: npt.NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, np.uint64))
+    """The keys copied, sorted: live in `.cpd` (a replayed delete of another key is skipped:
+    its tombstone would read as an empty file there)."""
+    aborted: bool = False
+
+
+# ------------------------------------------------------------------ compact
+
+
+def compact(
+    self: Volume,
+    *,
+    bytes_per_second: int = 0,
+    preallocate: int = 0,
+    disk_free: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> CompactResult:
+    """Copy the live needles into `.cpd`/`.cpx` (module docstring); blocks for as long as the
+    copy takes (`bytes_per_second` 0: as fast as the disk goes). `disk_free`: bytes free on the
+    volume's file system, if known; a copy that would not fit raises `DiskFull` before any
+    file is written. A second compaction, or one of a closed volume, raises `Conflict` /
+    `VolumeReadOnly`. On any failure the partial copy is removed and the volume is as it was."""
+    started = monotonic()
+    cpd, cpx, _ = self._checked(*COMPACTION_SUFFIXES)
+    with self._lock:
+        if self._closed:
+            raise VolumeReadOnly("volume is closed", volume_id=self.id)
+        if self._compaction is not None:
+            raise Conflict("volume is being vacuumed already", volume_id=self.id)
+        self._flush_idx()
+        if self._idx_batch:
+            raise StorageError(
+                "cannot compact: .idx entries could not be written", volume_id=self.id
+            )
+        keys, offsets, sizes = self._map.live_arrays()
+        state = Compaction(self.compact_revision, self._idx_end, self._end)
+        self._compaction = state
+        source = os.dup(self._dat)  # a close of the volume meanwhile cannot pull it away
+    try:
+        order = np.argsort(offsets, kind="stable")
+        keys, offsets, sizes = keys[order], offsets[order], sizes[order]
+        lengths = _record_lengths(sizes, self._tail)
+        needed = SUPERBLOCK_SIZE + int(lengths.sum()) + len(keys) * self.layout.entry_size
+        if disk_free is not None and needed > disk_free:
+            raise DiskFull(
+                f"not enough free space to vacuum: the copy needs {needed} bytes, "
+                f"{disk_free} are free",
+                volume_id=self.id,
+            )
+        copier = _Copier(self, state, source, bytes_per_second, sleep, monotonic)
+        result = copier.run(cpd, cpx, keys, offsets, sizes, lengths, preallocate)
+    except BaseException as exc:
+        with self._lock:
+            if self._compaction is state:
+                self._compaction = None
+        _unlink(cpd, cpx)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise DiskFull("no space left for the vacuum's copy", volume_id=self.id) from exc
+        raise
+    finally:
+        os.close(source)
+    return replace(result, seconds=monotonic() - started)
+
+
+def _record_lengths(sizes: npt.NDArray[np.int32], tail: int) -> npt.NDArray[np.int64]:
+    """`record_length` of each body Size (records are padded to 8, never by 0 bytes: A1)."""
+    unpadded = NEEDLE_HEADER_SIZE + np.maximum(sizes.astype(np.int64), 0) + tail
+    lengths: npt.NDArray[np.int64] = unpadded + 8 - unpadded % 8
+    return lengths
+
+
+class _Copier:
+    """One compaction's copy: reads `.dat` in windows, checks each record, writes the kept
+    ones to `.cpd` in large pieces and their entries to `.cpx`."""
+
+    def __init__(
+        self,
+        volume: Volume,
+        state: Compaction,
+        source: int,
+        bytes_per_second: int,
+        sleep: Callable[[float], None],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.v = volume
+        self.state = state
+        self.source = source
+        self.rate = bytes_per_second
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.now_s = volume._clock_ns() / 1e9
+        self.expired = 0
+        self.corrupt = 0
+
+    def run(
+        self,
+        cpd_path: Path,
+        cpx_path: Path,
+        keys: npt.NDArray[np.uint64],
+        offsets: npt.NDArray[np.uint64],
+        sizes: npt.NDArray[np.int32],
+        lengths: npt.NDArray[np.int64],
+        preallocate: int,
+    ) -> CompactResult:
+        v = self.v
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+        cpd = os.open(cpd_path, flags, 0o644)
+        try:
+            cpx = os.open(cpx_path, flags, 0o644)
+            try:
+                if preallocate > 0:
+                    _loading._reserve(cpd, preallocate, cpd_path)
+                head = replace(
+                    v.superblock, compaction_revision=(v.compact_revision + 1) & 0xFFFF
+                ).encode()
+                _pwrite_all(cpd, head, 0)
+                kept = self._copy(cpd, keys, offsets, sizes, lengths, len(head))
+                new_offsets, kept_index = kept
+                kept_keys = keys[kept_index]
+                entries_end = _write_entries(
+                    cpx, kept_keys, new_offsets, sizes[kept_index], v.layout, 0
+                )
+                sync_file(cpd)
+                sync_file(cpx)
+                end = os.fstat(cpd).st_size
+            finally:
+                os.close(cpx)
+        finally:
+            os.close(cpd)
+        with v._lock:
+            self.state.cpd_end = end
+            self.state.cpx_end = entries_end
+            self.state.copied = np.sort(kept_keys)
+            self.state.done = True
+        copied = int(lengths[kept_index].sum())
+        log.info(
+            "volume %d compacted: %d needles (%d bytes) copied, %d expired and %d corrupt "
+            "dropped, %d -> %d bytes",
+            v.id,
+            len(kept_keys),
+            copied,
+            self.expired,
+            self.corrupt,
+            self.state.size_before,
+            end,
+        )
+        return CompactResult(
+            needles=len(kept_keys),
+            copied_bytes=copied,
+            expired=self.expired,
+            corrupt=self.corrupt,
+            size_before=self.state.size_before,
+            compacted_size=end,
+            seconds=0.0,
+        )
+
+    def _copy(
+        self,
+        cpd: int,
+        keys: npt.NDArray[np.uint64],
+        offsets: npt.NDArray[np.uint64],
+        sizes: npt.NDArray[np.int32],
+        lengths: npt.NDArray[np.int64],
+        at: int,
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.intp]]:
+        """Copy the records (in offset order) to `cpd` from `at` on: their new offsets and
+        the indices of the ones kept."""
+        n = len(keys)
+        new_offsets = np.empty(n, np.uint64)
+        kept = np.empty(n, np.intp)
+        count = 0
+        out = bytearray()
+        out_at = at
+        started = self.monotonic()
+        written = 0
+        offs, lens, ks, szs = offsets.tolist(), lengths.tolist(), keys.tolist(), sizes.tolist()
+        i = 0
+        while i < n:
+            if self.state.aborted:
+                raise VolumeReadOnly("volume closed during its vacuum", volume_id=self.v.id)
+            window_start = offs[i]
+            j = i + 1
+            while j < n and offs[j] + lens[j] - window_start <= _WINDOW:
+                j += 1
+            window_end = offs[j - 1] + lens[j - 1]
+            buf = os.pread(self.source, window_end - window_start, window_start)
+            for r in range(i, j):
+                start = offs[r] - window_start
+                record = buf[start : start + lens[r]]
+                if not self._keep(record, ks[r], szs[r], offs[r], lens[r]):
+                    continue
+                new_offsets[count] = out_at + len(out)
+                kept[count] = r
+                count += 1
+                out += record
+                if len(out) >= _FLUSH:
+                    _pwrite_all(cpd, out, out_at)
+                    out_at += len(out)
+                    written += len(out)
+                    out.clear()
+                    self._throttle(started, written)
+            i = j
+        if out:
+            _pwrite_all(cpd, out, out_at)
+            written += len(out)
+            self._throttle(started, written)
+        return new_offsets[:count], kept[:count]
+
+    def _keep(self, record: bytes, key: int, size: int, offset: int, length: int) -> bool:
+        """Whether the record of live needle `key` is copied: it is whole, its header is the
+        index's, it decodes and matches its CRC, and its own TTL has not passed."""
+        v = self.v
+        reason = ""
+        if len(record) < length:
+            reason = "record truncated"
+        else:
+            stored_key, stored_size = NEEDLE_HEADER.unpack_from(record)[1:]
+            if stored_key != key or stored_size != size:
+                reason = "record header does not match the index"
+            elif size:
+                try:
+                    needle = decode_needle(record, v.version, volume_id=v.id, offset=offset)
+                except CorruptNeedle as exc:
+                    reason = exc.message
+                else:
+                    ttl = needle.ttl.seconds if needle.flags & FLAG_HAS_TTL else 0
+                    # No AppendAtNs (version 2): the age is unknown, the needle is kept (A14).
+                    if (
+                        ttl
+                        and needle.append_at_ns
+                        and self.now_s >= needle.append_at_ns / 1e9 + ttl
+                    ):
+                        self.expired += 1
+                        return False
+        if reason:
+            self.corrupt += 1
+            log.error(
+                "volume %d: vacuum drops corrupt needle %x at offset %d: %s",
+                v.id,
+                key,
+                offset,
+                reason,
+            )
+            return False
+        return True
+
+    def _throttle(self, started: float, written: int) -> None:
+        if not self.rate:
+            return
+        ahead = written / self.rate - (self.monotonic() - started)
+        if ahead > 0:
+            self.sleep(ahead)
+
+
+def _write_entries(
+    fd: int,
+    keys: npt.NDArray[np.uint64],
+    offsets: npt.NDArray[np.uint64],
+    sizes: npt.NDArray[np.int32],
+    layout: IdxLayout,
+    at: int,
+) -> int:
+    """Write index entries to `fd` from byte `at`, a block at a time; the end offset."""
+    for start in range(0, len(keys), _ENTRIES_PER_WRITE):
+        stop = start + _ENTRIES_PER_WRITE
+        block = encode_entries(keys[start:stop], offsets[start:stop], sizes[start:stop], layout)
+        _pwrite_all(fd, block, at)
+        at += len(block)
+    return at
+
+
+# ------------------------------------------------------------------ commit
+
+
+def commit_compact(self: Volume) -> CommitResult:
+    """Install the finished compaction (module docstring): replay, sync, marker, renames,
+    reopen. Writes and deletes wait meanwhile. Without a finished compaction, or if the
+    volume's revision changed, `Conflict`. A failure before the marker drops the compaction
+    (the volume is as it was); one after it turns the volume read-only (its files are then
+    between the two states, which the next open completes)."""
+    started = time.monotonic()
+    cpd, cpx, cpc = self._checked(*COMPACTION_SUFFIXES)
+    dat, idx = self.path(".dat"), self.path(".idx")
+    with self._lock:
+        state = self._compaction
+        if state is None or not state.done:
+            raise Conflict(
+                "no finished compaction to commit"
+                if state is None
+                else "the compaction is still copying",
+                volume_id=self.id,
+            )
+        if self._closed or not self._writable_files:
+            raise VolumeReadOnly("volume files are not writable", volume_id=self.id)
+        if self.compact_revision != state.revision:
+            self._compaction = None
+            _unlink(cpd, cpx)
+            raise Conflict("the volume was compacted meanwhile", volume_id=self.id)
+        size_before = self._end
+        try:
+            self._flush_idx()
+            if self._idx_batch:
+                raise StorageError(
+                    "cannot commit: .idx entries could not be written", volume_id=self.id
+                )
+            replayed = _replay(self, state, cpd, cpx)
+            write_marker(cpc, state.revision)
+        except BaseException:
+            self._compaction = None
+            _unlink(cpd, cpx, cpc)
+            raise
+        try:
+            rename(cpd, dat)
+            rename(cpx, idx)
+            _loading.sync_dir(self.directory)
+            remove_marker(cpc)
+            _reopen(self)
+        except BaseException as exc:
+            self.read_only_reason = f"vacuum commit failed: {exc}"
+            log.error("volume %d: vacuum commit failed after its marker: %s", self.id, exc)
+            raise
+        finally:
+            self._compaction = None
+        log.info(
+            "volume %d vacuumed: %d -> %d bytes, %d records replayed",
+            self.id,
+            size_before,
+            self._end,
+            replayed,
+        )
+        return CommitResult(
+            size_before=size_before,
+            size_after=self._end,
+            replayed=replayed,
+            read_only=self.read_only,
+            seconds=time.monotonic() - started,
+        )
+
+
+def _replay(self: Volume, state: Compaction, cpd_path: Path, cpx_path: Path) -> int:
+    """Append to `.cpd`/`.cpx` what `.idx` gained since the copy began (caller holds the
+    lock; every entry is on disk): each write's record, and each delete's tombstone when the
+    key is live in the copy. Both files are synced. The number of records appended."""
+    length = self._idx_end - state.idx_start
+    tail = os.pread(self._idx, length, state.idx_start) if length > 0 else b""
+    if len(tail) != max(0, length):
+        raise StorageError("the .idx shrank during the vacuum", volume_id=self.id)
+    keys, offsets, sizes = decode_entries(tail, self.layout)
+    live: dict[int, bool] = {}  # keys the replay changed: live in the copy or not
+
+    def in_copy(key: int) -> bool:
+        if key in live:
+            return live[key]
+        i = int(np.searchsorted(state.copied, np.uint64(key)))
+        return i < len(state.copied) and int(state.copied[i]) == key
+
+    out = bytearray()
+    entries: list[tuple[int, int, int]] = []
+    at = state.cpd_end
+    for key, offset, size in zip(keys.tolist(), offsets.tolist(), sizes.tolist(), strict=True):
+        if size < 0 and not in_copy(key):
+            continue  # its needle was dropped (expired, corrupt) or never copied
+        length_ = record_length(max(size, 0), self.version)
+        record = os.pread(self._dat, length_, offset)
+        if len(record) != length_:
+            raise StorageError(
+                "a record the .idx names is missing from .dat", volume_id=self.id, offset=offset
+            )
+        entries.append((key, at + len(out), size))
+        out += record
+        live[key] = size >= 0
+    flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
+    cpd = os.open(cpd_path, flags)
+    try:
+        cpx = os.open(cpx_path, flags)
+        try:
+            if out:
+                _pwrite_all(cpd, out, at)
+                k = np.array([e[0] for e in entries], np.uint64)
+                o = np.array([e[1] for e in entries], np.uint64)
+                s = np.array([e[2] for e in entries], np.int32)
+                _write_entries(cpx, k, o, s, self.layout, state.cpx_end)
+            sync_file(cpd)
+            sync_file(cpx)
+        finally:
+            os.close(cpx)
+    finally:
+        os.close(cpd)
+    return len(entries)
+
+
+def _reopen(self: Volume) -> None:
+    """Open the renamed files in place of the old ones (caller holds the lock).
+
+    Everything slow (opening, checking, building the needle map) happens on the side, in a
+    volume object of its own; then the state moves over with `_swapping` set, and the
+    generation goes up before it is cleared, so a lock-free read that straddled the swap can
+    tell (`_swapped_since`). The old descriptors and map stay open until the next commit,
+    for reads that began before this one (`volume_read`)."""
+    fresh = type(self)(
+        self.directory,
+        self.id,
+        self.collection,
+        index_kind=self.index_kind,
+        fsync_mode=self.fsync_mode,
+        committer=self._committer,
+        size_limit=self._size_limit,
+        clock_ns=self._clock_ns,
+    )
+    fresh._load(self._writable_files)
+    for fd in self._retired:
+        os.close(fd)
+    if self._retired_map is not None:
+        self._retired_map.close()
+    self._retired = [fd for fd in (self._dat, self._idx) if fd >= 0]
+    self._retired_map = self._map
+    self._swapping = True
+    try:
+        self._map = fresh._map
+        self._dat, self._idx = fresh._dat, fresh._idx
+        self.superblock, self.info, self.version = fresh.superblock, fresh.info, fresh.version
+        self._tail, self._end, self._idx_end = fresh._tail, fresh._end, fresh._idx_end
+        self._last_append_ns = fresh._last_append_ns
+        self.modified_at_second = fresh.modified_at_second
+        self.recovery = fresh.recovery
+        self._corrupt = fresh._corrupt
+        self._verified = VerifiedMemo()
+        self._newest_put_ns = None
+        self._generation += 1
+    finally:
+        self._swapping = False
+
+
+def await_swap(self: Volume) -> None:
+    """Return once no commit is swapping the files in (a few assignments: a read that
+    failed its checks waits for them to end, then reads again)."""
+    while self._swapping:
+        time.sleep(0)  # hands the interpreter to the committing thread
+
+
+def swapped_since(self: Volume, generation: int) -> bool:
+    """Whether a commit swapped the files since (or is swapping them while) a read of
+    `generation` ran."""
+    return self._swapping or self._generation != generation
+
+
+# ------------------------------------------------------------------ cleanup and crashes
+
+
+def cleanup_compact(self: Volume) -> bool:
+    """Drop an uncommitted compaction and its files; False if there was none. A compaction
+    still copying is asked to stop (its copy removes its files)."""
+    cpd, cpx, _ = self._checked(*COMPACTION_SUFFIXES)
+    with self._lock:
+        state = self._compaction
+        if state is None:
+            found = cpd.exists() or cpx.exists()
+            _unlink(cpd, cpx)
+            return found
+        if not state.done:
+            state.aborted = True
+            return True
+        self._compaction = None
+    _unlink(cpd, cpx)
+    return True
+
+
+def finish_interrupted(volume_dir: Path, name: str, *, writable: bool) -> str:
+    """Before a volume opens: complete a commit a crash interrupted (its marker exists: roll
+    forward) or delete the files of an uncommitted compaction (roll back). What it did, for
+    the log ("" if nothing). With `writable=False` nothing is changed, and a commit caught
+    between its renames (the `.dat` new, the `.idx` old) cannot be opened: `StorageError`."""
+    base = volume_dir / name
+    cpd, cpx, cpc = (Path(f"{base}{ext}") for ext in COMPACTION_SUFFIXES)
+    if cpc.exists():
+        if not writable:
+            if not cpd.exists() and cpx.exists():
+                raise StorageError(
+                    "an interrupted vacuum commit must finish first: open the volume writable "
+                    "(start the volume server)",
+                    path=str(cpc),
+                )
+            return ""
+        if cpd.exists():
+            rename(cpd, Path(f"{base}.dat"))
+        if cpx.exists():
+            rename(cpx, Path(f"{base}.idx"))
+        _loading.sync_dir(volume_dir)
+        remove_marker(cpc)
+        return "finished an interrupted vacuum commit (rolled forward)"
+    if writable and (cpd.exists() or cpx.exists()):
+        _unlink(cpd, cpx)
+        _loading.sync_dir(volume_dir)
+        return "deleted the files of an uncommitted vacuum (rolled back)"
+    return ""
+
+
+def write_marker(path: Path, revision: int) -> None:
+    """The commit marker: from here on the compacted files are the volume (roll forward)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        _pwrite_all(fd, f"{revision + 1}\n".encode(), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _loading.sync_dir(path.parent)
+
+
+def rename(source: Path, target: Path) -> None:
+    os.replace(source, target)
+
+
+def remove_marker(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _loading.sync_dir(path.parent)
+
+
+def _unlink(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("cannot remove %s: %s", path, exc)
+
+
+# ------------------------------------------------------------------ reads across a commit
+
+
+def relocate(self: Volume, loc: NeedleLocation) -> NeedleLocation:
+    """`loc` as of the volume's current files: itself if no commit passed since it was made,
+    else the same record where the commit moved it (the copy is byte for byte, so the same
+    position in its data). `NeedleNotFound` if the needle is gone (deleted, then vacuumed)
+    or replaced meanwhile."""
+    if not self._swapped_since(loc.generation):
+        return loc
+    key = loc.needle.key
+    while True:
+        self._await_swap()
+        generation = self._generation
+        hit = self._map.get(key)
+        if hit is not None and hit.size == loc.hit.size:
+            try:
+                fresh = self._meta_at(key, loc.needle.cookie, hit, NeedleNotFound, note=False)
+            except (CorruptNeedle, NeedleNotFound):
+                fresh = None
+        else:
+            fresh = None
+        if not self._swapped_since(generation):
+            break
+    if fresh is None or (fresh.needle.checksum, fresh.needle.append_at_ns) != (
+        loc.needle.checksum,
+        loc.needle.append_at_ns,
+    ):
+        raise NeedleNotFound(
+            "needle deleted or replaced while it was read", volume_id=self.id, key=f"{key:x}"
+        )
+    assert hit is not None
+    delta = hit.offset - loc.hit.offset
+    return replace(loc, data_offset=loc.data_offset + delta, hit=hit, generation=generation)
+
+
+# ------------------------------------------------------------------ TTL volumes
+
+
+def expired(self: Volume, now_s: float) -> bool:
+    """A TTL volume whose newest needle is older than the volume's TTL (spec §9.5)."""
+    ttl = self.ttl.seconds
+    return bool(ttl) and self._end > self.superblock.block_size and now_s >= _newest(self) + ttl
+
+
+def expired_long_enough(self: Volume, now_s: float) -> bool:
+    """`expired`, and for `min(TTL/10, 10 min)` more: the volume's files may go."""
+    ttl = self.ttl.seconds
+    grace = min(ttl / 10, _MAX_TTL_GRACE)
+    return self.expired(now_s) and now_s >= _newest(self) + ttl + grace
+
+
+def _newest(self: Volume) -> float:
+    """When the newest live needle was written (Unix seconds): its AppendAtNs, found once per
+    open (writes keep it since); the `.dat`'s last change where records carry none (v2)."""
+    if self._newest_put_ns is None:
+        _, offsets, sizes = self._map.live_arrays()
+        ns = self._last_append_ns
+        if len(offsets):
+            i = int(np.argmax(offsets))
+            ns = self._append_ns_at(int(offsets[i]), int(sizes[i]))
+        self._newest_put_ns = ns
+    return self._newest_put_ns / 1e9 if self._newest_put_ns else float(self.modified_at_second)
