@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print a cluster token (or a file id token) signed with security.toml's key",
     ),
     "benchmark": ("benchmark", "load a cluster with writes then random reads; report like weed"),
+    "compact": ("compact", "copy a volume's live needles into .cpd/.cpx offline (weed compact)"),
     "download": ("download", "download blobs by file id (chunked files come back whole)"),
     "export": ("export", "list the live needles of a volume, or write them into a tar file"),
     "fix": ("fix", "check volumes for corrupt needles offline; -rebuild rewrites the .idx"),

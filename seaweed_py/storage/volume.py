@@ -183,8 +183,9 @@ class Volume:
         self._swapping = False
         self._retired: list[int] = []
         self._retired_map: NeedleMap | None = None
-        self._newest_put_ns: int | None = None
-        """AppendAtNs of the newest needle written (None: not looked up since the open)."""
+        self._newest: tuple[int, int] | None = None
+        """(offset, AppendAtNs) of the newest live needle (None: to be looked up), for the
+        expiry of TTL volumes."""
 
     def path(self, ext: str) -> Path:
         """The path of this volume's file with extension `ext` (`.dat`, `.idx`, `.sdx.tmp`...),

@@ -49,8 +49,8 @@ from seaweed_py.formats.superblock import SuperBlock
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import VolumeInfo
 from seaweed_py.storage import volume_tier
-from seaweed_py.storage.backend import Backends, LocalDatFile
 from seaweed_py.storage import volume_vacuum as _vacuum
+from seaweed_py.storage.backend import Backends, LocalDatFile
 from seaweed_py.storage.group_commit import Committer
 from seaweed_py.storage.integrity import CorruptRecord
 from seaweed_py.storage.needle_map import (

@@ -38,8 +38,8 @@ again (`volume_read`); a streamed read carries the generation it started in
 (`NeedleLocation.generation`) and `relocate`s when a commit passed. The compacted files open
 and serve in `weed` 4.48 and the reverse (`tests/parity/test_vacuum_files.py`).
 
-A TTL volume **expires** once its newest needle is older than the volume's TTL (its .dat
-holding more than the superblock); the volume server then leaves it out of heartbeats and
+A TTL volume **expires** once its newest live needle is older than the volume's TTL (its
+.dat holding more than the superblock; a delete never extends its life, a restart keeps it); the volume server then leaves it out of heartbeats and
 deletes it `min(TTL/10, 10 min)` later (`expired`, `expired_long_enough`).
 """
 
@@ -170,6 +170,9 @@ def compact(
             raise VolumeReadOnly("volume is closed", volume_id=self.id)
         if self._compaction is not None:
             raise Conflict("volume is being vacuumed already", volume_id=self.id)
+        if self.data.remote:
+            # Its .dat is an object in a bucket (volume_tier.py): download it, then vacuum it.
+            raise Conflict("a tiered volume is not vacuumed where it lies", volume_id=self.id)
         self._flush_idx()
         if self._idx_batch:
             raise StorageError(
@@ -561,6 +564,7 @@ def _reopen(self: Volume) -> None:
     try:
         self._map = fresh._map
         self._dat, self._idx = fresh._dat, fresh._idx
+        self._use_data(fresh.data)
         self.superblock, self.info, self.version = fresh.superblock, fresh.info, fresh.version
         self._tail, self._end, self._idx_end = fresh._tail, fresh._end, fresh._idx_end
         self._last_append_ns = fresh._last_append_ns
@@ -568,7 +572,7 @@ def _reopen(self: Volume) -> None:
         self.recovery = fresh.recovery
         self._corrupt = fresh._corrupt
         self._verified = VerifiedMemo()
-        self._newest_put_ns = None
+        self._newest = None
         self._generation += 1
     finally:
         self._swapping = False
@@ -708,24 +712,32 @@ def relocate(self: Volume, loc: NeedleLocation) -> NeedleLocation:
 def expired(self: Volume, now_s: float) -> bool:
     """A TTL volume whose newest needle is older than the volume's TTL (spec §9.5)."""
     ttl = self.ttl.seconds
-    return bool(ttl) and self._end > self.superblock.block_size and now_s >= _newest(self) + ttl
+    return (
+        bool(ttl)
+        and self._end > self.superblock.block_size
+        and now_s >= _newest_needle_s(self) + ttl
+    )
 
 
 def expired_long_enough(self: Volume, now_s: float) -> bool:
     """`expired`, and for `min(TTL/10, 10 min)` more: the volume's files may go."""
     ttl = self.ttl.seconds
     grace = min(ttl / 10, _MAX_TTL_GRACE)
-    return self.expired(now_s) and now_s >= _newest(self) + ttl + grace
+    return self.expired(now_s) and now_s >= _newest_needle_s(self) + ttl + grace
 
 
-def _newest(self: Volume) -> float:
-    """When the newest live needle was written (Unix seconds): its AppendAtNs, found once per
-    open (writes keep it since); the `.dat`'s last change where records carry none (v2)."""
-    if self._newest_put_ns is None:
+def _newest_needle_s(self: Volume) -> float:
+    """When the newest live needle was written (Unix seconds): its AppendAtNs, looked up in
+    the index when unknown (after an open, a vacuum, or a delete of that needle; writes keep
+    it); the last record's when no needle is live; the `.dat`'s last change for records
+    without AppendAtNs (version 2)."""
+    if self._newest is None:
         _, offsets, sizes = self._map.live_arrays()
-        ns = self._last_append_ns
         if len(offsets):
             i = int(np.argmax(offsets))
-            ns = self._append_ns_at(int(offsets[i]), int(sizes[i]))
-        self._newest_put_ns = ns
-    return self._newest_put_ns / 1e9 if self._newest_put_ns else float(self.modified_at_second)
+            offset = int(offsets[i])
+            self._newest = (offset, self._append_ns_at(offset, int(sizes[i])))
+        else:
+            self._newest = (0, self._last_append_ns)
+    ns = self._newest[1]
+    return ns / 1e9 if ns else float(self.modified_at_second)

@@ -114,7 +114,8 @@ def write(self: Volume, needle: Needle) -> WriteResult:
         size: int = NEEDLE_HEADER.unpack_from(record)[2]
         offset = _append(self, (record,), len(record), needle.key, size)
         self._map.put(needle.key, offset, size)
-        self._last_append_ns = self._newest_put_ns = ts
+        self._last_append_ns = ts
+        self._newest = (offset, ts)
         return WriteResult(offset, size, False, _durable(self))
 
 
@@ -204,7 +205,8 @@ def write_streamed(
 
         offset = _append(self, parts(), total, needle.key, size)
         self._map.put(needle.key, offset, size)
-        self._last_append_ns = self._newest_put_ns = ts
+        self._last_append_ns = ts
+        self._newest = (offset, ts)
         return WriteResult(offset, size, False, _durable(self))
 
 
@@ -238,6 +240,8 @@ def delete(self: Volume, key: int, cookie: int) -> DeleteResult:
         _append(self, (record,), len(record), key, -1)
         deleted = self._map.delete(key)
         self._last_append_ns = ts
+        if self._newest is not None and self._newest[0] == offset:
+            self._newest = None  # the newest live needle is another one now: found on demand
         return DeleteResult(size if deleted is None else deleted, _durable(self))
 
 

@@ -27,6 +27,13 @@ from seaweed_py.formats.wire import (
     Heartbeat,
     MarkReadonly,
     MarkWritable,
+    VacuumCheck,
+    VacuumCheckAnswer,
+    VacuumCleanup,
+    VacuumCommit,
+    VacuumCommitAnswer,
+    VacuumCompact,
+    VacuumCompactAnswer,
     VolumeReport,
     VolumeStatusQuery,
 )
@@ -73,6 +80,10 @@ class AdminHandlers:
             (DeleteCollection, self.delete_collection),
             (VolumeStatusQuery, self.volume_status),
             *TierHandlers(server).routes(),
+            (VacuumCheck, self.vacuum_check),
+            (VacuumCompact, self.vacuum_compact),
+            (VacuumCommit, self.vacuum_commit),
+            (VacuumCleanup, self.vacuum_cleanup),
         ]
         for message, handler in routes:
             r.add(message.PATH, guard(handler), [message.METHOD], observe=admin)
@@ -85,7 +96,9 @@ class AdminHandlers:
         store = s.store
         # A volume whose files were deleted under us is no longer a copy (scenario 12): left
         # out, the master drops this location at once.
-        missing = set(store.missing_volumes())
+        # An expired TTL volume is left out too (spec §9.5): the master forgets it and stops
+        # assigning to it; the pulse deletes its files after the grace.
+        missing = set(store.missing_volumes()) | set(store.expired_volumes())
         return Heartbeat(
             ip=s.options.ip,
             port=s.port,
@@ -179,6 +192,44 @@ class AdminHandlers:
         self._server.link.poke()
         return json_response({})
 
+    def vacuum_check(self, req: Request) -> Response:
+        ratio = self._server.vacuum.check(VacuumCheck.from_query(req.query).volume_id)
+        return _answer(VacuumCheckAnswer(ratio).to_json())
+
+    async def vacuum_compact(self, req: Request) -> Response:
+        order = VacuumCompact.from_query(req.form(), max_preallocate=self._max_dat_size())
+        result = await self._server.vacuum.compact(order.volume_id, order.preallocate)
+        answer = VacuumCompactAnswer(
+            processed_bytes=result.copied_bytes,
+            needles=result.needles,
+            expired=result.expired,
+            corrupt=result.corrupt,
+            size_before=result.size_before,
+            compacted_size=result.compacted_size,
+        )
+        return _answer(answer.to_json())
+
+    async def vacuum_commit(self, req: Request) -> Response:
+        result = await self._server.vacuum.commit(VacuumCommit.from_query(req.form()).volume_id)
+        self._server.link.poke()  # the master hears the new size at once
+        answer = VacuumCommitAnswer(
+            result.read_only, result.size_after, result.reclaimed, result.replayed
+        )
+        return _answer(answer.to_json())
+
+    async def vacuum_cleanup(self, req: Request) -> Response:
+        await self._server.vacuum.cleanup(VacuumCleanup.from_query(req.form()).volume_id)
+        return json_response({})
+
+    def _max_dat_size(self) -> int:
+        """The most a volume of this server can address (disk to reserve at most)."""
+        layout = IdxLayout.IDX5 if self._server.store.large_disk else IdxLayout.IDX4
+        return layout.max_dat_size
+
+
+def _answer(body: bytes) -> Response:
+    return Response(200, raw_headers=JSON_HEADERS, body=body)
+
 
 def _report(v: VolumeStatus) -> VolumeReport:
     return VolumeReport(
@@ -244,4 +295,5 @@ def _status_volume(v: VolumeStatus) -> dict[str, Any]:
         "RemoteStorageName": v.remote_storage_name,
         "DiskId": 0,
         "ReadOnlyCanDelete": bool(v.remote_storage_name),
+        "GarbageRatio": v.garbage_ratio,  # weedpy's: deleted over content bytes (spec §9.1)
     }

@@ -53,6 +53,7 @@ class VolumeOptions:
     read_mode: ReadMode = "proxy"
     file_size_limit: int = 256 * _MIB
     compaction_mbps: int = 0
+    """MiB per second a vacuum's compaction may copy (0: no limit)."""
     index_kind: str = "memory"
     fsync_mode: str = "group"
     large_disk: bool = False
@@ -78,6 +79,8 @@ class VolumeOptions:
 
     def __post_init__(self) -> None:
         white_list_entries(self.white_list)
+        if self.compaction_mbps < 0:
+            raise UsageError(f"-compactionMBps cannot be negative, got {self.compaction_mbps}")
         if self.concurrent_upload_limit < 0:
             raise UsageError(
                 "-concurrentUploadLimitMB cannot be negative, got "
@@ -141,7 +144,7 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
     fs.add(
         f"{p}compactionMBps",
         0,
-        "accepted for compatibility with weed volume; weedpy does not compact volumes yet",
+        "limit vacuum's compaction speed in mega bytes per second (0: unlimited)",
     )
     fs.add(f"{p}index", "memory", "[memory|mmap] needle map kind")
     fs.add(f"{p}fsync", "group", "[none|group|always] when a write is acknowledged")

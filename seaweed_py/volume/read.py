@@ -360,6 +360,8 @@ class BlobReader:
                 await asyncio.to_thread(volume.verify, loc)
             except CorruptNeedle as exc:
                 return self._corrupt(req, exc)
+            except NotFound:  # deleted, and vacuumed away, since read_meta
+                return not_found(req.path)
             self._stats.verify_reads += 1
         prepared = self._prepare(req, path, needle, query)
         if isinstance(prepared, Response):
@@ -382,6 +384,8 @@ class BlobReader:
                     content_type = detect_content_type(await asyncio.to_thread(next, sniffed, b""))
             except CorruptNeedle as exc:
                 return self._corrupt(req, exc)
+            except NotFound:
+                return not_found(req.path)
         if content_type:
             head += _header("Content-Type", content_type)
         if req.method == "HEAD":
@@ -584,7 +588,8 @@ async def _stream(volume: Volume, loc: NeedleLocation, partial: bool) -> AsyncIt
     """The data at `loc` (verified beforehand), one chunk per executor hop. A whole needle's
     CRC is checked again after the last chunk, which is withheld on a mismatch (bytes that
     rotted since the verification abort the response); a range is only as good as that
-    verification."""
+    verification. A needle deleted and vacuumed away while it streams ends the answer short
+    (a vacuum's commit in between is followed: storage relocates the reading)."""
     chunks = volume.iter_data(loc, verify=not partial)
     while True:
         try:
@@ -594,6 +599,9 @@ async def _stream(volume: Volume, loc: NeedleLocation, partial: bool) -> AsyncIt
                 return
             log.error("streaming volume data: %s", exc)
             raise
+        except NotFound as exc:
+            log.warning("streaming volume data: %s", exc)
+            return
         if chunk is None:
             return
         yield chunk

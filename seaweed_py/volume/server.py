@@ -60,6 +60,7 @@ from seaweed_py.volume.read import BlobReader
 from seaweed_py.volume.stats import Stats
 from seaweed_py.volume.tier_reads import TierReads
 from seaweed_py.volume.ui import StatusPage
+from seaweed_py.volume.vacuum import VolumeVacuum
 from seaweed_py.volume.write import BlobWriter
 
 __all__ = ["SERVER_HEADER", "VolumeServer"]
@@ -102,6 +103,7 @@ class VolumeServer:
             backends=Backends(
                 options.backends, cache_bytes=options.tier_cache, user_agent=SERVER_HEADER
             ),
+            compaction_bytes_per_second=options.compaction_mbps * 1024 * 1024,
         )
         self.tier_reads = TierReads()
         self._fsync_driver: HelperDriver | None = None
@@ -144,6 +146,7 @@ class VolumeServer:
             clock=clock,
             out=self.out,
         )
+        self.vacuum = VolumeVacuum(self.store, self.stats)
         self.admin = AdminHandlers(self)
         self.batch = BatchReader(self)
         self.allow = AllowList()
@@ -367,17 +370,22 @@ class VolumeServer:
     async def _reopen_full_volumes(self) -> None:
         """Every pulse: volumes read-only because their disk filled take writes again once it
         has room (the probe is a statvfs: off the loop), and the master hears it at once; the
-        `.idx` of tiered volumes that deletes changed goes to their bucket."""
+        `.idx` of tiered volumes that deletes changed goes to their bucket; TTL volumes expired
+        long enough are deleted (spec §9.5)."""
         while True:
             await asyncio.sleep(self.options.pulse_seconds)
-            try:
-                reopened = await asyncio.to_thread(self.store.reopen_full_volumes)
-                await asyncio.to_thread(self.store.upload_dirty_indexes)
-            except Exception:  # keep checking; the next pulse may succeed
-                log.exception("checking full disks failed")
-                continue
-            if reopened:
-                self.link.poke()
+            for what, step in (
+                ("checking full disks", self.store.reopen_full_volumes),
+                ("sending the .idx of tiered volumes", self.store.upload_dirty_indexes),
+                ("removing expired TTL volumes", self.vacuum.remove_expired),
+            ):
+                try:
+                    changed = await asyncio.to_thread(step)
+                except Exception:  # keep checking; the next pulse may succeed
+                    log.exception("%s failed", what)
+                    continue
+                if changed and step != self.store.upload_dirty_indexes:
+                    self.link.poke()
 
 
 def _upload_rejection(in_flight: int, limit: int) -> TooManyRequests:

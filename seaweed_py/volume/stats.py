@@ -20,19 +20,108 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 
 from seaweed_py.httpkit.metrics import RecentRates, RequestMetrics
 from seaweed_py.httpkit.request import Request
 from seaweed_py.storage.store import Store
+from seaweed_py.storage.volume_vacuum import CommitResult, CompactResult
 from seaweed_py.volume.disks import DiskUsage, disk_usages
 
-__all__ = ["FULL_FRACTION", "OPERATIONS", "Stats", "VolumeCounts", "is_full", "volume_counts"]
+__all__ = [
+    "FULL_FRACTION",
+    "OPERATIONS",
+    "Stats",
+    "VacuumStats",
+    "VolumeCounts",
+    "is_full",
+    "volume_counts",
+]
 
 OPERATIONS = ("read", "write", "delete", "replicate", "admin")
 """What the request metrics are labelled with: blob reads (GET/HEAD), writes (POST/PUT) and
 deletes from clients, `type=replicate` writes and deletes from other volume servers, and the
 master's `/admin/...` calls."""
+
+
+class VacuumStats:
+    """What vacuum did on this server since start (docs/metrics.md)."""
+
+    STEPS = ("compact", "commit")
+
+    def __init__(self) -> None:
+        self.done = dict.fromkeys(self.STEPS, 0)
+        self.failures = dict.fromkeys(self.STEPS, 0)
+        self.seconds = dict.fromkeys(self.STEPS, 0.0)
+        self.copied_bytes = 0
+        self.reclaimed_bytes = 0
+        self.dropped_expired = 0
+        self.dropped_corrupt = 0
+        self.expired_volumes_removed = 0
+
+    def failed(self, step: str) -> None:
+        self.failures[step] += 1
+
+    def compacted(self, result: CompactResult) -> None:
+        self.done["compact"] += 1
+        self.seconds["compact"] += result.seconds
+        self.copied_bytes += result.copied_bytes
+        self.dropped_expired += result.expired
+        self.dropped_corrupt += result.corrupt
+
+    def committed(self, result: CommitResult) -> None:
+        self.done["commit"] += 1
+        self.seconds["commit"] += result.seconds
+        self.reclaimed_bytes += result.reclaimed
+
+    def families(self) -> Iterator[Metric]:
+        steps = CounterMetricFamily(
+            "weedpy_volume_vacuum_steps",
+            "Vacuum compactions and commits on this server, by result.",
+            labels=["step", "result"],
+        )
+        durations = SummaryMetricFamily(
+            "weedpy_volume_vacuum_duration_seconds",
+            "Time spent in finished vacuum compactions and commits.",
+            labels=["step"],
+        )
+        for step in self.STEPS:
+            steps.add_metric([step, "done"], self.done[step])
+            steps.add_metric([step, "failed"], self.failures[step])
+            durations.add_metric([step], self.done[step], self.seconds[step])
+        yield steps
+        yield durations
+        dropped = CounterMetricFamily(
+            "weedpy_volume_vacuum_dropped_needles",
+            "Live needles a compaction did not copy: their TTL had passed, or they were corrupt.",
+            labels=["reason"],
+        )
+        dropped.add_metric(["expired"], self.dropped_expired)
+        dropped.add_metric(["corrupt"], self.dropped_corrupt)
+        yield dropped
+        for name, help_text, value in (
+            (
+                "weedpy_volume_vacuum_copied_bytes",
+                "Bytes of live needles copied by compactions.",
+                self.copied_bytes,
+            ),
+            (
+                "weedpy_volume_vacuum_reclaimed_bytes",
+                "Bytes of .dat freed by committed vacuums.",
+                self.reclaimed_bytes,
+            ),
+            (
+                "weedpy_volume_expired_volumes_removed",
+                "TTL volumes deleted after they expired.",
+                self.expired_volumes_removed,
+            ),
+        ):
+            yield CounterMetricFamily(name, help_text, value=value)
 
 
 class Stats:
@@ -54,6 +143,7 @@ class Stats:
         self.corrupt_reads = 0  # reads answered "corrupt"
         self.verify_reads = 0  # large needles whose data was read to check its CRC
         self.verify_memo_hits = 0  # large needles a remembered verification vouched for
+        self.vacuum = VacuumStats()
         self._clock = clock
         self.started = clock()
         self.version = version
@@ -210,6 +300,15 @@ class _Collector:
             yield GaugeMetricFamily(name, help_text, value=value)
         yield from _disk_families(s.disks)
         yield from _tier_families(store)
+        yield from s.vacuum.families()
+        ratios = GaugeMetricFamily(
+            "weedpy_volume_garbage_ratio",
+            "Deleted over content bytes of each volume (spec 9.1); vacuum at -garbageThreshold.",
+            labels=["volume", "collection"],
+        )
+        for v in store.volume_infos():
+            ratios.add_metric([str(v.id), v.collection], v.garbage_ratio)
+        yield ratios
         for name, help_text, count in (
             ("weedpy_volume_write_errors", "Writes that failed.", s.write_errors),
             (

@@ -139,7 +139,9 @@ def test_the_sdk_and_client_commands_import_without_server_packages() -> None:
     assert "loaded: []" in done.stdout
 
 
-@pytest.mark.parametrize("command", ["server", "master", "volume", "benchmark", "fix", "export"])
+@pytest.mark.parametrize(
+    "command", ["server", "master", "volume", "benchmark", "fix", "export", "compact"]
+)
 def test_server_commands_name_the_extra_they_need(command: str) -> None:
     done = _client_only(
         """

@@ -461,6 +461,19 @@ def test_a_ttl_volume_expires_a_ttl_after_its_newest_needle(
     assert v.expired(newest + 60) and not v.expired(newest + 59.9)
 
 
+def test_deleting_the_newest_needle_lets_the_one_before_it_count(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
+    v = make(ttl=Ttl.parse("1m"))
+    v.write(needle(1, b"a"))
+    first = clock.now / 1e9
+    clock.now += 30 * 10**9
+    v.write(needle(2, b"b"))
+    assert not v.expired(first + 60)
+    v.delete(2, COOKIE)
+    assert v.expired(first + 60) and not v.expired(first + 59.9)
+
+
 def test_the_grace_of_a_long_ttl_is_ten_minutes(make: Callable[..., Volume], clock: Clock) -> None:
     v = make(ttl=Ttl.parse("1d"))
     v.write(needle(1, b"a"))
