@@ -282,14 +282,6 @@ def test_find_of_an_unknown_volume_is_an_error(drive: Callable[[str], Run]) -> N
     assert drive("node-seaweedfs").error("findMissingVolume") == "volume id 9999 not found"
 
 
-def test_vacuum(drive: Callable[[str], Run], request: pytest.FixtureRequest) -> None:
+def test_vacuum(drive: Callable[[str], Run]) -> None:
     run = drive("node-seaweedfs")
-    if run.cluster.impl == "weedpy":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="vacuum is not built (README 'Not yet built'): GET /vol/vacuum answers 404 "
-                "'404 page not found' and node-seaweedfs's JSON.parse of it throws",
-            )
-        )
     assert run.ok("vacuum") == {"topology": True}

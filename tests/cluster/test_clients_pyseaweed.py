@@ -186,15 +186,7 @@ def test_empty_file_is_stored_but_not_reported(cluster: Cluster) -> None:
     assert weed.upload_file(stream=io.BytesIO(b""), name="empty.bin") is None
 
 
-def test_vacuum(cluster: Cluster, request: pytest.FixtureRequest) -> None:
-    if cluster.impl == "weedpy":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="vacuum is not built (README 'Not yet built'): the master has no /vol/vacuum "
-                "route, answers 404, and pyseaweed's vacuum() returns False",
-            )
-        )
+def test_vacuum(cluster: Cluster) -> None:
     weed = _client(cluster)
     assert weed.vacuum() is True
     assert weed.vacuum(threshold=0.9) is True
