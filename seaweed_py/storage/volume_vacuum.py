@@ -65,6 +65,7 @@ from seaweed_py.errors import (
     StorageError,
     VolumeReadOnly,
 )
+from seaweed_py.formats.crc import crc32c
 from seaweed_py.formats.idx import IdxLayout, decode_entries, encode_entries
 from seaweed_py.formats.needle import (
     FLAG_HAS_TTL,
@@ -91,6 +92,8 @@ COMPACTION_SUFFIXES: Final = (".cpd", ".cpx", ".cpc")
 _WINDOW: Final = 4 << 20  # bytes of .dat read per pread while copying (or one bigger record)
 _FLUSH: Final = 1 << 20  # bytes of copied records written to .cpd per pwrite (and pause)
 _ENTRIES_PER_WRITE: Final = 1 << 16
+_LOCKED_ENTRIES: Final = 1024  # .idx entries a commit replays under the lock at most, mostly
+_CATCH_UP_PASSES: Final = 4
 _MAX_TTL_GRACE: Final = 600.0
 
 
@@ -138,12 +141,21 @@ class Compaction:
     """Bytes of `.idx` whose entries the copy covers; the commit replays the rest."""
     size_before: int
     done: bool = False
-    cpd_end: int = 0
-    cpx_end: int = 0
     copied: npt.NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, np.uint64))
     """The keys copied, sorted: live in `.cpd` (a replayed delete of another key is skipped:
     its tombstone would read as an empty file there)."""
+    copied_cpd_end: int = 0
+    copied_cpx_end: int = 0
     aborted: bool = False
+    # The commit's replay: how far `.idx` is replayed, the CRC of those entries (checked under
+    # the lock), where `.cpd`/`.cpx` end now, the keys it changed (live in the copy or not).
+    committing: bool = False
+    replayed_to: int = 0
+    replayed_crc: int = 0
+    replayed: int = 0
+    cpd_end: int = 0
+    cpx_end: int = 0
+    live: dict[int, bool] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ compact
@@ -274,10 +286,12 @@ class _Copier:
         finally:
             os.close(cpd)
         with v._lock:
-            self.state.cpd_end = end
-            self.state.cpx_end = entries_end
-            self.state.copied = np.sort(kept_keys)
-            self.state.done = True
+            state = self.state
+            state.cpd_end = state.copied_cpd_end = end
+            state.cpx_end = state.copied_cpx_end = entries_end
+            state.replayed_to = state.idx_start
+            state.copied = np.sort(kept_keys)
+            state.done = True
         copied = int(lengths[kept_index].sum())
         log.info(
             "volume %d compacted: %d needles (%d bytes) copied, %d expired and %d corrupt "
@@ -420,79 +434,140 @@ def _write_entries(
 
 def commit_compact(self: Volume) -> CommitResult:
     """Install the finished compaction (module docstring): replay, sync, marker, renames,
-    reopen. Writes and deletes wait meanwhile. Without a finished compaction, or if the
-    volume's revision changed, `Conflict`. A failure before the marker drops the compaction
-    (the volume is as it was); one after it turns the volume read-only (its files are then
-    between the two states, which the next open completes)."""
+    reopen. Most of the replay runs before the lock is taken (`_catch_up`), so writes and
+    deletes wait only for its last few entries, the syncs, the renames and the reopen.
+    Without a finished compaction, or if the volume's revision changed, `Conflict`. A failure
+    before the marker drops the compaction (the volume is as it was); one after it turns the
+    volume read-only (its files are then between the two states, which the next open
+    completes)."""
     started = time.monotonic()
     cpd, cpx, cpc = self._checked(*COMPACTION_SUFFIXES)
     dat, idx = self.path(".dat"), self.path(".idx")
     with self._lock:
-        state = self._compaction
-        if state is None or not state.done:
-            raise Conflict(
-                "no finished compaction to commit"
-                if state is None
-                else "the compaction is still copying",
-                volume_id=self.id,
-            )
-        if self._closed or not self._writable_files:
-            raise VolumeReadOnly("volume files are not writable", volume_id=self.id)
-        if self.compact_revision != state.revision:
-            self._compaction = None
-            _unlink(cpd, cpx)
-            raise Conflict("the volume was compacted meanwhile", volume_id=self.id)
-        size_before = self._end
-        try:
-            self._flush_idx()
-            if self._idx_batch:
-                raise StorageError(
-                    "cannot commit: .idx entries could not be written", volume_id=self.id
-                )
-            replayed = _replay(self, state, cpd, cpx)
+        state = _committable(self, cpd, cpx)
+        state.committing = True
+    try:
+        _catch_up(self, state, cpd, cpx)
+        with self._lock:
+            _still_committable(self, state)
+            size_before = self._end
+            if not _replayed_intact(self, state):
+                _restart_replay(state, cpd, cpx)
+            # (No wait here for the group commit of the old files, as close() does: a small
+            # write on the event loop may be waiting for this lock, and the loop is what reads
+            # the fsync helper's answers. Syncs queued on the old descriptors find them open
+            # until the next commit; a committer skips a descriptor closed by then.)
+            _replay(self, state, cpd, cpx, self._idx_end)
             write_marker(cpc, state.revision)
-        except BaseException:
-            self._compaction = None
-            _unlink(cpd, cpx, cpc)
-            raise
-        try:
-            rename(cpd, dat)
-            rename(cpx, idx)
-            _loading.sync_dir(self.directory)
-            remove_marker(cpc)
-            _reopen(self)
-        except BaseException as exc:
-            self.read_only_reason = f"vacuum commit failed: {exc}"
-            log.error("volume %d: vacuum commit failed after its marker: %s", self.id, exc)
-            raise
-        finally:
-            self._compaction = None
-        log.info(
-            "volume %d vacuumed: %d -> %d bytes, %d records replayed",
-            self.id,
-            size_before,
-            self._end,
-            replayed,
-        )
-        return CommitResult(
-            size_before=size_before,
-            size_after=self._end,
-            replayed=replayed,
-            read_only=self.read_only,
-            seconds=time.monotonic() - started,
-        )
+            try:
+                rename(cpd, dat)
+                rename(cpx, idx)
+                _loading.sync_dir(self.directory)
+                remove_marker(cpc)
+                _reopen(self)
+            except BaseException as exc:
+                self.read_only_reason = f"vacuum commit failed: {exc}"
+                log.error("volume %d: vacuum commit failed after its marker: %s", self.id, exc)
+                raise
+            finally:
+                self._compaction = None
+            size_after, read_only = self._end, self.read_only
+    except BaseException:
+        with self._lock:
+            if self._compaction is state:  # failed before the marker: as if never compacted
+                self._compaction = None
+                _unlink(cpd, cpx, cpc)
+        raise
+    log.info(
+        "volume %d vacuumed: %d -> %d bytes, %d records replayed",
+        self.id,
+        size_before,
+        size_after,
+        state.replayed,
+    )
+    return CommitResult(
+        size_before=size_before,
+        size_after=size_after,
+        replayed=state.replayed,
+        read_only=read_only,
+        seconds=time.monotonic() - started,
+    )
 
 
-def _replay(self: Volume, state: Compaction, cpd_path: Path, cpx_path: Path) -> int:
-    """Append to `.cpd`/`.cpx` what `.idx` gained since the copy began (caller holds the
-    lock; every entry is on disk): each write's record, and each delete's tombstone when the
-    key is live in the copy. Both files are synced. The number of records appended."""
-    length = self._idx_end - state.idx_start
-    tail = os.pread(self._idx, length, state.idx_start) if length > 0 else b""
-    if len(tail) != max(0, length):
+def _committable(self: Volume, cpd: Path, cpx: Path) -> Compaction:
+    """The finished compaction a commit may install (caller holds the lock)."""
+    state = self._compaction
+    if state is None or not state.done or state.committing:
+        raise Conflict(
+            "no finished compaction to commit"
+            if state is None
+            else "the compaction is still copying"
+            if not state.done
+            else "the compaction is being committed",
+            volume_id=self.id,
+        )
+    if self._closed or not self._writable_files:
+        raise VolumeReadOnly("volume files are not writable", volume_id=self.id)
+    if self.compact_revision != state.revision:
+        self._compaction = None
+        _unlink(cpd, cpx)
+        raise Conflict("the volume was compacted meanwhile", volume_id=self.id)
+    return state
+
+
+def _still_committable(self: Volume, state: Compaction) -> None:
+    """Between the steps of a commit (caller holds the lock): the volume was not closed
+    meanwhile, and every `.idx` entry is on disk."""
+    if self._closed or self._compaction is not state:
+        raise VolumeReadOnly("volume closed during its vacuum", volume_id=self.id)
+    self._flush_idx()
+    if self._idx_batch:
+        raise StorageError("cannot commit: .idx entries could not be written", volume_id=self.id)
+
+
+def _catch_up(self: Volume, state: Compaction, cpd: Path, cpx: Path) -> None:
+    """Replay what came in since the copy while writes go on, until what is left fits the
+    lock's share (`_LOCKED_ENTRIES`); a few passes at most, so a steady stream of writes
+    cannot hold the commit off."""
+    for _ in range(_CATCH_UP_PASSES):
+        with self._lock:
+            _still_committable(self, state)
+            end = self._idx_end
+        if end - state.replayed_to <= _LOCKED_ENTRIES * self.layout.entry_size:
+            return
+        _replay(self, state, cpd, cpx, end)
+
+
+def _replayed_intact(self: Volume, state: Compaction) -> bool:
+    """Whether the `.idx` entries replayed without the lock are still there as they were
+    (caller holds the lock): a write whose `-fsync=always` sync failed is cut back out of the
+    `.idx`, and its record must not reach the copy."""
+    length = state.replayed_to - state.idx_start
+    return length == 0 or crc32c(os.pread(self._idx, length, state.idx_start)) == state.replayed_crc
+
+
+def _restart_replay(state: Compaction, cpd: Path, cpx: Path) -> None:
+    """Forget what was replayed: the copies end where the compaction left them."""
+    os.truncate(cpd, state.copied_cpd_end)
+    os.truncate(cpx, state.copied_cpx_end)
+    state.cpd_end, state.cpx_end = state.copied_cpd_end, state.copied_cpx_end
+    state.replayed_to, state.replayed_crc, state.replayed = state.idx_start, 0, 0
+    state.live.clear()
+
+
+def _replay(self: Volume, state: Compaction, cpd_path: Path, cpx_path: Path, end: int) -> None:
+    """Append to `.cpd`/`.cpx` what `.idx` holds from `state.replayed_to` to `end` (all on
+    disk): each write's record, and each delete's tombstone when the key is live in the copy
+    (both byte for byte, in file order); then sync both. Needs no lock: records and flushed
+    entries do not change (`_replayed_intact` checks the one exception)."""
+    length = end - state.replayed_to
+    if length <= 0:
+        return
+    tail = os.pread(self._idx, length, state.replayed_to)
+    if len(tail) != length:
         raise StorageError("the .idx shrank during the vacuum", volume_id=self.id)
     keys, offsets, sizes = decode_entries(tail, self.layout)
-    live: dict[int, bool] = {}  # keys the replay changed: live in the copy or not
+    live = state.live
 
     def in_copy(key: int) -> bool:
         if key in live:
@@ -506,9 +581,9 @@ def _replay(self: Volume, state: Compaction, cpd_path: Path, cpx_path: Path) -> 
     for key, offset, size in zip(keys.tolist(), offsets.tolist(), sizes.tolist(), strict=True):
         if size < 0 and not in_copy(key):
             continue  # its needle was dropped (expired, corrupt) or never copied
-        length_ = record_length(max(size, 0), self.version)
-        record = os.pread(self._dat, length_, offset)
-        if len(record) != length_:
+        record_len = record_length(max(size, 0), self.version)
+        record = os.pread(self._dat, record_len, offset)
+        if len(record) != record_len:
             raise StorageError(
                 "a record the .idx names is missing from .dat", volume_id=self.id, offset=offset
             )
@@ -520,19 +595,23 @@ def _replay(self: Volume, state: Compaction, cpd_path: Path, cpx_path: Path) -> 
     try:
         cpx = os.open(cpx_path, flags)
         try:
+            cpx_end = state.cpx_end
             if out:
                 _pwrite_all(cpd, out, at)
                 k = np.array([e[0] for e in entries], np.uint64)
                 o = np.array([e[1] for e in entries], np.uint64)
                 s = np.array([e[2] for e in entries], np.int32)
-                _write_entries(cpx, k, o, s, self.layout, state.cpx_end)
+                cpx_end = _write_entries(cpx, k, o, s, self.layout, cpx_end)
             sync_file(cpd)
             sync_file(cpx)
         finally:
             os.close(cpx)
     finally:
         os.close(cpd)
-    return len(entries)
+    state.cpd_end, state.cpx_end = at + len(out), cpx_end
+    state.replayed_crc = crc32c(tail, state.replayed_crc)
+    state.replayed_to = end
+    state.replayed += len(entries)
 
 
 def _reopen(self: Volume) -> None:
@@ -604,6 +683,8 @@ def cleanup_compact(self: Volume) -> bool:
             found = cpd.exists() or cpx.exists()
             _unlink(cpd, cpx)
             return found
+        if state.committing:
+            raise Conflict("the compaction is being committed", volume_id=self.id)
         if not state.done:
             state.aborted = True
             return True

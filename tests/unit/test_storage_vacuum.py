@@ -181,6 +181,51 @@ def test_writes_and_deletes_during_the_copy_survive_the_commit(
     assert_holds(reopen(v, clock), live, gone)
 
 
+def test_a_commit_replays_most_of_a_long_backlog_before_it_takes_the_lock(
+    make: Callable[..., Volume], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v = make()
+    live = fill(v, clock)
+    v.compact()
+    for key in range(5000, 8000):  # more than the lock's share
+        data = key.to_bytes(4, "big") * 10
+        v.write(needle(key, data))
+        live[key] = data
+    for key in range(5000, 8000, 10):
+        v.delete(key, COOKIE)
+        del live[key]
+    replays: list[bool] = []
+    real = volume_vacuum._replay
+
+    def watched(vol: Volume, *args: object) -> None:
+        replays.append(vol._lock.locked())
+        if len(replays) == 1:  # writes go on while the backlog is replayed
+            vol.write(needle(9000, b"during the catch-up"))
+            live[9000] = b"during the catch-up"
+        real(vol, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(volume_vacuum, "_replay", watched)
+    assert v.commit_compact().replayed == 3000 + 300 + 1
+    assert replays[0] is False and replays[-1] is True
+    assert_holds(v, live, set(range(5000, 8000, 10)))
+    assert_holds(reopen(v, clock), live, set(range(5000, 8000, 10)))
+
+
+def test_a_replayed_entry_that_changed_before_the_lock_restarts_the_replay(
+    make: Callable[..., Volume], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v = make()
+    live = fill(v, clock)
+    v.compact()
+    for key in range(5000, 7000):
+        v.write(needle(key, b"late"))
+        live[key] = b"late"
+    monkeypatch.setattr(volume_vacuum, "_replayed_intact", lambda vol, state: False)
+    assert v.commit_compact().replayed == 2000
+    assert_holds(v, live, set())
+    assert_holds(reopen(v, clock), live, set())
+
+
 def test_a_delete_of_a_needle_the_copy_dropped_does_not_bring_it_back(
     make: Callable[..., Volume], clock: Clock
 ) -> None:
