@@ -10,11 +10,12 @@ Dropped: needles whose own TTL has passed (§9.6, counted from their AppendAtNs)
 that fail their checks (CRC, header). `-compactionMBps` throttles the copy
 (`bytes_per_second`); it is refused up front when the disk cannot hold it.
 
-**Commit** takes the volume's lock (writes and deletes wait; reads go on), replays the `.idx`
-entries appended since the copy began (writes copied, deletes of copied keys copied as their
-tombstones: again byte for byte, in file order), fsyncs both files, writes the marker
-`<base>.cpc`, renames `.cpd` → `.dat` and `.cpx` → `.idx`, removes the marker and reopens the
-files. **Cleanup** deletes an uncommitted `.cpd`/`.cpx`.
+**Commit** appends to `.cpd`/`.cpx` what `.idx` gained since the copy began (writes copied,
+deletes of copied keys copied as their tombstones: again byte for byte, in file order), most of
+it while writes go on; then, under the volume's lock (writes and deletes wait, reads go on), the
+last entries, an fsync of both files, the marker `<base>.cpc`, the renames `.cpd` → `.dat` and
+`.cpx` → `.idx` and the reopen of the files; the marker goes once the lock is released.
+**Cleanup** deletes an uncommitted `.cpd`/`.cpx`.
 
 Crash safety, step by step (a SIGKILL anywhere, then an open: `finish_interrupted`, which
 `volume_loading` runs first):
@@ -24,12 +25,14 @@ Crash safety, step by step (a SIGKILL anywhere, then an open: `finish_interrupte
 | compact, or commit before the marker | `.dat`/`.idx` intact, maybe `.cpd`/`.cpx` | deletes `.cpd`/`.cpx` (roll back) |
 | marker written | `.cpc`, `.cpd`, `.cpx`, old `.dat`/`.idx` | renames both (roll forward) |
 | first rename | `.cpc`, `.cpx`, new `.dat`, old `.idx` | renames `.cpx` |
-| second rename | `.cpc`, new `.dat`/`.idx` | removes the marker |
+| second rename (and the reopen, writes after it) | `.cpc`, new `.dat`/`.idx` | removes the marker |
 
 The marker is written only once `.cpd`/`.cpx` are complete and synced, so rolling forward
 never installs a partial copy; without it the old files are whole, since a compaction never
 writes them. Every write acknowledged before the commit took the lock is in the replayed
-`.idx` tail (appends are serialised, and the batch is flushed first), so it is in the copy.
+`.idx` tail (appends are serialised, and the batch is flushed first), so it is in the copy;
+the renames are synced before the lock is released, so no write goes to the new files before
+they are the volume's for good.
 
 Reads take no lock, so a commit swaps the files under the lock and keeps the old descriptors
 open until the next commit: a read that found its needle in the old index and reads the new
@@ -463,7 +466,6 @@ def commit_compact(self: Volume) -> CommitResult:
                 rename(cpd, dat)
                 rename(cpx, idx)
                 _loading.sync_dir(self.directory)
-                remove_marker(cpc)
                 _reopen(self)
             except BaseException as exc:
                 self.read_only_reason = f"vacuum commit failed: {exc}"
@@ -472,6 +474,9 @@ def commit_compact(self: Volume) -> CommitResult:
             finally:
                 self._compaction = None
             size_after, read_only = self._end, self.read_only
+        # Done with the lock released: the renames are durable, so a marker still there at
+        # the next open only has that open remove it.
+        remove_marker(cpc)
     except BaseException:
         with self._lock:
             if self._compaction is state:  # failed before the marker: as if never compacted

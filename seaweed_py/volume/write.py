@@ -121,6 +121,7 @@ class BlobWriter:
         if (
             volume is None
             or len(data) > _OFF_LOOP_WRITE
+            or volume.compacting
             or options.fsync
             or not (options.replicate or volume.replica_placement.copy_count <= 1)
         ):
@@ -157,6 +158,9 @@ class BlobWriter:
             # Streamed append: head, data and tail are written separately, so the record is
             # never assembled as one more copy of the data.
             result = await asyncio.to_thread(volume.write_streamed, needle, size, (needle.data,))
+        elif volume.compacting:
+            # A vacuum's commit holds the volume's lock a while: wait for it off the loop.
+            result = await asyncio.to_thread(volume.write, needle)
         else:
             result = volume.write(needle)
         await self._durable.wait(result.durable)
@@ -309,7 +313,10 @@ class BlobWriter:
             manifest = await asyncio.to_thread(volume.read, path.key, path.cookie)
             reported = await self._delete_chunks(manifest)
         try:
-            result = volume.delete(path.key, path.cookie)
+            if volume.compacting:  # (as for writes: a commit may hold the lock a while)
+                result = await asyncio.to_thread(volume.delete, path.key, path.cookie)
+            else:
+                result = volume.delete(path.key, path.cookie)
         except CookieMismatch:
             raise BadRequest(
                 "File Random Cookie does not match.", volume_id=path.volume_id, key=f"{path.key:x}"

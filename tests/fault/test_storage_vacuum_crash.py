@@ -21,7 +21,7 @@ from seaweed_py.storage.volume import FsyncMode, Volume
 from tests.fault.vacuum_cut import COOKIE, CUTS, data_of
 
 # Before the marker the old files are the volume; from the marker on, the compacted ones.
-FORWARD = {"marked", "renamed-dat", "renamed", "unmarked", "committed"}
+FORWARD = {"marked", "renamed-dat", "renamed", "reopened", "committed"}
 
 
 def _prepare(directory: Path) -> tuple[dict[int, bytes], set[int]]:

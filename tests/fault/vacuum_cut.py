@@ -14,8 +14,8 @@ in the order a vacuum reaches them:
 | `synced` | commit: both files replayed and synced, no marker |
 | `marked` | commit: marker written, nothing renamed |
 | `renamed-dat` | commit: `.cpd` renamed to `.dat`, `.cpx` not yet |
-| `renamed` | commit: both renamed, marker still there |
-| `unmarked` | commit: marker removed, files not reopened |
+| `renamed` | commit: both renamed, the new files not opened yet |
+| `reopened` | commit: the new files open (writes may go on), the marker still there |
 | `committed` | after the commit, once more writes were acknowledged |
 """
 
@@ -43,7 +43,7 @@ CUTS = (
     "marked",
     "renamed-dat",
     "renamed",
-    "unmarked",
+    "reopened",
     "committed",
 )
 
@@ -118,8 +118,8 @@ def main(directory: str, cut: str, deletable: list[int]) -> None:
         "replay": (volume_vacuum, "_write_entries"),
         "synced": (volume_vacuum, "write_marker"),
         "marked": (volume_vacuum, "rename"),
-        "renamed": (volume_vacuum, "remove_marker"),
-        "unmarked": (volume_vacuum, "_reopen"),
+        "renamed": (volume_vacuum, "_reopen"),
+        "reopened": (volume_vacuum, "remove_marker"),
     }
     if cut in steps:
         _kill_on_call(*steps[cut], cut)
