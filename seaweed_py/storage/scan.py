@@ -46,8 +46,8 @@ same: keeping it costs a "corrupt" answer for a write that never succeeded, cutt
 destroy an acknowledged one. Version-2 records have no AppendAtNs: only rule 1 and the zero
 checksum of rule 3 apply. A volume whose records are not in AppendAtNs order (the reference's
 vacuum copies needles in key order) could see a rotted record called torn by the AppendAtNs
-order; weedpy volumes are always in that order (a vacuum, when weedpy has one, must keep them
-so, or this rule must learn where a compaction began).
+order; weedpy volumes are always in that order (weedpy's vacuum copies records in file order,
+each keeping its AppendAtNs: storage/volume_vacuum.py).
 """
 
 from __future__ import annotations

@@ -184,13 +184,22 @@ def open_volume(
     return v
 
 
-def _load(self: Volume, writable: bool = True, backends: Backends | None = None) -> None:
+def _load(
+    self: Volume,
+    writable: bool = True,
+    backends: Backends | None = None,
+    *,
+    finish_vacuum: bool = True,
+) -> None:
+    """Open the volume's files (`finish_vacuum=False`: a vacuum's own commit reopening the
+    files it installed, its marker still there; not an interrupted commit)."""
     dat_path = self.path(".dat")
     vif_path = self.path(".vif")
-    self._checked(*_vacuum.COMPACTION_SUFFIXES)
-    done = _vacuum.finish_interrupted(self.directory, self.name, writable=writable)
-    if done:
-        log.warning("volume %d: %s", self.id, done)
+    if finish_vacuum:
+        self._checked(*_vacuum.COMPACTION_SUFFIXES)
+        done = _vacuum.finish_interrupted(self.directory, self.name, writable=writable)
+        if done:
+            log.warning("volume %d: %s", self.id, done)
     vif_text = vif_path.read_bytes() if vif_path.exists() else b""
     self.info = VolumeInfo.from_json(vif_text)
     self.layout = layout_for(self.info.bytes_offset, self.id)

@@ -14,7 +14,8 @@ that fail their checks (CRC, header). `-compactionMBps` throttles the copy
 deletes of copied keys copied as their tombstones: again byte for byte, in file order), most of
 it while writes go on; then, under the volume's lock (writes and deletes wait, reads go on), the
 last entries, an fsync of both files, the marker `<base>.cpc`, the renames `.cpd` → `.dat` and
-`.cpx` → `.idx` and the reopen of the files; the marker goes once the lock is released.
+`.cpx` → `.idx` and the reopen of the files; once the lock is released, a sync of the directory
+and the marker's removal.
 **Cleanup** deletes an uncommitted `.cpd`/`.cpx`.
 
 Crash safety, step by step (a SIGKILL anywhere, then an open: `finish_interrupted`, which
@@ -25,14 +26,14 @@ Crash safety, step by step (a SIGKILL anywhere, then an open: `finish_interrupte
 | compact, or commit before the marker | `.dat`/`.idx` intact, maybe `.cpd`/`.cpx` | deletes `.cpd`/`.cpx` (roll back) |
 | marker written | `.cpc`, `.cpd`, `.cpx`, old `.dat`/`.idx` | renames both (roll forward) |
 | first rename | `.cpc`, `.cpx`, new `.dat`, old `.idx` | renames `.cpx` |
-| second rename (and the reopen, writes after it) | `.cpc`, new `.dat`/`.idx` | removes the marker |
+| second rename (the reopen, writes after it) | `.cpc`, new `.dat`/`.idx` (either name, until the directory is synced) | renames what is left, removes the marker |
 
 The marker is written only once `.cpd`/`.cpx` are complete and synced, so rolling forward
 never installs a partial copy; without it the old files are whole, since a compaction never
 writes them. Every write acknowledged before the commit took the lock is in the replayed
 `.idx` tail (appends are serialised, and the batch is flushed first), so it is in the copy;
-the renames are synced before the lock is released, so no write goes to the new files before
-they are the volume's for good.
+and a write after the reopen lands in the new files, which the marker, durable before any
+rename, makes the volume's whatever a crash leaves of the renames.
 
 Reads take no lock, so a commit swaps the files under the lock and keeps the old descriptors
 open until the next commit: a read that found its needle in the old index and reads the new
@@ -465,7 +466,6 @@ def commit_compact(self: Volume) -> CommitResult:
             try:
                 rename(cpd, dat)
                 rename(cpx, idx)
-                _loading.sync_dir(self.directory)
                 _reopen(self)
             except BaseException as exc:
                 self.read_only_reason = f"vacuum commit failed: {exc}"
@@ -474,8 +474,10 @@ def commit_compact(self: Volume) -> CommitResult:
             finally:
                 self._compaction = None
             size_after, read_only = self._end, self.read_only
-        # Done with the lock released: the renames are durable, so a marker still there at
-        # the next open only has that open remove it.
+        # With the lock released: the renames made durable, then the marker removed. Until
+        # then the marker is, so a crash rolls forward, and the writes that reached the new
+        # files meanwhile are in them whichever of their names the disk kept.
+        _loading.sync_dir(self.directory)
         remove_marker(cpc)
     except BaseException:
         with self._lock:
@@ -637,7 +639,7 @@ def _reopen(self: Volume) -> None:
         size_limit=self._size_limit,
         clock_ns=self._clock_ns,
     )
-    fresh._load(self._writable_files)
+    fresh._load(self._writable_files, finish_vacuum=False)
     for fd in self._retired:
         os.close(fd)
     if self._retired_map is not None:
@@ -744,8 +746,9 @@ def rename(source: Path, target: Path) -> None:
 
 
 def remove_marker(path: Path) -> None:
+    """The commit is complete (its renames durable): a marker that a crash keeps anyway only
+    has the next open remove it."""
     path.unlink(missing_ok=True)
-    _loading.sync_dir(path.parent)
 
 
 def _unlink(*paths: Path) -> None:

@@ -14,8 +14,8 @@ in the order a vacuum reaches them:
 | `synced` | commit: both files replayed and synced, no marker |
 | `marked` | commit: marker written, nothing renamed |
 | `renamed-dat` | commit: `.cpd` renamed to `.dat`, `.cpx` not yet |
-| `renamed` | commit: both renamed, the new files not opened yet |
-| `reopened` | commit: the new files open (writes may go on), the marker still there |
+| `renamed` | commit: both renamed (the directory not synced), the new files not opened yet |
+| `reopened` | commit: the new files open and written to, the marker still there |
 | `committed` | after the commit, once more writes were acknowledged |
 """
 
@@ -119,12 +119,25 @@ def main(directory: str, cut: str, deletable: list[int]) -> None:
         "synced": (volume_vacuum, "write_marker"),
         "marked": (volume_vacuum, "rename"),
         "renamed": (volume_vacuum, "_reopen"),
-        "reopened": (volume_vacuum, "remove_marker"),
     }
     if cut in steps:
         _kill_on_call(*steps[cut], cut)
     elif cut == "renamed-dat":
         _kill_on_call(volume_vacuum, "rename", cut, nth=2)
+    if cut == "reopened":
+        real_reopen = volume_vacuum._reopen
+
+        def reopen_then_die_at_the_sync(volume: Volume) -> None:
+            real_reopen(volume)
+
+            def written_then_dead(directory: Path) -> None:
+                writer.some()  # the lock is released: writes reach the new files
+                _die(cut)
+
+            # The next directory sync is the one after the lock (the renames' own).
+            volume_vacuum._loading.sync_dir = written_then_dead  # type: ignore[assignment]
+
+        volume_vacuum._reopen = reopen_then_die_at_the_sync  # type: ignore[assignment]
     v.commit_compact()
     writer.some()
     _die(cut)

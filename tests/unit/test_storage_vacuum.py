@@ -531,3 +531,13 @@ def test_a_volume_without_ttl_never_expires(make: Callable[..., Volume], clock: 
     v = make()
     v.write(needle(1, b"a", ttl=Ttl.parse("1m")))
     assert not v.expired(clock.now / 1e9 + 10**9)
+
+
+def test_a_commit_logs_no_interrupted_vacuum(
+    make: Callable[..., Volume], clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    v = make()
+    fill(v, clock)
+    vacuum(v)
+    assert "interrupted" not in caplog.text
+    assert leftovers(v) == []
