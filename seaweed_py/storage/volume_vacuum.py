@@ -822,7 +822,7 @@ def _newest_needle_s(self: Volume) -> float:
     without AppendAtNs (version 2)."""
     if self._newest is None:
         _, offsets, sizes = self._map.live_arrays()
-        if len(offsets):
+        if len(offsets) and not self.data.remote:
             i = int(np.argmax(offsets))
             offset = int(offsets[i])
             self._newest = (offset, self._append_ns_at(offset, int(sizes[i])))

@@ -26,6 +26,7 @@ class Cluster:
         self.tmp_path = tmp_path
         self.clock = Clock()
         (tmp_path / "m").mkdir()
+        (tmp_path / "v").mkdir()
         self.master = MasterServer(
             MasterOptions(
                 port=free_port(), mdir=str(tmp_path / "m"), pulse_seconds=0.2, disable_vacuum=True
