@@ -14,13 +14,17 @@ from typing import Any
 
 import pytest
 
+from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.volume_admin import VolumeAdmin
+from seaweed_py.storage.backend.settings import BackendSource
 from seaweed_py.volume import VolumeServer
-from tests import volume_harness
+from tests import s3_server, volume_harness
 from tests.disk_faults import FakeDisk
 
 Session = volume_harness.Session
 Starter = volume_harness.Starter
 master = volume_harness.master
+s3 = s3_server.s3
 start_server = volume_harness.start_server
 http = volume_harness.http
 _url = volume_harness.url
@@ -246,3 +250,19 @@ async def test_admin_vacuum_routes_are_behind_the_white_list(
     vs = await start_server(white_list=("10.1.2.3",))
     for step, method in (("check", "GET"), ("compact", "POST"), ("commit", "POST")):
         assert (await _admin(http, vs, step, method, volume="1"))[0] == 401
+
+
+async def test_a_tiered_volume_is_not_compacted_where_it_lies(
+    s3: s3_server.S3Server, start_server: Starter, http: Session
+) -> None:
+    """Its `.dat` is an object in a bucket: a vacuum would have to download it first (the
+    tiering work's `volume.tier.compact`); the compaction is refused and nothing changes."""
+    backends = BackendSource(env=s3.env(s3.new_bucket()), search_dirs=()).load()
+    vs = await start_server(backends=backends)
+    await _allocate(http, vs, 1)
+    live = await _fill(http, vs, count=10)
+    await VolumeAdmin(http, Outgoing()).tier_upload(vs.url(), 1, dest="s3")
+    status, body = await _admin(http, vs, "compact", volume="1")
+    assert status == 409 and "tiered volume" in body["error"]
+    assert not [p for p in os.listdir(vs.options.dirs[0]) if p.startswith("1.cp")]
+    await _assert_holds(http, vs, live, set(range(2, 11, 2)))
