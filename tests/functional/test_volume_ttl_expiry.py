@@ -80,7 +80,7 @@ class Cluster:
         return sorted(p.name for p in (self.tmp_path / "v").iterdir() if p.stem == str(vid))
 
     def heartbeated(self, vid: int) -> bool:
-        return any(v["id"] == vid for v in self.volume.admin.heartbeat()["volumes"])
+        return any(v.id == vid for v in self.volume.admin.heartbeat().volumes)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.storage.backend.settings import BackendSource
 from seaweed_py.volume import VolumeServer
@@ -261,7 +262,8 @@ async def test_a_tiered_volume_is_not_compacted_where_it_lies(
     vs = await start_server(backends=backends)
     await _allocate(http, vs, 1)
     live = await _fill(http, vs, count=10)
-    await VolumeAdmin(http, Outgoing()).tier_upload(vs.url(), 1, dest="s3")
+    admin = VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http))
+    await admin.tier_upload(vs.url(), 1, dest="s3")
     status, body = await _admin(http, vs, "compact", volume="1")
     assert status == 409 and "tiered volume" in body["error"]
     assert not [p for p in os.listdir(vs.options.dirs[0]) if p.startswith("1.cp")]
