@@ -409,7 +409,19 @@ class Volume:
             return not self.read_only
 
     def files_missing(self) -> bool:
-        """Whether `.dat` or `.idx` has been unlinked (or replaced) since the volume opened."""
+        """Whether `.dat` or `.idx` has been unlinked (or replaced) since the volume opened.
+        Not while a vacuum's commit renames its own files into place and reopens them."""
+        generation = self._generation
+        if self._committing():
+            return False
+        missing = self._files_replaced()
+        return missing and not self._committing() and not self._swapped_since(generation)
+
+    def _committing(self) -> bool:
+        state = self._compaction
+        return state is not None and state.committing
+
+    def _files_replaced(self) -> bool:
         for fd, suffix in ((self._dat, ".dat"), (self._idx, ".idx")):
             if fd < 0:
                 continue

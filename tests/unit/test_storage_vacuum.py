@@ -541,3 +541,26 @@ def test_a_commit_logs_no_interrupted_vacuum(
     vacuum(v)
     assert "interrupted" not in caplog.text
     assert leftovers(v) == []
+
+
+def test_a_commit_never_shows_the_files_as_missing(
+    make: Callable[..., Volume], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat during the renames must not report the volume gone (the master would drop
+    its location); files deleted under the volume still are."""
+    v = make()
+    fill(v, clock)
+    v.compact()
+    seen: list[bool] = []
+    real = volume_vacuum.rename
+
+    def watched(source: Path, target: Path) -> None:
+        real(source, target)
+        seen.append(v.files_missing())
+
+    monkeypatch.setattr(volume_vacuum, "rename", watched)
+    v.commit_compact()
+    assert seen == [False, False]
+    assert not v.files_missing()
+    v.path(".idx").unlink()
+    assert v.files_missing()
