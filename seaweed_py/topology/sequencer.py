@@ -14,8 +14,10 @@ reservation of `count + step`.
 
 Keys are issued below `KEY_LIMIT` (2^63), so a reservation mark always fits the uint64 the
 master persists. A volume server may hold a needle with any uint64 key (clients choose the fid
-of a write); a reported key at or above the limit is one the sequencer never issues, so it
-cannot collide and is ignored rather than exhausting the key space.
+of a write). Heartbeats push the counter up only for keys below `ADOPT_LIMIT` (2^62): a
+client's fid just below 2^63 would otherwise leave no key to issue (every assign a 500), and
+a key at or above 2^62 is one the counter reaches only after 2^62 issued keys (146,000 years at
+a million a second), so ignoring it cannot make a collision.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from collections.abc import Callable
 
 from seaweed_py.errors import WeedError
 
-__all__ = ["KEY_LIMIT", "Sequencer"]
+__all__ = ["ADOPT_LIMIT", "KEY_LIMIT", "Sequencer"]
 
 KEY_LIMIT = 1 << 63
-"""Keys issued stay below this; `set_max` ignores reports at or above it."""
+"""Keys issued stay below this."""
+
+ADOPT_LIMIT = 1 << 62
+"""`set_max` ignores reported keys at or above this (module docstring)."""
 
 
 class Sequencer:
@@ -89,7 +94,7 @@ class Sequencer:
 
     def set_max(self, seen: int) -> None:
         """A volume server holds key `seen`: never issue it or anything below it."""
-        if self._next <= seen < KEY_LIMIT:
+        if self._next <= seen < ADOPT_LIMIT:
             if seen + 1 > self._reserved:
                 self._extend(seen + 1)
             self._next = seen + 1

@@ -6,7 +6,7 @@ import pytest
 
 from seaweed_py.errors import WeedError
 from seaweed_py.topology import Sequencer
-from seaweed_py.topology.sequencer import KEY_LIMIT
+from seaweed_py.topology.sequencer import ADOPT_LIMIT, KEY_LIMIT
 
 
 class Disk:
@@ -105,7 +105,9 @@ def test_heartbeat_max_file_key_pushes_the_counter_up() -> None:
     assert seq.next_keys(1) == 502
 
 
-@pytest.mark.parametrize("seen", [KEY_LIMIT, (1 << 64) - 1])
+@pytest.mark.parametrize(
+    "seen", [ADOPT_LIMIT, KEY_LIMIT - 2, KEY_LIMIT - 1, KEY_LIMIT, (1 << 64) - 1]
+)
 def test_a_key_the_master_never_issues_is_ignored(seen: int) -> None:
     """Clients choose the fids they write, so a heartbeat may report any uint64 key; one at
     or above the issuing limit cannot collide with an issued key, and raising the mark to it
@@ -114,7 +116,15 @@ def test_a_key_the_master_never_issues_is_ignored(seen: int) -> None:
     seq = Sequencer(0, disk.reserve, Clock(), min_step=10)
     seq.set_max(seen)
     assert seq.next_keys(1) == 1
-    assert disk.mark < KEY_LIMIT
+    assert seq.next_keys(1000) == 2  # keys remain to issue
+    assert disk.mark < ADOPT_LIMIT
+
+
+def test_the_highest_key_adopted_leaves_the_key_space_open() -> None:
+    disk = Disk()
+    seq = Sequencer(0, disk.reserve, Clock(), min_step=10)
+    seq.set_max(ADOPT_LIMIT - 1)
+    assert seq.next_keys(1_000_000) == ADOPT_LIMIT
 
 
 def test_keys_stop_at_the_limit_rather_than_wrap() -> None:
