@@ -16,10 +16,27 @@ Upload of volume V to backend B (tiering spec §4.1, with weedpy's mount in step
 
 Download: every holder brings the `.dat` back; local holders first and the object deleted only
 by the last holder (weed 4.48 leaks the object when its last location is already local, §4.2).
+
+Vacuum of a tiered volume V (weed 4.48 does not vacuum one): only when every holder reads V
+from one object K, and the first holder's garbage ratio is at or above the threshold:
+
+1. the first holder brings the `.dat` back, keeping K (the others go on reading K), and turns
+   read-only in memory: nothing is written to V meanwhile (a delete sent to it is refused);
+2. it compacts and commits V as any local volume (`/admin/vacuum/compact`, `/commit`);
+3. it uploads V under a fresh key K' (its `.idx` and `.vif` beside it) and reads K';
+4. every other holder gives up its copy and mounts K' (`/admin/volume/tier/mount`);
+5. K and its `.idx` and `.vif` are deleted (`/admin/volume/tier/forget`).
+
+Should step 2 fail, the compaction is cleaned up and steps 3-5 still run: V goes back to a
+bucket uncompacted, from the first holder's own `.idx` (the bucket's copy of K's `.idx` may
+miss the last pulse's deletes). A failure in step 3 or 4 leaves every holder serving the same
+live needles (the first holder locally, the others from K); rerunning `volume.tier.upload`
+finishes the move.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,10 +46,13 @@ from seaweed_py import errors
 from seaweed_py.client.http import HttpClient, json_object
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.formats.wire import MarkReadonly, MarkWritable, VolumeReport
+from seaweed_py.topology.vacuum import VacuumTimeouts
 
 __all__ = ["TierReport", "Tiering"]
 
 Say = Callable[[str], None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +70,8 @@ class TierReport:
     """The other holders, now mounted on the object (upload) or local again (download)."""
     already: bool = False
     """Nothing had to move: the volume already was where it was asked to go."""
+    reclaimed: int = 0
+    """Bytes a vacuum took off the volume."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +84,7 @@ class TierReport:
             "seconds": round(self.seconds, 3),
             "replicas": self.replicas,
             "already": self.already,
+            "reclaimed": self.reclaimed,
         }
 
 
@@ -192,6 +215,83 @@ class Tiering:
                 report.source = url
         report.seconds = self._clock() - started
         return report
+
+    async def vacuum(
+        self, vid: int, *, threshold: float, timeouts: VacuumTimeouts, say: Say | None = None
+    ) -> TierReport:
+        """Vacuum tiered volume `vid` (module docstring); `already` in the report when its
+        garbage ratio is below `threshold`."""
+        started = self._clock()
+        states = await self._states(vid)
+        objects = {(s.remote_storage_name, s.remote_storage_key) for _, s in states}
+        if len(objects) != 1 or not all(s.remote_storage_name for _, s in states):
+            raise errors.Conflict(
+                f"volume {vid} is not read from one object by all of its holders; run "
+                "volume.tier.upload or volume.tier.download first",
+                volume_id=vid,
+            )
+        ((backend, old_key),) = objects
+        source, collection = states[0][0], states[0][1].collection
+        report = TierReport(vid, collection, source=source, backend=backend, key=old_key)
+        if await self.admin.vacuum_check(source, vid, timeout=timeouts.check) < threshold:
+            report.already = True
+            return report
+        _say(say, f"downloading volume {vid} to {source} (keeping {old_key})")
+        await self.admin.tier_download(source, vid, collection=collection, keep_remote=True)
+        failure: errors.WeedError | None = None
+        try:
+            await self.admin.send(source, MarkReadonly(vid, persist=False))
+            _say(say, f"vacuuming volume {vid} on {source}")
+            await self.admin.vacuum_compact(source, vid, timeout=timeouts.compact)
+            answer = await self.admin.vacuum_commit(source, vid, timeout=timeouts.commit)
+            report.reclaimed = answer.reclaimed_bytes
+        except errors.WeedError as exc:
+            failure = exc
+            _say(say, f"vacuum of volume {vid} failed ({exc.message}): uploading it as it is")
+            await self._cleanup_quietly(source, vid)
+        _say(say, f"uploading volume {vid} from {source} to {backend}")
+        done = await self.admin.tier_upload(source, vid, dest=backend, collection=collection)
+        report.key = str(done.get("key", ""))
+        report.size = int(done.get("size", 0))
+        for url, _ in states[1:]:
+            _say(say, f"mounting volume {vid} on {url} from {backend} {report.key}")
+            await self.admin.tier_mount(
+                url, vid, source=backend, collection=collection, key=report.key, replace=True
+            )
+            report.replicas.append(url)
+        _say(say, f"deleting {backend} {old_key}")
+        try:
+            await self.admin.tier_forget(source, vid, source=backend, key=old_key)
+        except errors.WeedError as exc:  # costs room in the bucket, nothing else
+            log.warning("volume %d: %s %s stays in the bucket: %s", vid, backend, old_key, exc)
+            _say(say, f"{backend} {old_key} stays in the bucket: {exc.message}")
+        report.seconds = self._clock() - started
+        if failure is not None:
+            raise failure
+        return report
+
+    async def tiered_volumes(self, collection: str | None = None) -> list[int]:
+        """Ids of the volumes some holder reads from a bucket (of `collection` when given), from
+        the master's `/vol/status`."""
+        reply = await self._http.request("GET", self._master, "/vol/status")
+        volumes = json_object(reply.body).get("Volumes") or {}
+        found: set[int] = set()
+        for racks in (volumes.get("DataCenters") or {}).values():
+            for nodes in racks.values():
+                for held in nodes.values():
+                    found.update(
+                        int(v["Id"])
+                        for v in held or []
+                        if v.get("RemoteStorageName")
+                        and (collection is None or v.get("Collection", "") == collection)
+                    )
+        return sorted(found)
+
+    async def _cleanup_quietly(self, server: str, vid: int) -> None:
+        try:
+            await self.admin.vacuum_cleanup(server, vid)
+        except errors.WeedError as exc:  # the next compaction starts over anyway
+            log.warning("cleaning up volume %d on %s: %s", vid, server, exc)
 
     async def mount(
         self, vid: int, server: str, source: str, *, collection: str = "", key: str = ""

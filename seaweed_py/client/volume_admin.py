@@ -22,6 +22,7 @@ from seaweed_py.client.http import HttpClient, Timeout, json_object
 from seaweed_py.formats.wire import (
     AdminCall,
     TierDownload,
+    TierForget,
     TierMount,
     TierUpload,
     VacuumCheck,
@@ -114,6 +115,12 @@ class VolumeAdmin:
         """Mount volume `vid` on `server` from the bucket `source` names (see `TierMount`)."""
         order = TierMount(vid, source, collection, key, replace)
         return json_object(await self.send(server, order, timeout=_TIER_MOUNT))
+
+    async def tier_forget(self, server: str, vid: int, *, source: str, key: str) -> list[str]:
+        """Have `server` delete the earlier upload `key` of volume `vid` from the bucket
+        `source` names (see `TierForget`); the keys deleted."""
+        answer = json_object(await self.send(server, TierForget(vid, source, key)))
+        return [str(k) for k in answer.get("deleted") or []]
 
     async def vacuum_check(self, server: str, vid: int, *, timeout: float) -> float:
         """The garbage ratio of `vid` on `server` (spec §9.1)."""

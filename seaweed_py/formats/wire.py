@@ -67,6 +67,7 @@ some volume gains or loses a holder.
 | `TierUpload` | `POST /admin/volume/tier/upload` | `volume`, `dest`, `collection` (when given, the volume's must match), `keepLocalDatFile=true`; answered in NDJSON |
 | `TierDownload` | `POST /admin/volume/tier/download` | `volume`, `collection`, `keepRemoteDatFile=true`; answered in NDJSON |
 | `TierMount` | `POST /admin/volume/tier/mount` | `volume`, `source`, `collection`, `key`, `replace=true` |
+| `TierForget` | `POST /admin/volume/tier/forget` | `volume`, `source`, `key` (an earlier upload of the volume, printable, ≤ 1024); answered `{"deleted": [keys]}` |
 | `VacuumCheck` | `GET /admin/vacuum/check` | `volume`; answered with a `VacuumCheckAnswer` |
 | `VacuumCompact` | `POST /admin/vacuum/compact` | `volume`, `preallocate` (bytes to reserve for the copy); answered with a `VacuumCompactAnswer` once done |
 | `VacuumCommit` | `POST /admin/vacuum/commit` | `volume`; answered with a `VacuumCommitAnswer` |
@@ -113,6 +114,7 @@ __all__ = [
     "MarkReadonly",
     "MarkWritable",
     "TierDownload",
+    "TierForget",
     "TierMount",
     "TierUpload",
     "UnwritableReport",
@@ -731,6 +733,30 @@ class TierMount:
             q.get("key", ""),
             _flag(q, "replace"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TierForget:
+    """Delete an earlier upload of volume `volume_id` from the bucket `source` names: the data
+    object `key` and the `.idx` and `.vif` beside it, once no holder reads it any more (the
+    vacuum of a tiered volume re-uploads it under a fresh key, `client/tiering.py`)."""
+
+    volume_id: int
+    source: str
+    key: str
+
+    PATH: ClassVar[str] = "/admin/volume/tier/forget"
+    METHOD: ClassVar[str] = "POST"
+
+    def to_query(self) -> dict[str, str]:
+        return {"volume": str(self.volume_id), "source": self.source, "key": self.key}
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> TierForget:
+        key = q.get("key", "")
+        if not key or len(key) > _MAX_URL or not key.isprintable():
+            raise BadRequest(f"invalid key {key[:64]!r}: want the printable key of an upload")
+        return cls(_volume_id(q), q.get("source", ""), key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,14 +174,6 @@ class MasterServer:
             self._clock,
             self.stats,
         )
-        self._vacuumer = Vacuumer(
-            self.topology,
-            self._admin,
-            self.stats,
-            per_server=self.options.max_parallel_vacuum_per_server,
-            preallocate=self._preallocate,
-            clock=self._clock,
-        )
         limits = Limits(max_body=self.options.file_size_limit_mb << 20)
         self._http = HttpServer(self._router(), limits, server_header="", ssl=self._ssl)
         try:
@@ -192,8 +184,17 @@ class MasterServer:
         self._heartbeat_answer = self._render_heartbeat_answer()
         loop = asyncio.get_running_loop()
         self._maintenance = loop.create_task(self._maintenance_loop())
+        tiering = Tiering(self._volumes, self.address)  # the address needs the bound port
+        self._vacuumer = Vacuumer(
+            self.topology,
+            self._admin,
+            tiering,
+            self.stats,
+            per_server=self.options.max_parallel_vacuum_per_server,
+            preallocate=self._preallocate,
+            clock=self._clock,
+        )
         if self.options.tier.enabled:
-            tiering = Tiering(self._volumes, self.address)
             self.auto_tier = AutoTier(self.topology, tiering, self.options.tier)
             self._auto_tiering = loop.create_task(self.auto_tier.run())
             log.info("automatic tiering to %s is on", self.options.tier.dest)

@@ -17,6 +17,10 @@ reference's). A pass takes the candidates of `topology.vacuum` and, for each vol
 
 At most `-maxParallelVacuumPerServer` volumes are vacuumed at once on one server
 (`topology.vacuum.VacuumSlots`); volumes on other servers proceed in parallel.
+
+A tiered volume (named by `volumeId`: it is read-only) is not compacted where it lies: its pass
+runs `client/tiering.py`'s sequence instead (download, compact, re-upload, holders moved to the
+new object, the old one deleted).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from seaweed_py.client.tiering import Tiering
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import WeedError
 from seaweed_py.master.metrics import MasterStats
@@ -56,6 +61,7 @@ class Vacuumer:
         self,
         topology: Topology,
         admin: VolumeAdmin,
+        tiering: Tiering,
         stats: MasterStats,
         *,
         per_server: int,
@@ -64,6 +70,7 @@ class Vacuumer:
     ) -> None:
         self._topo = topology
         self._admin = admin
+        self._tiering = tiering
         self._stats = stats
         self._per_server = per_server
         self._preallocate = preallocate
@@ -126,6 +133,9 @@ class Vacuumer:
         """Check, compact, commit (or clean up) one volume; never raises a WeedError."""
         vid = cand.volume_id
         timeouts = VacuumTimeouts.for_size_limit(self._topo.volume_size_limit)
+        if cand.tiered:
+            await self._tiered(cand, threshold, timeouts)
+            return
         ratios = await self._on_each(
             cand.servers,
             lambda s: self._admin.vacuum_check(s, vid, timeout=timeouts.check),
@@ -146,6 +156,26 @@ class Vacuumer:
         finally:
             self._topo.set_vacuuming(vid, False, self._clock())
             self._stats.observe_vacuum(time.monotonic() - started)
+
+    async def _tiered(
+        self, cand: VacuumCandidate, threshold: float, timeouts: VacuumTimeouts
+    ) -> None:
+        vid = cand.volume_id
+        self._topo.set_vacuuming(vid, True, self._clock())
+        started = time.monotonic()
+        try:
+            report = await self._tiering.vacuum(vid, threshold=threshold, timeouts=timeouts)
+        except WeedError as exc:
+            log.error("vacuuming tiered volume %d: %s", vid, exc)
+            self._stats.vacuum_failures += 1
+            return
+        finally:
+            self._topo.set_vacuuming(vid, False, self._clock())
+            self._stats.observe_vacuum(time.monotonic() - started)
+        if not report.already:
+            log.info("tiered volume %d vacuumed: now %s %s", vid, report.backend, report.key)
+            self._stats.vacuumed_volumes += 1
+            self._stats.vacuum_reclaimed_bytes += report.reclaimed
 
     async def _compact_and_commit(
         self, cand: VacuumCandidate, selected: tuple[str, ...], timeouts: VacuumTimeouts

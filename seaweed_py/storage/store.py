@@ -466,6 +466,16 @@ class Store:
         )
         return v
 
+    def forget_upload(self, volume_id: int, source: str, key: str) -> list[str]:
+        """Delete an earlier upload `key` of volume `volume_id` from the bucket `source` names
+        (`volume_tier.forget_upload`); the keys deleted. Blocks on the network."""
+        from seaweed_py.storage.volume_tier import forget_upload
+
+        v = self._volume(volume_id)
+        in_use = v.remote.key if v.remote is not None else None
+        base = volume_base_name(v.collection, volume_id)
+        return forget_upload(self.backends.get(source), self.backends.cache, base, key, in_use)
+
     def upload_dirty_indexes(self) -> list[int]:
         """Send the `.idx` of each tiered volume that deletes changed beside its data object
         (`Volume.upload_index`); the ids sent. Blocks on the network: off the event loop."""

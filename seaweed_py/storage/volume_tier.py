@@ -27,6 +27,11 @@ written while tiered exist only in `.idx` (spec §5.2).
 
 `fetch_sidecars` is the mount of a volume a server does not have: its `.idx` and `.vif` from
 beside the data object (the newest upload of the volume, or a given key).
+
+`forget_upload` deletes an earlier upload of a volume (data object, `.idx`, `.vif`) once no
+holder reads it: a vacuum of a tiered volume re-uploads it under a fresh key and the holders
+move to that one first (`client/tiering.py`). Only keys of that volume's own uploads qualify,
+and never the one the volume is read from here.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seaweed_py.errors import (
+    BadRequest,
     Conflict,
     CookieMismatch,
     CorruptVolume,
@@ -52,7 +58,7 @@ from seaweed_py.formats.idx import encode_entry
 from seaweed_py.formats.needle import NEEDLE_HEADER, NEEDLE_HEADER_SIZE
 from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock
 from seaweed_py.formats.vif import RemoteFile, VolumeInfo
-from seaweed_py.storage.backend import Backends, RemoteDatFile, S3Backend
+from seaweed_py.storage.backend import Backends, RangeCache, RemoteDatFile, S3Backend
 from seaweed_py.storage.backend.layout import (
     dat_key,
     parse_upload_key,
@@ -65,7 +71,7 @@ from seaweed_py.storage.needle_map import NeedleMap, replay_index
 if TYPE_CHECKING:
     from seaweed_py.storage.volume import DeleteResult, Volume
 
-__all__ = ["TIERING", "fetch_sidecars", "tier_download", "tier_upload"]
+__all__ = ["TIERING", "fetch_sidecars", "forget_upload", "tier_download", "tier_upload"]
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +298,24 @@ def fetch_sidecars(
         os.replace(tmp, path)
     _sync_dir(directory)
     return key, info
+
+
+def forget_upload(
+    store: S3Backend, cache: RangeCache | None, base: str, key: str, in_use: str | None
+) -> list[str]:
+    """Delete upload `key` of the volume whose files are named `base` (module docstring); the
+    keys deleted. `BadRequest` for a key that is not one of that volume's uploads, `Conflict`
+    for `in_use`, the one read here."""
+    if parse_upload_key(store.settings.prefix, base, key + ".vif") is None:
+        raise BadRequest(f"{key!r} is not an upload of volume {base} in {store.name}")
+    if key == in_use:
+        raise Conflict(f"volume {base} is still read from {store.name} {key}")
+    keys = [key, *sidecar_keys(key)]
+    _forget(store, keys)
+    if cache is not None:
+        cache.forget(key)
+    log.info("upload %s of volume %s deleted from %s", key, base, store.name)
+    return keys
 
 
 def _newest_upload(store: S3Backend, base: str) -> str:

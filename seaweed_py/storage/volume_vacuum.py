@@ -187,8 +187,13 @@ def compact(
         if self._compaction is not None:
             raise Conflict("volume is being vacuumed already", volume_id=self.id)
         if self.data.remote:
-            # Its .dat is an object in a bucket (volume_tier.py): download it, then vacuum it.
-            raise Conflict("a tiered volume is not vacuumed where it lies", volume_id=self.id)
+            # Its .dat is an object in a bucket (volume_tier.py): the master's pass downloads,
+            # compacts and re-uploads it across its holders (client/tiering.py).
+            raise Conflict(
+                "a tiered volume is not compacted where it lies: "
+                "/vol/vacuum?volumeId= downloads, compacts and re-uploads it",
+                volume_id=self.id,
+            )
         self._flush_idx()
         if self._idx_batch:
             raise StorageError(

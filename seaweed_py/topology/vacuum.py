@@ -10,6 +10,10 @@ sweep or a pass without `volumeId`, when no replica is read-only (an explicit `v
 vacuums a sealed volume too, as the reference's `volume.vacuum -volumeId` does). The replicas
 whose garbage ratio is at or above the threshold are compacted; the others keep their files
 (replicas of one volume may then differ in layout and compaction revision, never in content).
+
+A tiered volume (its `.dat` an object in a bucket) is read-only, so only an explicit `volumeId`
+vacuums it; its candidate says so (`tiered`), and the pass runs the tiered sequence for it
+(download, compact, re-upload: `client/tiering.py`) instead of compacting where it lies.
 """
 
 from __future__ import annotations
@@ -53,11 +57,13 @@ class VacuumPass:
 
 @dataclass(frozen=True, slots=True)
 class VacuumCandidate:
-    """One volume to check: its id, collection and the servers (`host:port`) holding it."""
+    """One volume to check: its id, collection and the servers (`host:port`) holding it;
+    `tiered` if any of them reads it from a bucket."""
 
     volume_id: int
     collection: str
     servers: tuple[str, ...]
+    tiered: bool = False
 
 
 def vacuum_candidates(
@@ -82,7 +88,11 @@ def vacuum_candidates(
             if vol.read_only and volume_id is None:
                 continue
             servers = tuple(sorted(node.url for node in vol.locations))
-            found.append(VacuumCandidate(vid, key.collection, servers))
+            tiered = any(
+                vid in node.volumes and node.volumes[vid].remote_storage_name
+                for node in vol.locations
+            )
+            found.append(VacuumCandidate(vid, key.collection, servers, tiered))
     return found
 
 

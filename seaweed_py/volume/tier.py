@@ -1,13 +1,14 @@
 """The volume server's tiering calls (registered by `admin.py` behind the white list and the
 cluster token, like every `/admin/` route).
 
-The calls are `formats/wire.py`'s `TierUpload`, `TierDownload` and `TierMount`:
+The calls are `formats/wire.py`'s `TierUpload`, `TierDownload`, `TierMount` and `TierForget`:
 
 | call | does | answer |
 |---|---|---|
 | `POST /admin/volume/tier/upload?volume=&dest=&collection=[&keepLocalDatFile=true]` | `Store.tier_upload` | NDJSON: progress lines `{"progress": true, "processed": N, "percentage": P}` (at most one a second), then `{"backend", "key", "size", "already"}` |
 | `POST /admin/volume/tier/download?volume=&collection=[&keepRemoteDatFile=true]` | `Store.tier_download` | NDJSON, then `{"backend", "key", "size"}` |
 | `POST /admin/volume/tier/mount?volume=&source=&collection=[&key=][&replace=true]` | `Store.mount_remote` | `{"backend", "key", "size"}` |
+| `POST /admin/volume/tier/forget?volume=&source=&key=` | `Store.forget_upload` | `{"deleted": [keys]}` |
 
 What can be checked before the work starts is, and fails with its status (404 no such volume,
 400 a collection that does not match or an unknown destination, 409 already local): the long
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from seaweed_py.errors import BadRequest, WeedError
-from seaweed_py.formats.wire import AdminCall, TierDownload, TierMount, TierUpload
+from seaweed_py.formats.wire import AdminCall, TierDownload, TierForget, TierMount, TierUpload
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response, json_response
 from seaweed_py.httpkit.router import Handler
@@ -46,7 +47,12 @@ class TierHandlers:
 
     def routes(self) -> list[tuple[type[AdminCall], Handler]]:
         """(message, handler) of each route, for `admin.py` to register."""
-        return [(TierUpload, self.upload), (TierDownload, self.download), (TierMount, self.mount)]
+        return [
+            (TierUpload, self.upload),
+            (TierDownload, self.download),
+            (TierMount, self.mount),
+            (TierForget, self.forget),
+        ]
 
     def upload(self, req: Request) -> Response:
         order = TierUpload.from_query(req.form())
@@ -103,6 +109,14 @@ class TierHandlers:
         return json_response(
             {"backend": source, "key": remote.key, "size": remote.file_size, "volume": vid}
         )
+
+    async def forget(self, req: Request) -> Response:
+        order = TierForget.from_query(req.form())
+        source = _backend(order.source or "s3")
+        deleted = await asyncio.to_thread(
+            self._server.store.forget_upload, order.volume_id, source, order.key
+        )
+        return json_response({"deleted": deleted})
 
     def _streamed(
         self, work: Callable[[Callable[[int], None]], dict[str, Any]], total: int

@@ -77,6 +77,25 @@ def test_a_named_volume_is_a_candidate_even_read_only() -> None:
     assert vacuum_candidates(topo, volume_id=6, collection="") == []
 
 
+def test_a_tiered_volume_is_a_candidate_when_named_and_says_so() -> None:
+    topo = build(
+        {
+            "dc": {
+                "r": {
+                    "a": {"max": 9, "volumes": [VolumeReport(id=4, read_only=True)]},
+                    "b": {
+                        "max": 9,
+                        "volumes": [VolumeReport(id=4, remote_storage_name="s3.default")],
+                    },
+                }
+            }
+        }
+    )
+    assert vacuum_candidates(topo) == []  # read-only: only when named
+    (found,) = vacuum_candidates(topo, volume_id=4)
+    assert found.tiered and found.servers == (node_id("a"), node_id("b"))
+
+
 def test_a_volume_missing_a_replica_is_never_a_candidate() -> None:
     topo = build(CLUSTER)
     assert vacuum_candidates(topo, volume_id=4) == []

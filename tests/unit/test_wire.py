@@ -30,6 +30,7 @@ from seaweed_py.formats.wire import (
     MarkReadonly,
     MarkWritable,
     TierDownload,
+    TierForget,
     TierMount,
     TierUpload,
     UnwritableReport,
@@ -123,6 +124,7 @@ def test_a_heartbeat_answer_round_trips(answer: HeartbeatAnswer) -> None:
         st.builds(TierUpload, u32, texts, st.none() | collections, st.booleans()),
         st.builds(TierDownload, u32, st.none() | collections, st.booleans()),
         st.builds(TierMount, u32, texts, st.none() | collections, texts, st.booleans()),
+        st.builds(TierForget, u32, texts, st.text(string.printable.strip(), min_size=1)),
     )
 )
 def test_a_query_message_round_trips(message: Any) -> None:
@@ -268,6 +270,7 @@ def test_every_query_parameter_has_its_name() -> None:
             TierUpload,
             TierDownload,
             TierMount,
+            TierForget,
         )
     }
     assert routes == {
@@ -281,7 +284,14 @@ def test_every_query_parameter_has_its_name() -> None:
         ("POST", "/admin/volume/tier/upload"),
         ("POST", "/admin/volume/tier/download"),
         ("POST", "/admin/volume/tier/mount"),
+        ("POST", "/admin/volume/tier/forget"),
     }
+
+
+@pytest.mark.parametrize("key", ["", "a\x00b", "k" * 1025, "\n"])
+def test_a_forget_order_names_one_printable_key(key: str) -> None:
+    with pytest.raises(BadRequest, match="key"):
+        TierForget.from_query({"volume": "7", "source": "s3", "key": key})
 
 
 # ---------------------------------------------------------------------------- older senders

@@ -6,10 +6,12 @@
 | `volume.tier.upload` | `-volumeId` (required), `-dest` (`s3`, `s3.default`, `s3.<id>`; required), `-collection`, `-keepLocalDatFile`, `-json` |
 | `volume.tier.download` | `-volumeId` (required), `-collection`, `-json` |
 | `volume.tier.mount` | `-volumeId`, `-node` (`host:port`), `-source` (backend, default `s3`), `-collection`, `-key`, `-json` |
+| `volume.tier.compact` | `-volumeId` (default: every tiered volume), `-collection`, `-garbageThreshold` (0.3), `-json` |
 
 weed's automatic selection (`volume.tier.upload` without `-volumeId`: `-fullPercent`,
 `-quietFor`) is the master's `-tier.*` policy in weedpy; `-concurrency` is not offered (the
-volume server uploads 4 parts at a time). Both are docs/compat.md rows.
+volume server uploads 4 parts at a time). Both are docs/compat.md rows. `volume.tier.compact`
+runs `Tiering.vacuum` on each volume in turn (weed's moves every holder but one off the object).
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ from typing import Any
 from seaweed_py.cli.shell.registry import ShellContext, command
 from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.storage.backend.settings import backend_name
+from seaweed_py.topology.vacuum import VacuumTimeouts
 
-__all__ = ["tier_download", "tier_mount", "tier_upload"]
+__all__ = ["tier_compact", "tier_download", "tier_mount", "tier_upload"]
+
+_VACUUM_TIMEOUTS = VacuumTimeouts.for_size_limit(30_000 << 20)
+"""Step deadlines of a tiered vacuum from the shell: those of the largest default volume."""
 
 
 def _upload_flags(fs: FlagSet) -> None:
@@ -45,6 +51,13 @@ def _mount_flags(fs: FlagSet) -> None:
     fs.add("collection", "", "the volume's collection")
     fs.add("key", "", "the data object's key (default: the newest upload of the volume)")
     fs.add("json", False, "print the result as JSON")
+
+
+def _compact_flags(fs: FlagSet) -> None:
+    fs.add("volumeId", 0, "the tiered volume to vacuum (default: every tiered volume)")
+    fs.add("collection", "", "only the tiered volumes of this collection")
+    fs.add("garbageThreshold", 0.3, "vacuum a volume whose garbage ratio is at least this")
+    fs.add("json", False, "print the results as JSON")
 
 
 def _volume_id(opts: dict[str, Any]) -> int:
@@ -138,3 +151,40 @@ async def tier_mount(ctx: ShellContext, opts: dict[str, Any], args: list[str]) -
         ctx.emit(answer)
     else:
         ctx.say(f"volume {vid} mounted on {opts['node']} from {source} as {answer.get('key')}")
+
+
+@command(
+    "volume.tier.compact",
+    "vacuum tiered volumes: download, compact and upload again, every holder moved",
+    _compact_flags,
+)
+async def tier_compact(ctx: ShellContext, opts: dict[str, Any], args: list[str]) -> None:
+    threshold = float(opts["garbageThreshold"])
+    if not 0.0 <= threshold <= 1.0:
+        raise UsageError("-garbageThreshold must be a ratio from 0 to 1")
+    if opts["volumeId"]:
+        vids = [_volume_id(opts)]
+    else:
+        vids = await ctx.tiering.tiered_volumes(opts["collection"] or None)
+    reports = []
+    for vid in vids:
+        report = await ctx.tiering.vacuum(
+            vid,
+            threshold=threshold,
+            timeouts=_VACUUM_TIMEOUTS,
+            say=None if opts["json"] else ctx.say,
+        )
+        reports.append(report.to_json())
+        if opts["json"]:
+            continue
+        if report.already:
+            ctx.say(f"volume {vid}: garbage below {threshold}, left as it is")
+        else:
+            ctx.say(
+                f"volume {vid} vacuumed: {report.reclaimed} bytes reclaimed, now "
+                f"{report.backend} {report.key} ({report.size} bytes) in {report.seconds:.1f}s"
+            )
+    if opts["json"]:
+        ctx.emit(reports)
+    elif not vids:
+        ctx.say("no tiered volume")
