@@ -16,6 +16,8 @@ by concern, as SeaweedFS splits its Volume (`volume_loading.go`, `volume_read.go
 - `volume_tier.py`: the `.dat` in an S3 bucket (upload, download, loading, deletes);
 - `volume_vacuum.py`: compaction (compact, commit, cleanup, and the recovery of an
   interrupted one), reads across a commit, expiry of TTL volumes;
+- `volume_replica.py`: what replicas compare and exchange (needle states, digests, records
+  for a peer, a peer's newer record or deletion applied, the snapshot a copy reads);
 - here: the state and what it reports (`status`), sealing (`set_read_only`), taking writes
   again after a full disk, sync, close, destroy.
 
@@ -46,6 +48,7 @@ from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import RemoteFile, VolumeInfo
 from seaweed_py.storage import volume_loading as _loading
 from seaweed_py.storage import volume_read as _read
+from seaweed_py.storage import volume_replica as _replica
 from seaweed_py.storage import volume_tier as _tier
 from seaweed_py.storage import volume_vacuum as _vacuum
 from seaweed_py.storage import volume_write as _write
@@ -53,6 +56,7 @@ from seaweed_py.storage.backend import DatFile, LocalDatFile
 from seaweed_py.storage.group_commit import Committer, GroupCommitter, sync_file
 from seaweed_py.storage.integrity import CorruptNeedles, VerifiedMemo
 from seaweed_py.storage.needle_map import IndexHit, IndexStats, MemoryNeedleMap, NeedleMap
+from seaweed_py.storage.stamps import STAMP_SUFFIX, StampLog
 from seaweed_py.storage.volume_loading import DEFAULT_SIZE_LIMIT, RecoveryReport, sync_dir
 from seaweed_py.storage.volume_paths import VOLUME_FILE_SUFFIXES, check_inside, volume_base_name
 from seaweed_py.storage.volume_read import CheckedRecord, NeedleLocation
@@ -170,6 +174,8 @@ class Volume:
         # Set when the volume stops taking writes on its own: DISK_FULL (cleared by itself once
         # the store finds room again, `clear_disk_full`) or an index write failure.
         self.read_only_reason = ""
+        self._stamps = StampLog(self.path(STAMP_SUFFIX), volume_id, writable=False)
+        """The stamp log (storage/stamps.py); opened by `_load` for a local volume."""
         self._corrupt = CorruptNeedles(volume_id)
         self._verified = VerifiedMemo()
         self._map: NeedleMap = MemoryNeedleMap(
@@ -348,6 +354,17 @@ class Volume:
     check_writable = _write.check_writable
     _flush_idx = _write._flush_idx
 
+    # ------------------------------------------------------------------ replicas: volume_replica.py
+
+    states = _replica.states
+    digest = _replica.digest
+    record_for_peer = _replica.record_for_peer
+    apply_put = _replica.apply_put
+    apply_delete = _replica.apply_delete
+    repair_corrupt = _replica.repair_corrupt
+    copy_snapshot = _replica.copy_snapshot
+    read_for_copy = _replica.read_for_copy
+
     # ------------------------------------------------------------------ tiering: volume_tier.py
 
     tier_upload = _tier.tier_upload
@@ -445,6 +462,7 @@ class Volume:
             sync_file(self._dat)
         if self._idx >= 0 and self._writable_files:
             sync_file(self._idx)
+        self._stamps.sync()
 
     def close(self) -> None:
         """Flush and close. Pending group commits are honoured first."""
@@ -462,7 +480,7 @@ class Volume:
                 if self._writable_files and self._committer is not None and self._idx >= 0:
                     # A round after every queued request on our fds: none of them may meet a
                     # closed (or reused) descriptor later.
-                    fds = tuple(fd for fd in (self._dat, self._idx) if fd >= 0)
+                    fds = tuple(fd for fd in (self._dat, self._idx, self._stamps.fd) if fd >= 0)
                     self._committer.request(fds).result()
                 elif self._writable_files:
                     self._sync_files()
@@ -481,6 +499,7 @@ class Volume:
         if self._retired_map is not None:
             self._retired_map.close()
             self._retired_map = None
+        self._stamps.close()
         self._idx_batch.clear()  # what close could not write, the next open rebuilds
 
     def removable_files(self) -> list[Path]:

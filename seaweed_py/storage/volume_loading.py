@@ -62,6 +62,7 @@ from seaweed_py.storage.needle_map import (
     replay_index,
 )
 from seaweed_py.storage.scan import read_superblock, scan_records
+from seaweed_py.storage.stamps import STAMP_SUFFIX, StampLog
 from seaweed_py.storage.volume_write import IDX_BATCH_BYTES, FsyncMode
 
 if TYPE_CHECKING:
@@ -251,6 +252,8 @@ def _load_files(self: Volume, vif_text: bytes) -> None:
             idx_path,
             (os.O_RDWR if self._writable_files else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0),
         )
+    self._stamps = StampLog(self.path(STAMP_SUFFIX), self.id, writable=self._writable_files)
+    self._stamps.load()
     entries, idx_size = _load_idx(self._idx, self.layout)
     live, stats = _recover(self, entries, idx_size, dat_size)
     del entries

@@ -44,6 +44,7 @@ VOLUME_FILE_SUFFIXES: Final = (
     ".cpd",
     ".cpx",
     ".cpc",
+    ".ats",
 )
 """Every suffix a volume's files may carry (the longest bounds the collection's length)."""
 

@@ -54,6 +54,7 @@ from seaweed_py.formats.needle import (
 from seaweed_py.storage import volume_tier as _tier
 from seaweed_py.storage.group_commit import SETTLED, sync_file
 from seaweed_py.storage.needle_map import IndexHit
+from seaweed_py.storage.stamps import next_stamp
 from seaweed_py.storage.volume_read import READ_CHUNK, NeedleLocation
 
 if TYPE_CHECKING:
@@ -99,9 +100,10 @@ class DeleteResult:
     durable: Future[None]
 
 
-def write(self: Volume, needle: Needle) -> WriteResult:
-    """Append `needle` (AppendAtNs set here). An identical re-upload appends nothing and
-    returns `unchanged=True`; a different cookie for a live key raises CookieMismatch."""
+def write(self: Volume, needle: Needle, *, origin_ns: int | None = None) -> WriteResult:
+    """Append `needle` (AppendAtNs set here; `origin_ns`: the time a replicated write stands
+    for, its first server's stamp, storage/stamps.py). An identical re-upload appends nothing
+    and returns `unchanged=True`; a different cookie for a live key raises CookieMismatch."""
     with self._lock:
         _check_writable(self)
         hit = self._map.get(needle.key)
@@ -109,18 +111,30 @@ def write(self: Volume, needle: Needle) -> WriteResult:
             old = _existing(self, needle.key, needle.cookie, hit)
             if old is not None and _same(self, old, needle):
                 return WriteResult(hit.offset, hit.size, True, SETTLED)
-        ts = _next_append_ns(self)
-        record = encode_needle(needle, self.version, append_at_ns=ts)
-        size: int = NEEDLE_HEADER.unpack_from(record)[2]
-        offset = _append(self, (record,), len(record), needle.key, size)
-        self._map.put(needle.key, offset, size)
-        self._last_append_ns = ts
-        self._newest = (offset, ts)
-        return WriteResult(offset, size, False, _durable(self))
+        return put_record(self, needle, origin_ns)
+
+
+def put_record(self: Volume, needle: Needle, origin_ns: int | None) -> WriteResult:
+    """Append `needle` as its key's live record, whatever holds the key now (the caller
+    holds the lock and has decided it may)."""
+    ts = _next_append_ns(self, origin_ns)
+    record = encode_needle(needle, self.version, append_at_ns=ts)
+    size: int = NEEDLE_HEADER.unpack_from(record)[2]
+    offset = _append(self, (record,), len(record), needle.key, size)
+    self._map.put(needle.key, offset, size)
+    self._last_append_ns = ts
+    self._newest = (offset, ts)
+    self._stamps.note_put(needle.key, ts, origin_ns, needle.cookie)
+    return WriteResult(offset, size, False, _durable(self))
 
 
 def write_streamed(
-    self: Volume, needle: Needle, data_size: int, chunks: Iterable[bytes | memoryview]
+    self: Volume,
+    needle: Needle,
+    data_size: int,
+    chunks: Iterable[bytes | memoryview],
+    *,
+    origin_ns: int | None = None,
 ) -> WriteResult:
     """Append a needle whose data arrives in chunks (`needle.data` is ignored; its
     checksum is computed here). The chunks must add up to `data_size` exactly, else
@@ -129,7 +143,8 @@ def write_streamed(
     Neither the new data nor the live needle it replaces is ever held whole. An identical
     re-upload appends nothing: while the chunks equal the stored data (compared with
     preads as they arrive) nothing is written, and at the first difference the equal
-    prefix is copied from the old record and the append goes on from there."""
+    prefix is copied from the old record and the append goes on from there. `origin_ns` as
+    for `write`."""
     with self._lock:
         _check_writable(self)
         hit = self._map.get(needle.key)
@@ -160,7 +175,7 @@ def write_streamed(
                     return WriteResult(hit.offset, hit.size, True, SETTLED)
             # A difference, a wrong length (which `parts` refuses) or a bad checksum on the
             # old record (the same data is then stored anew): append.
-        ts = _next_append_ns(self)
+        ts = _next_append_ns(self, origin_ns)
         head = encode_needle_head(needle, data_size, self.version)
         size: int = NEEDLE_HEADER.unpack_from(head)[2]
         total = record_length(size, self.version)
@@ -207,12 +222,14 @@ def write_streamed(
         self._map.put(needle.key, offset, size)
         self._last_append_ns = ts
         self._newest = (offset, ts)
+        self._stamps.note_put(needle.key, ts, origin_ns, needle.cookie)
         return WriteResult(offset, size, False, _durable(self))
 
 
-def delete(self: Volume, key: int, cookie: int) -> DeleteResult:
+def delete(self: Volume, key: int, cookie: int, *, origin_ns: int | None = None) -> DeleteResult:
     """Append a tombstone (carrying the deleted needle's checksum, quirk A23) and its
-    index entry. Unknown or already deleted: NeedleNotFound; wrong cookie: CookieMismatch.
+    index entry, and log the delete (storage/stamps.py; `origin_ns` as for `write`).
+    Unknown or already deleted: NeedleNotFound; wrong cookie: CookieMismatch.
 
     The volume server also uses this to roll back a write whose replication failed
     (quirk A20). On a tiered volume only `.idx` gets the tombstone (volume_tier.py)."""
@@ -226,23 +243,32 @@ def delete(self: Volume, key: int, cookie: int) -> DeleteResult:
         hit = self._map.get(key)
         if hit is None:
             raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
-        offset, size = hit
-        head = os.pread(self._dat, NEEDLE_HEADER_SIZE, offset)
+        head = os.pread(self._dat, NEEDLE_HEADER_SIZE, hit.offset)
         stored_cookie = NEEDLE_HEADER.unpack_from(head)[0] if len(head) == 16 else None
         if stored_cookie != cookie:
             raise CookieMismatch(
                 "cookie does not match the stored needle", volume_id=self.id, key=f"{key:x}"
             )
-        crc_bytes = os.pread(self._dat, 4, offset + NEEDLE_HEADER_SIZE + size)
-        checksum = int.from_bytes(crc_bytes, "big") if len(crc_bytes) == 4 else 0
-        ts = _next_append_ns(self)
-        record = encode_tombstone(cookie, key, checksum, ts, self.version)
-        _append(self, (record,), len(record), key, -1)
-        deleted = self._map.delete(key)
-        self._last_append_ns = ts
-        if self._newest is not None and self._newest[0] == offset:
-            self._newest = None  # the newest live needle is another one now: found on demand
-        return DeleteResult(size if deleted is None else deleted, _durable(self))
+        return tombstone(self, key, cookie, hit, origin_ns)
+
+
+def tombstone(
+    self: Volume, key: int, cookie: int, hit: IndexHit, origin_ns: int | None
+) -> DeleteResult:
+    """Append the tombstone of the live needle `key` at `hit` (the caller holds the lock and
+    has checked the cookie) and log the delete."""
+    offset, size = hit
+    crc_bytes = os.pread(self._dat, 4, offset + NEEDLE_HEADER_SIZE + size)
+    checksum = int.from_bytes(crc_bytes, "big") if len(crc_bytes) == 4 else 0
+    ts = _next_append_ns(self, origin_ns)
+    record = encode_tombstone(cookie, key, checksum, ts, self.version)
+    _append(self, (record,), len(record), key, -1)
+    deleted = self._map.delete(key)
+    self._last_append_ns = ts
+    if self._newest is not None and self._newest[0] == offset:
+        self._newest = None  # the newest live needle is another one now: found on demand
+    self._stamps.note_delete(key, ts, ts if origin_ns is None else origin_ns, cookie)
+    return DeleteResult(size if deleted is None else deleted, _durable(self))
 
 
 def _existing(self: Volume, key: int, cookie: int, hit: IndexHit) -> Needle | None:
@@ -311,8 +337,8 @@ def _read_only_error(self: Volume) -> StorageError:
     return VolumeReadOnly("volume is read-only", volume_id=self.id)
 
 
-def _next_append_ns(self: Volume) -> int:
-    return max(self._clock_ns(), self._last_append_ns + 1)
+def _next_append_ns(self: Volume, origin_ns: int | None = None) -> int:
+    return next_stamp(origin_ns, self._last_append_ns, self._clock_ns())
 
 
 def _append(
@@ -445,9 +471,15 @@ def _truncate_back(self: Volume, dat_end: int, idx_end: int) -> None:
 
 
 def _durable(self: Volume) -> Future[None]:
+    stamps = self._stamps
     if self._committer is not None and self.fsync_mode is FsyncMode.GROUP:
-        # The .idx is synced lazily: recovery rebuilds its lost tail from the .dat.
-        return self._committer.request((self._dat,), lazy=(self._idx,))
+        # The .idx is synced lazily: recovery rebuilds its lost tail from the .dat. So is the
+        # stamp log (storage/stamps.py says what its lost tail costs).
+        lazy = (self._idx, stamps.fd) if stamps.dirty else (self._idx,)
+        stamps.dirty = False
+        return self._committer.request((self._dat,), lazy=lazy)
+    if stamps.dirty and self.fsync_mode is FsyncMode.ALWAYS:
+        stamps.sync()
     return SETTLED
 
 
