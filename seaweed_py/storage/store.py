@@ -49,6 +49,7 @@ from seaweed_py.errors import (
     BadRequest,
     Conflict,
     DirectoryInUse,
+    DiskFull,
     NoFreeSlots,
     VolumeNotFound,
     WeedError,
@@ -70,6 +71,7 @@ from seaweed_py.storage.volume import (
     Volume,
     VolumeStatus,
 )
+from seaweed_py.storage.volume_copy import IncomingCopy, remove_partial_copies
 from seaweed_py.storage.volume_paths import parse_volume_file_name, volume_base_name
 
 __all__ = ["DISK_FULL_MARGIN", "DiskLocation", "Store", "held_directory"]
@@ -132,6 +134,7 @@ class Store:
             self._committer = HelperGroupCommitter() if fsync_helper else GroupCommitter()
         self._volumes: dict[int, Volume] = {}
         self._where: dict[int, int] = {}  # volume id -> index into locations
+        self._copies: dict[int, tuple[int, IncomingCopy]] = {}  # copies under way: slots held
         self._uuids: list[str] = []
         self._lock = threading.Lock()
         self.load_errors: dict[str, str] = {}  # file base -> why it could not be opened
@@ -177,6 +180,7 @@ class Store:
 
     def _load_location(self, i: int) -> list[Volume]:
         loc = self.locations[i]
+        remove_partial_copies(loc.path)
         seen: set[tuple[str, int]] = set()
         strangers: set[str] = set()
         volumes: list[Volume] = []
@@ -246,12 +250,14 @@ class Store:
         return self._count(i) + max(0, free // max(1, self._size_limit))
 
     def _count(self, i: int) -> int:
-        """Volumes taking a slot of directory `i` (a tiered one takes none)."""
-        return sum(
+        """Volumes taking a slot of directory `i` (a tiered one takes none), copies under way
+        included."""
+        held = sum(
             1
             for vid, w in self._where.items()
             if w == i and (v := self._volumes.get(vid)) is not None and v.remote is None
         )
+        return held + sum(1 for w, _ in self._copies.values() if w == i)
 
     @property
     def max_volume_count(self) -> int:
@@ -344,6 +350,64 @@ class Store:
         for v in doomed:
             v.destroy()
         return [v.id for v in doomed]
+
+    def begin_copy(
+        self, volume_id: int, collection: str, dat_size: int, source: str
+    ) -> IncomingCopy:
+        """Start receiving a copy of volume `volume_id` (storage/volume_copy.py) in the
+        directory with the fewest volumes that has a free slot and room for `dat_size` bytes
+        (and `DISK_FULL_MARGIN` more). A volume this server holds is a `Conflict`, unless its
+        files were deleted under it (scenario 12): that one is dropped and copied afresh."""
+        collection = parse_collection(collection)
+        with self._lock:
+            old = self._volumes.get(volume_id)
+            if old is not None and not old.files_missing():
+                raise Conflict("volume already exists", volume_id=volume_id)
+            if volume_id in self._copies:
+                raise Conflict("volume is being copied here already", volume_id=volume_id)
+            if old is not None:
+                log.warning("volume %d lost its files: dropped, to be copied again", volume_id)
+                del self._volumes[volume_id]
+                del self._where[volume_id]
+                old.destroy()  # what is left of its files
+            candidates = [
+                i for i in range(len(self.locations)) if self._count(i) < self._capacity(i)
+            ]
+            if not candidates:
+                raise NoFreeSlots("no free volume slot on this server", volume_id=volume_id)
+            roomy = [i for i in candidates if self._room_for(i, dat_size)]
+            if not roomy:
+                raise DiskFull(
+                    f"no directory has {dat_size} bytes free for the copy", volume_id=volume_id
+                )
+            i = min(roomy, key=self._count)
+            copy = IncomingCopy(self, self.locations[i].path, volume_id, collection, source)
+            self._copies[volume_id] = (i, copy)
+        return copy
+
+    def _room_for(self, i: int, size: int) -> bool:
+        try:
+            total, _, free = self.disk_usage(self.locations[i].path)
+        except OSError:
+            return False
+        return free >= size + max(DISK_FULL_MARGIN, total // 100)
+
+    def finish_copy(self, copy: IncomingCopy) -> Volume:
+        """Open a committed copy and serve it (IncomingCopy.commit calls this)."""
+        i, _ = self._copies[copy.volume_id]
+        try:
+            v = self._open(copy.directory, copy.volume_id, copy.collection)
+        finally:
+            with self._lock:
+                self._copies.pop(copy.volume_id, None)
+        with self._lock:
+            self._volumes[v.id] = v
+            self._where[v.id] = i
+        return v
+
+    def forget_copy(self, copy: IncomingCopy) -> None:
+        with self._lock:
+            self._copies.pop(copy.volume_id, None)
 
     def reopen_full_volumes(self) -> list[int]:
         """Let volumes read-only because their disk filled take writes again where their
