@@ -80,6 +80,16 @@ some volume gains or loses a holder.
 | `VacuumCheckAnswer` | `garbageRatio` (number ≥ 0: deleted over content bytes, spec §9.1) |
 | `VacuumCompactAnswer` | `processedBytes` (live bytes copied), `needles`, `expired`, `corrupt` (needles left behind), `sizeBefore`, `compactedSize` (ints ≥ 0) |
 | `VacuumCommitAnswer` | `isReadOnly` (bool), `volumeSize`, `reclaimedBytes`, `replayed` (ints ≥ 0) |
+| `VolumeDigestQuery` | `GET /admin/volume/digest` | `volume`; answered with a `VolumeDigest` (JSON) |
+| `NeedleStatesQuery` | `GET /admin/volume/needles` | `volume`, `buckets` (`0,7,255`, or `all`); answered with `encode_states` bytes |
+| `NeedleRecordQuery` | `GET /admin/volume/needle` | `volume`, `key` (decimal); answered with the raw record, its stamp in `X-Weedpy-Stamp` |
+| `SyncOrder` | `POST /admin/volume/sync` | `volume`, `peer` (`host:port`); answered with a `SyncReport` (JSON) |
+| `CopySnapshotQuery` | `GET /admin/volume/copy/status` | `volume`; answered with a `CopySnapshotReport` (JSON) |
+| `CopyFileQuery` | `GET /admin/volume/copy/file` | `volume`, `file` (`dat`, `idx`, `ats`), `offset`, `size` (≤ 64 MiB), `revision`; answered with the bytes, their CRC-32C in `X-Weedpy-Crc32c` |
+| `CopyVolume` | `POST /admin/volume/copy` | `volume`, `source` (`host:port`), `collection`; answered in NDJSON |
+| `ScrubOrder` | `POST /admin/volume/scrub` | `volume` (absent: every volume); answered with a `ScrubReport` (JSON) |
+| `LeaseLock` | `POST /cluster/lock` (master) | `name` (`shell`), `client`, `token` (0: take; else renew), `message`; answered `{"token", "name"}`, `409` while held by another |
+| `ReleaseLock` | `POST /cluster/unlock` (master) | `name`, `token` |
 
 Each class names its route (`PATH`, `METHOD`). `volume` is a decimal uint32 (missing: 400
 `missing volume parameter`; malformed: `InvalidFileId`, 400); a bad collection, replication or
@@ -89,7 +99,8 @@ TTL is the 400 of its parser; flags are on only as `true`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+import struct
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 
@@ -99,20 +110,38 @@ from seaweed_py.errors import BadRequest, WeedError
 from seaweed_py.formats.collection import parse_collection
 from seaweed_py.formats.fid import parse_volume_id
 from seaweed_py.formats.numbers import I64_MAX, U32_MAX, U64_MAX, parse_uint
+from seaweed_py.formats.replica_digest import BUCKETS, NeedleState
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.types import VolumeId
 
 __all__ = [
+    "COPY_FILES",
+    "CRC_HEADER",
     "HDD",
+    "LOCK_NAME",
+    "STAMP_HEADER",
     "AdminCall",
     "AllocateVolume",
+    "CopyFileQuery",
+    "CopySnapshotQuery",
+    "CopySnapshotReport",
+    "CopyVolume",
+    "CorruptFinding",
     "DeleteCollection",
     "DeleteVolume",
     "Heartbeat",
     "HeartbeatAnswer",
+    "LeaseLock",
     "MarkReadonly",
     "MarkWritable",
+    "NeedleRecordQuery",
+    "NeedleStatesQuery",
+    "ReleaseLock",
+    "ScrubOrder",
+    "ScrubReport",
+    "SyncOrder",
+    "SyncReport",
     "TierDownload",
     "TierForget",
     "TierMount",
@@ -125,8 +154,12 @@ __all__ = [
     "VacuumCommitAnswer",
     "VacuumCompact",
     "VacuumCompactAnswer",
+    "VolumeDigest",
+    "VolumeDigestQuery",
     "VolumeReport",
     "VolumeStatusQuery",
+    "decode_states",
+    "encode_states",
     "normalize_disk",
 ]
 
@@ -143,6 +176,7 @@ _MAX_NAME: Final = 255
 _MAX_URL: Final = 1024
 _HOST_RE: Final = re.compile(r"[A-Za-z0-9._:%\[\]-]+")
 _PRINTABLE_RE: Final = re.compile(r"[!-~]*")  # visible ASCII: echoed into Location headers
+_HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _T = TypeVar("_T")
 
 
@@ -872,3 +906,482 @@ class VacuumCommitAnswer:
             f.integer("reclaimedBytes", 0, U64_MAX, 0),
             f.integer("replayed", 0, U64_MAX, 0),
         )
+
+
+# ---------------------------------------------------------------------------- replicas
+
+
+def _u64(q: Mapping[str, str], name: str, *, default: int | None = None) -> int:
+    text = q.get(name, "")
+    if not text and default is not None:
+        return default
+    value = parse_uint(text, U64_MAX) if text else None
+    if value is None:
+        raise BadRequest(f"invalid {name} {text!r}: want an integer in 0..{U64_MAX}")
+    return value
+
+
+def _server(q: Mapping[str, str], name: str) -> str:
+    """A `host:port` parameter (a peer or a copy's source)."""
+    text = q.get(name, "")
+    host, colon, port = text.rpartition(":")
+    number = parse_uint(port, 65535) if colon else None
+    if not host or not _HOST_RE.fullmatch(host) or len(text) > _MAX_NAME or not number:
+        raise BadRequest(f"invalid {name} {text!r}: want host:port")
+    return text
+
+
+def _buckets(q: Mapping[str, str]) -> tuple[int, ...] | None:
+    text = q.get("buckets")
+    if text is None or text == "all":
+        return None
+    out = []
+    for part in text.split(",") if text else ():
+        value = parse_uint(part, BUCKETS - 1)
+        if value is None:
+            raise BadRequest(f"invalid buckets {text!r}: want numbers in 0..{BUCKETS - 1}")
+        out.append(value)
+    return tuple(sorted(set(out)))
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeDigestQuery(_OneVolume):
+    """Volume → volume (and the shell): the bucket digests of a volume's live needles,
+    answered with a `VolumeDigest`."""
+
+    PATH: ClassVar[str] = "/admin/volume/digest"
+    METHOD: ClassVar[str] = "GET"
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeDigest:
+    """`{"volume": N, "live": <live needles>, "buckets": ["<16 hex digits>", ...]}`, one
+    digest per bucket (`formats/replica_digest.py`, `BUCKETS` of them)."""
+
+    volume_id: int
+    live: int
+    buckets: tuple[int, ...]
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "volume": self.volume_id,
+                "live": self.live,
+                "buckets": [f"{d:016x}" for d in self.buckets],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, body: bytes) -> VolumeDigest:
+        f = _Fields(_object(body, "volume digest"), "", "volume digest")
+        raw = f.array("buckets", BUCKETS)
+        if len(raw) != BUCKETS or not all(
+            isinstance(d, str) and len(d) == 16 and _HEX16.fullmatch(d) for d in raw
+        ):
+            raise BadRequest(f"volume digest: want {BUCKETS} digests of 16 hex digits")
+        return cls(
+            f.integer("volume", 0, U32_MAX),
+            f.integer("live", 0, U64_MAX),
+            tuple(int(d, 16) for d in raw),
+        )
+
+    def differing(self, other: VolumeDigest) -> list[int]:
+        """The buckets whose digests differ."""
+        return [
+            i for i, (a, b) in enumerate(zip(self.buckets, other.buckets, strict=True)) if a != b
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class NeedleStatesQuery:
+    """Volume → volume: the `NeedleState`s of a volume's keys in `buckets` (None: all),
+    answered with `encode_states` bytes."""
+
+    volume_id: int
+    buckets: tuple[int, ...] | None = None
+
+    PATH: ClassVar[str] = "/admin/volume/needles"
+    METHOD: ClassVar[str] = "GET"
+
+    def to_query(self) -> dict[str, str]:
+        q = {"volume": str(self.volume_id)}
+        q["buckets"] = "all" if self.buckets is None else ",".join(map(str, self.buckets))
+        return q
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> NeedleStatesQuery:
+        return cls(_volume_id(q), _buckets(q))
+
+
+# One needle state on the wire (the answer to NeedleStatesQuery is a run of these):
+#
+# | offset | size | field |
+# |---|---|---|
+# | 0 | 8 | key, uint64 BE |
+# | 8 | 8 | stamp, uint64 BE: the time the state stands for (ns) |
+# | 16 | 4 | cookie, uint32 BE |
+# | 20 | 4 | body Size, int32 BE; -1: deleted |
+# | 24 | 4 | data CRC-32C as stored, uint32 BE (0 for a deletion) |
+# | 28 | 4 | zero |
+_STATE = struct.Struct(">QQIiI4x")
+assert _STATE.size == 32
+
+
+def encode_states(states: Iterable[NeedleState]) -> bytes:
+    return b"".join(_STATE.pack(s.key, s.stamp, s.cookie, s.size, s.crc) for s in states)
+
+
+def decode_states(body: bytes) -> list[NeedleState]:
+    """A `NeedleStatesQuery` answer; a length that is not whole entries is a `BadRequest`."""
+    if len(body) % _STATE.size:
+        raise BadRequest(f"needle states: {len(body)} bytes is not a whole number of entries")
+    return [
+        NeedleState(key, cookie, stamp, size, crc)
+        for key, stamp, cookie, size, crc in _STATE.iter_unpack(body)
+    ]
+
+
+STAMP_HEADER: Final = "X-Weedpy-Stamp"
+"""The header of a `NeedleRecordQuery` answer: the time the record stands for (ns)."""
+CRC_HEADER: Final = "X-Weedpy-Crc32c"
+"""The header of a `CopyFileQuery` answer: the CRC-32C of its body (8 hex digits)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeedleRecordQuery:
+    """Volume → volume: the raw record of a live needle (checked by its sender before it is
+    sent, and again by its receiver), its stamp in `STAMP_HEADER`; 404 when not live."""
+
+    volume_id: int
+    key: int
+
+    PATH: ClassVar[str] = "/admin/volume/needle"
+    METHOD: ClassVar[str] = "GET"
+
+    def to_query(self) -> dict[str, str]:
+        return {"volume": str(self.volume_id), "key": str(self.key)}
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> NeedleRecordQuery:
+        return cls(_volume_id(q), _u64(q, "key"))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOrder:
+    """To a holder of `volume_id`: pull from `peer` every needle state it holds newer than
+    yours (anti-entropy, one direction); answered with a `SyncReport`."""
+
+    volume_id: int
+    peer: str
+
+    PATH: ClassVar[str] = "/admin/volume/sync"
+    METHOD: ClassVar[str] = "POST"
+
+    def to_query(self) -> dict[str, str]:
+        return {"volume": str(self.volume_id), "peer": self.peer}
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> SyncOrder:
+        return cls(_volume_id(q), _server(q, "peer"))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one pull did: buckets whose digests differed, puts and deletes applied, and keys
+    that could not be (the peer's record failed its check, or the volume refused)."""
+
+    volume_id: int
+    peer: str
+    buckets: int = 0
+    pulled: int = 0
+    deleted: int = 0
+    failed: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.pulled + self.deleted
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "volume": self.volume_id,
+                "peer": self.peer,
+                "buckets": self.buckets,
+                "pulled": self.pulled,
+                "deleted": self.deleted,
+                "failed": self.failed,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, body: bytes) -> SyncReport:
+        f = _Fields(_object(body, "sync report"), "", "sync report")
+        return cls(
+            f.integer("volume", 0, U32_MAX),
+            f.text("peer"),
+            f.integer("buckets", 0, BUCKETS, 0),
+            f.integer("pulled", 0, U64_MAX, 0),
+            f.integer("deleted", 0, U64_MAX, 0),
+            f.integer("failed", 0, U64_MAX, 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CopySnapshotQuery(_OneVolume):
+    """Volume → volume: what a copy of this volume takes now, answered with a
+    `CopySnapshotReport` (a tiered volume is a 409: it is mounted, not copied)."""
+
+    PATH: ClassVar[str] = "/admin/volume/copy/status"
+    METHOD: ClassVar[str] = "GET"
+
+
+@dataclass(frozen=True, slots=True)
+class CopySnapshotReport:
+    """`{"volume", "collection", "datSize", "idxSize", "stampsSize", "compactRevision",
+    "vif"}`: sizes that agree with each other (every `.idx` entry in the first `idxSize`
+    bytes points into the first `datSize` bytes of `.dat`), and the `.vif` text."""
+
+    volume_id: int
+    collection: str
+    dat_size: int
+    idx_size: int
+    stamps_size: int
+    compact_revision: int
+    vif: str = ""
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "volume": self.volume_id,
+                "collection": self.collection,
+                "datSize": self.dat_size,
+                "idxSize": self.idx_size,
+                "stampsSize": self.stamps_size,
+                "compactRevision": self.compact_revision,
+                "vif": self.vif,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, body: bytes) -> CopySnapshotReport:
+        f = _Fields(_object(body, "copy status"), "", "copy status")
+        vif = f.get("vif", "")
+        if not isinstance(vif, str) or len(vif) > 1 << 20:
+            raise BadRequest("copy status: vif: want a string of at most 1 MiB")
+        return cls(
+            f.integer("volume", 0, U32_MAX),
+            f.parsed("collection", parse_collection, _MAX_NAME),
+            f.integer("datSize", 0, U64_MAX),
+            f.integer("idxSize", 0, U64_MAX),
+            f.integer("stampsSize", 0, U64_MAX, 0),
+            f.integer("compactRevision", 0, 0xFFFF, 0),
+            vif,
+        )
+
+
+COPY_FILES: Final = ("dat", "idx", "ats")
+_MAX_COPY_PIECE: Final = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class CopyFileQuery:
+    """Volume → volume: `size` bytes at `offset` of a volume's `.dat`, `.idx` or stamp log
+    (`file`: `dat`, `idx`, `ats`), while its compaction revision is still `revision` (409
+    after a vacuum); the body's CRC-32C in `CRC_HEADER`. At most 64 MiB a piece."""
+
+    volume_id: int
+    file: str
+    offset: int
+    size: int
+    revision: int
+
+    PATH: ClassVar[str] = "/admin/volume/copy/file"
+    METHOD: ClassVar[str] = "GET"
+
+    def to_query(self) -> dict[str, str]:
+        return {
+            "volume": str(self.volume_id),
+            "file": self.file,
+            "offset": str(self.offset),
+            "size": str(self.size),
+            "revision": str(self.revision),
+        }
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> CopyFileQuery:
+        file = q.get("file", "")
+        if file not in COPY_FILES:
+            raise BadRequest(f"invalid file {file!r}: want one of {', '.join(COPY_FILES)}")
+        size = _u64(q, "size")
+        if size > _MAX_COPY_PIECE:
+            raise BadRequest(f"invalid size {size}: at most {_MAX_COPY_PIECE} a piece")
+        revision = _u64(q, "revision", default=0)
+        if revision > 0xFFFF:
+            raise BadRequest(f"invalid revision {revision}: want 0..65535")
+        return cls(_volume_id(q), file, _u64(q, "offset"), size, revision)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyVolume:
+    """Master (or shell) → the target: copy volume `volume_id` from `source` here (`.dat`,
+    `.idx`, stamp log, `.vif`; catching up on what the source appended meanwhile; then a pull
+    of anything newer). Answered in NDJSON: progress lines, then `{"volume", "size",
+    "rounds"}` or `{"error"}`."""
+
+    volume_id: int
+    source: str
+    collection: str = ""
+
+    PATH: ClassVar[str] = "/admin/volume/copy"
+    METHOD: ClassVar[str] = "POST"
+
+    def to_query(self) -> dict[str, str]:
+        return {"volume": str(self.volume_id), "source": self.source, "collection": self.collection}
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> CopyVolume:
+        return cls(_volume_id(q), _server(q, "source"), parse_collection(q.get("collection", "")))
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubOrder:
+    """To a volume server: check the CRC of every live needle of `volume_id` (None: of every
+    volume) now, repairing what fails from a replica; answered with a `ScrubReport`."""
+
+    volume_id: int | None = None
+
+    PATH: ClassVar[str] = "/admin/volume/scrub"
+    METHOD: ClassVar[str] = "POST"
+
+    def to_query(self) -> dict[str, str]:
+        return {} if self.volume_id is None else {"volume": str(self.volume_id)}
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> ScrubOrder:
+        return cls(_volume_id(q) if q.get("volume") else None)
+
+
+@dataclass(frozen=True, slots=True)
+class CorruptFinding:
+    volume_id: int
+    key: int
+    offset: int
+    size: int
+    reason: str
+    repaired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubReport:
+    """`{"volumes", "needles", "bytes", "corrupt": [{"volume", "key", "offset", "size",
+    "reason", "repaired"}]}`: what a scrub checked and what failed (and whether a replica's
+    copy repaired it)."""
+
+    volumes: int = 0
+    needles: int = 0
+    checked_bytes: int = 0
+    corrupt: tuple[CorruptFinding, ...] = ()
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "volumes": self.volumes,
+                "needles": self.needles,
+                "bytes": self.checked_bytes,
+                "corrupt": [
+                    {
+                        "volume": c.volume_id,
+                        "key": c.key,
+                        "offset": c.offset,
+                        "size": c.size,
+                        "reason": c.reason,
+                        "repaired": c.repaired,
+                    }
+                    for c in self.corrupt
+                ],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, body: bytes) -> ScrubReport:
+        f = _Fields(_object(body, "scrub report"), "", "scrub report")
+        found = []
+        for i, raw in enumerate(f.array("corrupt", 1 << 20)):
+            c = _Fields(raw, f"corrupt[{i}].", "scrub report")
+            found.append(
+                CorruptFinding(
+                    c.integer("volume", 0, U32_MAX),
+                    c.integer("key", 0, U64_MAX),
+                    c.integer("offset", 0, U64_MAX),
+                    c.integer("size", -1, 0x7FFFFFFF),
+                    c.text("reason", 4096),
+                    c.flag("repaired"),
+                )
+            )
+        return cls(
+            f.integer("volumes", 0, U64_MAX, 0),
+            f.integer("needles", 0, U64_MAX, 0),
+            f.integer("bytes", 0, U64_MAX, 0),
+            tuple(found),
+        )
+
+
+# ---------------------------------------------------------------------------- the admin lock
+
+
+LOCK_NAME: Final = "shell"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseLock:
+    """Shell (or master) → master: take or renew the cluster's admin lock `name` for
+    `client` (`token`: the one held, to renew; 0 to take it). Answered `{"token", "name"}`;
+    `409 {"error", "holder", "message"}` while someone else holds it."""
+
+    client: str
+    token: int = 0
+    message: str = ""
+    name: str = LOCK_NAME
+
+    PATH: ClassVar[str] = "/cluster/lock"
+    METHOD: ClassVar[str] = "POST"
+
+    def to_query(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "client": self.client,
+            "token": str(self.token),
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> LeaseLock:
+        client = q.get("client", "")
+        message = q.get("message", "")
+        for label, text in (("client", client), ("message", message), ("name", q.get("name", ""))):
+            if len(text) > _MAX_NAME or not text.isprintable():
+                raise BadRequest(f"invalid {label}: want at most {_MAX_NAME} printable characters")
+        if not client:
+            raise BadRequest("missing client parameter")
+        return cls(client, _u64(q, "token", default=0), message, q.get("name") or LOCK_NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseLock:
+    """Shell → master: give the admin lock back (only with the token that holds it)."""
+
+    token: int
+    name: str = LOCK_NAME
+
+    PATH: ClassVar[str] = "/cluster/unlock"
+    METHOD: ClassVar[str] = "POST"
+
+    def to_query(self) -> dict[str, str]:
+        return {"name": self.name, "token": str(self.token)}
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> ReleaseLock:
+        name = q.get("name") or LOCK_NAME
+        if len(name) > _MAX_NAME or not name.isprintable():
+            raise BadRequest(f"invalid name: want at most {_MAX_NAME} printable characters")
+        return cls(_u64(q, "token"), name)
