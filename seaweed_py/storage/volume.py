@@ -18,6 +18,7 @@ by concern, as SeaweedFS splits its Volume (`volume_loading.go`, `volume_read.go
   interrupted one), reads across a commit, expiry of TTL volumes;
 - `volume_replica.py`: what replicas compare and exchange (needle states, digests, records
   for a peer, a peer's newer record or deletion applied, the snapshot a copy reads);
+- `volume_scrub.py`: every live needle read back and checked, a batch at a time;
 - here: the state and what it reports (`status`), sealing (`set_read_only`), taking writes
   again after a full disk, sync, close, destroy.
 
@@ -49,6 +50,7 @@ from seaweed_py.formats.vif import RemoteFile, VolumeInfo
 from seaweed_py.storage import volume_loading as _loading
 from seaweed_py.storage import volume_read as _read
 from seaweed_py.storage import volume_replica as _replica
+from seaweed_py.storage import volume_scrub as _scrub
 from seaweed_py.storage import volume_tier as _tier
 from seaweed_py.storage import volume_vacuum as _vacuum
 from seaweed_py.storage import volume_write as _write
@@ -362,6 +364,7 @@ class Volume:
     apply_put = _replica.apply_put
     apply_delete = _replica.apply_delete
     repair_corrupt = _replica.repair_corrupt
+    scrub_pass = _scrub.scrub_pass
     copy_snapshot = _replica.copy_snapshot
     read_for_copy = _replica.read_for_copy
 

@@ -317,3 +317,37 @@ def test_copy_snapshot_agrees_and_reads_refuse_what_is_not_there(tmp_path: Path)
     with pytest.raises(Conflict):
         a.read_for_copy("dat", snap.dat_size - 4, 8, snap.compact_revision)
     a.close()
+
+
+# ---------------------------------------------------------------------------- scrubbing
+
+
+def test_a_scrub_pass_finds_every_rotted_needle_and_only_those(tmp_path: Path) -> None:
+    clock = Clock()
+    a, b = open_pair(tmp_path, clock)
+    for key in range(1, 300):
+        data = bytes([key % 251]) * (key * 50 if key != 150 else 3 << 20)  # one large needle
+        a.write(needle(key, data))
+    a.delete(10, COOKIE)
+    a.sync()
+    rotten = {17: 30, 150: 2 << 20, 299: 5}  # key -> where in the data a byte flips
+    with open(a.path(".dat"), "r+b") as f:
+        for key, at in rotten.items():
+            hit = a.lookup(key)
+            assert hit is not None
+            f.seek(hit.offset + NEEDLE_HEADER_SIZE + 4 + at)
+            f.write(b"\xff" if at % 2 else b"\x00")
+    steps = list(a.scrub_pass(batch_bytes=64 << 10))
+    assert sum(s.needles for s in steps) == 298
+    assert sum(s.checked_bytes for s in steps) >= 298 * 50
+    found = sorted(r.key for s in steps for r in s.corrupt)
+    assert found == sorted(rotten)
+    assert sorted(r.key for r in a.corrupt_needles()) == sorted(rotten)
+    for key in rotten:  # repaired from a sound copy, the next pass finds nothing
+        b.write(needle(key, bytes([key % 251]) * (key * 50 if key != 150 else 3 << 20)))
+        record, stamp = b.record_for_peer(key)
+        assert a.repair_corrupt(record, stamp)
+    assert [r for s in a.scrub_pass() for r in s.corrupt] == []
+    assert a.corrupt_needles() == []
+    a.close()
+    b.close()
