@@ -16,6 +16,11 @@ server that left is not asked for longer than about one pulse; the reference's v
 hear of such changes by a push from the master instead. `dropped(vid, urls)` waits for such a
 change that takes some of `urls` off the volume: a forward in flight to a server the master
 dropped stops waiting for it.
+
+`on_return` is called when heartbeats are answered again after a time without: the first
+answer, one after failed heartbeats, or one more than 2.5 pulses after the last (the process
+was frozen, or its heartbeats were stuck): the volume server then reconciles its replicas
+(volume/anti_entropy.py).
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ _REQUEST_TIMEOUT = Timeout(total=10, connect=3)
 _JSON: Final[Mapping[str, str]] = {"Content-Type": "application/json"}
 _NO_HEADERS: Final[Mapping[str, str]] = {}
 _LOOKUP_NARROW: Final[dict[int, type[WeedError]]] = {404: VolumeNotFound}
+# Answered heartbeats further apart than this many pulses: the server was away (frozen, cut
+# off), and the master may have dropped it meanwhile.
+_AWAY_PULSES: Final = 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,7 @@ class MasterLink:
         *,
         pulse_seconds: float = 5.0,
         on_answer: Callable[[HeartbeatAnswer], None] | None = None,
+        on_return: Callable[[], None] | None = None,
         lookup_ttl: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         out: Outgoing | None = None,
@@ -77,6 +86,8 @@ class MasterLink:
         self._heartbeat = heartbeat
         self._pulse = pulse_seconds
         self._on_answer = on_answer
+        self._on_return = on_return
+        self._answered_at: float | None = None  # clock() of the last answered heartbeat
         self._lookup_ttl = lookup_ttl
         self._clock = clock
         self._cache: dict[int, tuple[float, tuple[Location, ...]]] = {}
@@ -158,7 +169,10 @@ class MasterLink:
             return
         if not self._last_ok:
             log.info("heartbeating to master %s", master)
-        self._last_ok = True
+        now = self._clock()
+        away = self._answered_at is None or now - self._answered_at > _AWAY_PULSES * self._pulse
+        self._answered_at = now
+        was_ok, self._last_ok = self._last_ok, True
         self._refused = ""
         version = answer.locations_version
         if version != self._locations_version:
@@ -174,6 +188,8 @@ class MasterLink:
             self._leader = leader
         if self._on_answer is not None:
             self._on_answer(answer)
+        if (away or not was_ok) and self._on_return is not None and not heartbeat.has_no_volumes:
+            self._on_return()
 
     # ------------------------------------------------------------------ HTTP
 

@@ -5,6 +5,9 @@ A write is forwarded as the reference forwards it: a multipart POST of the store
 and the stored MIME type, `Content-Encoding: gzip` when the stored data is gzipped, and the pairs
 as `Seaweed-<name>` headers. The receiver stores exactly these fields (no MIME guessing, no
 compression). Deletes are `DELETE <path>?type=replicate`; 200, 202, 204 and 404 count as done.
+weedpy adds `appendAtNs=<ns>` to both: the time the sending server stamped the write or delete,
+which the replica keeps as the time its copy stands for (storage/stamps.py), so that replicas
+agree on which of two records of a key is newer.
 
 Every replica is contacted in parallel, once; the result maps each failed replica URL to why.
 
@@ -88,9 +91,14 @@ class ReplicaCopy:
     """Forwarded `fsync=true`: the replica, too, acknowledges only what is on its disk."""
     token: str = ""
     """The client's write token, forwarded so the replica checks it too (empty: none)."""
+    append_at_ns: int = 0
+    """The time the write stands for (its first server's stamp), which replicas keep
+    (`appendAtNs`; 0: not sent)."""
 
     def query(self) -> str:
         parts = [f"type=replicate&ts={self.last_modified}"]
+        if self.append_at_ns:
+            parts.append(f"appendAtNs={self.append_at_ns}")
         if self.ttl:
             parts.append(f"ttl={self.ttl}")
         if self.chunk_manifest:
@@ -169,13 +177,16 @@ class Replicator:
         as_replica: bool = True,
         gone: Gone | None = None,
         token: str = "",
+        stamp: int = 0,
     ) -> dict[str, str]:
         """Delete `path` on every URL, with the write `token` if any; returns {url: error} for
-        the ones that failed.
+        the ones that failed. `stamp`: the time the delete stands for, which replicas keep.
 
         `as_replica=False` sends a plain client delete, which the receiver itself replicates.
         """
-        target = quote(path, safe="/,._-") + ("?type=replicate" if as_replica else "")
+        target = quote(path, safe="/,._-")
+        if as_replica:
+            target += f"?type=replicate&appendAtNs={stamp}" if stamp else "?type=replicate"
         headers = bearer(token)
         url_of = self._http.out.url
         return await self._fan_out(

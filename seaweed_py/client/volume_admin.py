@@ -7,9 +7,16 @@ as that layer says: `ServerUnreachable` when the server may or may not have acte
 error of the status it answered, 404 narrowed to `VolumeNotFound`, 406 to `NoFreeSlots` and 502
 to `RemoteStorageError` (the bucket behind a tiered volume failed).
 
-The tiering calls answer in NDJSON while they work: progress lines, then the result (or
-`{"error": ...}` when they failed after the answer began). They have no overall deadline (a
-large volume takes as long as it takes); a silence of `_TIER_SILENCE` seconds fails them.
+The tiering calls and a volume copy answer in NDJSON while they work: progress lines, then the
+result (or `{"error": ...}` when they failed after the answer began). They have no overall
+deadline (a large volume takes as long as it takes); a silence of `_TIER_SILENCE` seconds fails
+them.
+
+The replica calls (anti-entropy, copies, scrubs; docs/internals.md "Replica anti-entropy") read
+whole volumes on the other side: digests and needle lists wait up to `_SCAN` seconds, a pull
+(`sync`) and a scrub up to `_LONG` seconds of silence. A piece of a copied file is checked
+against the CRC-32C its server sent (`CRC_HEADER`): a mismatch is `ServerUnreachable`, as any
+transfer that did not arrive whole.
 """
 
 from __future__ import annotations
@@ -19,8 +26,22 @@ from typing import Any, Final
 
 from seaweed_py import errors
 from seaweed_py.client.http import HttpClient, Timeout, json_object
+from seaweed_py.formats.crc import crc32c
+from seaweed_py.formats.replica_digest import NeedleState
 from seaweed_py.formats.wire import (
+    CRC_HEADER,
+    STAMP_HEADER,
     AdminCall,
+    CopyFileQuery,
+    CopySnapshotQuery,
+    CopySnapshotReport,
+    CopyVolume,
+    NeedleRecordQuery,
+    NeedleStatesQuery,
+    ScrubOrder,
+    ScrubReport,
+    SyncOrder,
+    SyncReport,
     TierDownload,
     TierForget,
     TierMount,
@@ -32,8 +53,11 @@ from seaweed_py.formats.wire import (
     VacuumCommitAnswer,
     VacuumCompact,
     VacuumCompactAnswer,
+    VolumeDigest,
+    VolumeDigestQuery,
     VolumeReport,
     VolumeStatusQuery,
+    decode_states,
 )
 
 __all__ = ["VolumeAdmin"]
@@ -46,6 +70,12 @@ _NARROW: Final[dict[int, type[errors.WeedError]]] = {
 _TIER_SILENCE: Final = 120.0
 _TIER_STREAM: Final = Timeout(total=None, connect=5, read=_TIER_SILENCE)
 _TIER_MOUNT: Final = Timeout(total=_TIER_SILENCE, connect=5)
+_SCAN: Final = Timeout(total=600, connect=5)
+_LONG: Final = Timeout(total=None, connect=5, read=3600)
+_NEEDLE_NARROW: Final[dict[int, type[errors.WeedError]]] = {
+    **_NARROW,
+    404: errors.NeedleNotFound,
+}
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -73,6 +103,79 @@ class VolumeAdmin:
 
     async def volume_status(self, server: str, vid: int) -> VolumeReport:
         return VolumeReport.from_json(await self.send(server, VolumeStatusQuery(vid)))
+
+    # ------------------------------------------------------------------ replicas
+
+    async def digest(self, server: str, vid: int) -> VolumeDigest:
+        return VolumeDigest.from_json(
+            await self.send(server, VolumeDigestQuery(vid), timeout=_SCAN)
+        )
+
+    async def needle_states(
+        self, server: str, vid: int, buckets: tuple[int, ...] | None
+    ) -> list[NeedleState]:
+        body = await self.send(server, NeedleStatesQuery(vid, buckets), timeout=_SCAN)
+        return decode_states(body)
+
+    async def needle_record(self, server: str, vid: int, key: int) -> tuple[bytes, int]:
+        """The live needle's raw record on `server` and the time it stands for;
+        `NeedleNotFound` when it is not live there (any more)."""
+        order = NeedleRecordQuery(vid, key)
+        reply = await self._http.call(
+            order.METHOD,
+            server,
+            order.PATH,
+            params=order.to_query(),
+            cluster=True,
+            narrow=_NEEDLE_NARROW,
+            timeout=_SCAN,
+        )
+        try:
+            stamp = int(reply.headers.get(STAMP_HEADER, ""))
+        except ValueError:
+            raise errors.ServerUnreachable(
+                f"{server} sent a record without its {STAMP_HEADER}", server=server
+            ) from None
+        return reply.body, stamp
+
+    async def sync(self, server: str, vid: int, peer: str) -> SyncReport:
+        """Have `server` pull from `peer` what `peer` holds newer of volume `vid`."""
+        return SyncReport.from_json(await self.send(server, SyncOrder(vid, peer), timeout=_LONG))
+
+    async def scrub(self, server: str, vid: int | None = None) -> ScrubReport:
+        return ScrubReport.from_json(await self.send(server, ScrubOrder(vid), timeout=_LONG))
+
+    # ------------------------------------------------------------------ copies
+
+    async def copy_snapshot(self, server: str, vid: int) -> CopySnapshotReport:
+        return CopySnapshotReport.from_json(await self.send(server, CopySnapshotQuery(vid)))
+
+    async def copy_file(self, server: str, piece: CopyFileQuery) -> bytes:
+        """One piece of a volume's file, checked against the CRC its server sent."""
+        reply = await self._http.call(
+            piece.METHOD,
+            server,
+            piece.PATH,
+            params=piece.to_query(),
+            cluster=True,
+            narrow=_NARROW,
+            timeout=_SCAN,
+        )
+        body = reply.body
+        sent = reply.headers.get(CRC_HEADER, "")
+        if len(body) != piece.size or sent != f"{crc32c(body):08x}":
+            raise errors.ServerUnreachable(
+                f"{piece.file} of volume {piece.volume_id} at {piece.offset} from {server} "
+                f"arrived damaged ({len(body)} of {piece.size} bytes, crc {sent or 'missing'})",
+                server=server,
+            )
+        return body
+
+    async def copy_volume(
+        self, server: str, order: CopyVolume, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Have `server` copy a volume from `order.source`; its final line once done."""
+        return await self._stream(server, order, progress)
 
     async def tier_upload(
         self,
@@ -151,7 +254,10 @@ class VolumeAdmin:
         await self.send(server, VacuumCleanup(vid))
 
     async def _stream(
-        self, server: str, message: TierUpload | TierDownload, progress: Progress | None
+        self,
+        server: str,
+        message: TierUpload | TierDownload | CopyVolume,
+        progress: Progress | None,
     ) -> dict[str, Any]:
         what = f"{message.METHOD} {message.PATH}"
         last: dict[str, Any] = {}

@@ -434,11 +434,14 @@ class Store:
 
     # ------------------------------------------------------------------ tiering
 
-    def _volume(self, volume_id: int) -> Volume:
+    def require(self, volume_id: int) -> Volume:
+        """The volume, or `VolumeNotFound`."""
         v = self._volumes.get(volume_id)
         if v is None:
             raise VolumeNotFound("volume not found on this server", volume_id=volume_id)
         return v
+
+    _volume = require
 
     def check_tierable(self, volume_id: int, dest: str, collection: str | None) -> None:
         """What `tier_upload` would refuse before it starts: no such volume, another

@@ -92,12 +92,16 @@ class WriteResult:
     size: int
     unchanged: bool
     durable: Future[None]
+    stamp: int = 0
+    """The time the record stands for (storage/stamps.py): what replicas are told to keep."""
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteResult:
     size: int  # body Size of the deleted needle (what DELETE reports, quirk A5)
     durable: Future[None]
+    stamp: int = 0
+    """The time the delete stands for (0 on a tiered volume: no record is appended)."""
 
 
 def write(self: Volume, needle: Needle, *, origin_ns: int | None = None) -> WriteResult:
@@ -110,7 +114,8 @@ def write(self: Volume, needle: Needle, *, origin_ns: int | None = None) -> Writ
         if hit is not None:
             old = _existing(self, needle.key, needle.cookie, hit)
             if old is not None and _same(self, old, needle):
-                return WriteResult(hit.offset, hit.size, True, SETTLED)
+                stamp = self._stamps.origin_of(needle.key, old.append_at_ns)
+                return WriteResult(hit.offset, hit.size, True, SETTLED, stamp)
         return put_record(self, needle, origin_ns)
 
 
@@ -125,7 +130,7 @@ def put_record(self: Volume, needle: Needle, origin_ns: int | None) -> WriteResu
     self._last_append_ns = ts
     self._newest = (offset, ts)
     self._stamps.note_put(needle.key, ts, origin_ns, needle.cookie)
-    return WriteResult(offset, size, False, _durable(self))
+    return WriteResult(offset, size, False, _durable(self), ts if origin_ns is None else origin_ns)
 
 
 def write_streamed(
@@ -172,7 +177,8 @@ def write_streamed(
             else:
                 if same == data_size and checksum_matches(old.needle.checksum, crc):
                     assert hit is not None
-                    return WriteResult(hit.offset, hit.size, True, SETTLED)
+                    stamp = self._stamps.origin_of(needle.key, old.needle.append_at_ns)
+                    return WriteResult(hit.offset, hit.size, True, SETTLED, stamp)
             # A difference, a wrong length (which `parts` refuses) or a bad checksum on the
             # old record (the same data is then stored anew): append.
         ts = _next_append_ns(self, origin_ns)
@@ -223,7 +229,8 @@ def write_streamed(
         self._last_append_ns = ts
         self._newest = (offset, ts)
         self._stamps.note_put(needle.key, ts, origin_ns, needle.cookie)
-        return WriteResult(offset, size, False, _durable(self))
+        stamp = ts if origin_ns is None else origin_ns
+        return WriteResult(offset, size, False, _durable(self), stamp)
 
 
 def delete(self: Volume, key: int, cookie: int, *, origin_ns: int | None = None) -> DeleteResult:
@@ -267,8 +274,9 @@ def tombstone(
     self._last_append_ns = ts
     if self._newest is not None and self._newest[0] == offset:
         self._newest = None  # the newest live needle is another one now: found on demand
-    self._stamps.note_delete(key, ts, ts if origin_ns is None else origin_ns, cookie)
-    return DeleteResult(size if deleted is None else deleted, _durable(self))
+    stamp = ts if origin_ns is None else origin_ns
+    self._stamps.note_delete(key, ts, stamp, cookie)
+    return DeleteResult(size if deleted is None else deleted, _durable(self), stamp)
 
 
 def _existing(self: Volume, key: int, cookie: int, hit: IndexHit) -> Needle | None:

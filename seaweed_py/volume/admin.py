@@ -6,7 +6,7 @@ master makes, plus the heartbeat it sends. The HTML page is `volume/ui.py`.
 | `GET /status` | `{"Version", "DiskStatuses", "Volumes"}` (spec §3.7; `?pretty=y` indents) |
 | `GET /healthz`, `/readyz` | 200, or 503 while stopping or when heartbeats are not answered (readyz) |
 | `GET /metrics` | Prometheus text |
-| `/admin/...` | the master's (and the shell's) calls: the messages of `formats/wire.py`, each parsed by its codec; the tiering ones in `volume/tier.py` |
+| `/admin/...` | the master's (and the shell's) calls: the messages of `formats/wire.py`, each parsed by its codec; the tiering ones in `volume/tier.py`, the replica ones (digests, needle states and records, sync, scrub) in `volume/replicas.py`, copies in `volume/copy.py` |
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ from seaweed_py.httpkit.auth import check_cluster
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response, json_response
 from seaweed_py.httpkit.router import Handler, Router
+from seaweed_py.storage.integrity import CorruptRecord
 from seaweed_py.storage.volume import VolumeStatus
+from seaweed_py.volume.copy import CopyHandlers
+from seaweed_py.volume.replicas import ReplicaHandlers
 from seaweed_py.volume.tier import TierHandlers
 
 if TYPE_CHECKING:
@@ -84,6 +87,8 @@ class AdminHandlers:
             (VacuumCompact, self.vacuum_compact),
             (VacuumCommit, self.vacuum_commit),
             (VacuumCleanup, self.vacuum_cleanup),
+            *ReplicaHandlers(server).routes(),
+            *CopyHandlers(server).routes(),
         ]
         for message, handler in routes:
             r.add(message.PATH, guard(handler), [message.METHOD], observe=admin)
@@ -116,11 +121,13 @@ class AdminHandlers:
 
     async def status(self, req: Request) -> Response:
         disks = await self._server.stats.refresh_disks()
-        volumes = sorted(self._server.store.volume_infos(), key=lambda v: v.id)
+        store = self._server.store
+        volumes = sorted(store.volume_infos(), key=lambda v: v.id)
+        corrupt = {v.id: v.corrupt_needles() for v in store.volumes()}
         body = {
             "Version": VERSION,
             "DiskStatuses": [d.status_json() for d in disks],
-            "Volumes": [_status_volume(v) for v in volumes],
+            "Volumes": [_status_volume(v, corrupt.get(v.id, [])) for v in volumes],
         }
         return json_response(body, pretty=bool(req.query.get("pretty")))
 
@@ -267,7 +274,7 @@ def _behind(server: VolumeServer, handler: Handler) -> Handler:
     return guarded
 
 
-def _status_volume(v: VolumeStatus) -> dict[str, Any]:
+def _status_volume(v: VolumeStatus, corrupt: list[CorruptRecord]) -> dict[str, Any]:
     rp = v.replica_placement
     placement = {
         k: n
@@ -296,4 +303,16 @@ def _status_volume(v: VolumeStatus) -> dict[str, Any]:
         "DiskId": 0,
         "ReadOnlyCanDelete": bool(v.remote_storage_name),
         "GarbageRatio": v.garbage_ratio,  # weedpy's: deleted over content bytes (spec §9.1)
+        # weedpy's: the needles that fail their checks and no replica could repair yet
+        # (present only when there are some, so healthy volumes look as weed's do).
+        **(
+            {
+                "CorruptNeedles": [
+                    {"Key": f"{r.key:x}", "Offset": r.offset, "Size": r.size, "Reason": r.reason}
+                    for r in corrupt
+                ]
+            }
+            if corrupt
+            else {}
+        ),
     }

@@ -27,6 +27,9 @@ _MAX_REPLICATION_TIMEOUT = 3600
 # Buffered bodies (up to 1 MiB each) are the only ones held whole; this bounds them (and the
 # number of streamed ones) while staying far above any small-write load. docs/compat.md.
 _UPLOAD_LIMIT_MB = 64
+_REPLICA_CHECK_SECONDS = 3600
+_SCRUB_MBPS = 8
+_MAINTENANCE_MBPS = 64
 _WHITE_LIST_HELP = (
     "comma separated IP addresses or CIDRs allowed to write, delete and call /admin/*; "
     "empty: everyone. Reads stay open. List the masters (-master) and the volume servers "
@@ -73,6 +76,13 @@ class VolumeOptions:
     `[https.volume]`, `[https.client]`); SIGHUP hands the server a fresh one."""
     tier_cache: int = _TIER_CACHE_MB * _MIB
     """Bytes of hot ranges of tiered volumes kept in memory (`-tierCacheMB`)."""
+    replica_check_seconds: float = _REPLICA_CHECK_SECONDS
+    """How often each replicated volume is compared with its peers (0: only when this server
+    comes back)."""
+    scrub_mbps: float = _SCRUB_MBPS
+    """MiB per second the background scrubber reads (0: off)."""
+    maintenance_mbps: int = _MAINTENANCE_MBPS
+    """MiB per second a volume copied here is received at, on average (0: no limit)."""
     backends: Mapping[str, S3Settings] = field(default_factory=dict)
     """Where volumes may be tiered: the S3 settings by backend name (WEEDPY_S3_*, AWS_*,
     master.toml; `storage.backend.BackendSource`), read at start. Empty: no tiering."""
@@ -88,6 +98,13 @@ class VolumeOptions:
             )
         if self.tier_cache < 0:
             raise UsageError(f"-tierCacheMB cannot be negative, got {self.tier_cache // _MIB}")
+        for flag, value in (
+            ("-replicaCheckSeconds", self.replica_check_seconds),
+            ("-scrubMBps", self.scrub_mbps),
+            ("-maintenanceMBps", self.maintenance_mbps),
+        ):
+            if not 0 <= value < float("inf"):
+                raise UsageError(f"{flag} must be 0 or more, got {value:g}")
         if not 0 <= self.inflight_upload_timeout < float("inf"):
             raise UsageError(
                 "-inflightUploadDataTimeout must be a duration of 0 or more, got "
@@ -168,6 +185,25 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
         _TIER_CACHE_MB,
         "memory for hot byte ranges of volumes tiered to S3 (weedpy addition; 0: none)",
     )
+    fs.add(
+        f"{p}replicaCheckSeconds",
+        _REPLICA_CHECK_SECONDS,
+        "seconds between comparisons of each replicated volume with its other holders, which "
+        "repair every difference (newest record wins); 0: only when this server comes back "
+        "(weedpy addition)",
+    )
+    fs.add(
+        f"{p}scrubMBps",
+        float(_SCRUB_MBPS),
+        "MiB/s the background scrubber reads to check every needle's CRC, repairing what fails "
+        "from a replica; 0: off (weedpy addition)",
+    )
+    fs.add(
+        f"{p}maintenanceMBps",
+        _MAINTENANCE_MBPS,
+        "limit maintenance (volumes copied here: re-replication, moves) IO rate in MB/s; "
+        "0: no limit (weed's default is 0)",
+    )
     if not p:  # `weedpy server` has one -whiteList for both of its servers
         fs.add("whiteList", "", _WHITE_LIST_HELP)
 
@@ -237,4 +273,7 @@ def volume_options(values: Mapping[str, Any], prefix: str = "") -> VolumeOptions
         concurrent_upload_limit=v["concurrentUploadLimitMB"] * _MIB,
         inflight_upload_timeout=float(v["inflightUploadDataTimeout"]),
         tier_cache=v["tierCacheMB"] * _MIB,
+        replica_check_seconds=float(v["replicaCheckSeconds"]),
+        scrub_mbps=float(v["scrubMBps"]),
+        maintenance_mbps=v["maintenanceMBps"],
     )

@@ -67,6 +67,7 @@ from seaweed_py.volume.render import (
     pair_lines,
     parse_bool,
 )
+from seaweed_py.volume.repair import NeedleRepair
 from seaweed_py.volume.stats import Stats
 from seaweed_py.volume.tier_reads import TierReads
 from seaweed_py.volume.upload import gunzip
@@ -127,8 +128,11 @@ class BlobReader:
         clock: Callable[[], float] = time.time,
         out: Outgoing | None = None,
         tier: TierReads | None = None,
+        repair: NeedleRepair | None = None,
     ) -> None:
         self._store = store
+        self._repair = repair
+        self._repairs: set[asyncio.Task[bool]] = set()
         self._link = link
         self._out = out or Outgoing()
         self._tier = tier or TierReads()
@@ -224,7 +228,7 @@ class BlobReader:
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:
-            return self._corrupt(req, exc)
+            return await self._corrupt_later(req, exc)
         if needle.flags & FLAG_HAS_TTL and needle.append_at_ns and self._expired(needle):
             return not_found(req.path)
         answer = self.serve(req, path, needle)
@@ -339,7 +343,7 @@ class BlobReader:
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:
-            return self._corrupt(req, exc)
+            return await self._corrupt_later(req, exc)
         needle = loc.needle
         if needle.flags & FLAG_HAS_TTL and needle.append_at_ns and self._expired(needle):
             return not_found(req.path)
@@ -359,7 +363,7 @@ class BlobReader:
             try:
                 await asyncio.to_thread(volume.verify, loc)
             except CorruptNeedle as exc:
-                return self._corrupt(req, exc)
+                return await self._corrupt_later(req, exc)
             except NotFound:  # deleted, and vacuumed away, since read_meta
                 return not_found(req.path)
             self._stats.verify_reads += 1
@@ -383,7 +387,7 @@ class BlobReader:
                 else:
                     content_type = detect_content_type(await asyncio.to_thread(next, sniffed, b""))
             except CorruptNeedle as exc:
-                return self._corrupt(req, exc)
+                return await self._corrupt_later(req, exc)
             except NotFound:
                 return not_found(req.path)
         if content_type:
@@ -403,18 +407,57 @@ class BlobReader:
         except NotFound:
             return not_found(req.path)
         except CorruptNeedle as exc:
-            return self._corrupt(req, exc)
+            return await self._corrupt_later(req, exc)
         answer = self.serve(req, path, needle)
         return answer if isinstance(answer, Response) else await answer
 
-    def _corrupt(self, req: Request, exc: CorruptNeedle) -> Response:
-        """The answer for a needle whose stored bytes fail their checks: 500, as the
-        reference, with a JSON error that says so (the storage layer logged it the first time
-        it was seen)."""
+    def _corrupt(self, req: Request, exc: CorruptNeedle) -> Response | Awaitable[Response]:
+        """The answer for a needle whose stored bytes fail their checks: a replica's answer
+        (read repair, below) when the volume has replicas, else 500 as the reference, with a
+        JSON error that says so (the storage layer logged it the first time it was seen)."""
+        if self._repair is not None and req.query.get("proxied") != "true":
+            path = parse_blob_path(req.path)
+            volume = self._store.get(path.volume_id)
+            if volume is not None and volume.replica_placement.copy_count > 1:
+                return self._read_repair(req, path, volume, exc)
+        return self._corrupt_answer(req, exc)
+
+    async def _corrupt_later(self, req: Request, exc: CorruptNeedle) -> Response:
+        """`_corrupt`, in a coroutine."""
+        answer = self._corrupt(req, exc)
+        return answer if isinstance(answer, Response) else await answer
+
+    def _corrupt_answer(self, req: Request, exc: CorruptNeedle) -> Response:
         self._stats.corrupt_reads += 1
         log.debug("read %s: %s", req.path, exc)
         body = orjson.dumps({"error": f"{req.path} is corrupt: {exc.message}"})
         return Response(500, raw_headers=JSON_HEADERS, body=body)
+
+    async def _read_repair(
+        self, req: Request, path: BlobPath, volume: Volume, exc: CorruptNeedle
+    ) -> Response:
+        """Read repair: the same request answered by a replica whose copy is sound (it checks
+        its CRC before answering, `proxied=true` keeps it from asking further), and the
+        needle repaired here in the background (volume/repair.py). Without such a replica,
+        the corrupt 500."""
+        assert self._repair is not None
+        peers = await self._repair.peers(path.volume_id)
+        random.shuffle(peers)
+        query = f"{req.query_string}&proxied=true" if req.query_string else "proxied=true"
+        for url in peers:
+            answer = await self._proxy(req, url, f"{req.path}?{query}")
+            if answer is not None and (answer.status < 400 or answer.status == 416):
+                self._stats.read_repairs += 1
+                task = asyncio.create_task(self._repair.repair(volume, path.key))
+                self._repairs.add(task)
+                task.add_done_callback(self._repair_done)
+                return answer
+        return self._corrupt_answer(req, exc)
+
+    def _repair_done(self, task: asyncio.Task[bool]) -> None:
+        self._repairs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("read repair failed: %s", task.exception())
 
     def _describe(self, url_name: str, name: bytes, mime: bytes) -> tuple[str, str, bytes]:
         """(file name, Content-Type, inline Content-Disposition line) for a needle's metadata;

@@ -32,9 +32,11 @@ from collections.abc import Awaitable, Callable
 
 from seaweed_py import __version__
 from seaweed_py.client.cluster import Outgoing
+from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.master_link import MasterLink
 from seaweed_py.client.replicate import Replicator
 from seaweed_py.client.roles import VOLUME_SERVER_PREFIX
+from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import BadRequest, MethodNotAllowed, TooManyRequests
 from seaweed_py.formats.wire import Heartbeat, HeartbeatAnswer
 from seaweed_py.httpkit.allow_list import AllowList
@@ -52,11 +54,14 @@ from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
 from seaweed_py.volume.access import check_delete, check_read, check_write
 from seaweed_py.volume.admin import VERSION, AdminHandlers
+from seaweed_py.volume.anti_entropy import AntiEntropy
 from seaweed_py.volume.batch import MAX_BODY as BATCH_MAX_BODY
 from seaweed_py.volume.batch import BatchReader
 from seaweed_py.volume.durability import HelperDriver
 from seaweed_py.volume.options import VolumeOptions
 from seaweed_py.volume.read import BlobReader
+from seaweed_py.volume.repair import NeedleRepair
+from seaweed_py.volume.scrubber import Scrubber
 from seaweed_py.volume.stats import Stats
 from seaweed_py.volume.tier_reads import TierReads
 from seaweed_py.volume.ui import StatusPage
@@ -77,6 +82,7 @@ _PUBLIC_PREFLIGHT = (
     b"Access-Control-Allow-Methods: GET, OPTIONS\r\nAccess-Control-Allow-Headers: *\r\n"
 )
 _RATE_SAMPLE_SECONDS = 5.0
+_PEER_TIMEOUT = Timeout(total=600, connect=5)
 # Multipart framing around the largest accepted file.
 _MULTIPART_SLACK = 64 * 1024
 
@@ -113,6 +119,7 @@ class VolumeServer:
             self._heartbeat,
             pulse_seconds=options.pulse_seconds,
             on_answer=self._on_master_answer,
+            on_return=self._came_back,
             out=self.out,
         )
         self.stats = Stats(
@@ -124,6 +131,22 @@ class VolumeServer:
             clock=clock,
         )
         self._sampler: asyncio.Task[None] | None = None
+        # Calls to other volume servers for replicas (anti-entropy, copies, repairs): their
+        # own pool, so a long copy never queues behind replica forwards or proxied reads.
+        self._peer_http = HttpClient(self.out, _PEER_TIMEOUT)
+        self.peers = VolumeAdmin(self._peer_http)
+        self.repair = NeedleRepair(self.peers, self.link, self_url=self.url, stats=self.stats)
+        self.anti_entropy = AntiEntropy(
+            self.store,
+            self.peers,
+            self.link,
+            self_url=self.url,
+            stats=self.stats,
+            interval=options.replica_check_seconds,
+        )
+        self.scrubber = Scrubber(
+            self.store, self.repair, self.stats, rate=options.scrub_mbps * (1 << 20)
+        )
         self.replicator = Replicator(options.replication_timeout, self.out)
         self.reader = BlobReader(
             self.store,
@@ -134,6 +157,7 @@ class VolumeServer:
             clock=clock,
             out=self.out,
             tier=self.tier_reads,
+            repair=self.repair,
         )
         self.writer = BlobWriter(
             self.store,
@@ -197,6 +221,7 @@ class VolumeServer:
             self._fsync_driver = HelperDriver(committer)
             self._fsync_driver.start()
         await self.replicator.start()
+        await self._peer_http.start()
         await self.reader.start()
         await self.http.start(self.options.listen_host, self.options.port)
         if self.public_http is not None:
@@ -204,6 +229,8 @@ class VolumeServer:
                 self.options.listen_host, self.options.public_port, setting="port.public"
             )
         await self.link.start()
+        self.anti_entropy.start()
+        self.scrubber.start()
         self._disk_check = asyncio.create_task(self._reopen_full_volumes(), name="disk check")
         self._sampler = asyncio.create_task(self._sample_rates(), name="rate sampler")
         log.info("volume server %s serving %s", self.url(), ", ".join(self.options.dirs))
@@ -252,6 +279,8 @@ class VolumeServer:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
             self._sampler = None
+        await self.scrubber.stop()
+        await self.anti_entropy.stop()
         serving = self.http.port != 0
         await self.link.stop(goodbye=serving)
         if serving and self.options.pre_stop_seconds > 0:
@@ -261,6 +290,7 @@ class VolumeServer:
             await self.public_http.stop()
         await self.reader.close()
         await self.replicator.close()
+        await self._peer_http.close()
         if self._fsync_driver is not None:
             self._fsync_driver.stop()
             self._fsync_driver = None
@@ -361,6 +391,13 @@ class VolumeServer:
 
     def _heartbeat(self) -> Heartbeat:
         return self.admin.heartbeat()
+
+    def _came_back(self) -> None:
+        """Heartbeats are answered again after none were (a start, a freeze, a partition):
+        this server's copies may have missed writes and deletes, and hold some the others
+        missed (volume/anti_entropy.py)."""
+        if not self.stopping:
+            self.anti_entropy.came_back()
 
     def _on_master_answer(self, answer: HeartbeatAnswer) -> None:
         limit = answer.volume_size_limit

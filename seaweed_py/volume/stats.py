@@ -144,6 +144,17 @@ class Stats:
         self.verify_reads = 0  # large needles whose data was read to check its CRC
         self.verify_memo_hits = 0  # large needles a remembered verification vouched for
         self.vacuum = VacuumStats()
+        # Healing (volume/anti_entropy.py, scrubber.py, repair.py, copy.py):
+        self.replica_checks = 0  # digest comparisons with a peer
+        self.replica_repairs = 0  # needles and deletes pulled from a peer
+        self.scrubbed_needles = 0
+        self.scrubbed_bytes = 0
+        self.scrub_passes = 0  # complete passes over every volume
+        self.scrub_corrupt = 0  # rotted needles the scrubber found
+        self.needle_repairs = 0  # rotted needles replaced by a replica's sound copy
+        self.read_repairs = 0  # reads of a rotted needle answered with a replica's bytes
+        self.copies_received = 0  # volumes copied here from another server
+        self.copy_bytes = 0  # bytes of volume files copied here
         self._clock = clock
         self.started = clock()
         self.version = version
@@ -317,6 +328,44 @@ class _Collector:
                 s.replica_failures,
             ),
             ("weedpy_volume_written_bytes", "Bytes of blob data written.", s.bytes_written),
+            (
+                "weedpy_volume_replica_checks",
+                "Comparisons of a volume's digests with a peer's (anti-entropy).",
+                s.replica_checks,
+            ),
+            (
+                "weedpy_volume_replica_repairs",
+                "Needles and deletes pulled from a peer that held them newer.",
+                s.replica_repairs,
+            ),
+            ("weedpy_volume_scrubbed_needles", "Needles the scrubber checked.", s.scrubbed_needles),
+            ("weedpy_volume_scrubbed_bytes", "Bytes the scrubber read.", s.scrubbed_bytes),
+            (
+                "weedpy_volume_scrub_passes",
+                "Complete scrubber passes over every volume.",
+                s.scrub_passes,
+            ),
+            (
+                "weedpy_volume_scrub_corrupt",
+                "Corrupt needles the scrubber found (each counted once per pass).",
+                s.scrub_corrupt,
+            ),
+            (
+                "weedpy_volume_needle_repairs",
+                "Corrupt needles replaced by a replica's sound copy.",
+                s.needle_repairs,
+            ),
+            (
+                "weedpy_volume_read_repairs",
+                "Reads of a corrupt needle answered with a replica's bytes instead of a 500.",
+                s.read_repairs,
+            ),
+            (
+                "weedpy_volume_copies_received",
+                "Volumes copied here from another server (re-replication, moves).",
+                s.copies_received,
+            ),
+            ("weedpy_volume_copy_bytes", "Bytes of volume files copied here.", s.copy_bytes),
         ):
             yield CounterMetricFamily(name, help_text, value=count)
 

@@ -51,7 +51,7 @@ from isal import isal_zlib
 
 from seaweed_py.errors import BadRequest, PayloadTooLarge
 from seaweed_py.formats.needle import MAX_LAST_MODIFIED
-from seaweed_py.formats.numbers import parse_uint
+from seaweed_py.formats.numbers import I64_MAX, parse_uint
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.volume.mime import detect_content_type, extension, type_by_extension
 from seaweed_py.volume.spool import MAX_SLICE, SpooledBody
@@ -92,19 +92,38 @@ class UploadOptions:
     """`fsync=true`: acknowledge only once the data is on disk, whatever `-fsync` says."""
     token: str = ""
     """The client's write token (when a signing key is set): forwarded to the replicas."""
+    append_at_ns: int | None = None
+    """`appendAtNs` of a replica copy: the time its first server stamped the write (weedpy's
+    replicas keep it, storage/stamps.py)."""
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], now: int) -> UploadOptions:
         if not query:
             return _plain_options(now)
         ts = query.get("ts", "")
+        replicate = query.get("type") == "replicate"
         return cls(
             last_modified=_last_modified(ts) if ts else now,
             ttl=Ttl.parse(query.get("ttl", "")),
             chunk_manifest=query.get("cm", "").lower() in ("true", "1", "t"),
-            replicate=query.get("type") == "replicate",
+            replicate=replicate,
             fsync=query.get("fsync") == "true",
+            append_at_ns=append_at_ns(query),
         )
+
+
+def append_at_ns(query: Mapping[str, str]) -> int | None:
+    """The `appendAtNs` of a replica copy (a write or delete with `type=replicate`): None when
+    absent; 400 when malformed or on a request that is no replica copy."""
+    text = query.get("appendAtNs")
+    if text is None:
+        return None
+    if query.get("type") != "replicate":
+        raise BadRequest("appendAtNs is only for replica copies (type=replicate)")
+    value = parse_uint(text, I64_MAX)
+    if not value:
+        raise BadRequest(f"invalid appendAtNs {text!r}: want nanoseconds in 1..{I64_MAX}")
+    return value
 
 
 def _last_modified(ts: str) -> int:

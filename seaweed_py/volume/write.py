@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -60,7 +61,13 @@ from seaweed_py.volume.access import url_claim
 from seaweed_py.volume.durability import DurableWaits
 from seaweed_py.volume.spool import SpooledPart, spool
 from seaweed_py.volume.stats import Stats
-from seaweed_py.volume.upload import Upload, UploadOptions, parse_spooled_upload, parse_upload
+from seaweed_py.volume.upload import (
+    Upload,
+    UploadOptions,
+    append_at_ns,
+    parse_spooled_upload,
+    parse_upload,
+)
 from seaweed_py.volume.urls import BlobPath, parse_blob_path, parse_write_path
 
 __all__ = ["BlobWriter"]
@@ -127,7 +134,7 @@ class BlobWriter:
         ):
             return self._store_upload(url_path, path, upload)
         needle = _needle(path, upload, volume)
-        result = volume.write(needle)
+        result = volume.write(needle, origin_ns=options.append_at_ns)
         self._stats.bytes_written += len(data)
         answer = _write_response(upload, needle, unchanged=result.unchanged)
         durable = result.durable
@@ -149,24 +156,34 @@ class BlobWriter:
             return await self._forward_only(path, url_path, upload, spooled)
         needle = _needle(path, upload, volume)
         replicate = upload.options.replicate
+        origin = upload.options.append_at_ns
         remote = () if replicate else await self._replica_urls(path.volume_id, volume)
         size = len(needle.data) if spooled is None else spooled.size
         if spooled is not None:
-            result, checksum = await asyncio.to_thread(_append_spooled, volume, needle, spooled)
+            result, checksum = await asyncio.to_thread(
+                _append_spooled, volume, needle, spooled, origin
+            )
             needle = replace(needle, checksum=checksum)
         elif size > _OFF_LOOP_WRITE:
             # Streamed append: head, data and tail are written separately, so the record is
             # never assembled as one more copy of the data.
-            result = await asyncio.to_thread(volume.write_streamed, needle, size, (needle.data,))
+            result = await asyncio.to_thread(
+                functools.partial(volume.write_streamed, origin_ns=origin),
+                needle,
+                size,
+                (needle.data,),
+            )
         elif volume.compacting:
             # A vacuum's commit holds the volume's lock a while: wait for it off the loop.
-            result = await asyncio.to_thread(volume.write, needle)
+            result = await asyncio.to_thread(
+                functools.partial(volume.write, origin_ns=origin), needle
+            )
         else:
-            result = volume.write(needle)
+            result = volume.write(needle, origin_ns=origin)
         await self._durable.wait(result.durable)
         await _sync_if_asked(volume, upload.options)
         if remote:
-            copy = _copy(url_path, needle, upload, spooled)
+            copy = replace(_copy(url_path, needle, upload, spooled), append_at_ns=result.stamp)
             failures = await self._replicator.write(remote, copy, gone=self._gone(path.volume_id))
             if failures:
                 await self._undo_write(
@@ -264,8 +281,9 @@ class BlobWriter:
         self._stats.write_errors += 1
         vid = parse_write_path(url_path).volume_id
         if appended:
+            stamp = 0
             try:
-                volume.delete(needle.key, needle.cookie)
+                stamp = volume.delete(needle.key, needle.cookie).stamp
             except WeedError as exc:
                 log.error("rollback of %s on volume %d failed: %s", url_path, vid, exc)
             stored = [url for url in remote if url not in failures]
@@ -273,7 +291,7 @@ class BlobWriter:
                 # Our own token: the client's may expire before the rollback is sent.
                 token = self._out.write_token(url_claim(url_path))
                 leftovers = await self._replicator.delete(
-                    stored, url_path, gone=self._gone(vid), token=token
+                    stored, url_path, gone=self._gone(vid), token=token, stamp=stamp
                 )
                 for url, err in leftovers.items():
                     log.error("rollback of %s on replica %s failed: %s", url_path, url, err)
@@ -307,6 +325,7 @@ class BlobWriter:
         # delete cannot be rolled back like a write): a volume short of copies, or a failed
         # lookup, refuses the delete and leaves the blob as it was.
         replicate = req.query.get("type") == "replicate"
+        origin = append_at_ns(req.query) if req.query_string else None
         remote = () if replicate else await self._replica_urls(path.volume_id, volume, fresh=True)
         reported: int | None = None
         if self._is_manifest(volume, path):
@@ -314,9 +333,11 @@ class BlobWriter:
             reported = await self._delete_chunks(manifest)
         try:
             if volume.compacting:  # (as for writes: a commit may hold the lock a while)
-                result = await asyncio.to_thread(volume.delete, path.key, path.cookie)
+                result = await asyncio.to_thread(
+                    functools.partial(volume.delete, origin_ns=origin), path.key, path.cookie
+                )
             else:
-                result = volume.delete(path.key, path.cookie)
+                result = volume.delete(path.key, path.cookie, origin_ns=origin)
         except CookieMismatch:
             raise BadRequest(
                 "File Random Cookie does not match.", volume_id=path.volume_id, key=f"{path.key:x}"
@@ -326,7 +347,11 @@ class BlobWriter:
         await self._durable.wait(result.durable)
         if remote:
             failures = await self._replicator.delete(
-                remote, req.path, gone=self._gone(path.volume_id), token=token_of(req)
+                remote,
+                req.path,
+                gone=self._gone(path.volume_id),
+                token=token_of(req),
+                stamp=result.stamp,
             )
             if failures:
                 self._stats.replica_failures += 1
@@ -395,7 +420,7 @@ def _needle(path: BlobPath, upload: Upload, volume: Volume) -> Needle:
 
 
 def _append_spooled(
-    volume: Volume, needle: Needle, spooled: SpooledPart
+    volume: Volume, needle: Needle, spooled: SpooledPart, origin: int | None
 ) -> tuple[WriteResult, int]:
     """Append a spooled body's data as `needle`'s (in a worker thread): (the result, the
     data's CRC32-C)."""
@@ -407,7 +432,8 @@ def _append_spooled(
             crc = crc32c(piece, crc)
             yield piece
 
-    return volume.write_streamed(needle, spooled.size, checksummed()), crc
+    result = volume.write_streamed(needle, spooled.size, checksummed(), origin_ns=origin)
+    return result, crc
 
 
 def _checksum(spooled: SpooledPart) -> int:

@@ -436,8 +436,8 @@ def test_a_failed_sync_fails_the_write_every_time(
     failed.set_exception(OSError("fsync failed"))
     real_write = Volume.write
 
-    def write_then_fail(self: Volume, needle: Needle) -> WriteResult:
-        return replace(real_write(self, needle), durable=failed)
+    def write_then_fail(self: Volume, needle: Needle, origin_ns: int | None = None) -> WriteResult:
+        return replace(real_write(self, needle, origin_ns=origin_ns), durable=failed)
 
     monkeypatch.setattr(Volume, "write", write_then_fail)
     for key in (1, 2):  # a failed future is never taken for a settled one
