@@ -9,8 +9,9 @@ collectors of prometheus-client.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -47,6 +48,13 @@ class MasterStats:
     vacuum_reclaimed_bytes: int = 0
     vacuum_seconds_count: int = 0
     vacuum_seconds_sum: float = 0.0
+    # The repair loop's (master/repair.py): gauges as of its last pass, and its outcomes.
+    under_replicated: int = 0
+    over_replicated: int = 0
+    unplaceable: int = 0
+    repairs_in_flight: int = 0
+    repairs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(`copies`|`trims`, `done`|`failed`) → how many."""
 
     def observe_vacuum(self, seconds: float) -> None:
         """One volume's vacuum (compact and commit, or cleanup) took `seconds`."""
@@ -136,8 +144,33 @@ class _Collector:
             ("weedpy_master_volume_slots_max", "Volume slots in total.", topo.max_slots()),
             ("weedpy_master_max_volume_id", "Highest volume id.", topo.max_volume_id),
             ("weedpy_master_next_file_key", "Next file key to hand out.", self._seq.peek),
+            (
+                "weedpy_master_under_replicated_volumes",
+                "Volumes with fewer copies than their placement asks, or a spread it refuses.",
+                s.under_replicated,
+            ),
+            (
+                "weedpy_master_over_replicated_volumes",
+                "Volumes with a copy more than their placement asks.",
+                s.over_replicated,
+            ),
+            (
+                "weedpy_master_unplaceable_volumes",
+                "Short volumes no live node can take a copy of.",
+                s.unplaceable,
+            ),
+            ("weedpy_master_repairs_in_flight", "Copies and trims under way.", s.repairs_in_flight),
         ):
             yield GaugeMetricFamily(name, doc, value=gauge)
+        repairs = CounterMetricFamily(
+            "weedpy_master_repairs",
+            "Repairs ended, by kind (copy, trim) and outcome (done, failed).",
+            labels=["kind", "outcome"],
+        )
+        for kind, label in (("copies", "copy"), ("trims", "trim")):
+            for outcome in ("done", "failed"):
+                repairs.add_metric([label, outcome], s.repairs[kind, outcome])
+        yield repairs
 
 
 def master_registry(

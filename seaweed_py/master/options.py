@@ -72,6 +72,9 @@ class MasterOptions:
     health and cluster probes, metrics and the volume-server protocol, as `-disableHttp`."""
     assign_wait_seconds: float = 10.0
     """How long an assign that found nothing writable waits for growth (the reference: 10 s)."""
+    repair_delay_seconds: float = 900.0
+    """How long a volume must be short of copies before the master has one made (a server
+    that restarts within it causes none); negative: the master never repairs by itself."""
     tier: TierPolicy = field(default_factory=TierPolicy)
     """The automatic tiering policy (`-tier.*`; off unless `-tier.dest` names a backend)."""
     security: SecuritySettings = field(default_factory=SecuritySettings)
@@ -169,6 +172,12 @@ def add_master_flags(fs: FlagSet, prefix: str = "") -> None:
         "heartbeat period told to volume servers; a server silent for 3 pulses is dropped",
     )
     fs.add(f"{p}fileSizeLimitMB", 256, "limit the file size accepted by /submit")
+    fs.add(
+        f"{p}repairDelaySeconds",
+        900.0,
+        "copy a volume short of copies to another server after this long (a server that "
+        "restarts sooner causes no copy), and trim a copy too many; negative: never",
+    )
     if not p:
         fs.add(
             "whiteList",
@@ -219,6 +228,7 @@ def master_options(values: dict[str, Any], prefix: str = "") -> MasterOptions:
         white_list=white_list_entries(white),
         file_size_limit_mb=values[f"{p}fileSizeLimitMB"],
         disable_http=bool(values.get("disableHttp", False)),
+        repair_delay_seconds=float(values.get(f"{p}repairDelaySeconds", 900.0)),
         tier=_tier_policy(values, p),
     )
 

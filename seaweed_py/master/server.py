@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from seaweed_py import __version__
 from seaweed_py.client.cluster import Outgoing, bearer
 from seaweed_py.client.http import HttpClient, Timeout
+from seaweed_py.client.repair import Repairs
 from seaweed_py.client.tiering import Tiering
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import (
@@ -45,6 +46,8 @@ from seaweed_py.formats.wire import (
     DeleteCollection,
     Heartbeat,
     HeartbeatAnswer,
+    LeaseLock,
+    ReleaseLock,
     UnwritableReport,
 )
 from seaweed_py.httpkit.allow_list import AllowList
@@ -56,6 +59,7 @@ from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import JSON_HEADERS, Response, json_response
 from seaweed_py.httpkit.router import Handler, Router
 from seaweed_py.httpkit.server import HttpServer
+from seaweed_py.master.admin_lock import LEASE_SECONDS, AdminLocks
 from seaweed_py.master.growth import VolumeGrower
 from seaweed_py.master.meta import MetaStore
 from seaweed_py.master.metrics import MasterStats, master_registry
@@ -67,6 +71,7 @@ from seaweed_py.master.params import (
     parse_lookup_vid,
     parse_vacuum,
 )
+from seaweed_py.master.repair import RepairLoop
 from seaweed_py.master.tiering import AutoTier
 from seaweed_py.master.ui import ClusterFacts, status_page
 from seaweed_py.master.vacuum import Vacuumer
@@ -143,6 +148,18 @@ class MasterServer:
         self._heartbeat_answer = b""
         self._answered_version = -1  # topology.locations_version the answer carries
         self._warm_until = 0.0
+        self.locks = AdminLocks(self._clock)
+        self.repair = RepairLoop(
+            self.topology,
+            Repairs(self._admin),
+            self.locks,
+            self.stats,
+            delay=options.repair_delay_seconds,
+            pulse=options.pulse_seconds,
+            clock=self._clock,
+            warm_until=lambda: self._warm_until,
+        )
+        self._repairing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifetime
 
@@ -194,6 +211,7 @@ class MasterServer:
             preallocate=self._preallocate,
             clock=self._clock,
         )
+        self._repairing = loop.create_task(self.repair.run(), name="repair")
         if self.options.tier.enabled:
             self.auto_tier = AutoTier(self.topology, tiering, self.options.tier)
             self._auto_tiering = loop.create_task(self.auto_tier.run())
@@ -237,11 +255,12 @@ class MasterServer:
         )
 
     async def stop(self, grace: float = 5.0) -> None:
-        for task in (self._auto_tiering, self._maintenance, self._sweep):
+        for task in (self._auto_tiering, self._maintenance, self._sweep, self._repairing):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._auto_tiering = self._maintenance = self._sweep = None
+        self._auto_tiering = self._maintenance = self._sweep = self._repairing = None
+        await self.repair.stop()
         if self._http is not None:
             await self._http.stop(grace)
         if self._grower is not None:
@@ -303,6 +322,7 @@ class MasterServer:
         for path in ("/healthz", "/readyz", "/cluster/healthz"):
             r.add(path, _ok, ["GET"])
         r.add("/cluster/status", self._handle_cluster_status, ["GET"], observe=observe("status"))
+        r.add("/cluster/repair", self._handle_repair, ["GET"], observe=observe("status"))
         r.add("/metrics", self._handle_metrics, ["GET"])
         # Like the reference's UI routes, the read-only page answers any method.
         r.add("/", self._handle_page, any_method)
@@ -320,6 +340,9 @@ class MasterServer:
             operation="heartbeat",
         )
         self._cluster(r, UnwritableReport.PATH, self._handle_unwritable, operation="admin")
+        # The admin lock gates changes to the cluster: taking it is a change.
+        self._cluster(r, LeaseLock.PATH, self._handle_lock, operation="admin")
+        self._cluster(r, ReleaseLock.PATH, self._handle_unlock, operation="admin")
         return r
 
     def _cluster(
@@ -626,10 +649,24 @@ class MasterServer:
         status = cluster_status(self.address, self._max_volume_id())
         return json_response(status, pretty=self._pretty(req))
 
+    def _handle_repair(self, req: Request) -> Response:
+        self._guard(req)
+        return json_response(self.repair.status(), pretty=self._pretty(req))
+
+    def _handle_lock(self, req: Request) -> Response:
+        lease = self.locks.lease(LeaseLock.from_query(req.form()))
+        return json_response(
+            {"token": lease.token, "name": lease.name, "leaseSeconds": LEASE_SECONDS}
+        )
+
+    def _handle_unlock(self, req: Request) -> Response:
+        self.locks.release(ReleaseLock.from_query(req.form()))
+        return json_response({})
+
     def _handle_page(self, req: Request) -> Response:
         now = self._clock()
         facts = ClusterFacts(self.address, self.version, now - self._started_at, now)
-        return status_page(self.topology, facts)
+        return status_page(self.topology, facts, self.repair.status())
 
     def _handle_metrics(self, req: Request) -> Response:
         return Response(200, {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest(self._registry))

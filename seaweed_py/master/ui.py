@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
 from seaweed_py.httpkit.pages import (
     Cell,
@@ -33,16 +34,84 @@ class ClusterFacts:
     """The topology's clock (heartbeat times are on it)."""
 
 
-def status_page(topo: Topology, cluster: ClusterFacts) -> Response:
+def status_page(topo: Topology, cluster: ClusterFacts, repair: dict[str, Any]) -> Response:
+    """`repair`: the repair loop's status (`RepairLoop.status`, `GET /cluster/repair`)."""
     return page(
         "weedpy master",
         cluster.leader,
         [
             ("Cluster", _cluster(topo, cluster)),
+            ("Repairs", _repairs(repair)),
             ("Topology", _topology(topo, cluster.now)),
             ("Volumes", _volumes(topo)),
         ],
     )
+
+
+def _repairs(status: dict[str, Any]) -> str:
+    e = html.escape
+
+    def ids(items: list[Any]) -> str:
+        vids = [str(i["volume"] if isinstance(i, dict) else i) for i in items]
+        return f"{len(vids)} <small class='muted'>{e(' '.join(vids[:20]))}</small>"
+
+    paused = status["pausedBy"]
+    delay = status["delaySeconds"]
+    summary = facts(
+        [
+            ("Under-replicated", ids(status["underReplicated"] + status["misplaced"])),
+            ("A copy too many", ids(status["surplus"])),
+            ("Cannot be placed", ids(status["unplaceable"])),
+            ("In flight", str(len(status["inFlight"]))),
+            (
+                "Copies made",
+                f"{status['done']['copies']} "
+                f"<small class='muted'>{status['failed']['copies']} failed</small>",
+            ),
+            (
+                "Copies removed",
+                f"{status['done']['trims']} "
+                f"<small class='muted'>{status['failed']['trims']} failed</small>",
+            ),
+            ("Repair delay", "off" if delay < 0 else human_duration(delay)),
+            ("Paused", f"<span class='warn'>lock held by {e(paused)}</span>" if paused else "no"),
+        ]
+    )
+    rows = [
+        [
+            item["volume"],
+            item["kind"],
+            Cell(e(_action(item))),
+            Cell(e(item["reason"])),
+            Cell(
+                "<span class='ok'>in flight</span>"
+                if "ok" not in item
+                else "<span class='ok'>done</span>"
+                if item["ok"]
+                else f"<span class='warn'>failed: {e(item['error'])}</span>"
+            ),
+            Cell(human_duration(item["seconds"]), numeric=True),
+        ]
+        for item in status["inFlight"] + status["recent"]
+    ]
+    unplaceable = "".join(
+        f"<p class='warn'>volume {u['volume']}: {e(u['reason'])}</p>" for u in status["unplaceable"]
+    )
+    return (
+        summary
+        + unplaceable
+        + table(
+            ["Volume", "Action", "Where", "Why", "State", "Took"],
+            rows,
+            empty="nothing repaired since the master started",
+        )
+    )
+
+
+def _action(item: dict[str, Any]) -> str:
+    if item["kind"] == "copy":
+        return f"{item['source']} → {item['target']}"
+    return f"remove from {item['doomed']}"
 
 
 def _cluster(topo: Topology, cluster: ClusterFacts) -> str:

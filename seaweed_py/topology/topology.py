@@ -261,6 +261,15 @@ class Topology:
         self._detach(node)
         return True
 
+    def forget_copy(self, vid: int, node_id: str, now: float) -> None:
+        """A copy deleted on the master's order: forgotten now rather than at its server's next
+        heartbeat, so that no decision counts it meanwhile."""
+        node = self.nodes.get(node_id)
+        if node is None or vid not in node.volumes:
+            return
+        self._remove_location(vid, node, now)
+        node.remove_volume(vid)
+
     def _detach(self, node: DataNode) -> None:
         rack, dc = node.rack, node.data_center
         rack.nodes.pop(node.id, None)

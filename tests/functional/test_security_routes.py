@@ -34,6 +34,7 @@ MASTER_OPEN = {
     "/vol/status": "read-only",
     "/collection/info": "read-only",
     "/cluster/status": "read-only",
+    "/cluster/repair": "read-only: what the repair loop sees and does",
     "/cluster/healthz": "probe",
     "/healthz": "probe",
     "/readyz": "probe",
