@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA   ?= ./data
 
-.PHONY: install run test test-all lint bench fmt screenshots clean
+.PHONY: install run test test-all lint bench bench-heal fmt screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ screenshots: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Re-replication time of 1 GiB after a server loss, and the scrubber's cost (a few minutes).
+bench-heal: $(STAMP)
+	$(BIN)/python -m bench.heal_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
