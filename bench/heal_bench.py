@@ -56,18 +56,20 @@ async def fill(
         async def one(i: int) -> None:
             async with gate:
                 url = f"http://{master}/dir/assign?replication={replication}"
-                while True:
+                for _ in range(50):  # a volume filled up meanwhile: assign again, as clients do
                     async with http.get(url) as resp:
                         assigned = await resp.json()
-                    if "fid" in assigned:
-                        break
-                    await asyncio.sleep(0.2)
-                data = aiohttp.FormData()
-                data.add_field("file", payload[i % 97 :] + payload[: i % 97], filename="b")
-                target = f"http://{assigned['url']}/{assigned['fid']}"
-                async with http.post(target, data=data) as r:
-                    assert r.status == 201, await r.text()
-                fids.append(assigned["fid"])
+                    if "fid" not in assigned:
+                        await asyncio.sleep(0.2)
+                        continue
+                    data = aiohttp.FormData()
+                    data.add_field("file", payload[i % 97 :] + payload[: i % 97], filename="b")
+                    target = f"http://{assigned['url']}/{assigned['fid']}"
+                    async with http.post(target, data=data) as r:
+                        if r.status == 201:
+                            fids.append(assigned["fid"])
+                            return
+                raise AssertionError(f"blob {i} could not be stored")
 
         await asyncio.gather(*(one(i) for i in range(count)))
     return fids
