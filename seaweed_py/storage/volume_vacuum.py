@@ -645,6 +645,7 @@ def _reopen(self: Volume) -> None:
         clock_ns=self._clock_ns,
     )
     fresh._load(self._writable_files, finish_vacuum=False)
+    fresh._stamps.close()  # a vacuum leaves the stamp log as it is: this volume keeps its own
     for fd in self._retired:
         os.close(fd)
     if self._retired_map is not None:
