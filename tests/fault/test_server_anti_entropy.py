@@ -1,5 +1,5 @@
 """Anti-entropy between the holders of a volume, with real `weedpy` processes (reliability
-scenarios 8, 9 and 38; issue 14's divergences): every replica's live set converges, the newest
+scenarios 8, 9, 10 and 38; issue 14's divergences): every replica's live set converges, the newest
 record by the time its first server stamped it wins, tombstones included.
 
 * #38: divergence injected in both directions (a needle only on A, a tombstone only on B, a
@@ -7,7 +7,8 @@ record by the time its first server stamped it wins, tombstones included.
 * a frozen replica (SIGSTOP) stores a write the primary rolled back when it resumes: it
   reconciles by itself once its heartbeats are answered again, and the write stays rolled back;
 * a delete refused because a replica was down has already deleted the primary's copy: the
-  replica converges to deleted when it returns;
+  replica converges to deleted when it returns; #10: also when the other vacuumed the
+  tombstone away meanwhile (the stamp log keeps the deletion);
 * #9: a replica SIGKILLed in the middle of a stream of writes: once it is back, both copies
   hold the same live needles and every acknowledged blob reads back from both;
 * the periodic check (`-replicaCheckSeconds`) repairs a difference nobody asked about.
@@ -194,6 +195,36 @@ def test_a_delete_refused_for_a_down_replica_converges_to_deleted(tmp_path: Path
             timeout=30,
         )
         assert read_checked(primary.url, fid, data) == 404
+        assert digest(primary.url, vid) == digest(replica.url, vid)
+
+
+def test_10_a_delete_outlives_the_vacuum_of_its_tombstone(tmp_path: Path) -> None:
+    """Scenario 10: deleted while a replica is down, the tombstone vacuumed away on the
+    other; when the replica returns, the stamp log's deletion still wins over its old copy."""
+    with fleet(tmp_path, "scenario 10") as f:
+        f.add_master()
+        fid, primary, replica = pair(f, *QUIET)
+        vid = int(fid.split(",")[0])
+        data = f.rng.randbytes(5000)
+        assert put(primary.url, fid, data)[0] == 201
+        keep = f"{fid}_1"
+        assert put(primary.url, keep, b"stays")[0] == 201
+        replica.kill()
+        assert call("DELETE", f"{primary.url}/{fid}")[0] >= 500  # refused: a replica is down
+        for step in ("compact", "commit"):
+            status, body = call("POST", f"{primary.url}/admin/vacuum/{step}?volume={vid}")
+            assert status == 200, (step, status, body)
+        dat = (primary.directory / f"{vid}.dat").read_bytes()
+        assert data not in dat  # the needle and its tombstone are gone from the .dat
+        replica.start()
+        f.wait_registered()
+        wait_for(
+            "the returning replica to delete its copy",
+            lambda: read_checked(replica.url, fid, data) == 404,
+            timeout=30,
+        )
+        assert read_checked(primary.url, fid, data) == 404
+        assert call("GET", f"{replica.url}/{keep}") == (200, b"stays")
         assert digest(primary.url, vid) == digest(replica.url, vid)
 
 
