@@ -18,7 +18,8 @@ Every pass (each `-pulseSeconds`), from the topology as the heartbeats describe 
 
 A negative `-repairDelaySeconds` turns the actions off; the counts are still kept and shown.
 
-A failure is logged and counted; the volume is planned again at a later pass.
+A failure is logged and counted; the volume is planned again after twice the settle time,
+then four times, and so on up to 10 minutes while its repairs keep failing.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 DEFAULT_REPAIR_DELAY: Final = 900.0
 _MAX_COPIES: Final = 4
 _RECENT: Final = 32
+_MAX_BACKOFF: Final = 600.0
 
 
 @dataclass
@@ -116,6 +118,8 @@ class RepairLoop:
         self._recent: deque[_Outcome] = deque(maxlen=_RECENT)
         self._seen = _Seen()
         self._told: set[str] = set()
+        self._failures: dict[int, int] = {}
+        """Volumes whose last repairs failed: how many in a row."""
 
     async def run(self) -> None:
         while True:
@@ -208,8 +212,17 @@ class RepairLoop:
         finally:
             now = self._clock()
             del self._flying[order.volume]
-            self._cooling[order.volume] = now + self.timing.settle
             self._stats.repairs_in_flight = len(self._flying)
+        # A volume whose repairs keep failing (a target without room, a source that cannot be
+        # read) is tried again later and later, not every settle time.
+        failed_before = self._failures.pop(order.volume, 0)
+        failures = failed_before + 1 if error else 0
+        if failures:
+            self._failures[order.volume] = failures
+        wait = min(
+            self.timing.settle * 2 ** min(failures, 16), max(_MAX_BACKOFF, self.timing.settle)
+        )
+        self._cooling[order.volume] = now + wait
         if error:
             log.error("repair failed: %s: %s", order.describe(), error)
         kind = "copies" if isinstance(order, CopyOrder) else "trims"

@@ -133,7 +133,26 @@ async def test_a_failed_copy_is_counted_shown_and_tried_again_later() -> None:
     assert recent["ok"] is False and "b went away" in recent["error"]
     assert loop.step() == []
     clock.now += loop.timing.settle
+    assert loop.step() == []  # once failed: twice the settle time
+    clock.now += loop.timing.settle
     assert len(loop.step()) == 1
+    await settle_tasks()
+    clock.now += 3 * loop.timing.settle
+    assert loop.step() == []  # twice failed: four times
+    clock.now += loop.timing.settle
+    assert len(loop.step()) == 1
+    await settle_tasks()
+    assert stats.repairs["copies", "failed"] == 3 and stats.repairs["copies", "done"] == 0
+    repairs.fail = None
+    clock.now += loop.timing.settle * 8 - 0.5
+    assert loop.step() == []  # three times: eight times
+    clock.now += 0.5
+    assert len(loop.step()) == 1
+    await settle_tasks()
+    assert stats.repairs["copies", "done"] == 1
+    clock.now += loop.timing.settle  # a success resets the wait to the settle time
+    assert len(loop.step()) == 1
+    await loop.stop()
 
 
 @pytest.mark.parametrize(
