@@ -12,7 +12,8 @@ the copy too many once the server returns, never below the copy count, losing no
 * #12: a volume's `.dat` and `.idx` deleted under a running server: the volume is reported
   missing and copied back;
 * `010`: a lost rack-2 server's copies go to the other rack-2 server, never beside their
-  rack-1 copy.
+  rack-1 copy;
+* #34 (the copy's side): a volume copied while it takes writes catches up and agrees.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import random
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,12 @@ def repair_status(f: Fleet) -> dict[str, Any]:
 def master_metric(f: Fleet, name: str, labels: str = "") -> float:
     text = call("GET", f"{f.master_url}/metrics")[1].decode()
     found = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def volume_metric(node: Node, name: str) -> float:
+    text = call("GET", f"{node.url}/metrics")[1].decode()
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
 
 
@@ -262,3 +270,73 @@ def test_010_copies_stay_across_racks(tmp_path: Path) -> None:
 
         wait_for("every volume back at 2 copies on 2 racks", spread, timeout=60)
         oracle.check(f.holders)
+
+
+def test_34_a_copy_of_a_volume_taking_writes_catches_up(tmp_path: Path) -> None:
+    """A volume copied while its source keeps taking writes: the target's catch-up rounds
+    and final pull leave it holding every write the source acknowledged before the copy
+    ended, and the two copies agree (no repair loop here: it would trim the extra copy)."""
+    with fleet(tmp_path, "copy under writes") as f:
+        f.add_master("-repairDelaySeconds=-1")
+        slow = ("-scrubMBps=0", "-replicaCheckSeconds=0", "-maintenanceMBps=2")
+        a, b = f.add_volume(*slow), f.add_volume(*slow)
+        f.wait_registered()
+        oracle = Oracle()
+        answer = f.assign(replication="000")
+        vid = int(answer["fid"].split(",")[0])
+        source = a if vid in volumes_on(a) else b
+        target = b if source is a else a
+        base = answer["fid"]
+        for i in range(40):  # ~6 MiB: three seconds of copying at 2 MiB/s, more than a round
+            fid, data = f"{base}_{i}", f.rng.randbytes(150_000)
+            assert put(source.url, fid, data)[0] == 201
+            oracle.ack(fid, data)
+        stop = threading.Event()
+
+        def keep_writing() -> None:
+            i = 1000
+            while not stop.is_set():
+                fid, data = f"{base}_{i}", f.rng.randbytes(5000)
+                if put(source.url, fid, data)[0] == 201:
+                    oracle.ack(fid, data)
+                i += 1
+
+        writer = threading.Thread(target=keep_writing, daemon=True)
+        writer.start()
+        result: list[tuple[int, bytes]] = []
+        copier = threading.Thread(
+            target=lambda: result.append(
+                call(
+                    "POST",
+                    f"{target.url}/admin/volume/copy?volume={vid}&source={source.url}",
+                    timeout=120,
+                )
+            ),
+            daemon=True,
+        )
+        copier.start()
+        wait_for(
+            "the copy to begin",
+            lambda: volume_metric(target, "weedpy_volume_copy_bytes_total") > 0,
+        )
+        time.sleep(1.0)  # writes while the first round runs (it takes some 3 s)
+        stop.set()
+        writer.join(10)
+        # The copy cannot have ended: every write acknowledged so far came before its end.
+        assert copier.is_alive(), "the copy ended before the writes stopped"
+        copier.join(120)
+        status, body = result[0]
+        assert status == 200, body
+        last = json.loads(body.strip().splitlines()[-1])
+        assert last.get("volume") == vid and last["rounds"] >= 2, last
+        missing = [
+            fid
+            for fid, data in oracle.acked.items()
+            if call("GET", f"{target.url}/{fid}?proxied=true") != (200, data)
+        ]
+        assert missing == [], (last, len(oracle.acked), target.tail(3000))
+        digests = [
+            json.loads(call("GET", f"{n.url}/admin/volume/digest?volume={vid}")[1])["buckets"]
+            for n in (a, b)
+        ]
+        assert digests[0] == digests[1]
