@@ -176,7 +176,8 @@ def add_master_flags(fs: FlagSet, prefix: str = "") -> None:
         f"{p}repairDelaySeconds",
         900.0,
         "copy a volume short of copies to another server after this long (a server that "
-        "restarts sooner causes no copy), and trim a copy too many; negative: never",
+        "restarts sooner causes no copy), and trim a copy too many; negative: never "
+        "(weedpy addition)",
     )
     if not p:
         fs.add(

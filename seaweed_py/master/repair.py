@@ -14,7 +14,8 @@ Every pass (each `-pulseSeconds`), from the topology as the heartbeats describe 
 4. each action runs in its own task (`client/repair.py`): a copy is the target pulling the
    volume; a trim first has every survivor take what the doomed copy holds newer, then
    deletes it. A volume with an action in flight, or one that ended less than the settle time
-   ago (its servers' heartbeats have yet to show the result), is left alone.
+   ago (its servers' heartbeats have yet to show the result), or one a vacuum pass holds, is
+   left alone.
 
 A negative `-repairDelaySeconds` turns the actions off; the counts are still kept and shown.
 
@@ -156,7 +157,7 @@ class RepairLoop:
             view,
             due_short=due_short,
             due_surplus=due_surplus,
-            busy={*self._flying, *self._cooling},
+            busy={*self._flying, *self._cooling, *self._vacuuming()},
             in_flight=Counter(c.target for c in copies),
             per_node=1,
             max_copies=max(0, _MAX_COPIES - len(copies)),
@@ -171,6 +172,16 @@ class RepairLoop:
         for order in started:
             self._start(order)
         return started
+
+    def _vacuuming(self) -> list[int]:
+        """Volumes a vacuum pass holds: a copy would fail on its new revision, a trim would
+        pull the files from under its compaction. Repaired after it."""
+        return [
+            vid
+            for layout in self._topology.layouts.values()
+            for vid, vol in layout.volumes.items()
+            if vol.vacuuming
+        ]
 
     def _start(self, order: CopyOrder | TrimOrder) -> None:
         log.info("repair: %s", order.describe())

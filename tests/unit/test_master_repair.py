@@ -237,6 +237,17 @@ async def test_nothing_starts_while_the_admin_lock_is_held_or_with_a_negative_de
     assert off_repairs.orders == []
 
 
+async def test_a_volume_being_vacuumed_is_left_alone_until_the_vacuum_ends() -> None:
+    topo = build(SHORT_001)
+    loop, _, _, _, _ = loop_for(topo, delay=0)
+    layout = topo.layout_of(1)
+    assert layout is not None and layout.set_vacuuming(1, True, 0.0)
+    assert loop.step() == []
+    layout.set_vacuuming(1, False, 0.0)
+    assert len(loop.step()) == 1
+    await settle_tasks()
+
+
 async def test_an_unplaceable_volume_is_reported_not_placed_against_its_placement() -> None:
     cluster = {"dc1": {"r1": {"a": {"max": 3, "volumes": [v(1, "100")]}, "b": {"max": 9}}}}
     loop, repairs, _, _, stats = loop_for(build(cluster), delay=0)
