@@ -68,7 +68,7 @@ def test_upload_list_and_download_through_the_shell(
     vid = int(next(iter(blobs)).split(",")[0])
     mine = {fid: data for fid, data in blobs.items() if fid.startswith(f"{vid},")}
 
-    done = shell(cluster, f"volume.tier.upload -volumeId={vid} -dest=s3\n")
+    done = shell(cluster, f"lock\nvolume.tier.upload -volumeId={vid} -dest=s3\n")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"volume {vid} moved to s3.default as " in done.stdout
     assert "mounted on" in done.stdout  # the other replica serves the same object
@@ -89,7 +89,7 @@ def test_upload_list_and_download_through_the_shell(
     human = shell(cluster, "volume.list")
     assert "remote_storage_name:s3.default" in human.stdout
 
-    back = shell(cluster, f"volume.tier.download -volumeId={vid} -json")
+    back = shell(cluster, f"lock\nvolume.tier.download -volumeId={vid} -json")
     assert back.returncode == 0, back.stdout + back.stderr
     report = json.loads(back.stdout)
     assert report["volumeId"] == vid and len([report["source"], *report["replicas"]]) == 2
@@ -115,7 +115,7 @@ def test_mistakes_are_one_line_and_a_failing_status(cluster: Cluster) -> None:
         f"volume.tier.download -volumeId={vid}": "",
         "volume.nothing": "unknown command",
     }
-    done = shell(cluster, "\n".join(cases) + "\n")
+    done = shell(cluster, "lock\n" + "\n".join(cases) + "\n")
     assert done.returncode == 1, done.stdout
     errors = [out for out in done.stdout.splitlines() if out.startswith("error:")]
     wanted = [says for says in cases.values() if says]

@@ -12,8 +12,14 @@ to the master and the volume servers through `seaweed_py.client` only, and sign 
 with a cluster token when security.toml (found like the servers find it, `-config_dir`) has a
 signing key.
 
-Command groups live one module each (`volume_commands.py`, `tier_commands.py`) and register
-themselves in `registry.COMMANDS`.
+Commands that change the cluster need the admin lock first (`lock`, then `unlock` or leaving
+the shell gives it back), as weed's do: `need to run "lock" first to continue` otherwise. The
+shell checks at start that the master answers: without one it says so in one line and exits 1.
+
+Command groups live one module each (`volume_commands.py`, `tier_commands.py`,
+`repair_commands.py`, `check_commands.py`, `cluster_commands.py`) and register themselves in
+`registry.COMMANDS`; the steps the repairs are made of are `replica_ops.py`, the master's views
+as a placement `ClusterView` `cluster.py`, the lock's client `lock.py`.
 """
 
 from __future__ import annotations
@@ -30,7 +36,14 @@ from typing import IO, Any
 import aiohttp
 
 from seaweed_py.cli.secure import add_config_dir_flag, load_security
-from seaweed_py.cli.shell import tier_commands, volume_commands
+from seaweed_py.cli.shell import (
+    check_commands,
+    cluster_commands,
+    repair_commands,
+    tier_commands,
+    volume_commands,
+)
+from seaweed_py.cli.shell.cluster import master_json
 from seaweed_py.cli.shell.registry import COMMANDS, ShellContext
 from seaweed_py.client.cluster import Outgoing
 from seaweed_py.config.flags import FlagSet, HelpRequested, UsageError
@@ -39,7 +52,7 @@ from seaweed_py.errors import WeedError
 __all__ = ["build_flags", "execute", "run"]
 
 # Imported for their registrations.
-_GROUPS = (tier_commands, volume_commands)
+_GROUPS = (check_commands, cluster_commands, repair_commands, tier_commands, volume_commands)
 _HISTORY = "~/.weedpy_shell_history"
 _PROMPT = "> "
 
@@ -47,8 +60,9 @@ _PROMPT = "> "
 def build_flags() -> FlagSet:
     fs = FlagSet(
         "shell",
-        "administer a cluster: volume.list, volume.tier.upload, volume.tier.download, "
-        "volume.tier.mount (help inside lists them)",
+        "administer a cluster as weed shell does: volume.list, volume.fix.replication, "
+        "volume.balance, volume.move, volume.check.disk, collection.list, lock, ... "
+        "(help inside lists them)",
     )
     fs.add("master", "localhost:9333", "the master, host:port")
     fs.add("c", "", "run these commands (';'-separated) and exit, instead of reading stdin")
@@ -67,24 +81,56 @@ def run(argv: Sequence[str]) -> int:
         lines = _interactive()
     else:
         lines = sys.stdin
-    return asyncio.run(_session(master, out, lines, sys.stdout))
+    try:
+        return asyncio.run(_session(master, out, lines, sys.stdout))
+    except KeyboardInterrupt:
+        print(file=sys.stdout)
+        return 130
 
 
-async def _session(master: str, out: Outgoing, lines: Iterable[str], stdout: IO[str]) -> int:
-    failed = False
-    async with aiohttp.ClientSession(connector=out.connector()) as session:
+async def _session(
+    master: str,
+    out: Outgoing,
+    lines: Iterable[str],
+    stdout: IO[str],
+    connector: aiohttp.BaseConnector | None = None,
+) -> int:
+    """Run `lines` against `master`; the exit status. `connector`: how to reach the cluster
+    (default: `out`'s TLS; tests bind another source address)."""
+    async with aiohttp.ClientSession(connector=connector or out.connector()) as session:
         ctx = ShellContext(master, out, session, stdout)
-        for line in lines:
-            for text in _split(line):
-                if text in ("exit", "quit"):
-                    return 1 if failed else 0
-                if not await execute(ctx, text):
-                    failed = True
+        try:
+            await master_json(ctx, "/cluster/status")
+        except WeedError as exc:
+            ctx.say(f"error: {exc.message}")
+            return 1
+        try:
+            return await _commands(ctx, lines)
+        finally:
+            await ctx.lock.close()
+
+
+async def _commands(ctx: ShellContext, lines: Iterable[str]) -> int:
+    failed = False
+    source = iter(lines)
+    while True:
+        # Read off the event loop: the lock's renewals go on while the prompt waits.
+        line = await asyncio.to_thread(next, source, None)
+        if line is None:
+            break
+        for text in _split(line):
+            if text in ("exit", "quit"):
+                return 1 if failed else 0
+            if not await execute(ctx, text):
+                failed = True
     return 1 if failed else 0
 
 
 def _split(line: str) -> list[str]:
-    return [part.strip() for part in line.split(";") if part.strip() and not part.startswith("#")]
+    """The commands of one input line (or of `-c`'s text): `;` and newlines separate them,
+    `#` starts a comment line."""
+    parts = (p.strip() for row in line.splitlines() for p in row.split(";"))
+    return [p for p in parts if p and not p.startswith("#")]
 
 
 async def execute(ctx: ShellContext, text: str) -> bool:

@@ -17,9 +17,11 @@ from typing import IO, Any
 
 import aiohttp
 
+from seaweed_py.cli.shell.lock import ShellLock
 from seaweed_py.client.cluster import Outgoing
 from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.tiering import Tiering
+from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.config.flags import FlagSet
 
 __all__ = ["COMMANDS", "Command", "ShellContext", "command"]
@@ -37,11 +39,16 @@ class ShellContext:
     out: Outgoing
     session: aiohttp.ClientSession
     stdout: IO[str]
+    http: HttpClient = field(init=False)
+    admin: VolumeAdmin = field(init=False)
     tiering: Tiering = field(init=False)
+    lock: ShellLock = field(init=False)
 
     def __post_init__(self) -> None:
-        http = HttpClient(self.out, _ADMIN_TIMEOUT, session=self.session)
-        self.tiering = Tiering(http, self.master)
+        self.http = HttpClient(self.out, _ADMIN_TIMEOUT, session=self.session)
+        self.tiering = Tiering(self.http, self.master)
+        self.admin = self.tiering.admin
+        self.lock = ShellLock(self.http, self.master, self.say)
 
     def say(self, line: str) -> None:
         print(line, file=self.stdout, flush=True)
@@ -79,3 +86,21 @@ def command(
         return handler
 
     return register
+
+
+# ---------------------------------------------------------------------------- shared flags
+
+SIMULATION = 'Running in simulation mode. Use "-apply" option to apply the changes.'
+
+
+def apply_flags(fs: FlagSet, what: str) -> None:
+    """weed 4.48's `-apply`, and `-force`, its deprecated alias."""
+    fs.add("apply", False, what)
+    fs.add("force", False, f"{what} (alias for -apply)")
+
+
+def applying(ctx: ShellContext, opts: dict[str, Any]) -> bool:
+    """Whether `-apply` (or `-force`, with weed's warning) was given."""
+    if opts["force"]:
+        ctx.say("WARNING: -force is deprecated, please use -apply instead.")
+    return bool(opts["apply"] or opts["force"])

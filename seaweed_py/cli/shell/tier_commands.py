@@ -84,6 +84,7 @@ class _Progress:
 @command("volume.tier.upload", "move a volume's .dat to an S3 bucket", _upload_flags)
 async def tier_upload(ctx: ShellContext, opts: dict[str, Any], args: list[str]) -> None:
     vid = _volume_id(opts)
+    ctx.lock.check()
     if not opts["dest"]:
         raise UsageError("-dest is required: s3, s3.default or s3.<id>")
     try:
@@ -113,6 +114,7 @@ async def tier_upload(ctx: ShellContext, opts: dict[str, Any], args: list[str]) 
 @command("volume.tier.download", "bring a tiered volume's .dat back to local disk", _download_flags)
 async def tier_download(ctx: ShellContext, opts: dict[str, Any], args: list[str]) -> None:
     vid = _volume_id(opts)
+    ctx.lock.check()
     report = await ctx.tiering.download(
         vid,
         collection=opts["collection"] or None,
@@ -138,6 +140,7 @@ async def tier_download(ctx: ShellContext, opts: dict[str, Any], args: list[str]
 )
 async def tier_mount(ctx: ShellContext, opts: dict[str, Any], args: list[str]) -> None:
     vid = _volume_id(opts)
+    ctx.lock.check()
     if not opts["node"]:
         raise UsageError("-node is required: the volume server (host:port) to mount it on")
     try:

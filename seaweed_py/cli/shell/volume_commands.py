@@ -6,12 +6,9 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-import aiohttp
-
+from seaweed_py.cli.shell.cluster import master_json, placement_code
 from seaweed_py.cli.shell.registry import ShellContext, command
-from seaweed_py.client.http import json_object
 from seaweed_py.config.flags import FlagSet
-from seaweed_py.errors import ServerUnreachable, WeedError
 
 __all__ = ["volume_list"]
 
@@ -26,28 +23,14 @@ def _list_flags(fs: FlagSet) -> None:
 
 @command("volume.list", "list the volumes of every data node", _list_flags)
 async def volume_list(ctx: ShellContext, opts: dict[str, Any], args: list[str]) -> None:
-    vol_status = await _master_json(ctx, "/vol/status")
-    dir_status = await _master_json(ctx, "/dir/status")
+    vol_status = await master_json(ctx, "/vol/status")
+    dir_status = await master_json(ctx, "/dir/status")
     tree = _tree(vol_status, dir_status, opts)
     if opts["json"]:
         ctx.emit(tree)
         return
     for line in _render(tree):
         ctx.say(line)
-
-
-async def _master_json(ctx: ShellContext, path: str) -> dict[str, Any]:
-    url = ctx.out.url(ctx.master, path)
-    try:
-        async with ctx.session.get(url) as resp:
-            body = await resp.read()
-            if resp.status != 200:
-                raise WeedError(f"master answered {resp.status} to {path}", master=ctx.master)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ServerUnreachable(
-            f"cannot reach the master: {exc.__class__.__name__} {exc}".rstrip(), master=ctx.master
-        ) from exc
-    return json_object(body)
 
 
 def _node_max(dir_status: dict[str, Any]) -> dict[str, int]:
@@ -89,7 +72,6 @@ def _tree(
 
 
 def _volume(v: dict[str, Any]) -> dict[str, Any]:
-    placement = v.get("ReplicaPlacement") or {}
     return {
         "id": v.get("Id"),
         "collection": v.get("Collection", ""),
@@ -97,11 +79,7 @@ def _volume(v: dict[str, Any]) -> dict[str, Any]:
         "fileCount": v.get("FileCount", 0),
         "deleteCount": v.get("DeleteCount", 0),
         "deletedByteCount": v.get("DeletedByteCount", 0),
-        "replicaPlacement": "{}{}{}".format(
-            placement.get("DiffDataCenterCount", 0),
-            placement.get("DiffRackCount", 0),
-            placement.get("SameRackCount", 0),
-        ),
+        "replicaPlacement": placement_code(v.get("ReplicaPlacement")),
         "version": v.get("Version", 3),
         "readOnly": bool(v.get("ReadOnly")),
         "remoteStorageName": v.get("RemoteStorageName", ""),
