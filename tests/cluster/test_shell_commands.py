@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -560,6 +561,18 @@ def test_commands_from_standard_input(cluster: Cluster, config: Path) -> None:
     assert "* volume servers 3" in done.stdout and "nothing to move" in done.stdout
 
 
+def _reap(pid: int) -> int:
+    """The child's wait status once it exits (SIGKILLed if it has not within 10 s)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
+
+
 def _outsider_bindable() -> bool:
     with socket.socket() as probe:
         try:
@@ -598,3 +611,62 @@ def test_a_stranger_and_a_shell_without_the_key_are_refused(cluster: Cluster, co
     assert len(errs) == 2 and "401" in errs[0], out  # no key: no lock, so no delete
     assert holders(cluster, vid) == sorted(holders(cluster, vid))
     readable(cluster, blobs, holders(cluster, vid))
+
+
+def test_interactive_prompt_completes_remembers_and_keeps_the_lock(
+    cluster: Cluster, config: Path, tmp_path: Path
+) -> None:
+    """At a terminal: tab completion, history in ~/.weedpy_shell_history, and a lock that
+    outlives a prompt left waiting longer than the lease (renewed meanwhile)."""
+    import pty
+    import select
+
+    blobs = upload(cluster, 1, replication="010", collection="tty")
+    vid = vid_of(next(iter(blobs)))
+    node = holders(cluster, vid)[0]
+    argv = [
+        sys.executable,
+        "-m",
+        "seaweed_py",
+        f"-config_dir={config}",
+        "shell",
+        f"-master={cluster.master_url}",
+    ]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the shell on a terminal
+        os.environ["HOME"] = str(tmp_path)
+        os.execv(sys.executable, argv)
+    seen = b""
+
+    def expect(what: bytes, timeout: float = 30.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while what not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, (what, seen.decode(errors="replace"))
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+        assert what in seen, (what, seen.decode(errors="replace"))
+
+    try:
+        expect(b"> ")
+        os.write(fd, b"cluster.p\t\n")
+        expect(b"* volume servers 3")
+        os.write(fd, b"lock\n")
+        expect(b"> ", 10)
+        time.sleep(11)  # longer than the master's 10 s lease: only renewals keep it
+        seen = b""
+        os.write(fd, f"volume.mark -node {node} -volumeId {vid} -readonly\n".encode())
+        expect(f"volume {vid} on {node} marked readonly".encode())
+        os.write(fd, f"volume.mark -node {node} -volumeId {vid} -writable\nexit\n".encode())
+        expect(b"marked writable")
+    finally:
+        status = _reap(pid)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    history = (tmp_path / ".weedpy_shell_history").read_text()
+    assert "cluster.ps" in history and "lock" in history

@@ -51,7 +51,10 @@ async def master_json(ctx: ShellContext, path: str, **params: str) -> dict[str, 
 
 async def holders(ctx: ShellContext, vid: int) -> list[str]:
     """The servers the master names for volume `vid` ([] when none)."""
-    answer = await master_json(ctx, "/dir/lookup", volumeId=str(vid))
+    try:
+        answer = await master_json(ctx, "/dir/lookup", volumeId=str(vid))
+    except errors.NotFound:
+        return []
     return sorted(
         str(loc["url"])
         for loc in answer.get("locations") or []
