@@ -1,5 +1,6 @@
 """The shell's side of the admin lock (maintenance spec §1.4; the master's table is
-`master/admin_lock.py`): `lock` takes it, a background task renews it every `RENEW_SECONDS`,
+`master/admin_lock.py`): `lock` takes it, a background task renews it every `RENEW_SECONDS`
+(or a third of the lease the master grants, if shorter),
 `unlock` (or leaving the shell) gives it back.
 
 A renewal that the master refuses (the lease expired while the shell was stopped, or the master
@@ -27,6 +28,7 @@ NEED_LOCK = 'need to run "lock" first to continue'
 RENEW_SECONDS = 4.0
 _RETRY_SECONDS = 1.0
 _LEASE_SECONDS = 10.0
+"""The lease assumed when the master's grant does not say (`leaseSeconds`)."""
 
 
 def client_name() -> str:
@@ -44,6 +46,7 @@ class ShellLock:
         self.token = 0
         self._renewer: asyncio.Task[None] | None = None
         self._renewed_at = 0.0
+        self._lease_seconds = _LEASE_SECONDS
 
     @property
     def held(self) -> bool:
@@ -69,7 +72,11 @@ class ShellLock:
                 self._say(f"waiting for lock held by {holder}")
                 waiting_for = holder
             await asyncio.sleep(_RETRY_SECONDS)
-        self.token = int(json_object(reply.body).get("token") or 0)
+        grant = json_object(reply.body)
+        self.token = int(grant.get("token") or 0)
+        lease = grant.get("leaseSeconds")
+        if isinstance(lease, int | float) and lease > 0:
+            self._lease_seconds = float(lease)
         if not self.token:
             raise errors.ServerUnreachable(f"the master {self._master} granted no lock token")
         self._renewed_at = time.monotonic()
@@ -103,11 +110,11 @@ class ShellLock:
 
     async def _renew(self) -> None:
         while self.token:
-            await asyncio.sleep(RENEW_SECONDS)
+            await asyncio.sleep(min(RENEW_SECONDS, self._lease_seconds / 3))
             try:
                 reply = await self._lease(self.token)
             except errors.WeedError:
-                if time.monotonic() - self._renewed_at < _LEASE_SECONDS:
+                if time.monotonic() - self._renewed_at < self._lease_seconds:
                     continue  # the master may answer the next one in time
                 reply = None
             if reply is not None and reply.status == 200:

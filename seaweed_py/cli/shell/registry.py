@@ -20,6 +20,7 @@ import aiohttp
 from seaweed_py.cli.shell.lock import ShellLock
 from seaweed_py.client.cluster import Outgoing
 from seaweed_py.client.http import HttpClient, Timeout
+from seaweed_py.client.repair import Repairs
 from seaweed_py.client.tiering import Tiering
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.config.flags import FlagSet
@@ -41,6 +42,7 @@ class ShellContext:
     stdout: IO[str]
     http: HttpClient = field(init=False)
     admin: VolumeAdmin = field(init=False)
+    repairs: Repairs = field(init=False)
     tiering: Tiering = field(init=False)
     lock: ShellLock = field(init=False)
 
@@ -48,6 +50,7 @@ class ShellContext:
         self.http = HttpClient(self.out, _ADMIN_TIMEOUT, session=self.session)
         self.tiering = Tiering(self.http, self.master)
         self.admin = self.tiering.admin
+        self.repairs = Repairs(self.admin)
         self.lock = ShellLock(self.http, self.master, self.say)
 
     def say(self, line: str) -> None:

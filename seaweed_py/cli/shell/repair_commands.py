@@ -10,7 +10,8 @@
 | `volume.mark` | `-node` and `-volumeId`, or `-collection`; `-readonly` or `-writable` | yes |
 
 The plans are data (`topology/repair.py` for re-replication and trims, `topology/balance.py`
-for balance); the steps are `replica_ops.py`. Without `-apply` the two planners only print what
+for balance); the steps are `client/repair.py` (copies and trims, shared with the master's repair loop) and
+`replica_ops.py` (moves). Without `-apply` the two planners only print what
 they would do, after weed's simulation line.
 """
 
@@ -34,7 +35,7 @@ from seaweed_py.cli.shell.registry import (
     applying,
     command,
 )
-from seaweed_py.cli.shell.replica_ops import copy_volume, move_volume, trim_copy
+from seaweed_py.cli.shell.replica_ops import copy_volume, move_volume
 from seaweed_py.config.flags import FlagSet, UsageError
 from seaweed_py.formats.wire import DeleteVolume, MarkReadonly, MarkWritable
 from seaweed_py.topology.balance import MoveOrder, plan_balance
@@ -191,14 +192,15 @@ async def _carry_out(
             try:
                 ctx.lock.check()
                 if isinstance(a, CopyOrder):
-                    size = await copy_volume(ctx, a.volume, a.source, a.target, a.collection)
+                    copied = await ctx.repairs.copy(a)
                     after = {*await holders(ctx, a.volume), a.target}
                     await wait_for_holders(ctx, a.volume, after)
-                    say(f"copied volume {a.volume} to {a.target}: {size} bytes")
+                    say(f"copied volume {a.volume} to {a.target}: {copied.size} bytes")
                 else:
-                    await trim_copy(ctx, a.volume, a.doomed, a.keep, say, ctx.lock.check)
+                    trimmed = await ctx.repairs.trim(a)
                     await wait_for_holders(ctx, a.volume, a.keep)
-                    say(f"deleted volume {a.volume} from {a.doomed}")
+                    took = f" (the others took {trimmed.pulled} newer states first)"
+                    say(f"deleted volume {a.volume} from {a.doomed}" + took * bool(trimmed.pulled))
             except errors.WeedError as exc:
                 what = "under" if isinstance(a, CopyOrder) else "over"
                 say(f"fixing {what} replicated volume {a.volume}: {exc.message}")
@@ -339,7 +341,7 @@ async def volume_copy(ctx: ShellContext, opts: dict[str, Any], args: list[str]) 
         # copy holds (the copy also catches up, so this only shortens it).
         await ctx.admin.send(source, MarkReadonly(vid, persist=False))
     try:
-        size = await copy_volume(ctx, vid, source, target, status.collection)
+        size = await copy_volume(ctx, vid, source, target, status.collection, "volume.copy")
     finally:
         if froze:
             await ctx.admin.send(source, MarkWritable(vid))

@@ -1,18 +1,13 @@
-"""The steps the shell's repair commands are made of, over the volume servers' admin calls
-(`client/volume_admin.py`): copy a volume, prove one replica holds everything another does,
-remove a surplus copy without losing a write, move a volume.
+"""The steps the shell's commands are made of, over the volume servers' admin calls
+(`client/volume_admin.py`); copies and trims are `client/repair.py`'s, shared with the
+master's repair loop.
 
-* **copy**: the target pulls the volume (`/admin/volume/copy`: checksummed pieces, catch-up
-  rounds, then a pull of anything newer from the source).
 * **lacking**: the needle states `holder` has that `other` lacks or holds older (digests
   first, needle lists only of the buckets that differ; formats/replica_digest.py decides).
-* **trim**: every survivor first pulls what the doomed copy holds newer (`/admin/volume/sync`),
-  then each must be proven to lack nothing of it, and only then is the copy deleted. The
-  reference's trim deletes a needle's only copy (maintenance spec §3.2); this one refuses.
 * **move**: the source is frozen (read-only, not persisted), the target copies it, the two are
-  compared (same live needles, both frozen now), and only then the source's copy is deleted.
-  A failure before that deletes the copy this move made and makes the source writable again
-  if the move froze it.
+  compared (every state of the frozen source must be on the target), and only then the
+  source's copy is deleted. A failure before that deletes the copy this move made and makes
+  the source writable again if the move froze it.
 """
 
 from __future__ import annotations
@@ -22,27 +17,24 @@ from collections.abc import Callable
 from seaweed_py import errors
 from seaweed_py.cli.shell.registry import ShellContext
 from seaweed_py.formats.replica_digest import NeedleState, newer_states
-from seaweed_py.formats.wire import (
-    CopyVolume,
-    DeleteVolume,
-    MarkReadonly,
-    MarkWritable,
-)
+from seaweed_py.formats.wire import DeleteVolume, MarkReadonly, MarkWritable
+from seaweed_py.topology.repair import CopyOrder
 
-__all__ = ["copy_volume", "lacking", "move_volume", "trim_copy"]
+__all__ = ["copy_volume", "lacking", "move_volume"]
 
 Say = Callable[[str], None]
 Check = Callable[[], None]
 
 
 async def copy_volume(
-    ctx: ShellContext, vid: int, source: str, target: str, collection: str
+    ctx: ShellContext, vid: int, source: str, target: str, collection: str, why: str
 ) -> int:
-    """Have `target` copy volume `vid` from `source`; the bytes copied."""
+    """Have `target` copy volume `vid` from `source` (client/repair.py, as the master's
+    re-replication does); the bytes copied."""
     if source == target:
         raise errors.BadRequest(f"source and target are both {source}", volume_id=vid)
-    done = await ctx.admin.copy_volume(target, CopyVolume(vid, source, collection))
-    return int(done.get("size") or 0)
+    done = await ctx.repairs.copy(CopyOrder(vid, source, target, collection, why))
+    return done.size
 
 
 async def lacking(ctx: ShellContext, vid: int, holder: str, other: str) -> list[NeedleState]:
@@ -55,30 +47,6 @@ async def lacking(ctx: ShellContext, vid: int, holder: str, other: str) -> list[
     held = await ctx.admin.needle_states(holder, vid, differ)
     other_states = {s.key: s for s in await ctx.admin.needle_states(other, vid, differ)}
     return newer_states(other_states, held)
-
-
-async def trim_copy(
-    ctx: ShellContext, vid: int, doomed: str, keep: tuple[str, ...], say: Say, check: Check
-) -> None:
-    """Delete the copy of `vid` on `doomed` once every node of `keep` holds what it holds."""
-    if not keep:
-        raise errors.Conflict(f"volume {vid}: no other copy to keep", volume_id=vid)
-    for survivor in keep:
-        report = await ctx.admin.sync(survivor, vid, doomed)
-        if report.changed:
-            say(
-                f"volume {vid}: {survivor} took {report.changed} newer needle state(s) from {doomed}"
-            )
-    for survivor in keep:
-        missing = await lacking(ctx, vid, doomed, survivor)
-        if missing:
-            raise errors.Conflict(
-                f"volume {vid}: {survivor} still lacks {len(missing)} needle state(s) of the "
-                f"copy on {doomed}; not deleting it",
-                volume_id=vid,
-            )
-    check()
-    await ctx.admin.send(doomed, DeleteVolume(vid))
 
 
 async def move_volume(
@@ -99,7 +67,7 @@ async def move_volume(
     copied = False
     try:
         say(f"copying volume {vid} from {source} to {target}")
-        await copy_volume(ctx, vid, source, target, status.collection)
+        await copy_volume(ctx, vid, source, target, status.collection, "volume.move")
         copied = True
         say(f"verifying volume {vid} on {target} against {source}")
         missing = await lacking(ctx, vid, source, target)
