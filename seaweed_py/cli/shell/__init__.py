@@ -2,12 +2,12 @@
 
     weedpy shell -master=127.0.0.1:9333                  # interactive (history, tab completion)
     echo "volume.list" | weedpy shell -master=...        # commands from standard input
-    weedpy shell -master=... -c "volume.tier.upload -volumeId=7 -dest=s3"
+    weedpy shell -master=... -c "lock; volume.tier.upload -volumeId=7 -dest=s3"
 
 One command per line (or several separated by `;`), each `name -flag=value ...` as in weed
 shell; `help` lists the commands, `help NAME` (or `NAME -h`) shows a command's flags, `exit`
 leaves. A failing command prints one line `error: ...` and the shell goes on; the exit status
-is 1 when any command failed (weed's shell always exits 0; docs/compat.md). The commands talk
+is 1 when any command failed (as weed 4.48's from standard input). The commands talk
 to the master and the volume servers through `seaweed_py.client` only, and sign their calls
 with a cluster token when security.toml (found like the servers find it, `-config_dir`) has a
 signing key.
