@@ -671,3 +671,35 @@ def test_interactive_prompt_completes_and_remembers(
     assert os.waitstatus_to_exitcode(status) == 0, seen
     history = (tmp_path / ".weedpy_shell_history").read_text()
     assert "cluster.ps" in history and "lock" in history
+
+
+def test_a_killed_server_shows_in_check_ps_and_the_plan(tmp_path: Path, config: Path) -> None:
+    """SIGKILL one of two servers: cluster.check fails naming it and cluster.ps marks it while
+    the master still lists it; once dropped, fix.replication reports the 001 volumes it cannot
+    place (no failure, as weed), and lock and -apply change nothing."""
+    with start_cluster(
+        "weedpy",
+        tmp_path,
+        2,
+        replication="001",
+        pulse_seconds=1,
+        config_dir=config,
+        master_args=["-repairDelaySeconds=-1"],
+    ) as small:
+        blobs = upload(small, 2, replication="001")
+        vid = vid_of(next(iter(blobs)))
+        dead, alive = small.volume_urls
+        small.kill_volume(0)
+        status, out = sh(small, "cluster.check; cluster.ps", config)
+        assert status == 1
+        assert f"checking volume server {dead} ... FAILED" in out
+        assert f"checking volume server {alive} ... ok" in out
+        assert f"* {dead} (not answering)" in out
+        errs = errors_of(out)
+        assert len(errs) == 1 and dead in errs[0], out
+        until("the master to drop the server", lambda: holders(small, vid) == [alive])
+        status, out = sh(small, "lock; volume.fix.replication -apply", config)
+        assert status == 0, out
+        assert f"failed to place volume {vid} replica as 001, existing:1" in out
+        assert holders(small, vid) == [alive]
+        readable(small, blobs, [alive])
