@@ -150,6 +150,53 @@ def cluster_post(cluster: Cluster, path: str) -> tuple[int, bytes]:
 # ---------------------------------------------------------------------------- reading
 
 
+def test_volume_list_prints_weeds_tree(cluster: Cluster, shell: Callable[..., Any]) -> None:
+    blobs = upload(cluster, 1, collection="tree", replication="010")
+    vid = vid_of(next(iter(blobs)))
+    where = holders(cluster, vid)
+    status, out = shell(f"volume.list -volumeId {vid}")
+    assert status == 0, out
+    lines = out.splitlines()
+    assert re.fullmatch(r"Topology hdd\(volume:\d+/\d+ active:\d+ free:\d+ remote:0\)", lines[0])
+    assert lines[1].startswith("  DataCenter dc1 hdd(volume:")
+    nodes = [ln.split()[1] for ln in lines if ln.startswith("      DataNode ")]
+    assert nodes == [u for u in where for _ in ("header", "totals")], out
+    volume_lines = [ln for ln in lines if ln.startswith("          volume ")]
+    assert len(volume_lines) == 2, out
+    for ln in volume_lines:
+        assert re.fullmatch(
+            rf"          volume Id:{vid}, Size:\d+, ReplicaPlacement:010, Collection:tree, "
+            r"Version:3, Ttl:, FileCount:\d, DeleteCount:0, DeletedByteCount:0, "
+            r"ReadOnly:false, ModifiedAtSecond:\d+ ",
+            ln,
+        ), ln
+    assert any(re.fullmatch(r"        Disk hdd\(volume:\d+/60 .*\) id:0", ln) for ln in lines)
+    assert re.fullmatch(r"total size:\d+ file_count:\d+ ", lines[-1])
+
+    status, out = shell(f"volume.list -volumeId {vid} -v 2 -rack r2")
+    rack_lines = out.splitlines()
+    assert [ln.split()[0] for ln in rack_lines] == [
+        "Topology",
+        "DataCenter",
+        "Rack",
+        "Rack",
+        "DataCenter",
+        "total",
+    ], out
+    status, out = shell(f"volume.list -volumeId {vid} -readonly")
+    assert len(out.splitlines()) == 2  # nothing read-only: the topology and the total only
+    status, out = shell(f"volume.list -dataNode {where[0]} -collectionPattern tr?e -json")
+    tree = json.loads(out)
+    shown = [
+        (node["url"], v["id"])
+        for dc in tree["dataCenters"]
+        for rack in dc["racks"]
+        for node in rack["nodes"]
+        for v in node["volumes"]
+    ]
+    assert (where[0], vid) in shown and {u for u, _ in shown} == {where[0]}
+
+
 def test_help_ps_check_and_lists(cluster: Cluster, shell: Callable[..., Any]) -> None:
     upload(cluster, 3, collection="pics", replication="010")
     status, out = shell("help; help volume.move; volume.fix.replication -h")

@@ -87,7 +87,7 @@ def test_upload_list_and_download_through_the_shell(
     ]
     assert len(rows) == 2 and all(r["remoteStorageName"] == "s3.default" for r in rows), rows
     human = shell(cluster, "volume.list")
-    assert "remote_storage_name:s3.default" in human.stdout
+    assert ", RemoteStorageName:s3.default " in human.stdout
 
     back = shell(cluster, f"lock\nvolume.tier.download -volumeId={vid} -json")
     assert back.returncode == 0, back.stdout + back.stderr
