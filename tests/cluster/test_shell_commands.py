@@ -310,6 +310,7 @@ def test_fix_replication_copies_and_trims_without_losing_a_write(
     status, out = shell("volume.fix.replication -collectionPattern fix")
     assert status == 0, out
     assert "Running in simulation mode" in out
+    assert f"volume {vid} replication 010, but under replicated +1" in out
     assert f"replicating volume {vid} 010 from {kept} to dataNode {r2} ..." in out
     assert holders(cluster, vid) == [kept]  # a simulation changes nothing
 
@@ -334,7 +335,7 @@ def test_fix_replication_copies_and_trims_without_losing_a_write(
     status, out = shell("lock; volume.fix.replication -force -collectionPattern fix")
     assert status == 0, out
     assert "WARNING: -force is deprecated" in out
-    assert re.search(rf"volume {vid} replication 010 has 3 of 2 copies", out)
+    assert f"volume {vid} replication 010, but over replicated +3" in out
     until("two copies", lambda: len(holders(cluster, vid)) == 2)
     left = holders(cluster, vid)
     assert r2 in left  # the only copy in rack r2 stays

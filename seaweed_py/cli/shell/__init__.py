@@ -170,10 +170,13 @@ def _help(ctx: ShellContext, args: list[str]) -> None:
     if args and args[0] in COMMANDS:
         ctx.say(_usage(COMMANDS[args[0]].flags().usage()))
         return
-    width = max(len(n) for n in COMMANDS)
+    ctx.say(
+        'Type:\t"help <command>" for help on <command>. Most commands support "<command> -h" also for options. '
+    )
+    width = max(len(n) for n in COMMANDS) + 8
     for name in sorted(COMMANDS):
-        ctx.say(f"  {name:<{width}}  {COMMANDS[name].summary}")
-    ctx.say("  help [command], exit")
+        ctx.say(f"  {name:<{width}}\t# {COMMANDS[name].summary} ")
+    ctx.say(f"  {'exit':<{width}}\t# leave the shell (also quit, or end of input) ")
 
 
 def _interactive() -> Iterable[str]:

@@ -146,15 +146,28 @@ async def fix_replication(ctx: ShellContext, opts: dict[str, Any], args: list[st
 
 
 def _describe(todo: RepairPlan, snap: Snapshot, say: Any) -> None:
+    """The plan in weed's words (maintenance spec §3.2)."""
+    view = snap.view
     for c in todo.copies:
-        rp = snap.view.volumes[c.volume].placement
-        say(f"volume {c.volume} {c.reason}")
+        vol = view.volumes[c.volume]
+        places, rp = view.places(vol), vol.placement
+        if len(places) < rp.copy_count:
+            say(f"volume {c.volume} replication {rp}, but under replicated +{len(places)}")
+        else:
+            say(
+                f"volume {c.volume} replication {rp} is not well placed "
+                f"[{', '.join(map(str, places))}], adding a well-placed replica before trimming..."
+            )
         say(f"replicating volume {c.volume} {rp} from {c.source} to dataNode {c.target} ...")
     for t in todo.trims:
-        say(f"volume {t.volume} {t.reason}")
+        vol = view.volumes[t.volume]
+        say(
+            f"volume {t.volume} replication {vol.placement}, but over replicated "
+            f"+{len(view.places(vol))}"
+        )
         say(f"deleting volume {t.volume} from {t.doomed} ...")
     for u in todo.unplaceable:
-        vol = snap.view.volumes[u.volume]
+        vol = view.volumes[u.volume]
         say(
             f"failed to place volume {u.volume} replica as {vol.placement}, "
             f"existing:{len(vol.copies)}: {u.reason}"
