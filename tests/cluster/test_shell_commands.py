@@ -549,6 +549,8 @@ def test_mistakes_are_one_line_each_and_change_nothing(
         f"volume.move -volumeId {vid} -source {a} -target {a}": "both",
         f"volume.move -volumeId {vid} -source {a}": "-target is required",
         f"volume.copy -volumeId {vid} -source {a} -target {b}": "already exists",
+        f"volume.move -volumeId {vid} -source {a} -target 127.0.0.1:1": "127.0.0.1:1",
+        f"volume.move -volumeId 4000000 -source {a} -target {b}": "no such volume",
         f"volume.mark -node {a} -volumeId {vid} -readonly -writable": "exactly one",
         f"volume.mark -node {a} -volumeId {vid}": "exactly one",
         "volume.scrub -mode index": "full mode",
@@ -573,6 +575,11 @@ def test_mistakes_are_one_line_each_and_change_nothing(
         assert says in error, (says, error)
     assert holders(cluster, vid) == [a, b]
     readable(cluster, blobs, [a, b])
+    # The failed move made its source writable again.
+    until(
+        "the source writable again",
+        lambda: not any(v["Id"] == vid and v["ReadOnly"] for v in node_volumes(cluster)[a]),
+    )
 
 
 def test_unreachable_master_is_one_line_and_exit_1(tmp_path: Path) -> None:
