@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -618,18 +617,6 @@ def test_commands_from_standard_input(cluster: Cluster, config: Path) -> None:
     assert "* volume servers 3" in done.stdout and "nothing to move" in done.stdout
 
 
-def _reap(pid: int) -> int:
-    """The child's wait status once it exits (SIGKILLed if it has not within 10 s)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return os.waitpid(pid, 0)[1]
-
-
 def _outsider_bindable() -> bool:
     with socket.socket() as probe:
         try:
@@ -689,10 +676,16 @@ def test_interactive_prompt_completes_and_remembers(
         "shell",
         f"-master={cluster.master_url}",
     ]
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the shell on a terminal
-        os.environ["HOME"] = str(tmp_path)
-        os.execv(sys.executable, argv)
+    fd, terminal = pty.openpty()  # the shell's stdin and stdout are a terminal
+    child = subprocess.Popen(
+        argv,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "HOME": str(tmp_path)},
+        start_new_session=True,
+    )
+    os.close(terminal)
     seen = b""
 
     def expect(what: bytes, timeout: float = 30.0) -> None:
@@ -721,9 +714,13 @@ def test_interactive_prompt_completes_and_remembers(
         os.write(fd, f"volume.mark -node {node} -volumeId {vid} -writable\nexit\n".encode())
         expect(b"marked writable")
     finally:
-        status = _reap(pid)
+        try:
+            code = child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            code = child.wait()
         os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert code == 0, seen
     history = (tmp_path / ".weedpy_shell_history").read_text()
     assert "cluster.ps" in history and "lock" in history
 

@@ -115,6 +115,7 @@ async def fix_replication(ctx: ShellContext, opts: dict[str, Any], args: list[st
         say(SIMULATION)
     match = collection_matcher(opts["collectionPattern"])
     actions: list[dict[str, Any]] = []
+    unplaceable: set[int] = set()
     failed = 0
     for _ in range(_MAX_PASSES):
         snap = await snapshot(ctx)
@@ -123,7 +124,10 @@ async def fix_replication(ctx: ShellContext, opts: dict[str, Any], args: list[st
         if not opts["doDelete"]:
             todo.trims = []
         _describe(todo, snap, say)
-        actions.extend({"action": "unplaceable", "volume": u.volume} for u in todo.unplaceable)
+        for u in todo.unplaceable:
+            if u.volume not in unplaceable:
+                unplaceable.add(u.volume)
+                actions.append({"action": "unplaceable", "volume": u.volume, "reason": u.reason})
         if not apply or not todo.actions():
             actions.extend(_planned(todo))
             break
@@ -139,7 +143,7 @@ async def fix_replication(ctx: ShellContext, opts: dict[str, Any], args: list[st
             break
     if quiet:
         ctx.emit({"apply": apply, "actions": actions})
-    elif apply and not actions:
+    elif not actions:
         ctx.say("every volume has the copies its replica placement asks for")
     if failed:
         raise errors.WeedError(f"{failed} repair(s) failed (see above)")
