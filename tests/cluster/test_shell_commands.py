@@ -159,7 +159,7 @@ def test_volume_list_prints_weeds_tree(cluster: Cluster, shell: Callable[..., An
     assert re.fullmatch(r"Topology hdd\(volume:\d+/\d+ active:\d+ free:\d+ remote:0\)", lines[0])
     assert lines[1].startswith("  DataCenter dc1 hdd(volume:")
     nodes = [ln.split()[1] for ln in lines if ln.startswith("      DataNode ")]
-    assert nodes == [u for u in where for _ in ("header", "totals")], out
+    assert sorted(nodes) == sorted(where * 2), out  # a header and a totals line each
     volume_lines = [ln for ln in lines if ln.startswith("          volume ")]
     assert len(volume_lines) == 2, out
     for ln in volume_lines:
