@@ -54,7 +54,7 @@ def tiered_volume(cluster: Cluster, count: int) -> tuple[int, dict[str, bytes]]:
         blobs[assigned["fid"]] = data
     counts = Counter(int(fid.split(",")[0]) for fid in blobs)
     vid = counts.most_common(1)[0][0]
-    done = shell(cluster, f"volume.tier.upload -volumeId={vid} -dest=s3\n")
+    done = shell(cluster, f"lock\nvolume.tier.upload -volumeId={vid} -dest=s3\n")
     assert done.returncode == 0, done.stdout + done.stderr
     return vid, {fid: data for fid, data in blobs.items() if fid.startswith(f"{vid},")}
 
@@ -96,7 +96,7 @@ def test_a_tiered_volume_is_downloaded_compacted_and_uploaded_again(
         assert call("DELETE", f"{cluster.volume_urls[0]}/{fid}")[0] == 202
     kept = {fid: data for fid, data in blobs.items() if fid not in gone}
 
-    done = shell(cluster, f"volume.tier.compact -volumeId={vid} -garbageThreshold=0.3\n")
+    done = shell(cluster, f"lock\nvolume.tier.compact -volumeId={vid} -garbageThreshold=0.3\n")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"volume {vid} vacuumed: " in done.stdout and "bytes reclaimed" in done.stdout
 
@@ -129,7 +129,7 @@ def test_a_tiered_volume_below_the_threshold_is_left_alone(
     before = [state(server, vid) for server in cluster.volume_urls]
 
     vacuum(cluster, vid, 0.9)
-    done = shell(cluster, "volume.tier.compact -garbageThreshold=0.9 -json\n")
+    done = shell(cluster, "lock\nvolume.tier.compact -garbageThreshold=0.9 -json\n")
     assert done.returncode == 0, done.stdout + done.stderr
     (report,) = json.loads(done.stdout)
     assert report["volumeId"] == vid and report["already"] and report["reclaimed"] == 0

@@ -12,6 +12,7 @@ weed's automatic selection (`volume.tier.upload` without `-volumeId`: `-fullPerc
 `-quietFor`) is the master's `-tier.*` policy in weedpy; `-concurrency` is not offered (the
 volume server uploads 4 parts at a time). Both are docs/compat.md rows. `volume.tier.compact`
 runs `Tiering.vacuum` on each volume in turn (weed's moves every holder but one off the object).
+Each command needs the admin lock (`lock`), as weed's `volume.tier.*` do.
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ async def tier_compact(ctx: ShellContext, opts: dict[str, Any], args: list[str])
     threshold = float(opts["garbageThreshold"])
     if not 0.0 <= threshold <= 1.0:
         raise UsageError("-garbageThreshold must be a ratio from 0 to 1")
+    ctx.lock.check()
     if opts["volumeId"]:
         vids = [_volume_id(opts)]
     else:
