@@ -18,6 +18,12 @@ one period; and a server that comes back (its first heartbeat answered, or one a
 pulses: a restart, a freeze, a partition) pulls at once and asks its peers to pull from it, so
 writes only it holds reach them and deletes it missed reach it. Checks of one server run one
 at a time; puts are fetched a few at a time.
+
+A record of `_LARGE` bytes or more is held whole (a few times over) while it is fetched,
+checked and stored, so such records are fetched one at a time, and only once the write they
+stand for has had the time replication gives it: a check that meets a large write in flight
+(one holder has appended it, the other is still receiving it) finds it arrived and fetches
+nothing, instead of holding a second copy of a body the upload path streams in bounded memory.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -37,7 +44,7 @@ from seaweed_py.errors import (
     VolumeNotFound,
     WeedError,
 )
-from seaweed_py.formats.replica_digest import NeedleState, newer_states
+from seaweed_py.formats.replica_digest import NeedleState, bucket_of, newer_states, winner
 from seaweed_py.formats.wire import SyncReport
 from seaweed_py.storage.store import Store
 from seaweed_py.storage.volume import Volume
@@ -48,6 +55,9 @@ __all__ = ["AntiEntropy"]
 log = logging.getLogger(__name__)
 
 _FETCHES: Final = 8  # records fetched from a peer at once
+_LARGE: Final = 1 << 20  # bytes: a record fetched alone, once settled (module docstring)
+_SETTLE_NS: Final = 10 * 10**9  # a write's replication timeout (5 s of silence) and more
+_SETTLE_NS_PER_BYTE: Final = 10**9 / (32 << 20)  # ...plus the second per 32 MiB it grants
 _COME_BACK_DELAY: Final = 1.0  # lets requests a frozen server held apply before it compares
 
 
@@ -73,6 +83,7 @@ class AntiEntropy:
         self.interval = interval
         self._rng = rng or random.Random()
         self._busy = asyncio.Lock()
+        self._large = asyncio.Semaphore(1)
         self._task: asyncio.Task[None] | None = None
         self._returns: set[asyncio.Task[None]] = set()
 
@@ -187,6 +198,23 @@ class AntiEntropy:
             )
         return report
 
+    async def _fetch(
+        self, volume: Volume, peer: str, state: NeedleState, known: NeedleState | None
+    ) -> str:
+        record, stamp = await self._admin.needle_record(peer, volume.id, state.key)
+        done = await asyncio.to_thread(volume.apply_put, record, stamp, known)
+        return "pulled" if done else "skipped"
+
+    async def _settled(self, volume: Volume, state: NeedleState) -> NeedleState | None:
+        """This volume's state of `state.key` once the write `state` stands for has had the
+        time replication gives it (at most that long from now, whatever the peers' clocks)."""
+        settle = _SETTLE_NS + int(state.size * _SETTLE_NS_PER_BYTE)
+        wait = min(settle, state.stamp + settle - time.time_ns())
+        if wait > 0:
+            await asyncio.sleep(wait / 1e9)
+        found = await asyncio.to_thread(volume.states, (bucket_of(state.key),))
+        return found.get(state.key)
+
     async def _apply(
         self, volume: Volume, peer: str, state: NeedleState, known: NeedleState | None
     ) -> str:
@@ -195,9 +223,13 @@ class AntiEntropy:
             if state.deleted:
                 done = await asyncio.to_thread(volume.apply_delete, state, known)
                 return "deleted" if done else "skipped"
-            record, stamp = await self._admin.needle_record(peer, volume.id, state.key)
-            done = await asyncio.to_thread(volume.apply_put, record, stamp, known)
-            return "pulled" if done else "skipped"
+            if state.size >= _LARGE:
+                async with self._large:
+                    known = await self._settled(volume, state)
+                    if winner(known, state) is not state or known == state:
+                        return "skipped"
+                    return await self._fetch(volume, peer, state, known)
+            return await self._fetch(volume, peer, state, known)
         except NotFound:
             return "skipped"  # gone from the peer meanwhile: the next check sees why
         except CorruptNeedle as exc:
