@@ -79,7 +79,7 @@ def due_lazy(lazy: dict[int, float], limit: float) -> set[int]:
 
 
 class Committer(Protocol):
-    """What a volume needs of a group committer (this thread one, or fsync_helper's)."""
+    """What a volume outside a store needs of a group committer (a store's volumes journal)."""
 
     def request(self, fds: Iterable[int], lazy: Iterable[int] = ()) -> Future[None]: ...
 

@@ -32,6 +32,7 @@ pulse).
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import shutil
@@ -60,8 +61,13 @@ from seaweed_py.formats.ttl import Ttl
 from seaweed_py.formats.vif import RemoteFile
 from seaweed_py.storage.backend import Backends
 from seaweed_py.storage.directories import check_directory
-from seaweed_py.storage.fsync_helper import HelperGroupCommitter
-from seaweed_py.storage.group_commit import Committer, GroupCommitter
+from seaweed_py.storage.journal import (
+    DEFAULT_RING,
+    JOURNAL_FILE,
+    Journal,
+    JournalEntry,
+    read_entries,
+)
 from seaweed_py.storage.volume import (
     DEFAULT_SIZE_LIMIT,
     DISK_FULL,
@@ -72,6 +78,7 @@ from seaweed_py.storage.volume import (
     VolumeStatus,
 )
 from seaweed_py.storage.volume_copy import IncomingCopy, remove_partial_copies
+from seaweed_py.storage.volume_loading import sync_dir
 from seaweed_py.storage.volume_paths import parse_volume_file_name, volume_base_name
 
 __all__ = ["DISK_FULL_MARGIN", "DiskLocation", "Store", "held_directory"]
@@ -112,13 +119,13 @@ class Store:
         large_disk: bool = False,
         size_limit: int = DEFAULT_SIZE_LIMIT,
         clock_ns: Callable[[], int] = time.time_ns,
-        fsync_helper: bool = False,
+        journal_ring: int = DEFAULT_RING,
         disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage,
         backends: Backends | None = None,
         compaction_bytes_per_second: int = 0,
     ) -> None:
-        """`fsync_helper`: group-commit fsyncs run in a helper process whose answers an event
-        loop reads (storage/fsync_helper.py; the volume server), not in a thread.
+        """With `-fsync=group` each directory gets a write-ahead journal of `journal_ring`
+        bytes (storage/journal.py): a commit round is one fdatasync of it.
         `disk_usage`: (total, used, free) bytes of the file system holding a directory.
         `compaction_bytes_per_second`: how fast a vacuum may copy (0: no limit)."""
         if not locations:
@@ -129,9 +136,8 @@ class Store:
         self.large_disk = large_disk
         self._size_limit = size_limit
         self._clock_ns = clock_ns
-        self._committer: Committer | None = None
-        if fsync_mode is FsyncMode.GROUP:
-            self._committer = HelperGroupCommitter() if fsync_helper else GroupCommitter()
+        self._journal_ring = journal_ring
+        self.journals: list[Journal | None] = [None] * len(self.locations)
         self._volumes: dict[int, Volume] = {}
         self._where: dict[int, int] = {}  # volume id -> index into locations
         self._copies: dict[int, tuple[int, IncomingCopy]] = {}  # copies under way: slots held
@@ -163,6 +169,13 @@ class Store:
         self._uuids = [_directory_uuid(loc.path) for loc in self.locations]
         with ThreadPoolExecutor(max_workers=len(self.locations)) as pool:
             found = list(pool.map(self._load_location, range(len(self.locations))))
+        for i, journal in enumerate(self.journals):
+            path = self.locations[i].path / JOURNAL_FILE
+            if journal is not None:
+                journal.begin()  # every volume replayed and repaired: a checkpoint
+            elif path.exists():  # replayed: stale from now on, as appends go on
+                path.unlink()
+                sync_dir(self.locations[i].path)
         for i, volumes in enumerate(found):
             for v in volumes:
                 if v.id in self._volumes:
@@ -179,8 +192,21 @@ class Store:
                 self._where[v.id] = i
 
     def _load_location(self, i: int) -> list[Volume]:
+        """The volumes of location `i`, opened with its journal's entries replayed."""
         loc = self.locations[i]
         remove_partial_copies(loc.path)
+        entries, end = read_entries(loc.path / JOURNAL_FILE)
+        replay: dict[int, list[JournalEntry]] = {}
+        for e in entries:
+            replay.setdefault(e.volume_id, []).append(e)
+        if self.fsync_mode is FsyncMode.GROUP:
+            self.journals[i] = Journal(
+                loc.path,
+                functools.partial(self._sync_location, i),
+                ring=self._journal_ring,
+                start=end,
+            )
+        failed: set[int] = set()
         seen: set[tuple[str, int]] = set()
         strangers: set[str] = set()
         volumes: list[Volume] = []
@@ -197,10 +223,13 @@ class Store:
             if not os.path.exists(base + ".dat") and not _names_remote_file(base + ".vif"):
                 continue
             try:
-                volumes.append(self._open(loc.path, vid, collection))
+                volumes.append(self._open(loc.path, vid, collection, replay.get(vid, ()), i))
             except (WeedError, OSError, ValueError) as exc:
                 log.error("cannot load volume %s: %s", base, exc)
                 self.load_errors[base] = str(exc)
+                failed.add(vid)
+        if failed & replay.keys():
+            _keep_aside(loc.path / JOURNAL_FILE)
         return volumes
 
     def _skip_stranger(self, directory: Path, entry: str, strangers: set[str]) -> None:
@@ -213,14 +242,23 @@ class Store:
         log.error("skipping %s.*: %s", directory / stem, why)
         self.load_errors[str(directory / stem)] = why
 
-    def _open(self, directory: Path, vid: int, collection: str) -> Volume:
+    def _open(
+        self,
+        directory: Path,
+        vid: int,
+        collection: str,
+        replay: Sequence[JournalEntry] = (),
+        i: int = 0,
+    ) -> Volume:
+        """Open volume `vid` of location `i` (`replay`: its journal entries, at load)."""
         return Volume.open(
             directory,
             vid,
             collection=collection,
             index_kind=self.index_kind,
             fsync_mode=self.fsync_mode,
-            committer=self._committer,
+            journal=self.journals[i],
+            replay=replay,
             size_limit=self._size_limit,
             clock_ns=self._clock_ns,
             backends=self.backends,
@@ -314,7 +352,7 @@ class Store:
                 large_disk=self.large_disk,
                 index_kind=self.index_kind,
                 fsync_mode=self.fsync_mode,
-                committer=self._committer,
+                journal=self.journals[i],
                 size_limit=self._size_limit,
                 clock_ns=self._clock_ns,
                 preallocate=preallocate,
@@ -489,7 +527,7 @@ class Store:
         v = self._volume(volume_id)
         remote = v.tier_download(keep_remote=keep_remote, progress=progress)
         with self._lock:
-            fresh = self._open(v.directory, v.id, v.collection)
+            fresh = self._open(v.directory, v.id, v.collection, i=self._where.get(v.id, 0))
             self._volumes[volume_id] = fresh
         return remote
 
@@ -524,7 +562,7 @@ class Store:
                 self._where.pop(volume_id, None)
             old.destroy()
         fetch_sidecars(store, directory, base, key)
-        v = self._open(directory, volume_id, collection)
+        v = self._open(directory, volume_id, collection, i=i)
         with self._lock:
             self._volumes[volume_id] = v
             self._where[volume_id] = i
@@ -609,20 +647,24 @@ class Store:
             removed.append(v.id)
         return removed
 
-    @property
-    def committer(self) -> Committer | None:
-        """The group committer every volume shares (None unless `-fsync=group`)."""
-        return self._committer
+    def _sync_location(self, i: int) -> None:
+        """Sync every volume of location `i`: a checkpoint of its journal."""
+        for vid, where in list(self._where.items()):
+            v = self._volumes.get(vid)
+            if where == i and v is not None:
+                v.sync_data()
 
     def close(self) -> None:
-        """Close every volume (each syncs), then the group-commit thread."""
+        """Close every volume (each syncs), then the journals."""
         with self._lock:
             volumes = list(self._volumes.values())
             self._volumes.clear()
             self._where.clear()
         _close_all(volumes)
-        if self._committer is not None:
-            self._committer.close()
+        for i, journal in enumerate(self.journals):
+            if journal is not None:
+                journal.close()
+                self.journals[i] = None
         for fd in self._locks:
             os.close(fd)  # releases the flock
         self._locks.clear()
@@ -667,6 +709,14 @@ def held_directory(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _keep_aside(path: Path) -> None:
+    """Keep a journal whose entries could not all be replayed (a volume with entries did
+    not open) under another name, for an operator: resetting it would drop them."""
+    aside = path.with_name(f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.unreplayed")
+    shutil.copyfile(path, aside)
+    log.error("%s: entries of volumes that did not open are kept in %s", path, aside)
 
 
 def _lock_directory(directory: Path) -> int:

@@ -57,6 +57,7 @@ from seaweed_py.storage import volume_write as _write
 from seaweed_py.storage.backend import DatFile, LocalDatFile
 from seaweed_py.storage.group_commit import Committer, GroupCommitter, sync_file
 from seaweed_py.storage.integrity import CorruptNeedles, VerifiedMemo
+from seaweed_py.storage.journal import Journal
 from seaweed_py.storage.needle_map import IndexHit, IndexStats, MemoryNeedleMap, NeedleMap
 from seaweed_py.storage.stamps import STAMP_SUFFIX, StampLog
 from seaweed_py.storage.volume_loading import DEFAULT_SIZE_LIMIT, RecoveryReport, sync_dir
@@ -131,6 +132,7 @@ class Volume:
         index_kind: str,
         fsync_mode: FsyncMode,
         committer: Committer | None,
+        journal: Journal | None = None,
         size_limit: int,
         clock_ns: Callable[[], int],
     ) -> None:
@@ -143,7 +145,10 @@ class Volume:
         """The base name of the volume's files: `<collection>_<vid>` or `<vid>`."""
         self.index_kind = index_kind
         self.fsync_mode = fsync_mode
-        self._own_committer = committer is None and fsync_mode is FsyncMode.GROUP
+        self._journal = journal if fsync_mode is FsyncMode.GROUP else None
+        self._own_committer = (
+            committer is None and journal is None and fsync_mode is FsyncMode.GROUP
+        )
         self._committer: Committer | None = GroupCommitter() if self._own_committer else committer
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
@@ -460,6 +465,16 @@ class Volume:
             self._flush_idx()
             self._sync_files()
 
+    def sync_data(self) -> None:
+        """fsync `.dat` and `.idx` without the lock (a journal checkpoint, which may run
+        while a writer holding it waits for journal space). The batched `.idx` entries stay
+        batched: recovery rebuilds them from `.dat`."""
+        dat, idx = self._dat, self._idx
+        if self._writable_files and not self._closed:
+            for fd in (dat, idx):
+                if fd >= 0:
+                    sync_file(fd)
+
     def _sync_files(self) -> None:
         if self._dat >= 0 and self._writable_files:
             sync_file(self._dat)
@@ -480,7 +495,9 @@ class Volume:
                 self._compaction = None
             try:
                 self._flush_idx()
-                if self._writable_files and self._committer is not None and self._idx >= 0:
+                if self._writable_files and self._journal is not None:
+                    self._sync_files()  # what the journal holds of it is then durable twice
+                elif self._writable_files and self._committer is not None and self._idx >= 0:
                     # A round after every queued request on our fds: none of them may meet a
                     # closed (or reused) descriptor later.
                     fds = tuple(fd for fd in (self._dat, self._idx, self._stamps.fd) if fd >= 0)
@@ -512,9 +529,13 @@ class Volume:
 
     def destroy(self) -> None:
         """Close and delete every file of the volume (none if one resolves outside the
-        directory: `PathEscapesDirectory` is raised before the volume is closed)."""
+        directory: `PathEscapesDirectory` is raised before the volume is closed). The disk's
+        journal checkpoints first: none of its entries may be replayed into a volume that
+        later takes this one's id."""
         doomed = self.removable_files()
         self.close()
+        if self._journal is not None:
+            self._journal.checkpoint()
         for path in doomed:
             path.unlink(missing_ok=True)
         sync_dir(self.directory)

@@ -26,7 +26,7 @@ import ctypes
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -53,6 +53,7 @@ from seaweed_py.storage import volume_vacuum as _vacuum
 from seaweed_py.storage.backend import Backends, LocalDatFile
 from seaweed_py.storage.group_commit import Committer
 from seaweed_py.storage.integrity import CorruptRecord
+from seaweed_py.storage.journal import Journal, JournalEntry
 from seaweed_py.storage.needle_map import (
     IndexStats,
     LiveArrays,
@@ -107,6 +108,7 @@ def create_volume(
     index_kind: str = "memory",
     fsync_mode: FsyncMode = FsyncMode.GROUP,
     committer: Committer | None = None,
+    journal: Journal | None = None,
     size_limit: int = DEFAULT_SIZE_LIMIT,
     clock_ns: Callable[[], int] = time.time_ns,
     preallocate: int = 0,
@@ -120,6 +122,7 @@ def create_volume(
         index_kind=index_kind,
         fsync_mode=fsync_mode,
         committer=committer,
+        journal=journal,
         size_limit=size_limit,
         clock_ns=clock_ns,
     )
@@ -160,12 +163,16 @@ def open_volume(
     index_kind: str = "memory",
     fsync_mode: FsyncMode = FsyncMode.GROUP,
     committer: Committer | None = None,
+    journal: Journal | None = None,
+    replay: Sequence[JournalEntry] = (),
     size_limit: int = DEFAULT_SIZE_LIMIT,
     clock_ns: Callable[[], int] = time.time_ns,
     writable: bool = True,
     backends: Backends | None = None,
 ) -> Volume:
-    """Open an existing volume, repairing a crashed tail (module docstring).
+    """Open an existing volume, repairing a crashed tail (module docstring). `replay`:
+    the disk journal's entries of this volume, written back into `.dat` before the tail
+    is checked (storage/journal.py).
 
     With `writable=False` (offline tools) no file is changed: the volume is read-only, a
     torn tail is ignored rather than cut, and the index is kept in memory. A volume whose
@@ -178,10 +185,11 @@ def open_volume(
         index_kind=index_kind,
         fsync_mode=fsync_mode,
         committer=committer,
+        journal=journal,
         size_limit=size_limit,
         clock_ns=clock_ns,
     )
-    _load(v, writable, backends)
+    _load(v, writable, backends, replay)
     return v
 
 
@@ -189,6 +197,7 @@ def _load(
     self: Volume,
     writable: bool = True,
     backends: Backends | None = None,
+    replay: Sequence[JournalEntry] = (),
     *,
     finish_vacuum: bool = True,
 ) -> None:
@@ -221,7 +230,7 @@ def _load(
     try:
         self._dat = os.open(dat_path, flags | getattr(os, "O_CLOEXEC", 0))
         self._use_data(LocalDatFile(self._dat))
-        _load_files(self, vif_text)
+        _load_files(self, vif_text, replay)
     except BaseException:
         self._close_fds()
         if self._own_committer and self._committer is not None:
@@ -229,9 +238,11 @@ def _load(
         raise
 
 
-def _load_files(self: Volume, vif_text: bytes) -> None:
-    dat_size = os.fstat(self._dat).st_size
+def _load_files(self: Volume, vif_text: bytes, replay: Sequence[JournalEntry] = ()) -> None:
     self.superblock = read_superblock(self._dat, volume_id=self.id)
+    if replay and self._writable_files:
+        _replay(self, replay)
+    dat_size = os.fstat(self._dat).st_size
     self.version = self.superblock.version
     if self.version not in (2, 3):
         raise CorruptVolume(f"needle version {self.version} is not supported", volume_id=self.id)
@@ -271,6 +282,24 @@ def apply_vif(self: Volume) -> None:
     if self.info.replication:
         self.superblock = replace(
             self.superblock, replica_placement=ReplicaPlacement.parse(self.info.replication)
+        )
+
+
+def _replay(self: Volume, entries: Sequence[JournalEntry]) -> None:
+    """Write the journaled records back where they were appended (those of this `.dat`'s
+    compaction revision), then sync: after this, `.dat` holds every acknowledged record."""
+    revision = self.superblock.compaction_revision
+    written = 0
+    for e in entries:
+        if e.revision != revision or e.offset < self.superblock.block_size:
+            continue
+        if os.pread(self._dat, len(e.record), e.offset) != e.record:
+            os.pwrite(self._dat, e.record, e.offset)
+            written += 1
+    if written:
+        os.fdatasync(self._dat)
+        log.warning(
+            "volume %d: %d of %d journaled records written back", self.id, written, len(entries)
         )
 
 

@@ -641,6 +641,7 @@ def _reopen(self: Volume) -> None:
         index_kind=self.index_kind,
         fsync_mode=self.fsync_mode,
         committer=self._committer,
+        journal=self._journal,
         size_limit=self._size_limit,
         clock_ns=self._clock_ns,
     )

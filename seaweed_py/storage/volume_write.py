@@ -53,6 +53,7 @@ from seaweed_py.formats.needle import (
 )
 from seaweed_py.storage import volume_tier as _tier
 from seaweed_py.storage.group_commit import SETTLED, sync_file
+from seaweed_py.storage.journal import MAX_ENTRY
 from seaweed_py.storage.needle_map import IndexHit
 from seaweed_py.storage.stamps import next_stamp
 from seaweed_py.storage.volume_read import READ_CHUNK, NeedleLocation
@@ -126,11 +127,12 @@ def put_record(self: Volume, needle: Needle, origin_ns: int | None) -> WriteResu
     record = encode_needle(needle, self.version, append_at_ns=ts)
     size: int = NEEDLE_HEADER.unpack_from(record)[2]
     offset = _append(self, (record,), len(record), needle.key, size)
+    durable = _durable(self, offset, record)
     self._map.put(needle.key, offset, size)
     self._last_append_ns = ts
     self._newest = (offset, ts)
     self._stamps.note_put(needle.key, ts, origin_ns, needle.cookie)
-    return WriteResult(offset, size, False, _durable(self), ts if origin_ns is None else origin_ns)
+    return WriteResult(offset, size, False, durable, ts if origin_ns is None else origin_ns)
 
 
 def write_streamed(
@@ -225,12 +227,13 @@ def write_streamed(
             )
 
         offset = _append(self, parts(), total, needle.key, size)
+        durable = _durable(self, offset, None)
         self._map.put(needle.key, offset, size)
         self._last_append_ns = ts
         self._newest = (offset, ts)
         self._stamps.note_put(needle.key, ts, origin_ns, needle.cookie)
         stamp = ts if origin_ns is None else origin_ns
-        return WriteResult(offset, size, False, _durable(self), stamp)
+        return WriteResult(offset, size, False, durable, stamp)
 
 
 def delete(self: Volume, key: int, cookie: int, *, origin_ns: int | None = None) -> DeleteResult:
@@ -269,14 +272,14 @@ def tombstone(
     checksum = int.from_bytes(crc_bytes, "big") if len(crc_bytes) == 4 else 0
     ts = _next_append_ns(self, origin_ns)
     record = encode_tombstone(cookie, key, checksum, ts, self.version)
-    _append(self, (record,), len(record), key, -1)
+    durable = _durable(self, _append(self, (record,), len(record), key, -1), record)
     deleted = self._map.delete(key)
     self._last_append_ns = ts
     if self._newest is not None and self._newest[0] == offset:
         self._newest = None  # the newest live needle is another one now: found on demand
     stamp = ts if origin_ns is None else origin_ns
     self._stamps.note_delete(key, ts, stamp, cookie)
-    return DeleteResult(size if deleted is None else deleted, _durable(self), stamp)
+    return DeleteResult(size if deleted is None else deleted, durable, stamp)
 
 
 def _existing(self: Volume, key: int, cookie: int, hit: IndexHit) -> Needle | None:
@@ -478,7 +481,27 @@ def _truncate_back(self: Volume, dat_end: int, idx_end: int) -> None:
     self._idx_end = idx_end
 
 
-def _durable(self: Volume) -> Future[None]:
+def _durable(self: Volume, offset: int, record: bytes | None) -> Future[None]:
+    """The future of the record just appended at `offset` (caller holds the lock).
+
+    With a journal (storage/journal.py) a record is journaled, or, too large for it or
+    given only as streamed parts (`record` None), synced to `.dat` before the lock is
+    released: no later record of the volume can be acknowledged before it."""
+    journal = self._journal
+    if journal is not None:
+        if record is not None and len(record) <= MAX_ENTRY:
+            try:
+                return journal.append(self.id, self.compact_revision, offset, record)
+            except OSError:
+                _truncate_back(self, offset, self._idx_end - self.layout.entry_size)
+                raise
+        try:
+            sync_file(self._dat)
+        except OSError as exc:  # as a failed round: the write is reported failed
+            failed: Future[None] = Future()
+            failed.set_exception(exc)
+            return failed
+        return SETTLED
     stamps = self._stamps
     if self._committer is not None and self.fsync_mode is FsyncMode.GROUP:
         # The .idx is synced lazily: recovery rebuilds its lost tail from the .dat. So is the

@@ -49,7 +49,6 @@ from seaweed_py.httpkit.server import HttpServer
 from seaweed_py.security.settings import SecuritySettings
 from seaweed_py.security.tls import server_context
 from seaweed_py.storage.backend import Backends
-from seaweed_py.storage.fsync_helper import HelperGroupCommitter
 from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
 from seaweed_py.volume.access import check_delete, check_read, check_write
@@ -57,7 +56,6 @@ from seaweed_py.volume.admin import VERSION, AdminHandlers
 from seaweed_py.volume.anti_entropy import AntiEntropy
 from seaweed_py.volume.batch import MAX_BODY as BATCH_MAX_BODY
 from seaweed_py.volume.batch import BatchReader
-from seaweed_py.volume.durability import HelperDriver
 from seaweed_py.volume.options import VolumeOptions
 from seaweed_py.volume.read import BlobReader
 from seaweed_py.volume.repair import NeedleRepair
@@ -105,14 +103,12 @@ class VolumeServer:
             fsync_mode=FsyncMode(options.fsync_mode),
             large_disk=options.large_disk,
             clock_ns=lambda: int(clock() * 1e9),
-            fsync_helper=True,
             backends=Backends(
                 options.backends, cache_bytes=options.tier_cache, user_agent=SERVER_HEADER
             ),
             compaction_bytes_per_second=options.compaction_mbps * 1024 * 1024,
         )
         self.tier_reads = TierReads()
-        self._fsync_driver: HelperDriver | None = None
         self._disk_check: asyncio.Task[None] | None = None
         self.link = MasterLink(
             options.masters,
@@ -216,10 +212,6 @@ class VolumeServer:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.load)
-        committer = self.store.committer
-        if isinstance(committer, HelperGroupCommitter):
-            self._fsync_driver = HelperDriver(committer)
-            self._fsync_driver.start()
         await self.replicator.start()
         await self._peer_http.start()
         await self.reader.start()
@@ -291,9 +283,6 @@ class VolumeServer:
         await self.reader.close()
         await self.replicator.close()
         await self._peer_http.close()
-        if self._fsync_driver is not None:
-            self._fsync_driver.stop()
-            self._fsync_driver = None
         await asyncio.to_thread(self.store.close)
 
     def _limits(self) -> Limits:

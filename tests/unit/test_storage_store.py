@@ -23,6 +23,7 @@ from seaweed_py.formats.needle import Needle
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.storage.directories import check_directory
+from seaweed_py.storage.journal import JOURNAL_FILE
 from seaweed_py.storage.store import DISK_FULL_MARGIN, DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
 from seaweed_py.storage.volume_paths import parse_volume_file_name
@@ -134,7 +135,10 @@ def test_delete_volume_and_collection_remove_the_files(
     assert sorted(s.delete_collection("x")) == [1, 2]
     assert s.volume_infos() == []
     leftovers = sorted(p.name for d in ("a", "b") for p in (tmp_path / d).iterdir())
-    assert leftovers == [".weedpy.lock", ".weedpy.lock", "vol_dir.uuid", "vol_dir.uuid"]
+    assert (
+        leftovers
+        == [".weedpy.lock", ".weedpy.lock", "vol_dir.uuid", "vol_dir.uuid"] + [JOURNAL_FILE] * 2
+    )
     assert s.free_slots == 5
 
 

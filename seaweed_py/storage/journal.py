@@ -1,0 +1,421 @@
+"""The per-disk write-ahead journal: group commit at one fdatasync per round, whatever the number
+of volumes written.
+
+Without it, a group-commit round fsyncs every `.dat` it touched, one after another; each append
+grew its file, so each fdatasync also commits file-system metadata. Measured on the 2-core
+development VM (ext4 on a virtual disk, median of 300 rounds of 1.1 KB appends): one appended
+file 0.35-0.50 ms, eight appended files 1.6 ms in sequence (2.9-5.8 ms in parallel threads:
+they queue on the file system's journal), and one fdatasync of an overwrite inside a file whose
+blocks were already written 0.18-0.21 ms (0.28-0.31 ms into `fallocate`d, unwritten blocks,
+whose extents the sync must convert). So every small record (tombstones too) is also written
+here, the journal is what a round syncs, and the volumes' own files are synced in the
+background (a checkpoint), a few times a minute under load.
+
+File `<dir>/weedpy.journal` (weedpy's own; `weed` neither reads nor needs it):
+
+| bytes | what |
+|---|---|
+| 0..511, 512..1023 | two header slots, written alternately: `b"WPYJ"`, version u16, pad u16, seq u64, ring size u64, checkpoint LSN u64, CRC-32C u32 of the bytes before it (little-endian); the valid slot with the higher seq wins |
+| 4096.. | the ring: LSN `l` (a byte position in an endless log) lives at `4096 + l % size` |
+
+An entry, 8-aligned, never split across the ring's end:
+
+| field | type | note |
+|---|---|---|
+| magic | u32 | `0x314A4557` |
+| crc | u32 | CRC-32C of every byte after it: the rest of the header and the payload |
+| lsn | u64 | the entry's own LSN (an entry left from an earlier lap has another) |
+| dat offset | u64 | where the record lies in the volume's `.dat` |
+| volume id | u32 | |
+| length | u32 | payload bytes |
+| compaction revision | u16 | the `.dat`'s superblock revision the offset belongs to |
+| kind | u8 | 1 a needle record (the payload), 2 a skip to the next lap (no payload) |
+| pad | 5 bytes | |
+
+An entry that would cross the ring's end is preceded by a skip entry, or by nothing if fewer
+than 40 bytes are left (the reader skips those too).
+
+**Why replay is right.** Entries are written with one pwrite each, in LSN order, while the
+volume's lock is held right after its `.dat` append: for every volume the journal holds its
+records in append order. A round's future resolves after an fdatasync of the journal that
+started after every entry of the round was written, so an acknowledged entry and every entry
+before it are on disk: the durable part of the journal is a prefix, and the first entry that
+is torn (bad CRC), stale (another lap's LSN) or missing (zeros, past the file's end) ends it;
+what follows was never acknowledged. Replay (`read_entries`, then `Volume.open(replay=)`)
+pwrites each record of the prefix back where it was appended in `.dat` (byte-identical,
+so replaying twice is harmless); the records of a volume before its first journaled one were
+synced by a checkpoint, so after replay the `.dat` holds every acknowledged record contiguously
+in its original order, and the recovery walk (`scan.py`) finds them whole and cuts only what was
+never acknowledged. Records too large for the journal (streamed uploads) are synced to `.dat`
+before the volume's lock is released, so no later record of that volume is acknowledged before
+them either.
+
+**Checkpoints.** Once the journal holds a quarter of its ring since the last checkpoint, a
+thread syncs every volume of the disk (`.dat` and `.idx`; `sync_volumes`, given by the store)
+and then writes the LSN it started from into the other header slot and syncs it: entries below
+are no longer needed, and only then may the ring reuse their space. A checkpoint also runs
+before anything that changes where records lie (a volume destroyed, or replaced by a
+compaction, and the volume's id perhaps reused): no older entry can be replayed into a newer
+file. The revision in each entry guards the same thing a second way. After the store opened
+every volume (replay done, tails repaired), `reset` checkpoints at the end of the replayed
+prefix, so appends go on after it.
+
+**Space.** The ring's space is written (zeros) ahead of use, a MiB at a time, so a sync of an
+entry in a later lap writes no file-system metadata; the file reaches its full size during the
+first lap. `MAX_ENTRY` bounds the payload: records above it take the direct path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from seaweed_py.formats.crc import crc32c
+from seaweed_py.storage.group_commit import RoundFuture
+
+__all__ = [
+    "DEFAULT_RING",
+    "JOURNAL_FILE",
+    "MAX_ENTRY",
+    "Journal",
+    "JournalEntry",
+    "read_entries",
+]
+
+log = logging.getLogger(__name__)
+
+JOURNAL_FILE: Final = "weedpy.journal"
+DEFAULT_RING: Final = 64 << 20
+"""Ring bytes: about 60,000 1 KiB writes; a checkpoint every quarter of it."""
+MAX_ENTRY: Final = 1 << 20
+"""Largest payload journaled; a larger record is synced to its `.dat` directly."""
+
+_HEADER_AREA: Final = 4096
+_SLOT: Final = struct.Struct("<4sHHQQQ")  # magic, version, pad, seq, ring size, checkpoint
+_SLOT_CRC: Final = struct.Struct("<I")
+_SLOTS: Final = (0, 512)
+_MAGIC: Final = b"WPYJ"
+_VERSION: Final = 1
+_ENTRY: Final = struct.Struct("<IIQQIIHB5x")
+assert _ENTRY.size == 40
+ENTRY_MAGIC: Final = 0x314A4557
+_RECORD: Final = 1
+_SKIP: Final = 2
+_FILL_STEP: Final = 1 << 20  # zeros written ahead of the write position at a time
+_ZEROS: Final = bytes(_FILL_STEP)
+_CHECKPOINT_AT: Final = 4  # a checkpoint starts once a 1/4 of the ring is in use
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journaled needle record: where it was appended, and its bytes."""
+
+    volume_id: int
+    revision: int
+    offset: int
+    record: bytes
+
+
+def _pad8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+class _Header:
+    """The checkpoint LSN and the ring size, in two alternating slots (a torn slot write
+    leaves the other one, and its older checkpoint, whose entries are still in the ring)."""
+
+    def __init__(self, ring: int, checkpoint: int, seq: int) -> None:
+        self.ring, self.checkpoint, self.seq = ring, checkpoint, seq
+
+    @staticmethod
+    def read(fd: int) -> _Header | None:
+        best: _Header | None = None
+        for at in _SLOTS:
+            raw = os.pread(fd, _SLOT.size + _SLOT_CRC.size, at)
+            if len(raw) < _SLOT.size + _SLOT_CRC.size:
+                continue
+            (crc,) = _SLOT_CRC.unpack_from(raw, _SLOT.size)
+            if crc32c(raw[: _SLOT.size]) != crc:
+                continue
+            magic, version, _, seq, ring, checkpoint = _SLOT.unpack_from(raw)
+            if magic != _MAGIC or version != _VERSION or ring <= 0 or ring % 8:
+                continue
+            if best is None or seq > best.seq:
+                best = _Header(ring, checkpoint, seq)
+        return best
+
+    def write(self, fd: int) -> None:
+        """Write the next slot (seq + 1) and sync it."""
+        self.seq += 1
+        body = _SLOT.pack(_MAGIC, _VERSION, 0, self.seq, self.ring, self.checkpoint)
+        os.pwrite(fd, body + _SLOT_CRC.pack(crc32c(body)), _SLOTS[self.seq % 2])
+        os.fdatasync(fd)
+
+
+def read_entries(path: Path) -> tuple[list[JournalEntry], int]:
+    """The durable prefix of the journal at `path` (module docstring) and the LSN after it;
+    ([], 0) when there is no journal or no valid header."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return [], 0
+    try:
+        header = _Header.read(fd)
+        if header is None:
+            return [], 0
+        return _scan(fd, header.ring, header.checkpoint)
+    finally:
+        os.close(fd)
+
+
+def _scan(fd: int, ring: int, start: int) -> tuple[list[JournalEntry], int]:
+    entries: list[JournalEntry] = []
+    lsn = start
+    while lsn - start < ring:
+        at = lsn % ring
+        left = ring - at
+        if left < _ENTRY.size:
+            lsn += left
+            continue
+        head = os.pread(fd, _ENTRY.size, _HEADER_AREA + at)
+        if len(head) < _ENTRY.size:
+            break
+        magic, crc, got_lsn, offset, vid, length, revision, kind = _ENTRY.unpack(head)
+        if magic != ENTRY_MAGIC or got_lsn != lsn or length > left - _ENTRY.size:
+            break
+        payload = os.pread(fd, length, _HEADER_AREA + at + _ENTRY.size) if kind == _RECORD else b""
+        if crc32c(payload, crc32c(head[8:])) != crc:
+            break
+        if kind == _RECORD:
+            if len(payload) != length:
+                break
+            entries.append(JournalEntry(vid, revision, offset, payload))
+            lsn += _ENTRY.size + _pad8(length)
+        elif kind == _SKIP:
+            lsn += _ENTRY.size + length
+        else:
+            break
+    return entries, lsn
+
+
+class Journal:
+    """The journal of one data directory, shared by its volumes (thread-safe).
+
+    `append` writes an entry and returns the current round's future; the round's fdatasync
+    runs in whichever thread calls `kick()` (the volume server's event loop, once it has
+    handled the input at hand: one sync of 0.2 ms instead of a hand-over to another thread or
+    process) or waits on the future. `sync_volumes` is called by checkpoints (module
+    docstring)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        sync_volumes: Callable[[], None],
+        *,
+        ring: int = DEFAULT_RING,
+        start: int = 0,
+    ) -> None:
+        """Open (or create) the journal of `directory` for appending at LSN `start` (the end
+        of what `read_entries` replayed), once `begin` has checkpointed there."""
+        if ring <= _ENTRY.size or ring % 8:
+            raise ValueError(f"journal ring must be a multiple of 8 above {_ENTRY.size}: {ring}")
+        self.path = Path(directory) / JOURNAL_FILE
+        self._sync_volumes = sync_volumes
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        old = _Header.read(self._fd)
+        self._header = _Header(ring, start, old.seq if old else 0)
+        self._lock = threading.Lock()  # the write position and the round
+        self._sync_lock = threading.Lock()  # one fdatasync of the journal at a time
+        self._checkpoint_lock = threading.Lock()
+        self._pos = start  # LSN of the next entry
+        self._written = start  # LSN up to which entries are in the file
+        self._synced = start  # LSN up to which entries are durable
+        self._filled = max(0, os.fstat(self._fd).st_size - _HEADER_AREA)  # ring bytes on disk
+        self._round = RoundFuture(self)
+        self._round_end = start
+        self._checkpointing: threading.Thread | None = None
+        self._closed = False
+        self.syncs = 0  # journal fdatasyncs (rounds)
+        self.appends = 0
+        self.checkpoints = 0
+
+    def begin(self) -> None:
+        """Checkpoint at the start LSN: call once every volume of the directory has been
+        opened with its entries replayed (they are synced), before the first append."""
+        self._header.checkpoint = self._pos
+        self._header.write(self._fd)
+
+    @property
+    def ring(self) -> int:
+        return self._header.ring
+
+    @property
+    def in_use(self) -> int:
+        """Ring bytes since the last checkpoint."""
+        return self._pos - self._header.checkpoint
+
+    # ------------------------------------------------------------------ appends
+
+    def append(self, volume_id: int, revision: int, offset: int, record: bytes) -> Future[None]:
+        """Journal `record` (appended at `offset` of volume `volume_id`'s `.dat`, compaction
+        `revision`); the future resolves once it is durable. Call with the volume's lock
+        held, right after the `.dat` append (module docstring). OSError if it could not be
+        written: the caller takes its append back."""
+        length = len(record)
+        if length > MAX_ENTRY:
+            raise ValueError(f"record of {length} bytes is too large for the journal")
+        need = _ENTRY.size + _pad8(length)
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise OSError("journal is closed")
+                lsn = self._pos
+                ring = self._header.ring
+                left = ring - lsn % ring
+                skip = left if left < need else 0
+                if lsn + skip + need - self._header.checkpoint <= ring:
+                    if skip:
+                        self._write_skip(lsn, left)
+                        lsn += left
+                    self._write_entry(lsn, volume_id, revision, offset, record, need)
+                    self._pos = self._written = lsn + need
+                    self._round_end = self._pos
+                    self.appends += 1
+                    future = self._round
+                    start_checkpoint = (
+                        self.in_use * _CHECKPOINT_AT > ring and self._checkpointing is None
+                    )
+                    if start_checkpoint:
+                        self._checkpointing = threading.Thread(
+                            target=self._background_checkpoint, name="weedpy-checkpoint"
+                        )
+                        self._checkpointing.start()
+                    return future
+            self.checkpoint()  # the ring is full: free it before going on
+
+    def _write_entry(
+        self, lsn: int, vid: int, revision: int, offset: int, record: bytes, need: int
+    ) -> None:
+        length = len(record)
+        fields = _ENTRY.pack(ENTRY_MAGIC, 0, lsn, offset, vid, length, revision, _RECORD)
+        crc = crc32c(record, crc32c(fields[8:]))
+        body = b"".join(
+            (
+                _ENTRY.pack(ENTRY_MAGIC, crc, lsn, offset, vid, length, revision, _RECORD),
+                record,
+                bytes(need - _ENTRY.size - length),
+            )
+        )
+        self._put(lsn, body)
+
+    def _write_skip(self, lsn: int, left: int) -> None:
+        if left < _ENTRY.size:
+            return  # the reader skips a remainder this short by itself
+        fields = _ENTRY.pack(ENTRY_MAGIC, 0, lsn, 0, 0, left - _ENTRY.size, 0, _SKIP)
+        crc = crc32c(fields[8:])
+        self._put(lsn, _ENTRY.pack(ENTRY_MAGIC, crc, lsn, 0, 0, left - _ENTRY.size, 0, _SKIP))
+
+    def _put(self, lsn: int, body: bytes) -> None:
+        at = lsn % self._header.ring
+        end = at + len(body)
+        while self._filled < end and self._filled < self._header.ring:
+            # Written zeros ahead of use: later syncs of this space write no metadata.
+            step = min(_FILL_STEP, self._header.ring - self._filled)
+            _pwrite_all(self._fd, _ZEROS[:step], _HEADER_AREA + self._filled)
+            self._filled += step
+        _pwrite_all(self._fd, body, _HEADER_AREA + at)
+
+    # ------------------------------------------------------------------ rounds
+
+    def kick(self) -> None:
+        """Sync what was appended and resolve the round it belongs to (now, in this thread)."""
+        with self._lock:
+            if self._round_end <= self._synced:
+                return
+            future, self._round = self._round, RoundFuture(self)
+            target = self._round_end
+        error = self._sync_to(target)
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    def _sync_to(self, target: int) -> OSError | None:
+        with self._sync_lock:
+            if self._synced >= target:
+                return None
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                log.error("fdatasync of %s failed: %s", self.path, exc)
+                return exc
+            self.syncs += 1
+            self._synced = max(self._synced, target)
+            return None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self) -> None:
+        """Sync every volume of the disk, then drop the entries appended before (module
+        docstring). Runs before a volume's files are destroyed or replaced."""
+        with self._checkpoint_lock:
+            with self._lock:
+                upto = self._pos
+            if upto == self._header.checkpoint:
+                return
+            self.kick()  # entries below `upto` durable first: a crash mid-way replays them
+            self._sync_volumes()
+            with self._lock:
+                header = _Header(self._header.ring, upto, self._header.seq)
+            header.write(self._fd)
+            with self._lock:
+                self._header = header
+                self.checkpoints += 1
+
+    def _background_checkpoint(self) -> None:
+        try:
+            self.checkpoint()
+        except OSError as exc:  # the next quarter tries again; a full ring waits for one
+            log.error("journal checkpoint of %s failed: %s", self.path, exc)
+        finally:
+            with self._lock:
+                self._checkpointing = None
+
+    def close(self) -> None:
+        """Checkpoint (the volumes must still be open) and close the file."""
+        thread = self._checkpointing
+        if thread is not None:
+            thread.join()
+        try:
+            self.checkpoint()
+        finally:
+            with self._lock:
+                self._closed = True
+                fd, self._fd = self._fd, -1
+            self._fail_round(OSError("journal closed"))
+            if fd >= 0:
+                os.close(fd)
+
+    def _fail_round(self, error: OSError) -> None:
+        """Fail the waiters of a round that can no longer be synced."""
+        with self._lock:
+            future, self._round = self._round, RoundFuture(self)
+        if not future.done() and self._round_end > self._synced:
+            future.set_exception(error)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(f"short write at offset {offset}")
+        view = view[n:]
+        offset += n
