@@ -47,10 +47,12 @@ def serve(
     start: Callable[[], Awaitable[object]],
     stop: Callable[[], Awaitable[object]],
     reload: Callable[[], object] | None = None,
+    *,
+    tag: str = "",
 ) -> int:
     """Log at INFO to stderr and run the servers until SIGINT/SIGTERM, reloading on SIGHUP
-    (`run_servers`)."""
-    logging.basicConfig(level=logging.INFO, format=_FORMAT)
+    (`run_servers`). `tag` follows the logger name on every line (a volume worker's)."""
+    logging.basicConfig(level=logging.INFO, format=_FORMAT.replace("%(name)s", f"%(name)s{tag}"))
     held = _Held(logging.getLogger())
 
     async def start_quietly() -> None:

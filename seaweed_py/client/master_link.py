@@ -102,10 +102,13 @@ class MasterLink:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
+    async def start(self, *, heartbeat: bool = True) -> None:
+        """Start heartbeating (without `heartbeat`: only lookups and reports, as a volume
+        server's worker other than the leader does)."""
         await self._http.start()
         self._started = True
-        self._task = asyncio.create_task(self._run(), name="heartbeat")
+        if heartbeat:
+            self._task = asyncio.create_task(self._run(), name="heartbeat")
 
     async def stop(self, *, goodbye: bool = True) -> None:
         """Stop heartbeating; with `goodbye`, first tell the master this node is leaving."""

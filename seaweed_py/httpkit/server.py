@@ -81,11 +81,19 @@ class HttpServer:
         return len(self._connections)
 
     async def start(
-        self, host: str, port: int, *, backlog: int = 1024, setting: str = "port"
+        self,
+        host: str,
+        port: int,
+        *,
+        backlog: int = 1024,
+        setting: str = "port",
+        reuse_port: bool = False,
     ) -> None:
         """Listen on `host:port` (port 0 picks a free one; `.port` tells which). A port another
         process holds, or an address that is not this host's, raises `CannotListen` naming
-        `setting` (the flag that chose the port)."""
+        `setting` (the flag that chose the port). With `reuse_port` (SO_REUSEPORT) other
+        processes may listen on the same port, and the kernel spreads new connections over
+        them."""
         if self._listener is not None:
             raise RuntimeError("server already started")
         loop = self._loop = asyncio.get_running_loop()
@@ -96,6 +104,7 @@ class HttpServer:
                 host or None,
                 port,
                 reuse_address=True,
+                reuse_port=reuse_port or None,
                 backlog=backlog,
                 ssl=self.ssl,
                 ssl_handshake_timeout=self.limits.header_timeout if self.ssl is not None else None,

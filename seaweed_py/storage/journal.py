@@ -79,6 +79,15 @@ from typing import Final
 
 from seaweed_py.formats.crc import crc32c
 from seaweed_py.storage.group_commit import RoundFuture
+from seaweed_py.storage.shared import (
+    CHECKPOINT,
+    FILLED,
+    POS,
+    SEQ,
+    SYNCED,
+    SharedLock,
+    WorkerShare,
+)
 
 __all__ = [
     "DEFAULT_RING",
@@ -231,14 +240,18 @@ class Journal:
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         old = _Header.read(self._fd)
         self._header = _Header(ring, start, old.seq if old else 0)
-        self._lock = threading.Lock()  # the write position and the round
+        # The write position, sync point, filled space and header (shared with the other
+        # workers after `share`), and this process's round.
+        self._lock: threading.Lock | SharedLock = threading.Lock()
         self._sync_lock = threading.Lock()  # one fdatasync of the journal at a time
-        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_lock: threading.Lock | SharedLock = threading.Lock()
+        self._share: WorkerShare | None = None
+        self._words = 0
         self._pos = start  # LSN of the next entry
-        self._written = start  # LSN up to which entries are in the file
         self._synced = start  # LSN up to which entries are durable
         self._filled = max(0, os.fstat(self._fd).st_size - _HEADER_AREA)  # ring bytes on disk
         self._round = RoundFuture(self)
+        self._round_start = start  # the round holds this process's entries up to _round_end
         self._round_end = start
         self._checkpointing: threading.Thread | None = None
         self._closed = False
@@ -251,6 +264,38 @@ class Journal:
         opened with its entries replayed (they are synced), before the first append."""
         self._header.checkpoint = self._pos
         self._header.write(self._fd)
+
+    def share(self, share: WorkerShare, location: int, *, claim: bool) -> None:
+        """Append from several worker processes (storage/shared.py): the write position, the
+        sync point, the filled space and the header live in the share, under a lock that holds
+        across processes. The worker that began the journal `claim`s: it publishes them."""
+        base = share.journal_base(location)
+        journal_lock, checkpoint_lock = share.journal_locks(location)
+        thread_lock = self._lock
+        if isinstance(thread_lock, SharedLock):
+            raise RuntimeError("already shared")
+        with thread_lock:
+            self._share, self._words = share, base
+            if claim:
+                self._publish()
+            else:
+                self._adopt()
+                self._round_start = self._round_end = self._pos
+            self._lock = SharedLock(share, journal_lock, thread_lock, self._adopt, self._publish)
+            self._checkpoint_lock = SharedLock(share, checkpoint_lock)
+
+    def _adopt(self) -> None:
+        assert self._share is not None
+        w, b = self._share.words, self._words
+        self._pos, self._synced, self._filled = w[b + POS], w[b + SYNCED], w[b + FILLED]
+        if w[b + SEQ] != self._header.seq:
+            self._header = _Header(self._header.ring, w[b + CHECKPOINT], w[b + SEQ])
+
+    def _publish(self) -> None:
+        assert self._share is not None
+        w, b = self._share.words, self._words
+        w[b + POS], w[b + SYNCED], w[b + FILLED] = self._pos, self._synced, self._filled
+        w[b + CHECKPOINT], w[b + SEQ] = self._header.checkpoint, self._header.seq
 
     @property
     def ring(self) -> int:
@@ -285,8 +330,7 @@ class Journal:
                         self._write_skip(lsn, left)
                         lsn += left
                     self._write_entry(lsn, volume_id, revision, offset, record, need)
-                    self._pos = self._written = lsn + need
-                    self._round_end = self._pos
+                    self._pos = self._round_end = lsn + need
                     self.appends += 1
                     future = self._round
                     start_checkpoint = (
@@ -335,12 +379,13 @@ class Journal:
     # ------------------------------------------------------------------ rounds
 
     def kick(self) -> None:
-        """Sync what was appended and resolve the round it belongs to (now, in this thread)."""
+        """Sync what this process appended and resolve the round it belongs to (now, in this
+        thread; at once if a sync, maybe another worker's, already covered it)."""
         with self._lock:
-            if self._round_end <= self._synced:
-                return
+            if self._round_end == self._round_start:
+                return  # nothing appended since the last round
             future, self._round = self._round, RoundFuture(self)
-            target = self._round_end
+            target = self._round_start = self._round_end
         error = self._sync_to(target)
         if error is None:
             future.set_result(None)
@@ -349,15 +394,17 @@ class Journal:
 
     def _sync_to(self, target: int) -> OSError | None:
         with self._sync_lock:
-            if self._synced >= target:
-                return None
+            with self._lock:
+                if self._synced >= target:
+                    return None
             try:
-                os.fdatasync(self._fd)
+                os.fdatasync(self._fd)  # covers every entry written before it began
             except OSError as exc:
                 log.error("fdatasync of %s failed: %s", self.path, exc)
                 return exc
             self.syncs += 1
-            self._synced = max(self._synced, target)
+            with self._lock:
+                self._synced = max(self._synced, target)
             return None
 
     # ------------------------------------------------------------------ checkpoints
@@ -367,10 +414,13 @@ class Journal:
         docstring). Runs before a volume's files are destroyed or replaced."""
         with self._checkpoint_lock:
             with self._lock:
-                upto = self._pos
-            if upto == self._header.checkpoint:
+                upto, done = self._pos, self._header.checkpoint
+            if upto == done:
                 return
-            self.kick()  # entries below `upto` durable first: a crash mid-way replays them
+            # Entries below `upto` durable first (any worker's): a crash mid-way replays them.
+            error = self._sync_to(upto)
+            if error is not None:
+                raise error
             self._sync_volumes()
             with self._lock:
                 header = _Header(self._header.ring, upto, self._header.seq)
@@ -396,18 +446,16 @@ class Journal:
         try:
             self.checkpoint()
         finally:
-            with self._lock:
-                self._closed = True
-                fd, self._fd = self._fd, -1
+            self._closed = True
+            fd, self._fd = self._fd, -1
             self._fail_round(OSError("journal closed"))
             if fd >= 0:
                 os.close(fd)
 
     def _fail_round(self, error: OSError) -> None:
         """Fail the waiters of a round that can no longer be synced."""
-        with self._lock:
-            future, self._round = self._round, RoundFuture(self)
-        if not future.done() and self._round_end > self._synced:
+        future, self._round = self._round, RoundFuture(self)
+        if not future.done() and self._round_end > self._round_start:
             future.set_exception(error)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import mmap
 import os
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NamedTuple, TypeVar, cast
@@ -47,6 +48,7 @@ __all__ = [
     "MemoryNeedleMap",
     "MmapNeedleMap",
     "NeedleMap",
+    "TailingMap",
     "replay_index",
 ]
 
@@ -649,3 +651,43 @@ class MmapNeedleMap(NeedleMap):
         self._state = _Sorted(None, 0, np.empty(0, np.uint64), self._w)
         if mm is not None:
             mm.close()
+
+
+class TailingMap(NeedleMap):
+    """A map several worker processes keep in step (storage/shared.py): before it answers,
+    `catch_up` takes in the `.idx` entries the other workers appended. The appends of this
+    process go straight to `inner`, as in a map of one process."""
+
+    def __init__(self, inner: NeedleMap, catch_up: Callable[[], None]) -> None:
+        super().__init__(inner.stats)
+        self.inner = inner
+        self.kind = inner.kind
+        self._catch_up = catch_up
+
+    def get(self, key: int) -> IndexHit | None:
+        self._catch_up()
+        return self.inner.get(key)
+
+    def holds(self, key: int, hit: IndexHit) -> bool:
+        self._catch_up()
+        return self.inner.holds(key, hit)
+
+    def put(self, key: int, offset: int, size: int) -> int | None:
+        return self.inner.put(key, offset, size)
+
+    def delete(self, key: int) -> int | None:
+        return self.inner.delete(key)
+
+    def live_arrays(self) -> LiveArrays:
+        self._catch_up()
+        return self.inner.live_arrays()
+
+    def __len__(self) -> int:
+        self._catch_up()
+        return len(self.inner)
+
+    def merge(self) -> None:
+        self.inner.merge()
+
+    def close(self) -> None:
+        self.inner.close()

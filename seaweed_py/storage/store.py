@@ -68,6 +68,7 @@ from seaweed_py.storage.journal import (
     JournalEntry,
     read_entries,
 )
+from seaweed_py.storage.shared import WorkerShare
 from seaweed_py.storage.volume import (
     DEFAULT_SIZE_LIMIT,
     DISK_FULL,
@@ -138,6 +139,8 @@ class Store:
         self._clock_ns = clock_ns
         self._journal_ring = journal_ring
         self.journals: list[Journal | None] = [None] * len(self.locations)
+        self._share: WorkerShare | None = None
+        self._epoch = 0
         self._volumes: dict[int, Volume] = {}
         self._where: dict[int, int] = {}  # volume id -> index into locations
         self._copies: dict[int, tuple[int, IncomingCopy]] = {}  # copies under way: slots held
@@ -264,9 +267,79 @@ class Store:
             backends=self.backends,
         )
 
+    # ------------------------------------------------------------------ several workers
+
+    def share_workers(self, share: WorkerShare) -> None:
+        """After `load`: let other worker processes `attach` to this store's volumes and
+        journals (storage/shared.py)."""
+        with self._lock:
+            for i, journal in enumerate(self.journals):
+                if journal is not None:
+                    journal.share(share, i, claim=True)
+            for v in self._volumes.values():
+                v.share(share, claim=True)
+            self._share, self._epoch = share, share.epoch
+
+    def attach(self, share: WorkerShare) -> None:
+        """Instead of `load`, in a worker that did not load the store: follow the volumes
+        and journals the loading worker shares. Changes no file."""
+        self._share, self._epoch = share, share.epoch
+        self._uuids = [_directory_uuid(loc.path) for loc in self.locations]
+        for i, loc in enumerate(self.locations):
+            if self.fsync_mode is FsyncMode.GROUP:
+                journal = Journal(
+                    loc.path, functools.partial(self._sync_location, i), ring=self._journal_ring
+                )
+                journal.share(share, i, claim=False)
+                self.journals[i] = journal
+        self._follow()
+
+    def _follow(self) -> None:
+        """Open the volumes other workers created, let go of those they deleted, adopt
+        read-only marks (a worker that sees the share's epoch move calls this)."""
+        share = self._share
+        assert share is not None
+        with self._lock:
+            self._epoch = share.epoch
+            for vid, v in list(self._volumes.items()):
+                if v.deleted_elsewhere():
+                    del self._volumes[vid]
+                    del self._where[vid]
+                    v.close()
+                else:
+                    v._refresh_marks()
+            for i, loc in enumerate(self.locations):
+                for collection, vid in _volume_names(loc.path):
+                    if vid in self._volumes or share.volume_slot(vid, claim=False) is None:
+                        continue
+                    try:
+                        self._volumes[vid] = Volume.attach(
+                            loc.path,
+                            vid,
+                            share,
+                            collection=collection,
+                            fsync_mode=self.fsync_mode,
+                            journal=self.journals[i],
+                            size_limit=self._size_limit,
+                            clock_ns=self._clock_ns,
+                            backends=self.backends,
+                        )
+                        self._where[vid] = i
+                    except (WeedError, OSError, ValueError) as exc:
+                        log.error("cannot follow volume %d in %s: %s", vid, loc.path, exc)
+
+    def _changed(self) -> None:
+        """Tell the other workers that volumes came, went or changed marks."""
+        if self._share is not None:
+            self._share.bump()
+            self._epoch = self._share.epoch
+
     # ------------------------------------------------------------------ queries
 
     def get(self, volume_id: int) -> Volume | None:
+        share = self._share
+        if share is not None and share.words[1] != self._epoch:
+            self._follow()
         return self._volumes.get(volume_id)
 
     def volumes(self) -> list[Volume]:
@@ -357,9 +430,12 @@ class Store:
                 clock_ns=self._clock_ns,
                 preallocate=preallocate,
             )
+            if self._share is not None:
+                v.share(self._share, claim=True)
             self._volumes[volume_id] = v
             self._where[volume_id] = i
-            return v
+        self._changed()
+        return v
 
     def delete_volume(self, volume_id: int, *, only_empty: bool = False) -> None:
         """Close the volume and delete its files."""
@@ -373,6 +449,7 @@ class Store:
             del self._volumes[volume_id]
             del self._where[volume_id]
         v.destroy()
+        self._changed()
 
     def delete_collection(self, collection: str) -> list[int]:
         """Delete every volume of `collection`; returns their ids. If a file of one resolves
@@ -387,6 +464,8 @@ class Store:
                 del self._where[v.id]
         for v in doomed:
             v.destroy()
+        if doomed:
+            self._changed()
         return [v.id for v in doomed]
 
     def begin_copy(
@@ -595,6 +674,7 @@ class Store:
 
     def mark_read_only(self, volume_id: int, read_only: bool, *, persist: bool = True) -> None:
         self._held(volume_id).set_read_only(read_only, persist=persist)
+        self._changed()
 
     def _held(self, volume_id: int) -> Volume:
         v = self._volumes.get(volume_id)
@@ -709,6 +789,16 @@ def held_directory(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _volume_names(directory: Path) -> list[tuple[str, int]]:
+    """(collection, vid) of every volume with a `.dat` in `directory`."""
+    found: set[tuple[str, int]] = set()
+    for entry in os.listdir(directory):
+        parsed = parse_volume_file_name(entry)
+        if parsed is not None and os.path.exists(directory / (volume_base_name(*parsed) + ".dat")):
+            found.add(parsed)
+    return sorted(found, key=lambda cv: cv[1])
 
 
 def _keep_aside(path: Path) -> None:

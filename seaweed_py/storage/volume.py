@@ -40,8 +40,9 @@ from typing import Final
 
 import numpy as np
 
+from seaweed_py.errors import VolumeNotFound
 from seaweed_py.formats.collection import parse_collection
-from seaweed_py.formats.idx import IDX4
+from seaweed_py.formats.idx import IDX4, decode_entry
 from seaweed_py.formats.needle import VERSION_3, tail_length
 from seaweed_py.formats.replica_placement import ReplicaPlacement
 from seaweed_py.formats.superblock import SUPERBLOCK_SIZE, SuperBlock
@@ -58,7 +59,23 @@ from seaweed_py.storage.backend import DatFile, LocalDatFile
 from seaweed_py.storage.group_commit import Committer, GroupCommitter, sync_file
 from seaweed_py.storage.integrity import CorruptNeedles, VerifiedMemo
 from seaweed_py.storage.journal import Journal
-from seaweed_py.storage.needle_map import IndexHit, IndexStats, MemoryNeedleMap, NeedleMap
+from seaweed_py.storage.needle_map import (
+    IndexHit,
+    IndexStats,
+    MemoryNeedleMap,
+    NeedleMap,
+    TailingMap,
+)
+from seaweed_py.storage.shared import (
+    DAT_END,
+    DELETED,
+    FLAGS,
+    IDX_END,
+    LAST_NS,
+    READ_ONLY,
+    SharedLock,
+    WorkerShare,
+)
 from seaweed_py.storage.stamps import STAMP_SUFFIX, StampLog
 from seaweed_py.storage.volume_loading import DEFAULT_SIZE_LIMIT, RecoveryReport, sync_dir
 from seaweed_py.storage.volume_paths import VOLUME_FILE_SUFFIXES, check_inside, volume_base_name
@@ -151,7 +168,11 @@ class Volume:
         )
         self._committer: Committer | None = GroupCommitter() if self._own_committer else committer
         self._clock_ns = clock_ns
-        self._lock = threading.Lock()
+        self._lock: threading.Lock | SharedLock = threading.Lock()
+        self._share: WorkerShare | None = None  # set by `share`: served by several workers
+        self._slot = 0  # index of this volume's words in the share
+        self._idx_seen = 0  # .idx bytes the needle map has taken in (shared mode)
+        self._tail_lock = threading.Lock()
         self._dat = -1
         self._idx = -1
         self._closed = False
@@ -224,6 +245,7 @@ class Volume:
 
     create = classmethod(_loading.create_volume)
     open = classmethod(_loading.open_volume)
+    attach = classmethod(_loading.attach_volume)
     _make_map = _loading._make_map
     _load = _loading._load
     _append_ns_at = _loading._append_ns_at
@@ -254,6 +276,8 @@ class Volume:
     @property
     def size(self) -> int:
         """Length of `.dat` in bytes."""
+        if self._share is not None:
+            return max(self._end, self._share.words[self._slot + DAT_END])
         return self._end
 
     @property
@@ -309,6 +333,7 @@ class Volume:
         """The heartbeat fields. Also writes out `.idx` entries batched since the last append
         (`_flush_idx`) unless a write holds the lock: each pulse then bounds how long an idle
         volume's entries stay in memory only, and the caller (an event loop) never waits."""
+        self._catch_up()
         if self._idx_batch and self._lock.acquire(blocking=False):
             try:
                 if not self._closed:
@@ -319,7 +344,7 @@ class Volume:
         return VolumeStatus(
             id=self.id,
             collection=self.collection,
-            size=self._end,
+            size=self.size,
             file_count=s.file_count,
             delete_count=s.delete_count,
             deleted_byte_count=s.deleted_bytes,
@@ -394,6 +419,86 @@ class Volume:
         """Between `compact` and `commit_compact`/`cleanup_compact`."""
         return self._compaction is not None
 
+    # ------------------------------------------------------------------ several workers
+
+    def share(self, share: WorkerShare, *, claim: bool) -> None:
+        """Serve this volume from several processes (storage/shared.py). The process that
+        opened (and repaired) it `claim`s a slot and publishes where its files end; the others,
+        which `attach`ed it, follow that slot. From now on the volume's lock holds across the
+        processes, every append's `.idx` entry is written before it is let go, and the needle
+        map takes in the entries the others appended before each lookup."""
+        slot = share.volume_slot(self.id, claim=claim)
+        if slot is None:
+            raise VolumeNotFound("volume has no slot in the worker share", volume_id=self.id)
+        thread_lock = self._lock
+        if isinstance(thread_lock, SharedLock):
+            raise RuntimeError("already shared")
+        with thread_lock:
+            self._share, self._slot = share, slot
+            if claim:
+                self._flush_idx()
+                self._publish()
+            self._idx_seen = self._idx_end
+            self._lock = SharedLock(
+                share, share.volume_lock(slot), thread_lock, self._take_shared, self._publish
+            )
+            if not isinstance(self._map, TailingMap):
+                self._map = TailingMap(self._map, self._catch_up)
+
+    def _take_shared(self) -> None:
+        """The lock was just taken: adopt where the other workers left the files."""
+        assert self._share is not None
+        w, b = self._share.words, self._slot
+        self._refresh_marks()
+        self._end = w[b + DAT_END]
+        if not self._idx_batch:  # else: a failed flush left entries only this process has
+            self._idx_end = w[b + IDX_END]
+        self._last_append_ns = max(self._last_append_ns, w[b + LAST_NS])
+        self._catch_up()
+
+    def _publish(self) -> None:
+        """Before the lock is let go: `.idx` written, the ends published."""
+        assert self._share is not None
+        if self._idx_batch and not self._closed:
+            self._flush_idx()
+        w, b = self._share.words, self._slot
+        w[b + DAT_END] = self._end
+        w[b + IDX_END] = self._idx_end - len(self._idx_batch)
+        w[b + LAST_NS] = self._last_append_ns
+        self._idx_seen = max(self._idx_seen, self._idx_end)
+
+    def deleted_elsewhere(self) -> bool:
+        """Whether another worker deleted this volume (the store lets go of it)."""
+        return self._share is not None and bool(self._share.words[self._slot + FLAGS] & DELETED)
+
+    def _refresh_marks(self) -> None:
+        """Adopt a read-only mark another worker set or cleared."""
+        assert self._share is not None
+        read_only = bool(self._share.words[self._slot + FLAGS] & READ_ONLY)
+        if read_only != self.info.read_only:
+            self.info = replace(self.info, read_only=read_only)
+
+    def _catch_up(self) -> None:
+        """Take into the needle map the `.idx` entries other workers appended."""
+        share = self._share
+        if share is None or share.words[self._slot + IDX_END] <= self._idx_seen:
+            return
+        with self._tail_lock:
+            end = share.words[self._slot + IDX_END]
+            seen = self._idx_seen
+            if end <= seen or self._closed:
+                return
+            buf = os.pread(self._idx, end - seen, seen)
+            inner = self._map.inner if isinstance(self._map, TailingMap) else self._map
+            w = self.layout.entry_size
+            for pos in range(0, len(buf) - w + 1, w):
+                key, offset, size = decode_entry(buf, pos, self.layout)
+                if offset and size >= 0:
+                    inner.put(key, offset, size)
+                else:
+                    inner.delete(key)
+            self._idx_seen = seen + len(buf) // w * w
+
     # ------------------------------------------------------------------ state changes
 
     def set_read_only(self, read_only: bool, *, persist: bool = True) -> None:
@@ -411,6 +516,12 @@ class Volume:
             if persist and self._writable_files:
                 self._write_vif(new_info)
             self.info = new_info
+            if self._share is not None:  # each worker's map stays in memory: no .sdx to share
+                flags = self._share.words[self._slot + FLAGS]
+                self._share.words[self._slot + FLAGS] = (
+                    flags | READ_ONLY if read_only else flags & ~READ_ONLY
+                )
+                return
             old = self._map
             want = "mmap" if self.read_only or self.index_kind == "mmap" else "memory"
             if old.kind == want:
@@ -533,6 +644,9 @@ class Volume:
         journal checkpoints first: none of its entries may be replayed into a volume that
         later takes this one's id."""
         doomed = self.removable_files()
+        if self._share is not None:
+            with self._lock:  # no worker is appending: the others find it deleted
+                self._share.words[self._slot + FLAGS] |= DELETED
         self.close()
         if self._journal is not None:
             self._journal.checkpoint()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from seaweed_py.errors import CorruptNeedle, CorruptVolume
+from seaweed_py.errors import CorruptNeedle, CorruptVolume, VolumeNotFound
 from seaweed_py.formats.idx import IDX4, IdxLayout, encode_entry, entry_dtype, layout_for
 from seaweed_py.formats.needle import (
     NEEDLE_HEADER,
@@ -63,6 +63,7 @@ from seaweed_py.storage.needle_map import (
     replay_index,
 )
 from seaweed_py.storage.scan import read_superblock, scan_records
+from seaweed_py.storage.shared import DAT_END, DELETED, FLAGS, IDX_END, LAST_NS, WorkerShare
 from seaweed_py.storage.stamps import STAMP_SUFFIX, StampLog
 from seaweed_py.storage.volume_write import IDX_BATCH_BYTES, FsyncMode
 
@@ -190,6 +191,71 @@ def open_volume(
         clock_ns=clock_ns,
     )
     _load(v, writable, backends, replay)
+    return v
+
+
+def attach_volume(
+    cls: type[Volume],
+    directory: str | os.PathLike[str],
+    volume_id: int,
+    share: WorkerShare,
+    *,
+    collection: str = "",
+    fsync_mode: FsyncMode = FsyncMode.GROUP,
+    journal: Journal | None = None,
+    size_limit: int = DEFAULT_SIZE_LIMIT,
+    clock_ns: Callable[[], int] = time.time_ns,
+    backends: Backends | None = None,
+) -> Volume:
+    """Open a volume another worker opened, repaired and shares (storage/shared.py): no
+    file is changed here; the map is built from `.idx` up to the end the share publishes,
+    and the files end where it says. A tiered volume loads as `open` loads it (read-only)."""
+    v = cls(
+        Path(directory),
+        volume_id,
+        collection,
+        index_kind="memory",
+        fsync_mode=fsync_mode,
+        committer=None,
+        journal=journal,
+        size_limit=size_limit,
+        clock_ns=clock_ns,
+    )
+    slot = share.volume_slot(volume_id, claim=False)
+    if slot is None or share.words[slot + FLAGS] & DELETED:
+        raise VolumeNotFound("volume is not shared by the other workers", volume_id=volume_id)
+    vif = v.path(".vif")
+    v.info = VolumeInfo.from_json(vif.read_bytes() if vif.exists() else b"")
+    v.layout = layout_for(v.info.bytes_offset, v.id)
+    v._idx_batch_full = IDX_BATCH_BYTES // v.layout.entry_size * v.layout.entry_size
+    if v.info.files:
+        _load(v, False, backends)
+        return v
+    v._writable_files = os.access(v.path(".dat"), os.W_OK)
+    flags = (os.O_RDWR if v._writable_files else os.O_RDONLY) | os.O_CLOEXEC
+    try:
+        v._dat = os.open(v.path(".dat"), flags)
+        v._use_data(LocalDatFile(v._dat))
+        v._idx = os.open(v.path(".idx"), flags)
+        v.superblock = read_superblock(v._dat, volume_id=v.id)
+        v.version = v.superblock.version
+        v._tail = tail_length(v.version)
+        if v.info.replication:
+            v.superblock = replace(
+                v.superblock, replica_placement=ReplicaPlacement.parse(v.info.replication)
+            )
+        idx_end = share.words[slot + IDX_END]
+        (keys, units, sizes), _ = _load_idx(v._idx, v.layout, limit=idx_end)
+        live, stats = replay_index(keys, units, sizes)
+        v._idx_end = len(keys) * v.layout.entry_size
+        v._end = share.words[slot + DAT_END]
+        v._last_append_ns = share.words[slot + LAST_NS]
+        v.modified_at_second = int(os.fstat(v._dat).st_mtime)
+        v._map = MemoryNeedleMap(live, stats, v.layout, in_units=True)
+        v.share(share, claim=False)
+    except BaseException:
+        v._close_fds()
+        raise
     return v
 
 
@@ -536,14 +602,16 @@ def _same_entries(entries: LiveArrays, start: int, found: list[tuple[int, int, i
     return len(found)
 
 
-def _load_idx(fd: int, layout: IdxLayout) -> tuple[LiveArrays, int]:
-    """The whole entries of an `.idx` as native columns (keys, offsets in 8-byte units,
-    sizes), and the file's size.
+def _load_idx(fd: int, layout: IdxLayout, *, limit: int | None = None) -> tuple[LiveArrays, int]:
+    """The whole entries of an `.idx` (its first `limit` bytes) as native columns (keys,
+    offsets in 8-byte units, sizes), and the file's size (or `limit`).
 
     One read straight into a numpy record array, byte-swapped in place: no intermediate copy
     of a file that holds 160 MB at 10M needles. The columns are strided views of that array.
     """
     size = os.fstat(fd).st_size if fd >= 0 else 0
+    if limit is not None:
+        size = min(size, limit)
     dtype = entry_dtype(layout)
     buf = np.empty(size // layout.entry_size, dtype=dtype)
     view = buf.data.cast("B")

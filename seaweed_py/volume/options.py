@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ _INDEX_KINDS = ("memory", "mmap")
 _FSYNC_MODES = ("none", "group", "always")
 _MIB = 1024 * 1024
 _TIER_CACHE_MB = 256
+_MAX_WORKERS = 64
 _MAX_REPLICATION_TIMEOUT = 3600
 # Buffered bodies (up to 1 MiB each) are the only ones held whole; this bounds them (and the
 # number of streamed ones) while staying far above any small-write load. docs/compat.md.
@@ -71,6 +73,10 @@ class VolumeOptions:
     """Upload body bytes in flight past which new uploads wait (0: no limit)."""
     inflight_upload_timeout: float = 60.0
     """How long an upload waits for room under `concurrent_upload_limit` before a 429."""
+    workers: int = 1
+    """Processes serving this volume server (`-workers`; volume/workers.py)."""
+    worker: int = 0
+    """This process's index among them: 0 the leader (or the only one)."""
     security: SecuritySettings = field(default_factory=SecuritySettings)
     """security.toml as read at start (keys, `guard.white_list`, `access.ui`,
     `[https.volume]`, `[https.client]`); SIGHUP hands the server a fresh one."""
@@ -91,6 +97,10 @@ class VolumeOptions:
         white_list_entries(self.white_list)
         if self.compaction_mbps < 0:
             raise UsageError(f"-compactionMBps cannot be negative, got {self.compaction_mbps}")
+        if not 1 <= self.workers <= _MAX_WORKERS:
+            raise UsageError(f"-workers must be 1..{_MAX_WORKERS}, got {self.workers}")
+        if self.workers > 1 and self.index_kind == "mmap":
+            raise UsageError("-index=mmap serves from one process: use it with -workers=1")
         if self.concurrent_upload_limit < 0:
             raise UsageError(
                 "-concurrentUploadLimitMB cannot be negative, got "
@@ -206,6 +216,13 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
     )
     if not p:  # `weedpy server` has one -whiteList for both of its servers
         fs.add("whiteList", "", _WHITE_LIST_HELP)
+        # `weedpy server` runs its volume server in its own process, so one worker there.
+        fs.add(
+            "workers",
+            os.cpu_count() or 1,
+            "processes serving this volume server on one port, each serving every volume "
+            "(default: the number of CPUs; weedpy addition)",
+        )
 
 
 def _split(text: str) -> list[str]:
@@ -270,6 +287,7 @@ def volume_options(values: Mapping[str, Any], prefix: str = "") -> VolumeOptions
         idle_timeout=float(v["idleTimeout"]),
         replication_timeout=_replication_timeout(v["replicationTimeout"]),
         white_list=white_list_entries(v.get("whiteList", "")),
+        workers=v.get("workers", 1),
         concurrent_upload_limit=v["concurrentUploadLimitMB"] * _MIB,
         inflight_upload_timeout=float(v["inflightUploadDataTimeout"]),
         tier_cache=v["tierCacheMB"] * _MIB,

@@ -49,6 +49,7 @@ from seaweed_py.httpkit.server import HttpServer
 from seaweed_py.security.settings import SecuritySettings
 from seaweed_py.security.tls import server_context
 from seaweed_py.storage.backend import Backends
+from seaweed_py.storage.shared import WorkerShare
 from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode
 from seaweed_py.volume.access import check_delete, check_read, check_write
@@ -64,6 +65,7 @@ from seaweed_py.volume.stats import Stats
 from seaweed_py.volume.tier_reads import TierReads
 from seaweed_py.volume.ui import StatusPage
 from seaweed_py.volume.vacuum import VolumeVacuum
+from seaweed_py.volume.workers import Workers
 from seaweed_py.volume.write import BlobWriter
 
 __all__ = ["SERVER_HEADER", "VolumeServer"]
@@ -88,8 +90,17 @@ _MULTIPART_SLACK = 64 * 1024
 class VolumeServer:
     """One volume server; several can run in one process (tests, `weedpy server`)."""
 
-    def __init__(self, options: VolumeOptions, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        options: VolumeOptions,
+        *,
+        clock: Callable[[], float] = time.time,
+        workers: Workers | None = None,
+    ) -> None:
+        """`workers`: the leader's other workers (volume/workers.py), started once it
+        listens."""
         self.options = options
+        self.workers = workers
         self._clock = clock
         security = options.security
         # Built first, so that a certificate that cannot be used stops the start (fail closed).
@@ -211,18 +222,33 @@ class VolumeServer:
         return self.url()
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.store.load)
+        options = self.options
+        if options.worker:  # started by the leader: follow the store it loaded and shares
+            share = WorkerShare(options.dirs[0], create=False)
+            await asyncio.to_thread(self.store.attach, share)
+        else:
+            await asyncio.to_thread(self.store.load)
+            if options.workers > 1:
+                self.store.share_workers(WorkerShare(options.dirs[0], create=True))
         await self.replicator.start()
         await self._peer_http.start()
         await self.reader.start()
-        await self.http.start(self.options.listen_host, self.options.port)
+        several = options.workers > 1
+        await self.http.start(options.listen_host, options.port, reuse_port=several)
         if self.public_http is not None:
             await self.public_http.start(
-                self.options.listen_host, self.options.public_port, setting="port.public"
+                options.listen_host,
+                options.public_port,
+                setting="port.public",
+                reuse_port=several,
             )
-        await self.link.start()
-        self.anti_entropy.start()
-        self.scrubber.start()
+        if self.workers is not None:
+            public = self.public_http.port if self.public_http is not None else 0
+            await self.workers.start(self.port, public)
+        await self.link.start(heartbeat=not options.worker)
+        if not options.worker:  # the leader alone scrubs and compares with the replicas
+            self.anti_entropy.start()
+            self.scrubber.start()
         self._disk_check = asyncio.create_task(self._reopen_full_volumes(), name="disk check")
         self._sampler = asyncio.create_task(self._sample_rates(), name="rate sampler")
         log.info("volume server %s serving %s", self.url(), ", ".join(self.options.dirs))
@@ -274,9 +300,12 @@ class VolumeServer:
         await self.scrubber.stop()
         await self.anti_entropy.stop()
         serving = self.http.port != 0
-        await self.link.stop(goodbye=serving)
-        if serving and self.options.pre_stop_seconds > 0:
+        leader = not self.options.worker
+        await self.link.stop(goodbye=serving and leader)
+        if serving and leader and self.options.pre_stop_seconds > 0:
             await asyncio.sleep(self.options.pre_stop_seconds)
+        if self.workers is not None:
+            await self.workers.stop()
         await self.http.stop()
         if self.public_http is not None:
             await self.public_http.stop()

@@ -1,0 +1,214 @@
+"""State the worker processes of one volume server share (`weedpy volume -workers=N`).
+
+Several processes serve every volume; appends stay serialised and crash-safe because each
+volume's append runs under a lock that holds across processes, and the little state an append
+needs (where `.dat` and `.idx` end, the last AppendAtNs) lives in a shared slot that the lock's
+holder reads when it takes the lock and publishes when it lets go. The needle map stays private
+to each process and follows `.idx`, which in this mode gets every entry before the lock is let
+go: a process reads the entries others appended since it last looked (`Volume` does, before a
+lookup and when it takes the lock). The journal of each directory keeps its write position,
+sync point and checkpoint the same way (storage/journal.py).
+
+File `<first -dir>/weedpy.workers`, memory-mapped by every worker (little-endian u64 words):
+
+| words | what |
+|---|---|
+| 0 | magic `WPYWORK1` |
+| 1 | epoch: bumped whenever the set of volumes or their read-only marks change |
+| 8 + 8*i .. | journal of directory `i` (at most `MAX_LOCATIONS`): pos, synced, filled, checkpoint, seq |
+| 1024 + 8*s .. | volume slot `s` (`MAX_VOLUMES`): vid + 1 (0 = free), flags, `.dat` end, `.idx` end, last AppendAtNs |
+
+Locks are POSIX record locks (`fcntl.lockf`) on single bytes of that file, one byte per volume
+slot, journal and checkpoint: they belong to the process (a `threading.Lock` beside each keeps
+the threads of one process apart), and the kernel drops them when their process dies, so a
+worker killed while holding one blocks nobody. The file is opened once per process and never
+closed before the process ends (closing any descriptor of a file drops a process's record
+locks on it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import mmap
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "DELETED",
+    "MAX_LOCATIONS",
+    "MAX_VOLUMES",
+    "READ_ONLY",
+    "SHARE_FILE",
+    "SharedLock",
+    "WorkerShare",
+]
+
+SHARE_FILE: Final = "weedpy.workers"
+MAX_LOCATIONS: Final = 64
+MAX_VOLUMES: Final = 8192
+_MAGIC: Final = int.from_bytes(b"WPYWORK1", "little")
+_JOURNAL_BASE: Final = 8
+_JOURNAL_WORDS: Final = 8
+_VOLUME_BASE: Final = _JOURNAL_BASE + MAX_LOCATIONS * _JOURNAL_WORDS
+_VOLUME_WORDS: Final = 8
+_SIZE: Final = (_VOLUME_BASE + MAX_VOLUMES * _VOLUME_WORDS) * 8
+# Lock bytes (past the end of the data: record locks need no bytes behind them).
+_TABLE_LOCK: Final = 1 << 30
+_JOURNAL_LOCK: Final = _TABLE_LOCK + 1
+_CHECKPOINT_LOCK: Final = _JOURNAL_LOCK + MAX_LOCATIONS
+_VOLUME_LOCK: Final = _CHECKPOINT_LOCK + MAX_LOCATIONS
+
+# Volume slot words
+VID, FLAGS, DAT_END, IDX_END, LAST_NS = range(5)
+# Flags
+DELETED: Final = 1
+READ_ONLY: Final = 2
+# Journal words
+POS, SYNCED, FILLED, CHECKPOINT, SEQ = range(5)
+
+
+class WorkerShare:
+    """The shared file of one volume server's workers (module docstring)."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, create: bool) -> None:
+        """`create`: the first worker makes the file anew (a stale one from an earlier run
+        is reset); the others open it."""
+        self.path = Path(directory) / SHARE_FILE
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_TRUNC if create else 0)
+        self.fd = os.open(self.path, flags, 0o600)
+        if create:
+            os.ftruncate(self.fd, _SIZE)
+        self._mm = mmap.mmap(self.fd, _SIZE)
+        self.words = memoryview(self._mm).cast("Q")
+        if create:
+            self.words[0] = _MAGIC
+        elif self.words[0] != _MAGIC:
+            raise OSError(f"{self.path} is not a worker share file")
+        self._table = threading.Lock()
+
+    # ------------------------------------------------------------------ epoch
+
+    @property
+    def epoch(self) -> int:
+        return self.words[1]
+
+    def bump(self) -> None:
+        """Tell every worker that volumes came, went or changed marks."""
+        with self.locked(_TABLE_LOCK, self._table):
+            self.words[1] += 1
+
+    # ------------------------------------------------------------------ slots
+
+    def journal_base(self, location: int) -> int:
+        """Index in `words` of directory `location`'s journal words."""
+        if not 0 <= location < MAX_LOCATIONS:
+            raise ValueError(f"at most {MAX_LOCATIONS} directories with several workers")
+        return _JOURNAL_BASE + location * _JOURNAL_WORDS
+
+    def journal_locks(self, location: int) -> tuple[int, int]:
+        """Lock bytes of directory `location`'s journal and of its checkpoints."""
+        return _JOURNAL_LOCK + location, _CHECKPOINT_LOCK + location
+
+    def volume_slot(self, vid: int, *, claim: bool) -> int | None:
+        """The slot of volume `vid`; with `claim`, a fresh one if it has none (a slot a
+        deleted volume left is reused). None if it has none and `claim` is False."""
+        with self.locked(_TABLE_LOCK, self._table):
+            free = None
+            for s in range(MAX_VOLUMES):
+                base = _VOLUME_BASE + s * _VOLUME_WORDS
+                held = self.words[base + VID]
+                if held == vid + 1:
+                    if claim:
+                        for w in range(1, _VOLUME_WORDS):
+                            self.words[base + w] = 0
+                    return base
+                if free is None and (held == 0 or self.words[base + FLAGS] & DELETED):
+                    free = s
+                if held == 0:
+                    break
+            if not claim:
+                return None
+            if free is None:
+                raise OSError(f"more than {MAX_VOLUMES} volumes with several workers")
+            base = _VOLUME_BASE + free * _VOLUME_WORDS
+            for w in range(1, _VOLUME_WORDS):
+                self.words[base + w] = 0
+            self.words[base + VID] = vid + 1
+            return base
+
+    def volume_lock(self, slot_base: int) -> int:
+        return _VOLUME_LOCK + (slot_base - _VOLUME_BASE) // _VOLUME_WORDS
+
+    # ------------------------------------------------------------------ locks
+
+    def lock(self, byte: int, *, blocking: bool = True) -> bool:
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB), 1, byte)
+        except BlockingIOError:
+            return False
+        return True
+
+    def unlock(self, byte: int) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, byte)
+
+    def locked(self, byte: int, thread_lock: threading.Lock) -> SharedLock:
+        return SharedLock(self, byte, thread_lock)
+
+
+class SharedLock:
+    """A lock over the threads of this process and the other workers: a `threading.Lock`
+    and a record lock on one byte of the share. `on_acquire` runs once both are held (read
+    the shared state), `on_release` before they are let go (publish it)."""
+
+    def __init__(
+        self,
+        share: WorkerShare,
+        byte: int,
+        thread_lock: threading.Lock | None = None,
+        on_acquire: Callable[[], None] | None = None,
+        on_release: Callable[[], None] | None = None,
+    ) -> None:
+        self._share = share
+        self._byte = byte
+        self._thread = thread_lock or threading.Lock()
+        self._on_acquire = on_acquire
+        self._on_release = on_release
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not self._thread.acquire(blocking):
+            return False
+        try:
+            if not self._share.lock(self._byte, blocking=blocking):
+                self._thread.release()
+                return False
+        except BaseException:
+            self._thread.release()
+            raise
+        try:
+            if self._on_acquire is not None:
+                self._on_acquire()
+        except BaseException:
+            self._share.unlock(self._byte)
+            self._thread.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        try:
+            if self._on_release is not None:
+                self._on_release()
+        finally:
+            self._share.unlock(self._byte)
+            self._thread.release()
+
+    def locked(self) -> bool:
+        return self._thread.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
