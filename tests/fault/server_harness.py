@@ -127,6 +127,18 @@ class Node:
             time.sleep(0.05)
         raise RuntimeError(f"{self.role} did not serve within {timeout} s:\n{self.tail()}")
 
+    def pids(self) -> list[int]:
+        """The process and the workers it started (`weedpy volume -workers=N`)."""
+        found = [self.pid]
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.pid:
+                    found.append(int(entry.name))
+        return found
+
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
@@ -149,18 +161,26 @@ class Node:
         return self.popen.wait(STOP_GRACE)
 
     def rss_kib(self, field: str = "VmRSS") -> int:
-        """The process's resident memory now, or at its peak (`field="VmHWM"`), in KiB."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-        raise AssertionError(f"no {field} for pid {self.pid}")
+        """The largest resident memory of its processes now, or at their peak
+        (`field="VmHWM"`), in KiB."""
+        found = []
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith(f"{field}:"):
+                        found.append(int(line.split()[1]))
+        if not found:
+            raise AssertionError(f"no {field} for pid {self.pid}")
+        return max(found)
 
     def open_files(self) -> list[str]:
-        """What the process's file descriptors point to."""
+        """What the descriptors of its processes point to."""
         found = []
-        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
-            with contextlib.suppress(OSError):  # closed meanwhile
-                found.append(str(fd.readlink()))
+        for pid in self.pids():
+            with contextlib.suppress(OSError):  # a worker gone meanwhile
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    with contextlib.suppress(OSError):  # closed meanwhile
+                        found.append(str(fd.readlink()))
         return found
 
     def tail(self, limit: int = 3000) -> str:

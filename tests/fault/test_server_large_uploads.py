@@ -106,7 +106,8 @@ def capped(root: Path) -> Iterator[Fleet]:
 
 def _reset_peak(node: Node) -> int:
     """Restart the node's peak-RSS count from now; its RSS now, in bytes."""
-    Path(f"/proc/{node.pid}/clear_refs").write_text("5")
+    for pid in node.pids():  # every worker: any may take the upload
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
     return node.rss_kib() * 1024
 
 
@@ -209,7 +210,7 @@ def _spool_files(node: Node) -> list[str]:
         path
         for path in node.open_files()
         if path.startswith(f"{node.directory}/")
-        and not path.endswith((".dat", ".idx", ".weedpy.lock"))
+        and not path.endswith((".dat", ".idx", ".weedpy.lock", "weedpy.journal", "weedpy.workers"))
     ]
 
 

@@ -101,12 +101,16 @@ def test_8_9_replica_killed_during_replicated_writes(tmp_path: Path) -> None:
 
 @contextmanager
 def frozen(node: Node) -> Iterator[None]:
-    """SIGSTOP `node` for the block; SIGCONT whatever happens, so teardown can stop it."""
-    os.kill(node.pid, signal.SIGSTOP)
+    """SIGSTOP `node` (every worker) for the block; SIGCONT whatever happens, so teardown
+    can stop it."""
+    pids = node.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.kill(node.pid, signal.SIGCONT)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def _writables(f: Fleet) -> set[int]:

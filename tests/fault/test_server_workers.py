@@ -38,17 +38,7 @@ WRITERS = 6
 
 def workers_of(node: Node) -> list[int]:
     """Pids of the worker processes the leader `node` started."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == node.pid:
-            found.append(int(entry))
-    return found
+    return node.pids()[1:]
 
 
 def cpu_ticks(pid: int) -> int:
