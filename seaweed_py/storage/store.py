@@ -792,11 +792,14 @@ def held_directory(directory: Path) -> Iterator[None]:
 
 
 def _volume_names(directory: Path) -> list[tuple[str, int]]:
-    """(collection, vid) of every volume with a `.dat` in `directory`."""
+    """(collection, vid) of every volume in `directory`: a `.dat`, or a tiered `.vif`."""
     found: set[tuple[str, int]] = set()
     for entry in os.listdir(directory):
         parsed = parse_volume_file_name(entry)
-        if parsed is not None and os.path.exists(directory / (volume_base_name(*parsed) + ".dat")):
+        if parsed is None:
+            continue
+        base = str(directory / volume_base_name(*parsed))
+        if os.path.exists(base + ".dat") or _names_remote_file(base + ".vif"):
             found.add(parsed)
     return sorted(found, key=lambda cv: cv[1])
 

@@ -98,6 +98,7 @@ def _read_fd(fd: int) -> bytes:
 
 
 def make_store(directory: Path, ring: int) -> Store:
+    directory.mkdir(exist_ok=True)
     s = Store([DiskLocation(directory, 8)], fsync_mode=FsyncMode.GROUP, journal_ring=ring)
     s.load()
     return s
