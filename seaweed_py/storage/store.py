@@ -302,7 +302,10 @@ class Store:
         with self._lock:
             self._epoch = share.epoch
             for vid, v in list(self._volumes.items()):
-                if v.deleted_elsewhere():
+                tiered = _names_remote_file(str(v.path(".vif")))
+                if v.deleted_elsewhere() or tiered != (v.remote is not None):
+                    # Gone, or tiered or brought back by another worker: let go of this
+                    # object (a changed one is attached again below).
                     del self._volumes[vid]
                     del self._where[vid]
                     v.close()
@@ -584,9 +587,11 @@ class Store:
         v = self._volume(volume_id)
         if v.remote is not None:
             return v.remote, True
-        return v.tier_upload(
+        uploaded = v.tier_upload(
             self.backends.get(dest), self.backends, keep_local=keep_local, progress=progress
         )
+        self._changed()
+        return uploaded
 
     def check_downloadable(self, volume_id: int, collection: str | None) -> RemoteFile:
         v = self._volume(volume_id)
@@ -607,7 +612,10 @@ class Store:
         remote = v.tier_download(keep_remote=keep_remote, progress=progress)
         with self._lock:
             fresh = self._open(v.directory, v.id, v.collection, i=self._where.get(v.id, 0))
+            if self._share is not None:
+                fresh.share(self._share, claim=True)
             self._volumes[volume_id] = fresh
+        self._changed()
         return remote
 
     def mount_remote(
@@ -642,9 +650,12 @@ class Store:
             old.destroy()
         fetch_sidecars(store, directory, base, key)
         v = self._open(directory, volume_id, collection, i=i)
+        if self._share is not None:
+            v.share(self._share, claim=True)
         with self._lock:
             self._volumes[volume_id] = v
             self._where[volume_id] = i
+        self._changed()
         log.info(
             "volume %d mounted from %s as %s", volume_id, store.name, v.remote and v.remote.key
         )
