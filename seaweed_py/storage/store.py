@@ -345,11 +345,18 @@ class Store:
             self._follow()
         return self._volumes.get(volume_id)
 
+    def _current(self) -> dict[int, Volume]:
+        """The volumes, after following what other workers changed."""
+        share = self._share
+        if share is not None and share.words[1] != self._epoch:
+            self._follow()
+        return self._volumes
+
     def volumes(self) -> list[Volume]:
-        return list(self._volumes.values())
+        return list(self._current().values())
 
     def volume_infos(self) -> list[VolumeStatus]:
-        return [v.status() for v in list(self._volumes.values())]
+        return [v.status() for v in list(self._current().values())]
 
     @property
     def location_uuids(self) -> list[str]:
@@ -375,15 +382,17 @@ class Store:
 
     @property
     def max_volume_count(self) -> int:
+        self._current()
         return sum(self._capacity(i) for i in range(len(self.locations)))
 
     @property
     def free_slots(self) -> int:
+        self._current()
         return sum(max(0, self._capacity(i) - self._count(i)) for i in range(len(self.locations)))
 
     @property
     def max_file_key(self) -> int:
-        return max((v.max_file_key for v in list(self._volumes.values())), default=0)
+        return max((v.max_file_key for v in list(self._current().values())), default=0)
 
     @property
     def volume_size_limit(self) -> int:
@@ -410,6 +419,7 @@ class Store:
         """Create a volume in the directory with the fewest volumes that has a free slot,
         reserving `preallocate` bytes of disk for its `.dat` (`Volume.create`)."""
         collection = parse_collection(collection)
+        self._current()  # a volume another worker allocated is a conflict here too
         with self._lock:
             if volume_id in self._volumes:
                 raise Conflict("volume already exists", volume_id=volume_id)
