@@ -28,10 +28,12 @@ locks on it).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import mmap
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -60,6 +62,7 @@ _TABLE_LOCK: Final = 1 << 30
 _JOURNAL_LOCK: Final = _TABLE_LOCK + 1
 _CHECKPOINT_LOCK: Final = _JOURNAL_LOCK + MAX_LOCATIONS
 _VOLUME_LOCK: Final = _CHECKPOINT_LOCK + MAX_LOCATIONS
+_DEADLOCK_RETRY: Final = 0.0002  # seconds before asking again for a lock refused as EDEADLK
 
 # Volume slot words
 VID, FLAGS, DAT_END, IDX_END, LAST_NS = range(5)
@@ -145,11 +148,22 @@ class WorkerShare:
     # ------------------------------------------------------------------ locks
 
     def lock(self, byte: int, *, blocking: bool = True) -> bool:
-        try:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB), 1, byte)
-        except BlockingIOError:
-            return False
-        return True
+        while True:
+            try:
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB), 1, byte)
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                # The kernel tracks record locks per process, not per thread: one thread of a
+                # worker holding a volume's lock while another of its threads holds the
+                # journal's looks like a cycle to it when a second worker waits for both.
+                # Every lock here is taken in one order (table, volume, checkpoint, journal),
+                # so no real cycle exists: wait a moment and ask again.
+                if exc.errno != errno.EDEADLK:
+                    raise
+                time.sleep(_DEADLOCK_RETRY)
+                continue
+            return True
 
     def unlock(self, byte: int) -> None:
         fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, byte)
