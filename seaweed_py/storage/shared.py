@@ -16,7 +16,7 @@ File `<first -dir>/weedpy.workers`, memory-mapped by every worker (little-endian
 | 0 | magic `WPYWORK1` |
 | 1 | epoch: bumped whenever the set of volumes or their read-only marks change |
 | 8 + 8*i .. | journal of directory `i` (at most `MAX_LOCATIONS`): pos, synced, filled, checkpoint, seq |
-| 1024 + 8*s .. | volume slot `s` (`MAX_VOLUMES`): vid + 1 (0 = free), flags, `.dat` end, `.idx` end, last AppendAtNs |
+| 520 + 16*s .. | volume slot `s` (`MAX_VOLUMES`): vid + 1 (0 = free), flags, `.dat` end, `.idx` end, last AppendAtNs, files (bumped by each vacuum commit), then the vacuum's compaction: stage, pid of the worker running it, and what a commit needs (storage/volume_vacuum.py) |
 
 Locks are POSIX record locks (`fcntl.lockf`) on single bytes of that file, one byte per volume
 slot, journal and checkpoint: they belong to the process (a `threading.Lock` beside each keeps
@@ -39,11 +39,19 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
+    "CP_CPD_END",
+    "CP_CPX_END",
+    "CP_IDX_START",
+    "CP_REVISION",
+    "CP_SIZE_BEFORE",
     "DELETED",
+    "FILES",
     "MAX_LOCATIONS",
     "MAX_VOLUMES",
     "READ_ONLY",
     "SHARE_FILE",
+    "STAGE",
+    "STAGE_PID",
     "SharedLock",
     "WorkerShare",
 ]
@@ -55,7 +63,7 @@ _MAGIC: Final = int.from_bytes(b"WPYWORK1", "little")
 _JOURNAL_BASE: Final = 8
 _JOURNAL_WORDS: Final = 8
 _VOLUME_BASE: Final = _JOURNAL_BASE + MAX_LOCATIONS * _JOURNAL_WORDS
-_VOLUME_WORDS: Final = 8
+_VOLUME_WORDS: Final = 16
 _SIZE: Final = (_VOLUME_BASE + MAX_VOLUMES * _VOLUME_WORDS) * 8
 # Lock bytes (past the end of the data: record locks need no bytes behind them).
 _TABLE_LOCK: Final = 1 << 30
@@ -65,7 +73,9 @@ _VOLUME_LOCK: Final = _CHECKPOINT_LOCK + MAX_LOCATIONS
 _DEADLOCK_RETRY: Final = 0.0002  # seconds before asking again for a lock refused as EDEADLK
 
 # Volume slot words
-VID, FLAGS, DAT_END, IDX_END, LAST_NS = range(5)
+VID, FLAGS, DAT_END, IDX_END, LAST_NS, FILES = range(6)
+# ... and the compaction's (volume_vacuum.py)
+STAGE, STAGE_PID, CP_REVISION, CP_IDX_START, CP_SIZE_BEFORE, CP_CPD_END, CP_CPX_END = range(6, 13)
 # Flags
 DELETED: Final = 1
 READ_ONLY: Final = 2

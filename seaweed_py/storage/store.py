@@ -698,7 +698,7 @@ class Store:
         self._changed()
 
     def _held(self, volume_id: int) -> Volume:
-        v = self._volumes.get(volume_id)
+        v = self.get(volume_id)
         if v is None:
             raise VolumeNotFound("volume not found on this server", volume_id=volume_id)
         return v
@@ -731,14 +731,14 @@ class Store:
         """TTL volumes whose newest needle outlived the volume's TTL (spec §9.5): left out of
         heartbeats, so the master forgets them."""
         now = self._clock_ns() / 1e9
-        return [v.id for v in list(self._volumes.values()) if v.expired(now)]
+        return [v.id for v in list(self._current().values()) if v.expired(now)]
 
     def remove_expired_volumes(self) -> list[int]:
         """Delete the TTL volumes expired for `min(TTL/10, 10 min)` more; their ids. Blocks:
         call it off the event loop."""
         now = self._clock_ns() / 1e9
         removed = []
-        for v in [v for v in list(self._volumes.values()) if v.expired_long_enough(now)]:
+        for v in [v for v in list(self._current().values()) if v.expired_long_enough(now)]:
             try:
                 self.delete_volume(v.id)
             except (WeedError, OSError) as exc:

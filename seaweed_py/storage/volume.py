@@ -69,10 +69,12 @@ from seaweed_py.storage.needle_map import (
 from seaweed_py.storage.shared import (
     DAT_END,
     DELETED,
+    FILES,
     FLAGS,
     IDX_END,
     LAST_NS,
     READ_ONLY,
+    STAGE,
     SharedLock,
     WorkerShare,
 )
@@ -172,6 +174,7 @@ class Volume:
         self._share: WorkerShare | None = None  # set by `share`: served by several workers
         self._slot = 0  # index of this volume's words in the share
         self._idx_seen = 0  # .idx bytes the needle map has taken in (shared mode)
+        self._files_seen = 0  # the share's count of vacuum commits this process follows
         self._tail_lock = threading.Lock()
         self._dat = -1
         self._idx = -1
@@ -276,8 +279,12 @@ class Volume:
     @property
     def size(self) -> int:
         """Length of `.dat` in bytes."""
-        if self._share is not None:
-            return max(self._end, self._share.words[self._slot + DAT_END])
+        share = self._share
+        if share is not None:
+            published = int(share.words[self._slot + DAT_END])
+            if share.words[self._slot + FILES] != self._files_seen:
+                return published  # of the files another worker's vacuum commit put in
+            return max(self._end, published)
         return self._end
 
     @property
@@ -416,8 +423,12 @@ class Volume:
 
     @property
     def compacting(self) -> bool:
-        """Between `compact` and `commit_compact`/`cleanup_compact`."""
-        return self._compaction is not None
+        """Between `compact` and `commit_compact`/`cleanup_compact` (in any worker)."""
+        return self._compaction is not None or self._compacting_shared()
+
+    def _compacting_shared(self) -> bool:
+        share = self._share
+        return share is not None and share.words[self._slot + STAGE] != _vacuum.NONE
 
     # ------------------------------------------------------------------ several workers
 
@@ -439,6 +450,7 @@ class Volume:
                 self._flush_idx()
                 self._publish()
             self._idx_seen = self._idx_end
+            self._files_seen = int(share.words[slot + FILES])
             self._lock = SharedLock(
                 share, share.volume_lock(slot), thread_lock, self._take_shared, self._publish
             )
@@ -449,6 +461,10 @@ class Volume:
         """The lock was just taken: adopt where the other workers left the files."""
         assert self._share is not None
         w, b = self._share.words, self._slot
+        if self._compacting_shared() and _vacuum.dead_committer(self):
+            _vacuum.recover_commit(self)
+        if w[b + FILES] != self._files_seen:
+            _vacuum.follow_commit(self)  # another worker committed a vacuum: new files
         self._refresh_marks()
         self._end = w[b + DAT_END]
         if not self._idx_batch:  # else: a failed flush left entries only this process has
@@ -481,23 +497,33 @@ class Volume:
     def _catch_up(self) -> None:
         """Take into the needle map the `.idx` entries other workers appended."""
         share = self._share
-        if share is None or share.words[self._slot + IDX_END] <= self._idx_seen:
+        if share is None:
+            return
+        w, b = share.words, self._slot
+        if w[b + FILES] != self._files_seen and not self._closed:
+            # Another worker committed a vacuum: reattach under the lock (`_take_shared`),
+            # which a commit holds until the share describes the new files. A thread of
+            # this process holding it has reattached already: it never gets here.
+            with self._lock:
+                pass
+        if w[b + IDX_END] <= self._idx_seen:
             return
         with self._tail_lock:
-            end = share.words[self._slot + IDX_END]
+            end = w[b + IDX_END]
             seen = self._idx_seen
-            if end <= seen or self._closed:
+            if end <= seen or self._closed or w[b + FILES] != self._files_seen:
                 return
             buf = os.pread(self._idx, end - seen, seen)
             inner = self._map.inner if isinstance(self._map, TailingMap) else self._map
-            w = self.layout.entry_size
-            for pos in range(0, len(buf) - w + 1, w):
+            width = self.layout.entry_size
+            for pos in range(0, len(buf) - width + 1, width):
                 key, offset, size = decode_entry(buf, pos, self.layout)
                 if offset and size >= 0:
                     inner.put(key, offset, size)
                 else:
                     inner.delete(key)
-            self._idx_seen = seen + len(buf) // w * w
+            self._idx_seen = seen + len(buf) // width * width
+            self._newest = None  # another worker's write may be the newest (TTL expiry)
 
     # ------------------------------------------------------------------ state changes
 
@@ -555,7 +581,13 @@ class Volume:
 
     def _committing(self) -> bool:
         state = self._compaction
-        return state is not None and state.committing
+        if state is not None and state.committing:
+            return True
+        share = self._share  # another worker's commit, or one this worker is to follow
+        return share is not None and (
+            share.words[self._slot + STAGE] == _vacuum.COMMITTING
+            or share.words[self._slot + FILES] != self._files_seen
+        )
 
     def _files_replaced(self) -> bool:
         for fd, suffix in ((self._dat, ".dat"), (self._idx, ".idx")):
@@ -581,10 +613,22 @@ class Volume:
         while a writer holding it waits for journal space). The batched `.idx` entries stay
         batched: recovery rebuilds them from `.dat`."""
         dat, idx = self._dat, self._idx
-        if self._writable_files and not self._closed:
-            for fd in (dat, idx):
-                if fd >= 0:
+        if not self._writable_files or self._closed:
+            return
+        share = self._share
+        if share is not None and share.words[self._slot + FILES] != self._files_seen:
+            # Another worker committed a vacuum this one has not followed yet: these
+            # descriptors are the old files, and the other workers append to the new ones.
+            for suffix in (".dat", ".idx"):
+                fd = os.open(self.path(suffix), os.O_RDONLY | os.O_CLOEXEC)
+                try:
                     sync_file(fd)
+                finally:
+                    os.close(fd)
+            return
+        for fd in (dat, idx):
+            if fd >= 0:
+                sync_file(fd)
 
     def _sync_files(self) -> None:
         if self._dat >= 0 and self._writable_files:

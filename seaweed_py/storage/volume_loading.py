@@ -231,32 +231,44 @@ def attach_volume(
     if v.info.files:
         _load(v, False, backends)
         return v
-    v._writable_files = os.access(v.path(".dat"), os.W_OK)
-    flags = (os.O_RDWR if v._writable_files else os.O_RDONLY) | os.O_CLOEXEC
     try:
-        v._dat = os.open(v.path(".dat"), flags)
-        v._use_data(LocalDatFile(v._dat))
-        v._idx = os.open(v.path(".idx"), flags)
-        v.superblock = read_superblock(v._dat, volume_id=v.id)
-        v.version = v.superblock.version
-        v._tail = tail_length(v.version)
-        if v.info.replication:
-            v.superblock = replace(
-                v.superblock, replica_placement=ReplicaPlacement.parse(v.info.replication)
-            )
-        idx_end = share.words[slot + IDX_END]
-        (keys, units, sizes), _ = _load_idx(v._idx, v.layout, limit=idx_end)
-        live, stats = replay_index(keys, units, sizes)
-        v._idx_end = len(keys) * v.layout.entry_size
-        v._end = share.words[slot + DAT_END]
-        v._last_append_ns = share.words[slot + LAST_NS]
-        v.modified_at_second = int(os.fstat(v._dat).st_mtime)
-        v._map = MemoryNeedleMap(live, stats, v.layout, in_units=True)
+        attach_files(v, share, slot)
         v.share(share, claim=False)
     except BaseException:
         v._close_fds()
         raise
     return v
+
+
+def attach_files(self: Volume, share: WorkerShare, slot: int) -> None:
+    """Open the local `.dat`/`.idx` of a volume other workers share (at `slot`), with the
+    map built from `.idx` up to the end the share publishes; changes no file (`attach`,
+    and a worker following another's vacuum commit). The caller closes the descriptors on
+    failure."""
+    vif = self.path(".vif")
+    self.info = VolumeInfo.from_json(vif.read_bytes() if vif.exists() else b"")
+    self.layout = layout_for(self.info.bytes_offset, self.id)
+    self._idx_batch_full = IDX_BATCH_BYTES // self.layout.entry_size * self.layout.entry_size
+    self._writable_files = os.access(self.path(".dat"), os.W_OK)
+    flags = (os.O_RDWR if self._writable_files else os.O_RDONLY) | os.O_CLOEXEC
+    self._dat = os.open(self.path(".dat"), flags)
+    self._use_data(LocalDatFile(self._dat))
+    self._idx = os.open(self.path(".idx"), flags)
+    self.superblock = read_superblock(self._dat, volume_id=self.id)
+    self.version = self.superblock.version
+    self._tail = tail_length(self.version)
+    if self.info.replication:
+        self.superblock = replace(
+            self.superblock, replica_placement=ReplicaPlacement.parse(self.info.replication)
+        )
+    idx_end = share.words[slot + IDX_END]
+    (keys, units, sizes), _ = _load_idx(self._idx, self.layout, limit=idx_end)
+    live, stats = replay_index(keys, units, sizes)
+    self._idx_end = len(keys) * self.layout.entry_size
+    self._end = share.words[slot + DAT_END]
+    self._last_append_ns = share.words[slot + LAST_NS]
+    self.modified_at_second = int(os.fstat(self._dat).st_mtime)
+    self._map = MemoryNeedleMap(live, stats, self.layout, in_units=True)
 
 
 def _load(

@@ -82,6 +82,20 @@ from seaweed_py.formats.superblock import SUPERBLOCK_SIZE
 from seaweed_py.storage import volume_loading as _loading
 from seaweed_py.storage.group_commit import sync_file
 from seaweed_py.storage.integrity import VerifiedMemo
+from seaweed_py.storage.needle_map import TailingMap
+from seaweed_py.storage.shared import (
+    CP_CPD_END,
+    CP_CPX_END,
+    CP_IDX_START,
+    CP_REVISION,
+    CP_SIZE_BEFORE,
+    DAT_END,
+    FILES,
+    IDX_END,
+    LAST_NS,
+    STAGE,
+    STAGE_PID,
+)
 from seaweed_py.storage.volume_write import _pwrite_all
 
 if TYPE_CHECKING:
@@ -184,7 +198,7 @@ def compact(
     with self._lock:
         if self._closed:
             raise VolumeReadOnly("volume is closed", volume_id=self.id)
-        if self._compaction is not None:
+        if self._compaction is not None or _shared_stage(self) != NONE:
             raise Conflict("volume is being vacuumed already", volume_id=self.id)
         if self.data.remote:
             # Its .dat is an object in a bucket (volume_tier.py): the master's pass downloads,
@@ -202,6 +216,7 @@ def compact(
         keys, offsets, sizes = self._map.live_arrays()
         state = Compaction(self.compact_revision, self._idx_end, self._end)
         self._compaction = state
+        _set_stage(self, COPYING)
         source = os.dup(self._dat)  # a close of the volume meanwhile cannot pull it away
     try:
         order = np.argsort(offsets, kind="stable")
@@ -220,6 +235,8 @@ def compact(
         with self._lock:
             if self._compaction is state:
                 self._compaction = None
+            if _owns_stage(self, COPYING):
+                _set_stage(self, NONE)
         _unlink(cpd, cpx)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             raise DiskFull("no space left for the vacuum's copy", volume_id=self.id) from exc
@@ -296,11 +313,14 @@ class _Copier:
             os.close(cpd)
         with v._lock:
             state = self.state
+            if self._stopped():
+                raise VolumeReadOnly("the vacuum was cleaned up meanwhile", volume_id=v.id)
             state.cpd_end = state.copied_cpd_end = end
             state.cpx_end = state.copied_cpx_end = entries_end
             state.replayed_to = state.idx_start
             state.copied = np.sort(kept_keys)
             state.done = True
+            _publish_copy(v, state)
         copied = int(lengths[kept_index].sum())
         log.info(
             "volume %d compacted: %d needles (%d bytes) copied, %d expired and %d corrupt "
@@ -345,7 +365,7 @@ class _Copier:
         offs, lens, ks, szs = offsets.tolist(), lengths.tolist(), keys.tolist(), sizes.tolist()
         i = 0
         while i < n:
-            if self.state.aborted:
+            if self._stopped():
                 raise VolumeReadOnly("volume closed during its vacuum", volume_id=self.v.id)
             window_start = offs[i]
             j = i + 1
@@ -374,6 +394,13 @@ class _Copier:
             written += len(out)
             self._throttle(started, written)
         return new_offsets[:count], kept[:count]
+
+    def _stopped(self) -> bool:
+        """Whether this copy was asked to stop: its volume closed, or cleaned up by this
+        worker or (with several workers) another one."""
+        return self.state.aborted or (
+            self.v._share is not None and not _owns_stage(self.v, COPYING)
+        )
 
     def _keep(self, record: bytes, key: int, size: int, offset: int, length: int) -> bool:
         """Whether the record of live needle `key` is copied: it is whole, its header is the
@@ -455,6 +482,7 @@ def commit_compact(self: Volume) -> CommitResult:
     with self._lock:
         state = _committable(self, cpd, cpx)
         state.committing = True
+        _set_stage(self, COMMITTING)
     try:
         _catch_up(self, state, cpd, cpx)
         with self._lock:
@@ -472,12 +500,14 @@ def commit_compact(self: Volume) -> CommitResult:
                 rename(cpd, dat)
                 rename(cpx, idx)
                 _reopen(self)
+                _published_commit(self)
             except BaseException as exc:
                 self.read_only_reason = f"vacuum commit failed: {exc}"
                 log.error("volume %d: vacuum commit failed after its marker: %s", self.id, exc)
                 raise
             finally:
                 self._compaction = None
+                _set_stage(self, NONE)
             size_after, read_only = self._end, self.read_only
         # With the lock released: the renames made durable, then the marker removed. Until
         # then the marker is, so a crash rolls forward, and the writes that reached the new
@@ -488,6 +518,8 @@ def commit_compact(self: Volume) -> CommitResult:
         with self._lock:
             if self._compaction is state:  # failed before the marker: as if never compacted
                 self._compaction = None
+                if _owns_stage(self, COMMITTING):
+                    _set_stage(self, NONE)
                 _unlink(cpd, cpx, cpc)
         raise
     log.info(
@@ -508,7 +540,7 @@ def commit_compact(self: Volume) -> CommitResult:
 
 def _committable(self: Volume, cpd: Path, cpx: Path) -> Compaction:
     """The finished compaction a commit may install (caller holds the lock)."""
-    state = self._compaction
+    state = _shared_compaction(self, cpx) if self._share is not None else self._compaction
     if state is None or not state.done or state.committing:
         raise Conflict(
             "no finished compaction to commit"
@@ -634,18 +666,14 @@ def _reopen(self: Volume) -> None:
     generation goes up before it is cleared, so a lock-free read that straddled the swap can
     tell (`_swapped_since`). The old descriptors and map stay open until the next commit,
     for reads that began before this one (`volume_read`)."""
-    fresh = type(self)(
-        self.directory,
-        self.id,
-        self.collection,
-        index_kind=self.index_kind,
-        fsync_mode=self.fsync_mode,
-        committer=self._committer,
-        journal=self._journal,
-        size_limit=self._size_limit,
-        clock_ns=self._clock_ns,
-    )
+    fresh = _fresh(self)
     fresh._load(self._writable_files, finish_vacuum=False)
+    swap_in(self, fresh)
+
+
+def swap_in(self: Volume, fresh: Volume) -> None:
+    """Move the files, map and state of `fresh` (the volume's files as they are now, opened
+    on the side) into the volume (caller holds the lock; `_reopen`)."""
     fresh._stamps.close()  # a vacuum leaves the stamp log as it is: this volume keeps its own
     for fd in self._retired:
         os.close(fd)
@@ -666,6 +694,9 @@ def _reopen(self: Volume) -> None:
         self._corrupt = fresh._corrupt
         self._verified = VerifiedMemo()
         self._newest = None
+        if self._share is not None:
+            self._map = TailingMap(self._map, self._catch_up)
+            self._idx_seen = self._idx_end
         self._generation += 1
     finally:
         self._swapping = False
@@ -684,6 +715,189 @@ def swapped_since(self: Volume, generation: int) -> bool:
     return self._swapping or self._generation != generation
 
 
+# ------------------------------------------------------------------ several workers
+
+# A compaction's stage in the worker share (storage/shared.py): with `-workers=N` the master's
+# compact, commit and cleanup calls may each reach another worker, so what a commit needs of
+# the copy is in the share (and `.cpx`), not only in the memory of the worker that copied.
+NONE: Final = 0
+COPYING: Final = 1
+COPIED: Final = 2
+COMMITTING: Final = 3
+
+
+def _shared_stage(self: Volume) -> int:
+    """The compaction stage the share records (caller holds the lock); NONE without a share,
+    and when the worker copying died (its partial files are overwritten or cleaned up). A
+    worker that died committing is recovered from as soon as the lock is taken
+    (`recover_commit`)."""
+    share = self._share
+    if share is None:
+        return NONE
+    w, b = share.words, self._slot
+    stage = int(w[b + STAGE])
+    if stage == COPYING and not _alive(int(w[b + STAGE_PID])):
+        w[b + STAGE] = NONE
+        return NONE
+    return stage
+
+
+def _set_stage(self: Volume, stage: int) -> None:
+    """Record this worker's compaction stage (caller holds the lock)."""
+    share = self._share
+    if share is not None:
+        w, b = share.words, self._slot
+        w[b + STAGE_PID] = os.getpid()
+        w[b + STAGE] = stage
+
+
+def _owns_stage(self: Volume, stage: int) -> bool:
+    """Whether the share records this worker at `stage` (always, without a share)."""
+    share = self._share
+    if share is None:
+        return True
+    w, b = share.words, self._slot
+    return int(w[b + STAGE]) == stage and int(w[b + STAGE_PID]) == os.getpid()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _publish_copy(self: Volume, state: Compaction) -> None:
+    """The copy is done (caller holds the lock): what a commit by any worker needs."""
+    share = self._share
+    if share is None:
+        return
+    w, b = share.words, self._slot
+    w[b + CP_REVISION] = state.revision
+    w[b + CP_IDX_START] = state.idx_start
+    w[b + CP_SIZE_BEFORE] = state.size_before
+    w[b + CP_CPD_END] = state.copied_cpd_end
+    w[b + CP_CPX_END] = state.copied_cpx_end
+    _set_stage(self, COPIED)
+
+
+def _shared_compaction(self: Volume, cpx: Path) -> Compaction | None:
+    """The compaction a commit in this worker may take up (caller holds the lock): this
+    worker's own, or one another worker copied, rebuilt from the share and `.cpx` (the keys
+    it copied); None if the share records none (a stale one of this worker is dropped)."""
+    assert self._share is not None
+    stage = _shared_stage(self)
+    state = self._compaction
+    if stage == NONE:
+        self._compaction = None
+        return None
+    if stage == COPYING:
+        raise Conflict("the compaction is still copying", volume_id=self.id)
+    if stage == COMMITTING:
+        raise Conflict("the compaction is being committed", volume_id=self.id)
+    if state is not None and state.done and not state.committing:
+        return state
+    w, b = self._share.words, self._slot
+    cpd_end, cpx_end = int(w[b + CP_CPD_END]), int(w[b + CP_CPX_END])
+    fd = os.open(cpx, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        raw = os.pread(fd, cpx_end, 0)
+    finally:
+        os.close(fd)
+    if len(raw) != cpx_end:
+        raise StorageError("the vacuum's .cpx is shorter than its copy", volume_id=self.id)
+    keys, _, _ = decode_entries(raw, self.layout)
+    idx_start = int(w[b + CP_IDX_START])
+    log.info("volume %d: committing the compaction another worker copied", self.id)
+    state = Compaction(
+        int(w[b + CP_REVISION]),
+        idx_start,
+        int(w[b + CP_SIZE_BEFORE]),
+        done=True,
+        copied=np.sort(keys),
+        copied_cpd_end=cpd_end,
+        copied_cpx_end=cpx_end,
+        replayed_to=idx_start,
+        cpd_end=cpd_end,
+        cpx_end=cpx_end,
+    )
+    self._compaction = state
+    return state
+
+
+def _published_commit(self: Volume) -> None:
+    """The committed files are in (caller holds the lock): the other workers reattach."""
+    share = self._share
+    if share is not None:
+        w, b = share.words, self._slot
+        w[b + FILES] += 1
+        self._files_seen = int(w[b + FILES])
+
+
+def follow_commit(self: Volume) -> None:
+    """Another worker committed a vacuum of this volume (caller holds the lock, so the
+    share describes the new files): drop the old descriptors and map as a commit does (kept
+    for reads under way until the next one) and attach the new files."""
+    assert self._share is not None
+    with self._tail_lock:
+        fresh = _fresh(self)
+        try:
+            _loading.attach_files(fresh, self._share, self._slot)
+        except BaseException:
+            fresh._close_fds()
+            raise
+        swap_in(self, fresh)
+        self._compaction = None
+        self._files_seen = int(self._share.words[self._slot + FILES])
+    log.info("volume %d: following the vacuum another worker committed", self.id)
+
+
+def recover_commit(self: Volume) -> None:
+    """The worker committing a vacuum of this volume died holding the lock (caller holds it
+    now): finish or undo its commit as an open after a crash would (`finish_interrupted`),
+    then open the volume's files as they are and let every worker reattach."""
+    assert self._share is not None
+    done = finish_interrupted(self.directory, self.name, writable=self._writable_files)
+    log.warning("volume %d: a worker died committing its vacuum: %s", self.id, done or "-")
+    with self._tail_lock:
+        fresh = _fresh(self)
+        fresh._load(self._writable_files, finish_vacuum=False)
+        swap_in(self, fresh)
+        self._compaction = None
+        _published_commit(self)
+        _set_stage(self, NONE)
+        w, b = self._share.words, self._slot
+        w[b + DAT_END], w[b + IDX_END] = self._end, self._idx_end
+        w[b + LAST_NS] = max(int(w[b + LAST_NS]), self._last_append_ns)
+
+
+def dead_committer(self: Volume) -> bool:
+    """Whether the share records a commit by a worker that died (caller holds the lock)."""
+    assert self._share is not None
+    w, b = self._share.words, self._slot
+    return int(w[b + STAGE]) == COMMITTING and not _alive(int(w[b + STAGE_PID]))
+
+
+def _fresh(self: Volume) -> Volume:
+    """A volume object of this one's files, not yet opened."""
+    return type(self)(
+        self.directory,
+        self.id,
+        self.collection,
+        index_kind=self.index_kind,
+        fsync_mode=self.fsync_mode,
+        committer=self._committer,
+        journal=self._journal,
+        size_limit=self._size_limit,
+        clock_ns=self._clock_ns,
+    )
+
+
 # ------------------------------------------------------------------ cleanup and crashes
 
 
@@ -693,12 +907,17 @@ def cleanup_compact(self: Volume) -> bool:
     cpd, cpx, _ = self._checked(*COMPACTION_SUFFIXES)
     with self._lock:
         state = self._compaction
+        stage = _shared_stage(self)
+        if stage == COMMITTING or (state is not None and state.committing):
+            raise Conflict("the compaction is being committed", volume_id=self.id)
+        if stage == COPYING and not _owns_stage(self, COPYING):
+            _set_stage(self, NONE)  # the worker copying sees it and stops (its files go)
+            return True
+        _set_stage(self, NONE)
         if state is None:
             found = cpd.exists() or cpx.exists()
             _unlink(cpd, cpx)
-            return found
-        if state.committing:
-            raise Conflict("the compaction is being committed", volume_id=self.id)
+            return found or stage == COPIED
         if not state.done:
             state.aborted = True
             return True

@@ -429,11 +429,13 @@ class VolumeServer:
         long enough are deleted (spec §9.5)."""
         while True:
             await asyncio.sleep(self.options.pulse_seconds)
-            for what, step in (
+            steps: list[tuple[str, Callable[[], object]]] = [
                 ("checking full disks", self.store.reopen_full_volumes),
                 ("sending the .idx of tiered volumes", self.store.upload_dirty_indexes),
-                ("removing expired TTL volumes", self.vacuum.remove_expired),
-            ):
+            ]
+            if not self.options.worker:  # the leader alone; the others let go (`Store.get`)
+                steps.append(("removing expired TTL volumes", self.vacuum.remove_expired))
+            for what, step in steps:
                 try:
                     changed = await asyncio.to_thread(step)
                 except Exception:  # keep checking; the next pulse may succeed
