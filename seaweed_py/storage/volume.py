@@ -301,22 +301,27 @@ class Volume:
 
     @property
     def file_count(self) -> int:
+        self._catch_up()
         return self._map.stats.file_count
 
     @property
     def delete_count(self) -> int:
+        self._catch_up()
         return self._map.stats.delete_count
 
     @property
     def deleted_byte_count(self) -> int:
+        self._catch_up()
         return self._map.stats.deleted_bytes
 
     @property
     def content_size(self) -> int:
+        self._catch_up()
         return self._map.stats.content_size
 
     @property
     def max_file_key(self) -> int:
+        self._catch_up()
         return self._map.stats.max_key
 
     @property
@@ -329,6 +334,7 @@ class Volume:
 
     def garbage_level(self) -> float:
         """Deleted bytes over content bytes (spec §9.1)."""
+        self._catch_up()  # (with several workers: their writes and deletes too)
         s = self._map.stats
         if not s.content_size:
             return 0.0
