@@ -42,6 +42,25 @@ again (`volume_read`); a streamed read carries the generation it started in
 (`NeedleLocation.generation`) and `relocate`s when a commit passed. The compacted files open
 and serve in `weed` 4.48 and the reverse (`tests/parity/test_vacuum_files.py`).
 
+**The journal** (storage/journal.py) holds records addressed to a `.dat` by offset. Those
+the old `.dat` received since the last checkpoint are in the copy (the commit replays the
+`.idx` tail and syncs `.cpd` before its marker), and each entry carries the compaction
+revision of the `.dat` it was appended to: a replay after a crash skips the old file's
+entries once the new one (revision + 1) is in place, whatever the renames left
+(tests/fault/test_storage_journal.py cuts the power after a commit).
+
+**Several workers** (`-workers=N`, storage/shared.py): the master's compact, commit and
+cleanup may each reach another worker, so the compaction's stage (copying, copied,
+committing), the pid of the worker at it and what a commit needs (revision, `.idx` start,
+size before, copy ends; the copied keys are `.cpx`'s) live in the volume's slot of the
+share, under the volume's cross-process lock. A commit bumps the slot's files count; every
+other worker, at its next lookup or when it next takes the lock, retires its descriptors and
+map as a commit does and attaches the new files (`follow_commit`); appends another worker
+made during the copy are in `.idx`, which the commit replays. A copy whose worker died blocks
+nothing; a worker that died committing (the lock is let go by the kernel) is rolled forward
+or back by the next lock holder exactly as an open would (`recover_commit`). Only the leader
+removes expired TTL volumes; the others let go of them as of any deleted volume.
+
 A TTL volume **expires** once its newest live needle is older than the volume's TTL (its
 .dat holding more than the superblock; a delete never extends its life, a restart keeps it); the volume server then leaves it out of heartbeats and
 deletes it `min(TTL/10, 10 min)` later (`expired`, `expired_long_enough`).
@@ -490,10 +509,12 @@ def commit_compact(self: Volume) -> CommitResult:
             size_before = self._end
             if not _replayed_intact(self, state):
                 _restart_replay(state, cpd, cpx)
-            # (No wait here for the group commit of the old files, as close() does: a small
-            # write on the event loop may be waiting for this lock, and the loop is what reads
-            # the fsync helper's answers. Syncs queued on the old descriptors find them open
-            # until the next commit; a committer skips a descriptor closed by then.)
+            # (No wait here for a group-commit round, as close() does: a small write on the
+            # event loop may be waiting for this lock, and the loop is what runs the journal's
+            # rounds. What the journal holds of the old files is in the copy, synced below;
+            # its entries carry the old compaction revision, so a replay after a crash never
+            # writes them into the new `.dat`. A volume outside a store syncs through its own
+            # committer, which finds the old descriptors open until the next commit.)
             _replay(self, state, cpd, cpx, self._idx_end)
             write_marker(cpc, state.revision)
             try:
@@ -1027,9 +1048,11 @@ def relocate(self: Volume, loc: NeedleLocation) -> NeedleLocation:
 def expired(self: Volume, now_s: float) -> bool:
     """A TTL volume whose newest needle is older than the volume's TTL (spec §9.5)."""
     ttl = self.ttl.seconds
+    if ttl:
+        self._catch_up()  # another worker's write may be the newest
     return (
         bool(ttl)
-        and self._end > self.superblock.block_size
+        and self.size > self.superblock.block_size
         and now_s >= _newest_needle_s(self) + ttl
     )
 

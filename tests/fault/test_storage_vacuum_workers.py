@@ -20,6 +20,7 @@ import pytest
 
 from seaweed_py.errors import Conflict, NeedleNotFound
 from seaweed_py.formats.needle import Needle
+from seaweed_py.formats.ttl import Ttl
 from seaweed_py.storage.shared import STAGE, STAGE_PID, WorkerShare
 from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode, Volume
@@ -275,3 +276,53 @@ def test_only_this_process_pid_counts_as_its_own(pair: Pair) -> None:
         p.leader.compact_volume(VID)
     assert p.worker.cleanup_compaction(VID)  # asks that copy to stop
     assert _stage(v) == NONE
+
+
+def test_a_ttl_volume_expires_after_the_newest_write_of_any_worker_and_the_others_let_go(
+    tmp_path: Path,
+) -> None:
+    """A `1m` TTL volume the leader never writes to, written by the other worker twice, 50 s
+    apart: the leader (the one that heartbeats and removes expired volumes) counts the other
+    worker's writes, so the volume lives until a minute after the second; then the leader
+    deletes it and the other worker lets go of it (no error, no file left)."""
+    directory = tmp_path / "d"
+    directory.mkdir()
+    now = [1_700_000_000 * 10**9]
+
+    def clock() -> int:
+        return now[0]
+
+    def store() -> Store:
+        return Store(
+            [DiskLocation(directory, 8)],
+            fsync_mode=FsyncMode.GROUP,
+            journal_ring=1 << 20,
+            clock_ns=clock,
+        )
+
+    leader, worker = store(), store()
+    leader.load()
+    leader.share_workers(WorkerShare(directory, create=True))
+    try:
+        leader.allocate(VID, ttl=Ttl.parse("1m"))
+        worker.attach(WorkerShare(directory, create=False))
+        lv, wv = leader.get(VID), worker.get(VID)
+        assert lv is not None and wv is not None
+        wv.write(Needle.build(COOKIE, 1, b"first")).durable.result(timeout=10)
+        assert not leader.expired_volumes()
+        now[0] += 50 * 10**9
+        wv.write(Needle.build(COOKIE, 2, b"second")).durable.result(timeout=10)
+        now[0] += 15 * 10**9  # 65 s after the first write, 15 s after the second
+        assert leader.expired_volumes() == []
+        assert leader.remove_expired_volumes() == []
+        now[0] += 46 * 10**9  # 61 s after the second write: expired, within its grace
+        assert leader.expired_volumes() == [VID]
+        assert leader.remove_expired_volumes() == []
+        now[0] += 6 * 10**9
+        assert leader.remove_expired_volumes() == [VID]
+        assert not list(directory.glob(f"{VID}.*"))
+        assert worker.get(VID) is None
+        assert VID not in [v.id for v in worker.volumes()]
+    finally:
+        worker.close()
+        leader.close()
