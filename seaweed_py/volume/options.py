@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -217,11 +216,13 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
     if not p:  # `weedpy server` has one -whiteList for both of its servers
         fs.add("whiteList", "", _WHITE_LIST_HELP)
         # `weedpy server` runs its volume server in its own process, so one worker there.
+        # One by default: on the 2-core machine two workers cost more CPU per request than
+        # the second core gives back (docs/internals.md, "Several workers").
         fs.add(
             "workers",
-            os.cpu_count() or 1,
+            1,
             "processes serving this volume server on one port, each serving every volume "
-            "(default: the number of CPUs; weedpy addition)",
+            "(weedpy addition)",
         )
 
 
