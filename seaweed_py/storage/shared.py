@@ -16,7 +16,7 @@ File `<first -dir>/weedpy.workers`, memory-mapped by every worker (little-endian
 | 0 | magic `WPYWORK1` |
 | 1 | epoch: bumped whenever the set of volumes or their read-only marks change |
 | 8 + 8*i .. | journal of directory `i` (at most `MAX_LOCATIONS`): pos, synced, filled, checkpoint, seq |
-| 520 + 16*s .. | volume slot `s` (`MAX_VOLUMES`): vid + 1 (0 = free), flags, `.dat` end, `.idx` end, last AppendAtNs, files (bumped by each vacuum commit), then the vacuum's compaction: stage, pid of the worker running it, and what a commit needs (storage/volume_vacuum.py) |
+| 520 + 16*s .. | volume slot `s` (`MAX_VOLUMES`): vid + 1 (0 = free), flags, `.dat` end, `.idx` end, last AppendAtNs, files (bumped by each vacuum commit), then the vacuum's compaction: stage, pid of the worker running it, and what a commit needs (storage/volume_vacuum.py), then the count of the slot's claims, the last change (seconds) |
 
 Locks are POSIX record locks (`fcntl.lockf`) on single bytes of that file, one byte per volume
 slot, journal and checkpoint: they belong to the process (a `threading.Lock` beside each keeps
@@ -46,8 +46,10 @@ __all__ = [
     "CP_SIZE_BEFORE",
     "DELETED",
     "FILES",
+    "INCARNATION",
     "MAX_LOCATIONS",
     "MAX_VOLUMES",
+    "MODIFIED",
     "READ_ONLY",
     "SHARE_FILE",
     "STAGE",
@@ -76,6 +78,10 @@ _DEADLOCK_RETRY: Final = 0.0002  # seconds before asking again for a lock refuse
 VID, FLAGS, DAT_END, IDX_END, LAST_NS, FILES = range(6)
 # ... and the compaction's (volume_vacuum.py)
 STAGE, STAGE_PID, CP_REVISION, CP_IDX_START, CP_SIZE_BEFORE, CP_CPD_END, CP_CPX_END = range(6, 13)
+# ... and a count of the claims of the slot: a worker holding a volume of an older claim lets
+# go of it (deleted and created again, mounted again, or the slot reused by another volume).
+INCARNATION: Final = 13
+MODIFIED: Final = 14  # the volume's last change, Unix seconds (any worker's)
 # Flags
 DELETED: Final = 1
 READ_ONLY: Final = 2
@@ -135,8 +141,7 @@ class WorkerShare:
                 held = self.words[base + VID]
                 if held == vid + 1:
                     if claim:
-                        for w in range(1, _VOLUME_WORDS):
-                            self.words[base + w] = 0
+                        self._reset(base)
                     return base
                 if free is None and (held == 0 or self.words[base + FLAGS] & DELETED):
                     free = s
@@ -147,10 +152,16 @@ class WorkerShare:
             if free is None:
                 raise OSError(f"more than {MAX_VOLUMES} volumes with several workers")
             base = _VOLUME_BASE + free * _VOLUME_WORDS
-            for w in range(1, _VOLUME_WORDS):
-                self.words[base + w] = 0
+            self._reset(base)
             self.words[base + VID] = vid + 1
             return base
+
+    def _reset(self, base: int) -> None:
+        """A slot claimed anew: every word zero but its claim count, which goes up."""
+        for w in range(1, _VOLUME_WORDS):
+            if w != INCARNATION:
+                self.words[base + w] = 0
+        self.words[base + INCARNATION] += 1
 
     def volume_lock(self, slot_base: int) -> int:
         return _VOLUME_LOCK + (slot_base - _VOLUME_BASE) // _VOLUME_WORDS

@@ -303,7 +303,7 @@ class Store:
             self._epoch = share.epoch
             for vid, v in list(self._volumes.items()):
                 tiered = _names_remote_file(str(v.path(".vif")))
-                if v.deleted_elsewhere() or tiered != (v.remote is not None):
+                if v.replaced_elsewhere() or tiered != (v.remote is not None):
                     # Gone, or tiered or brought back by another worker: let go of this
                     # object (a changed one is attached again below).
                     del self._volumes[vid]

@@ -72,9 +72,12 @@ from seaweed_py.storage.shared import (
     FILES,
     FLAGS,
     IDX_END,
+    INCARNATION,
     LAST_NS,
+    MODIFIED,
     READ_ONLY,
     STAGE,
+    VID,
     SharedLock,
     WorkerShare,
 )
@@ -175,6 +178,8 @@ class Volume:
         self._slot = 0  # index of this volume's words in the share
         self._idx_seen = 0  # .idx bytes the needle map has taken in (shared mode)
         self._files_seen = 0  # the share's count of vacuum commits this process follows
+        self._incarnation = 0  # the claim of the share's slot this object belongs to
+        self._closing = False
         self._tail_lock = threading.Lock()
         self._dat = -1
         self._idx = -1
@@ -347,6 +352,10 @@ class Volume:
         (`_flush_idx`) unless a write holds the lock: each pulse then bounds how long an idle
         volume's entries stay in memory only, and the caller (an event loop) never waits."""
         self._catch_up()
+        share = self._share
+        if share is not None:  # another worker's write or delete may be the last change
+            modified = int(share.words[self._slot + MODIFIED])
+            self.modified_at_second = max(self.modified_at_second, modified)
         if self._idx_batch and self._lock.acquire(blocking=False):
             try:
                 if not self._closed:
@@ -457,6 +466,7 @@ class Volume:
                 self._publish()
             self._idx_seen = self._idx_end
             self._files_seen = int(share.words[slot + FILES])
+            self._incarnation = int(share.words[slot + INCARNATION])
             self._lock = SharedLock(
                 share, share.volume_lock(slot), thread_lock, self._take_shared, self._publish
             )
@@ -467,15 +477,19 @@ class Volume:
         """The lock was just taken: adopt where the other workers left the files."""
         assert self._share is not None
         w, b = self._share.words, self._slot
-        if self._compacting_shared() and _vacuum.dead_committer(self):
-            _vacuum.recover_commit(self)
-        if w[b + FILES] != self._files_seen:
-            _vacuum.follow_commit(self)  # another worker committed a vacuum: new files
+        # A vacuum commit to follow, or to finish for a worker that died in it; not for an
+        # object the store is letting go of (its volume tiered, replaced or deleted since).
+        if not self._closing and not self.replaced_elsewhere():
+            if self._compacting_shared() and _vacuum.dead_committer(self):
+                _vacuum.recover_commit(self)
+            if w[b + FILES] != self._files_seen:
+                _vacuum.follow_commit(self)  # another worker committed a vacuum: new files
         self._refresh_marks()
         self._end = w[b + DAT_END]
         if not self._idx_batch:  # else: a failed flush left entries only this process has
             self._idx_end = w[b + IDX_END]
         self._last_append_ns = max(self._last_append_ns, w[b + LAST_NS])
+        self.modified_at_second = max(self.modified_at_second, int(w[b + MODIFIED]))
         self._catch_up()
 
     def _publish(self) -> None:
@@ -487,11 +501,22 @@ class Volume:
         w[b + DAT_END] = self._end
         w[b + IDX_END] = self._idx_end - len(self._idx_batch)
         w[b + LAST_NS] = self._last_append_ns
+        w[b + MODIFIED] = max(w[b + MODIFIED], self.modified_at_second)
         self._idx_seen = max(self._idx_seen, self._idx_end)
 
-    def deleted_elsewhere(self) -> bool:
-        """Whether another worker deleted this volume (the store lets go of it)."""
-        return self._share is not None and bool(self._share.words[self._slot + FLAGS] & DELETED)
+    def replaced_elsewhere(self) -> bool:
+        """Whether another worker deleted this volume or put another in its place since this
+        object attached (a volume created again, mounted again, brought back from its bucket):
+        the store lets go of it and attaches what is there now."""
+        share = self._share
+        if share is None:
+            return False
+        w, b = share.words, self._slot
+        return bool(
+            w[b + FLAGS] & DELETED
+            or w[b + VID] != self.id + 1
+            or w[b + INCARNATION] != self._incarnation
+        )
 
     def _refresh_marks(self) -> None:
         """Adopt a read-only mark another worker set or cleared."""
@@ -506,7 +531,7 @@ class Volume:
         if share is None:
             return
         w, b = share.words, self._slot
-        if w[b + FILES] != self._files_seen and not self._closed:
+        if w[b + FILES] != self._files_seen and not (self._closed or self._closing):
             # Another worker committed a vacuum: reattach under the lock (`_take_shared`),
             # which a commit holds until the share describes the new files. A thread of
             # this process holding it has reattached already: it never gets here.
@@ -645,6 +670,7 @@ class Volume:
 
     def close(self) -> None:
         """Flush and close. Pending group commits are honoured first."""
+        self._closing = True  # (with several workers: taking the lock follows nothing)
         with self._lock:
             if self._closed:
                 return

@@ -209,7 +209,7 @@ def attach_volume(
 ) -> Volume:
     """Open a volume another worker opened, repaired and shares (storage/shared.py): no
     file is changed here; the map is built from `.idx` up to the end the share publishes,
-    and the files end where it says. A tiered volume loads as `open` loads it (read-only)."""
+    and the files end where it says."""
     v = cls(
         Path(directory),
         volume_id,
@@ -229,7 +229,18 @@ def attach_volume(
     v.layout = layout_for(v.info.bytes_offset, v.id)
     v._idx_batch_full = IDX_BATCH_BYTES // v.layout.entry_size * v.layout.entry_size
     if v.info.files:
+        # Tiered: loaded as an offline tool would (its map in memory, no `.sdx` written
+        # beside the leader's), then its `.idx` opened for the deletes it takes.
         _load(v, False, backends)
+        try:
+            if os.access(v.path(".idx"), os.W_OK):
+                fd = os.open(v.path(".idx"), os.O_RDWR | os.O_CLOEXEC)
+                os.close(v._idx)
+                v._idx, v._writable_files = fd, True
+            v.share(share, claim=False)
+        except BaseException:
+            v._close_fds()
+            raise
         return v
     try:
         attach_files(v, share, slot)

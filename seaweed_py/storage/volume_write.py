@@ -247,7 +247,7 @@ def delete(self: Volume, key: int, cookie: int, *, origin_ns: int | None = None)
     if self.remote is not None:
         return _tier.delete_remote(self, key, cookie)
     with self._lock:
-        if self.deleted_elsewhere():
+        if self.replaced_elsewhere():
             raise VolumeNotFound("volume was deleted", volume_id=self.id)
         if self.read_only and not self.info.read_only_can_delete:
             raise _read_only_error(self)
@@ -339,7 +339,7 @@ def check_writable(self: Volume) -> None:
 def _check_writable(self: Volume) -> None:
     if self._closed:
         raise VolumeReadOnly("volume is closed", volume_id=self.id)
-    if self.deleted_elsewhere():
+    if self.replaced_elsewhere():
         raise VolumeNotFound("volume was deleted", volume_id=self.id)
     if self.read_only:
         raise _read_only_error(self)
