@@ -7,7 +7,7 @@ processes count once per process) and PSS (each shared page split between its pr
 memory the server really takes). The same is measured on an empty directory; the difference
 over the needle count is the cost per needle.
 
-    python -m bench.workers_memory                      # 1,000,000 needles, 2 workers
+    python -m bench.workers_memory                      # 1,000,000 needles, 1 and 2 workers
     python -m bench.workers_memory --needles 10000000 --workers 2
 """
 
@@ -148,8 +148,10 @@ def main(argv: list[str]) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--needles", type=int, default=1_000_000)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", default="1,2", help="worker counts to measure, comma-separated")
     a = p.parse_args(argv)
+    counts = [int(n) for n in a.workers.split(",")]
+    per = 1024 / a.needles
     with tempfile.TemporaryDirectory(prefix="workers-memory-") as tmp:
         empty, full = Path(tmp) / "empty", Path(tmp) / "full"
         empty.mkdir()
@@ -157,12 +159,16 @@ def main(argv: list[str]) -> int:
         t = time.monotonic()
         _fill(full, a.needles)
         print(f"built a volume of {a.needles:,} needles in {time.monotonic() - t:.1f} s")
-        _, rss0, pss0, n = measure(empty, a.workers)
-        ready, rss1, pss1, _ = measure(full, a.workers)
-    per = 1024 / a.needles
-    print(f"{a.workers} workers ({n} processes): serving {ready:.2f} s after start")
-    print(f"  RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB: {(rss1 - rss0) * per:.1f} B/needle")
-    print(f"  PSS {pss0 / 1024:.1f} -> {pss1 / 1024:.1f} MiB: {(pss1 - pss0) * per:.1f} B/needle")
+        for workers in counts:
+            _, rss0, pss0, n = measure(empty, workers)
+            ready, rss1, pss1, _ = measure(full, workers)
+            print(f"{workers} worker(s) ({n} processes): serving {ready:.2f} s after start")
+            print(
+                f"  RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB: {(rss1 - rss0) * per:.1f} B/needle"
+            )
+            print(
+                f"  PSS {pss0 / 1024:.1f} -> {pss1 / 1024:.1f} MiB: {(pss1 - pss0) * per:.1f} B/needle"
+            )
     return 0
 
 
