@@ -657,7 +657,7 @@ class Volume:
                 finally:
                     os.close(fd)
             return
-        for fd in (dat, idx):
+        for fd in (dat, idx, self._stamps.fd):  # (the stamp log is synced lazily too)
             if fd >= 0:
                 sync_file(fd)
 
