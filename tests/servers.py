@@ -372,10 +372,6 @@ def _start_volume(
         args.append(f"-pulseSeconds={pulse_seconds}")
     # Both wait -preStopSeconds (10) after SIGTERM before they stop serving.
     args.append("-preStopSeconds=0")
-    if impl == "weedpy" and not any(flag.startswith("-workers=") for flag in extra):
-        # Its default is one; the cluster, parity and tiering tests run with several, so
-        # that what they check holds however the kernel spreads connections over workers.
-        args.append("-workers=2")
     cluster._volumes.append(
         _spawn(impl, f"volume{index}", [*args, *extra], cluster.directory, config_dir)
     )

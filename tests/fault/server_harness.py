@@ -229,11 +229,7 @@ class Fleet:
         return node
 
     def add_volume(self, *extra: str, start: bool = True, rack: str = "rack1") -> Node:
-        """A volume server with two workers unless `extra` says otherwise: every durability
-        and recovery test runs with several processes serving each volume."""
         assert self.master is not None
-        if not any(flag.startswith("-workers=") for flag in extra):
-            extra = ("-workers=2", *extra)
         index = len(self.volumes)
         port = free_port(self.rng)
         vdir = self.root / f"volume{index}"
