@@ -64,7 +64,10 @@ def chromium(tmp_path: Path, *args: str) -> bytes:
 
 def rendered_text(tmp_path: Path, url: str) -> str:
     """The page's text after rendering, one line per table row or block."""
-    dom = chromium(tmp_path, "--dump-dom", url).decode()
+    for _ in range(3):  # a headless Chromium starved of CPU now and then prints nothing at all
+        dom = chromium(tmp_path, "--dump-dom", url).decode()
+        if dom.strip():
+            break
     dom = re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.S)
     dom = re.sub(r"</(tr|h1|h2|div|p|header)>", "\n", dom)
     dom = re.sub(r"</t[dh]>", " | ", dom)
