@@ -17,21 +17,14 @@ Upload of volume V to backend B (tiering spec §4.1, with weedpy's mount in step
 Download: every holder brings the `.dat` back; local holders first and the object deleted only
 by the last holder (weed 4.48 leaks the object when its last location is already local, §4.2).
 
-Vacuum of a tiered volume V (weed 4.48 does not vacuum one): only when every holder reads V
-from one object K, and the first holder's garbage ratio is at or above the threshold:
+Every replica is marked read-only in step 3, which for a tiered replica also holds its deletes
+(weed's noWriteOrDelete): a replica mounting the object in step 5 takes the `.idx` beside it,
+and a delete made meanwhile would be missing from it. Once every replica reads the object, the
+replicas reading it are marked writable again, which lifts that hold (weed keeps it until a
+restart).
 
-1. the first holder brings the `.dat` back, keeping K (the others go on reading K), and turns
-   read-only in memory: nothing is written to V meanwhile (a delete sent to it is refused);
-2. it compacts and commits V as any local volume (`/admin/vacuum/compact`, `/commit`);
-3. it uploads V under a fresh key K' (its `.idx` and `.vif` beside it) and reads K';
-4. every other holder gives up its copy and mounts K' (`/admin/volume/tier/mount`);
-5. K and its `.idx` and `.vif` are deleted (`/admin/volume/tier/forget`).
-
-Should step 2 fail, the compaction is cleaned up and steps 3-5 still run: V goes back to a
-bucket uncompacted, from the first holder's own `.idx` (the bucket's copy of K's `.idx` may
-miss the last pulse's deletes). A failure in step 3 or 4 leaves every holder serving the same
-live needles (the first holder locally, the others from K); rerunning `volume.tier.upload`
-finishes the move.
+The vacuum of a tiered volume, and how a rerun finishes one cut short, is `client/tier_vacuum.py`
+(`Tiering.vacuum`).
 """
 
 from __future__ import annotations
@@ -97,7 +90,7 @@ class Tiering:
         self._http = http
         self._master = master
         self.admin = VolumeAdmin(http)
-        self._clock = clock
+        self.clock = clock
 
     async def holders(self, vid: int) -> list[str]:
         """The servers the master names for volume `vid` (`VolumeNotFound` if none)."""
@@ -128,7 +121,7 @@ class Tiering:
         progress: Callable[[dict[str, Any]], None] | None = None,
         say: Say | None = None,
     ) -> TierReport:
-        started = self._clock()
+        started = self.clock()
         states = await self._states(vid)
         states.sort(key=lambda s: not s[1].remote_storage_name)
         actual = _collection(vid, states, collection)
@@ -164,16 +157,22 @@ class Tiering:
                     replace=True,
                 )
                 report.replicas.append(url)
-        report.seconds = self._clock() - started
+            # Every replica reads the object (and its .idx, sent with it while deletes were
+            # held): deletes may resume.
+            for url, _ in states:
+                await self.admin.send(url, MarkWritable(vid))
+        else:
+            await self.admin.send(source, MarkWritable(vid))
+        report.seconds = self.clock() - started
         return report
 
     async def _writable_again(
         self, vid: int, states: list[tuple[str, VolumeReport]], say: Say | None
     ) -> None:
-        """After a failed upload: the replicas that took writes before take them again (weed
-        leaves them read-only)."""
+        """After a failed upload: the replicas that took writes before take them again, and
+        the tiered ones deletes (weed leaves them read-only)."""
         for url, state in states:
-            if state.read_only or state.remote_storage_name:
+            if state.read_only and not state.remote_storage_name:
                 continue
             try:
                 await self.admin.send(url, MarkWritable(vid))
@@ -189,7 +188,7 @@ class Tiering:
         progress: Callable[[dict[str, Any]], None] | None = None,
         say: Say | None = None,
     ) -> TierReport:
-        started = self._clock()
+        started = self.clock()
         states = await self._states(vid)
         actual = _collection(vid, states, collection)
         report = TierReport(vid, actual, already=True)
@@ -213,62 +212,17 @@ class Tiering:
                 report.replicas.append(url)
             else:
                 report.source = url
-        report.seconds = self._clock() - started
+        report.seconds = self.clock() - started
         return report
 
     async def vacuum(
         self, vid: int, *, threshold: float, timeouts: VacuumTimeouts, say: Say | None = None
     ) -> TierReport:
-        """Vacuum tiered volume `vid` (module docstring); `already` in the report when its
-        garbage ratio is below `threshold`."""
-        started = self._clock()
-        states = await self._states(vid)
-        objects = {(s.remote_storage_name, s.remote_storage_key) for _, s in states}
-        if len(objects) != 1 or not all(s.remote_storage_name for _, s in states):
-            raise errors.Conflict(
-                f"volume {vid} is not read from one object by all of its holders; run "
-                "volume.tier.upload or volume.tier.download first",
-                volume_id=vid,
-            )
-        ((backend, old_key),) = objects
-        source, collection = states[0][0], states[0][1].collection
-        report = TierReport(vid, collection, source=source, backend=backend, key=old_key)
-        if await self.admin.vacuum_check(source, vid, timeout=timeouts.check) < threshold:
-            report.already = True
-            return report
-        _say(say, f"downloading volume {vid} to {source} (keeping {old_key})")
-        await self.admin.tier_download(source, vid, collection=collection, keep_remote=True)
-        failure: errors.WeedError | None = None
-        try:
-            await self.admin.send(source, MarkReadonly(vid, persist=False))
-            _say(say, f"vacuuming volume {vid} on {source}")
-            await self.admin.vacuum_compact(source, vid, timeout=timeouts.compact)
-            answer = await self.admin.vacuum_commit(source, vid, timeout=timeouts.commit)
-            report.reclaimed = answer.reclaimed_bytes
-        except errors.WeedError as exc:
-            failure = exc
-            _say(say, f"vacuum of volume {vid} failed ({exc.message}): uploading it as it is")
-            await self._cleanup_quietly(source, vid)
-        _say(say, f"uploading volume {vid} from {source} to {backend}")
-        done = await self.admin.tier_upload(source, vid, dest=backend, collection=collection)
-        report.key = str(done.get("key", ""))
-        report.size = int(done.get("size", 0))
-        for url, _ in states[1:]:
-            _say(say, f"mounting volume {vid} on {url} from {backend} {report.key}")
-            await self.admin.tier_mount(
-                url, vid, source=backend, collection=collection, key=report.key, replace=True
-            )
-            report.replicas.append(url)
-        _say(say, f"deleting {backend} {old_key}")
-        try:
-            await self.admin.tier_forget(source, vid, source=backend, key=old_key)
-        except errors.WeedError as exc:  # costs room in the bucket, nothing else
-            log.warning("volume %d: %s %s stays in the bucket: %s", vid, backend, old_key, exc)
-            _say(say, f"{backend} {old_key} stays in the bucket: {exc.message}")
-        report.seconds = self._clock() - started
-        if failure is not None:
-            raise failure
-        return report
+        """Vacuum tiered volume `vid`, or finish a vacuum cut short (`client/tier_vacuum.py`);
+        `already` in the report when nothing had to move."""
+        from seaweed_py.client.tier_vacuum import vacuum_tiered
+
+        return await vacuum_tiered(self, vid, threshold=threshold, timeouts=timeouts, say=say)
 
     async def tiered_volumes(self, collection: str | None = None) -> list[int]:
         """Ids of the volumes some holder reads from a bucket (of `collection` when given), from
@@ -286,12 +240,6 @@ class Tiering:
                         and (collection is None or v.get("Collection", "") == collection)
                     )
         return sorted(found)
-
-    async def _cleanup_quietly(self, server: str, vid: int) -> None:
-        try:
-            await self.admin.vacuum_cleanup(server, vid)
-        except errors.WeedError as exc:  # the next compaction starts over anyway
-            log.warning("cleaning up volume %d on %s: %s", vid, server, exc)
 
     async def mount(
         self, vid: int, server: str, source: str, *, collection: str = "", key: str = ""

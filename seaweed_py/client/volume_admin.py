@@ -9,8 +9,9 @@ to `RemoteStorageError` (the bucket behind a tiered volume failed).
 
 The tiering calls and a volume copy answer in NDJSON while they work: progress lines, then the
 result (or `{"error": ...}` when they failed after the answer began). They have no overall
-deadline (a large volume takes as long as it takes); a silence of `_TIER_SILENCE` seconds fails
-them.
+deadline (a large volume takes as long as it takes); a silence of `silence` seconds (by default
+`_TIER_SILENCE`) fails them, as it bounds a mount's whole answer: a frozen server fails the call
+instead of hanging it.
 
 The replica calls (anti-entropy, copies, scrubs; docs/internals.md "Replica anti-entropy") read
 whole volumes on the other side: digests and needle lists wait up to `_SCAN` seconds, a pull
@@ -46,6 +47,7 @@ from seaweed_py.formats.wire import (
     TierForget,
     TierMount,
     TierUpload,
+    TierUploads,
     VacuumCheck,
     VacuumCheckAnswer,
     VacuumCleanup,
@@ -68,8 +70,6 @@ _NARROW: Final[dict[int, type[errors.WeedError]]] = {
     502: errors.RemoteStorageError,
 }
 _TIER_SILENCE: Final = 120.0
-_TIER_STREAM: Final = Timeout(total=None, connect=5, read=_TIER_SILENCE)
-_TIER_MOUNT: Final = Timeout(total=_TIER_SILENCE, connect=5)
 _SCAN: Final = Timeout(total=600, connect=5)
 _LONG: Final = Timeout(total=None, connect=5, read=3600)
 _NEEDLE_NARROW: Final[dict[int, type[errors.WeedError]]] = {
@@ -186,11 +186,13 @@ class VolumeAdmin:
         collection: str = "",
         keep_local: bool = False,
         progress: Progress | None = None,
+        silence: float = _TIER_SILENCE,
     ) -> dict[str, Any]:
         """Move volume `vid`'s `.dat` on `server` to the bucket `dest` names; the answer
         (`backend`, `key`, `size`, `already`) once done, `progress` called with each progress
         line."""
-        return await self._stream(server, TierUpload(vid, dest, collection, keep_local), progress)
+        order = TierUpload(vid, dest, collection, keep_local)
+        return await self._stream(server, order, progress, silence)
 
     async def tier_download(
         self,
@@ -200,10 +202,12 @@ class VolumeAdmin:
         collection: str = "",
         keep_remote: bool = False,
         progress: Progress | None = None,
+        silence: float = _TIER_SILENCE,
     ) -> dict[str, Any]:
         """Bring volume `vid`'s `.dat` back to `server`'s disk (deleting the object unless
         `keep_remote`)."""
-        return await self._stream(server, TierDownload(vid, collection, keep_remote), progress)
+        order = TierDownload(vid, collection, keep_remote)
+        return await self._stream(server, order, progress, silence)
 
     async def tier_mount(
         self,
@@ -214,16 +218,24 @@ class VolumeAdmin:
         collection: str = "",
         key: str = "",
         replace: bool = False,
+        silence: float = _TIER_SILENCE,
     ) -> dict[str, Any]:
         """Mount volume `vid` on `server` from the bucket `source` names (see `TierMount`)."""
         order = TierMount(vid, source, collection, key, replace)
-        return json_object(await self.send(server, order, timeout=_TIER_MOUNT))
+        timeout = Timeout(total=silence, connect=5)
+        return json_object(await self.send(server, order, timeout=timeout))
 
     async def tier_forget(self, server: str, vid: int, *, source: str, key: str) -> list[str]:
         """Have `server` delete the earlier upload `key` of volume `vid` from the bucket
         `source` names (see `TierForget`); the keys deleted."""
         answer = json_object(await self.send(server, TierForget(vid, source, key)))
         return [str(k) for k in answer.get("deleted") or []]
+
+    async def tier_uploads(self, server: str, vid: int, *, source: str) -> list[str]:
+        """The data keys of every upload of volume `vid` in the bucket `source` names, as
+        `server` lists them (see `TierUploads`)."""
+        answer = json_object(await self.send(server, TierUploads(vid, source)))
+        return [str(k) for k in answer.get("keys") or []]
 
     async def vacuum_check(self, server: str, vid: int, *, timeout: float) -> float:
         """The garbage ratio of `vid` on `server` (spec §9.1)."""
@@ -258,6 +270,7 @@ class VolumeAdmin:
         server: str,
         message: TierUpload | TierDownload | CopyVolume,
         progress: Progress | None,
+        silence: float = _TIER_SILENCE,
     ) -> dict[str, Any]:
         what = f"{message.METHOD} {message.PATH}"
         last: dict[str, Any] = {}
@@ -269,7 +282,7 @@ class VolumeAdmin:
             narrow=_NARROW,
             params=message.to_query(),
             cluster=True,
-            timeout=_TIER_STREAM,
+            timeout=Timeout(total=None, connect=5, read=silence),
         ):
             if not line.strip():
                 continue

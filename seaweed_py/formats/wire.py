@@ -794,6 +794,26 @@ class TierForget:
 
 
 @dataclass(frozen=True, slots=True)
+class TierUploads:
+    """The data keys of every upload of volume `volume_id` in the bucket `source` names, read
+    or not (an upload cut short by a crash leaves objects no `.vif` names), answered
+    `{"keys": [...]}`: what a rerun of a tiered vacuum forgets besides the key in use."""
+
+    volume_id: int
+    source: str
+
+    PATH: ClassVar[str] = "/admin/volume/tier/uploads"
+    METHOD: ClassVar[str] = "GET"
+
+    def to_query(self) -> dict[str, str]:
+        return {"volume": str(self.volume_id), "source": self.source}
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str]) -> TierUploads:
+        return cls(_volume_id(q), q.get("source", ""))
+
+
+@dataclass(frozen=True, slots=True)
 class VacuumCheck(_OneVolume):
     """Master → volume: `volume_id`'s garbage ratio, answered with a `VacuumCheckAnswer`."""
 

@@ -593,9 +593,12 @@ class Store:
         progress: Callable[[int], None] | None = None,
     ) -> tuple[RemoteFile, bool]:
         """Move volume `volume_id`'s `.dat` to the bucket `dest` names (storage/volume_tier.py);
-        (the remote file, whether it was there already). Blocks for the whole upload."""
+        (the remote file, whether it was there already: then its `.idx` is sent beside the
+        object again, so that a holder mounting it next misses no delete made here). Blocks for
+        the whole upload."""
         v = self._volume(volume_id)
         if v.remote is not None:
+            v.upload_index(force=True)
             return v.remote, True
         uploaded = v.tier_upload(
             self.backends.get(dest), self.backends, keep_local=keep_local, progress=progress
@@ -653,6 +656,9 @@ class Store:
             i = self._where.get(volume_id, min(candidates or [0], key=self._count))
             directory = self.locations[i].path
         base = volume_base_name(collection, volume_id)
+        # A copy marked read-only (a tiered vacuum holds deletes on every holder until they
+        # all read one object) passes the mark to what replaces it.
+        held = old is not None and old.info.read_only
         if old is not None:
             with self._lock:
                 self._volumes.pop(volume_id, None)
@@ -660,6 +666,8 @@ class Store:
             old.destroy()
         fetch_sidecars(store, directory, base, key)
         v = self._open(directory, volume_id, collection, i=i)
+        if held:
+            v.set_read_only(True, persist=False)
         if self._share is not None:
             v.share(self._share, claim=True)
         with self._lock:
@@ -680,6 +688,14 @@ class Store:
         in_use = v.remote.key if v.remote is not None else None
         base = volume_base_name(v.collection, volume_id)
         return forget_upload(self.backends.get(source), self.backends.cache, base, key, in_use)
+
+    def list_uploads(self, volume_id: int, source: str) -> list[str]:
+        """The data keys of every upload of volume `volume_id` in the bucket `source` names
+        (`volume_tier.list_uploads`), whether or not a holder reads it. Blocks on the network."""
+        from seaweed_py.storage.volume_tier import list_uploads
+
+        v = self._volume(volume_id)
+        return list_uploads(self.backends.get(source), volume_base_name(v.collection, volume_id))
 
     def upload_dirty_indexes(self) -> list[int]:
         """Send the `.idx` of each tiered volume that deletes changed beside its data object

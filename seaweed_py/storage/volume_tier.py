@@ -7,6 +7,9 @@ A volume is tiered when its `.vif` names a remote file (`files[0]`). Then:
   a local `.dat`, kept by `-keepLocalDatFile`, is never read (weed reads the bucket too);
 - it is read-only: writes are refused; deletes append a tombstone entry `(key, offset 0,
   size -1)` to `.idx` only, as the reference's do since 4.24, and nothing is written remotely;
+  while it is marked read-only in memory (weed's noWriteOrDelete: a tiered upload or vacuum
+  holds deletes so while holders move to an object whose `.idx` must miss none) deletes are
+  refused too, and a load forgets that mark (weed ignores the `.vif`'s `readOnly` there);
 - loading reads no remote byte but the 8-byte superblock (one ranged GET; a failure is logged
   and the `.vif`'s version and replication stand in) and checks `.idx` alone, without the
   recovery walk of `.dat` (there is nothing local to repair); the needle map is the sealed one;
@@ -63,6 +66,7 @@ from seaweed_py.storage.backend.layout import (
     dat_key,
     parse_upload_key,
     sidecar_keys,
+    upload_of,
     upload_prefix,
 )
 from seaweed_py.storage.group_commit import SETTLED, sync_file
@@ -71,7 +75,14 @@ from seaweed_py.storage.needle_map import NeedleMap, replay_index
 if TYPE_CHECKING:
     from seaweed_py.storage.volume import DeleteResult, Volume
 
-__all__ = ["TIERING", "fetch_sidecars", "forget_upload", "tier_download", "tier_upload"]
+__all__ = [
+    "TIERING",
+    "fetch_sidecars",
+    "forget_upload",
+    "list_uploads",
+    "tier_download",
+    "tier_upload",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +101,11 @@ def tier_upload(
     progress: Progress | None = None,
 ) -> tuple[RemoteFile, bool]:
     """Move the `.dat` to `store` (module docstring); (the remote file, whether it was there
-    already: a tiered volume is left as it is, as weed's rerun is a no-op)."""
+    already: a tiered volume is left as it is, as weed's rerun is a no-op, but its `.idx` is
+    sent beside the object again, so that a holder mounting the object next sees every delete
+    made here)."""
     if self.remote is not None:
+        upload_index(self, force=True)
         return self.remote, True
     with self._lock:
         if self._closed:
@@ -180,12 +194,15 @@ def tier_download(
     return remote
 
 
-def upload_index(self: Volume) -> bool:
+def upload_index(self: Volume, *, force: bool = False) -> bool:
     """Send the `.idx` beside the data object again if deletes changed it since (the volume
-    server does every pulse), so a mount from the bucket sees them; whether it did. A failure
-    leaves it marked for the next try."""
+    server does every pulse), so a mount from the bucket sees them; whether it did. `force`
+    sends it even if no delete is known to have changed it (a restart forgets that one did).
+    A failure leaves it marked for the next try."""
     data = self.data
-    if self.remote is None or not isinstance(data, RemoteDatFile) or not self.index_dirty:
+    if self.remote is None or not isinstance(data, RemoteDatFile):
+        return False
+    if not (self.index_dirty or force):
         return False
     with self._lock:
         self.index_dirty = False
@@ -225,6 +242,9 @@ def load_remote(self: Volume, backends: Backends | None, writable: bool) -> None
     if self.version not in (2, 3):
         raise CorruptVolume(f"needle version {self.version} is not supported", volume_id=self.id)
     volume_loading.apply_vif(self)
+    # weed ignores the .vif's readOnly for a tiered volume (read-only, deletable); a mark
+    # taken for an upload or a vacuum (and saved by the upload) is not kept across a load.
+    self.info = replace(self.info, read_only=False)
     idx_path = self.path(".idx")
     if not idx_path.exists():
         raise CorruptVolume("tiered volume has no .idx file", volume_id=self.id, path=str(idx_path))
@@ -253,6 +273,12 @@ def delete_remote(self: Volume, key: int, cookie: int) -> DeleteResult:
     with self._lock:
         if self._closed or not self._writable_files:
             raise VolumeReadOnly("volume files are not writable", volume_id=self.id)
+        if self.info.read_only and not self.info.read_only_can_delete:
+            # Marked read-only (weed's noWriteOrDelete): a tiered vacuum or upload holds
+            # deletes while holders move to a new object, whose .idx must miss none of them.
+            raise VolumeReadOnly(
+                "tiered volume is marked read-only: deletes are held", volume_id=self.id
+            )
         hit = self._map.get(key)
         if hit is None:
             raise NeedleNotFound("needle not found", volume_id=self.id, key=f"{key:x}")
@@ -316,6 +342,18 @@ def forget_upload(
         cache.forget(key)
     log.info("upload %s of volume %s deleted from %s", key, base, store.name)
     return keys
+
+
+def list_uploads(store: S3Backend, base: str) -> list[str]:
+    """The data keys of every upload of volume `base` of which some object is in the bucket
+    (its data, `.idx` or `.vif`: an upload cut short leaves any of them), sorted."""
+    prefix = store.settings.prefix
+    found = {
+        data
+        for o in store.list(upload_prefix(prefix, base))
+        if (data := upload_of(prefix, base, o.key)) is not None
+    }
+    return sorted(found)
 
 
 def _newest_upload(store: S3Backend, base: str) -> str:

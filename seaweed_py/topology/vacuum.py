@@ -150,11 +150,19 @@ class VacuumSlots:
 class VacuumTimeouts:
     """Seconds each step may take on one server, scaled by the volume size limit as the
     reference scales them: a minute per started GB for a check or a commit, three for a
-    compaction (which copies the whole volume, throttled by `-compactionMBps`)."""
+    compaction (which copies the whole volume, throttled by `-compactionMBps`). A tiered
+    volume's transfers (download, upload: they report progress) and mounts may stay silent
+    `transfer` seconds."""
 
     check: float
     compact: float
     commit: float
+    transfer: float = 120.0
+
+    @classmethod
+    def every(cls, seconds: float) -> VacuumTimeouts:
+        """One bound for every step (the shell's `-timeout`)."""
+        return cls(check=seconds, compact=seconds, commit=seconds, transfer=seconds)
 
     @classmethod
     def for_size_limit(cls, volume_size_limit: int) -> VacuumTimeouts:

@@ -1,7 +1,8 @@
 """The volume server's tiering calls (registered by `admin.py` behind the white list and the
 cluster token, like every `/admin/` route).
 
-The calls are `formats/wire.py`'s `TierUpload`, `TierDownload`, `TierMount` and `TierForget`:
+The calls are `formats/wire.py`'s `TierUpload`, `TierDownload`, `TierMount`, `TierForget` and
+`TierUploads`:
 
 | call | does | answer |
 |---|---|---|
@@ -9,6 +10,7 @@ The calls are `formats/wire.py`'s `TierUpload`, `TierDownload`, `TierMount` and 
 | `POST /admin/volume/tier/download?volume=&collection=[&keepRemoteDatFile=true]` | `Store.tier_download` | NDJSON, then `{"backend", "key", "size"}` |
 | `POST /admin/volume/tier/mount?volume=&source=&collection=[&key=][&replace=true]` | `Store.mount_remote` | `{"backend", "key", "size"}` |
 | `POST /admin/volume/tier/forget?volume=&source=&key=` | `Store.forget_upload` | `{"deleted": [keys]}` |
+| `GET /admin/volume/tier/uploads?volume=&source=` | `Store.list_uploads` | `{"keys": [data keys]}` |
 
 What can be checked before the work starts is, and fails with its status (404 no such volume,
 400 a collection that does not match or an unknown destination, 409 already local): the long
@@ -26,7 +28,14 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from seaweed_py.errors import BadRequest, WeedError
-from seaweed_py.formats.wire import AdminCall, TierDownload, TierForget, TierMount, TierUpload
+from seaweed_py.formats.wire import (
+    AdminCall,
+    TierDownload,
+    TierForget,
+    TierMount,
+    TierUpload,
+    TierUploads,
+)
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response, json_response
 from seaweed_py.httpkit.router import Handler
@@ -52,6 +61,7 @@ class TierHandlers:
             (TierDownload, self.download),
             (TierMount, self.mount),
             (TierForget, self.forget),
+            (TierUploads, self.uploads),
         ]
 
     def upload(self, req: Request) -> Response:
@@ -117,6 +127,12 @@ class TierHandlers:
             self._server.store.forget_upload, order.volume_id, source, order.key
         )
         return json_response({"deleted": deleted})
+
+    async def uploads(self, req: Request) -> Response:
+        order = TierUploads.from_query(req.form())
+        source = _backend(order.source or "s3")
+        keys = await asyncio.to_thread(self._server.store.list_uploads, order.volume_id, source)
+        return json_response({"keys": keys})
 
     def _streamed(
         self, work: Callable[[Callable[[int], None]], dict[str, Any]], total: int

@@ -135,6 +135,9 @@ def test_a_tiered_volume_below_the_threshold_is_left_alone(
     assert report["volumeId"] == vid and report["already"] and report["reclaimed"] == 0
     wrong = shell(cluster, "volume.tier.compact -garbageThreshold=1.5\n")
     assert wrong.returncode == 1 and "-garbageThreshold must be a ratio" in wrong.stdout
+    for bad in ("-5s", "soon"):
+        wrong = shell(cluster, f"lock\nvolume.tier.compact -volumeId={vid} -timeout={bad}\n")
+        assert wrong.returncode == 1 and "-timeout" in wrong.stdout, wrong.stdout
 
     assert [state(server, vid) for server in cluster.volume_urls] == before
     assert len(list(bucket_of(s3, cluster).list(""))) == 3

@@ -86,6 +86,8 @@ class Node:
     starts: int = 0
     env: dict[str, str] | None = None
     """The process's environment (None: this one's)."""
+    module: str = "seaweed_py"
+    """What `python -m` runs (a wrapper that installs a fault first, e.g. tests.fault.tier_cut)."""
 
     @property
     def url(self) -> str:
@@ -103,7 +105,7 @@ class Node:
             out.write(f"\n=== start {self.starts} ===\n".encode())
             out.flush()
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "seaweed_py", self.role, *self.args],
+                [sys.executable, "-m", self.module, self.role, *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

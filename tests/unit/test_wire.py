@@ -33,6 +33,7 @@ from seaweed_py.formats.wire import (
     TierForget,
     TierMount,
     TierUpload,
+    TierUploads,
     UnwritableReport,
     VolumeReport,
     VolumeStatusQuery,
@@ -125,6 +126,7 @@ def test_a_heartbeat_answer_round_trips(answer: HeartbeatAnswer) -> None:
         st.builds(TierDownload, u32, st.none() | collections, st.booleans()),
         st.builds(TierMount, u32, texts, st.none() | collections, texts, st.booleans()),
         st.builds(TierForget, u32, texts, st.text(string.printable.strip(), min_size=1)),
+        st.builds(TierUploads, u32, texts),
     )
 )
 def test_a_query_message_round_trips(message: Any) -> None:
@@ -271,6 +273,7 @@ def test_every_query_parameter_has_its_name() -> None:
             TierDownload,
             TierMount,
             TierForget,
+            TierUploads,
         )
     }
     assert routes == {
@@ -285,6 +288,7 @@ def test_every_query_parameter_has_its_name() -> None:
         ("POST", "/admin/volume/tier/download"),
         ("POST", "/admin/volume/tier/mount"),
         ("POST", "/admin/volume/tier/forget"),
+        ("GET", "/admin/volume/tier/uploads"),
     }
 
 

@@ -6,12 +6,14 @@
 | `volume.tier.upload` | `-volumeId` (required), `-dest` (`s3`, `s3.default`, `s3.<id>`; required), `-collection`, `-keepLocalDatFile`, `-json` |
 | `volume.tier.download` | `-volumeId` (required), `-collection`, `-json` |
 | `volume.tier.mount` | `-volumeId`, `-node` (`host:port`), `-source` (backend, default `s3`), `-collection`, `-key`, `-json` |
-| `volume.tier.compact` | `-volumeId` (default: every tiered volume), `-collection`, `-garbageThreshold` (0.3), `-json` |
+| `volume.tier.compact` | `-volumeId` (default: every tiered volume), `-collection`, `-garbageThreshold` (0.3), `-timeout` (weedpy's), `-json` |
 
 weed's automatic selection (`volume.tier.upload` without `-volumeId`: `-fullPercent`,
 `-quietFor`) is the master's `-tier.*` policy in weedpy; `-concurrency` is not offered (the
 volume server uploads 4 parts at a time). Both are docs/compat.md rows. `volume.tier.compact`
-runs `Tiering.vacuum` on each volume in turn (weed's moves every holder but one off the object).
+runs `Tiering.vacuum` on each volume in turn (weed's moves every holder but one off the object);
+rerun, it finishes a vacuum cut short (`client/tier_vacuum.py`). `-timeout` bounds each of its
+steps, so that a frozen volume server fails the command instead of hanging it.
 Each command needs the admin lock (`lock`), as weed's `volume.tier.*` do.
 """
 
@@ -21,7 +23,7 @@ import time
 from typing import Any
 
 from seaweed_py.cli.shell.registry import ShellContext, command
-from seaweed_py.config.flags import FlagSet, UsageError
+from seaweed_py.config.flags import Duration, FlagSet, UsageError
 from seaweed_py.storage.backend.settings import backend_name
 from seaweed_py.topology.vacuum import VacuumTimeouts
 
@@ -58,6 +60,13 @@ def _compact_flags(fs: FlagSet) -> None:
     fs.add("volumeId", 0, "the tiered volume to vacuum (default: every tiered volume)")
     fs.add("collection", "", "only the tiered volumes of this collection")
     fs.add("garbageThreshold", 0.3, "vacuum a volume whose garbage ratio is at least this")
+    fs.add(
+        "timeout",
+        Duration(0),
+        "the longest any one step may take, or stay silent while it transfers (default: a "
+        "minute per GB of the largest volume for a check, three for a compaction, 120s of "
+        "silence for a transfer)",
+    )
     fs.add("json", False, "print the results as JSON")
 
 
@@ -166,6 +175,10 @@ async def tier_compact(ctx: ShellContext, opts: dict[str, Any], args: list[str])
     threshold = float(opts["garbageThreshold"])
     if not 0.0 <= threshold <= 1.0:
         raise UsageError("-garbageThreshold must be a ratio from 0 to 1")
+    step = float(opts["timeout"])
+    if step < 0:
+        raise UsageError("-timeout must not be negative")
+    timeouts = VacuumTimeouts.every(step) if step else _VACUUM_TIMEOUTS
     ctx.lock.check()
     if opts["volumeId"]:
         vids = [_volume_id(opts)]
@@ -176,7 +189,7 @@ async def tier_compact(ctx: ShellContext, opts: dict[str, Any], args: list[str])
         report = await ctx.tiering.vacuum(
             vid,
             threshold=threshold,
-            timeouts=_VACUUM_TIMEOUTS,
+            timeouts=timeouts,
             say=None if opts["json"] else ctx.say,
         )
         reports.append(report.to_json())

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import uuid
 
-__all__ = ["dat_key", "parse_upload_key", "sidecar_keys", "upload_prefix"]
+__all__ = ["dat_key", "parse_upload_key", "sidecar_keys", "upload_of", "upload_prefix"]
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -44,3 +44,10 @@ def parse_upload_key(prefix: str, base: str, key: str) -> str | None:
     volume whose base merely starts the same way)."""
     match = re.fullmatch(re.escape(f"{prefix}{base}/") + f"({_UUID})" + r"\.vif", key)
     return key[: -len(".vif")] if match else None
+
+
+def upload_of(prefix: str, base: str, key: str) -> str | None:
+    """The data key of the upload of volume `base` that object `key` belongs to (its data, `.idx`
+    or `.vif`), or None for any other object: an upload cut short may have left any of them."""
+    match = re.fullmatch(re.escape(f"{prefix}{base}/") + f"({_UUID})" + r"(?:\.idx|\.vif)?", key)
+    return f"{prefix}{base}/{match.group(1)}" if match else None
