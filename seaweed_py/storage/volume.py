@@ -191,6 +191,9 @@ class Volume:
         """The remote file (`.vif` `files[0]`) of a tiered volume; None for a local one."""
         self.index_dirty = False
         """A tiered volume's `.idx` changed since it was last sent beside its data object."""
+        self.index_unchecked = False
+        """A tiered volume loaded whose `.idx` was not yet compared with the bucket's copy (a
+        delete acknowledged just before a crash left it unsent, and `index_dirty` forgotten)."""
         self._size_limit = size_limit
         # Set by _load:
         self.superblock = SuperBlock()

@@ -202,11 +202,21 @@ def upload_index(self: Volume, *, force: bool = False) -> bool:
     data = self.data
     if self.remote is None or not isinstance(data, RemoteDatFile):
         return False
+    idx_key, _ = sidecar_keys(self.remote.key)
+    if self.index_unchecked and not (self.index_dirty or force):
+        # Once after a load: deletes only append to `.idx`, so a copy of another size in the
+        # bucket misses some (or is gone). A failed HEAD is tried again next time.
+        local = os.stat(self.path(".idx")).st_size
+        try:
+            differs = data.store.head(idx_key).size != local
+        except NotFound:
+            differs = True
+        self.index_unchecked = False
+        self.index_dirty = self.index_dirty or differs
     if not (self.index_dirty or force):
         return False
     with self._lock:
         self.index_dirty = False
-    idx_key, _ = sidecar_keys(self.remote.key)
     try:
         data.store.upload_file(idx_key, self.path(".idx"))
     except BaseException:
@@ -242,6 +252,7 @@ def load_remote(self: Volume, backends: Backends | None, writable: bool) -> None
     if self.version not in (2, 3):
         raise CorruptVolume(f"needle version {self.version} is not supported", volume_id=self.id)
     volume_loading.apply_vif(self)
+    self.index_unchecked = True
     # weed ignores the .vif's readOnly for a tiered volume (read-only, deletable); a mark
     # taken for an upload or a vacuum (and saved by the upload) is not kept across a load.
     self.info = replace(self.info, read_only=False)
