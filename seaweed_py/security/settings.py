@@ -34,12 +34,12 @@ an IP address or CIDR, a certificate without its key. The CLI prints that one li
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seaweed_py.formats.config_file import SEARCH_DIRS, find_config_file, read_config_file
 from seaweed_py.security.guard import network, split_entries
 from seaweed_py.security.tokens import JwtKeys
 
@@ -54,8 +54,6 @@ __all__ = [
 ]
 
 FILE_NAME = "security.toml"
-SEARCH_DIRS = (".", "~/.seaweedfs", "/usr/local/etc/seaweedfs", "/etc/seaweedfs")
-"""Searched in this order after `-config_dir`, as weed searches them."""
 
 # The sections weedpy reads and the keys each may hold (a table inside a section is a key too).
 _KNOWN: Mapping[tuple[str, ...], frozenset[str]] = {
@@ -131,12 +129,7 @@ class SecuritySource:
 
     def find(self) -> Path | None:
         """The security.toml that is read: the first one in the search order."""
-        dirs = (self.config_dir, *self.search_dirs) if self.config_dir else self.search_dirs
-        for directory in dirs:
-            candidate = Path(os.path.expanduser(directory)) / FILE_NAME
-            if candidate.exists():
-                return candidate
-        return None
+        return find_config_file(FILE_NAME, self.config_dir, self.search_dirs, fail_closed=True)
 
     def load(self) -> SecuritySettings:
         path = self.find()
@@ -156,13 +149,7 @@ class SecuritySource:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise SecurityConfigError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise SecurityConfigError(f"{path}: {exc.strerror or exc}") from None
+    return read_config_file(path, SecurityConfigError)
 
 
 class _Reader:

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from seaweed_py.formats.config_file import SEARCH_DIRS, find_config_file, read_config_file
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -50,7 +51,6 @@ __all__ = [
 ]
 
 FILE_NAME = "master.toml"
-SEARCH_DIRS = (".", "~/.seaweedfs", "/usr/local/etc/seaweedfs", "/etc/seaweedfs")
 DEFAULT_BACKEND = "s3.default"
 _DEFAULT_REGION = "us-east-1"
 _TOML_KEYS = frozenset(
@@ -131,12 +131,7 @@ class BackendSource:
 
     def find(self) -> Path | None:
         """The master.toml that is read: the first one in the search order."""
-        dirs = (self.config_dir, *self.search_dirs) if self.config_dir else self.search_dirs
-        for directory in dirs:
-            candidate = Path(os.path.expanduser(directory)) / FILE_NAME
-            if candidate.is_file():
-                return candidate
-        return None
+        return find_config_file(FILE_NAME, self.config_dir, self.search_dirs)
 
     def load(self) -> dict[str, S3Settings]:
         """Every configured backend by name (`s3.default`, `s3.<id>`); {} when none is."""
@@ -273,13 +268,7 @@ def _settings(
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise BackendConfigError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise BackendConfigError(f"{path}: {exc.strerror or exc}") from None
+    return read_config_file(path, BackendConfigError)
 
 
 def _s3_tables(document: Mapping[str, Any], where: str) -> dict[str, Mapping[str, Any]]:
