@@ -705,8 +705,9 @@ class Store:
             try:
                 if v.upload_index():
                     sent.append(v.id)
-            except WeedError as exc:
-                log.warning("volume %d: .idx not sent to its bucket yet: %s", v.id, exc)
+            except (WeedError, OSError) as exc:  # OSError: replaced (a mount) or deleted meanwhile
+                if self._volumes.get(v.id) is v:
+                    log.warning("volume %d: .idx not sent to its bucket yet: %s", v.id, exc)
         return sent
 
     def mark_read_only(self, volume_id: int, read_only: bool, *, persist: bool = True) -> None:

@@ -200,19 +200,12 @@ def upload_index(self: Volume, *, force: bool = False) -> bool:
     sends it even if no delete is known to have changed it (a restart forgets that one did).
     A failure leaves it marked for the next try."""
     data = self.data
-    if self.remote is None or not isinstance(data, RemoteDatFile):
-        return False
+    if self.remote is None or not isinstance(data, RemoteDatFile) or self._closed:
+        return False  # closed: replaced by a mount, whose files share its `.idx` path
     idx_key, _ = sidecar_keys(self.remote.key)
     if self.index_unchecked and not (self.index_dirty or force):
-        # Once after a load: deletes only append to `.idx`, so a copy of another size in the
-        # bucket misses some (or is gone). A failed HEAD is tried again next time.
-        local = os.stat(self.path(".idx")).st_size
-        try:
-            differs = data.store.head(idx_key).size != local
-        except NotFound:
-            differs = True
+        self.index_dirty = _bucket_index_behind(self, data.store, idx_key)
         self.index_unchecked = False
-        self.index_dirty = self.index_dirty or differs
     if not (self.index_dirty or force):
         return False
     with self._lock:
@@ -223,6 +216,34 @@ def upload_index(self: Volume, *, force: bool = False) -> bool:
         self.index_dirty = True
         raise
     return True
+
+
+def _bucket_index_behind(self: Volume, store: S3Backend, idx_key: str) -> bool:
+    """Whether the bucket's copy of the `.idx` is shorter than the local one (once after a
+    load: a delete acknowledged before a crash may never have been sent). Deletes only append,
+    so a shorter copy misses some; a longer one holds deletes another holder sent while this
+    one was away, and sending ours would take them back. A failed HEAD raises: tried again at
+    the next pulse."""
+    local = os.stat(self.path(".idx")).st_size
+    try:
+        remote = store.head(idx_key).size
+    except NotFound:
+        try:
+            store.head(self.remote.key if self.remote is not None else idx_key)
+        except NotFound:
+            log.error("volume %d: %s %s is gone from the bucket", self.id, store.name, idx_key)
+            return False
+        return True
+    if remote > local:
+        log.warning(
+            "volume %d: the bucket's %s (%d bytes) is longer than this .idx (%d): another "
+            "holder sent deletes this one has not seen; not sending it",
+            self.id,
+            idx_key,
+            remote,
+            local,
+        )
+    return remote < local
 
 
 def load_remote(self: Volume, backends: Backends | None, writable: bool) -> None:

@@ -196,6 +196,36 @@ async def test_a_delete_the_bucket_missed_before_a_crash_is_sent_after_the_resta
     await read_all(http, v1, {fid: data for fid, data in blobs.items() if fid != deleted})
 
 
+async def test_a_holder_back_with_an_older_idx_leaves_the_buckets_newer_copy(
+    s3: s3_server.S3Server, start_server: Starter, http: Session
+) -> None:
+    """A holder that was away while another sent a delete's `.idx` must not send its shorter
+    one after its restart: that would take the delete back for every later mount."""
+    bucket = s3.new_bucket()
+    backends = settings(s3, bucket)
+    v0 = await start_server("v0", backends=backends)
+    blobs = await fill(http, v0, VID, 10)
+    admin = VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http))
+    done = await admin.tier_upload(v0.url(), VID, dest="s3", collection="")
+    v1 = await start_server("v1", backends=backends)
+    await admin.tier_mount(v1.url(), VID, source="s3")
+    await v1.stop()
+    store = v0.store.backends.get("s3")
+    idx_key = f"{done['key']}.idx"
+    deleted, *_ = blobs
+    async with http.delete(url(v0, f"/{deleted}")) as resp:
+        assert resp.status == 202, await resp.text()
+    newer = (Path(v0.options.dirs[0]) / f"{VID}.idx").read_bytes()
+    await until(lambda: store.read_object(idx_key) == newer, timeout=20)
+
+    v1 = await start_server("v1", backends=backends)
+    await until(lambda: not v1.store.get(VID).index_unchecked, timeout=20)  # type: ignore[union-attr]
+    assert store.read_object(idx_key) == newer
+    v2 = await start_server("v2", backends=backends)
+    await admin.tier_mount(v2.url(), VID, source="s3")
+    assert (await get(http, url(v2, f"/{deleted}")))[0] == 404
+
+
 async def test_keep_local_dat_still_reads_the_bucket(
     s3: s3_server.S3Server, start_server: Starter, http: Session
 ) -> None:
