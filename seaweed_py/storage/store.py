@@ -622,9 +622,12 @@ class Store:
     ) -> RemoteFile:
         """Bring volume `volume_id`'s `.dat` back and reopen it as a local volume."""
         v = self._volume(volume_id)
+        held = v.info.read_only  # in memory (a tiered vacuum's hold): passed on, not saved
         remote = v.tier_download(keep_remote=keep_remote, progress=progress)
         with self._lock:
             fresh = self._open(v.directory, v.id, v.collection, i=self._where.get(v.id, 0))
+            if held and not fresh.info.read_only:
+                fresh.set_read_only(True, persist=False)
             if self._share is not None:
                 fresh.share(self._share, claim=True)
             self._volumes[volume_id] = fresh

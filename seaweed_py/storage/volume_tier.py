@@ -136,10 +136,11 @@ def tier_upload(
         idx_key, vif_key = sidecar_keys(key)
         store.upload_file(idx_key, self.path(".idx"))
         sent.append(idx_key)
-        store.put_bytes(vif_key, info.to_json().encode())
+        stored = replace(info, read_only=_persisted_read_only(self))
+        store.put_bytes(vif_key, stored.to_json().encode())
         sent.append(vif_key)
         with self._lock:
-            self._write_vif(info)
+            self._write_vif(stored)
             self.info = info
             self.remote = remote
             self._use_data(RemoteDatFile(store, key, size, backends.cache))
@@ -183,7 +184,7 @@ def tier_download(
         os.replace(tmp, dat)
         _sync_dir(self.directory)
         info = replace(self.info, files=self.info.files[1:])
-        self._write_vif(info)
+        self._write_vif(replace(info, read_only=_persisted_read_only(self)))
         self.info = info
     self.close()
     if not keep_remote:
@@ -192,6 +193,17 @@ def tier_download(
             data.cache.forget(remote.key)
     log.info("volume %d downloaded from %s %s", self.id, store.name, remote.key)
     return remote
+
+
+def _persisted_read_only(self: Volume) -> bool:
+    """The read-only mark of the `.vif` on disk: an operator's `volume.mark -readonly`. A mark
+    held in memory for a tiering step (`persist=false`) must not outlive the process by being
+    written with the remote file's change (a restart would leave the volume read-only for
+    good)."""
+    try:
+        return VolumeInfo.from_json(self.path(".vif").read_bytes()).read_only
+    except FileNotFoundError:
+        return False
 
 
 def upload_index(self: Volume, *, force: bool = False) -> bool:

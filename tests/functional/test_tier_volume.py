@@ -22,7 +22,7 @@ from seaweed_py.client.tiering import Tiering
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.errors import BadRequest, Conflict, VolumeNotFound
 from seaweed_py.formats.vif import VolumeInfo
-from seaweed_py.formats.wire import Heartbeat
+from seaweed_py.formats.wire import Heartbeat, MarkReadonly
 from seaweed_py.master.tiering import AutoTier
 from seaweed_py.storage.backend import Backends
 from seaweed_py.storage.backend.settings import BackendSource
@@ -224,6 +224,28 @@ async def test_a_holder_back_with_an_older_idx_leaves_the_buckets_newer_copy(
     v2 = await start_server("v2", backends=backends)
     await admin.tier_mount(v2.url(), VID, source="s3")
     assert (await get(http, url(v2, f"/{deleted}")))[0] == 404
+
+
+async def test_a_mark_held_in_memory_is_passed_on_by_a_download_but_not_saved(
+    s3: s3_server.S3Server, start_server: Starter, http: Session
+) -> None:
+    """A tiering step's read-only mark (`persist=false`) holds across the download's reopen
+    (a tiered vacuum holds deletes so), but is written to no `.vif`: after a restart the
+    volume takes writes again."""
+    backends = settings(s3, s3.new_bucket())
+    v0 = await start_server("v0", backends=backends)
+    await fill(http, v0, VID, 3)
+    admin = VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http))
+    await admin.tier_upload(v0.url(), VID, dest="s3", collection="")
+    await admin.send(v0.url(), MarkReadonly(VID, persist=False))
+    await admin.tier_download(v0.url(), VID, collection="")
+    assert not vif(v0, VID).read_only
+    async with http.put(url(v0, f"/{VID},ff00000001"), data=b"held") as resp:
+        assert resp.status == 500 and "read-only" in await resp.text()
+    await v0.stop()
+    v0 = await start_server("v0", backends=backends)
+    async with http.put(url(v0, f"/{VID},ff00000001"), data=b"free") as resp:
+        assert resp.status == 201, await resp.text()
 
 
 async def test_keep_local_dat_still_reads_the_bucket(
