@@ -707,7 +707,10 @@ def swap_in(self: Volume, fresh: Volume) -> None:
         self._map = fresh._map
         self._dat, self._idx = fresh._dat, fresh._idx
         self._use_data(fresh.data)
-        self.superblock, self.info, self.version = fresh.superblock, fresh.info, fresh.version
+        # A read-only mark held in memory (persist=false: a tiered vacuum's hold on deletes, an
+        # operator's) outlives the swap: the fresh load read only the .vif's.
+        info = replace(fresh.info, read_only=self.info.read_only or fresh.info.read_only)
+        self.superblock, self.info, self.version = fresh.superblock, info, fresh.version
         self._tail, self._end, self._idx_end = fresh._tail, fresh._end, fresh._idx_end
         self._last_append_ns = fresh._last_append_ns
         self.modified_at_second = fresh.modified_at_second

@@ -112,6 +112,22 @@ def test_a_vacuum_keeps_live_needles_drops_deleted_ones_and_bumps_the_revision(
     assert_holds(v, live, gone)
 
 
+def test_a_read_only_mark_held_in_memory_outlives_the_commit(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
+    """The commit loads the compacted files afresh; a mark that was never saved (a tiered
+    vacuum's hold on deletes, `volume.mark -readonly` with persist=false) must stay."""
+    v = make()
+    fill(v, clock)
+    v.set_read_only(True, persist=False)
+    vacuum(v)
+    assert v.info.read_only
+    with pytest.raises(StorageError):
+        v.write(needle(999, b"refused"))
+    v = reopen(v, clock)
+    assert not v.info.read_only  # never saved: gone with the process
+
+
 def test_records_are_copied_byte_for_byte_in_file_order(
     make: Callable[..., Volume], clock: Clock
 ) -> None:
