@@ -467,6 +467,8 @@ class Volume:
             if claim:
                 self._flush_idx()
                 self._publish()
+                if self.info.read_only:  # the slot starts clear: a saved mark must hold
+                    share.words[slot + FLAGS] |= READ_ONLY
             self._idx_seen = self._idx_end
             self._files_seen = int(share.words[slot + FILES])
             self._incarnation = int(share.words[slot + INCARNATION])

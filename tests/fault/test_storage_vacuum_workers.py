@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from seaweed_py.errors import Conflict, NeedleNotFound
+from seaweed_py.errors import Conflict, NeedleNotFound, VolumeReadOnly
 from seaweed_py.formats.needle import Needle
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.storage.shared import STAGE, STAGE_PID, WorkerShare
@@ -88,6 +88,33 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
     p = Pair(directory, leader, worker)
     try:
         yield p
+    finally:
+        worker.close()
+        leader.close()
+
+
+def test_a_saved_read_only_mark_holds_in_every_worker_after_a_restart(tmp_path: Path) -> None:
+    """A claimed slot starts with clear flags: the leader publishes the `.vif`'s mark, or
+    the first lock taken in any worker made the volume writable again."""
+    directory = tmp_path / "d"
+    directory.mkdir()
+    first = _store(directory)
+    first.load()
+    first.allocate(VID)
+    first.mark_read_only(VID, True, persist=True)
+    first.close()
+    leader = _store(directory)
+    leader.load()
+    leader.share_workers(WorkerShare(directory, create=True))
+    worker = _store(directory)
+    worker.attach(WorkerShare(directory, create=False))
+    try:
+        for store in (leader, worker, leader):
+            v = store.get(VID)
+            assert v is not None
+            with pytest.raises(VolumeReadOnly):
+                v.write(Needle.build(COOKIE, 1, b"refused"))
+            assert v.info.read_only
     finally:
         worker.close()
         leader.close()
