@@ -14,6 +14,7 @@ from seaweed_py.config.flags import Duration, FlagSet, UsageError
 from seaweed_py.httpkit.allow_list import white_list_entries
 from seaweed_py.security.settings import SecuritySettings
 from seaweed_py.storage.backend.settings import S3Settings
+from seaweed_py.volume.scrubber import DEFAULT_SCRUB_PASS_SECONDS
 
 __all__ = ["ReadMode", "VolumeOptions", "add_volume_flags", "detect_ip", "volume_options"]
 
@@ -86,6 +87,9 @@ class VolumeOptions:
     comes back)."""
     scrub_mbps: float = _SCRUB_MBPS
     """MiB per second the background scrubber reads (0: off)."""
+    scrub_pass_seconds: float = DEFAULT_SCRUB_PASS_SECONDS
+    """The least time from the start of one background scrub pass to the next (a server with
+    little data does not spin)."""
     maintenance_mbps: int = _MAINTENANCE_MBPS
     """MiB per second a volume copied here is received at, on average (0: no limit)."""
     backends: Mapping[str, S3Settings] = field(default_factory=dict)
@@ -114,6 +118,10 @@ class VolumeOptions:
         ):
             if not 0 <= value < float("inf"):
                 raise UsageError(f"{flag} must be 0 or more, got {value:g}")
+        if not 0 < self.scrub_pass_seconds < float("inf"):
+            raise UsageError(
+                f"-scrubPassSeconds must be more than 0, got {self.scrub_pass_seconds:g}"
+            )
         if not 0 <= self.inflight_upload_timeout < float("inf"):
             raise UsageError(
                 "-inflightUploadDataTimeout must be a duration of 0 or more, got "
@@ -208,6 +216,12 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
         "from a replica; 0: off (weedpy addition)",
     )
     fs.add(
+        f"{p}scrubPassSeconds",
+        float(DEFAULT_SCRUB_PASS_SECONDS),
+        "least seconds from the start of one background scrub pass to the start of the next: "
+        "a pass that ends sooner waits out the rest (weedpy addition)",
+    )
+    fs.add(
         f"{p}maintenanceMBps",
         _MAINTENANCE_MBPS,
         "limit maintenance (volumes copied here: re-replication, moves) IO rate in MB/s; "
@@ -295,5 +309,6 @@ def volume_options(values: Mapping[str, Any], prefix: str = "") -> VolumeOptions
         tier_cache=v["tierCacheMB"] * _MIB,
         replica_check_seconds=float(v["replicaCheckSeconds"]),
         scrub_mbps=float(v["scrubMBps"]),
+        scrub_pass_seconds=float(v["scrubPassSeconds"]),
         maintenance_mbps=v["maintenanceMBps"],
     )

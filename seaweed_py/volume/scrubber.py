@@ -5,8 +5,8 @@ Passes go over the volumes in id order, each volume a batch at a time (storage/v
 up to 1 MiB of neighbouring records per pread); a batch runs in a worker thread and is followed
 by a sleep as long as reading its bytes at the configured rate takes, so the scrubber reads at
 most `-scrubMBps` on average and yields the event loop between batches. At the end of a pass it
-starts the next one, after at least `_MIN_PASS` seconds (a server with little data does not
-spin). A corrupt needle is noted (logged once, `weedpy_volume_corrupt_needles`, `/status`) and
+starts the next one, `min_pass` seconds (`-scrubPassSeconds`, 60 by default) after the start
+of the last at the earliest (a server with little data does not spin). A corrupt needle is noted (logged once, `weedpy_volume_corrupt_needles`, `/status`) and
 repaired through `NeedleRepair`.
 
 `scrub` is the same check at full speed, for `POST /admin/volume/scrub` (`weedpy shell`'s
@@ -28,13 +28,13 @@ from seaweed_py.storage.volume_scrub import ScrubStep
 from seaweed_py.volume.repair import NeedleRepair
 from seaweed_py.volume.stats import Stats
 
-__all__ = ["DEFAULT_SCRUB_MBPS", "Scrubber"]
+__all__ = ["DEFAULT_SCRUB_MBPS", "DEFAULT_SCRUB_PASS_SECONDS", "Scrubber"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SCRUB_MBPS: Final = 8
 """docs/internals.md "Scrubbing" has the cost measured at this rate."""
-_MIN_PASS: Final = 60.0
+DEFAULT_SCRUB_PASS_SECONDS: Final = 60.0
 
 
 class Scrubber:
@@ -45,13 +45,16 @@ class Scrubber:
         stats: Stats,
         *,
         rate: float,
+        min_pass: float = DEFAULT_SCRUB_PASS_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`rate`: bytes per second (0: the background pass never runs)."""
+        """`rate`: bytes per second (0: the background pass never runs); `min_pass`: seconds
+        from the start of one background pass to the next at the least."""
         self._store = store
         self._repair = repair
         self._stats = stats
         self.rate = rate
+        self._min_pass = min_pass
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self.last_pass: float | None = None
@@ -77,7 +80,7 @@ class Scrubber:
                     log.exception("scrubbing volume %d failed", volume.id)
             self._stats.scrub_passes += 1
             self.last_pass = self._clock()
-            await asyncio.sleep(max(0.0, _MIN_PASS - (self.last_pass - began)))
+            await asyncio.sleep(max(0.0, self._min_pass - (self.last_pass - began)))
 
     async def scrub(self, volumes: Sequence[Volume]) -> ScrubReport:
         """Check `volumes` now, at full speed, repairing what fails."""

@@ -152,7 +152,11 @@ class VolumeServer:
             interval=options.replica_check_seconds,
         )
         self.scrubber = Scrubber(
-            self.store, self.repair, self.stats, rate=options.scrub_mbps * (1 << 20)
+            self.store,
+            self.repair,
+            self.stats,
+            rate=options.scrub_mbps * (1 << 20),
+            min_pass=options.scrub_pass_seconds,
         )
         self.replicator = Replicator(options.replication_timeout, self.out)
         self.reader = BlobReader(

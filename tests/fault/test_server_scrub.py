@@ -90,7 +90,8 @@ def test_4_a_read_of_a_rotted_needle_gets_a_replicas_bytes_and_repairs_it(
 def test_4_the_scrubber_repairs_what_nobody_reads_on_both_servers(tmp_path: Path) -> None:
     with fleet(tmp_path, "scrubber") as f:
         sizes = [f.rng.randrange(100, 30_000) for _ in range(40)] + [2 << 20]
-        blobs, a, b = two_copies(f, sizes, "-scrubMBps=64")
+        # A pass every second: the first passes run before anything is rotted.
+        blobs, a, b = two_copies(f, sizes, "-scrubMBps=64", "-scrubPassSeconds=1")
         fids = list(blobs)
         on_a, on_b = [*fids[3:6], fids[-1]], fids[10:12]
         for fid in on_a:

@@ -190,6 +190,11 @@ def test_volume_flags_as_weed_spells_them() -> None:
         ["-inflightUploadDataTimeout=soon"],
         ["-inflightUploadDataTimeout=5"],
         ["-inflightUploadDataTimeout=-1s"],
+        ["-scrubPassSeconds=0"],
+        ["-scrubPassSeconds=-1"],
+        ["-scrubPassSeconds=inf"],
+        ["-scrubPassSeconds=nan"],
+        ["-scrubPassSeconds=soon"],
     ],
 )
 def test_bad_volume_flags_are_usage_errors(argv: list[str]) -> None:
@@ -205,6 +210,15 @@ def test_replication_timeout_flag() -> None:
     fs = FlagSet("volume", "start a volume server")
     add_volume_flags(fs)
     assert "-replicationTimeout int" in fs.usage() and "weedpy addition" in fs.usage()
+
+
+def test_scrub_pass_seconds_flag() -> None:
+    """A weedpy addition: documented in -h, 60 s by default, any positive number of seconds."""
+    assert volume_options(_parse([])).scrub_pass_seconds == 60.0
+    assert volume_options(_parse(["-scrubPassSeconds=0.5"])).scrub_pass_seconds == 0.5
+    fs = FlagSet("volume", "start a volume server")
+    add_volume_flags(fs)
+    assert "-scrubPassSeconds float" in fs.usage()
 
 
 def test_upload_limit_flags_as_weed_spells_them() -> None:
