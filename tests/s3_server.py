@@ -1,17 +1,20 @@
 """A real S3-compatible server for tiering tests: the S3 gateway of the reference `weed` binary.
 
     from tests import s3_server
-    s3 = s3_server.s3                       # module-scoped fixture; bind it in the test module
+    s3 = s3_server.s3                       # bind the fixture in the test module
 
     def test_x(s3):
         bucket = s3.new_bucket()            # a fresh, empty bucket per test
         env = s3.env(bucket)                # WEEDPY_S3_* for a weedpy volume server
 
-One `weed server -s3` per test module (master, volume, filer and S3 gateway in one process,
+One `weed server -s3` per test session (master, volume, filer and S3 gateway in one process,
 ready in about four seconds), on loopback with ephemeral ports, in a temporary directory, its
 admin identity given by AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment; readiness
-is polled (a signed listing that succeeds), and the process is stopped at the end of the module.
-moto's server is not used: its range reads slow down with object size (issue 15).
+is polled (a signed listing that succeeds), and the process is stopped at the end of the
+session. Tests share it through their own buckets; none may stop or damage it (one that must
+calls `start_s3_server` itself). `s3_store`, the session fixture, lives in tests/conftest.py:
+a session fixture bound in each module would be one per module. moto's server is not used:
+its range reads slow down with object size (issue 15).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import pytest
 
 from tests.servers import WEED, free_port
 
-__all__ = ["S3Server", "s3", "start_s3_server"]
+__all__ = ["S3Server", "s3", "s3_store", "start_s3_server"]
 
 START_TIMEOUT = 60.0
 ACCESS_KEY = "weedpytier"
@@ -132,9 +135,10 @@ def start_s3_server(directory: Path) -> S3Server:
         "-s3.port.lance=0",
         "-master.telemetry=false",
         "-volume.preStopSeconds=0",
-        # Each bucket is a collection that grows its own volumes: room for many small ones.
+        # Each bucket is a collection that grows its own volumes (7 at a time): room for the
+        # many small ones of a whole session's buckets.
         "-master.volumeSizeLimitMB=64",
-        "-volume.max=400",
+        "-volume.max=1000",
     ]
     log = directory / "weed-s3.log"
     with log.open("wb") as out:
@@ -194,10 +198,16 @@ def _wait_ready(server: S3Server) -> None:
     raise RuntimeError(f"weed s3 not ready in {START_TIMEOUT} s ({last}):\n{server.log_tail()}")
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """The session's S3 store (module docstring)."""
     server = start_s3_server(tmp_path_factory.mktemp("s3"))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(s3_store: S3Server) -> S3Server:
+    return s3_store
