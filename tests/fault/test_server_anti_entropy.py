@@ -151,10 +151,13 @@ def test_38_divergence_both_ways_converges_newest_wins(tmp_path: Path) -> None:
 
 
 def test_a_write_rolled_back_stays_rolled_back_on_a_replica_that_resumes(tmp_path: Path) -> None:
-    # The master's pulse is long enough that the write meets the replication timeout first.
+    # The master drops a silent server after 3 pulses (4.5 s), so the write below meets the
+    # replication timeout (1 s) first.
     with fleet(tmp_path, "late write") as f:
-        f.add_master(pulse=3)
-        fid, primary, replica = pair(f, "-scrubMBps=0", "-replicaCheckSeconds=0")
+        f.add_master(pulse=1.5)
+        fid, primary, replica = pair(
+            f, "-scrubMBps=0", "-replicaCheckSeconds=0", "-replicationTimeout=1"
+        )
         vid = int(fid.split(",")[0])
         data = f.rng.randbytes(3000)
         with frozen(replica):
