@@ -115,7 +115,13 @@ class Node:
         return self.popen
 
     def start(self, timeout: float = 20.0) -> None:
-        proc = self.spawn()
+        self.spawn()
+        self.wait_serving(timeout)
+
+    def wait_serving(self, timeout: float = 20.0) -> None:
+        """Wait until the process `spawn()` started answers its status page."""
+        proc = self.popen
+        assert proc is not None
         probe = "/dir/status" if self.role == "master" else "/status"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -259,6 +265,16 @@ class Fleet:
         if start:
             node.start()
         return node
+
+    def add_volumes(self, count: int, *extra: str, rack: str = "rack1") -> list[Node]:
+        """`count` volume servers as `add_volume` makes them, started side by side (a start
+        is mostly the interpreter importing): returns once every one serves."""
+        nodes = [self.add_volume(*extra, start=False, rack=rack) for _ in range(count)]
+        for node in nodes:
+            node.spawn()
+        for node in nodes:
+            node.wait_serving()
+        return nodes
 
     def wait_registered(self, count: int | None = None) -> None:
         assert self.master is not None

@@ -58,8 +58,7 @@ def frozen(node: Node) -> Iterator[None]:
 def pair(f: Fleet, *extra: str, count: int = 20) -> tuple[str, Node, Node]:
     """Two volume servers holding a `001` volume; (its first fid, the server it names, the
     other)."""
-    for _ in range(2):
-        f.add_volume(*extra)
+    f.add_volumes(2, *extra)
     f.wait_registered()
     fid = f.assign(replication="001", count=count)["fid"]
     holders = f.holders(fid)

@@ -82,8 +82,7 @@ def walk(tmp_path: Path, steps: int, seed: int) -> None:
     print(f"chaos seed={seed} steps={steps}")
     with fleet(tmp_path, f"chaos {seed}") as f:
         f.add_master("-repairDelaySeconds=2")
-        for _ in range(4):
-            f.add_volume(*VOLUME)
+        f.add_volumes(4, *VOLUME)
         f.wait_registered()
         truth = Truth()
         down: Node | None = None

@@ -103,8 +103,7 @@ def _flip_on_one_replica(f: Fleet, size: int, within: int = 0) -> tuple[Oracle, 
     `within` bytes, if given) flipped on one replica. No scrubber: it would repair the damage
     before the checks that want to meet it."""
     f.add_master()
-    f.add_volume("-scrubMBps=0")
-    f.add_volume("-scrubMBps=0")
+    f.add_volumes(2, "-scrubMBps=0")
     f.wait_registered()
     oracle, fids, _ = _write_replicated(f, [3000, size, 4000])
     victim = fids[1]

@@ -50,8 +50,7 @@ def _volume_ids(f: Fleet) -> set[int]:
 def test_18_master_sigkilled_and_restarted_alone(tmp_path: Path) -> None:
     with fleet(tmp_path, "scenario 18") as f:
         master = f.add_master()
-        for _ in range(2):
-            f.add_volume("-max=40")
+        f.add_volumes(2, "-max=40")
         f.wait_registered()
         oracle = Oracle()
         seen: list[tuple[int, int]] = []

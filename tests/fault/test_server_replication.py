@@ -38,8 +38,7 @@ pytestmark = pytest.mark.skipif(
 def test_8_9_replica_killed_during_replicated_writes(tmp_path: Path) -> None:
     with fleet(tmp_path, "scenario 8/9") as f:
         f.add_master()
-        for _ in range(3):
-            f.add_volume()
+        f.add_volumes(3)
         f.wait_registered()
         answer = f.assign(replication="001", count=400)
         vid = int(answer["fid"].split(",")[0])
@@ -120,8 +119,7 @@ def _writables(f: Fleet) -> set[int]:
 
 def _pair(f: Fleet, *extra: str) -> tuple[str, Node, Node]:
     """Two volume servers and a `001` fid; (fid, the server it names, the other holder)."""
-    for _ in range(2):
-        f.add_volume(*extra)
+    f.add_volumes(2, *extra)
     f.wait_registered()
     fid = f.assign(replication="001", count=4)["fid"]
     holders = f.holders(fid)

@@ -156,8 +156,7 @@ class Writer:
 def test_13_a_lost_server_is_re_replicated_and_its_return_trimmed(tmp_path: Path) -> None:
     with fleet(tmp_path, "re-replication 001") as f:
         f.add_master(REPAIR)
-        for _ in range(3):
-            f.add_volume(*QUIET)
+        f.add_volumes(3, *QUIET)
         f.wait_registered()
         oracle = Oracle()
         vids = write_blobs(f, oracle, "001", 30)
@@ -206,8 +205,7 @@ def test_13_a_lost_server_is_re_replicated_and_its_return_trimmed(tmp_path: Path
 def test_a_server_back_with_a_wiped_directory_gets_its_copies_back(tmp_path: Path) -> None:
     with fleet(tmp_path, "wiped directory") as f:
         f.add_master(REPAIR)
-        a = f.add_volume(*QUIET)
-        b = f.add_volume(*QUIET)
+        a, b = f.add_volumes(2, *QUIET)
         f.wait_registered()
         oracle = Oracle()
         vids = write_blobs(f, oracle, "001", 20)
@@ -228,8 +226,7 @@ def test_a_server_back_with_a_wiped_directory_gets_its_copies_back(tmp_path: Pat
 def test_12_a_volume_deleted_under_a_running_server_is_copied_back(tmp_path: Path) -> None:
     with fleet(tmp_path, "files deleted") as f:
         f.add_master(REPAIR)
-        f.add_volume(*QUIET)
-        f.add_volume(*QUIET)
+        f.add_volumes(2, *QUIET)
         f.wait_registered()
         oracle = Oracle()
         vids = write_blobs(f, oracle, "001", 10)
@@ -253,8 +250,9 @@ def test_010_copies_stay_across_racks(tmp_path: Path) -> None:
     with fleet(tmp_path, "re-replication 010") as f:
         f.add_master(REPAIR)
         rack = {}
-        for name in ("rack1", "rack1", "rack2", "rack2"):
-            rack[f.add_volume(*QUIET, rack=name).url] = name
+        for name in ("rack1", "rack2"):
+            for node in f.add_volumes(2, *QUIET, rack=name):
+                rack[node.url] = name
         f.wait_registered()
         oracle = Oracle()
         vids = write_blobs(f, oracle, "010", 20)
@@ -279,7 +277,7 @@ def test_34_a_copy_of_a_volume_taking_writes_catches_up(tmp_path: Path) -> None:
     with fleet(tmp_path, "copy under writes") as f:
         f.add_master("-repairDelaySeconds=-1")
         slow = ("-scrubMBps=0", "-replicaCheckSeconds=0", "-maintenanceMBps=2")
-        a, b = f.add_volume(*slow), f.add_volume(*slow)
+        a, b = f.add_volumes(2, *slow)
         f.wait_registered()
         oracle = Oracle()
         answer = f.assign(replication="000")

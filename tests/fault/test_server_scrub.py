@@ -34,8 +34,7 @@ pytestmark = pytest.mark.skipif(
 
 def two_copies(f: Fleet, sizes: list[int], *extra: str) -> tuple[dict[str, bytes], Node, Node]:
     f.add_master()
-    f.add_volume(*extra)
-    f.add_volume(*extra)
+    f.add_volumes(2, *extra)
     f.wait_registered()
     answer = f.assign(replication="001", count=len(sizes))
     blobs = {}
