@@ -182,10 +182,10 @@ async def test_a_vacuum_the_disk_cannot_hold_is_507_and_changes_nothing(
 async def test_reads_writes_and_deletes_go_on_while_a_volume_is_vacuumed(
     start_server: Starter, http: Session
 ) -> None:
-    """The copy is paced (-compactionMBps=1) so that it lasts while clients write, delete and
-    read, large streamed needles included; nothing acknowledged is lost and no read returns
-    wrong bytes."""
-    vs = await start_server(compaction_mbps=1)
+    """The copy is paced (-compactionMBps=2: some 4.5 MiB live, about two seconds) so that it
+    lasts while clients write, delete and read, large streamed needles included; nothing
+    acknowledged is lost and no read returns wrong bytes."""
+    vs = await start_server(compaction_mbps=2)
     await _allocate(http, vs, 1)
     rng = random.Random(1313)
     live = await _fill(http, vs, count=40)
