@@ -143,6 +143,20 @@ class _Proc:
         self.popen.wait(STOP_GRACE)
 
 
+def _stop_together(procs: Sequence[_Proc], grace: float = STOP_GRACE) -> None:
+    """`_Proc.stop` for several at once: SIGTERM each, SIGKILL those still up after `grace`."""
+    live = [p for p in procs if p.popen.poll() is None]
+    for proc in live:
+        proc.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in live:
+        try:
+            proc.popen.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait(STOP_GRACE)
+
+
 @dataclass
 class Cluster:
     """A running master and its volume servers. Addresses are `host:port`, without a scheme."""
@@ -167,9 +181,11 @@ class Cluster:
         self._volumes[index].stop(grace=0.0)
 
     def stop(self) -> None:
-        """Stop every process this cluster started; safe to call twice."""
-        for proc in [*self._volumes, self._master]:
-            proc.stop()
+        """Stop every process this cluster started; safe to call twice. The volume servers
+        stop side by side (each takes a moment to close), then the master, so their goodbyes
+        still reach it."""
+        _stop_together(self._volumes)
+        self._master.stop()
 
     def __enter__(self) -> Cluster:
         return self

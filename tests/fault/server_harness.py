@@ -305,9 +305,26 @@ class Fleet:
         return sorted(loc["url"] for loc in answer["locations"])
 
     def stop(self) -> None:
-        for node in reversed(self.nodes):
-            if node.alive():
-                node.terminate()
+        """Every volume server at once (each takes a moment to close), then the masters, so
+        the volume servers' goodbyes still reach theirs."""
+        _terminate_together([n for n in reversed(self.nodes) if n.role != "master"])
+        _terminate_together([n for n in reversed(self.nodes) if n.role == "master"])
+
+
+def _terminate_together(nodes: Sequence[Node], grace: float = STOP_GRACE) -> None:
+    """SIGTERM each of `nodes`, then SIGKILL those still up `grace` seconds later."""
+    live = [n for n in nodes if n.alive() and n.popen is not None]
+    for node in live:
+        assert node.popen is not None
+        node.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for node in live:
+        assert node.popen is not None
+        try:
+            node.popen.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            node.popen.kill()
+            node.popen.wait(STOP_GRACE)
 
 
 @contextmanager
