@@ -659,6 +659,8 @@ class Store:
             i = self._where.get(volume_id, min(candidates or [0], key=self._count))
             directory = self.locations[i].path
         base = volume_base_name(collection, volume_id)
+        # Read before the copy it replaces is given up: a bucket that fails leaves it serving.
+        sidecars = fetch_sidecars(store, base, key)
         # A copy marked read-only (a tiered vacuum holds deletes on every holder until they
         # all read one object) passes the mark to what replaces it.
         held = old is not None and old.info.read_only
@@ -667,7 +669,7 @@ class Store:
                 self._volumes.pop(volume_id, None)
                 self._where.pop(volume_id, None)
             old.destroy()
-        fetch_sidecars(store, directory, base, key)
+        sidecars.write(directory, base)
         v = self._open(directory, volume_id, collection, i=i)
         if held:
             v.set_read_only(True, persist=False)

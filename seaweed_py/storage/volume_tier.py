@@ -29,7 +29,8 @@ the objects deleted; the caller (`Store`) reopens the volume from its local file
 written while tiered exist only in `.idx` (spec §5.2).
 
 `fetch_sidecars` is the mount of a volume a server does not have: its `.idx` and `.vif` from
-beside the data object (the newest upload of the volume, or a given key).
+beside the data object (the newest upload of the volume, or a given key), read whole before
+anything local changes (`Sidecars.write` then puts them in place).
 
 `forget_upload` deletes an earlier upload of a volume (data object, `.idx`, `.vif`) once no
 holder reads it: a vacuum of a tiered volume re-uploads it under a fresh key and the holders
@@ -42,7 +43,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TIERING",
+    "Sidecars",
     "fetch_sidecars",
     "forget_upload",
     "list_uploads",
@@ -342,12 +344,33 @@ def delete_remote(self: Volume, key: int, cookie: int) -> DeleteResult:
         return DeleteResult(hit[1] if deleted is None else deleted, SETTLED)
 
 
-def fetch_sidecars(
-    store: S3Backend, directory: Path, base: str, key: str = ""
-) -> tuple[str, VolumeInfo]:
-    """Write `<base>.idx` and `<base>.vif` into `directory` from beside the data object `key`
-    (or the newest upload of volume `base` in the bucket); (the data key, its `.vif`).
-    `NotFound` when the bucket has no upload of that volume."""
+@dataclass(frozen=True, slots=True)
+class Sidecars:
+    """The `.idx` and `.vif` beside an upload's data object `key`, read from the bucket."""
+
+    key: str
+    info: VolumeInfo
+    idx: bytes
+    vif: bytes
+
+    def write(self, directory: Path, base: str) -> None:
+        """Write them as `<base>.idx` and `<base>.vif` into `directory`, durably."""
+        for ext, data in ((".idx", self.idx), (".vif", self.vif)):
+            path = directory / (base + ext)
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        _sync_dir(directory)
+
+
+def fetch_sidecars(store: S3Backend, base: str, key: str = "") -> Sidecars:
+    """The `.idx` and `.vif` beside the data object `key` (or the newest upload of volume
+    `base` in the bucket), checked; nothing local is changed, so that a mount replacing a
+    copy gives it up only once they are in hand. `NotFound` when the bucket has no upload of
+    that volume."""
     if not key:
         key = _newest_upload(store, base)
     idx_key, vif_key = sidecar_keys(key)
@@ -358,16 +381,7 @@ def fetch_sidecars(
     idx = store.read_object(idx_key)
     if len(idx) % (info.bytes_offset + 12 if info.bytes_offset else 16):
         raise RemoteStorageError(f"{store.name}/{idx_key} is not whole .idx entries")
-    for ext, data in ((".idx", idx), (".vif", vif_text)):
-        path = directory / (base + ext)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    _sync_dir(directory)
-    return key, info
+    return Sidecars(key, info, idx, vif_text)
 
 
 def forget_upload(

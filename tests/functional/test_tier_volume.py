@@ -20,7 +20,7 @@ from seaweed_py.client.cluster import Outgoing
 from seaweed_py.client.http import HttpClient, Timeout
 from seaweed_py.client.tiering import Tiering
 from seaweed_py.client.volume_admin import VolumeAdmin
-from seaweed_py.errors import BadRequest, Conflict, VolumeNotFound
+from seaweed_py.errors import BadRequest, Conflict, NotFound, VolumeNotFound
 from seaweed_py.formats.vif import VolumeInfo
 from seaweed_py.formats.wire import Heartbeat, MarkReadonly
 from seaweed_py.master.tiering import AutoTier
@@ -246,6 +246,22 @@ async def test_a_mark_held_in_memory_is_passed_on_by_a_download_but_not_saved(
     v0 = await start_server("v0", backends=backends)
     async with http.put(url(v0, f"/{VID},ff00000001"), data=b"free") as resp:
         assert resp.status == 201, await resp.text()
+
+
+async def test_a_mount_that_cannot_read_the_bucket_leaves_the_copy_it_would_replace(
+    s3: s3_server.S3Server, start_server: Starter, http: Session
+) -> None:
+    """`replace` gives the old copy up only once the new `.idx` and `.vif` are in hand."""
+    backends = settings(s3, s3.new_bucket())
+    v0 = await start_server("v0", backends=backends)
+    blobs = await fill(http, v0, VID, 5)
+    admin = VolumeAdmin(HttpClient(Outgoing(), Timeout(120), session=http))
+    done = await admin.tier_upload(v0.url(), VID, dest="s3", collection="")
+    missing = done["key"][:-12] + "000000000000"  # an upload that is not in the bucket
+    with pytest.raises(NotFound):
+        await admin.tier_mount(v0.url(), VID, source="s3", key=missing, replace=True)
+    await read_all(http, v0, blobs)
+    assert vif(v0, VID).files[0].key == done["key"]
 
 
 async def test_keep_local_dat_still_reads_the_bucket(
