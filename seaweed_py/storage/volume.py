@@ -568,7 +568,9 @@ class Volume:
         index becomes a memory-mapped `.sdx`; a writable one goes back to its index kind."""
         with self._lock:
             self._flush_idx()  # a sealed volume's .idx is complete on disk
-            if not read_only:
+            if not read_only and self.read_only_reason != _tier.TIERING:
+                # The upload clears its own reason when it ends: a MarkWritable meanwhile must
+                # not let a second upload or a compaction start.
                 self.read_only_reason = ""
             if read_only == self.info.read_only:
                 return

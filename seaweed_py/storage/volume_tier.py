@@ -114,6 +114,9 @@ def tier_upload(
             raise VolumeReadOnly("volume is closed", volume_id=self.id)
         if self.read_only_reason == TIERING:
             raise Conflict("volume is already being tiered", volume_id=self.id)
+        if self.compacting:
+            # Its commit would swap the .dat and .idx under the upload (see `compact`).
+            raise Conflict("volume is being vacuumed: tier it once that ends", volume_id=self.id)
         previous_reason = self.read_only_reason
         self.read_only_reason = TIERING
         self._flush_idx()

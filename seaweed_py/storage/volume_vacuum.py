@@ -115,6 +115,7 @@ from seaweed_py.storage.shared import (
     STAGE,
     STAGE_PID,
 )
+from seaweed_py.storage.volume_tier import TIERING
 from seaweed_py.storage.volume_write import _pwrite_all
 
 if TYPE_CHECKING:
@@ -219,9 +220,13 @@ def compact(
             raise VolumeReadOnly("volume is closed", volume_id=self.id)
         if self._compaction is not None or _shared_stage(self) != NONE:
             raise Conflict("volume is being vacuumed already", volume_id=self.id)
+        if self.read_only_reason == TIERING:
+            # The upload sends the .dat as it is now: a commit meanwhile would pair that
+            # object with the compacted .idx, whose offsets it does not hold.
+            raise Conflict("volume is being tiered: compact it once it is up", volume_id=self.id)
         if self.data.remote:
             # Its .dat is an object in a bucket (volume_tier.py): the master's pass downloads,
-            # compacts and re-uploads it across its holders (client/tiering.py).
+            # compacts and re-uploads it across its holders (client/tier_vacuum.py).
             raise Conflict(
                 "a tiered volume is not compacted where it lies: "
                 "/vol/vacuum?volumeId= downloads, compacts and re-uploads it",

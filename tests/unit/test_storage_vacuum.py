@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +19,7 @@ from seaweed_py.formats.idx import iter_entries
 from seaweed_py.formats.needle import NEEDLE_HEADER_SIZE, VERSION_3, decode_footer
 from seaweed_py.formats.ttl import Ttl
 from seaweed_py.storage import volume_vacuum
+from seaweed_py.storage.backend import Backends
 from seaweed_py.storage.scan import scan_records
 from seaweed_py.storage.volume import FsyncMode, Volume
 from tests.disk_faults import flip_byte
@@ -349,6 +352,60 @@ def test_one_compaction_at_a_time_and_commit_only_a_finished_one(
         v.commit_compact()
     assert v.cleanup_compact() is False
     vacuum(v)
+    assert_holds(v, live, set())
+
+
+class _StalledBucket:
+    """Enough of an `S3Backend` for `tier_upload` to start: its first upload waits for
+    `go`, then fails (the volume stays local, as after a failed upload)."""
+
+    settings = SimpleNamespace(prefix="", backend_id="default")
+    name = "s3.default"
+
+    def __init__(self) -> None:
+        self.started, self.go = threading.Event(), threading.Event()
+
+    def upload_file(self, key: str, path: Path, progress: object = None) -> int:
+        self.started.set()
+        assert self.go.wait(30)
+        raise StorageError(f"upload of {key} stopped by the test")
+
+
+def test_no_compaction_while_an_upload_runs_and_no_upload_while_a_compaction_runs(
+    make: Callable[..., Volume], clock: Clock
+) -> None:
+    """A commit during an upload would leave the bucket's old .dat paired with the compacted
+    .idx (every live blob unreadable); a MarkWritable meanwhile must not open the way."""
+    v = make()
+    live = fill(v, clock)
+    bucket = _StalledBucket()
+    failed: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            v.tier_upload(bucket, Backends({}))  # type: ignore[arg-type]
+        except StorageError as exc:
+            failed.append(exc)
+
+    uploading = threading.Thread(target=upload)
+    uploading.start()
+    try:
+        assert bucket.started.wait(30)
+        with pytest.raises(Conflict, match="being tiered"):
+            v.compact()
+        v.set_read_only(False)
+        with pytest.raises(Conflict, match="being tiered"):
+            v.compact()
+        with pytest.raises(Conflict, match="already being tiered"):
+            v.tier_upload(bucket, Backends({}))  # type: ignore[arg-type]
+    finally:
+        bucket.go.set()
+        uploading.join(30)
+    assert len(failed) == 1 and not v.read_only and v.remote is None
+    v.compact()
+    with pytest.raises(Conflict, match="being vacuumed"):
+        v.tier_upload(bucket, Backends({}))  # type: ignore[arg-type]
+    v.commit_compact()
     assert_holds(v, live, set())
 
 
