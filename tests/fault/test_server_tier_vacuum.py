@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -444,6 +445,17 @@ def settled(c: Cluster, url: str, vid: int) -> None:
     )
 
 
+def mounted(url: str, vid: int, key: str) -> None:
+    """The thawed holder ran the mount it was sent while frozen: it reads `key`. Until then a
+    rerun may reach it between dropping its old copy and mounting the new one (404)."""
+
+    def reads_key() -> bool:
+        status, body = call("GET", f"{url}/admin/volume/status?volume={vid}")
+        return status == 200 and json.loads(body)["remoteStorageKey"] == key
+
+    wait_for(f"{url} to read volume {vid} from {key}", reads_key, timeout=30)
+
+
 def test_the_first_holder_frozen_during_its_upload(cluster: Cluster) -> None:
     t = tiered_volume(cluster)
     node = cluster.node(t.source)
@@ -475,6 +487,9 @@ def test_the_other_holder_frozen_during_its_mount(cluster: Cluster) -> None:
         message = failed_vacuum(cluster, t.vid, freeze, FROZEN)
         assert t.other in message, message
         reads_stay_right(cluster, t, [t.source])
+        new_key = str(status_of(t.source, t.vid)["remoteStorageKey"])
+        assert new_key != t.old_key
+    mounted(t.other, t.vid, new_key)
     back(cluster, t.other, t.vid)
     vacuum(cluster, t.vid)
     converged(cluster, t)
