@@ -206,6 +206,7 @@ class MasterServer:
             self.topology,
             self._admin,
             tiering,
+            self.locks,
             self.stats,
             per_server=self.options.max_parallel_vacuum_per_server,
             preallocate=self._preallocate,

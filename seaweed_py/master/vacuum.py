@@ -19,8 +19,11 @@ At most `-maxParallelVacuumPerServer` volumes are vacuumed at once on one server
 (`topology.vacuum.VacuumSlots`); volumes on other servers proceed in parallel.
 
 A tiered volume (named by `volumeId`: it is read-only) is not compacted where it lies: its pass
-runs `client/tiering.py`'s sequence instead (download, compact, re-upload, holders moved to the
-new object, the old one deleted).
+runs `client/tier_vacuum.py`'s sequence instead (download, compact, re-upload, holders moved to
+the new object, the old one deleted). It holds the admin lock (`master/admin_lock.py`) while it
+runs, as the shell's `volume.tier.compact` does: two runs over one volume would each delete the
+other's fresh upload. While someone else holds the lock, `/vol/vacuum?volumeId=` of a tiered
+volume is refused (409) and the sweep leaves tiered volumes for its next pass.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from typing import TypeVar
 
 from seaweed_py.client.tiering import Tiering
 from seaweed_py.client.volume_admin import VolumeAdmin
-from seaweed_py.errors import WeedError
+from seaweed_py.errors import Conflict, WeedError
+from seaweed_py.formats.wire import LOCK_NAME, LeaseLock, ReleaseLock
+from seaweed_py.master.admin_lock import LEASE_SECONDS, AdminLocks, Lease
 from seaweed_py.master.metrics import MasterStats
 from seaweed_py.topology import Topology
 from seaweed_py.topology.vacuum import (
@@ -62,6 +67,7 @@ class Vacuumer:
         topology: Topology,
         admin: VolumeAdmin,
         tiering: Tiering,
+        locks: AdminLocks,
         stats: MasterStats,
         *,
         per_server: int,
@@ -71,6 +77,7 @@ class Vacuumer:
         self._topo = topology
         self._admin = admin
         self._tiering = tiering
+        self._locks = locks
         self._stats = stats
         self._per_server = per_server
         self._preallocate = preallocate
@@ -82,9 +89,19 @@ class Vacuumer:
         return self._running
 
     async def run(self, request: VacuumPass) -> bool:
-        """Vacuum what `request` names; False (at once) if another pass is running."""
+        """Vacuum what `request` names; False (at once) if another pass is running;
+        `Conflict` if it names a tiered volume while someone holds the admin lock."""
         if self._running:
             return False
+        if request.volume_id is not None:
+            holder = self._locks.holder(LOCK_NAME)
+            named = vacuum_candidates(self._topo, volume_id=request.volume_id)
+            if holder is not None and any(c.tiered for c in named):
+                raise Conflict(
+                    f"volume {request.volume_id} is tiered and the admin lock is held by "
+                    f"{holder.client}: vacuum it once the lock is released",
+                    volume_id=request.volume_id,
+                )
         self._running = True
         try:
             await self._pass(request)
@@ -161,6 +178,13 @@ class Vacuumer:
         self, cand: VacuumCandidate, threshold: float, timeouts: VacuumTimeouts
     ) -> None:
         vid = cand.volume_id
+        ask = LeaseLock(client="master", message=f"vacuuming tiered volume {vid}")
+        try:
+            lease = self._locks.lease(ask)
+        except Conflict as exc:
+            log.info("tiered volume %d left for the next pass: %s", vid, exc.message)
+            return
+        renewing = asyncio.create_task(self._renew(lease))
         self._topo.set_vacuuming(vid, True, self._clock())
         started = time.monotonic()
         try:
@@ -170,12 +194,28 @@ class Vacuumer:
             self._stats.vacuum_failures += 1
             return
         finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+            try:
+                self._locks.release(ReleaseLock(lease.token))
+            except Conflict as exc:  # it ran out and someone else holds it now: theirs
+                log.warning("tiered volume %d: %s", vid, exc.message)
             self._topo.set_vacuuming(vid, False, self._clock())
             self._stats.observe_vacuum(time.monotonic() - started)
         if not report.already:
             log.info("tiered volume %d vacuumed: now %s %s", vid, report.backend, report.key)
             self._stats.vacuumed_volumes += 1
             self._stats.vacuum_reclaimed_bytes += report.reclaimed
+
+    async def _renew(self, lease: Lease) -> None:
+        """Keep the admin lock while a tiered vacuum runs (it outlasts a lease)."""
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                self._locks.lease(LeaseLock(lease.client, lease.token, lease.message))
+            except Conflict as exc:
+                log.error("the admin lock of a tiered vacuum was lost: %s", exc.message)
+                return
 
     async def _compact_and_commit(
         self, cand: VacuumCandidate, selected: tuple[str, ...], timeouts: VacuumTimeouts
