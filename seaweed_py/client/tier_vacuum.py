@@ -27,10 +27,17 @@ A run, over the admin calls of `client/volume_admin.py`:
    above the threshold (a failed compaction is cleaned up and V goes back uncompacted), then
    uploads V under a fresh key K' (its `.idx` and `.vif` beside it) and reads K';
 5. every other holder not on K' gives up its copy and mounts K' (`/admin/volume/tier/mount`);
-6. once every holder reads one object, every other upload of V in the bucket is deleted
-   (`/admin/volume/tier/uploads`, then `/forget` for each): K, and what an upload cut short
-   left (a data object without its `.vif`); then every holder is marked writable again, which
-   for a tiered volume lifts the delete hold of step 2.
+6. once every holder reads one object, the other uploads of V the bucket listed when the run
+   began are deleted (`/admin/volume/tier/uploads` at step 1, then `/forget` for each): K, and
+   what an earlier run cut short left (a data object without its `.vif`). An upload that
+   appeared since is left alone: another run over V (an operator's beside the master's) may be
+   mounting it, and the next run deletes it if no holder reads it then. Then every holder is
+   marked writable again, which for a tiered volume lifts the delete hold of step 2.
+
+Every call but a transfer, a mount and the vacuum steps is bounded by `timeouts.transfer` (the
+shell's `-timeout`, else 120 s), so a frozen holder fails the run instead of hanging it. A
+compaction the source refuses as there already (409) is committed if it is finished (a cut run
+left it), else left to finish: the run stops ("rerun later") without cleaning it up.
 
 A failure stops the run with one line ending "rerun volume.tier.compact to finish"; the holds
 stay (deletes are refused, reads go on) until a rerun or a restart of that holder (a restart
@@ -88,7 +95,9 @@ class _Run:
         self.vid = vid
         self.timeouts = timeouts
         self.say = say
-        self.short = Timeout(total=timeouts.check, connect=5.0)
+        self.short = Timeout(total=timeouts.transfer, connect=5.0)
+        self.before: set[str] = set()
+        """The uploads of the volume the bucket listed when the run began (step 6)."""
 
     def _say(self, line: str) -> None:
         if self.say is not None:
@@ -96,7 +105,10 @@ class _Run:
 
     async def _states(self) -> list[tuple[str, VolumeReport]]:
         holders = await self.t.holders(self.vid)
-        return [(url, await self.admin.volume_status(url, self.vid)) for url in holders]
+        return [
+            (url, await self.admin.volume_status(url, self.vid, timeout=self.short))
+            for url in holders
+        ]
 
     async def go(self, threshold: float) -> TierReport:
         from seaweed_py.client.tiering import TierReport
@@ -127,6 +139,9 @@ class _Run:
                 f"{states[0][1].replica_placement} asks for; rerun once every holder is back",
                 volume_id=vid,
             )
+        self.before = set(
+            await admin.tier_uploads(states[0][0], vid, source=backend, timeout=self.short)
+        )
         collection = states[0][1].collection
         local = [url for url, s in states if not s.remote_storage_name]
         keys = {s.remote_storage_key for _, s in tiered}
@@ -202,16 +217,40 @@ class _Run:
         self._say(f"vacuuming volume {vid} on {source}")
         try:
             await admin.vacuum_compact(source, vid, timeout=self.timeouts.compact)
-            answer = await admin.vacuum_commit(source, vid, timeout=self.timeouts.commit)
+        except errors.Conflict as exc:
+            # A compaction is there already: one a cut run finished (commit it), or one still
+            # at work, another run's (a cleanup would pull its files away under it).
+            try:
+                answer = await admin.vacuum_commit(source, vid, timeout=self.timeouts.commit)
+            except errors.Conflict as busy:
+                raise errors.Conflict(
+                    f"volume {vid} on {source} is busy ({exc.message}; {busy.message}): "
+                    "rerun later",
+                    volume_id=vid,
+                ) from busy
             report.reclaimed = answer.reclaimed_bytes
+            return
         except errors.ServerUnreachable:
             raise  # it may still be at work: a rerun finds the volume as it left it
         except errors.WeedError as exc:
-            self._say(f"vacuum of volume {vid} failed ({exc.message}): uploading it as it is")
-            try:
-                await admin.vacuum_cleanup(source, vid)
-            except errors.WeedError as cleanup:  # the next compaction starts over anyway
-                log.warning("cleaning up volume %d on %s: %s", vid, source, cleanup)
+            await self._cleanup(source, exc)
+            return
+        try:
+            answer = await admin.vacuum_commit(source, vid, timeout=self.timeouts.commit)
+        except errors.ServerUnreachable:
+            raise
+        except errors.WeedError as exc:
+            await self._cleanup(source, exc)
+            return
+        report.reclaimed = answer.reclaimed_bytes
+
+    async def _cleanup(self, source: str, exc: errors.WeedError) -> None:
+        vid = self.vid
+        self._say(f"vacuum of volume {vid} failed ({exc.message}): uploading it as it is")
+        try:
+            await self.admin.vacuum_cleanup(source, vid)
+        except errors.WeedError as cleanup:  # the next compaction starts over anyway
+            log.warning("cleaning up volume %d on %s: %s", vid, source, cleanup)
 
     async def _finish(self, states: list[tuple[str, VolumeReport]], key: str, backend: str) -> None:
         """Every holder reads `key`: the other uploads go, then the holds."""
@@ -226,12 +265,15 @@ class _Run:
                 volume_id=vid,
             )
         source = states[0][0]
-        for other in await self.admin.tier_uploads(source, vid, source=backend):
-            if other == key:
+        listed = await self.admin.tier_uploads(source, vid, source=backend, timeout=self.short)
+        for other in listed:
+            if other == key or other not in self.before:
                 continue
             self._say(f"deleting {backend} {other}")
             try:
-                await self.admin.tier_forget(source, vid, source=backend, key=other)
+                await self.admin.tier_forget(
+                    source, vid, source=backend, key=other, timeout=self.short
+                )
             except errors.WeedError as exc:  # costs room in the bucket; the next run retries
                 log.warning("volume %d: %s %s stays in the bucket: %s", vid, backend, other, exc)
                 self._say(f"{backend} {other} stays in the bucket: {exc.message}")

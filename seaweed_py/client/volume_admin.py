@@ -101,8 +101,12 @@ class VolumeAdmin:
         )
         return reply.body
 
-    async def volume_status(self, server: str, vid: int) -> VolumeReport:
-        return VolumeReport.from_json(await self.send(server, VolumeStatusQuery(vid)))
+    async def volume_status(
+        self, server: str, vid: int, *, timeout: Timeout | None = None
+    ) -> VolumeReport:
+        return VolumeReport.from_json(
+            await self.send(server, VolumeStatusQuery(vid), timeout=timeout)
+        )
 
     # ------------------------------------------------------------------ replicas
 
@@ -225,16 +229,20 @@ class VolumeAdmin:
         timeout = Timeout(total=silence, connect=5)
         return json_object(await self.send(server, order, timeout=timeout))
 
-    async def tier_forget(self, server: str, vid: int, *, source: str, key: str) -> list[str]:
+    async def tier_forget(
+        self, server: str, vid: int, *, source: str, key: str, timeout: Timeout | None = None
+    ) -> list[str]:
         """Have `server` delete the earlier upload `key` of volume `vid` from the bucket
         `source` names (see `TierForget`); the keys deleted."""
-        answer = json_object(await self.send(server, TierForget(vid, source, key)))
+        answer = json_object(await self.send(server, TierForget(vid, source, key), timeout=timeout))
         return [str(k) for k in answer.get("deleted") or []]
 
-    async def tier_uploads(self, server: str, vid: int, *, source: str) -> list[str]:
+    async def tier_uploads(
+        self, server: str, vid: int, *, source: str, timeout: Timeout | None = None
+    ) -> list[str]:
         """The data keys of every upload of volume `vid` in the bucket `source` names, as
         `server` lists them (see `TierUploads`)."""
-        answer = json_object(await self.send(server, TierUploads(vid, source)))
+        answer = json_object(await self.send(server, TierUploads(vid, source), timeout=timeout))
         return [str(k) for k in answer.get("keys") or []]
 
     async def vacuum_check(self, server: str, vid: int, *, timeout: float) -> float:

@@ -375,16 +375,22 @@ def _is(kind: type) -> Callable[[tuple[Any, ...]], bool]:
     return lambda args: isinstance(args[0], kind)
 
 
-E_CUTS = {
-    "held": ("send", False, _is(MarkReadonly)),
+def _second() -> Callable[[tuple[Any, ...]], bool]:
+    """The second call: a run lists the uploads when it begins and again before it forgets."""
+    calls = iter([False, True])
+    return lambda args: next(calls, True)
+
+
+E_CUTS: dict[str, tuple[str, bool, Callable[[], Callable[[tuple[Any, ...]], bool]] | None]] = {
+    "held": ("send", False, lambda: _is(MarkReadonly)),
     "downloaded": ("tier_download", True, None),
     "compacted": ("vacuum_compact", True, None),
     "committed": ("vacuum_commit", True, None),
     "uploaded": ("tier_upload", True, None),
     "mounted": ("tier_mount", True, None),
-    "listed": ("tier_uploads", True, None),
+    "listed": ("tier_uploads", True, _second),
     "forgotten": ("tier_forget", True, None),
-    "released": ("send", True, _is(MarkWritable)),
+    "released": ("send", True, lambda: _is(MarkWritable)),
 }
 
 
@@ -396,7 +402,7 @@ def test_the_orchestrator_killed_between_two_steps(cluster: Cluster, cut: str) -
     t = tiered_volume(cluster)
     method, after, match = E_CUTS[cut]
     server = t.other if method == "tier_mount" else t.source
-    admin = Cut(method, server, die, after=after, match=match or (lambda args: True))
+    admin = Cut(method, server, die, after=after, match=match() if match else lambda args: True)
     with pytest.raises(OrchestratorKilled):
         vacuum(cluster, t.vid, admin=admin)
     reads_stay_right(cluster, t, [t.source, t.other])
@@ -493,3 +499,65 @@ def test_the_other_holder_frozen_during_its_mount(cluster: Cluster) -> None:
     back(cluster, t.other, t.vid)
     vacuum(cluster, t.vid)
     converged(cluster, t)
+
+
+def test_a_frozen_holder_fails_the_hold_within_the_transfer_bound(cluster: Cluster) -> None:
+    """The hold, like every short call, waits `transfer` seconds (3 here), not `check`'s
+    (600 here: past the test's own timeout)."""
+    t = tiered_volume(cluster)
+    node = cluster.node(t.other)
+    slow_checks = VacuumTimeouts(check=600.0, compact=600.0, commit=600.0, transfer=3.0)
+    with thawed_at_the_end(node):
+        freeze = Cut(
+            "send", t.other, lambda: os.kill(node.pid, signal.SIGSTOP), match=_is(MarkReadonly)
+        )
+        message = failed_vacuum(cluster, t.vid, freeze, slow_checks)
+        assert t.other in message, message
+        reads_stay_right(cluster, t, [t.source])
+    back(cluster, t.other, t.vid)
+    vacuum(cluster, t.vid)
+    converged(cluster, t)
+
+
+# ---------------------------------------------------------------- g: two runs at once
+
+
+def test_an_upload_made_during_a_run_is_left_to_the_next_run(cluster: Cluster) -> None:
+    """Another run's fresh upload (here an object put in the bucket while this run mounts) is
+    not deleted by this run: it may be mounting it. The next run, finding no holder on it,
+    deletes it."""
+    t = tiered_volume(cluster)
+    foreign = f"{t.vid}/00000000-0000-4000-8000-000000000000"
+    put_foreign = Cut("tier_mount", t.other, lambda: cluster.bucket.put_bytes(foreign, b"x"))
+    report = vacuum(cluster, t.vid, admin=put_foreign)
+    assert put_foreign.fired and not report.already
+    assert foreign in {o.key for o in cluster.bucket.list(f"{t.vid}/")}
+    assert vacuum(cluster, t.vid).already
+    converged(cluster, t)
+
+
+def test_the_master_leaves_a_tiered_volume_alone_while_the_admin_lock_is_held(
+    cluster: Cluster,
+) -> None:
+    """As its repair loop does: the shell holding the lock may be vacuuming that volume. The
+    master's own run holds the lock, and gives it back."""
+    t = tiered_volume(cluster)
+    master = cluster.fleet.master_url
+    status, body = call("POST", f"{master}/cluster/lock?client=operator&message=moving")
+    assert status == 200, body
+    token = json.loads(body)["token"]
+    try:
+        status, body = call("GET", f"{master}/vol/vacuum?volumeId={t.vid}&garbageThreshold=0.3")
+        assert status == 409 and b"operator" in body, (status, body)
+        assert status_of(t.source, t.vid)["remoteStorageKey"] == t.old_key
+    finally:
+        status, body = call("POST", f"{master}/cluster/unlock?token={token}")
+        assert status == 200, body
+    status, body = call(
+        "GET", f"{master}/vol/vacuum?volumeId={t.vid}&garbageThreshold=0.3", timeout=60
+    )
+    assert status == 200, body
+    converged(cluster, t)
+    status, body = call("POST", f"{master}/cluster/lock?client=operator")
+    assert status == 200, body
+    call("POST", f"{master}/cluster/unlock?token={json.loads(body)['token']}")
