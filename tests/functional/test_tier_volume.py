@@ -407,11 +407,19 @@ async def test_tier_routes_are_behind_the_white_list(
     v0 = await start_server("v0", backends=settings(s3, s3.new_bucket()), white_list=("127.0.0.1",))
     connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
     async with aiohttp.ClientSession(connector=connector) as outsider:
-        for path in ("upload", "download", "mount"):
-            async with outsider.post(
-                url(v0, f"/admin/volume/tier/{path}"), params={"volume": "1", "dest": "s3"}
+        for method, path in (
+            ("POST", "upload"),
+            ("POST", "download"),
+            ("POST", "mount"),
+            ("POST", "forget"),
+            ("GET", "uploads"),
+        ):
+            async with outsider.request(
+                method,
+                url(v0, f"/admin/volume/tier/{path}"),
+                params={"volume": "1", "dest": "s3", "source": "s3", "key": "1/x"},
             ) as resp:
-                assert resp.status == 401
+                assert resp.status == 401, (method, path)
 
 
 async def test_the_masters_policy_tiers_full_quiet_volumes_by_itself(
