@@ -253,6 +253,18 @@ def put(url: str, fid: str, data: bytes, timeout: float = 10.0) -> tuple[int, by
     return call("PUT", f"{url}/{fid}", data, {"Content-Type": "application/octet-stream"}, timeout)
 
 
+def shell(master: str, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`weedpy shell -master=<master> <args>` fed `script` on its stdin (60 s at most)."""
+    return subprocess.run(
+        [sys.executable, "-m", "seaweed_py", "shell", f"-master={master}", *args],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def get_json(url: str) -> Any:
     status, body = call("GET", url)
     assert status == 200, (url, status, body)

@@ -53,11 +53,12 @@ from typing import TYPE_CHECKING
 
 from seaweed_py import errors
 from seaweed_py.client.http import Timeout
+from seaweed_py.client.tier_report import Say, TierReport
 from seaweed_py.formats.wire import MarkReadonly, MarkWritable, VolumeReport
 from seaweed_py.topology.vacuum import VacuumTimeouts
 
 if TYPE_CHECKING:
-    from seaweed_py.client.tiering import Say, Tiering, TierReport
+    from seaweed_py.client.tiering import Tiering
 
 __all__ = ["vacuum_tiered"]
 
@@ -104,15 +105,9 @@ class _Run:
             self.say(line)
 
     async def _states(self) -> list[tuple[str, VolumeReport]]:
-        holders = await self.t.holders(self.vid)
-        return [
-            (url, await self.admin.volume_status(url, self.vid, timeout=self.short))
-            for url in holders
-        ]
+        return await self.t.states(self.vid, timeout=self.short)
 
     async def go(self, threshold: float) -> TierReport:
-        from seaweed_py.client.tiering import TierReport
-
         vid, admin = self.vid, self.admin
         started = self.t.clock()
         states = await self._states()

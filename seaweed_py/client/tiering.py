@@ -32,53 +32,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from seaweed_py import errors
-from seaweed_py.client.http import HttpClient, json_object
+from seaweed_py.client.http import HttpClient, Timeout, json_object
+from seaweed_py.client.tier_report import Say, TierReport
+from seaweed_py.client.tier_vacuum import vacuum_tiered
 from seaweed_py.client.volume_admin import VolumeAdmin
 from seaweed_py.formats.wire import MarkReadonly, MarkWritable, VolumeReport
 from seaweed_py.topology.vacuum import VacuumTimeouts
 
-__all__ = ["TierReport", "Tiering"]
-
-Say = Callable[[str], None]
+__all__ = ["Tiering"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TierReport:
-    """What one tiering command did to one volume."""
-
-    volume_id: int
-    collection: str = ""
-    source: str = ""
-    backend: str = ""
-    key: str = ""
-    size: int = 0
-    seconds: float = 0.0
-    replicas: list[str] = field(default_factory=list)
-    """The other holders, now mounted on the object (upload) or local again (download)."""
-    already: bool = False
-    """Nothing had to move: the volume already was where it was asked to go."""
-    reclaimed: int = 0
-    """Bytes a vacuum took off the volume."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "volumeId": self.volume_id,
-            "collection": self.collection,
-            "source": self.source,
-            "backend": self.backend,
-            "key": self.key,
-            "size": self.size,
-            "seconds": round(self.seconds, 3),
-            "replicas": self.replicas,
-            "already": self.already,
-            "reclaimed": self.reclaimed,
-        }
 
 
 class Tiering:
@@ -108,8 +74,14 @@ class Tiering:
             raise errors.VolumeNotFound(f"volume {vid} not found: {why}", volume_id=vid)
         return urls
 
-    async def _states(self, vid: int) -> list[tuple[str, VolumeReport]]:
-        return [(url, await self.admin.volume_status(url, vid)) for url in await self.holders(vid)]
+    async def states(
+        self, vid: int, *, timeout: Timeout | None = None
+    ) -> list[tuple[str, VolumeReport]]:
+        """The holders of `vid` in the master's order, each with its state."""
+        return [
+            (url, await self.admin.volume_status(url, vid, timeout=timeout))
+            for url in await self.holders(vid)
+        ]
 
     async def upload(
         self,
@@ -122,7 +94,7 @@ class Tiering:
         say: Say | None = None,
     ) -> TierReport:
         started = self.clock()
-        states = await self._states(vid)
+        states = await self.states(vid)
         states.sort(key=lambda s: not s[1].remote_storage_name)
         actual = _collection(vid, states, collection)
         report = TierReport(vid, actual)
@@ -189,7 +161,7 @@ class Tiering:
         say: Say | None = None,
     ) -> TierReport:
         started = self.clock()
-        states = await self._states(vid)
+        states = await self.states(vid)
         actual = _collection(vid, states, collection)
         report = TierReport(vid, actual, already=True)
         tiered = [url for url, s in states if s.remote_storage_name]
@@ -220,8 +192,6 @@ class Tiering:
     ) -> TierReport:
         """Vacuum tiered volume `vid`, or finish a vacuum cut short (`client/tier_vacuum.py`);
         `already` in the report when nothing had to move."""
-        from seaweed_py.client.tier_vacuum import vacuum_tiered
-
         return await vacuum_tiered(self, vid, threshold=threshold, timeouts=timeouts, say=say)
 
     async def tiered_volumes(self, collection: str | None = None) -> list[int]:

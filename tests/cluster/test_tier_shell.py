@@ -14,20 +14,9 @@ import pytest
 from seaweed_py.storage.backend import Backends
 from seaweed_py.storage.backend.settings import BackendSource
 from tests import s3_server
-from tests.servers import Cluster, call, get_json, start_cluster
+from tests.servers import Cluster, call, get_json, shell, start_cluster
 
 s3 = s3_server.s3
-
-
-def shell(cluster: Cluster, script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "seaweed_py", "shell", f"-master={cluster.master_url}", *args],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def upload(cluster: Cluster, count: int) -> dict[str, bytes]:
@@ -68,13 +57,13 @@ def test_upload_list_and_download_through_the_shell(
     vid = int(next(iter(blobs)).split(",")[0])
     mine = {fid: data for fid, data in blobs.items() if fid.startswith(f"{vid},")}
 
-    done = shell(cluster, f"lock\nvolume.tier.upload -volumeId={vid} -dest=s3\n")
+    done = shell(cluster.master_url, f"lock\nvolume.tier.upload -volumeId={vid} -dest=s3\n")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"volume {vid} moved to s3.default as " in done.stdout
     assert "mounted on" in done.stdout  # the other replica serves the same object
     read_everywhere(cluster, mine)
 
-    listed = shell(cluster, "volume.list -json")
+    listed = shell(cluster.master_url, "volume.list -json")
     assert listed.returncode == 0, listed.stderr
     tree = json.loads(listed.stdout)
     rows = [
@@ -86,10 +75,10 @@ def test_upload_list_and_download_through_the_shell(
         if v["id"] == vid
     ]
     assert len(rows) == 2 and all(r["remoteStorageName"] == "s3.default" for r in rows), rows
-    human = shell(cluster, "volume.list")
+    human = shell(cluster.master_url, "volume.list")
     assert ", RemoteStorageName:s3.default " in human.stdout
 
-    back = shell(cluster, f"lock\nvolume.tier.download -volumeId={vid} -json")
+    back = shell(cluster.master_url, f"lock\nvolume.tier.download -volumeId={vid} -json")
     assert back.returncode == 0, back.stdout + back.stderr
     report = json.loads(back.stdout)
     assert report["volumeId"] == vid and len([report["source"], *report["replicas"]]) == 2
@@ -115,7 +104,7 @@ def test_mistakes_are_one_line_and_a_failing_status(cluster: Cluster) -> None:
         f"volume.tier.download -volumeId={vid}": "",
         "volume.nothing": "unknown command",
     }
-    done = shell(cluster, "lock\n" + "\n".join(cases) + "\n")
+    done = shell(cluster.master_url, "lock\n" + "\n".join(cases) + "\n")
     assert done.returncode == 1, done.stdout
     errors = [out for out in done.stdout.splitlines() if out.startswith("error:")]
     wanted = [says for says in cases.values() if says]
@@ -125,7 +114,7 @@ def test_mistakes_are_one_line_and_a_failing_status(cluster: Cluster) -> None:
     assert "already on local disk" in done.stdout
     read_everywhere(cluster, blobs)  # nothing changed
     assert call("PUT", f"{cluster.volume_urls[0]}/{vid},ff00000001", b"x")[0] == 201
-    helped = shell(cluster, "help\nvolume.tier.upload -h\n")
+    helped = shell(cluster.master_url, "help\nvolume.tier.upload -h\n")
     assert "volume.tier.download" in helped.stdout and "-keepLocalDatFile" in helped.stdout
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from seaweed_py.storage.backend import Backends, S3Backend
 from seaweed_py.storage.backend.settings import BackendSource
 from tests import s3_server
-from tests.servers import Cluster, call, get_json, start_cluster
+from tests.servers import Cluster, call, get_json, shell, start_cluster
 
 s3 = s3_server.s3
 
@@ -54,20 +52,9 @@ def tiered_volume(cluster: Cluster, count: int) -> tuple[int, dict[str, bytes]]:
         blobs[assigned["fid"]] = data
     counts = Counter(int(fid.split(",")[0]) for fid in blobs)
     vid = counts.most_common(1)[0][0]
-    done = shell(cluster, f"lock\nvolume.tier.upload -volumeId={vid} -dest=s3\n")
+    done = shell(cluster.master_url, f"lock\nvolume.tier.upload -volumeId={vid} -dest=s3\n")
     assert done.returncode == 0, done.stdout + done.stderr
     return vid, {fid: data for fid, data in blobs.items() if fid.startswith(f"{vid},")}
-
-
-def shell(cluster: Cluster, script: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "seaweed_py", "shell", f"-master={cluster.master_url}"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def state(server: str, vid: int) -> dict[str, object]:
@@ -96,7 +83,9 @@ def test_a_tiered_volume_is_downloaded_compacted_and_uploaded_again(
         assert call("DELETE", f"{cluster.volume_urls[0]}/{fid}")[0] == 202
     kept = {fid: data for fid, data in blobs.items() if fid not in gone}
 
-    done = shell(cluster, f"lock\nvolume.tier.compact -volumeId={vid} -garbageThreshold=0.3\n")
+    done = shell(
+        cluster.master_url, f"lock\nvolume.tier.compact -volumeId={vid} -garbageThreshold=0.3\n"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"volume {vid} vacuumed: " in done.stdout and "bytes reclaimed" in done.stdout
 
@@ -129,14 +118,16 @@ def test_a_tiered_volume_below_the_threshold_is_left_alone(
     before = [state(server, vid) for server in cluster.volume_urls]
 
     vacuum(cluster, vid, 0.9)
-    done = shell(cluster, "lock\nvolume.tier.compact -garbageThreshold=0.9 -json\n")
+    done = shell(cluster.master_url, "lock\nvolume.tier.compact -garbageThreshold=0.9 -json\n")
     assert done.returncode == 0, done.stdout + done.stderr
     (report,) = json.loads(done.stdout)
     assert report["volumeId"] == vid and report["already"] and report["reclaimed"] == 0
-    wrong = shell(cluster, "volume.tier.compact -garbageThreshold=1.5\n")
+    wrong = shell(cluster.master_url, "volume.tier.compact -garbageThreshold=1.5\n")
     assert wrong.returncode == 1 and "-garbageThreshold must be a ratio" in wrong.stdout
     for bad in ("-5s", "soon"):
-        wrong = shell(cluster, f"lock\nvolume.tier.compact -volumeId={vid} -timeout={bad}\n")
+        wrong = shell(
+            cluster.master_url, f"lock\nvolume.tier.compact -volumeId={vid} -timeout={bad}\n"
+        )
         assert wrong.returncode == 1 and "-timeout" in wrong.stdout, wrong.stdout
 
     assert [state(server, vid) for server in cluster.volume_urls] == before

@@ -67,8 +67,8 @@ class FakeTiering:
     def __init__(self, admin: FakeAdmin) -> None:
         self.admin = admin
 
-    async def holders(self, vid: int) -> list[str]:
-        return [TIERED, LOCAL]
+    async def states(self, vid: int, **kw: Any) -> list[tuple[str, VolumeReport]]:
+        return [(url, await self.admin.volume_status(url, vid)) for url in (TIERED, LOCAL)]
 
     def clock(self) -> float:
         return 0.0
