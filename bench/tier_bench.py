@@ -137,7 +137,7 @@ async def _run(args: argparse.Namespace, s3: S3Server, root: Path) -> None:
                 assert len(vids) == 1, f"{impl}: blobs went to volumes {vids}"
                 vid = vids.pop()
                 if impl == "weedpy":
-                    script = f"volume.tier.upload -volumeId={vid} -dest=s3\n"
+                    script = f"lock\nvolume.tier.upload -volumeId={vid} -dest=s3\n"
                     _tier([sys.executable, "-m", "seaweed_py"], cluster.master_url, script)
                 else:
                     script = (
