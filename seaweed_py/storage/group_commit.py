@@ -40,6 +40,7 @@ __all__ = [
     "GroupCommitter",
     "RoundFuture",
     "due_lazy",
+    "pwrite_all",
     "sync_file",
 ]
 
@@ -56,6 +57,21 @@ MAX_DELAY = 0.002
 def sync_file(fd: int) -> None:
     """Flush a file's data (and the metadata needed to read it back) to stable storage."""
     os.fdatasync(fd)
+
+
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    """Write all of `data` at `offset` (OSError if the file takes none of it)."""
+    # The usual case is one call; after a short one the rest is redone from the start (the
+    # same bytes to the same place).
+    if os.pwrite(fd, data, offset) == len(data):
+        return
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(f"short write at offset {offset}")
+        view = view[n:]
+        offset += n
 
 
 def _resolved() -> Future[None]:

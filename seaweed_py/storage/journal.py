@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Final
 
 from seaweed_py.formats.crc import crc32c
-from seaweed_py.storage.group_commit import RoundFuture
+from seaweed_py.storage.group_commit import RoundFuture, pwrite_all
 from seaweed_py.storage.shared import (
     CHECKPOINT,
     FILLED,
@@ -372,9 +372,9 @@ class Journal:
         while self._filled < end and self._filled < self._header.ring:
             # Written zeros ahead of use: later syncs of this space write no metadata.
             step = min(_FILL_STEP, self._header.ring - self._filled)
-            _pwrite_all(self._fd, _ZEROS[:step], _HEADER_AREA + self._filled)
+            pwrite_all(self._fd, _ZEROS[:step], _HEADER_AREA + self._filled)
             self._filled += step
-        _pwrite_all(self._fd, body, _HEADER_AREA + at)
+        pwrite_all(self._fd, body, _HEADER_AREA + at)
 
     # ------------------------------------------------------------------ rounds
 
@@ -457,13 +457,3 @@ class Journal:
         future, self._round = self._round, RoundFuture(self)
         if not future.done() and self._round_end > self._round_start:
             future.set_exception(error)
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        if n <= 0:
-            raise OSError(f"short write at offset {offset}")
-        view = view[n:]
-        offset += n

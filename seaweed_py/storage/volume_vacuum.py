@@ -99,7 +99,7 @@ from seaweed_py.formats.needle import (
 )
 from seaweed_py.formats.superblock import SUPERBLOCK_SIZE
 from seaweed_py.storage import volume_loading as _loading
-from seaweed_py.storage.group_commit import sync_file
+from seaweed_py.storage.group_commit import pwrite_all, sync_file
 from seaweed_py.storage.integrity import VerifiedMemo
 from seaweed_py.storage.needle_map import TailingMap
 from seaweed_py.storage.shared import (
@@ -116,7 +116,6 @@ from seaweed_py.storage.shared import (
     STAGE_PID,
 )
 from seaweed_py.storage.volume_tier import TIERING
-from seaweed_py.storage.volume_write import _pwrite_all
 
 if TYPE_CHECKING:
     from seaweed_py.storage.volume import Volume
@@ -321,7 +320,7 @@ class _Copier:
                 head = replace(
                     v.superblock, compaction_revision=(v.compact_revision + 1) & 0xFFFF
                 ).encode()
-                _pwrite_all(cpd, head, 0)
+                pwrite_all(cpd, head, 0)
                 kept = self._copy(cpd, keys, offsets, sizes, lengths, len(head))
                 new_offsets, kept_index = kept
                 kept_keys = keys[kept_index]
@@ -407,14 +406,14 @@ class _Copier:
                 count += 1
                 out += record
                 if len(out) >= _FLUSH:
-                    _pwrite_all(cpd, out, out_at)
+                    pwrite_all(cpd, out, out_at)
                     out_at += len(out)
                     written += len(out)
                     out.clear()
                     self._throttle(started, written)
             i = j
         if out:
-            _pwrite_all(cpd, out, out_at)
+            pwrite_all(cpd, out, out_at)
             written += len(out)
             self._throttle(started, written)
         return new_offsets[:count], kept[:count]
@@ -484,7 +483,7 @@ def _write_entries(
     for start in range(0, len(keys), _ENTRIES_PER_WRITE):
         stop = start + _ENTRIES_PER_WRITE
         block = encode_entries(keys[start:stop], offsets[start:stop], sizes[start:stop], layout)
-        _pwrite_all(fd, block, at)
+        pwrite_all(fd, block, at)
         at += len(block)
     return at
 
@@ -667,7 +666,7 @@ def _replay(self: Volume, state: Compaction, cpd_path: Path, cpx_path: Path, end
         try:
             cpx_end = state.cpx_end
             if out:
-                _pwrite_all(cpd, out, at)
+                pwrite_all(cpd, out, at)
                 k = np.array([e[0] for e in entries], np.uint64)
                 o = np.array([e[1] for e in entries], np.uint64)
                 s = np.array([e[2] for e in entries], np.int32)
@@ -989,7 +988,7 @@ def write_marker(path: Path, revision: int) -> None:
     """The commit marker: from here on the compacted files are the volume (roll forward)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        _pwrite_all(fd, f"{revision + 1}\n".encode(), 0)
+        pwrite_all(fd, f"{revision + 1}\n".encode(), 0)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -53,7 +53,7 @@ from seaweed_py.formats.needle import (
     record_length,
 )
 from seaweed_py.storage import volume_tier as _tier
-from seaweed_py.storage.group_commit import SETTLED, sync_file
+from seaweed_py.storage.group_commit import SETTLED, pwrite_all, sync_file
 from seaweed_py.storage.journal import MAX_ENTRY
 from seaweed_py.storage.needle_map import IndexHit
 from seaweed_py.storage.stamps import next_stamp
@@ -378,7 +378,7 @@ def _append(
         pos = offset
         for part in parts:
             if part:
-                _pwrite_all(self._dat, part, pos)
+                pwrite_all(self._dat, part, pos)
                 pos += len(part)
         if pos != offset + total:
             raise CorruptVolume(
@@ -388,7 +388,7 @@ def _append(
             )
         entry = encode_entry(key, offset, size, self.layout)
         if self.fsync_mode is FsyncMode.ALWAYS:
-            _pwrite_all(self._idx, entry, idx_at)
+            pwrite_all(self._idx, entry, idx_at)
             sync_file(self._dat)
             sync_file(self._idx)
     except OSError as exc:
@@ -444,7 +444,7 @@ def _flush_idx(self: Volume) -> None:
     if not batch:
         return
     try:
-        _pwrite_all(self._idx, bytes(batch), self._idx_end - len(batch))
+        pwrite_all(self._idx, bytes(batch), self._idx_end - len(batch))
     except OSError as exc:
         log.error(
             "volume %d: could not write %d .idx entries at %d (rebuilt from .dat "
@@ -517,17 +517,3 @@ def _durable(self: Volume, offset: int, record: bytes | None) -> Future[None]:
     if stamps.dirty and self.fsync_mode is FsyncMode.ALWAYS:
         stamps.sync()
     return SETTLED
-
-
-def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
-    # The usual case is one call; after a short one the rest is redone from the start (the
-    # same bytes to the same place).
-    if os.pwrite(fd, data, offset) == len(data):
-        return
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        if n <= 0:
-            raise OSError(f"short write at offset {offset}")
-        view = view[n:]
-        offset += n
