@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Protocol
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "due_lazy",
     "pwrite_all",
     "sync_file",
+    "write_file_durably",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,17 @@ def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> No
             raise OSError(f"short write at offset {offset}")
         view = view[n:]
         offset += n
+
+
+def write_file_durably(path: Path, data: bytes) -> None:
+    """Replace `path` with `data`, synced, through a `.tmp` beside it (the caller syncs the
+    directory once it has renamed what it needs)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _resolved() -> Future[None]:

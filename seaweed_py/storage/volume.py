@@ -56,7 +56,7 @@ from seaweed_py.storage import volume_tier as _tier
 from seaweed_py.storage import volume_vacuum as _vacuum
 from seaweed_py.storage import volume_write as _write
 from seaweed_py.storage.backend import DatFile, LocalDatFile
-from seaweed_py.storage.group_commit import Committer, GroupCommitter, sync_file
+from seaweed_py.storage.group_commit import Committer, GroupCommitter, sync_file, write_file_durably
 from seaweed_py.storage.integrity import CorruptNeedles, VerifiedMemo
 from seaweed_py.storage.journal import Journal
 from seaweed_py.storage.needle_map import (
@@ -250,7 +250,7 @@ class Volume:
 
     def _write_vif(self, info: VolumeInfo) -> None:
         vif, _ = self._checked(".vif", ".vif.tmp")
-        _write_file_durably(vif, info.to_json().encode())
+        write_file_durably(vif, info.to_json().encode())
 
     # ------------------------------------------------------------------ loading: volume_loading.py
 
@@ -744,12 +744,3 @@ class Volume:
 def remote_name(remote: RemoteFile | None) -> str:
     """`<type>.<id>` of a remote file, `""` for none."""
     return f"{remote.backend_type}.{remote.backend_id}" if remote is not None else ""
-
-
-def _write_file_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -70,7 +70,7 @@ from seaweed_py.storage.backend.layout import (
     upload_of,
     upload_prefix,
 )
-from seaweed_py.storage.group_commit import SETTLED, sync_file
+from seaweed_py.storage.group_commit import SETTLED, sync_file, write_file_durably
 from seaweed_py.storage.needle_map import NeedleMap, replay_index
 
 if TYPE_CHECKING:
@@ -359,13 +359,7 @@ class Sidecars:
     def write(self, directory: Path, base: str) -> None:
         """Write them as `<base>.idx` and `<base>.vif` into `directory`, durably."""
         for ext, data in ((".idx", self.idx), (".vif", self.vif)):
-            path = directory / (base + ext)
-            tmp = path.with_name(path.name + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            write_file_durably(directory / (base + ext), data)
         _sync_dir(directory)
 
 
