@@ -221,7 +221,7 @@ def upload_index(self: Volume, *, force: bool = False) -> bool:
         return False  # closed: replaced by a mount, whose files share its `.idx` path
     idx_key, _ = sidecar_keys(self.remote.key)
     if self.index_unchecked and not (self.index_dirty or force):
-        self.index_dirty = _bucket_index_behind(self, data.store, idx_key)
+        self.index_dirty = _bucket_index_behind(self, data.store, self.remote.key)
         self.index_unchecked = False
     if not (self.index_dirty or force):
         return False
@@ -235,18 +235,19 @@ def upload_index(self: Volume, *, force: bool = False) -> bool:
     return True
 
 
-def _bucket_index_behind(self: Volume, store: S3Backend, idx_key: str) -> bool:
-    """Whether the bucket's copy of the `.idx` is shorter than the local one (once after a
-    load: a delete acknowledged before a crash may never have been sent). Deletes only append,
-    so a shorter copy misses some; a longer one holds deletes another holder sent while this
+def _bucket_index_behind(self: Volume, store: S3Backend, key: str) -> bool:
+    """Whether the bucket's copy of the `.idx` beside data object `key` is shorter than the
+    local one (once after a load: a delete acknowledged before a crash may never have been
+    sent). Deletes only append, so a shorter copy misses some; a longer one holds deletes another holder sent while this
     one was away, and sending ours would take them back. A failed HEAD raises: tried again at
     the next pulse."""
+    idx_key, _ = sidecar_keys(key)
     local = os.stat(self.path(".idx")).st_size
     try:
         remote = store.head(idx_key).size
     except NotFound:
         try:
-            store.head(self.remote.key if self.remote is not None else idx_key)
+            store.head(key)
         except NotFound:
             log.error("volume %d: %s %s is gone from the bucket", self.id, store.name, idx_key)
             return False
