@@ -116,7 +116,7 @@ class Committer(Protocol):
 
 
 class _Kicker(Protocol):
-    def kick(self) -> None: ...
+    def kick(self, *, wait: bool = False) -> None: ...
 
 
 class RoundFuture(Future[None]):
@@ -132,11 +132,13 @@ class RoundFuture(Future[None]):
             self._committer.kick()
 
     def result(self, timeout: float | None = None) -> None:
-        self.kick()
+        if not self.done():
+            self._committer.kick(wait=True)
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        self.kick()
+        if not self.done():
+            self._committer.kick(wait=True)
         return super().exception(timeout)
 
 
@@ -194,8 +196,9 @@ class GroupCommitter:
                 future = self._round[fds] = RoundFuture(self)
             return future
 
-    def kick(self) -> None:
-        """Start the next round as soon as the thread is free."""
+    def kick(self, *, wait: bool = False) -> None:
+        """Start the next round as soon as the thread is free (`wait` changes nothing: the
+        thread resolves the round, the caller waits on its future)."""
         with self._cond:
             if self._round and not self._kicked:
                 self._kicked = True

@@ -88,6 +88,7 @@ from seaweed_py.storage.shared import (
     SharedLock,
     WorkerShare,
 )
+from seaweed_py.storage.uring import AsyncSync
 
 __all__ = [
     "DEFAULT_RING",
@@ -130,6 +131,10 @@ class JournalEntry:
     revision: int
     offset: int
     record: bytes
+
+
+def _call_now(f: Callable[[], None]) -> None:
+    f()
 
 
 def _pad8(n: int) -> int:
@@ -218,10 +223,10 @@ class Journal:
     """The journal of one data directory, shared by its volumes (thread-safe).
 
     `append` writes an entry and returns the current round's future; the round's fdatasync
-    runs in whichever thread calls `kick()` (the volume server's event loop, once it has
-    handled the input at hand: one sync of 0.2 ms instead of a hand-over to another thread or
-    process) or waits on the future. `sync_volumes` is called by checkpoints (module
-    docstring)."""
+    runs in whichever thread calls `kick()` or waits on the future, or, for the thread that
+    called `sync_in_background` (the volume server's event loop), in the kernel while that
+    thread goes on: one round in flight at a time, the next one taking whatever was appended
+    meanwhile. `sync_volumes` is called by checkpoints (module docstring)."""
 
     def __init__(
         self,
@@ -255,6 +260,12 @@ class Journal:
         self._round_end = start
         self._checkpointing: threading.Thread | None = None
         self._closed = False
+        # Rounds synced in the background (sync_in_background): the ring, its thread, how
+        # that thread runs a callback once its input is handled, and the round in flight.
+        self._background: AsyncSync | None = None
+        self._background_thread = 0
+        self._defer: Callable[[Callable[[], None]], object] = _call_now
+        self._in_flight: tuple[int, RoundFuture] | None = None
         self.syncs = 0  # journal fdatasyncs (rounds)
         self.appends = 0
         self.checkpoints = 0
@@ -378,15 +389,107 @@ class Journal:
 
     # ------------------------------------------------------------------ rounds
 
-    def kick(self) -> None:
+    def kick(self, *, wait: bool = False) -> None:
         """Sync what this process appended and resolve the round it belongs to (now, in this
-        thread; at once if a sync, maybe another worker's, already covered it)."""
+        thread; at once if a sync, maybe another worker's, already covered it). From the
+        thread that syncs in the background: start that round's sync, unless one is in
+        flight (its completion starts the next round), and return; `wait` there returns only
+        once every round so far is resolved, in this thread (a future's `result()`)."""
+        if self._background is not None and threading.get_ident() == self._background_thread:
+            if not wait:
+                self._kick_background()
+                return
+            self._finish_in_flight(self._background.wait())
         with self._lock:
             if self._round_end == self._round_start:
                 return  # nothing appended since the last round
             future, self._round = self._round, RoundFuture(self)
             target = self._round_start = self._round_end
-        error = self._sync_to(target)
+        self._settle(future, self._sync_to(target))
+
+    # ------------------------------------------------------------------ background rounds
+
+    def sync_in_background(self, defer: Callable[[Callable[[], None]], object]) -> int | None:
+        """Let the rounds this thread kicks sync while it goes on (storage/uring.py): returns
+        the file descriptor to watch, on which to call `synced()` when it is readable, or None
+        where the kernel cannot (the rounds stay inline). `defer(f)` must run `f` in this
+        thread once the input at hand is handled (an event loop's `call_soon`): a completion
+        starts the next round there, so the round takes every write that came in with it.
+        Call `stop_background()` from this thread before closing."""
+        if self._background is not None:
+            raise RuntimeError("already syncing in the background")
+        try:
+            background = AsyncSync()
+        except OSError as exc:
+            log.info("journal %s: rounds stay inline (no io_uring: %s)", self.path, exc)
+            return None
+        self._background, self._defer = background, defer
+        self._background_thread = threading.get_ident()
+        return background.fileno()
+
+    @property
+    def background_fd(self) -> int | None:
+        """The descriptor `sync_in_background` returned, while it is in use."""
+        return None if self._background is None else self._background.fileno()
+
+    def synced(self) -> None:
+        """Resolve the round whose background sync completed; the next one starts once the
+        input at hand is handled."""
+        background = self._background
+        if background is None:
+            return
+        self._finish_in_flight(background.completed())
+        if self._in_flight is None and self._round_end != self._round_start:
+            self._defer(self._kick_background)
+
+    def stop_background(self) -> None:
+        """Wait for the round in flight and sync inline from now on."""
+        background = self._background
+        if background is None:
+            return
+        try:
+            self._finish_in_flight(background.wait())
+        finally:
+            self._background = None
+            background.close()
+
+    def _kick_background(self) -> None:
+        background = self._background
+        if background is None:
+            self.kick()
+            return
+        with self._lock:
+            if self._in_flight is not None or self._round_end == self._round_start:
+                return
+            future, self._round = self._round, RoundFuture(self)
+            target = self._round_start = self._round_end
+            covered = self._synced >= target  # by another worker's sync
+            if not covered:
+                self._in_flight = (target, future)
+        if covered:
+            future.set_result(None)
+            return
+        try:
+            background.submit(self._fd, target)
+        except OSError as exc:
+            log.warning("journal %s: background sync refused (%s); syncing inline", self.path, exc)
+            self._in_flight = None
+            self._settle(future, self._sync_to(target))
+
+    def _finish_in_flight(self, done: list[tuple[int, OSError | None]]) -> None:
+        for target, error in done:
+            in_flight, self._in_flight = self._in_flight, None
+            assert in_flight is not None and in_flight[0] == target
+            if error is None:
+                self.syncs += 1
+                with self._lock:
+                    self._synced = max(self._synced, target)
+            else:
+                log.error("fdatasync of %s failed: %s", self.path, error)
+            self._settle(in_flight[1], error)
+
+    @staticmethod
+    def _settle(future: RoundFuture, error: OSError | None) -> None:
         if error is None:
             future.set_result(None)
         else:

@@ -234,6 +234,7 @@ class VolumeServer:
             await asyncio.to_thread(self.store.load)
             if options.workers > 1:
                 self.store.share_workers(WorkerShare(options.dirs[0], create=True))
+        self._sync_journals_in_background()
         await self.replicator.start()
         await self._peer_http.start()
         await self.reader.start()
@@ -316,7 +317,27 @@ class VolumeServer:
         await self.reader.close()
         await self.replicator.close()
         await self._peer_http.close()
+        self._sync_journals_inline()
         await asyncio.to_thread(self.store.close)
+
+    def _sync_journals_in_background(self) -> None:
+        """Each journal's rounds sync in the kernel while the loop serves the next writes
+        (storage/uring.py; inline where the kernel cannot)."""
+        loop = asyncio.get_running_loop()
+        for journal in self.store.journals:
+            if journal is not None:
+                fd = journal.sync_in_background(loop.call_soon)
+                if fd is not None:
+                    loop.add_reader(fd, journal.synced)
+
+    def _sync_journals_inline(self) -> None:
+        loop = asyncio.get_running_loop()
+        for journal in self.store.journals:
+            if journal is not None:
+                fd = journal.background_fd
+                if fd is not None:
+                    loop.remove_reader(fd)
+                journal.stop_background()
 
     def _limits(self) -> Limits:
         # `weed volume -idleTimeout` bounds every read of a connection, a body's too.
