@@ -121,6 +121,7 @@ _SKIP: Final = 2
 _FILL_STEP: Final = 1 << 20  # zeros written ahead of the write position at a time
 _ZEROS: Final = bytes(_FILL_STEP)
 _CHECKPOINT_AT: Final = 4  # a checkpoint starts once a 1/4 of the ring is in use
+_BUFFER_LIMIT: Final = 256 << 10  # entries buffered for one pwrite, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +256,10 @@ class Journal:
         self._pos = start  # LSN of the next entry
         self._synced = start  # LSN up to which entries are durable
         self._filled = max(0, os.fstat(self._fd).st_size - _HEADER_AREA)  # ring bytes on disk
+        # Entries appended but not yet written (one process only): a stretch of the ring
+        # from _pending_at to _pending_end.
+        self._pending: list[bytes] = []
+        self._pending_at = self._pending_end = 0
         self._round = RoundFuture(self)
         self._round_start = start  # the round holds this process's entries up to _round_end
         self._round_end = start
@@ -286,6 +291,7 @@ class Journal:
         if isinstance(thread_lock, SharedLock):
             raise RuntimeError("already shared")
         with thread_lock:
+            self._flush()  # from now on every entry is written before the lock is let go
             self._share, self._words = share, base
             if claim:
                 self._publish()
@@ -378,14 +384,39 @@ class Journal:
         self._put(lsn, _ENTRY.pack(ENTRY_MAGIC, crc, lsn, 0, 0, left - _ENTRY.size, 0, _SKIP))
 
     def _put(self, lsn: int, body: bytes) -> None:
-        at = lsn % self._header.ring
+        """Write `body` at `lsn` (the journal's lock is held): at once when shared with other
+        workers, else into the round's buffer, written with one pwrite before the round's
+        sync (`_flush`)."""
+        ring = self._header.ring
+        at = lsn % ring
         end = at + len(body)
-        while self._filled < end and self._filled < self._header.ring:
-            # Written zeros ahead of use: later syncs of this space write no metadata.
-            step = min(_FILL_STEP, self._header.ring - self._filled)
+        while self._filled < end and self._filled < ring:
+            # Written zeros ahead of use: later syncs of this space write no metadata, and
+            # the buffer's write cannot meet a full disk.
+            step = min(_FILL_STEP, ring - self._filled)
             pwrite_all(self._fd, _ZEROS[:step], _HEADER_AREA + self._filled)
             self._filled += step
-        pwrite_all(self._fd, body, _HEADER_AREA + at)
+        if self._share is not None:
+            pwrite_all(self._fd, body, _HEADER_AREA + at)
+            return
+        if self._pending and self._pending_end != at:
+            self._flush()  # the ring wrapped: the buffer holds one contiguous stretch
+        if not self._pending:
+            self._pending_at = at
+        self._pending.append(body)
+        self._pending_end = end
+        if end - self._pending_at >= _BUFFER_LIMIT:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffered entries (the journal's lock is held). If the write fails they
+        stay buffered and the next flush tries them again first: no later entry can be
+        synced past a hole in the journal."""
+        pending = self._pending
+        if pending:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            pwrite_all(self._fd, data, _HEADER_AREA + self._pending_at)
+            pending.clear()
 
     # ------------------------------------------------------------------ rounds
 
@@ -464,10 +495,16 @@ class Journal:
             future, self._round = self._round, RoundFuture(self)
             target = self._round_start = self._round_end
             covered = self._synced >= target  # by another worker's sync
-            if not covered:
+            error: OSError | None = None
+            try:
+                self._flush()
+            except OSError as exc:
+                log.error("writing to %s failed: %s", self.path, exc)
+                error = exc
+            if not covered and error is None:
                 self._in_flight = (target, future)
-        if covered:
-            future.set_result(None)
+        if covered or error is not None:
+            self._settle(future, error)
             return
         try:
             background.submit(self._fd, target)
@@ -500,6 +537,11 @@ class Journal:
             with self._lock:
                 if self._synced >= target:
                     return None
+                try:
+                    self._flush()
+                except OSError as exc:
+                    log.error("writing to %s failed: %s", self.path, exc)
+                    return exc
             try:
                 os.fdatasync(self._fd)  # covers every entry written before it began
             except OSError as exc:

@@ -311,6 +311,7 @@ class _Collector:
             yield GaugeMetricFamily(name, help_text, value=value)
         yield from _disk_families(s.disks)
         yield from _tier_families(store)
+        yield from _journal_families(store)
         yield from s.vacuum.families()
         ratios = GaugeMetricFamily(
             "weedpy_volume_garbage_ratio",
@@ -368,6 +369,37 @@ class _Collector:
             ("weedpy_volume_copy_bytes", "Bytes of volume files copied here.", s.copy_bytes),
         ):
             yield CounterMetricFamily(name, help_text, value=count)
+
+
+def _journal_families(store: Store) -> Iterator[Metric]:
+    """Group commit at work (storage/journal.py): appends / syncs is the writes per round."""
+    appends = CounterMetricFamily(
+        "weedpy_volume_journal_appends", "Records written to the disk's journal.", labels=["dir"]
+    )
+    syncs = CounterMetricFamily(
+        "weedpy_volume_journal_syncs",
+        "Group-commit rounds of this process: fdatasyncs of the journal.",
+        labels=["dir"],
+    )
+    checkpoints = CounterMetricFamily(
+        "weedpy_volume_journal_checkpoints",
+        "Journal checkpoints: every volume of the disk synced, older entries let go.",
+        labels=["dir"],
+    )
+    background = GaugeMetricFamily(
+        "weedpy_volume_journal_background",
+        "1 while the rounds sync in the background (io_uring), 0 when they block the loop.",
+        labels=["dir"],
+    )
+    for location, journal in zip(store.locations, store.journals, strict=True):
+        if journal is None:
+            continue
+        labels = [str(location.directory)]
+        appends.add_metric(labels, journal.appends)
+        syncs.add_metric(labels, journal.syncs)
+        checkpoints.add_metric(labels, journal.checkpoints)
+        background.add_metric(labels, 0 if journal.background_fd is None else 1)
+    yield from (appends, syncs, checkpoints, background)
 
 
 def _tier_families(store: Store) -> Iterator[Metric]:
