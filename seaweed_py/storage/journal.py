@@ -67,6 +67,7 @@ first lap. `MAX_ENTRY` bounds the payload: records above it take the direct path
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -121,6 +122,7 @@ _SKIP: Final = 2
 _FILL_STEP: Final = 1 << 20  # zeros written ahead of the write position at a time
 _ZEROS: Final = bytes(_FILL_STEP)
 _CHECKPOINT_AT: Final = 4  # a checkpoint starts once a 1/4 of the ring is in use
+_RING_REFUSALS: Final = frozenset({errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS})
 _BUFFER_LIMIT: Final = 256 << 10  # entries buffered for one pwrite, at most
 
 
@@ -271,6 +273,7 @@ class Journal:
         self._background_thread = 0
         self._defer: Callable[[Callable[[], None]], object] = _call_now
         self._in_flight: tuple[int, RoundFuture] | None = None
+        self._inline = False  # the ring refused a sync: inline from then on
         self.syncs = 0  # journal fdatasyncs (rounds)
         self.appends = 0
         self.checkpoints = 0
@@ -426,11 +429,12 @@ class Journal:
         thread that syncs in the background: start that round's sync, unless one is in
         flight (its completion starts the next round), and return; `wait` there returns only
         once every round so far is resolved, in this thread (a future's `result()`)."""
-        if self._background is not None and threading.get_ident() == self._background_thread:
+        background = self._background
+        if background is not None and self._backgrounded():
             if not wait:
                 self._kick_background()
                 return
-            self._finish_in_flight(self._background.wait())
+            self._finish_in_flight(background.wait())
         with self._lock:
             if self._round_end == self._round_start:
                 return  # nothing appended since the last round
@@ -459,6 +463,11 @@ class Journal:
         return background.fileno()
 
     @property
+    def syncs_in_background(self) -> bool:
+        """Whether rounds sync in the background (False once the ring refused a sync)."""
+        return self._background is not None and not self._inline
+
+    @property
     def background_fd(self) -> int | None:
         """The descriptor `sync_in_background` returned, while it is in use."""
         return None if self._background is None else self._background.fileno()
@@ -484,9 +493,17 @@ class Journal:
             self._background = None
             background.close()
 
+    def _backgrounded(self) -> bool:
+        """Whether this thread's rounds sync in the background."""
+        return (
+            self._background is not None
+            and not self._inline
+            and threading.get_ident() == self._background_thread
+        )
+
     def _kick_background(self) -> None:
         background = self._background
-        if background is None:
+        if background is None or not self._backgrounded():
             self.kick()
             return
         with self._lock:
@@ -521,6 +538,13 @@ class Journal:
                 self.syncs += 1
                 with self._lock:
                     self._synced = max(self._synced, target)
+            elif error.errno in _RING_REFUSALS:
+                # The ring cannot run an fdatasync here (a sandbox's partial io_uring, say),
+                # which says nothing about the disk: this round and the next sync inline.
+                log.warning("journal %s: background sync refused (%s); syncing inline",
+                            self.path, error)  # fmt: skip
+                self._inline = True
+                error = self._sync_to(target)
             else:
                 log.error("fdatasync of %s failed: %s", self.path, error)
             self._settle(in_flight[1], error)

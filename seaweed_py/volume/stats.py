@@ -398,7 +398,7 @@ def _journal_families(store: Store) -> Iterator[Metric]:
         appends.add_metric(labels, journal.appends)
         syncs.add_metric(labels, journal.syncs)
         checkpoints.add_metric(labels, journal.checkpoints)
-        background.add_metric(labels, 0 if journal.background_fd is None else 1)
+        background.add_metric(labels, 1 if journal.syncs_in_background else 0)
     yield from (appends, syncs, checkpoints, background)
 
 
