@@ -136,6 +136,8 @@ class AsyncSync:
     def submit(self, fd: int, token: int) -> None:
         """Start an fdatasync of `fd`; it covers every write to `fd` finished before this call.
         OSError if the kernel would not take it (nothing is then in flight for it)."""
+        if not self._maps:
+            raise OSError(errno.EBADF, "io_uring is closed")
         if self.in_flight >= _ENTRIES:
             raise OSError(errno.EBUSY, "too many syncs in flight")
         tail = _U32.unpack_from(self._sq, self._sq_tail)[0]
@@ -158,6 +160,8 @@ class AsyncSync:
 
     def completed(self) -> list[tuple[int, OSError | None]]:
         """The syncs that finished since the last call, as (token, error)."""
+        if not self._maps:
+            return []  # closed: what was in flight was waited for and dropped
         with contextlib.suppress(BlockingIOError):  # the count is only a wake-up
             os.eventfd_read(self._event_fd)
         return self._drain()
@@ -166,7 +170,10 @@ class AsyncSync:
         """Block until every sync in flight has finished; their (token, error) pairs."""
         done: list[tuple[int, OSError | None]] = []
         while self.in_flight:
-            _call(_SYS_ENTER, self._ring_fd, 0, 1, _ENTER_GETEVENTS, None, 0)
+            # A signal (SIGTERM, a worker's SIGCHLD) ends the wait early: ctypes does not retry
+            # as the os module does (PEP 475), and the syncs are still in flight.
+            with contextlib.suppress(InterruptedError):
+                _call(_SYS_ENTER, self._ring_fd, 0, 1, _ENTER_GETEVENTS, None, 0)
             done.extend(self.completed())
         return done
 
@@ -197,3 +204,4 @@ class AsyncSync:
             if fd >= 0:
                 os.close(fd)
         self._event_fd = self._ring_fd = -1
+        self.in_flight = 0
