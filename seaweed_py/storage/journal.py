@@ -483,7 +483,10 @@ class Journal:
             self._defer(self._kick_background)
 
     def stop_background(self) -> None:
-        """Wait for the round in flight and sync inline from now on."""
+        """Wait for the round in flight, sync the one behind it, and sync inline from now on.
+        The round behind was kicked while one was in flight, so its start was left to that
+        one's completion: collected here, it starts nothing, and nobody else would (a waiter
+        kicks once), until `close` failed it."""
         background = self._background
         if background is None:
             return
@@ -492,6 +495,7 @@ class Journal:
         finally:
             self._background = None
             background.close()
+        self.kick()
 
     def _backgrounded(self) -> bool:
         """Whether this thread's rounds sync in the background."""
