@@ -5,7 +5,6 @@ descriptors, a full ring, a ring closed with syncs in flight, and kernels that r
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import select
@@ -18,7 +17,7 @@ import pytest
 from seaweed_py.storage import uring
 from seaweed_py.storage.journal import Journal
 from seaweed_py.storage.uring import AsyncSync
-from tests.uring_kernel import needs_io_uring
+from tests.uring_kernel import failing_syscall, needs_io_uring, refuse_io_uring
 
 CAPACITY = uring._ENTRIES
 
@@ -267,21 +266,6 @@ def test_a_closed_ring_refuses_submits_with_an_oserror(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- faked kernels
 
 
-def _failing(number: int, err: int) -> Callable[..., int]:
-    """The module's syscall, with system call `number` failing with `err` as libc reports it
-    (-1 and errno)."""
-    real = uring._syscall
-
-    def syscall(n: int, *args: object) -> int:
-        if n == number:
-            ctypes.set_errno(err)
-            return -1
-        result: int = real(n, *args)
-        return result
-
-    return syscall
-
-
 @pytest.mark.parametrize("err", [errno.EPERM, errno.ENOSYS, errno.ENOMEM, errno.EINVAL])
 def test_a_kernel_refusing_io_uring_setup_raises_oserror_and_leaks_nothing(
     monkeypatch: pytest.MonkeyPatch, err: int
@@ -289,7 +273,7 @@ def test_a_kernel_refusing_io_uring_setup_raises_oserror_and_leaks_nothing(
     """seccomp (EPERM), an old kernel (ENOSYS), a memory-lock limit (ENOMEM), a kernel that
     knows no flag we pass (EINVAL): `AsyncSync()` raises that OSError, and nothing stays
     open."""
-    monkeypatch.setattr(uring, "_syscall", _failing(uring._SYS_SETUP, err))
+    refuse_io_uring(monkeypatch, err)
     before = open_fds()
     with pytest.raises(OSError) as refused:
         AsyncSync()
@@ -303,7 +287,7 @@ def test_a_failed_eventfd_registration_closes_the_ring_it_made(
 ) -> None:
     """Setup and the maps succeed, the registration fails: the ring, its maps and the eventfd
     are freed before the error goes up."""
-    monkeypatch.setattr(uring, "_syscall", _failing(uring._SYS_REGISTER, errno.EPERM))
+    monkeypatch.setattr(uring, "_syscall", failing_syscall(uring._SYS_REGISTER, errno.EPERM))
     before = open_fds()
     with pytest.raises(OSError) as refused:
         AsyncSync()
@@ -407,7 +391,7 @@ def test_without_io_uring_the_journal_syncs_its_rounds_inline(
 ) -> None:
     """`sync_in_background` answers None where the kernel refuses io_uring; the rounds the
     same thread kicks are synced right there, and resolve."""
-    monkeypatch.setattr(uring, "_syscall", _failing(uring._SYS_SETUP, err))
+    refuse_io_uring(monkeypatch, err)
     journal = Journal(tmp_path, lambda: None, ring=1 << 16)
     journal.begin()
     synced: list[int] = []
