@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +32,7 @@ from tests.fault.server_harness import (
     wait_for,
 )
 from tests.servers import skip_reason
+from tests.uring_kernel import io_uring_refusal, sync_rings
 
 pytestmark = pytest.mark.skipif(
     skip_reason("weedpy") is not None, reason=str(skip_reason("weedpy"))
@@ -57,6 +62,8 @@ class Load:
     in_flight: dict[str, bytes] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    waiting: int = 0
+    """Writers with a request sent and not yet answered."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> list[threading.Thread]:
@@ -81,7 +88,7 @@ class Load:
             with self._lock:
                 self.in_flight[fid] = data
             try:
-                status, body = put(self.url, fid, data, timeout=10.0)
+                status, body = self._ask(put, self.url, fid, data, timeout=10.0)
             except OSError:
                 continue  # its worker died: in flight, absent or whole
             with self._lock:
@@ -96,7 +103,7 @@ class Load:
         with self._lock:
             data = self.oracle.acked.pop(fid)
         try:
-            status, body = call("DELETE", f"{self.url}/{fid}", timeout=10.0)
+            status, body = self._ask(call, "DELETE", f"{self.url}/{fid}", timeout=10.0)
         except OSError:
             with self._lock:  # in flight: present (as acknowledged) or deleted
                 self.in_flight[fid] = data
@@ -107,6 +114,17 @@ class Load:
             else:
                 self.oracle.acked[fid] = data
                 self.errors.append(f"DELETE {fid}: {status} {body[:200]!r}")
+
+    def _ask(
+        self, request: Callable[..., tuple[int, bytes]], *args: Any, **kw: Any
+    ) -> tuple[int, bytes]:
+        with self._lock:
+            self.waiting += 1
+        try:
+            return request(*args, **kw)
+        finally:
+            with self._lock:
+                self.waiting -= 1
 
     def finish(self, threads: list[threading.Thread]) -> None:
         self.stop.set()
@@ -127,6 +145,24 @@ def several_volumes(f: Fleet, count: int) -> list[str]:
     assert len(bases) >= 2, bases
     per = count // len(bases)
     return [f"{base}_{i}" if i else base for i in range(per) for base in sorted(bases.values())]
+
+
+@contextmanager
+def frozen(node: Node) -> Iterator[None]:
+    """Every process of `node` stopped (SIGSTOP) inside the block, continued after it."""
+    pids = node.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+def stuck(load: Load) -> bool:
+    """Whether every writer has a request out (none answered: the server is frozen)."""
+    return load.waiting == WRITERS
 
 
 def check_in_flight(url: str, load: Load) -> None:
@@ -164,22 +200,38 @@ def test_kill_9_of_one_worker_under_write_load_loses_no_acknowledged_write(
         load.oracle.check(lambda fid: [node.url])
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_kill_9_of_the_whole_server_under_write_load_loses_no_acknowledged_write(
-    tmp_path: Path,
+    tmp_path: Path, workers: int
 ) -> None:
-    """The leader is SIGKILLed mid-load: its workers die with it (none lingers on the port
-    or the directory), and after a restart every acknowledged outcome holds."""
-    with fleet(tmp_path, "kill the whole server") as f:
+    """Writes and deletes over several volumes with `-fsync=group`, each process syncing its
+    journal's rounds in the background (it holds an io_uring): the whole server is frozen
+    (SIGSTOP) with every writer waiting on it, thawed, then SIGKILLed mid-load. Its workers
+    die with it (none lingers on the port or the directory), and after a restart every
+    acknowledged outcome holds."""
+    with fleet(tmp_path, f"kill the whole server of {workers} worker(s)") as f:
         f.add_master()
-        node = f.add_volume("-workers=2")
+        node = f.add_volume(f"-workers={workers}")
         f.wait_registered()
-        wait_for("the second worker", lambda: len(workers_of(node)) == 1)
-        (worker,) = workers_of(node)
+        wait_for("the other workers", lambda: len(workers_of(node)) == workers - 1)
+        others = workers_of(node)
         load = Load(node.url, several_volumes(f, 6000), f.rng.randrange(1 << 30))
         threads = load.run()
         wait_for("writes acknowledged", lambda: len(load.oracle.acked) > 100)
+        if io_uring_refusal() is None:  # each process syncs through its own ring
+            wait_for(
+                "every process's rounds through its io_uring",
+                lambda: all(sum(sync_rings(pid)) > 0 for pid in node.pids()),
+            )
+        with frozen(node):
+            wait_for("every writer waiting on the frozen server", lambda: stuck(load))
+        thawed_at = len(load.oracle.acked)
+        wait_for("writes after the thaw", lambda: len(load.oracle.acked) > thawed_at + 100)
         node.kill()
-        wait_for("the worker to die with its leader", lambda: not Path(f"/proc/{worker}").exists())
+        wait_for(
+            "the workers to die with their leader",
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in others),
+        )
         load.finish(threads)
         print(f"acknowledged {len(load.oracle.acked)}, in flight {len(load.in_flight)}")
 
