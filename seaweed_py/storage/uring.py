@@ -55,6 +55,7 @@ _OFF_SQ_RING: Final = 0
 _OFF_CQ_RING: Final = 0x8000000
 _OFF_SQES: Final = 0x10000000
 _FEAT_SINGLE_MMAP: Final = 1
+_FEAT_RW_CUR_POS: Final = 1 << 3  # came with IOSQE_ASYNC, in Linux 5.6
 _OP_FSYNC: Final = 3
 _FSYNC_DATASYNC: Final = 1
 _SQE_ASYNC: Final = 1 << 4  # straight to an io-wq worker: an fsync would block inline
@@ -88,8 +89,8 @@ class AsyncSync:
     OSError). Not thread-safe: one thread (an event loop's) submits and collects."""
 
     def __init__(self) -> None:
-        """Raise OSError where the kernel has no io_uring or refuses one (seccomp, the
-        `kernel.io_uring_disabled` sysctl, a memory-lock limit)."""
+        """Raise OSError where the kernel has no io_uring, refuses one (seccomp, the
+        `kernel.io_uring_disabled` sysctl, a memory-lock limit) or predates Linux 5.6."""
         if not sys.platform.startswith("linux"):
             raise OSError(errno.ENOSYS, "io_uring needs Linux")
         self.in_flight = 0
@@ -98,6 +99,10 @@ class AsyncSync:
         params = ctypes.create_string_buffer(120)
         self._ring_fd = _call(_SYS_SETUP, ctypes.c_uint(_ENTRIES), params)
         try:
+            if not _PARAMS.unpack_from(params.raw)[5] & _FEAT_RW_CUR_POS:
+                # Linux 5.1-5.5 (Ubuntu 20.04's 5.4) fail an entry with a flag they do not
+                # know: every round would complete with EINVAL and fail its writes.
+                raise OSError(errno.ENOSYS, "io_uring before Linux 5.6 (no IOSQE_ASYNC)")
             self._map_rings(params.raw)
             self._event_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             event_fd = ctypes.c_int(self._event_fd)

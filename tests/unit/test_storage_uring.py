@@ -5,10 +5,12 @@ descriptors, a full ring, a ring closed with syncs in flight, and kernels that r
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import select
 import socket
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -279,6 +281,36 @@ def test_a_kernel_refusing_io_uring_setup_raises_oserror_and_leaks_nothing(
         AsyncSync()
     assert refused.value.errno == err
     assert open_fds() == before
+
+
+@needs_io_uring
+def test_a_kernel_before_5_6_is_refused_its_entries_would_fail(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Linux 5.1-5.5 have io_uring but not IOSQE_ASYNC: every fdatasync would complete with
+    EINVAL, and every write with it. Such a kernel announces only the features below
+    IORING_FEAT_RW_CUR_POS (5.6): refused (ENOSYS), and the journal's rounds stay inline."""
+    real = uring._syscall
+
+    def syscall(n: int, *args: object) -> int:
+        result: int = real(n, *args)
+        if n == uring._SYS_SETUP and result >= 0:
+            params = args[1]
+            assert isinstance(params, ctypes.Array)
+            struct.pack_into("<I", params, 20, 0b111)  # features of Linux 5.5
+        return result
+
+    monkeypatch.setattr(uring, "_syscall", syscall)
+    before = open_fds()
+    with pytest.raises(OSError) as refused:
+        AsyncSync()
+    assert refused.value.errno == errno.ENOSYS
+    assert open_fds() == before
+    journal = Journal(tmp_path, lambda: None, ring=1 << 16)
+    try:
+        assert journal.sync_in_background(lambda f: None) is None
+    finally:
+        journal.close()
 
 
 @needs_io_uring
