@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import select
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,3 +65,11 @@ def sync_rings(pid: int) -> list[int]:
             if int(info["SqMask"], 16) + 1 == uring._ENTRIES:
                 rings[info["ino"]] = int(info["CqTail"])
     return list(rings.values())
+
+
+def readable(fd: int, timeout: float) -> bool:
+    """Whether `fd` turns readable within `timeout` seconds, as an event loop would see it
+    (poll: `select` refuses descriptors above 1023, which a long test run reaches)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import select
 import shutil
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -31,7 +30,8 @@ from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.uring import AsyncSync
 from seaweed_py.storage.volume import FsyncMode, Volume
 from tests.fault.storage_workload import COOKIE, payload
-from tests.uring_kernel import needs_io_uring
+from tests.fault.storage_workload import seeds as with_slow_seeds
+from tests.uring_kernel import needs_io_uring, readable
 
 _PAGE = 4096
 
@@ -283,7 +283,7 @@ def background_workload(s: Store, rng: random.Random, seed: int, steps: int) -> 
             durable.kick()
         if chance < 0.05:
             durable.result(timeout=10)
-        if rng.random() < 0.5 and select.select([fd], [], [], rng.choice((0, 0, 0.005)))[0]:
+        if rng.random() < 0.5 and readable(fd, rng.choice((0, 0, 0.005))):
             journal.synced()
         while deferred:
             deferred.pop(0)()
@@ -317,7 +317,7 @@ def acknowledged(done: list[Change]) -> Outcomes:
 
 @needs_io_uring
 @pytest.mark.parametrize("ring", [1 << 20, 8192])
-@pytest.mark.parametrize("seed", seeds(6))
+@pytest.mark.parametrize("seed", with_slow_seeds(6, 100))
 def test_power_loss_with_rounds_synced_in_the_background_loses_only_unacknowledged_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, ring: int
 ) -> None:

@@ -1,7 +1,7 @@
 """The journal's rounds synced in the background (`Journal.sync_in_background`, storage/uring.py),
 with the thread that called it driven by hand as the volume server's event loop drives it:
 callbacks deferred until the input at hand is handled, the journal's descriptor watched with
-`select`, `synced()` when it is readable. Rounds resolve only after their sync completed, one
+`poll`, `synced()` when it is readable. Rounds resolve only after their sync completed, one
 is in flight at a time, waiting on a future never deadlocks, and failures (a sync that fails, a
 submit the kernel refuses) fail or fall back without losing a round."""
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from seaweed_py.storage import journal as journal_module
 from seaweed_py.storage.group_commit import RoundFuture
 from seaweed_py.storage.journal import Journal, read_entries
 from seaweed_py.storage.uring import AsyncSync
-from tests.uring_kernel import needs_io_uring
+from tests.uring_kernel import needs_io_uring, readable
 
 pytestmark = needs_io_uring
 
@@ -46,8 +45,7 @@ class HandLoop:
     def turn(self, timeout: float) -> None:
         """One pass of the loop: a completion collected if the descriptor says so, then the
         callbacks it deferred."""
-        readable, _, _ = select.select([self.fd], [], [], timeout)
-        if readable:
+        if readable(self.fd, timeout):
             self.journal.synced()
         self.run_deferred()
 
@@ -59,7 +57,7 @@ class HandLoop:
 
     def completion_ready(self, timeout: float = 10.0) -> bool:
         """Whether the kernel posted a completion (without collecting it)."""
-        return bool(select.select([self.fd], [], [], timeout)[0])
+        return readable(self.fd, timeout)
 
 
 class Syncs:

@@ -8,7 +8,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import select
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ import pytest
 from seaweed_py.storage import uring
 from seaweed_py.storage.journal import Journal
 from seaweed_py.storage.uring import AsyncSync
-from tests.uring_kernel import failing_syscall, needs_io_uring, refuse_io_uring
+from tests.uring_kernel import failing_syscall, needs_io_uring, readable, refuse_io_uring
 
 CAPACITY = uring._ENTRIES
 
@@ -40,11 +39,12 @@ def dirty_file(tmp_path: Path, name: str) -> int:
 
 
 def collect(r: AsyncSync, count: int, timeout: float = 10.0) -> list[tuple[int, OSError | None]]:
-    """Completions gathered as an event loop would: select on the eventfd, then `completed()`."""
+    """Completions gathered as an event loop would: poll the eventfd, then `completed()`."""
     done: list[tuple[int, OSError | None]] = []
     while len(done) < count:
-        readable, _, _ = select.select([r.fileno()], [], [], timeout)
-        assert readable, f"no completion within {timeout} s ({len(done)} of {count})"
+        assert readable(r.fileno(), timeout), (
+            f"no completion within {timeout} s ({len(done)} of {count})"
+        )
         done.extend(r.completed())
     return done
 
