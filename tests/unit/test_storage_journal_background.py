@@ -333,6 +333,46 @@ def test_a_refused_submit_syncs_that_round_inline_and_the_next_goes_to_the_ring(
     assert journal.syncs == 2
 
 
+def _completing_with(err: int) -> type[AsyncSync]:
+    """A ring whose every fdatasync completes with `err`."""
+
+    class Failing(AsyncSync):
+        def _drain(self) -> list[tuple[int, OSError | None]]:
+            return [(token, OSError(err, os.strerror(err))) for token, _ in super()._drain()]
+
+    return Failing
+
+
+@pytest.mark.parametrize("err", [errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS])
+def test_a_ring_that_cannot_fdatasync_sends_this_round_and_the_next_inline(
+    journal: Journal, syncs: Syncs, monkeypatch: pytest.MonkeyPatch, err: int
+) -> None:
+    """A partial io_uring (a sandbox's) refuses the operation: that says nothing about the
+    disk, so the round is synced inline and acknowledged, the round behind it too, and every
+    later round is inline without trying the ring again."""
+    monkeypatch.setattr(journal_module, "AsyncSync", _completing_with(err))
+    loop = HandLoop(journal)
+    assert journal.syncs_in_background
+    refused = append(journal, 1)
+    journal.kick()
+    behind = append(journal, 2)
+    behind.kick()
+    loop.until(lambda: refused.done() and behind.done())
+    assert thrown(refused) is None and thrown(behind) is None
+    assert not journal.syncs_in_background
+    for n in range(3, 6):
+        later = append(journal, n)
+        later.kick()
+        assert thrown(later) is None  # inline, in the kick
+    assert len(syncs.submitted) == 1
+    assert syncs.inline_of(journal._fd) == [threading.get_ident()] * 5
+    assert journal.syncs == 5
+    journal.stop_background()
+    last = append(journal, 6)
+    last.kick()
+    assert thrown(last) is None
+
+
 def test_sync_in_background_twice_is_refused(journal: Journal) -> None:
     HandLoop(journal)
     with pytest.raises(RuntimeError):
