@@ -274,6 +274,7 @@ class Journal:
         self._defer: Callable[[Callable[[], None]], object] = _call_now
         self._in_flight: tuple[int, RoundFuture] | None = None
         self._inline = False  # the ring refused a sync: inline from then on
+        self.failed: OSError | None = None  # set by the first failed fdatasync (`_fail`)
         self.syncs = 0  # journal fdatasyncs (rounds)
         self.appends = 0
         self.checkpoints = 0
@@ -341,6 +342,8 @@ class Journal:
             with self._lock:
                 if self._closed:
                     raise OSError("journal is closed")
+                if self.failed is not None:
+                    raise self.failed
                 lsn = self._pos
                 ring = self._header.ring
                 left = ring - lsn % ring
@@ -516,9 +519,10 @@ class Journal:
             future, self._round = self._round, RoundFuture(self)
             target = self._round_start = self._round_end
             covered = self._synced >= target  # by another worker's sync
-            error: OSError | None = None
+            error: OSError | None = self.failed
             try:
-                self._flush()
+                if error is None:
+                    self._flush()
             except OSError as exc:
                 log.error("writing to %s failed: %s", self.path, exc)
                 error = exc
@@ -550,8 +554,26 @@ class Journal:
                 self._inline = True
                 error = self._sync_to(target)
             else:
-                log.error("fdatasync of %s failed: %s", self.path, error)
+                self._fail(error)
             self._settle(in_flight[1], error)
+
+    def _fail(self, error: OSError) -> None:
+        """An fdatasync of the journal failed: the kernel may have dropped the pages it could
+        not write and report the next sync clean, so a later round's success would say
+        nothing about the entries before it, and replay stops at the first one missing.
+        Every later append and round fails, until a restart replays what is durable."""
+        log.error(
+            "fdatasync of %s failed: %s; every write on this disk fails until a restart",
+            self.path,
+            error,
+        )
+        with self._lock:
+            if self.failed is None:
+                self.failed = OSError(
+                    error.errno,
+                    f"an fdatasync of {self.path} failed ({error.strerror}): writes on this "
+                    "disk fail until the volume server restarts",
+                )
 
     @staticmethod
     def _settle(future: RoundFuture, error: OSError | None) -> None:
@@ -565,6 +587,8 @@ class Journal:
             with self._lock:
                 if self._synced >= target:
                     return None
+                if self.failed is not None:
+                    return self.failed
                 try:
                     self._flush()
                 except OSError as exc:
@@ -573,7 +597,7 @@ class Journal:
             try:
                 os.fdatasync(self._fd)  # covers every entry written before it began
             except OSError as exc:
-                log.error("fdatasync of %s failed: %s", self.path, exc)
+                self._fail(exc)
                 return exc
             self.syncs += 1
             with self._lock:
@@ -612,12 +636,14 @@ class Journal:
                 self._checkpointing = None
 
     def close(self) -> None:
-        """Checkpoint (the volumes must still be open) and close the file."""
+        """Checkpoint (the volumes must still be open) and close the file. A journal whose
+        fdatasync failed is closed without one: its durable prefix is for replay to find."""
         thread = self._checkpointing
         if thread is not None:
             thread.join()
         try:
-            self.checkpoint()
+            if self.failed is None:
+                self.checkpoint()
         finally:
             self._closed = True
             fd, self._fd = self._fd, -1

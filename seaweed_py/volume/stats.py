@@ -391,6 +391,12 @@ def _journal_families(store: Store) -> Iterator[Metric]:
         "1 while the rounds sync in the background (io_uring), 0 when they block the loop.",
         labels=["dir"],
     )
+    failed = GaugeMetricFamily(
+        "weedpy_volume_journal_failed",
+        "1 once an fdatasync of the journal failed: every later write on the disk fails "
+        "until a restart.",
+        labels=["dir"],
+    )
     for location, journal in zip(store.locations, store.journals, strict=True):
         if journal is None:
             continue
@@ -399,7 +405,8 @@ def _journal_families(store: Store) -> Iterator[Metric]:
         syncs.add_metric(labels, journal.syncs)
         checkpoints.add_metric(labels, journal.checkpoints)
         background.add_metric(labels, 1 if journal.syncs_in_background else 0)
-    yield from (appends, syncs, checkpoints, background)
+        failed.add_metric(labels, 0 if journal.failed is None else 1)
+    yield from (appends, syncs, checkpoints, background, failed)
 
 
 def _tier_families(store: Store) -> Iterator[Metric]:

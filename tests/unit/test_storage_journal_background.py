@@ -19,7 +19,7 @@ import pytest
 
 from seaweed_py.storage import journal as journal_module
 from seaweed_py.storage.group_commit import RoundFuture
-from seaweed_py.storage.journal import Journal, read_entries
+from seaweed_py.storage.journal import JOURNAL_FILE, Journal, read_entries
 from seaweed_py.storage.uring import AsyncSync
 from tests.uring_kernel import needs_io_uring, readable
 
@@ -283,12 +283,16 @@ class _RefusesFirstSubmit(AsyncSync):
         super().submit(fd, token)
 
 
-def test_a_failed_background_sync_fails_its_round_and_later_rounds_sync(
+def test_a_failed_background_sync_fails_its_round_and_every_later_write(
     journal: Journal,
     syncs: Syncs,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """After EIO the kernel may have dropped the pages it could not write and call the next
+    sync clean: a later round's success would not cover the failed round's entries, and
+    replay stops at the first one missing. So the round behind fails too, without a sync,
+    and so does every later append, until a restart."""
     monkeypatch.setattr(journal_module, "AsyncSync", _FailsFirstCompletion)
     loop = HandLoop(journal)
     failed = append(journal, 1)
@@ -300,15 +304,19 @@ def test_a_failed_background_sync_fails_its_round_and_later_rounds_sync(
     assert isinstance(error, OSError) and error.errno == errno.EIO
     assert journal.syncs == 0
     assert "fdatasync of" in caplog.text and "injected EIO" in caplog.text
-    assert not behind.done()
+    assert journal.failed is not None and journal.failed.errno == errno.EIO
     loop.until(behind.done)
-    assert thrown(behind) is None
-    assert journal.syncs == 1
-    later = append(journal, 3)
-    journal.kick()
-    loop.until(later.done)
-    assert thrown(later) is None
+    error = thrown(behind)
+    assert isinstance(error, OSError) and error.errno == errno.EIO
+    assert "until the volume server restarts" in str(error)
+    with pytest.raises(OSError, match="until the volume server restarts"):
+        append(journal, 3)
+    assert journal.syncs == 0
+    assert len(syncs.submitted) == 1  # nothing synced after the failure
     assert syncs.inline == []
+    journal.stop_background()
+    journal.close()  # no checkpoint over the failed round; the file is let go
+    assert journal._closed
 
 
 def test_a_refused_submit_syncs_that_round_inline_and_the_next_goes_to_the_ring(
@@ -518,3 +526,42 @@ def test_close_after_stop_background(tmp_path: Path) -> None:
     assert read_entries(journal.path)[0] == []
     with pytest.raises(OSError, match="closed"):
         append(journal, 2)
+
+
+def test_a_failed_inline_sync_fails_every_later_write_until_a_new_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same rule without a ring: the first fdatasync error fails its round and every
+    later append; a journal opened again on the directory (a restart) appends and syncs."""
+    journal = Journal(tmp_path, lambda: None, ring=RING)
+    journal.begin()
+    durable = append(journal, 1)
+    journal.kick()
+    assert thrown(durable) is None
+
+    real = os.fdatasync
+    calls: list[int] = []
+
+    def failing(fd: int) -> None:
+        calls.append(fd)
+        raise OSError(errno.EIO, "injected EIO")
+
+    monkeypatch.setattr(journal_module.os, "fdatasync", failing)
+    lost = append(journal, 2)
+    journal.kick()
+    error = thrown(lost)
+    assert isinstance(error, OSError) and error.errno == errno.EIO
+    monkeypatch.setattr(journal_module.os, "fdatasync", real)
+    with pytest.raises(OSError, match="until the volume server restarts"):
+        append(journal, 3)
+    assert len(calls) == 1
+    journal.close()
+
+    entries, end = read_entries(tmp_path / JOURNAL_FILE)
+    assert [e.record for e in entries][:1] == [b"record 1"]
+    again = Journal(tmp_path, lambda: None, ring=RING, start=end)
+    again.begin()
+    later = append(again, 4)
+    again.kick()
+    assert thrown(later) is None
+    again.close()
