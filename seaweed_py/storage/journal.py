@@ -82,6 +82,7 @@ from seaweed_py.formats.crc import crc32c
 from seaweed_py.storage.group_commit import RoundFuture, pwrite_all
 from seaweed_py.storage.shared import (
     CHECKPOINT,
+    FAILED,
     FILLED,
     POS,
     SEQ,
@@ -134,6 +135,14 @@ class JournalEntry:
     revision: int
     offset: int
     record: bytes
+
+
+def _failed_error(path: Path, err: int) -> OSError:
+    return OSError(
+        err,
+        f"an fdatasync of {path} failed ({os.strerror(err)}): writes on this disk fail until "
+        "the volume server restarts",
+    )
 
 
 def _call_now(f: Callable[[], None]) -> None:
@@ -311,12 +320,16 @@ class Journal:
         self._pos, self._synced, self._filled = w[b + POS], w[b + SYNCED], w[b + FILLED]
         if w[b + SEQ] != self._header.seq:
             self._header = _Header(self._header.ring, w[b + CHECKPOINT], w[b + SEQ])
+        if w[b + FAILED] and self.failed is None:  # another worker's sync failed
+            self.failed = _failed_error(self.path, w[b + FAILED])
 
     def _publish(self) -> None:
         assert self._share is not None
         w, b = self._share.words, self._words
         w[b + POS], w[b + SYNCED], w[b + FILLED] = self._pos, self._synced, self._filled
         w[b + CHECKPOINT], w[b + SEQ] = self._header.checkpoint, self._header.seq
+        if self.failed is not None:
+            w[b + FAILED] = self.failed.errno or errno.EIO
 
     @property
     def ring(self) -> int:
@@ -567,13 +580,9 @@ class Journal:
             self.path,
             error,
         )
-        with self._lock:
+        with self._lock:  # several workers: published to the others as the lock is let go
             if self.failed is None:
-                self.failed = OSError(
-                    error.errno,
-                    f"an fdatasync of {self.path} failed ({error.strerror}): writes on this "
-                    "disk fail until the volume server restarts",
-                )
+                self.failed = _failed_error(self.path, error.errno or errno.EIO)
 
     @staticmethod
     def _settle(future: RoundFuture, error: OSError | None) -> None:

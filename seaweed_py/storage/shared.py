@@ -15,7 +15,7 @@ File `<first -dir>/weedpy.workers`, memory-mapped by every worker (little-endian
 |---|---|
 | 0 | magic `WPYWORK1` |
 | 1 | epoch: bumped whenever the set of volumes or their read-only marks change |
-| 8 + 8*i .. | journal of directory `i` (at most `MAX_LOCATIONS`): pos, synced, filled, checkpoint, seq |
+| 8 + 8*i .. | journal of directory `i` (at most `MAX_LOCATIONS`): pos, synced, filled, checkpoint, seq, failed (errno of a failed sync, 0) |
 | 520 + 16*s .. | volume slot `s` (`MAX_VOLUMES`): vid + 1 (0 = free), flags, `.dat` end, `.idx` end, last AppendAtNs, files (bumped by each vacuum commit), then the vacuum's compaction: stage, pid of the worker running it, and what a commit needs (storage/volume_vacuum.py), then the count of the slot's claims, the last change (seconds) |
 
 Locks are POSIX record locks (`fcntl.lockf`) on single bytes of that file, one byte per volume
@@ -45,6 +45,7 @@ __all__ = [
     "CP_REVISION",
     "CP_SIZE_BEFORE",
     "DELETED",
+    "FAILED",
     "FILES",
     "INCARNATION",
     "MAX_LOCATIONS",
@@ -85,8 +86,8 @@ MODIFIED: Final = 14  # the volume's last change, Unix seconds (any worker's)
 # Flags
 DELETED: Final = 1
 READ_ONLY: Final = 2
-# Journal words
-POS, SYNCED, FILLED, CHECKPOINT, SEQ = range(5)
+# Journal words; FAILED: the errno of the first failed fdatasync of the journal, 0 if none
+POS, SYNCED, FILLED, CHECKPOINT, SEQ, FAILED = range(6)
 
 
 class WorkerShare:
