@@ -8,10 +8,12 @@
     ...
     await server.stop(grace=5.0)
 
-Handlers take a `Request` and return a `Response` (or an awaitable of one). Raising a
+Handlers take a `Request` and return a `Response` (or an awaitable of one, or a `Later` that
+another part of the server gives from the loop's thread). Raising a
 `WeedError` answers `{"error": ...}` with its status; any other exception answers 500 and logs.
 """
 
+from seaweed_py.httpkit.later import Later
 from seaweed_py.httpkit.limits import Limits
 from seaweed_py.httpkit.request import Request, RequestStream
 from seaweed_py.httpkit.response import (
@@ -28,6 +30,7 @@ __all__ = [
     "JSON_HEADERS",
     "Handler",
     "HttpServer",
+    "Later",
     "Limits",
     "Request",
     "RequestStream",

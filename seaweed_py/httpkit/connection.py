@@ -56,6 +56,7 @@ from seaweed_py.errors import (
     WeedError,
 )
 from seaweed_py.httpkit.inflight import InflightLimit
+from seaweed_py.httpkit.later import Later
 from seaweed_py.httpkit.request import Request, RequestStream
 from seaweed_py.httpkit.response import (
     JSON_HEADERS,
@@ -601,6 +602,9 @@ class HttpConnection(asyncio.Protocol):
                 self._last_activity = self._server.now
             else:
                 self._finish(req)
+        elif type(result) is Later:
+            # Given by whoever resolves its batch, on this thread: no loop callback per answer.
+            result.on_given(functools.partial(self._given, req))
         elif isinstance(result, asyncio.Future):
             # A bare future (an answer waiting for a group commit, say): a done callback costs
             # far less than a task awaiting it.
@@ -640,6 +644,13 @@ class HttpConnection(asyncio.Protocol):
             error = future.exception()
             result = future.result() if error is None else self._render_error(req, error)
         self._send(req, result)
+
+    def _given(self, req: Request, answer: Response | None, error: BaseException | None) -> None:
+        if self._closed:
+            self._release(req)
+            self._active = None
+            return
+        self._send(req, answer if error is None else self._render_error(req, error))
 
     def _send(self, req: Request, resp: object) -> None:
         if not isinstance(resp, Response):

@@ -8,23 +8,32 @@ finish in any order.
 
 A group-commit round starts when kicked (`RoundFuture.kick`): `DurableWaits` kicks once the
 loop has handled the input at hand (`call_soon`), so every write that arrived with the first
-one shares its fsync. With the store's journal (storage/journal.py) the kick is the round: the
-journal's fdatasync runs right there, on the loop (about 0.2 ms, cheaper in CPU than handing it
-to another thread or process and being woken back).
+one shares its fsync. With the store's journal (storage/journal.py) the kick submits the
+round's fdatasync to an io_uring and the loop goes on; the completion resolves the round on the
+loop's thread, where its waiters are released at once (inline rounds where io_uring is
+missing: the fdatasync runs right in the kick).
+
+A handler's answer waits as a `Later` (`answer`): given right there, the connection sends it
+in the same call, with no loop callback per write (an asyncio future, `deliver`, schedules one
+for each waiter; measured: rounds of 8 writes instead of 6 and ~1.1x the writes/s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from seaweed_py.httpkit import Later, Response
 from seaweed_py.storage.group_commit import RoundFuture
 
 __all__ = ["DurableWaits"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class DurableWaits:
@@ -32,7 +41,7 @@ class DurableWaits:
 
     def __init__(self) -> None:
         # durable future -> its waiters and what each resolves to
-        self._groups: dict[Future[None], list[tuple[asyncio.Future[Any], object]]] = {}
+        self._groups: dict[Future[None], list[tuple[asyncio.Future[Any] | Later, object]]] = {}
         # asyncio.get_running_loop() costs a getpid() system call (fork check): looked up once;
         # a writer serves one loop for its life.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -48,12 +57,33 @@ class DurableWaits:
 
     def deliver(self, durable: Future[None], value: T) -> asyncio.Future[T]:
         """A future of the running loop that resolves to `value` once `durable` is done, or
-        with its exception: a handler can return it as its answer, with no coroutine."""
+        with its exception."""
+        loop = self._running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._join(loop, durable, waiter, value)
+        return waiter
+
+    def answer(self, durable: Future[None], response: Response) -> Later:
+        """`response` once `durable` is done, or its exception, as a handler's answer: the
+        connection is called back as the round resolves, with no loop callback per write."""
+        later = Later()
+        self._join(self._running_loop(), durable, later, response)
+        return later
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
-        waiter: asyncio.Future[T] = loop.create_future()
+        return loop
+
+    def _join(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        durable: Future[None],
+        waiter: asyncio.Future[Any] | Later,
+        value: object,
+    ) -> None:
         group = self._groups.get(durable)
         if group is None:
             group = self._groups[durable] = []
@@ -65,7 +95,6 @@ class DurableWaits:
             durable.add_done_callback(self._fired)  # may run at once if already done
         else:
             group.append((waiter, value))
-        return waiter
 
     def _kick(self) -> None:
         kicks, self._kicks = self._kicks, []
@@ -86,6 +115,16 @@ class DurableWaits:
     def _release(self, durable: Future[None]) -> None:
         error = durable.exception()
         for waiter, value in self._groups.pop(durable, ()):
+            if isinstance(waiter, Later):
+                try:
+                    if error is None:
+                        assert isinstance(value, Response)
+                        waiter.give(value)
+                    else:
+                        waiter.fail(error)
+                except Exception:  # one connection's trouble must not strand the others
+                    log.exception("answering a durable write failed")
+                continue
             if waiter.done():
                 continue
             if error is None:

@@ -143,7 +143,7 @@ class BlobWriter:
         if durable.done():
             durable.result()  # raises if the sync failed
             return answer
-        return self._durable.deliver(durable, answer)
+        return self._durable.answer(durable, answer)
 
     async def _store_upload(
         self, url_path: str, path: BlobPath, upload: Upload, spooled: SpooledPart | None = None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from seaweed_py.httpkit import HttpServer, Limits, Request, Response, Router
+from seaweed_py.errors import NeedleNotFound
+from seaweed_py.httpkit import HttpServer, Later, Limits, Request, Response, Router
 from seaweed_py.httpkit.connection import HttpConnection
 
 
@@ -222,3 +223,78 @@ async def test_a_future_answer_is_sent_in_order_once_resolved_without_a_task() -
     statuses = [w.split(b" ", 2)[1] for w in transport.written]
     assert statuses == [b"201", b"200", b"500"]
     assert transport.written[2].endswith(b'{"error":"internal server error"}')
+
+
+async def test_a_later_answer_is_sent_in_order_when_given_with_no_loop_turn() -> None:
+    """A `Later` is answered inside the call that gives it: no task, no loop callback."""
+    pending: list[Later] = []
+
+    def later(req: Request) -> Later:
+        answer = Later()
+        pending.append(answer)
+        return answer
+
+    router = Router()
+    router.add("/later", later, ["GET"])
+    router.add("/a", lambda req: Response(200, None, b"A"), ["GET"])
+    conn, transport = _connect(router)
+    conn.data_received(_get("/later") + _get("/a") + _get("/later") + _get("/later"))
+    assert transport.written == [] and len(pending) == 1
+    assert not conn._server._tasks
+    pending[0].give(Response(201, None, b"L"))
+    pending[0].give(Response(202, None, b"again"))  # ignored: answered once
+    conn._server.flush_writes()
+    assert len(pending) == 2  # the queued requests ran right after the first answer
+    pending[1].fail(NeedleNotFound("not found"))
+    conn._server.flush_writes()
+    pending[2].fail(OSError(5, "fsync failed"))
+    conn._server.flush_writes()
+    statuses = [w.split(b" ", 2)[1] for w in transport.written]
+    assert statuses == [b"201", b"200", b"404", b"500"]
+    assert transport.written[2].endswith(b'{"error":"not found"}')
+    assert transport.written[3].endswith(b'{"error":"internal server error"}')
+
+
+async def test_a_later_given_after_the_client_left_is_dropped() -> None:
+    pending: list[Later] = []
+
+    def later(req: Request) -> Later:
+        pending.append(Later())
+        return pending[-1]
+
+    router = Router()
+    router.add("/later", later, ["GET"])
+    conn, transport = _connect(router)
+    conn.data_received(_get("/later"))
+    conn.connection_lost(None)
+    pending[0].give(Response(200, None, b"late"))
+    conn._server.flush_writes()
+    assert transport.written == []
+
+
+async def test_a_later_can_be_awaited_given_before_or_after() -> None:
+    """Code that wraps a handler's answer (CORS, a request that waited for room) awaits it."""
+    early = Later()
+    early.give(Response(200, None, b"early"))
+    assert (await early).body == b"early"
+    late = Later()
+    asyncio.get_running_loop().call_soon(late.give, Response(201, None, b"late"))
+    assert (await late).status == 201
+    failed = Later()
+    asyncio.get_running_loop().call_soon(failed.fail, OSError(5, "fsync failed"))
+    try:
+        await failed
+    except OSError as exc:
+        assert exc.errno == 5
+    else:
+        raise AssertionError("the failure was not raised")
+    cancelled = Later()
+    task = asyncio.ensure_future(_await(cancelled))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    cancelled.give(Response(200))  # the waiter is gone: nothing raises
+
+
+async def _await(later: Later) -> Response:
+    return await later
