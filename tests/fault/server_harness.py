@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import random
 import signal
 import subprocess
@@ -309,6 +310,20 @@ class Fleet:
         the volume servers' goodbyes still reach theirs."""
         _terminate_together([n for n in reversed(self.nodes) if n.role != "master"])
         _terminate_together([n for n in reversed(self.nodes) if n.role == "master"])
+
+
+@contextmanager
+def frozen(node: Node) -> Iterator[None]:
+    """Every process of `node` (its workers too) stopped with SIGSTOP inside the block, and
+    continued whatever happens, so teardown can stop it."""
+    pids = node.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def _terminate_together(nodes: Sequence[Node], grace: float = STOP_GRACE) -> None:

@@ -17,12 +17,8 @@ record by the time its first server stamped it wins, tombstones included.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,6 +29,7 @@ from tests.fault.server_harness import (
     Oracle,
     call,
     fleet,
+    frozen,
     put,
     read_checked,
     wait_for,
@@ -44,15 +41,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 QUIET = ("-replicaCheckSeconds=0", "-scrubMBps=0")
-
-
-@contextmanager
-def frozen(node: Node) -> Iterator[None]:
-    os.kill(node.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(node.pid, signal.SIGCONT)
 
 
 def pair(f: Fleet, *extra: str, count: int = 20) -> tuple[str, Node, Node]:

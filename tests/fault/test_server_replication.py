@@ -15,19 +15,25 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from seaweed_py.client import Client
 from seaweed_py.errors import ServiceUnavailable
-from tests.fault.server_harness import Fleet, Node, Oracle, call, fleet, put, read_checked, wait_for
+from tests.fault.server_harness import (
+    Fleet,
+    Node,
+    Oracle,
+    call,
+    fleet,
+    frozen,
+    put,
+    read_checked,
+    wait_for,
+)
 from tests.servers import skip_reason
 
 pytestmark = pytest.mark.skipif(
@@ -96,20 +102,6 @@ def test_8_9_replica_killed_during_replicated_writes(tmp_path: Path) -> None:
             oracle.ack(fid, data[fid])
         oracle.check(f.holders)
         assert sorted(f.holders(answer["fid"])) == sorted([primary.url, replica.url])
-
-
-@contextmanager
-def frozen(node: Node) -> Iterator[None]:
-    """SIGSTOP `node` (every worker) for the block; SIGCONT whatever happens, so teardown
-    can stop it."""
-    pids = node.pids()
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
 
 
 def _writables(f: Fleet) -> set[int]:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from tests.fault.server_harness import (
     Oracle,
     call,
     fleet,
+    frozen,
     put,
     read_checked,
     wait_for,
@@ -145,19 +144,6 @@ def several_volumes(f: Fleet, count: int) -> list[str]:
     assert len(bases) >= 2, bases
     per = count // len(bases)
     return [f"{base}_{i}" if i else base for i in range(per) for base in sorted(bases.values())]
-
-
-@contextmanager
-def frozen(node: Node) -> Iterator[None]:
-    """Every process of `node` stopped (SIGSTOP) inside the block, continued after it."""
-    pids = node.pids()
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
 
 
 def stuck(load: Load) -> bool:
