@@ -13,6 +13,8 @@ import pytest
 
 from seaweed_py.errors import NeedleNotFound
 from seaweed_py.formats.needle import Needle
+from seaweed_py.storage.shared import WorkerShare
+from seaweed_py.storage.store import DiskLocation, Store
 from seaweed_py.storage.volume import FsyncMode, Volume
 
 COOKIE = 0xC0FFEE
@@ -101,3 +103,21 @@ def assert_reopens_clean(d: Path, key: int, data: bytes) -> None:
         assert again.read(key, COOKIE).data == data
     finally:
         again.close()
+
+
+def journaled_store(directory: Path) -> Store:
+    """A store over `directory` with group commit through a small (1 MiB) journal."""
+    return Store([DiskLocation(directory, 8)], fsync_mode=FsyncMode.GROUP, journal_ring=1 << 20)
+
+
+def leader_and_worker(directory: Path, *, allocate: int | None = None) -> tuple[Store, Store]:
+    """Two workers of one volume server in this process: the leader loads `directory` (and
+    creates volume `allocate`) and shares it; the other attaches."""
+    leader = journaled_store(directory)
+    leader.load()
+    leader.share_workers(WorkerShare(directory, create=True))
+    if allocate is not None:
+        leader.allocate(allocate)
+    worker = journaled_store(directory)
+    worker.attach(WorkerShare(directory, create=False))
+    return leader, worker

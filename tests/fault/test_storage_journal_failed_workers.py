@@ -14,15 +14,11 @@ import pytest
 from seaweed_py.formats.needle import Needle
 from seaweed_py.storage import journal as journal_module
 from seaweed_py.storage.shared import WorkerShare
-from seaweed_py.storage.store import DiskLocation, Store
-from seaweed_py.storage.volume import FsyncMode, Volume
-from tests.fault.storage_workload import COOKIE, payload
+from seaweed_py.storage.store import Store
+from seaweed_py.storage.volume import Volume
+from tests.fault.storage_workload import COOKIE, journaled_store, leader_and_worker, payload
 
 VID = 4
-
-
-def _store(directory: Path) -> Store:
-    return Store([DiskLocation(directory, 8)], fsync_mode=FsyncMode.GROUP, journal_ring=1 << 20)
 
 
 def _volume(store: Store) -> Volume:
@@ -38,12 +34,7 @@ def _write(store: Store, key: int) -> None:
 def test_a_failed_sync_in_one_worker_fails_the_writes_of_every_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    leader = _store(tmp_path)
-    leader.load()
-    leader.share_workers(WorkerShare(tmp_path, create=True))
-    leader.allocate(VID)
-    worker = _store(tmp_path)
-    worker.attach(WorkerShare(tmp_path, create=False))
+    leader, worker = leader_and_worker(tmp_path, allocate=VID)
     _write(leader, 1)
     _write(worker, 2)
 
@@ -67,7 +58,7 @@ def test_a_failed_sync_in_one_worker_fails_the_writes_of_every_worker(
     worker.close()
     leader.close()
 
-    again = _store(tmp_path)  # a restart: a new share, the durable prefix replayed
+    again = journaled_store(tmp_path)  # a restart: a new share, the durable prefix replayed
     again.load()
     again.share_workers(WorkerShare(tmp_path, create=True))
     try:

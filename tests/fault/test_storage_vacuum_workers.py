@@ -33,7 +33,7 @@ from seaweed_py.storage.volume_vacuum import (
     rename,
     write_marker,
 )
-from tests.fault.storage_workload import COOKIE, payload
+from tests.fault.storage_workload import COOKIE, journaled_store, leader_and_worker, payload
 
 VID = 3
 
@@ -71,20 +71,11 @@ class Pair:
                 assert v.read(key, COOKIE).data == data, f"key {key}"
 
 
-def _store(directory: Path) -> Store:
-    return Store([DiskLocation(directory, 8)], fsync_mode=FsyncMode.GROUP, journal_ring=1 << 20)
-
-
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Pair]:
     directory = tmp_path / "d"
     directory.mkdir()
-    leader = _store(directory)
-    leader.load()
-    leader.share_workers(WorkerShare(directory, create=True))
-    leader.allocate(VID)
-    worker = _store(directory)
-    worker.attach(WorkerShare(directory, create=False))
+    leader, worker = leader_and_worker(directory, allocate=VID)
     p = Pair(directory, leader, worker)
     try:
         yield p
@@ -98,16 +89,12 @@ def test_a_saved_read_only_mark_holds_in_every_worker_after_a_restart(tmp_path: 
     the first lock taken in any worker made the volume writable again."""
     directory = tmp_path / "d"
     directory.mkdir()
-    first = _store(directory)
+    first = journaled_store(directory)
     first.load()
     first.allocate(VID)
     first.mark_read_only(VID, True, persist=True)
     first.close()
-    leader = _store(directory)
-    leader.load()
-    leader.share_workers(WorkerShare(directory, create=True))
-    worker = _store(directory)
-    worker.attach(WorkerShare(directory, create=False))
+    leader, worker = leader_and_worker(directory)
     try:
         for store in (leader, worker, leader):
             v = store.get(VID)
@@ -133,14 +120,17 @@ def _restarted(p: Pair) -> None:
     """Close both stores and open the directory again: every outcome holds."""
     p.worker.close()
     p.leader.close()
-    again = _store(p.directory)
+    again = journaled_store(p.directory)
     again.load()
     try:
         p.check(again)
         assert not [x for x in p.directory.iterdir() if x.suffix in COMPACTION_SUFFIXES]
     finally:
         again.close()
-    p.leader, p.worker = _store(p.directory), _store(p.directory)  # closed by the fixture
+    p.leader, p.worker = (
+        journaled_store(p.directory),
+        journaled_store(p.directory),
+    )  # closed by the fixture
 
 
 def _stage(v: Volume) -> int:
