@@ -445,12 +445,12 @@ class Journal:
         thread that syncs in the background: start that round's sync, unless one is in
         flight (its completion starts the next round), and return; `wait` there returns only
         once every round so far is resolved, in this thread (a future's `result()`)."""
-        background = self._background
-        if background is not None and self._backgrounded():
+        ring = self._ring()
+        if ring is not None:
             if not wait:
-                self._kick_background()
+                self._kick_background(ring)
                 return
-            self._finish_in_flight(background.wait())
+            self._finish_in_flight(ring.wait())
         with self._lock:
             if self._round_end == self._round_start:
                 return  # nothing appended since the last round
@@ -496,7 +496,7 @@ class Journal:
             return
         self._finish_in_flight(background.completed())
         if self._in_flight is None and self._round_end != self._round_start:
-            self._defer(self._kick_background)
+            self._defer(self.kick)
 
     def stop_background(self) -> None:
         """Wait for the round in flight, sync the one behind it, and sync inline from now on.
@@ -513,39 +513,27 @@ class Journal:
             background.close()
         self.kick()
 
-    def _backgrounded(self) -> bool:
-        """Whether this thread's rounds sync in the background."""
-        return (
-            self._background is not None
-            and not self._inline
-            and threading.get_ident() == self._background_thread
-        )
+    def _ring(self) -> AsyncSync | None:
+        """The ring this thread's rounds sync through, if they do."""
+        if self._inline or threading.get_ident() != self._background_thread:
+            return None
+        return self._background
 
-    def _kick_background(self) -> None:
-        background = self._background
-        if background is None or not self._backgrounded():
-            self.kick()
-            return
+    def _kick_background(self, ring: AsyncSync) -> None:
         with self._lock:
             if self._in_flight is not None or self._round_end == self._round_start:
                 return
             future, self._round = self._round, RoundFuture(self)
             target = self._round_start = self._round_end
             covered = self._synced >= target  # by another worker's sync
-            error: OSError | None = self.failed
-            try:
-                if error is None:
-                    self._flush()
-            except OSError as exc:
-                log.error("writing to %s failed: %s", self.path, exc)
-                error = exc
+            error = self._write_for_sync()
             if not covered and error is None:
                 self._in_flight = (target, future)
         if covered or error is not None:
             self._settle(future, error)
             return
         try:
-            background.submit(self._fd, target)
+            ring.submit(self._fd, target)
         except OSError as exc:
             log.warning("journal %s: background sync refused (%s); syncing inline", self.path, exc)
             self._in_flight = None
@@ -584,6 +572,18 @@ class Journal:
             if self.failed is None:
                 self.failed = _failed_error(self.path, error.errno or errno.EIO)
 
+    def _write_for_sync(self) -> OSError | None:
+        """Before a sync (the journal's lock is held): the buffered entries written, or why
+        the round fails (an earlier failed sync, or this write)."""
+        if self.failed is not None:
+            return self.failed
+        try:
+            self._flush()
+        except OSError as exc:
+            log.error("writing to %s failed: %s", self.path, exc)
+            return exc
+        return None
+
     @staticmethod
     def _settle(future: RoundFuture, error: OSError | None) -> None:
         if error is None:
@@ -596,13 +596,9 @@ class Journal:
             with self._lock:
                 if self._synced >= target:
                     return None
-                if self.failed is not None:
-                    return self.failed
-                try:
-                    self._flush()
-                except OSError as exc:
-                    log.error("writing to %s failed: %s", self.path, exc)
-                    return exc
+                error = self._write_for_sync()
+                if error is not None:
+                    return error
             try:
                 os.fdatasync(self._fd)  # covers every entry written before it began
             except OSError as exc:
