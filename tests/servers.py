@@ -27,11 +27,17 @@ registered commands, and the weed variant when the reference binary is missing.
 Every process binds 127.0.0.1 on an ephemeral port whose +10000 neighbour is free too (`weed`
 also listens for gRPC on port+10000), writes its log to `<tmp_path>/<name>.log` (quoted in the
 error when it fails to start), and is stopped with SIGTERM, then SIGKILL after a grace period.
+
+`WEEDPY_TEST_WORKERS=N` in the environment starts every `weedpy volume` of these harnesses (and
+of tests/fault/server_harness.py) with `-workers=N` unless the test names its own `-workers`;
+the default is one worker. `WEEDPY_TEST_WORKERS=2 make test` runs the cluster, parity and fault
+tests with two processes serving each volume server (`worker_flags`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import socket
@@ -62,6 +68,7 @@ __all__ = [
     "shared_cluster",
     "skip_reason",
     "start_cluster",
+    "worker_flags",
 ]
 
 Impl = Literal["weed", "weedpy"]
@@ -80,6 +87,18 @@ class VolumeSpec:
     data_center: str = ""
     rack: str = ""
     max_volumes: int = 8
+
+
+def worker_flags(extra: Sequence[str]) -> list[str]:
+    """`-workers=N` from `WEEDPY_TEST_WORKERS` (module docstring) unless `extra` (a
+    `weedpy volume`'s own flags) names it; nothing when unset or 1."""
+    text = os.environ.get("WEEDPY_TEST_WORKERS", "").strip()
+    if not text or any(flag.startswith("-workers=") for flag in extra):
+        return []
+    count = int(text)
+    if count < 1:
+        raise ValueError(f"WEEDPY_TEST_WORKERS must be 1 or more: {text!r}")
+    return [] if count == 1 else [f"-workers={count}"]
 
 
 def skip_reason(impl: Impl) -> str | None:
@@ -400,6 +419,8 @@ def _start_volume(
         args.append(f"-pulseSeconds={pulse_seconds}")
     # Both wait -preStopSeconds (10) after SIGTERM before they stop serving.
     args.append("-preStopSeconds=0")
+    if impl == "weedpy":
+        args += worker_flags(extra)
     cluster._volumes.append(
         _spawn(impl, f"volume{index}", [*args, *extra], cluster.directory, config_dir)
     )

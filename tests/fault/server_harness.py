@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.servers import call, count_data_nodes, free_port, get_json, put
+from tests.servers import call, count_data_nodes, free_port, get_json, put, worker_flags
 
 STOP_GRACE = 5.0
 
@@ -238,7 +238,10 @@ class Fleet:
         return node
 
     def add_volume(self, *extra: str, start: bool = True, rack: str = "rack1") -> Node:
+        """A volume server; `-workers=N` from `WEEDPY_TEST_WORKERS` unless `extra` names
+        it (tests/servers.py `worker_flags`)."""
         assert self.master is not None
+        extra = (*worker_flags(extra), *extra)
         index = len(self.volumes)
         port = free_port(self.rng)
         vdir = self.root / f"volume{index}"
