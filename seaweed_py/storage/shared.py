@@ -13,10 +13,10 @@ File `<first -dir>/weedpy.workers`, memory-mapped by every worker (little-endian
 
 | words | what |
 |---|---|
-| 0 | magic `WPYWORK1` |
+| 0 | magic `WPYWORK2` |
 | 1 | epoch: bumped whenever the set of volumes or their read-only marks change |
 | 8 + 8*i .. | journal of directory `i` (at most `MAX_LOCATIONS`): pos, synced, filled, checkpoint, seq, failed (errno of a failed sync, 0) |
-| 520 + 16*s .. | volume slot `s` (`MAX_VOLUMES`): vid + 1 (0 = free), flags, `.dat` end, `.idx` end, last AppendAtNs, files (bumped by each vacuum commit), then the vacuum's compaction: stage, pid of the worker running it, and what a commit needs (storage/volume_vacuum.py), then the count of the slot's claims, the last change (seconds) |
+| 520 + 32*s .. | volume slot `s` (`MAX_VOLUMES`): vid + 1 (0 = free), flags, `.dat` end, `.idx` end, last AppendAtNs, files (bumped by each vacuum commit), then the vacuum's compaction: stage, pid of the worker running it, and what a commit needs (storage/volume_vacuum.py), then the count of the slot's claims, the last change (seconds), the stamp log's end (storage/stamps.py), the pid of the worker holding the volume's lock (0: none); the rest zero |
 
 Locks are POSIX record locks (`fcntl.lockf`) on single bytes of that file, one byte per volume
 slot, journal and checkpoint: they belong to the process (a `threading.Lock` beside each keeps
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
+    "ATS_END",
     "CP_CPD_END",
     "CP_CPX_END",
     "CP_IDX_START",
@@ -47,6 +48,7 @@ __all__ = [
     "DELETED",
     "FAILED",
     "FILES",
+    "HOLDER",
     "INCARNATION",
     "MAX_LOCATIONS",
     "MAX_VOLUMES",
@@ -62,11 +64,11 @@ __all__ = [
 SHARE_FILE: Final = "weedpy.workers"
 MAX_LOCATIONS: Final = 64
 MAX_VOLUMES: Final = 8192
-_MAGIC: Final = int.from_bytes(b"WPYWORK1", "little")
+_MAGIC: Final = int.from_bytes(b"WPYWORK2", "little")
 _JOURNAL_BASE: Final = 8
 _JOURNAL_WORDS: Final = 8
 _VOLUME_BASE: Final = _JOURNAL_BASE + MAX_LOCATIONS * _JOURNAL_WORDS
-_VOLUME_WORDS: Final = 16
+_VOLUME_WORDS: Final = 32
 _SIZE: Final = (_VOLUME_BASE + MAX_VOLUMES * _VOLUME_WORDS) * 8
 # Lock bytes (past the end of the data: record locks need no bytes behind them).
 _TABLE_LOCK: Final = 1 << 30
@@ -83,6 +85,11 @@ STAGE, STAGE_PID, CP_REVISION, CP_IDX_START, CP_SIZE_BEFORE, CP_CPD_END, CP_CPX_
 # go of it (deleted and created again, mounted again, or the slot reused by another volume).
 INCARNATION: Final = 13
 MODIFIED: Final = 14  # the volume's last change, Unix seconds (any worker's)
+ATS_END: Final = 15  # where the stamp log ends (storage/stamps.py)
+# The pid of the worker holding the volume's lock, set when it takes it and cleared when it lets
+# go: found set by the next taker, its holder died with it (and what it wrote past the
+# published ends was never published).
+HOLDER: Final = 16
 # Flags
 DELETED: Final = 1
 READ_ONLY: Final = 2

@@ -792,6 +792,12 @@ class Store:
             os.close(fd)  # releases the flock
         self._locks.clear()
 
+    def recover_from(self, pid: int) -> list[int]:
+        """Worker `pid` died: take once the lock of each volume it held, so that what it left
+        past the published ends is cut now (`Volume.recover_from`), not at the next
+        append; the ids of those volumes."""
+        return [v.id for v in list(self._current().values()) if v.recover_from(pid)]
+
     def missing_volumes(self) -> list[int]:
         """Volumes whose `.dat` or `.idx` was deleted from disk while open (scenario 12)."""
         return [v.id for v in list(self._volumes.values()) if v.files_missing()]

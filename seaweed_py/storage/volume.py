@@ -67,10 +67,12 @@ from seaweed_py.storage.needle_map import (
     TailingMap,
 )
 from seaweed_py.storage.shared import (
+    ATS_END,
     DAT_END,
     DELETED,
     FILES,
     FLAGS,
+    HOLDER,
     IDX_END,
     INCARNATION,
     LAST_NS,
@@ -179,6 +181,7 @@ class Volume:
         self._idx_seen = 0  # .idx bytes the needle map has taken in (shared mode)
         self._files_seen = 0  # the share's count of vacuum commits this process follows
         self._incarnation = 0  # the claim of the share's slot this object belongs to
+        self._pid = 0  # this process's, marking the share's slot while it holds the lock
         self._closing = False
         self._tail_lock = threading.Lock()
         self._dat = -1
@@ -464,6 +467,8 @@ class Volume:
             raise RuntimeError("already shared")
         with thread_lock:
             self._share, self._slot = share, slot
+            self._pid = os.getpid()
+            self._stamps.share(self._stamps_end)
             if claim:
                 self._flush_idx()
                 self._publish()
@@ -490,6 +495,9 @@ class Volume:
             if w[b + FILES] != self._files_seen:
                 _vacuum.follow_commit(self)  # another worker committed a vacuum: new files
         self._refresh_marks()
+        # Set: the lock's last holder died holding it (storage/shared.py `HOLDER`).
+        self._stamps.adopt(int(w[b + ATS_END]), cut=bool(w[b + HOLDER]))
+        w[b + HOLDER] = self._pid
         self._end = w[b + DAT_END]
         if not self._idx_batch:  # else: a failed flush left entries only this process has
             self._idx_end = w[b + IDX_END]
@@ -507,7 +515,25 @@ class Volume:
         w[b + IDX_END] = self._idx_end - len(self._idx_batch)
         w[b + LAST_NS] = self._last_append_ns
         w[b + MODIFIED] = max(w[b + MODIFIED], self.modified_at_second)
+        w[b + ATS_END] = self._stamps.end
+        w[b + HOLDER] = 0
         self._idx_seen = max(self._idx_seen, self._idx_end)
+
+    def _stamps_end(self) -> int:
+        """Where the stamp log ends, as the last holder of the lock published it."""
+        assert self._share is not None
+        return int(self._share.words[self._slot + ATS_END])
+
+    def recover_from(self, pid: int) -> bool:
+        """Worker `pid` died: if it held this volume's lock, take the lock once (taking it
+        after a dead holder cuts what that one left past the published ends:
+        `_take_shared`). Whether it held it."""
+        share = self._share
+        if share is None or pid == 0 or share.words[self._slot + HOLDER] != pid:
+            return False
+        with self._lock:
+            pass
+        return True
 
     def replaced_elsewhere(self) -> bool:
         """Whether another worker deleted this volume or put another in its place since this

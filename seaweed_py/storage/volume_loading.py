@@ -63,7 +63,15 @@ from seaweed_py.storage.needle_map import (
     replay_index,
 )
 from seaweed_py.storage.scan import read_superblock, scan_records
-from seaweed_py.storage.shared import DAT_END, DELETED, FLAGS, IDX_END, LAST_NS, WorkerShare
+from seaweed_py.storage.shared import (
+    ATS_END,
+    DAT_END,
+    DELETED,
+    FLAGS,
+    IDX_END,
+    LAST_NS,
+    WorkerShare,
+)
 from seaweed_py.storage.stamps import STAMP_SUFFIX, StampLog
 from seaweed_py.storage.volume_write import IDX_BATCH_BYTES, FsyncMode
 
@@ -244,6 +252,8 @@ def attach_volume(
         return v
     try:
         attach_files(v, share, slot)
+        v._stamps = StampLog(v.path(STAMP_SUFFIX), v.id, writable=v._writable_files)
+        v._stamps.load(limit=int(share.words[slot + ATS_END]))
         v.share(share, claim=False)
     except BaseException:
         v._close_fds()

@@ -34,6 +34,7 @@ from seaweed_py.formats.replica_digest import NeedleState, buckets_of, digests, 
 from seaweed_py.storage import volume_write as _write
 from seaweed_py.storage.integrity import CorruptRecord
 from seaweed_py.storage.needle_map import IndexHit, LiveArrays
+from seaweed_py.storage.shared import IDX_END
 
 if TYPE_CHECKING:
     from seaweed_py.storage.volume import Volume
@@ -258,6 +259,7 @@ def read_for_copy(self: Volume, file: str, offset: int, size: int, revision: int
     """`size` bytes at `offset` of the volume's `.dat`, `.idx` or stamp log, as a copy reads
     them; a vacuum since the snapshot (another compaction revision) is a `Conflict`, as is a
     range past what is written. Blocks: off the event loop."""
+    self._catch_up()  # (another worker's vacuum commit followed first: its revision counts)
     if revision != self.compact_revision:
         raise Conflict(
             f"volume was compacted (revision {self.compact_revision}, copy began at {revision})",
@@ -265,10 +267,13 @@ def read_for_copy(self: Volume, file: str, offset: int, size: int, revision: int
         )
     if file == "ats":
         return self._stamps.read_at(offset, size)
+    share = self._share  # another worker may have appended since this one last held the lock
     if file == "dat":
-        fd, end = self._dat, self._end
+        fd, end = self._dat, self.size
     else:  # what is on disk: batched entries are not
         fd, end = self._idx, self._idx_end - len(self._idx_batch)
+        if share is not None:
+            end = max(end, int(share.words[self._slot + IDX_END]))
     if file not in ("dat", "idx") or fd < 0:
         raise NotFound(f"no {file} file to copy", volume_id=self.id)
     if offset + size > end:

@@ -249,6 +249,7 @@ class VolumeServer:
             )
         if self.workers is not None:
             public = self.public_http.port if self.public_http is not None else 0
+            self.workers.on_exit = self._worker_exited
             await self.workers.start(self.port, public)
         await self.link.start(heartbeat=not options.worker)
         if not options.worker:  # the leader alone scrubs and compares with the replicas
@@ -319,6 +320,17 @@ class VolumeServer:
         await self._peer_http.close()
         self._sync_journals_inline()
         await asyncio.to_thread(self.store.close)
+
+    async def _worker_exited(self, pid: int) -> None:
+        """A worker died: what it left unpublished in the volumes whose lock it held is cut
+        now (storage/store.py `recover_from`), not at their next append."""
+        try:
+            held = await asyncio.to_thread(self.store.recover_from, pid)
+        except Exception:  # the leader keeps watching its workers whatever happened here
+            log.exception("recovering the volumes of worker %d failed", pid)
+            return
+        if held:
+            log.warning("worker %d died holding volume(s) %s: recovered", pid, held)
 
     def _sync_journals_in_background(self) -> None:
         """Each journal's rounds sync in the kernel while the loop serves the next writes

@@ -9,7 +9,8 @@ workers; every worker serves reads, writes, deletes and admin calls for every vo
 leader heartbeats: the master sees one data node.
 
 The leader checks its workers every `_WATCH_SECONDS` and starts a new one in place of any
-that exited; a worker dies with its leader (`PR_SET_PDEATHSIG`), so a kill -9 of the leader is
+that exited (and calls `on_exit` with the dead one's pid: the volume server takes once the
+lock of each volume it held, storage/store.py `recover_from`); a worker dies with its leader (`PR_SET_PDEATHSIG`), so a kill -9 of the leader is
 a kill -9 of the whole server (the journal keeps every acknowledged write). A graceful stop
 stops the workers first (each drains its connections and closes its volumes), then the leader.
 """
@@ -24,7 +25,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -82,6 +83,8 @@ class Workers:
         self._watch: asyncio.Task[None] | None = None
         self._port = self._public_port = 0
         self.restarts = 0
+        self.on_exit: Callable[[int], Awaitable[None]] | None = None
+        """Called with the pid of each worker that exited (after its replacement started)."""
 
     @property
     def pids(self) -> dict[int, int]:
@@ -115,6 +118,8 @@ class Workers:
                     )
                     self.restarts += 1
                     self._spawn(index)
+                    if self.on_exit is not None:
+                        await self.on_exit(proc.pid)
 
     async def stop(self) -> None:
         """Stop every worker gracefully (SIGTERM, then SIGKILL after `_STOP_SECONDS`)."""
