@@ -68,7 +68,7 @@ from seaweed_py.storage.journal import (
     JournalEntry,
     read_entries,
 )
-from seaweed_py.storage.shared import WorkerShare
+from seaweed_py.storage.shared import DELETED, FLAGS, WorkerShare
 from seaweed_py.storage.volume import (
     DEFAULT_SIZE_LIMIT,
     DISK_FULL,
@@ -313,8 +313,11 @@ class Store:
                     v._refresh_marks()
             for i, loc in enumerate(self.locations):
                 for collection, vid in _volume_names(loc.path):
-                    if vid in self._volumes or share.volume_slot(vid, claim=False) is None:
+                    if vid in self._volumes:
                         continue
+                    slot = share.volume_slot(vid, claim=False)
+                    if slot is None or share.words[slot + FLAGS] & DELETED:
+                        continue  # a copy under way (or left by a dead worker), or deleted
                     try:
                         self._volumes[vid] = Volume.attach(
                             loc.path,
@@ -452,6 +455,7 @@ class Store:
 
     def delete_volume(self, volume_id: int, *, only_empty: bool = False) -> None:
         """Close the volume and delete its files."""
+        self._current()  # (one another worker copied in is deleted here too)
         with self._lock:
             v = self._volumes.get(volume_id)
             if v is None:
@@ -468,6 +472,7 @@ class Store:
         """Delete every volume of `collection`; returns their ids. If a file of one resolves
         outside its directory, none is deleted (`PathEscapesDirectory`)."""
         collection = parse_collection(collection)
+        self._current()
         with self._lock:
             doomed = [v for v in self._volumes.values() if v.collection == collection]
             for v in doomed:
@@ -489,6 +494,7 @@ class Store:
         (and `DISK_FULL_MARGIN` more). A volume this server holds is a `Conflict`, unless its
         files were deleted under it (scenario 12): that one is dropped and copied afresh."""
         collection = parse_collection(collection)
+        self._current()  # a volume another worker holds is a conflict here too
         with self._lock:
             old = self._volumes.get(volume_id)
             if old is not None and not old.files_missing():
@@ -500,6 +506,8 @@ class Store:
                 del self._volumes[volume_id]
                 del self._where[volume_id]
                 old.destroy()  # what is left of its files
+                if self._share is not None:
+                    self._share.bump()  # the other workers let go of it too
             candidates = [
                 i for i in range(len(self.locations)) if self._count(i) < self._capacity(i)
             ]
@@ -527,12 +535,17 @@ class Store:
         i, _ = self._copies[copy.volume_id]
         try:
             v = self._open(copy.directory, copy.volume_id, copy.collection)
-        finally:
+            if self._share is not None:
+                v.share(self._share, claim=True)
+        except BaseException:
             with self._lock:
                 self._copies.pop(copy.volume_id, None)
+            raise
         with self._lock:
+            self._copies.pop(copy.volume_id, None)
             self._volumes[v.id] = v
             self._where[v.id] = i
+        self._changed()  # every worker serves it from now on
         return v
 
     def forget_copy(self, copy: IncomingCopy) -> None:

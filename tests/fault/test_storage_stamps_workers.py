@@ -1,7 +1,7 @@
-"""The stamp log of a volume several workers serve (storage/stamps.py "Several workers";
-storage/shared.py), step by step in one process: the leader's store and another worker's over
-one directory, used one after the other, so every hand-over is deterministic. The real
-processes are tests/fault/test_server_workers_replicas.py.
+"""The stamp log and volume copies of a volume server several workers serve (storage/stamps.py
+"Several workers"; storage/shared.py; Store.finish_copy), step by step in one process: the
+leader's store and another worker's over one directory, used one after the other, so every
+hand-over is deterministic. The real processes are tests/fault/test_server_workers_replicas.py.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from seaweed_py.errors import NeedleNotFound
 from seaweed_py.formats.needle import Needle
 from seaweed_py.formats.stamp_log import STAMP_ENTRY_SIZE, StampKind, decode_stamps, encode_stamp
 from seaweed_py.storage.shared import ATS_END, HOLDER
 from seaweed_py.storage.store import Store
-from seaweed_py.storage.volume import Volume
+from seaweed_py.storage.volume import FsyncMode, Volume
 from tests.fault.storage_workload import COOKIE, journaled_store, leader_and_worker
 
 VID = 5
@@ -151,3 +152,52 @@ def test_a_torn_entry_without_a_dead_holder_is_overwritten_by_the_next_append(
         f.write(b"\xff" * 20)
     put(worker, 3, origin=now - 2 * SECOND)
     assert [k for k, *_ in entries(v)] == [2, 3]
+
+
+def test_a_volume_copied_in_through_one_worker_is_served_by_the_other(
+    pair: tuple[Store, Store], tmp_path: Path
+) -> None:
+    """Store.finish_copy shares the copy and tells the others: the other worker serves it,
+    with its stamps, and writes to it through either worker land in one log; its deletion
+    through the other worker is seen by the first."""
+    leader, worker = pair
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    src = Volume.create(src_dir, 12, fsync_mode=FsyncMode.NONE)
+    try:
+        for key in range(1, 30):
+            src.write(Needle.build(COOKIE, key, b"x%d" % key), origin_ns=1000 + key)
+        src.write(Needle.build(COOKIE, 40, b"late"), origin_ns=10)  # an ORIGIN entry
+        src.delete(5, COOKIE)
+        snap = src.copy_snapshot()
+        assert snap.stamps_size >= 2 * STAMP_ENTRY_SIZE
+        incoming = worker.begin_copy(12, "", snap.dat_size, "src:8080")
+        for file, size in (
+            ("dat", snap.dat_size),
+            ("idx", snap.idx_size),
+            ("ats", snap.stamps_size),
+        ):
+            incoming.write(file, 0, src.read_for_copy(file, 0, size, snap.compact_revision))
+        incoming.commit(snap.vif)
+        for store in (leader, worker):
+            copied = volume(store, 12)
+            assert copied.states() == src.states()
+            assert copied.read(7, COOKIE).data == b"x7"
+            with pytest.raises(NeedleNotFound):
+                copied.read(5, COOKIE)
+        first = volume(leader, 12).write(Needle.build(COOKIE, 50, b"after"))
+        now = first.stamp
+        second = volume(worker, 12).write(
+            Needle.build(COOKIE, 51, b"older"), origin_ns=now - SECOND
+        )
+        for done in (first, second):
+            done.durable.result(timeout=10)
+        for store in (leader, worker):
+            states = volume(store, 12).states()
+            assert states[51].stamp == now - SECOND
+            assert states[40].stamp == 10
+        leader.delete_volume(12)
+        assert worker.get(12) is None
+        assert not list(leader.locations[0].path.glob("12.*"))
+    finally:
+        src.close()
