@@ -6,6 +6,8 @@
   corrupt until an overwrite or delete repairs the key; this list is what logs, the volume
   server's metrics and its callers report. The first sighting of a record is logged at ERROR
   (volume, key, offset, reason); repeats are not, so a hot corrupt blob cannot flood the log.
+  With several workers (storage/shared.py) a sighting also goes to the share's table: it is
+  logged by the first worker to find it, and every worker lists what any of them found.
 * `VerifiedMemo`: the large needles whose whole data passed its CRC, so a read streamed from
   disk need not read the data twice on every request (`Volume.verify`).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -54,15 +57,32 @@ class CorruptNeedles:
         self._found: dict[int, CorruptRecord] = {}
         self._lock = threading.Lock()
         self.seen = 0  # distinct records found, including those past the limit
+        self._publish: Callable[[CorruptRecord], bool] | None = None
+        self._shared: Callable[[], list[CorruptRecord]] | None = None
+
+    def share(
+        self,
+        publish: Callable[[CorruptRecord], bool],
+        shared: Callable[[], list[CorruptRecord]],
+    ) -> None:
+        """Several workers serve the volume: `publish` adds a sighting to their table (False:
+        another worker had, and logged it), `shared` lists the table's (module docstring)."""
+        self._publish, self._shared = publish, shared
+        with self._lock:
+            found = list(self._found.values())
+        for record in found:  # (found before: on open, logged then)
+            publish(record)
 
     def note(self, record: CorruptRecord) -> None:
-        """Remember `record`; log it the first time it is seen."""
+        """Remember `record`; log it the first time it is seen (by any worker)."""
         with self._lock:
             if record.offset in self._found:
                 return
             self.seen += 1
             if len(self._found) < self._limit:
                 self._found[record.offset] = record
+        if self._publish is not None and not self._publish(record):
+            return
         log.error(
             "volume %d: corrupt needle key=%x offset=%d size=%d kept (answered as corrupt "
             "until repaired): %s",
@@ -74,9 +94,14 @@ class CorruptNeedles:
         )
 
     def records(self) -> list[CorruptRecord]:
-        """Every remembered record, by offset."""
+        """Every remembered record (and with several workers, what the others found), by
+        offset."""
         with self._lock:
-            return sorted(self._found.values(), key=lambda r: r.offset)
+            found = dict(self._found)
+        if self._shared is not None:
+            for r in self._shared():
+                found.setdefault(r.offset, r)
+        return sorted(found.values(), key=lambda r: r.offset)
 
 
 class VerifiedMemo:

@@ -15,8 +15,11 @@ File `<first -dir>/weedpy.workers`, memory-mapped by every worker (little-endian
 |---|---|
 | 0 | magic `WPYWORK2` |
 | 1 | epoch: bumped whenever the set of volumes or their read-only marks change |
+| 2 | entries used in the corrupt needle table |
 | 8 + 8*i .. | journal of directory `i` (at most `MAX_LOCATIONS`): pos, synced, filled, checkpoint, seq, failed (errno of a failed sync, 0) |
 | 520 + 32*s .. | volume slot `s` (`MAX_VOLUMES`): vid + 1 (0 = free), flags, `.dat` end, `.idx` end, last AppendAtNs, files (bumped by each vacuum commit), then the vacuum's compaction: stage, pid of the worker running it, and what a commit needs (storage/volume_vacuum.py), then the count of the slot's claims, the last change (seconds), the stamp log's end (storage/stamps.py), the pid of the worker holding the volume's lock (0: none); the rest zero |
+| 262664 + 16*w .. | worker `w`'s counters (`MAX_WORKERS`, `COUNTERS` each): each worker adds to its own row only, readers sum the rows (volume/stats.py) |
+| 263688 + 12*e .. | corrupt needle `e` (`CORRUPT_ENTRIES`): vid + 1, the slot's claim count, compaction revision, offset, key, body size, reason length, reason (UTF-8, `_REASON_BYTES`): what one worker found, listed by every worker |
 
 Locks are POSIX record locks (`fcntl.lockf`) on single bytes of that file, one byte per volume
 slot, journal and checkpoint: they belong to the process (a `threading.Lock` beside each keeps
@@ -38,8 +41,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from seaweed_py.storage.integrity import CorruptRecord
+
 __all__ = [
     "ATS_END",
+    "CORRUPT_ENTRIES",
+    "COUNTERS",
     "CP_CPD_END",
     "CP_CPX_END",
     "CP_IDX_START",
@@ -52,6 +59,7 @@ __all__ = [
     "INCARNATION",
     "MAX_LOCATIONS",
     "MAX_VOLUMES",
+    "MAX_WORKERS",
     "MODIFIED",
     "READ_ONLY",
     "SHARE_FILE",
@@ -64,12 +72,21 @@ __all__ = [
 SHARE_FILE: Final = "weedpy.workers"
 MAX_LOCATIONS: Final = 64
 MAX_VOLUMES: Final = 8192
+MAX_WORKERS: Final = 64
+COUNTERS: Final = 16
+CORRUPT_ENTRIES: Final = 1024
 _MAGIC: Final = int.from_bytes(b"WPYWORK2", "little")
 _JOURNAL_BASE: Final = 8
 _JOURNAL_WORDS: Final = 8
 _VOLUME_BASE: Final = _JOURNAL_BASE + MAX_LOCATIONS * _JOURNAL_WORDS
 _VOLUME_WORDS: Final = 32
-_SIZE: Final = (_VOLUME_BASE + MAX_VOLUMES * _VOLUME_WORDS) * 8
+_COUNTER_BASE: Final = _VOLUME_BASE + MAX_VOLUMES * _VOLUME_WORDS
+_CORRUPT_BASE: Final = _COUNTER_BASE + MAX_WORKERS * COUNTERS
+_CORRUPT_WORDS: Final = 12
+_REASON_BYTES: Final = (_CORRUPT_WORDS - 7) * 8
+_SIZE: Final = (_CORRUPT_BASE + CORRUPT_ENTRIES * _CORRUPT_WORDS) * 8
+assert (_COUNTER_BASE, _CORRUPT_BASE) == (262664, 263688)  # as the docstring's table says
+_CORRUPT_USED: Final = 2
 # Lock bytes (past the end of the data: record locks need no bytes behind them).
 _TABLE_LOCK: Final = 1 << 30
 _JOURNAL_LOCK: Final = _TABLE_LOCK + 1
@@ -173,6 +190,58 @@ class WorkerShare:
 
     def volume_lock(self, slot_base: int) -> int:
         return _VOLUME_LOCK + (slot_base - _VOLUME_BASE) // _VOLUME_WORDS
+
+    # ------------------------------------------------------------------ counters
+
+    def counters(self, worker: int) -> memoryview:
+        """Worker `worker`'s row of counters (it alone adds to it)."""
+        if not 0 <= worker < MAX_WORKERS:
+            raise ValueError(f"at most {MAX_WORKERS} workers")
+        base = _COUNTER_BASE + worker * COUNTERS
+        return self.words[base : base + COUNTERS]
+
+    def counter_total(self, index: int) -> int:
+        """Counter `index` summed over every worker's row."""
+        return sum(self.words[_COUNTER_BASE + index : _CORRUPT_BASE : COUNTERS])
+
+    # ------------------------------------------------------------------ corrupt needles
+
+    def note_corrupt(self, slot_base: int, revision: int, found: CorruptRecord) -> bool:
+        """Add a corrupt needle of the volume at `slot_base` (its record of compaction
+        `revision`) to the table; False if another worker had (it logged it then). A full
+        table takes no more (each finder then logs its own)."""
+        vid, claim = self.words[slot_base + VID], self.words[slot_base + INCARNATION]
+        reason = found.reason.encode("utf-8", "replace")[:_REASON_BYTES]
+        with self.locked(_TABLE_LOCK, self._table):
+            used = self.words[_CORRUPT_USED]
+            for e in range(used):
+                b = _CORRUPT_BASE + e * _CORRUPT_WORDS
+                if tuple(self.words[b : b + 4]) == (vid, claim, revision, found.offset):
+                    return False
+            if used >= CORRUPT_ENTRIES:
+                return True
+            b = _CORRUPT_BASE + used * _CORRUPT_WORDS
+            head = (vid, claim, revision, found.offset, found.key, found.size, len(reason))
+            for i, value in enumerate(head):
+                self.words[b + i] = value
+            self._mm[(b + 7) * 8 : (b + 7) * 8 + len(reason)] = reason
+            self.words[_CORRUPT_USED] = used + 1
+        return True
+
+    def corrupt_of(self, slot_base: int, revision: int) -> list[CorruptRecord]:
+        """The table's corrupt needles of the volume at `slot_base` (this claim of it, records
+        of compaction `revision`)."""
+        vid, claim = self.words[slot_base + VID], self.words[slot_base + INCARNATION]
+        found = []
+        for e in range(min(self.words[_CORRUPT_USED], CORRUPT_ENTRIES)):
+            b = _CORRUPT_BASE + e * _CORRUPT_WORDS
+            if tuple(self.words[b : b + 3]) != (vid, claim, revision):
+                continue
+            offset, key, size, length = self.words[b + 3 : b + 7].tolist()
+            start = (b + 7) * 8
+            reason = bytes(self._mm[start : start + min(length, _REASON_BYTES)])
+            found.append(CorruptRecord(key, offset, size, reason.decode("utf-8", "replace")))
+        return found
 
     # ------------------------------------------------------------------ locks
 

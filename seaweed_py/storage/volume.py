@@ -480,6 +480,7 @@ class Volume:
             self._lock = SharedLock(
                 share, share.volume_lock(slot), thread_lock, self._take_shared, self._publish
             )
+            self._share_corrupt()
             if not isinstance(self._map, TailingMap):
                 self._map = TailingMap(self._map, self._catch_up)
 
@@ -518,6 +519,16 @@ class Volume:
         w[b + ATS_END] = self._stamps.end
         w[b + HOLDER] = 0
         self._idx_seen = max(self._idx_seen, self._idx_end)
+
+    def _share_corrupt(self) -> None:
+        """Corrupt needles found by any worker are listed (and logged once) by every worker,
+        those of the files of this compaction revision (storage/integrity.py)."""
+        share, slot, revision = self._share, self._slot, self.compact_revision
+        assert share is not None
+        self._corrupt.share(
+            lambda record: share.note_corrupt(slot, revision, record),
+            lambda: share.corrupt_of(slot, revision),
+        )
 
     def _stamps_end(self) -> int:
         """Where the stamp log ends, as the last holder of the lock published it."""

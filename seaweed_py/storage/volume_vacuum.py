@@ -725,6 +725,7 @@ def swap_in(self: Volume, fresh: Volume) -> None:
         if self._share is not None:
             self._map = TailingMap(self._map, self._catch_up)
             self._idx_seen = self._idx_end
+            self._share_corrupt()
         self._generation += 1
     finally:
         self._swapping = False

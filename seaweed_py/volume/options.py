@@ -14,6 +14,7 @@ from seaweed_py.config.flags import Duration, FlagSet, UsageError
 from seaweed_py.httpkit.allow_list import white_list_entries
 from seaweed_py.security.settings import SecuritySettings
 from seaweed_py.storage.backend.settings import S3Settings
+from seaweed_py.storage.shared import MAX_WORKERS
 from seaweed_py.volume.scrubber import DEFAULT_SCRUB_PASS_SECONDS
 
 __all__ = ["ReadMode", "VolumeOptions", "add_volume_flags", "detect_ip", "volume_options"]
@@ -24,7 +25,7 @@ _INDEX_KINDS = ("memory", "mmap")
 _FSYNC_MODES = ("none", "group", "always")
 _MIB = 1024 * 1024
 _TIER_CACHE_MB = 256
-_MAX_WORKERS = 64
+_MAX_WORKERS = MAX_WORKERS  # each has its row of counters in the share
 _MAX_REPLICATION_TIMEOUT = 3600
 # Buffered bodies (up to 1 MiB each) are the only ones held whole; this bounds them (and the
 # number of streamed ones) while staying far above any small-write load. docs/compat.md.

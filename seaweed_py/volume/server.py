@@ -230,10 +230,13 @@ class VolumeServer:
         if options.worker:  # started by the leader: follow the store it loaded and shares
             share = WorkerShare(options.dirs[0], create=False)
             await asyncio.to_thread(self.store.attach, share)
+            self.stats.share(share, options.worker)
         else:
             await asyncio.to_thread(self.store.load)
             if options.workers > 1:
-                self.store.share_workers(WorkerShare(options.dirs[0], create=True))
+                share = WorkerShare(options.dirs[0], create=True)
+                self.store.share_workers(share)
+                self.stats.share(share, 0)
         self._sync_journals_in_background()
         await self.replicator.start()
         await self._peer_http.start()

@@ -5,6 +5,11 @@ loop owns them) and the blob route reports each answer to `observe_blob`; a cust
 turns the counts, the store's state and the disks' space into metric families only when
 `/metrics` is scraped. Each server has its own `CollectorRegistry` (with the process and
 Python runtime collectors of prometheus-client), so several servers can live in one process.
+
+With several workers (`-workers=N`) a scrape reaches one of them. The healing counters
+(`HEALING`: anti-entropy, scrubber, repairs and copies, which run in the leader or in whichever
+worker was asked) count in the workers' share, one row per worker, and every worker reports
+their sum (`share`); the other counters are the answering worker's own.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ from prometheus_client.core import (
 
 from seaweed_py.httpkit.metrics import RecentRates, RequestMetrics
 from seaweed_py.httpkit.request import Request
+from seaweed_py.storage.shared import COUNTERS, WorkerShare
 from seaweed_py.storage.store import Store
 from seaweed_py.storage.volume_vacuum import CommitResult, CompactResult
 from seaweed_py.volume.disks import DiskUsage, disk_usages
 
 __all__ = [
     "FULL_FRACTION",
+    "HEALING",
     "OPERATIONS",
     "Stats",
     "VacuumStats",
@@ -47,6 +54,36 @@ OPERATIONS = ("read", "write", "delete", "replicate", "admin")
 """What the request metrics are labelled with: blob reads (GET/HEAD), writes (POST/PUT) and
 deletes from clients, `type=replicate` writes and deletes from other volume servers, and the
 master's `/admin/...` calls."""
+
+
+HEALING = (
+    "replica_checks",  # digest comparisons with a peer
+    "replica_repairs",  # needles and deletes pulled from a peer
+    "scrubbed_needles",
+    "scrubbed_bytes",
+    "scrub_passes",  # complete passes over every volume
+    "scrub_corrupt",  # rotted needles the scrubber found
+    "needle_repairs",  # rotted needles replaced by a replica's sound copy
+    "read_repairs",  # reads of a rotted needle answered with a replica's bytes
+    "copies_received",  # volumes copied here from another server
+    "copy_bytes",  # bytes of volume files copied here
+)
+"""The counters of volume/anti_entropy.py, scrubber.py, repair.py and copy.py, summed over the
+workers (module docstring)."""
+assert len(HEALING) <= COUNTERS
+
+
+class _Healing:
+    """A healing counter: this worker's own count (`+=` adds to it; `Stats.total` sums)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._index = HEALING.index(name)
+
+    def __get__(self, stats: Stats, owner: type | None = None) -> int:
+        return int(stats._healing[self._index])
+
+    def __set__(self, stats: Stats, value: int) -> None:
+        stats._healing[self._index] = value
 
 
 class VacuumStats:
@@ -144,17 +181,8 @@ class Stats:
         self.verify_reads = 0  # large needles whose data was read to check its CRC
         self.verify_memo_hits = 0  # large needles a remembered verification vouched for
         self.vacuum = VacuumStats()
-        # Healing (volume/anti_entropy.py, scrubber.py, repair.py, copy.py):
-        self.replica_checks = 0  # digest comparisons with a peer
-        self.replica_repairs = 0  # needles and deletes pulled from a peer
-        self.scrubbed_needles = 0
-        self.scrubbed_bytes = 0
-        self.scrub_passes = 0  # complete passes over every volume
-        self.scrub_corrupt = 0  # rotted needles the scrubber found
-        self.needle_repairs = 0  # rotted needles replaced by a replica's sound copy
-        self.read_repairs = 0  # reads of a rotted needle answered with a replica's bytes
-        self.copies_received = 0  # volumes copied here from another server
-        self.copy_bytes = 0  # bytes of volume files copied here
+        self._healing: list[int] | memoryview = [0] * COUNTERS
+        self._share: WorkerShare | None = None
         self._clock = clock
         self.started = clock()
         self.version = version
@@ -175,6 +203,31 @@ class Stats:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+
+    replica_checks = _Healing()
+    replica_repairs = _Healing()
+    scrubbed_needles = _Healing()
+    scrubbed_bytes = _Healing()
+    scrub_passes = _Healing()
+    scrub_corrupt = _Healing()
+    needle_repairs = _Healing()
+    read_repairs = _Healing()
+    copies_received = _Healing()
+    copy_bytes = _Healing()
+
+    def share(self, share: WorkerShare, worker: int) -> None:
+        """Count healing in the share's row of worker `worker` (module docstring); what was
+        counted before goes there too (a restarted worker's row goes on from its last)."""
+        row = share.counters(worker)
+        for i, count in enumerate(self._healing):
+            row[i] += count
+        self._healing, self._share = row, share
+
+    def total(self, name: str) -> int:
+        """Healing counter `name`, summed over every worker."""
+        share = self._share
+        index = HEALING.index(name)
+        return int(self._healing[index]) if share is None else share.counter_total(index)
 
     def observe_blob(self, req: Request, status: int, seconds: float, sent: int) -> None:
         """The blob route's observer: the operation follows from the method and `type`."""
@@ -332,41 +385,49 @@ class _Collector:
             (
                 "weedpy_volume_replica_checks",
                 "Comparisons of a volume's digests with a peer's (anti-entropy).",
-                s.replica_checks,
+                s.total("replica_checks"),
             ),
             (
                 "weedpy_volume_replica_repairs",
                 "Needles and deletes pulled from a peer that held them newer.",
-                s.replica_repairs,
+                s.total("replica_repairs"),
             ),
-            ("weedpy_volume_scrubbed_needles", "Needles the scrubber checked.", s.scrubbed_needles),
-            ("weedpy_volume_scrubbed_bytes", "Bytes the scrubber read.", s.scrubbed_bytes),
+            (
+                "weedpy_volume_scrubbed_needles",
+                "Needles the scrubber checked.",
+                s.total("scrubbed_needles"),
+            ),
+            ("weedpy_volume_scrubbed_bytes", "Bytes the scrubber read.", s.total("scrubbed_bytes")),
             (
                 "weedpy_volume_scrub_passes",
                 "Complete scrubber passes over every volume.",
-                s.scrub_passes,
+                s.total("scrub_passes"),
             ),
             (
                 "weedpy_volume_scrub_corrupt",
                 "Corrupt needles the scrubber found (each counted once per pass).",
-                s.scrub_corrupt,
+                s.total("scrub_corrupt"),
             ),
             (
                 "weedpy_volume_needle_repairs",
                 "Corrupt needles replaced by a replica's sound copy.",
-                s.needle_repairs,
+                s.total("needle_repairs"),
             ),
             (
                 "weedpy_volume_read_repairs",
                 "Reads of a corrupt needle answered with a replica's bytes instead of a 500.",
-                s.read_repairs,
+                s.total("read_repairs"),
             ),
             (
                 "weedpy_volume_copies_received",
                 "Volumes copied here from another server (re-replication, moves).",
-                s.copies_received,
+                s.total("copies_received"),
             ),
-            ("weedpy_volume_copy_bytes", "Bytes of volume files copied here.", s.copy_bytes),
+            (
+                "weedpy_volume_copy_bytes",
+                "Bytes of volume files copied here.",
+                s.total("copy_bytes"),
+            ),
         ):
             yield CounterMetricFamily(name, help_text, value=count)
 

@@ -1,7 +1,8 @@
-"""The stamp log and volume copies of a volume server several workers serve (storage/stamps.py
-"Several workers"; storage/shared.py; Store.finish_copy), step by step in one process: the
-leader's store and another worker's over one directory, used one after the other, so every
-hand-over is deterministic. The real processes are tests/fault/test_server_workers_replicas.py.
+"""The stamp log, volume copies, corrupt needles and healing counters of a volume server several
+workers serve (storage/stamps.py "Several workers"; storage/shared.py; Store.finish_copy;
+storage/integrity.py; volume/stats.py), step by step in one process: the leader's store and
+another worker's over one directory, used one after the other, so every hand-over is
+deterministic. The real processes are tests/fault/test_server_workers_replicas.py.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from seaweed_py.errors import NeedleNotFound
+from seaweed_py.errors import CorruptNeedle, NeedleNotFound
 from seaweed_py.formats.needle import Needle
 from seaweed_py.formats.stamp_log import STAMP_ENTRY_SIZE, StampKind, decode_stamps, encode_stamp
-from seaweed_py.storage.shared import ATS_END, HOLDER
+from seaweed_py.storage.shared import ATS_END, HOLDER, MAX_WORKERS, WorkerShare
 from seaweed_py.storage.store import Store
 from seaweed_py.storage.volume import FsyncMode, Volume
 from tests.fault.storage_workload import COOKIE, journaled_store, leader_and_worker
@@ -201,3 +202,50 @@ def test_a_volume_copied_in_through_one_worker_is_served_by_the_other(
         assert not list(leader.locations[0].path.glob("12.*"))
     finally:
         src.close()
+
+
+def test_a_corrupt_needle_one_worker_found_is_listed_by_every_worker_and_logged_once(
+    pair: tuple[Store, Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker's read meets a rotted needle: the leader lists it too (its `/status` and
+    metrics), a read there does not log it again, and once repaired (overwritten) it is
+    listed nowhere."""
+    leader, worker = pair
+    put(leader, 1)
+    put(leader, 2)
+    v = volume(worker)
+    hit = v.lookup(2)
+    assert hit is not None
+    with open(v.path(".dat"), "r+b") as f:
+        f.seek(hit.offset + 20 + 8)  # inside the data
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(CorruptNeedle):
+        v.read(2, COOKIE)
+    for store in (leader, worker):
+        assert [(r.key, r.offset) for r in volume(store).corrupt_needles()] == [(2, hit.offset)]
+    with pytest.raises(CorruptNeedle):
+        volume(leader).read(2, COOKIE)
+    assert sum("corrupt needle key=2 " in r.getMessage() for r in caplog.records) == 1
+    put(leader, 2)  # the key's new record replaces the rotted one
+    for store in (leader, worker):
+        assert volume(store).corrupt_needles() == []
+
+
+def test_the_healing_counters_are_summed_over_the_workers(tmp_path: Path) -> None:
+    """Each worker adds to its own row of the share; any worker reports the sum, and a
+    worker started again in a row goes on from the count its predecessor left."""
+    directory = tmp_path / "d"
+    directory.mkdir()
+    leader = WorkerShare(directory, create=True)
+    first, second = leader.counters(0), WorkerShare(directory, create=False).counters(1)
+    first[3] += 5
+    second[3] += 7
+    second[0] += 1
+    assert (leader.counter_total(3), leader.counter_total(0)) == (12, 1)
+    again = WorkerShare(directory, create=False).counters(1)
+    again[3] += 1
+    assert leader.counter_total(3) == 13
+    with pytest.raises(ValueError):
+        leader.counters(MAX_WORKERS)
