@@ -385,6 +385,55 @@ class Oracle:
                 assert status == 404, f"deleted {fid} on {url}: {status} {body[:200]!r}"
 
 
+def ask_worker(
+    node: Node,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes, int]:
+    """A request to `node` over a fresh connection (so the kernel picks any of its workers):
+    (status, body, pid of the worker that answered), the pid found from the server's end of
+    the connection in /proc while it is still open."""
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10.0)
+    try:
+        conn.request(method, target, body=body or None, headers=headers or {})
+        assert conn.sock is not None
+        client_port = conn.sock.getsockname()[1]
+        resp = conn.getresponse()
+        pid = _serving_pid(node, client_port)  # (before the body: a close may follow it)
+        return resp.status, resp.read(), pid
+    finally:
+        conn.close()
+
+
+def _serving_pid(node: Node, client_port: int) -> int:
+    inode = ""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            local, remote = cols[1].rsplit(":", 1)[1], cols[2].rsplit(":", 1)[1]
+            if int(local, 16) == node.port and int(remote, 16) == client_port and cols[9] != "0":
+                inode = cols[9]
+    assert inode, f"no server end of the connection from port {client_port}"
+    for pid in node.pids():
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == f"socket:[{inode}]":
+                        return pid
+    raise AssertionError(f"no process of {node.url} holds socket {inode}")
+
+
+def multipart_file(data: bytes) -> tuple[bytes, dict[str, str]]:
+    """An upload body of `data` as one form file, and its headers."""
+    body = (
+        b'--xx\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--xx--\r\n"
+    )
+    return body, {"Content-Type": "multipart/form-data; boundary=xx"}
+
+
 def read_checked(url: str, fid: str, expected: bytes) -> int:
     """GET `fid`; a 200 must carry exactly `expected`. The status."""
     status, body = call("GET", f"{url}/{fid}")
@@ -397,9 +446,11 @@ __all__ = [
     "Fleet",
     "Node",
     "Oracle",
+    "ask_worker",
     "call",
     "fleet",
     "get_json",
+    "multipart_file",
     "put",
     "raw",
     "read_checked",

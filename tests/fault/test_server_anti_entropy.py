@@ -30,6 +30,7 @@ from tests.fault.server_harness import (
     call,
     fleet,
     frozen,
+    multipart_file,
     put,
     read_checked,
     wait_for,
@@ -70,12 +71,8 @@ def sync(url: str, vid: int, peer: str) -> dict[str, int]:
 def replicate(url: str, fid: str, data: bytes, stamp: int | None = None) -> int:
     """A replica copy sent to `url` alone (what a fan-out that reached only it leaves)."""
     query = "type=replicate" + (f"&appendAtNs={stamp}" if stamp else "")
-    status, body = call(
-        "POST",
-        f"{url}/{fid}?{query}",
-        body=_multipart(data),
-        headers={"Content-Type": "multipart/form-data; boundary=xx"},
-    )
+    form, headers = multipart_file(data)
+    status, body = call("POST", f"{url}/{fid}?{query}", body=form, headers=headers)
     assert status in (201, 204), (status, body)
     return status
 
@@ -83,13 +80,6 @@ def replicate(url: str, fid: str, data: bytes, stamp: int | None = None) -> int:
 def replicated_delete(url: str, fid: str, stamp: int | None = None) -> int:
     query = "type=replicate" + (f"&appendAtNs={stamp}" if stamp else "")
     return call("DELETE", f"{url}/{fid}?{query}")[0]
-
-
-def _multipart(data: bytes) -> bytes:
-    return (
-        b'--xx\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
-        b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--xx--\r\n"
-    )
 
 
 def test_38_divergence_both_ways_converges_newest_wins(tmp_path: Path) -> None:
