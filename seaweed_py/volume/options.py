@@ -236,9 +236,9 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
         fs.add(
             "workers",
             1,
-            "processes serving this volume server on one port, each serving every volume; "
-            "above 1, replica repairs (anti-entropy, scrub repairs, volume copies) are not "
-            "supported yet and -index=mmap is refused (weedpy addition, docs/compat.md)",
+            "processes serving this volume server on one port, each serving every volume "
+            "(the leader alone heartbeats, scrubs and runs the periodic replica check); "
+            "above 1, -index=mmap is refused (weedpy addition, docs/compat.md)",
         )
 
 
