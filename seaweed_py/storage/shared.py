@@ -256,7 +256,8 @@ class WorkerShare:
                 # worker holding a volume's lock while another of its threads holds the
                 # journal's looks like a cycle to it when a second worker waits for both.
                 # Every lock here is taken in one order (table, volume, checkpoint, journal),
-                # so no real cycle exists: wait a moment and ask again.
+                # but for the table's when a corrupt needle is noted, and whoever holds the
+                # table's waits for no other: no real cycle exists. Wait a moment, ask again.
                 if exc.errno != errno.EDEADLK:
                     raise
                 time.sleep(_DEADLOCK_RETRY)
