@@ -808,7 +808,11 @@ class Store:
     def recover_from(self, pid: int) -> list[int]:
         """Worker `pid` died: take once the lock of each volume it held, so that what it left
         past the published ends is cut now (`Volume.recover_from`), not at the next
-        append; the ids of those volumes."""
+        append, and delete the copies it left half-written (storage/volume_copy.py); the
+        ids of the volumes it held."""
+        with self._lock:
+            for loc in self.locations:
+                remove_partial_copies(loc.path, pid)
         return [v.id for v in list(self._current().values()) if v.recover_from(pid)]
 
     def missing_volumes(self) -> list[int]:

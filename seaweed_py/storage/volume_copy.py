@@ -6,7 +6,9 @@ pieces, while a `<base>.note` saying where they come from sits beside them. `com
 them, writes the source's `.vif`, syncs the directory and only then removes the note and opens
 the volume; `abort` deletes everything. A process that dies in between leaves the note, and the
 next start deletes that volume's files instead of loading them (`Store.load`), as the
-reference does with its `.note`: a copy is never half there.
+reference does with its `.note`: a copy is never half there. The note names the process too:
+with several workers, the leader deletes the copies of a worker that died as soon as it sees it
+gone (`Store.recover_from`), so that the volume can be copied there again before a restart.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 COPY_NOTE: Final = ".note"
 _FILES: Final = {"dat": ".dat", "idx": ".idx", "ats": ".ats"}
 _LEFTOVERS: Final = (".dat", ".idx", ".ats", ".vif", ".vif.tmp", ".sdx", COPY_NOTE)
+_PID: Final = "by process "
 
 
 class IncomingCopy:
@@ -49,7 +52,7 @@ class IncomingCopy:
         if any(p.exists() for p in paths):
             raise Conflict("files of this volume are already in the directory", volume_id=volume_id)
         note = directory / (self.base + COPY_NOTE)
-        note.write_text(f"copying from {source}\n")
+        note.write_text(f"copying from {source}\n{_PID}{os.getpid()}\n")
         sync_dir(directory)
         self._fds: dict[str, int] = {}
         self.written: dict[str, int] = dict.fromkeys(_FILES, 0)
@@ -112,12 +115,14 @@ class IncomingCopy:
         self._fds.clear()
 
 
-def remove_partial_copies(directory: Path) -> list[str]:
-    """Delete the files of every volume a copy left half-written (its `.note` still there);
-    the base names removed."""
+def remove_partial_copies(directory: Path, pid: int | None = None) -> list[str]:
+    """Delete the files of every volume a copy left half-written (its `.note` still there;
+    with `pid`, only those of that process, which died); the base names removed."""
     removed = []
     for entry in sorted(os.listdir(directory)):
         if not entry.endswith(COPY_NOTE):
+            continue
+        if pid is not None and _copier(directory / entry) != pid:
             continue
         base = entry[: -len(COPY_NOTE)]
         paths = [directory / (base + ext) for ext in _LEFTOVERS]
@@ -133,3 +138,15 @@ def remove_partial_copies(directory: Path) -> list[str]:
     if removed:
         sync_dir(directory)
     return removed
+
+
+def _copier(note: Path) -> int | None:
+    """The pid a copy's note names (None: unreadable, or a note of an earlier version)."""
+    try:
+        text = note.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(_PID) and line[len(_PID) :].isdigit():
+            return int(line[len(_PID) :])
+    return None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from seaweed_py.errors import CorruptNeedle, NeedleNotFound
+from seaweed_py.errors import Conflict, CorruptNeedle, NeedleNotFound
 from seaweed_py.formats.needle import Needle
 from seaweed_py.formats.stamp_log import STAMP_ENTRY_SIZE, StampKind, decode_stamps, encode_stamp
 from seaweed_py.storage.shared import ATS_END, HOLDER, MAX_WORKERS, WorkerShare
@@ -249,3 +249,25 @@ def test_the_healing_counters_are_summed_over_the_workers(tmp_path: Path) -> Non
     assert leader.counter_total(3) == 13
     with pytest.raises(ValueError):
         leader.counters(MAX_WORKERS)
+
+
+def test_a_copy_a_dead_worker_left_half_written_is_removed_when_the_leader_sees_it_gone(
+    pair: tuple[Store, Store],
+) -> None:
+    """Its `.note` names the worker: the leader deletes that copy's files at once (not at the
+    next start), so the volume may be copied there again; another process's copy stays."""
+    leader, worker = pair
+    directory = leader.locations[0].path
+    incoming = worker.begin_copy(12, "", 1000, "src:8080")
+    incoming.write("dat", 0, b"x" * 100)
+    incoming._close()  # the worker dies here (this process plays it: the note names it)
+    worker.forget_copy(incoming)
+    (directory / "13.note").write_text("copying from src:8080\nby process 4194304999\n")
+    (directory / "13.dat").write_bytes(b"y" * 10)
+    with pytest.raises(Conflict):
+        leader.begin_copy(12, "", 1000, "src:8080")
+    leader.recover_from(os.getpid())
+    assert not list(directory.glob("12.*"))
+    assert sorted(p.name for p in directory.glob("13.*")) == ["13.dat", "13.note"]
+    again = leader.begin_copy(12, "", 1000, "src:8080")
+    again.abort()
