@@ -11,7 +11,9 @@ uses the SSE4.2 / ARMv8 CRC instructions when the CPU has them.
 
 from __future__ import annotations
 
-from crc32c import crc32c as _crc32c
+# The C function itself, `crc32c(data, crc=0)` continuing from `crc` (so chunks can be fed one
+# after another): every record written or read is checked with it, so no Python wrapper.
+from crc32c import crc32c
 
 __all__ = [
     "LEGACY_MASK_DELTA",
@@ -25,12 +27,6 @@ LEGACY_MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
 
 BytesLike = bytes | bytearray | memoryview
-
-
-def crc32c(data: BytesLike, crc: int = 0) -> int:
-    """CRC-32C of `data`, continuing from `crc` (so chunks can be fed one after another)."""
-    result: int = _crc32c(data, crc)
-    return result
 
 
 def legacy_checksum(crc: int) -> int:
