@@ -650,6 +650,10 @@ class HttpConnection(asyncio.Protocol):
             self._release(req)
             self._active = None
             return
+        if error is None and type(answer) is Response and type(answer.body) is bytes:
+            self._write_response(req, answer, answer.body)  # `_send`'s common case, inlined
+            self._finish(req)
+            return
         self._send(req, answer if error is None else self._render_error(req, error))
 
     def _send(self, req: Request, resp: object) -> None:

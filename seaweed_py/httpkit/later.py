@@ -35,7 +35,16 @@ class Later:
 
     def give(self, answer: Response) -> None:
         """The answer; a second give or fail is ignored."""
-        self._settle(answer, None)
+        # `_settle`, inlined: a group-commit round gives one per write it holds.
+        if self._given:
+            return
+        self._given = True
+        deliver = self._deliver
+        if deliver is None:
+            self._answer = answer
+        else:
+            self._deliver = None
+            deliver(answer, None)
 
     def fail(self, error: BaseException) -> None:
         """Answer with `error`, rendered as any error a handler raises."""

@@ -117,6 +117,11 @@ _MAGIC: Final = b"WPYJ"
 _VERSION: Final = 1
 _ENTRY: Final = struct.Struct("<IIQQIIHB5x")
 assert _ENTRY.size == 40
+# The same entry header packed in two parts, the CRC's input and then what precedes it: a
+# record's entry is packed once.
+_ENTRY_HEAD: Final = struct.Struct("<II")  # magic, CRC
+_ENTRY_FIELDS: Final = struct.Struct("<QQIIHB5x")  # LSN, offset, volume, length, revision, kind
+_PADS: Final = tuple(bytes(n) for n in range(8))
 ENTRY_MAGIC: Final = 0x314A4557
 _RECORD: Final = 1
 _SKIP: Final = 2
@@ -147,10 +152,6 @@ def _failed_error(path: Path, err: int) -> OSError:
 
 def _call_now(f: Callable[[], None]) -> None:
     f()
-
-
-def _pad8(n: int) -> int:
-    return (n + 7) & ~7
 
 
 class _Header:
@@ -223,7 +224,7 @@ def _scan(fd: int, ring: int, start: int) -> tuple[list[JournalEntry], int]:
             if len(payload) != length:
                 break
             entries.append(JournalEntry(vid, revision, offset, payload))
-            lsn += _ENTRY.size + _pad8(length)
+            lsn += _ENTRY.size + length + (-length & 7)
         elif kind == _SKIP:
             lsn += _ENTRY.size + length
         else:
@@ -350,7 +351,8 @@ class Journal:
         length = len(record)
         if length > MAX_ENTRY:
             raise ValueError(f"record of {length} bytes is too large for the journal")
-        need = _ENTRY.size + _pad8(length)
+        pad = -length & 7
+        need = _ENTRY.size + length + pad
         while True:
             with self._lock:
                 if self._closed:
@@ -358,20 +360,23 @@ class Journal:
                 if self.failed is not None:
                     raise self.failed
                 lsn = self._pos
-                ring = self._header.ring
+                header = self._header
+                ring = header.ring
                 left = ring - lsn % ring
                 skip = left if left < need else 0
-                if lsn + skip + need - self._header.checkpoint <= ring:
+                if lsn + skip + need - header.checkpoint <= ring:
                     if skip:
                         self._write_skip(lsn, left)
                         lsn += left
-                    self._write_entry(lsn, volume_id, revision, offset, record, need)
-                    self._pos = self._round_end = lsn + need
+                    fields = _ENTRY_FIELDS.pack(lsn, offset, volume_id, length, revision, _RECORD)
+                    head = _ENTRY_HEAD.pack(ENTRY_MAGIC, crc32c(record, crc32c(fields)))
+                    self._put(lsn, need, head + fields, record, _PADS[pad])
+                    end = self._pos = self._round_end = lsn + need
                     self.appends += 1
                     future = self._round
                     start_checkpoint = (
-                        self.in_use * _CHECKPOINT_AT > ring and self._checkpointing is None
-                    )
+                        end - header.checkpoint
+                    ) * _CHECKPOINT_AT > ring and self._checkpointing is None
                     if start_checkpoint:
                         self._checkpointing = threading.Thread(
                             target=self._background_checkpoint, name="weedpy-checkpoint"
@@ -380,35 +385,20 @@ class Journal:
                     return future
             self.checkpoint()  # the ring is full: free it before going on
 
-    def _write_entry(
-        self, lsn: int, vid: int, revision: int, offset: int, record: bytes, need: int
-    ) -> None:
-        length = len(record)
-        fields = _ENTRY.pack(ENTRY_MAGIC, 0, lsn, offset, vid, length, revision, _RECORD)
-        crc = crc32c(record, crc32c(fields[8:]))
-        body = b"".join(
-            (
-                _ENTRY.pack(ENTRY_MAGIC, crc, lsn, offset, vid, length, revision, _RECORD),
-                record,
-                bytes(need - _ENTRY.size - length),
-            )
-        )
-        self._put(lsn, body)
-
     def _write_skip(self, lsn: int, left: int) -> None:
         if left < _ENTRY.size:
             return  # the reader skips a remainder this short by itself
-        fields = _ENTRY.pack(ENTRY_MAGIC, 0, lsn, 0, 0, left - _ENTRY.size, 0, _SKIP)
-        crc = crc32c(fields[8:])
-        self._put(lsn, _ENTRY.pack(ENTRY_MAGIC, crc, lsn, 0, 0, left - _ENTRY.size, 0, _SKIP))
+        fields = _ENTRY_FIELDS.pack(lsn, 0, 0, left - _ENTRY.size, 0, _SKIP)
+        head = _ENTRY_HEAD.pack(ENTRY_MAGIC, crc32c(fields))
+        self._put(lsn, _ENTRY.size, head + fields, b"", b"")
 
-    def _put(self, lsn: int, body: bytes) -> None:
-        """Write `body` at `lsn` (the journal's lock is held): at once when shared with other
-        workers, else into the round's buffer, written with one pwrite before the round's
-        sync (`_flush`)."""
+    def _put(self, lsn: int, size: int, head: bytes, record: bytes, pad: bytes) -> None:
+        """Write an entry of `size` bytes at `lsn`, its parts `head`, `record` and `pad` (the
+        journal's lock is held): at once when shared with other workers, else into the
+        round's buffer, written with one pwrite before the round's sync (`_flush`)."""
         ring = self._header.ring
         at = lsn % ring
-        end = at + len(body)
+        end = at + size
         while self._filled < end and self._filled < ring:
             # Written zeros ahead of use: later syncs of this space write no metadata, and
             # the buffer's write cannot meet a full disk.
@@ -416,13 +406,14 @@ class Journal:
             pwrite_all(self._fd, _ZEROS[:step], _HEADER_AREA + self._filled)
             self._filled += step
         if self._share is not None:
-            pwrite_all(self._fd, body, _HEADER_AREA + at)
+            pwrite_all(self._fd, b"".join((head, record, pad)), _HEADER_AREA + at)
             return
-        if self._pending and self._pending_end != at:
+        pending = self._pending
+        if pending and self._pending_end != at:
             self._flush()  # the ring wrapped: the buffer holds one contiguous stretch
-        if not self._pending:
+        if not pending:
             self._pending_at = at
-        self._pending.append(body)
+        pending += (head, record, pad)
         self._pending_end = end
         if end - self._pending_at >= _BUFFER_LIMIT:
             self._flush()

@@ -496,7 +496,7 @@ def _durable(self: Volume, offset: int, record: bytes | None) -> Future[None]:
     if journal is not None:
         if record is not None and len(record) <= MAX_ENTRY:
             try:
-                return journal.append(self.id, self.compact_revision, offset, record)
+                return journal.append(self.id, self.superblock.compaction_revision, offset, record)
             except OSError:
                 _truncate_back(self, offset, self._idx_end - self.layout.entry_size)
                 raise

@@ -41,7 +41,7 @@ class DurableWaits:
 
     def __init__(self) -> None:
         # durable future -> its waiters and what each resolves to
-        self._groups: dict[Future[None], list[tuple[asyncio.Future[Any] | Later, object]]] = {}
+        self._groups: dict[Future[None], list[tuple[asyncio.Future[Any] | Later, Any]]] = {}
         # asyncio.get_running_loop() costs a getpid() system call (fork check): looked up once;
         # a writer serves one loop for its life.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,7 +67,11 @@ class DurableWaits:
         """`response` once `durable` is done, or its exception, as a handler's answer: the
         connection is called back as the round resolves, with no loop callback per write."""
         later = Later()
-        self._join(self._running_loop(), durable, later, response)
+        group = self._groups.get(durable)
+        if group is None:  # the round's first write
+            self._join(self._running_loop(), durable, later, response)
+        else:
+            group.append((later, response))
         return later
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
@@ -118,8 +122,7 @@ class DurableWaits:
             if isinstance(waiter, Later):
                 try:
                     if error is None:
-                        assert isinstance(value, Response)
-                        waiter.give(value)
+                        waiter.give(value)  # a Response (`answer`)
                     else:
                         waiter.fail(error)
                 except Exception:  # one connection's trouble must not strand the others

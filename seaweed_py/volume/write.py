@@ -140,9 +140,8 @@ class BlobWriter:
         durable = result.durable
         if durable is SETTLED:  # -fsync=none|always: nothing to wait for, no lock to take
             return answer
-        if durable.done():
-            durable.result()  # raises if the sync failed
-            return answer
+        # Rarely done already (another worker's sync covered it): the answer is then given
+        # at once. (Not asked first: a concurrent future's `done()` takes its condition.)
         return self._durable.answer(durable, answer)
 
     async def _store_upload(

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from seaweed_py.client.replicate import Replicator
 from seaweed_py.errors import WeedError
 from seaweed_py.formats.needle import FLAG_GZIP, Needle, upload_needle
+from seaweed_py.httpkit.later import Later
 from seaweed_py.httpkit.request import Request
 from seaweed_py.httpkit.response import Response
 from seaweed_py.storage.store import DiskLocation, Store
@@ -426,7 +427,7 @@ def test_a_bench_upload_is_stored_gzipped_and_answered_inline(store: Store, tmp_
         assert answer.raw_headers.endswith(f'ETag: "{stored.etag}"\r\nContent-MD5: \r\n'.encode())
 
 
-def test_a_failed_sync_fails_the_write_every_time(
+async def test_a_failed_sync_fails_the_write_every_time(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = _writer(store, tmp_path)
@@ -441,5 +442,7 @@ def test_a_failed_sync_fails_the_write_every_time(
 
     monkeypatch.setattr(Volume, "write", write_then_fail)
     for key in (1, 2):  # a failed future is never taken for a settled one
+        answer = writer.write(_bench_request(key, b"x" * 100))
+        assert isinstance(answer, Later)  # given at once: the future failed already
         with pytest.raises(OSError, match="fsync failed"):
-            writer.write(_bench_request(key, b"x" * 100))
+            await answer
