@@ -24,12 +24,13 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from PIL import Image, UnidentifiedImageError
-from PIL import ImageOps as PilOps
+from typing import TYPE_CHECKING
 
 from seaweed_py.errors import BadRequest
 from seaweed_py.formats.numbers import parse_uint
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["MAX_PIXELS", "ImageOps", "transform_image"]
 
@@ -79,6 +80,10 @@ class ImageOps:
 
 def transform_image(data: bytes, ops: ImageOps) -> bytes:
     """Apply `ops` to an encoded image; undecodable input comes back unchanged."""
+    # Pillow is imported by the first transform, not by every volume server start (most
+    # never transform an image, and the import is some 10 ms of the start).
+    from PIL import Image, UnidentifiedImageError
+
     try:
         img: Image.Image = Image.open(io.BytesIO(data))
         img.load()
@@ -104,6 +109,9 @@ def transform_image(data: bytes, ops: ImageOps) -> bytes:
 
 
 def _resize(img: Image.Image, w: int, h: int, mode: str) -> Image.Image:
+    from PIL import Image
+    from PIL import ImageOps as PilOps
+
     lanczos = Image.Resampling.LANCZOS
     src_w, src_h = img.size
     if mode == "fit":
