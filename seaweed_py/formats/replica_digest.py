@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "BUCKETS",
@@ -41,9 +42,12 @@ __all__ = [
 ]
 
 BUCKETS: Final = 256
-_GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
-_M1: Final = np.uint64(0xBF58476D1CE4E5B9)
-_M2: Final = np.uint64(0x94D049BB133111EB)
+_GOLDEN: Final = 0x9E3779B97F4A7C15
+_M1: Final = 0xBF58476D1CE4E5B9
+_M2: Final = 0x94D049BB133111EB
+# numpy is imported by the hashing functions, not with the module: the master imports this
+# module (through formats/wire.py) for `NeedleState` and `BUCKETS` alone, and numpy would be
+# some 0.1 s of CPU of its start.
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +88,26 @@ def newer_states(
 
 def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     """splitmix64's finaliser, elementwise (wrapping uint64 arithmetic)."""
+    import numpy as np
+
     with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * _M1
-        x = (x ^ (x >> np.uint64(27))) * _M2
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(_M1)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(_M2)
         return x ^ (x >> np.uint64(31))
 
 
 def buckets_of(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
     """The bucket of each key."""
+    import numpy as np
+
     with np.errstate(over="ignore"):
-        mixed = _mix(keys.astype(np.uint64) * _GOLDEN)
+        mixed = _mix(keys.astype(np.uint64) * np.uint64(_GOLDEN))
     return (mixed >> np.uint64(56)).astype(np.intp)
 
 
 def bucket_of(key: int) -> int:
+    import numpy as np
+
     return int(buckets_of(np.array([key], dtype=np.uint64))[0])
 
 
@@ -108,9 +118,11 @@ def digests(
     crcs: npt.NDArray[np.uint64],
 ) -> list[int]:
     """The `BUCKETS` digests of the live needles given as columns (any order)."""
+    import numpy as np
+
     k = keys.astype(np.uint64)
     with np.errstate(over="ignore"):
-        h = _mix(k ^ _GOLDEN)
+        h = _mix(k ^ np.uint64(_GOLDEN))
         h = _mix(h ^ (cookies.astype(np.uint64) << np.uint64(32) | crcs.astype(np.uint64)))
         h = _mix(h ^ sizes.astype(np.uint64))
     out = np.zeros(BUCKETS, dtype=np.uint64)
