@@ -313,7 +313,7 @@ def _wait(what: str, check: Callable[[], bool], procs: Sequence[_Proc], deadline
                 return
         except (OSError, ValueError):
             pass
-        time.sleep(0.1)
+        time.sleep(0.05)
     logs = "\n".join(f"--- {p.name} ---\n{p.log_tail(1500)}" for p in procs)
     raise RuntimeError(f"timed out waiting for {what}\n{logs}")
 
