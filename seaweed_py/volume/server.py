@@ -392,7 +392,29 @@ class VolumeServer:
     # ------------------------------------------------------------------ blob dispatch
 
     def _blob(self, req: Request) -> Response | Awaitable[Response]:
-        answer = self._dispatch(req)
+        # The dispatch by method, inline: this runs for every blob request.
+        method = req.method
+        answer: Response | Awaitable[Response]
+        if method == "GET" or method == "HEAD":
+            if self._read_key:
+                check_read(req, self._read_key, self.now())
+            answer = self.reader.get(req)
+        elif method == "POST" or method == "PUT":
+            if self.allow:
+                self.allow.check(req)
+            if self._write_key:
+                check_write(req, self._write_key, self.now())
+            answer = self.writer.write(req)
+        elif method == "DELETE":
+            if self.allow:
+                self.allow.check(req)
+            if self._write_key:
+                check_delete(req, self._write_key, self.now())
+            answer = self.writer.delete(req)
+        elif method == "OPTIONS":
+            answer = Response(200, raw_headers=_PREFLIGHT)
+        else:
+            raise BadRequest(f"unsupported method {method}")
         if "origin" not in req.headers:
             return answer
         if isinstance(answer, Response):
@@ -422,28 +444,6 @@ class VolumeServer:
 
     async def _cors_later(self, answer: Awaitable[Response]) -> Response:
         return _with_cors(await answer)
-
-    def _dispatch(self, req: Request) -> Response | Awaitable[Response]:
-        method = req.method
-        if method == "GET" or method == "HEAD":
-            if self._read_key:
-                check_read(req, self._read_key, self.now())
-            return self.reader.get(req)
-        if method == "POST" or method == "PUT":
-            if self.allow:
-                self.allow.check(req)
-            if self._write_key:
-                check_write(req, self._write_key, self.now())
-            return self.writer.write(req)
-        if method == "DELETE":
-            if self.allow:
-                self.allow.check(req)
-            if self._write_key:
-                check_delete(req, self._write_key, self.now())
-            return self.writer.delete(req)
-        if method == "OPTIONS":
-            return Response(200, raw_headers=_PREFLIGHT)
-        raise BadRequest(f"unsupported method {method}")
 
     # ------------------------------------------------------------------ master link
 
