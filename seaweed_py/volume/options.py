@@ -238,7 +238,9 @@ def add_volume_flags(fs: FlagSet, prefix: str = "") -> None:
             1,
             "processes serving this volume server on one port, each serving every volume "
             "(the leader alone heartbeats, scrubs and runs the periodic replica check); "
-            "above 1, -index=mmap is refused (weedpy addition, docs/compat.md)",
+            "above 1, -index=mmap is refused; tiered volumes (volume.tier.*, the master's "
+            "tiered vacuum) are not yet served right by several: keep 1 where volumes are "
+            "tiered (weedpy addition, docs/compat.md)",
         )
 
 
