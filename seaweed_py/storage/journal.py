@@ -115,12 +115,12 @@ _SLOT_CRC: Final = struct.Struct("<I")
 _SLOTS: Final = (0, 512)
 _MAGIC: Final = b"WPYJ"
 _VERSION: Final = 1
-_ENTRY: Final = struct.Struct("<IIQQIIHB5x")
-assert _ENTRY.size == 40
-# The same entry header packed in two parts, the CRC's input and then what precedes it: a
-# record's entry is packed once.
+# An entry's header in two parts, what precedes the CRC's input and then that input: a
+# record's entry is packed once (the CRC covers the fields and the record).
 _ENTRY_HEAD: Final = struct.Struct("<II")  # magic, CRC
 _ENTRY_FIELDS: Final = struct.Struct("<QQIIHB5x")  # LSN, offset, volume, length, revision, kind
+_ENTRY: Final = struct.Struct(_ENTRY_HEAD.format + _ENTRY_FIELDS.format[1:])  # the whole header
+assert _ENTRY.size == 40
 _PADS: Final = tuple(bytes(n) for n in range(8))
 ENTRY_MAGIC: Final = 0x314A4557
 _RECORD: Final = 1
